@@ -1,0 +1,45 @@
+# Everything a user or CI runs. Go is the only requirement for build, demo
+# and bench; the system tests also want ffmpeg/ffprobe and GStreamer
+# (.ci/run installs them).
+GO      ?= go
+BIN     := bin
+TOOLS   := $(notdir $(wildcard cmd/*))
+PKGS    := ./...
+
+.PHONY: all build test test-short bench demo lint fmt clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# The whole suite: unit, in-process integration and multi-process system
+# tests with real players, under the race detector.
+test:
+	$(GO) test -race -count=1 -timeout 14m $(PKGS)
+
+# Unit and in-process tests only (skips the multi-process system tests).
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# Benchmarks: a JSON and table report of the relay's cost against a floor
+# measured in the same run. BENCHTIME scales how long each case runs.
+BENCHTIME ?= 5s
+bench: build
+	$(GO) run ./bench -bin $(BIN) -duration $(BENCHTIME)
+
+# Runs the whole system on the built-in test stream and leaves it running
+# until Ctrl-C; it prints the URLs to open with ffplay or GStreamer.
+demo: build
+	./scripts/demo.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN) .bench

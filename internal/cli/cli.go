@@ -1,0 +1,42 @@
+// Package cli builds the cobra commands of the six tools; each cmd/X/main.go
+// only calls Main with one of them.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Main runs cmd with a context cancelled on SIGINT or SIGTERM and returns
+// the process exit code.
+func Main(cmd *cobra.Command) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.Name(), err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// errSilent is returned by commands that already reported their error.
+var errSilent = errors.New("error already reported")
+
+// newLogger returns the slog logger every tool uses: text on stderr.
+func newLogger(w io.Writer, debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
