@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/mediator"
+)
+
+type mediatorOptions struct {
+	listen, rtp, rtcp string
+	publish           bool
+	testSource        string
+	resolver          string
+	allowOrigin       string
+	stallTimeout      time.Duration
+	linger            time.Duration
+	statsInterval     time.Duration
+	upstreamTransport string
+	noCoalesce        bool
+	debug             bool
+}
+
+// NewMediatorCommand builds rtsp-mediator.
+func NewMediatorCommand() *cobra.Command {
+	o := &mediatorOptions{}
+	cmd := &cobra.Command{
+		Use:   "rtsp-mediator",
+		Short: "Local RTSP server that relays an origin stream to unmodified players",
+		Long: `rtsp-mediator is the RTSP server players and downstream relays talk to.
+
+A player opens the enhanced URL rtsp://localhost:8554/MEDIA?MSHOST[:MSPORT]
+instead of rtsp://MSHOST[:MSPORT]/MEDIA. The mediator asks its resolver where
+to pull the stream from (the origin itself, a parent mediator, or the overlay),
+pulls it once for all its readers, and switches upstream without closing the
+readers' sessions when an upstream dies or stalls.
+
+It can also be the origin: --publish accepts publishers (ANNOUNCE/RECORD) and
+--test-source serves a built-in looping H264 test stream.
+
+On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
+{"event":"stats",...} line per stream per --stats-interval; logs go to stderr.`,
+		Example: `  # An origin with the built-in test stream at rtsp://HOST:8554/test
+  rtsp-mediator --test-source test
+
+  # A viewer host: relay any stream, pulling straight from its origin
+  rtsp-mediator --listen 127.0.0.1:8555 --rtp off --rtcp off
+  ffplay 'rtsp://127.0.0.1:8555/test?127.0.0.1:8554'
+
+  # A second hop that always pulls through the mediator above
+  rtsp-mediator --listen :8556 --rtp off --rtcp off --resolver parent:127.0.0.1:8555
+
+  # An origin that accepts ffmpeg publishing
+  rtsp-mediator --publish &
+  ffmpeg -re -i f.mp4 -c copy -f rtsp rtsp://127.0.0.1:8554/live`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runMediator(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", mediator.DefaultListen, "RTSP TCP address to listen on")
+	f.StringVar(&o.rtp, "rtp", mediator.DefaultRTPAddress, "UDP address for RTP to players ('off' disables UDP)")
+	f.StringVar(&o.rtcp, "rtcp", mediator.DefaultRTCPAddress, "UDP address for RTCP, the RTP port + 1 ('off' disables UDP)")
+	f.BoolVar(&o.publish, "publish", false, "accept publishers (ANNOUNCE/RECORD) on any plain path")
+	f.StringVar(&o.testSource, "test-source", "", "serve the built-in test stream at /NAME")
+	f.StringVar(&o.resolver, "resolver", "direct", "where upstreams come from: direct | parent:HOST:PORT[,HOST:PORT...]")
+	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach: any, loopback, private, CIDRs, IPs, host names, comma-separated\n(default: any when --listen is loopback-only, else loopback,private)")
+	f.DurationVar(&o.stallTimeout, "stall-timeout", mediator.DefaultStallTimeout, "switch upstream after this long without RTP")
+	f.DurationVar(&o.linger, "linger", mediator.DefaultLinger, "keep an upstream this long after its last reader leaves")
+	f.DurationVar(&o.statsInterval, "stats-interval", mediator.DefaultStatsInterval, "print one stats line per stream this often (0 disables)")
+	f.StringVar(&o.upstreamTransport, "upstream-transport", "tcp", "how to pull upstreams: tcp, udp or auto")
+	f.BoolVar(&o.noCoalesce, "no-coalesce", false, "write each interleaved packet to TCP readers at once instead of batching per frame")
+	f.BoolVar(&o.debug, "debug", false, "log debug messages")
+	cmd.AddCommand(newReadCommand())
+	return cmd
+}
+
+func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
+	log := newLogger(cmd.ErrOrStderr(), o.debug)
+	res, err := mediator.ParseResolver(o.resolver)
+	if err != nil {
+		return err
+	}
+	var allow *mediator.AllowList
+	if o.allowOrigin != "" {
+		if allow, err = mediator.ParseAllowList(o.allowOrigin); err != nil {
+			return err
+		}
+	}
+	rtp, rtcp := o.rtp, o.rtcp
+	if strings.EqualFold(rtp, "off") || strings.EqualFold(rtcp, "off") {
+		rtp, rtcp = "", ""
+	} else if err := checkRTCPPort(rtp, rtcp); err != nil {
+		return err
+	}
+	events := event.NewWriter(cmd.OutOrStdout())
+	m := &mediator.Mediator{
+		Listen:            o.listen,
+		RTPAddress:        rtp,
+		RTCPAddress:       rtcp,
+		Publish:           o.publish,
+		TestSource:        o.testSource,
+		Resolver:          res,
+		Allow:             allow,
+		StallTimeout:      o.stallTimeout,
+		Linger:            o.linger,
+		StatsInterval:     o.statsInterval,
+		UpstreamTransport: o.upstreamTransport,
+		NoCoalesce:        o.noCoalesce,
+		Events:            events,
+		Log:               log,
+	}
+	if err := m.Start(); err != nil {
+		return err
+	}
+	defer m.Close()
+
+	ready := map[string]any{"rtsp": m.Addr(), "resolver": o.resolver, "publish": o.publish}
+	if u := m.UDPAddrs(); len(u) == 2 {
+		ready["rtp"], ready["rtcp"] = u[0], u[1]
+	}
+	if o.testSource != "" {
+		ready["test_source"] = "rtsp://" + displayAddr(m.Addr()) + "/" + strings.Trim(o.testSource, "/")
+	}
+	events.Emit("ready", ready)
+	log.Info("serving RTSP", "addr", m.Addr(), "udp", m.UDPAddrs())
+
+	errc := make(chan error, 1)
+	go func() { errc <- m.Wait() }()
+	select {
+	case <-cmd.Context().Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// checkRTCPPort catches the usual mistake before gortsplib does, with a
+// clearer message.
+func checkRTCPPort(rtp, rtcp string) error {
+	_, p1, err1 := net.SplitHostPort(rtp)
+	_, p2, err2 := net.SplitHostPort(rtcp)
+	if err1 != nil {
+		return fmt.Errorf("--rtp %q: %w", rtp, err1)
+	}
+	if err2 != nil {
+		return fmt.Errorf("--rtcp %q: %w", rtcp, err2)
+	}
+	var a, b int
+	fmt.Sscan(p1, &a)
+	fmt.Sscan(p2, &b)
+	if b != a+1 {
+		return fmt.Errorf("--rtcp port must be the --rtp port + 1 (got %s and %s), or use --rtp off --rtcp off", p1, p2)
+	}
+	return nil
+}
+
+// displayAddr turns a wildcard listen address into one a local player can
+// open.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,187 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// The gortsplib.ServerHandler callbacks. Each runs in the goroutine of the
+// connection or session that made the request, so a slow upstream only
+// delays its own requester.
+
+// OnConnOpen logs the connection.
+func (m *Mediator) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
+	m.Log.Debug("conn opened", "remote", ctx.Conn.NetConn().RemoteAddr())
+}
+
+// OnConnClose logs why the connection ended.
+func (m *Mediator) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	m.Log.Debug("conn closed", "remote", ctx.Conn.NetConn().RemoteAddr(), "err", ctx.Error)
+}
+
+// OnSessionClose forgets the session as a reader or publisher.
+func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	m.mu.Lock()
+	s := m.sessions[ctx.Session]
+	delete(m.sessions, ctx.Session)
+	var closing *local
+	if l, ok := s.(*local); ok && l.publisher == ctx.Session {
+		if m.locals[l.name] == l {
+			delete(m.locals, l.name)
+		}
+		closing = l
+	}
+	m.mu.Unlock()
+
+	switch s := s.(type) {
+	case *relay:
+		s.removeReader(ctx.Session)
+	case *local:
+		if closing != nil {
+			m.Log.Info("publisher left", "path", "/"+s.name, "err", ctx.Error)
+			m.Events.Emit("publisher", map[string]any{"path": "/" + s.name, "state": "left"})
+			s.ss.Close()
+		} else {
+			s.readers.Add(-1)
+		}
+	}
+}
+
+// OnDescribe serves local streams by path and relays enhanced requests.
+func (m *Mediator) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	res, ss, _ := m.find(ctx.Request.URL, ctx.Path, ctx.Query)
+	return res, ss, nil
+}
+
+// OnSetup attaches the session to the stream as a reader, or accepts the
+// tracks of a publisher.
+func (m *Mediator) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		return &base.Response{StatusCode: base.StatusOK}, nil, nil
+	}
+	res, ss, s := m.find(ctx.Request.URL, ctx.Path, ctx.Query)
+	if ss == nil {
+		return res, nil, nil
+	}
+	m.mu.Lock()
+	prev, known := m.sessions[ctx.Session]
+	if !known {
+		m.sessions[ctx.Session] = s
+	}
+	m.mu.Unlock()
+	if known {
+		if prev != s {
+			return errorResponse(base.StatusBadRequest, "one session cannot read two streams"), nil, nil
+		}
+		return res, ss, nil
+	}
+	switch s := s.(type) {
+	case *relay:
+		s.addReader(ctx.Session)
+	case *local:
+		s.readers.Add(1)
+	}
+	return res, ss, nil
+}
+
+// OnPlay accepts.
+func (m *Mediator) OnPlay(_ *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnAnnounce registers a publisher on its path when publishing is on.
+func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	if !m.Publish {
+		return errorResponse(base.StatusForbidden, "publishing is off; start rtsp-mediator with --publish"), nil
+	}
+	if ctx.Query != "" {
+		return errorResponse(base.StatusBadRequest, "publish to a plain path, without a query"), nil
+	}
+	name := strings.Trim(ctx.Path, "/")
+	if name == "" {
+		return errorResponse(base.StatusBadRequest, "publish to a path, e.g. /live"), nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.locals[name]; ok {
+		return errorResponse(base.StatusBadRequest, fmt.Sprintf("/%s is already being published", name)), nil
+	}
+	ss := &gortsplib.ServerStream{Server: m.srv, Desc: ctx.Description}
+	if err := ss.Initialize(); err != nil {
+		return errorResponse(base.StatusInternalServerError, err.Error()), nil
+	}
+	l := &local{name: name, kind: "publish", ss: ss, desc: ctx.Description, publisher: ctx.Session,
+		gaps: map[*description.Media]*seqGaps{}}
+	m.locals[name] = l
+	m.sessions[ctx.Session] = l
+	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())
+	m.Events.Emit("publisher", map[string]any{"path": "/" + name, "state": "announced"})
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnRecord starts routing the publisher's packets to its readers.
+func (m *Mediator) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	m.mu.Lock()
+	l, _ := m.sessions[ctx.Session].(*local)
+	m.mu.Unlock()
+	if l == nil {
+		return errorResponse(base.StatusBadRequest, "RECORD without ANNOUNCE"), nil
+	}
+	ctx.Session.OnPacketRTPAny(func(medi *description.Media, _ format.Format, pkt *rtp.Packet) {
+		l.write(medi, pkt)
+	})
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// find returns the stream a request names: a local one for a plain path,
+// a relay for an enhanced URL (creating it and waiting for its upstream).
+func (m *Mediator) find(u *base.URL, path, query string) (*base.Response, *gortsplib.ServerStream, any) {
+	if query == "" {
+		name := strings.Trim(path, "/")
+		m.mu.Lock()
+		l := m.locals[name]
+		m.mu.Unlock()
+		if l == nil {
+			return errorResponse(base.StatusNotFound, fmt.Sprintf(
+				"no stream /%s here; to relay one, open rtsp://HOST:PORT/MEDIA?MSHOST:MSPORT", name)), nil, nil
+		}
+		return &base.Response{StatusCode: base.StatusOK}, l.ss, l
+	}
+
+	o, err := ParseEnhanced(path, query)
+	if err != nil {
+		m.Log.Info("bad enhanced request", "url", u.String(), "err", err)
+		return errorResponse(base.StatusBadRequest, err.Error()), nil, nil
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, m.DescribeTimeout)
+	defer cancel()
+	ok, err := m.Allow.Allowed(ctx, o.Host)
+	if err != nil {
+		m.Log.Warn("origin refused", "origin", o.Addr(), "err", err)
+		return errorResponse(base.StatusBadGateway, err.Error()), nil, nil
+	}
+	if !ok {
+		m.Log.Warn("origin not allowed", "origin", o.Addr(), "allow_origin", m.Allow.String())
+		return errorResponse(base.StatusForbidden, fmt.Sprintf(
+			"origin %s is not in --allow-origin %q", o.Addr(), m.Allow.String())), nil, nil
+	}
+	r, err := m.relayFor(o)
+	if err != nil {
+		return errorResponse(base.StatusServiceUnavailable, err.Error()), nil, nil
+	}
+	if err := r.waitReady(ctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return errorResponse(base.StatusGatewayTimeout, fmt.Sprintf("origin %s did not answer within %s", o.Addr(), m.DescribeTimeout)), nil, nil
+		}
+		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %v", o.Addr(), err)), nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, r.ss, r
+}

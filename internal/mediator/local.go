@@ -1,0 +1,74 @@
+package mediator
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+)
+
+// local is a stream that originates here: a publisher's, or the built-in
+// test source.
+type local struct {
+	name      string
+	kind      string // "publish" or "test"
+	ss        *gortsplib.ServerStream
+	desc      *description.Session
+	publisher *gortsplib.ServerSession // nil for the test source
+
+	readers atomic.Int64
+	gaps    map[*description.Media]*seqGaps // written by the one packet source
+	lost    atomic.Uint64
+	pktsIn  atomic.Uint64
+	bytesIn atomic.Uint64
+	bitrate rateMeter
+}
+
+func (l *local) write(medi *description.Media, pkt *rtp.Packet) {
+	l.pktsIn.Add(1)
+	g := l.gaps[medi]
+	if g == nil {
+		g = &seqGaps{}
+		l.gaps[medi] = g
+	}
+	if n := g.add(pkt.SequenceNumber); n > 0 {
+		l.lost.Add(n)
+	}
+	l.bytesIn.Add(uint64(pkt.MarshalSize()))
+	_ = l.ss.WritePacketRTP(medi, pkt)
+}
+
+func (l *local) stats(now time.Time) map[string]any {
+	return map[string]any{
+		"stream":      "/" + l.name,
+		"kind":        l.kind,
+		"readers":     l.readers.Load(),
+		"packets_in":  l.pktsIn.Load(),
+		"packets_out": l.ss.Stats().RTPPacketsSent,
+		"lost":        l.lost.Load(),
+		"bitrate_bps": l.bitrate.rate(now, l.bytesIn.Load()),
+	}
+}
+
+// seqGaps counts sequence numbers skipped by one RTP source.
+type seqGaps struct {
+	started bool
+	last    uint16
+}
+
+// add returns how many packets were skipped before seq; reordered and
+// repeated packets count nothing.
+func (g *seqGaps) add(seq uint16) uint64 {
+	if !g.started {
+		g.started, g.last = true, seq
+		return 0
+	}
+	d := int16(seq - g.last)
+	if d <= 0 {
+		return 0
+	}
+	g.last = seq
+	return uint64(d - 1)
+}

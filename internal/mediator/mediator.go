@@ -1,0 +1,378 @@
+// Package mediator is the data plane: an RTSP server that serves players and
+// downstream relays, pulls each origin stream on demand through a Resolver,
+// and switches upstreams without disturbing its readers.
+package mediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testsrc"
+)
+
+// Defaults, in one place.
+const (
+	DefaultListen          = ":8554"
+	DefaultRTPAddress      = ":8000"
+	DefaultRTCPAddress     = ":8001"
+	DefaultStallTimeout    = time.Second
+	DefaultLinger          = 5 * time.Second
+	DefaultStatsInterval   = 10 * time.Second
+	DefaultDescribeTimeout = 5 * time.Second
+	DefaultDialTimeout     = 1500 * time.Millisecond
+	DefaultReadTimeout     = 5 * time.Second
+	DefaultSwitchTimeout   = 2 * time.Second
+	DefaultResolveTimeout  = 3 * time.Second
+	// DefaultFirstPacketTimeout is the stall timeout for an upstream that
+	// has sent nothing yet: origins may take a moment to start a pipeline.
+	DefaultFirstPacketTimeout = 3 * time.Second
+)
+
+// Mediator is the RTSP server. Fill the exported fields, then Start.
+type Mediator struct {
+	Listen      string // RTSP TCP address
+	RTPAddress  string // UDP RTP address; empty disables UDP
+	RTCPAddress string // UDP RTCP address; must be RTP port + 1
+	// Publish accepts ANNOUNCE/RECORD publishers on any path.
+	Publish bool
+	// TestSource, when set, serves the built-in test stream at /TestSource.
+	TestSource string
+	Resolver   Resolver
+	Allow      *AllowList // nil: any origin when listening on loopback only, else loopback and private
+
+	StallTimeout       time.Duration
+	FirstPacketTimeout time.Duration
+	Linger             time.Duration
+	StatsInterval      time.Duration // 0 disables stats lines
+	DescribeTimeout    time.Duration
+	DialTimeout        time.Duration
+	ReadTimeout        time.Duration
+	SwitchTimeout      time.Duration
+	ResolveTimeout     time.Duration
+	// UpstreamTransport is how relays pull: "tcp" (default), "udp" or "auto".
+	UpstreamTransport string
+	// NoCoalesce disables batching of interleaved TCP writes.
+	NoCoalesce bool
+
+	Events *event.Writer
+	Log    *slog.Logger
+
+	srv      *gortsplib.Server
+	addr     string
+	udpAddrs []string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	relays   map[string]*relay
+	locals   map[string]*local
+	sessions map[*gortsplib.ServerSession]any // *relay or *local the session reads or publishes
+	closed   bool
+}
+
+// Start validates the configuration, listens, and starts serving.
+func (m *Mediator) Start() error {
+	if m.Listen == "" {
+		m.Listen = DefaultListen
+	}
+	setDefault(&m.StallTimeout, DefaultStallTimeout)
+	setDefault(&m.FirstPacketTimeout, DefaultFirstPacketTimeout)
+	setDefault(&m.Linger, DefaultLinger)
+	setDefault(&m.DescribeTimeout, DefaultDescribeTimeout)
+	setDefault(&m.DialTimeout, DefaultDialTimeout)
+	setDefault(&m.ReadTimeout, DefaultReadTimeout)
+	setDefault(&m.SwitchTimeout, DefaultSwitchTimeout)
+	setDefault(&m.ResolveTimeout, DefaultResolveTimeout)
+	if m.Resolver == nil {
+		m.Resolver = Direct{}
+	}
+	if m.Log == nil {
+		m.Log = slog.New(slog.DiscardHandler)
+	}
+	switch m.UpstreamTransport {
+	case "", "tcp", "udp", "auto":
+	default:
+		return fmt.Errorf("upstream transport %q: want tcp, udp or auto", m.UpstreamTransport)
+	}
+	if (m.RTPAddress == "") != (m.RTCPAddress == "") {
+		return fmt.Errorf("give both the RTP and RTCP UDP addresses, or neither")
+	}
+	if m.Allow == nil {
+		spec := "loopback,private"
+		if loopbackOnly(m.Listen) {
+			spec = "any"
+		}
+		m.Allow, _ = ParseAllowList(spec)
+	}
+
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.relays = map[string]*relay{}
+	m.locals = map[string]*local{}
+	m.sessions = map[*gortsplib.ServerSession]any{}
+
+	m.srv = &gortsplib.Server{
+		Handler:        m,
+		RTSPAddress:    m.Listen,
+		UDPRTPAddress:  m.RTPAddress,
+		UDPRTCPAddress: m.RTCPAddress,
+		WriteQueueSize: 1024,
+		Listen: func(network, address string) (net.Listener, error) {
+			l, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			m.addr = l.Addr().String()
+			if m.NoCoalesce {
+				return l, nil
+			}
+			return &coalescingListener{Listener: l}, nil
+		},
+		ListenPacket: func(network, address string) (net.PacketConn, error) {
+			pc, err := net.ListenPacket(network, address)
+			if err != nil {
+				return nil, err
+			}
+			m.udpAddrs = append(m.udpAddrs, pc.LocalAddr().String())
+			return pc, nil
+		},
+	}
+	if err := m.srv.Start(); err != nil {
+		m.cancel()
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	if m.TestSource != "" {
+		if err := m.startTestSource(); err != nil {
+			m.srv.Close()
+			m.cancel()
+			return err
+		}
+	}
+	if m.StatsInterval > 0 {
+		m.wg.Add(1)
+		go m.statsLoop()
+	}
+	return nil
+}
+
+// Addr is the bound RTSP address, valid after Start.
+func (m *Mediator) Addr() string { return m.addr }
+
+// UDPAddrs are the bound RTP and RTCP addresses, if UDP is on.
+func (m *Mediator) UDPAddrs() []string { return m.udpAddrs }
+
+// Close stops serving and waits for every goroutine. It is idempotent.
+func (m *Mediator) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	relays := make([]*relay, 0, len(m.relays))
+	for _, r := range m.relays {
+		relays = append(relays, r)
+	}
+	m.mu.Unlock()
+
+	m.cancel()
+	for _, r := range relays {
+		<-r.done
+	}
+	m.srv.Close()
+	m.wg.Wait()
+	m.mu.Lock()
+	for _, l := range m.locals {
+		l.ss.Close()
+	}
+	m.mu.Unlock()
+}
+
+// Wait blocks until the server fails or is closed.
+func (m *Mediator) Wait() error {
+	err := m.srv.Wait()
+	if m.ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Switch moves the relay of the stream to up, make-before-break. It returns
+// an error if the stream is not relayed here.
+func (m *Mediator) Switch(streamURL string, up Upstream) error {
+	o, err := ParseOriginURL(streamURL)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	r := m.relays[o.URL()]
+	m.mu.Unlock()
+	if r == nil {
+		return fmt.Errorf("stream %s is not relayed here", o.URL())
+	}
+	r.requestSwitch(up)
+	return nil
+}
+
+// Streams lists the origin URLs relayed here with their current upstreams.
+func (m *Mediator) Streams() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]string{}
+	for k, r := range m.relays {
+		if up := r.current.Load(); up != nil {
+			out[k] = up.URL
+		} else {
+			out[k] = ""
+		}
+	}
+	return out
+}
+
+func (m *Mediator) pullConfig() pullConfig {
+	cfg := pullConfig{DialTimeout: m.DialTimeout, ReadTimeout: m.ReadTimeout}
+	switch m.UpstreamTransport {
+	case "", "tcp":
+		t := gortsplib.TransportTCP
+		cfg.Transport = &t
+	case "udp":
+		t := gortsplib.TransportUDP
+		cfg.Transport = &t
+	}
+	return cfg
+}
+
+// relayFor returns the relay of o, creating and starting it if needed.
+func (m *Mediator) relayFor(o Origin) (*relay, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("mediator is closing")
+	}
+	if r, ok := m.relays[o.URL()]; ok {
+		r.touch()
+		return r, nil
+	}
+	r := newRelay(m, o)
+	m.relays[o.URL()] = r
+	go r.run()
+	return r, nil
+}
+
+func (m *Mediator) removeRelay(r *relay) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.relays[r.origin.URL()] == r {
+		delete(m.relays, r.origin.URL())
+	}
+}
+
+// removeRelayIfIdle unregisters r if it still has no readers, so no new
+// reader can find it while it closes.
+func (m *Mediator) removeRelayIfIdle(r *relay) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r.readerCount() > 0 || m.relays[r.origin.URL()] != r {
+		return false
+	}
+	delete(m.relays, r.origin.URL())
+	return true
+}
+
+func (m *Mediator) startTestSource() error {
+	src, err := testsrc.New()
+	if err != nil {
+		return fmt.Errorf("test source: %w", err)
+	}
+	desc := &description.Session{Medias: []*description.Media{src.Media()}}
+	name := strings.Trim(m.TestSource, "/")
+	ss := &gortsplib.ServerStream{Server: m.srv, Desc: desc}
+	if err := ss.Initialize(); err != nil {
+		return err
+	}
+	l := &local{name: name, kind: "test", ss: ss, desc: desc, gaps: map[*description.Media]*seqGaps{}}
+	m.mu.Lock()
+	m.locals[name] = l
+	m.mu.Unlock()
+	medi := desc.Medias[0]
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		_ = src.Run(m.ctx, func(pkt *rtp.Packet) { l.write(medi, pkt) })
+	}()
+	return nil
+}
+
+func (m *Mediator) statsLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			var lines []map[string]any
+			for _, l := range m.locals {
+				lines = append(lines, l.stats(now))
+			}
+			relays := make([]*relay, 0, len(m.relays))
+			for _, r := range m.relays {
+				relays = append(relays, r)
+			}
+			m.mu.Unlock()
+			for _, r := range relays {
+				if s := r.stats(now); s != nil {
+					lines = append(lines, s)
+				}
+			}
+			for _, s := range lines {
+				m.Events.Emit("stats", s)
+			}
+		}
+	}
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// loopbackOnly reports whether addr listens only on a loopback address.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// errorResponse builds an RTSP error answer whose status line carries the
+// reason, so players print it (ffprobe shows the whole line).
+func errorResponse(code base.StatusCode, reason string) *base.Response {
+	msg := base.StatusMessages[code]
+	if reason != "" {
+		reason = strings.NewReplacer("\r", " ", "\n", " ").Replace(reason)
+		msg += " (" + reason + ")"
+	}
+	return &base.Response{StatusCode: code, StatusMessage: msg}
+}

@@ -1,0 +1,397 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+)
+
+// errStall is the reason an upstream is dropped when it stops sending.
+var errStall = errors.New("no RTP within the stall timeout")
+
+// relay serves one origin stream pulled from an upstream that can change
+// under its readers.
+type relay struct {
+	m      *Mediator
+	origin Origin
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	ready   chan struct{} // closed when ss is set or failErr is
+	ss      *gortsplib.ServerStream
+	desc    *description.Session
+	pts     []map[uint8]bool // payload types served, per media
+	fwd     *forwarder
+	failErr error
+
+	switchReq chan Upstream
+
+	mu      sync.Mutex
+	readers map[*gortsplib.ServerSession]struct{}
+	linger  *time.Timer
+
+	current  atomic.Pointer[Upstream]
+	switches atomic.Uint64
+	bytesIn  atomic.Uint64
+	pktsIn   atomic.Uint64
+	bitrate  rateMeter
+}
+
+func newRelay(m *Mediator, o Origin) *relay {
+	ctx, cancel := context.WithCancel(m.ctx)
+	r := &relay{
+		m:         m,
+		origin:    o,
+		log:       m.Log.With("stream", o.URL()),
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		ready:     make(chan struct{}),
+		switchReq: make(chan Upstream, 1),
+		readers:   map[*gortsplib.ServerSession]struct{}{},
+	}
+	r.linger = time.AfterFunc(m.Linger, r.lingerExpired)
+	return r
+}
+
+// waitReady waits until the first upstream is playing or has failed.
+func (r *relay) waitReady(ctx context.Context) error {
+	select {
+	case <-r.ready:
+		return r.failErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *relay) addReader(ss *gortsplib.ServerSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.readers[ss] = struct{}{}
+	r.linger.Stop()
+}
+
+func (r *relay) removeReader(ss *gortsplib.ServerSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.readers, ss)
+	if len(r.readers) == 0 {
+		r.linger.Reset(r.m.Linger)
+	}
+}
+
+// touch keeps a relay with no readers alive for another linger, called when
+// a DESCRIBE finds it.
+func (r *relay) touch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.readers) == 0 {
+		r.linger.Reset(r.m.Linger)
+	}
+}
+
+func (r *relay) readerCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.readers)
+}
+
+func (r *relay) lingerExpired() {
+	if r.m.removeRelayIfIdle(r) {
+		r.log.Info("closing upstream: no readers", "linger", r.m.Linger)
+		r.cancel()
+	}
+}
+
+// requestSwitch asks the relay to move to up, make-before-break.
+func (r *relay) requestSwitch(up Upstream) {
+	select {
+	case r.switchReq <- up:
+	default:
+		// One pending request is enough: replace it with the newer one.
+		select {
+		case <-r.switchReq:
+		default:
+		}
+		select {
+		case r.switchReq <- up:
+		default:
+		}
+	}
+}
+
+// run keeps the stream fed: resolve, pull, watch, and on loss resolve again
+// excluding what failed, with backoff, until the relay is closed.
+func (r *relay) run() {
+	defer close(r.done)
+	defer r.shutdown()
+
+	var exclude []string
+	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
+	first := true
+	for r.ctx.Err() == nil {
+		up, p, err := r.connect(exclude)
+		if err != nil {
+			if first {
+				r.failErr = err
+				close(r.ready)
+				r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
+				r.m.removeRelay(r)
+				return
+			}
+			if up.Addr != "" && !slices.Contains(exclude, up.Addr) {
+				exclude = append(exclude, up.Addr)
+			}
+			d := backoff.next()
+			r.log.Warn("upstream failed, retrying", "upstream", up.URL, "err", err, "retry_in", d)
+			if !sleepCtx(r.ctx, d) {
+				return
+			}
+			continue
+		}
+		if first {
+			first = false
+			close(r.ready)
+		}
+		started := time.Now()
+		err = r.watch(p)
+		if r.ctx.Err() != nil {
+			return
+		}
+		lost := r.current.Load()
+		r.log.Warn("upstream lost", "upstream", lost.URL, "err", err)
+		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "lost", "upstream": lost.URL, "reason": err.Error()})
+		if time.Since(started) > 10*time.Second {
+			backoff.reset()
+			exclude = exclude[:0]
+		}
+		if lost.Addr != "" && !slices.Contains(exclude, lost.Addr) {
+			exclude = append(exclude, lost.Addr)
+		}
+	}
+}
+
+// connect resolves an upstream and starts pulling from it.
+func (r *relay) connect(exclude []string) (Upstream, *pull, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.m.ResolveTimeout)
+	up, err := r.m.Resolver.Resolve(ctx, ResolveRequest{Origin: r.origin, Exclude: slices.Clone(exclude)})
+	cancel()
+	if err != nil {
+		return up, nil, fmt.Errorf("resolve: %w", err)
+	}
+	p, _, err := r.open(up)
+	if err != nil {
+		return up, nil, err
+	}
+	r.becameActive(up)
+	return up, p, nil
+}
+
+// open pulls from up and attaches it to the forwarder: active at once if
+// nothing is, else pending until it overlaps the current upstream.
+func (r *relay) open(up Upstream) (*pull, <-chan struct{}, error) {
+	p, err := openPull(r.ctx, up, r.m.pullConfig(), r.onPacket)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.ss == nil {
+		if err := r.serve(p.desc); err != nil {
+			p.close()
+			return nil, nil, err
+		}
+	} else if err := compatible(r.desc, p.desc); err != nil {
+		p.close()
+		return nil, nil, fmt.Errorf("upstream %s: %w", up.URL, err)
+	}
+	active := r.fwd.attach(p.id)
+	if err := p.start(); err != nil {
+		r.fwd.detach(p.id)
+		return nil, nil, err
+	}
+	return p, active, nil
+}
+
+// serve creates the stream readers see, from the first upstream's description.
+func (r *relay) serve(desc *description.Session) error {
+	ss := &gortsplib.ServerStream{Server: r.m.srv, Desc: desc}
+	if err := ss.Initialize(); err != nil {
+		return err
+	}
+	r.desc = desc
+	r.pts = payloadTypes(desc)
+	r.fwd = newForwarder(len(desc.Medias), r.write)
+	r.ss = ss
+	return nil
+}
+
+func (r *relay) becameActive(up Upstream) {
+	r.current.Store(&up)
+	r.log.Info("upstream playing", "upstream", up.URL)
+	r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "playing", "upstream": up.URL, "node": up.Node})
+	if n, ok := r.m.Resolver.(Notifier); ok {
+		n.Active(r.origin, up)
+	}
+}
+
+// watch returns when p closes or stalls, switching upstreams on request in
+// between; the pull it returns about has been detached.
+func (r *relay) watch(p *pull) error {
+	tick := time.NewTicker(max(r.m.StallTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	started := time.Now()
+	for {
+		select {
+		case <-r.ctx.Done():
+			r.drop(p)
+			return r.ctx.Err()
+		case <-p.done:
+			r.fwd.detach(p.id)
+			return fmt.Errorf("upstream closed: %w", p.err)
+		case now := <-tick.C:
+			grace := r.m.StallTimeout
+			if p.packets.Load() == 0 {
+				grace = max(grace, r.m.FirstPacketTimeout)
+			}
+			if p.idle(now, started) > grace {
+				r.drop(p)
+				return errStall
+			}
+		case up := <-r.switchReq:
+			if np := r.switchTo(p, up); np != nil {
+				p, started = np, time.Now()
+			}
+		}
+	}
+}
+
+// switchTo opens up alongside p and moves the readers over once the new
+// upstream's packets overlap the old one's; it returns the new pull, or nil
+// when the switch failed and p stays.
+func (r *relay) switchTo(p *pull, up Upstream) *pull {
+	r.log.Info("switching upstream", "from", p.up.URL, "to", up.URL)
+	np, active, err := r.open(up)
+	if err != nil {
+		r.log.Warn("switch failed, keeping upstream", "upstream", p.up.URL, "to", up.URL, "err", err)
+		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "switch-failed", "upstream": up.URL, "reason": err.Error()})
+		return nil
+	}
+	timer := time.NewTimer(r.m.SwitchTimeout)
+	defer timer.Stop()
+	select {
+	case <-active:
+	case <-p.done:
+		// The old upstream died first: the new one takes over with the gap.
+	case <-np.done:
+		r.fwd.detach(np.id)
+		r.log.Warn("switch failed, new upstream closed", "to", up.URL, "err", np.err)
+		return nil
+	case <-timer.C:
+		r.log.Warn("switch did not overlap in time, forcing it", "to", up.URL, "timeout", r.m.SwitchTimeout)
+		r.fwd.force(np.id)
+	case <-r.ctx.Done():
+		r.drop(np)
+		return nil
+	}
+	r.drop(p)
+	r.switches.Add(1)
+	r.becameActive(up)
+	return np
+}
+
+// drop closes p and stops forwarding from it.
+func (r *relay) drop(p *pull) {
+	r.fwd.detach(p.id)
+	p.close()
+	<-p.done
+}
+
+func (r *relay) onPacket(p *pull, media int, pkt *rtp.Packet) {
+	r.pktsIn.Add(1)
+	n := uint64(pkt.MarshalSize())
+	r.bytesIn.Add(n)
+	r.fwd.packet(p.id, media, pkt)
+}
+
+// write hands a packet to gortsplib, which queues it for every reader.
+func (r *relay) write(media int, pkt *rtp.Packet) {
+	if !r.pts[media][pkt.PayloadType] {
+		return // gortsplib has no format for it
+	}
+	_ = r.ss.WritePacketRTP(r.desc.Medias[media], pkt)
+}
+
+// shutdown closes what run opened; readers' sessions end with the stream.
+func (r *relay) shutdown() {
+	r.linger.Stop()
+	if r.ss != nil {
+		r.ss.Close()
+	}
+	if r.current.Load() != nil {
+		if n, ok := r.m.Resolver.(Notifier); ok {
+			n.Inactive(r.origin)
+		}
+		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "closed"})
+	}
+}
+
+func (r *relay) stats(now time.Time) map[string]any {
+	select {
+	case <-r.ready:
+		if r.failErr != nil {
+			return nil
+		}
+	default:
+		return nil // r.ss and r.fwd are being set up
+	}
+	st := map[string]any{
+		"stream":  r.origin.URL(),
+		"kind":    "relay",
+		"readers": r.readerCount(),
+	}
+	if up := r.current.Load(); up != nil {
+		st["upstream"] = up.URL
+	}
+	fwd, dropped, lost := r.fwd.counters()
+	st["packets_in"] = r.pktsIn.Load()
+	st["packets_forwarded"] = fwd
+	st["duplicates"] = dropped
+	st["lost"] = lost
+	st["switches"] = r.switches.Load()
+	st["packets_out"] = r.ss.Stats().RTPPacketsSent
+	st["bitrate_bps"] = r.bitrate.rate(now, r.bytesIn.Load())
+	return st
+}
+
+func payloadTypes(desc *description.Session) []map[uint8]bool {
+	out := make([]map[uint8]bool, len(desc.Medias))
+	for i, m := range desc.Medias {
+		out[i] = map[uint8]bool{}
+		for _, f := range m.Formats {
+			out[i][f.PayloadType()] = true
+		}
+	}
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,78 @@
+package mediator
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseEnhanced(t *testing.T) {
+	tests := []struct {
+		path, query string
+		want        string // normalised origin URL; "" means an error
+	}{
+		{"/live", "ms.example.org:8554", "rtsp://ms.example.org:8554/live"},
+		{"/live", "MS.Example.org", "rtsp://ms.example.org:554/live"},
+		{"/a/b", "10.0.0.1:1", "rtsp://10.0.0.1:1/a/b"},
+		{"/live", "[::1]:8554", "rtsp://[::1]:8554/live"},
+		{"/live", "[::1]", "rtsp://[::1]:554/live"},
+		{"/live", "", ""},
+		{"/", "host:554", ""},
+		{"/live", "host:", ""},
+		{"/live", "host:0", ""},
+		{"/live", "host:70000", ""},
+		{"/live", "host:port", ""},
+		{"/live", "::1:8554", ""},
+		{"/live", "[::1", ""},
+		{"/live", "a/b", ""},
+		{"/live", "user@host", ""},
+		{"/live", "x=1&y=2", ""},
+		{"/live", "bad_-.host", ""},
+		{"/live", "-bad:1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path+"?"+tt.query, func(t *testing.T) {
+			o, err := ParseEnhanced(tt.path, tt.query)
+			if tt.want == "" {
+				if err == nil || !errors.Is(err, ErrBadQuery) {
+					t.Fatalf("got %v, %v; want an ErrBadQuery", o.URL(), err)
+				}
+				return
+			}
+			if err != nil || o.URL() != tt.want {
+				t.Fatalf("got %q, %v; want %q", o.URL(), err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnhancedURLRoundTrip(t *testing.T) {
+	o, err := ParseOriginURL("rtsp://ms:8554/cam/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := o.EnhancedURL("localhost:8554")
+	if u != "rtsp://localhost:8554/cam/1?ms:8554" {
+		t.Fatalf("enhanced URL %q", u)
+	}
+	o2, err := ParseOriginURL(u)
+	if err != nil || o2 != o {
+		t.Fatalf("round trip: %v %v", o2, err)
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	a, err := ParseAllowList("loopback,192.0.2.0/24,ms.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "192.0.2.7": true, "198.51.100.1": false, "ms.example.org": true, "::1": true,
+	} {
+		if got, _ := a.Allowed(t.Context(), host); got != want {
+			t.Errorf("Allowed(%s) = %v, want %v", host, got, want)
+		}
+	}
+	if _, err := ParseAllowList("10.0.0.0/33"); err == nil {
+		t.Error("bad CIDR accepted")
+	}
+}
