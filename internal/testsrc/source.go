@@ -54,6 +54,7 @@ type frame struct {
 type Source struct {
 	media  *description.Media
 	frames []frame
+	ssrc   uint32
 
 	// interval is the wall time between frames: frameDuration, shortened in
 	// tests so a loop takes milliseconds. RTP timestamps always step by
@@ -134,6 +135,7 @@ func newSource(data []byte) (*Source, error) {
 			Formats: []format.Format{forma},
 		},
 		frames:   frames,
+		ssrc:     *enc.SSRC,
 		interval: frameDuration,
 		nextSeq:  uint16(rand.Uint32()),
 		nextTS:   rand.Uint32(),
@@ -165,7 +167,7 @@ func (s *Source) Run(ctx context.Context, write func(*rtp.Packet)) error {
 		ts += uint32(int64(gap/s.interval)) * tsPerFrame
 	}
 
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: payloadType}}
+	pkt := &rtp.Packet{}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop() // armed per frame below; since Go 1.23 Reset needs no drain
 	defer timer.Stop()
@@ -198,9 +200,16 @@ func (s *Source) Run(ctx context.Context, write func(*rtp.Packet)) error {
 		f := &s.frames[i]
 		last := len(f.payloads) - 1
 		for j, payload := range f.payloads {
-			pkt.SequenceNumber = seq
-			pkt.Timestamp = ts
-			pkt.Marker = j == last
+			// The whole header, since write may have changed it (gortsplib
+			// sets its own SSRC).
+			pkt.Header = rtp.Header{
+				Version:        2,
+				PayloadType:    payloadType,
+				SequenceNumber: seq,
+				Timestamp:      ts,
+				SSRC:           s.ssrc,
+				Marker:         j == last,
+			}
 			pkt.Payload = payload
 			write(pkt)
 			seq++
