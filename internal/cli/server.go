@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/server"
+	"github.com/ocm-overlay/ocm/internal/tree"
+)
+
+// serverOptions are ocm-server's flags.
+type serverOptions struct {
+	listen         string
+	http           string
+	recovery       string
+	reportInterval time.Duration
+	heartbeat      time.Duration
+	maxCandidates  int
+	originCapacity int
+	gradualStep    time.Duration
+	orphanGrace    time.Duration
+	token          string
+	debug          bool
+}
+
+// NewServerCommand returns the ocm-server command.
+func NewServerCommand() *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "ocm-server",
+		Short: "Keep the overlay's relay trees and repair them when a relay fails",
+		Long: `ocm-server is the Server OCM: relays (ocm-relay) keep a TCP connection to it,
+ask it for candidate parents, and report the parent they joined, so it holds
+one distribution tree per stream (keyed by the origin URL
+rtsp://MSHOST:MSPORT/MEDIA). When a relay fails (connection closed, or
+` + fmt.Sprint(server.MissedHeartbeats) + ` heartbeats missed) it applies the recovery policy:
+
+  repair     remove only the failed relay; its children rejoin at once and
+             keep their own children (default)
+  drop       remove its whole subtree and tell nobody
+  reconnect  remove its subtree and tell every relay in it to reconnect
+  gradual    like reconnect, one level every --gradual-step
+
+After a restart the trees are rebuilt from the relays' hellos without
+interrupting any stream. A JSON API and Prometheus metrics are served over
+HTTP (/api/v1/nodes, /api/v1/streams, /api/v1/tree, /api/v1/reconnect,
+/metrics).
+
+stdout carries JSON lines: first {"event":"ready","ocm":ADDR,"http":ADDR},
+then node and tree events. Logs go to stderr.`,
+		Example: `  # Defaults: OCM on :7070, HTTP on :7080, repair policy
+  ocm-server
+
+  # Any free ports (read them from the ready line), a shared token
+  OCM_TOKEN=s3cret ocm-server --listen 127.0.0.1:0 --http 127.0.0.1:0
+
+  # The paper's gradual policy, heartbeats every second
+  ocm-server --recovery gradual --gradual-step 250ms --heartbeat 1s
+
+  # Look at the trees
+  curl -s localhost:7080/api/v1/tree`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("token") {
+				o.token = os.Getenv("OCM_TOKEN")
+			}
+			return o.run(cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", server.DefaultListen, "OCM TCP address relays connect to (port 0: any)")
+	f.StringVar(&o.http, "http", server.DefaultHTTP, `HTTP address of the API and metrics ("off" disables it)`)
+	f.StringVar(&o.recovery, "recovery", string(server.DefaultRecovery), "recovery policy: repair, drop, reconnect or gradual")
+	f.DurationVar(&o.reportInterval, "report-interval", server.DefaultReportInterval, "how often relays report (told in the welcome)")
+	f.DurationVar(&o.heartbeat, "heartbeat", server.DefaultHeartbeat,
+		fmt.Sprintf("heartbeat interval; a relay silent for %d intervals has failed", server.MissedHeartbeats))
+	f.IntVar(&o.maxCandidates, "max-candidates", server.DefaultMaxCandidates, "relays offered per request, besides the origin")
+	f.IntVar(&o.originCapacity, "origin-capacity", server.DefaultOriginCapacity, "relays allowed to pull each stream from the origin")
+	f.DurationVar(&o.gradualStep, "gradual-step", server.DefaultGradualStep, "delay between levels under --recovery gradual")
+	f.DurationVar(&o.orphanGrace, "orphan-grace", server.DefaultOrphanGrace,
+		"how long a relay may stay detached (e.g. its parent not back after a restart) before it is told to reconnect")
+	f.StringVar(&o.token, "token", "", "shared secret relays must present (default $OCM_TOKEN)")
+	f.BoolVar(&o.debug, "debug", false, "debug logging")
+	return cmd
+}
+
+func (o *serverOptions) run(cmd *cobra.Command) error {
+	pol, err := tree.ParsePolicy(o.recovery)
+	if err != nil {
+		return err
+	}
+	if o.originCapacity < 0 || o.maxCandidates < 1 {
+		return fmt.Errorf("--origin-capacity must be >= 0 and --max-candidates >= 1")
+	}
+	originCap := o.originCapacity
+	if originCap == 0 {
+		originCap = -1 // the server reads 0 as "default"; the flag's 0 means none
+	}
+	s := &server.Server{
+		Listen:         o.listen,
+		HTTP:           o.http,
+		Recovery:       pol,
+		ReportInterval: o.reportInterval,
+		Heartbeat:      o.heartbeat,
+		MaxCandidates:  o.maxCandidates,
+		OriginCapacity: originCap,
+		GradualStep:    o.gradualStep,
+		OrphanGrace:    o.orphanGrace,
+		Token:          o.token,
+		Log:            newLogger(cmd.ErrOrStderr(), o.debug),
+		Events:         event.NewWriter(cmd.OutOrStdout()),
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case <-ctx.Done():
+		s.Close()
+		return <-done
+	case err := <-done:
+		return err
+	}
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// The command prints the ready line first, takes its token from
+// OCM_TOKEN, serves relays, and stops cleanly when its context ends.
+func TestServerCommandReadyAndToken(t *testing.T) {
+	t.Setenv("OCM_TOKEN", "s3cret")
+	pr, pw := io.Pipe()
+	cmd := NewServerCommand()
+	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--recovery", "gradual"})
+	cmd.SetOut(pw)
+	cmd.SetErr(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx); pw.Close() }()
+
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		t.Fatalf("no ready line: %v", <-done)
+	}
+	var ready struct{ Event, OCM, HTTP string }
+	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil || ready.Event != "ready" || ready.OCM == "" || ready.HTTP == "" {
+		t.Fatalf("first line %q (%v)", lines.Text(), err)
+	}
+	go func() { // keep stdout flowing
+		for lines.Scan() {
+		}
+	}()
+
+	for _, tc := range []struct {
+		token string
+		want  string
+	}{{"wrong", wire.TypeError}, {"s3cret", wire.TypeWelcome}} {
+		c, err := wire.Dial("tcp", ready.OCM, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadTimeout(20 * time.Second)
+		if _, err := c.Send(&wire.Hello{Node: "n1", Token: tc.token}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.ReadMsg()
+		if err != nil || m.Type != tc.want {
+			t.Fatalf("token %q: got %+v, %v", tc.token, m, err)
+		}
+		if w, ok := m.Body.(*wire.Welcome); ok && w.Recovery != "gradual" {
+			t.Fatalf("welcome %+v", w)
+		}
+		c.Close()
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("command returned %v", err)
+	}
+}
+
+func TestServerCommandBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--recovery", "magic"},
+		{"--max-candidates", "0"},
+		{"--origin-capacity", "-1"},
+		{"--listen", "127.0.0.1:-5", "--http", "off"},
+		{"extra-arg"},
+	} {
+		cmd := NewServerCommand()
+		cmd.SetArgs(args)
+		var stderr strings.Builder
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(&stderr)
+		if err := cmd.ExecuteContext(context.Background()); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}

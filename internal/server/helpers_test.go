@@ -1,0 +1,403 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+const stream = "rtsp://127.0.0.1:8554/live"
+
+// guard bounds every blocking read in the tests so a bug fails instead of
+// hanging; it is never a timing assertion.
+const guard = 20 * time.Second
+
+// clock is a settable clock for heartbeats.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer is an io.Writer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// events returns the decoded event lines.
+func (b *syncBuffer) events(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("event line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type testServer struct {
+	*Server
+	clock  *clock
+	events *syncBuffer
+}
+
+// startServer starts a server on 127.0.0.1:0 with a fake clock and a
+// heartbeat so long that only explicit sweeps fail nodes.
+func startServer(t *testing.T, mod func(*Server)) *testServer {
+	t.Helper()
+	ts := &testServer{clock: newClock(), events: &syncBuffer{}}
+	ts.Server = &Server{
+		Listen:    "127.0.0.1:0",
+		HTTP:      "127.0.0.1:0",
+		Heartbeat: time.Hour,
+		Log:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Events:    event.NewWriter(ts.events),
+		Now:       ts.clock.Now,
+	}
+	if mod != nil {
+		mod(ts.Server)
+	}
+	if err := ts.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// testWriter sends logs to t.Log until the test ends.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	defer func() { _ = recover() }() // logging after the test ended
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// check runs fn in the state goroutine.
+func (ts *testServer) check(t *testing.T, fn func(st *state)) {
+	t.Helper()
+	if err := ts.call(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// validate checks the forest's invariants.
+func (ts *testServer) validate(t *testing.T) {
+	t.Helper()
+	var err error
+	ts.check(t, func(st *state) { err = st.forest.Validate() })
+	if err != nil {
+		t.Fatalf("invalid forest: %v", err)
+	}
+}
+
+// shape renders a stream's tree as "node<parent@level" sorted by node,
+// orphans with parent "-".
+func (ts *testServer) shape(t *testing.T, s string) string {
+	t.Helper()
+	var snap tree.TreeSnapshot
+	ts.getJSON(t, "/api/v1/tree?stream="+s, &snap)
+	var parts []string
+	for _, m := range snap.Nodes {
+		p := m.Parent
+		if p == "" {
+			p = "-"
+		}
+		parts = append(parts, fmt.Sprintf("%s<%s@%d", m.Node, p, m.Level))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+func (ts *testServer) sweep(t *testing.T) {
+	t.Helper()
+	ts.check(t, func(st *state) { st.sweep() })
+}
+
+func (ts *testServer) url(path string) string { return "http://" + ts.HTTPAddr() + path }
+
+func (ts *testServer) getJSON(t *testing.T, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get(ts.url(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (ts *testServer) post(t *testing.T, path string, v any) int {
+	t.Helper()
+	resp, err := http.Post(ts.url(path), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// relay is a fake ocm-relay speaking the wire protocol.
+type relay struct {
+	t        *testing.T
+	id       string
+	capacity int
+	willing  bool
+	rtsp     string
+	c        *wire.Conn
+	nc       net.Conn // under c, for bad writes
+	welcome  *wire.Welcome
+	parents  map[string]string // stream -> parent, as the relay knows it
+	pushed   []wire.Msg        // messages not answering a request
+}
+
+func newRelay(t *testing.T, id string, capacity int) *relay {
+	return &relay{t: t, id: id, capacity: capacity, willing: true, rtsp: "127.0.0.1:8554", parents: map[string]string{}}
+}
+
+func (r *relay) hello(token string) *wire.Hello {
+	h := &wire.Hello{Node: r.id, RTSP: r.rtsp, Probe: "127.0.0.1:7072", Willing: r.willing,
+		Capacity: r.capacity, Cores: 2, Token: token, Agent: "fake-relay"}
+	for s, p := range r.parents {
+		h.Streams = append(h.Streams, wire.Relayed{Stream: s, Parent: p})
+	}
+	return h
+}
+
+// dial connects and says hello; it fails the test unless welcomed.
+func (r *relay) dial(addr, token string) *relay {
+	r.t.Helper()
+	reply, err := r.connect(addr, token)
+	if err != nil {
+		r.t.Fatalf("%s: %v", r.id, err)
+	}
+	w, ok := reply.Body.(*wire.Welcome)
+	if !ok {
+		r.t.Fatalf("%s: hello answered by %s %+v", r.id, reply.Type, reply.Body)
+	}
+	r.welcome = w
+	return r
+}
+
+// connect dials and sends hello, returning the first message received.
+func (r *relay) connect(addr, token string) (wire.Msg, error) {
+	nc, err := net.DialTimeout("tcp", addr, guard)
+	if err != nil {
+		return wire.Msg{}, err
+	}
+	c := wire.NewConn(nc)
+	c.SetReadTimeout(guard)
+	r.c, r.nc = c, nc
+	r.pushed = nil
+	r.t.Cleanup(func() { c.Close() })
+	if _, err := c.Send(r.hello(token)); err != nil {
+		return wire.Msg{}, err
+	}
+	return c.ReadMsg()
+}
+
+// request sends body and returns the answer to it, keeping pushed
+// messages read meanwhile.
+func (r *relay) request(body wire.Body) wire.Msg {
+	r.t.Helper()
+	id, err := r.c.Send(body)
+	if err != nil {
+		r.t.Fatalf("%s: send %s: %v", r.id, body.Type(), err)
+	}
+	for {
+		m, err := r.c.ReadMsg()
+		if err != nil {
+			r.t.Fatalf("%s: waiting for the answer to %s: %v", r.id, body.Type(), err)
+		}
+		if m.Re == id {
+			return m
+		}
+		r.pushed = append(r.pushed, m)
+	}
+}
+
+// sync sends a heartbeat and waits for its echo: everything the server
+// queued for this relay before is then in r.pushed.
+func (r *relay) sync() {
+	r.t.Helper()
+	if m := r.request(&wire.Heartbeat{}); m.Type != wire.TypeHeartbeat {
+		r.t.Fatalf("%s: heartbeat answered by %s", r.id, m.Type)
+	}
+}
+
+func (r *relay) candidates(s string, exclude ...string) []wire.Candidate {
+	r.t.Helper()
+	m := r.request(&wire.GetCandidates{Stream: s, Exclude: exclude})
+	c, ok := m.Body.(*wire.Candidates)
+	if !ok {
+		r.t.Fatalf("%s: candidates answered by %s %+v", r.id, m.Type, m.Body)
+	}
+	return c.Candidates
+}
+
+// join reports joined and returns the error code ("" if accepted).
+func (r *relay) join(s, parent string) string {
+	r.t.Helper()
+	m := r.request(&wire.Joined{Stream: s, Parent: parent})
+	switch b := m.Body.(type) {
+	case *wire.Ack:
+		r.parents[s] = parent
+		return ""
+	case *wire.Error:
+		return b.Code
+	}
+	r.t.Fatalf("%s: joined answered by %s", r.id, m.Type)
+	return ""
+}
+
+func (r *relay) mustJoin(s, parent string) {
+	r.t.Helper()
+	if code := r.join(s, parent); code != "" {
+		r.t.Fatalf("%s: join %s refused: %s", r.id, parent, code)
+	}
+}
+
+// joinBest asks for candidates and joins the first.
+func (r *relay) joinBest(s string) string {
+	r.t.Helper()
+	cs := r.candidates(s)
+	if len(cs) == 0 {
+		r.t.Fatalf("%s: no candidates", r.id)
+	}
+	r.mustJoin(s, cs[0].Node)
+	return cs[0].Node
+}
+
+// reconnects syncs and returns the reconnects pushed so far, clearing them.
+func (r *relay) reconnects() []string {
+	r.t.Helper()
+	r.sync()
+	var out []string
+	var rest []wire.Msg
+	for _, m := range r.pushed {
+		if rc, ok := m.Body.(*wire.Reconnect); ok {
+			out = append(out, rc.Reason)
+			continue
+		}
+		rest = append(rest, m)
+	}
+	r.pushed = rest
+	return out
+}
+
+// next returns the next pushed message, reading if needed.
+func (r *relay) next() (wire.Msg, error) {
+	if len(r.pushed) > 0 {
+		m := r.pushed[0]
+		r.pushed = r.pushed[1:]
+		return m, nil
+	}
+	return r.c.ReadMsg()
+}
+
+// waitReconnect reads until a reconnect arrives.
+func (r *relay) waitReconnect() *wire.Reconnect {
+	r.t.Helper()
+	for {
+		m, err := r.next()
+		if err != nil {
+			r.t.Fatalf("%s: waiting for a reconnect: %v", r.id, err)
+		}
+		if rc, ok := m.Body.(*wire.Reconnect); ok {
+			return rc
+		}
+	}
+}
+
+// waitClosed reads until the server closes, returning the last error
+// message received before.
+func (r *relay) waitClosed() *wire.Error {
+	r.t.Helper()
+	var last *wire.Error
+	for {
+		m, err := r.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+				return last
+			}
+			r.t.Fatalf("%s: waiting for close: %v", r.id, err)
+		}
+		if e, ok := m.Body.(*wire.Error); ok {
+			last = e
+		}
+	}
+}
+
+func isReset(err error) bool {
+	return strings.Contains(err.Error(), "connection reset")
+}
+
+// rawConn is a plain TCP connection for sending bad bytes.
+func rawConn(t *testing.T, addr string) (net.Conn, *wire.Conn) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := wire.NewConn(nc)
+	c.SetReadTimeout(guard)
+	return nc, c
+}

@@ -1,0 +1,250 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// apiNode is a node as /api/v1/nodes shows it.
+type apiNode struct {
+	tree.NodeSnapshot
+	Remote    string    `json:"remote"`
+	Connected time.Time `json:"connected"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// apiStream is a stream as /api/v1/streams shows it.
+type apiStream struct {
+	tree.StreamSummary
+	Origin string `json:"origin,omitempty"` // the origin's RTSP address
+}
+
+// apiPolicy is /api/v1/policy.
+type apiPolicy struct {
+	Recovery       string `json:"recovery"`
+	HeartbeatMs    int64  `json:"heartbeat_ms"`
+	ReportMs       int64  `json:"report_ms"`
+	MaxCandidates  int    `json:"max_candidates"`
+	OriginCapacity int    `json:"origin_capacity"`
+	GradualStepMs  int64  `json:"gradual_step_ms"`
+	OrphanGraceMs  int64  `json:"orphan_grace_ms"`
+}
+
+// apiSent lists the messages an action sent.
+type apiSent struct {
+	Sent []apiTarget `json:"sent"`
+}
+
+type apiTarget struct {
+	Node   string `json:"node"`
+	Stream string `json:"stream,omitempty"`
+}
+
+// httpError is an API error with its status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func notFound(format string, a ...any) error {
+	return &httpError{http.StatusNotFound, fmt.Sprintf(format, a...)}
+}
+
+func badRequest(format string, a ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
+}
+
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/nodes", s.api(func(r *http.Request, st *state) (any, error) {
+		out := make([]apiNode, 0, len(st.sessions))
+		for _, n := range st.forest.Nodes() {
+			an := apiNode{NodeSnapshot: n}
+			if ss := st.sessions[n.ID]; ss != nil {
+				an.Remote, an.Connected, an.LastSeen = ss.remote, ss.since, ss.lastSeen
+			}
+			out = append(out, an)
+		}
+		return out, nil
+	}))
+	mux.HandleFunc("GET /api/v1/streams", s.api(func(r *http.Request, st *state) (any, error) {
+		sums := st.forest.Streams()
+		out := make([]apiStream, 0, len(sums))
+		for _, sum := range sums {
+			o, _ := originAddr(sum.Stream)
+			out = append(out, apiStream{StreamSummary: sum, Origin: o})
+		}
+		return out, nil
+	}))
+	mux.HandleFunc("GET /api/v1/tree", s.api(func(r *http.Request, st *state) (any, error) {
+		stream := r.URL.Query().Get("stream")
+		if stream == "" {
+			return st.forest.Trees(), nil
+		}
+		t, ok := st.forest.Tree(stream)
+		if !ok {
+			return nil, notFound("no tree for stream %q", stream)
+		}
+		return t, nil
+	}))
+	mux.HandleFunc("GET /api/v1/policy", s.api(func(r *http.Request, st *state) (any, error) {
+		return st.policyView(), nil
+	}))
+	mux.HandleFunc("POST /api/v1/policy", s.api(func(r *http.Request, st *state) (any, error) {
+		p, err := tree.ParsePolicy(r.URL.Query().Get("recovery"))
+		if err != nil {
+			return nil, badRequest("%v", err)
+		}
+		if p != st.policy {
+			st.s.Events.Emit("policy_changed", map[string]any{"from": string(st.policy), "to": string(p)})
+			st.s.Log.Info("recovery policy changed", "from", st.policy, "to", p)
+			st.policy = p
+		}
+		return st.policyView(), nil
+	}))
+	mux.HandleFunc("POST /api/v1/reconnect", s.api(func(r *http.Request, st *state) (any, error) {
+		return st.operatorReconnect(r)
+	}))
+	mux.HandleFunc("POST /api/v1/kick", s.api(func(r *http.Request, st *state) (any, error) {
+		ss, err := st.sessionFor(r)
+		if err != nil {
+			return nil, err
+		}
+		st.fail(ss, "kicked", &wire.Error{Code: wire.CodeKicked, Message: "removed by an operator"})
+		return apiSent{Sent: []apiTarget{{Node: ss.node}}}, nil
+	}))
+	mux.HandleFunc("POST /api/v1/drain", s.api(func(r *http.Request, st *state) (any, error) {
+		ss, err := st.sessionFor(r)
+		if err != nil {
+			return nil, err
+		}
+		ss.push(&wire.Drain{Reason: wire.ReasonOperator})
+		st.s.Events.Emit("drain_sent", map[string]any{"node": ss.node})
+		return apiSent{Sent: []apiTarget{{Node: ss.node}}}, nil
+	}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		var ms metricsSnapshot
+		if err := s.call(r.Context(), func(st *state) { ms = st.metricsSnapshot() }); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		ms.write(w)
+	})
+	return mux
+}
+
+// api adapts a handler that runs in the state goroutine and returns a
+// value to encode. The value must not share memory with the state: the
+// encoding happens after the state goroutine moved on.
+func (s *Server) api(fn func(*http.Request, *state) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var v any
+		var err error
+		if cerr := s.call(r.Context(), func(st *state) { v, err = fn(r, st) }); cerr != nil {
+			err = &httpError{http.StatusServiceUnavailable, cerr.Error()}
+		}
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusInternalServerError
+			var he *httpError
+			if errors.As(err, &he) {
+				status = he.status
+			}
+			v = map[string]string{"error": err.Error()}
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+func (st *state) policyView() apiPolicy {
+	s := st.s
+	return apiPolicy{
+		Recovery: string(st.policy), HeartbeatMs: s.Heartbeat.Milliseconds(), ReportMs: s.ReportInterval.Milliseconds(),
+		MaxCandidates: s.MaxCandidates, OriginCapacity: s.OriginCapacity,
+		GradualStepMs: s.GradualStep.Milliseconds(), OrphanGraceMs: s.OrphanGrace.Milliseconds(),
+	}
+}
+
+func (st *state) sessionFor(r *http.Request) (*session, error) {
+	id := r.URL.Query().Get("node")
+	if id == "" {
+		return nil, badRequest("node= is required")
+	}
+	ss := st.sessions[id]
+	if ss == nil {
+		return nil, notFound("no node %q", id)
+	}
+	return ss, nil
+}
+
+// operatorReconnect sends reconnect (reason operator) to a node for one
+// or all of its streams, and with subtree=1 to everything below it too;
+// to=PARENT (a node id or "origin") is passed to the node itself as the
+// parent to switch to.
+func (st *state) operatorReconnect(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	ss, err := st.sessionFor(r)
+	if err != nil {
+		return nil, err
+	}
+	subtree := q.Get("subtree") == "1" || q.Get("subtree") == "true"
+	streams := st.forest.StreamsOf(ss.node)
+	if s := q.Get("stream"); s != "" {
+		if _, ok := st.forest.Level(s, ss.node); !ok {
+			return nil, notFound("node %q is not in stream %q", ss.node, s)
+		}
+		streams = []string{s}
+	}
+	to := q.Get("to")
+	if to != "" && to != wire.OriginID && !st.forest.HasNode(to) {
+		return nil, notFound("no node %q to switch to", to)
+	}
+	out := apiSent{Sent: []apiTarget{}}
+	for _, s := range streams {
+		targets := []string{ss.node}
+		if subtree {
+			targets = nil
+			for _, lvl := range st.forest.Subtree(s, ss.node) {
+				targets = append(targets, lvl...)
+			}
+		}
+		for _, id := range targets {
+			t := st.sessions[id]
+			if t == nil {
+				continue
+			}
+			rc := &wire.Reconnect{Stream: s, Reason: wire.ReasonOperator}
+			if id == ss.node && to != "" {
+				rc.Target = to
+				if to == wire.OriginID {
+					rc.TargetRTSP, _ = originAddr(s)
+				} else if n, ok := st.forest.Node(to); ok {
+					rc.TargetRTSP = n.RTSP
+				}
+			}
+			st.sendReconnect(t, rc)
+			out.Sent = append(out.Sent, apiTarget{Node: id, Stream: s})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,99 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/ocm-overlay/ocm/internal/tree"
+)
+
+// metrics are the state goroutine's counters. They are written in the
+// Prometheus text format by hand: a dozen series do not justify a
+// dependency.
+type metrics struct {
+	hellos, joins, reports, candidates uint64
+	joinErrors, reconnects, failures   labelled
+	rejected                           labelled
+}
+
+// labelled is a counter with one label.
+type labelled map[string]uint64
+
+func (l labelled) inc(v string) { l[v]++ }
+
+func newMetrics() metrics {
+	return metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{}}
+}
+
+// snapshot is what /metrics needs, copied out of the state goroutine.
+type metricsSnapshot struct {
+	m        metrics
+	nodes    int
+	sessions int
+	streams  []tree.StreamSummary
+}
+
+func (st *state) metricsSnapshot() metricsSnapshot {
+	cp := func(l labelled) labelled {
+		out := make(labelled, len(l))
+		for k, v := range l {
+			out[k] = v
+		}
+		return out
+	}
+	m := st.m
+	m.joinErrors, m.reconnects, m.failures, m.rejected = cp(m.joinErrors), cp(m.reconnects), cp(m.failures), cp(m.rejected)
+	return metricsSnapshot{m: m, nodes: st.forest.NumNodes(), sessions: len(st.sessions), streams: st.forest.Streams()}
+}
+
+func (ms metricsSnapshot) write(w io.Writer) {
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	gauge := func(name, help string, v int) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	vec := func(name, help, label string, l labelled) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
+		keys := make([]string, 0, len(l))
+		for k := range l {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "%s{%s=\"%s\"} %d\n", name, label, escapeLabel(k), l[k])
+		}
+	}
+	gauge("ocm_nodes", "Registered relay nodes.", ms.nodes)
+	gauge("ocm_connections", "Open relay connections.", ms.sessions)
+	gauge("ocm_streams", "Streams with a tree.", len(ms.streams))
+	counter("ocm_hellos_total", "Hellos accepted.", ms.m.hellos)
+	counter("ocm_joins_total", "Joins accepted.", ms.m.joins)
+	counter("ocm_reports_total", "Reports received.", ms.m.reports)
+	counter("ocm_candidate_requests_total", "Candidate requests answered.", ms.m.candidates)
+	vec("ocm_join_errors_total", "Joins refused, by error code.", "code", ms.m.joinErrors)
+	vec("ocm_reconnects_sent_total", "Reconnects sent, by reason.", "reason", ms.m.reconnects)
+	vec("ocm_node_failures_total", "Nodes failed, by cause.", "cause", ms.m.failures)
+	vec("ocm_rejected_inputs_total", "Bad inputs rejected, by error code.", "code", ms.m.rejected)
+	series := []struct {
+		name, help string
+		v          func(tree.StreamSummary) int
+	}{
+		{"ocm_tree_nodes", "Members of a stream's tree.", func(s tree.StreamSummary) int { return s.Nodes }},
+		{"ocm_tree_orphans", "Detached members of a stream's tree.", func(s tree.StreamSummary) int { return s.Orphans }},
+		{"ocm_tree_depth", "Deepest attached level of a stream's tree.", func(s tree.StreamSummary) int { return s.Depth }},
+		{"ocm_origin_children", "Relays pulling a stream from the origin.", func(s tree.StreamSummary) int { return s.OriginChildren }},
+	}
+	for _, se := range series {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", se.name, se.help, se.name)
+		for _, s := range ms.streams {
+			fmt.Fprintf(w, "%s{stream=\"%s\"} %d\n", se.name, escapeLabel(s.Stream), se.v(s))
+		}
+	}
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func escapeLabel(s string) string { return labelEscaper.Replace(s) }

@@ -1,0 +1,328 @@
+// Package server is ocm-server: it accepts relays on the OCM TCP port
+// (package wire), keeps the overlay's trees (package tree) in one state
+// goroutine, applies the recovery policy when a relay fails, and serves a
+// JSON API and Prometheus metrics over HTTP.
+//
+// Events go to Events as JSON lines: ready (first, with the bound
+// addresses), node_joined, node_left, node_failed, node_replaced,
+// tree_joined, tree_pending, tree_orphaned, tree_removed, join_rejected,
+// reconnect_sent, drain_sent, policy_changed and rejected (bad input from a
+// connection).
+//
+// HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
+//
+//	GET  /api/v1/nodes                   every node: tree.NodeSnapshot + remote, connected, last_seen
+//	GET  /api/v1/streams                 every stream: tree.StreamSummary + origin
+//	GET  /api/v1/tree?stream=S           one tree.TreeSnapshot (404 if unknown)
+//	GET  /api/v1/tree                    every tree, as a list
+//	GET  /api/v1/policy                  recovery policy and timings
+//	POST /api/v1/policy?recovery=P       change the recovery policy
+//	POST /api/v1/reconnect?node=ID[&stream=S][&subtree=1][&to=PARENT]
+//	                                     send reconnect (reason operator) to the node,
+//	                                     or its whole subtree; to= suggests a new parent
+//	POST /api/v1/kick?node=ID            close the node's connection, as a failure
+//	POST /api/v1/drain?node=ID           ask the node to hand its children over and leave
+//	GET  /metrics                        Prometheus text format
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// Defaults, applied by Start to zero fields.
+const (
+	DefaultListen         = ":7070"
+	DefaultHTTP           = ":7080"
+	DefaultRecovery       = tree.Repair
+	DefaultReportInterval = 10 * time.Second
+	DefaultHeartbeat      = 2 * time.Second // a node silent for MissedHeartbeats intervals has failed
+	DefaultMaxCandidates  = 5
+	DefaultOriginCapacity = 4
+	DefaultGradualStep    = 500 * time.Millisecond
+	// DefaultOrphanGrace is how long an orphan may stay detached (waiting
+	// for a parent that has not said hello since a restart, or not having
+	// rejoined after a reconnect) before it is told to reconnect (again).
+	// Long enough for every relay to reconnect after a server restart.
+	DefaultOrphanGrace  = 30 * time.Second
+	DefaultHelloTimeout = 10 * time.Second
+	DefaultWriteTimeout = 5 * time.Second
+	// MissedHeartbeats is how many heartbeat intervals of silence make a
+	// node failed.
+	MissedHeartbeats = 3
+	// sendQueue is each connection's outgoing queue; a relay that lets it
+	// fill is too slow to be part of the overlay and is disconnected.
+	sendQueue = 256
+)
+
+// HTTPOff as the HTTP address disables the HTTP server.
+const HTTPOff = "off"
+
+// Server is ocm-server. Set the exported fields, then Start; Close stops
+// it. Fields must not change after Start.
+type Server struct {
+	Listen         string      // OCM TCP address; port 0 picks one
+	HTTP           string      // HTTP address; HTTPOff disables it
+	Recovery       tree.Policy // what a node's failure does to its subtree
+	ReportInterval time.Duration
+	Heartbeat      time.Duration
+	MaxCandidates  int // relays offered per request, besides the origin
+	// OriginCapacity is the origin's direct children per stream; negative
+	// means none (every relay must find a relay parent: only useful in
+	// tests), zero means the default.
+	OriginCapacity int
+	Token          string        // shared secret relays must present; empty: none
+	GradualStep    time.Duration // delay between the levels told under the gradual policy
+	OrphanGrace    time.Duration
+	HelloTimeout   time.Duration
+	WriteTimeout   time.Duration
+	MaxLine        int // longest accepted line; default wire.MaxLineLen
+
+	Log    *slog.Logger  // nil: discard
+	Events *event.Writer // nil: discard
+	// Now is the clock for heartbeats and timestamps; nil: time.Now.
+	Now func() time.Time
+	// ListenFunc opens the listeners; nil: net.Listen.
+	ListenFunc func(network, addr string) (net.Listener, error)
+
+	ln      net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+	ctx     context.Context
+	cancel  context.CancelFunc
+	reqs    chan func(*state)
+	wg      sync.WaitGroup // accept loop, HTTP, state loop
+	conns   sync.WaitGroup // connection goroutines
+	loopEnd chan struct{}
+
+	errMu     sync.Mutex
+	err       error
+	closeOnce sync.Once
+}
+
+// errClosed is returned by requests made after the server stopped.
+var errClosed = errors.New("server closed")
+
+func (s *Server) fill() error {
+	if s.Listen == "" {
+		s.Listen = DefaultListen
+	}
+	if s.HTTP == "" {
+		s.HTTP = DefaultHTTP
+	}
+	if s.Recovery == "" {
+		s.Recovery = DefaultRecovery
+	}
+	if _, err := tree.ParsePolicy(string(s.Recovery)); err != nil {
+		return err
+	}
+	durations := []struct {
+		p   *time.Duration
+		def time.Duration
+		n   string
+	}{
+		{&s.ReportInterval, DefaultReportInterval, "report interval"},
+		{&s.Heartbeat, DefaultHeartbeat, "heartbeat"},
+		{&s.GradualStep, DefaultGradualStep, "gradual step"},
+		{&s.OrphanGrace, DefaultOrphanGrace, "orphan grace"},
+		{&s.HelloTimeout, DefaultHelloTimeout, "hello timeout"},
+		{&s.WriteTimeout, DefaultWriteTimeout, "write timeout"},
+	}
+	for _, d := range durations {
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+		if *d.p < time.Millisecond {
+			return fmt.Errorf("%s %v is below 1ms", d.n, *d.p)
+		}
+	}
+	if s.MaxCandidates == 0 {
+		s.MaxCandidates = DefaultMaxCandidates
+	}
+	if s.MaxCandidates < 0 {
+		return fmt.Errorf("max candidates %d is negative", s.MaxCandidates)
+	}
+	if s.OriginCapacity == 0 {
+		s.OriginCapacity = DefaultOriginCapacity
+	}
+	if s.OriginCapacity < 0 {
+		s.OriginCapacity = 0
+	}
+	if s.MaxLine <= 0 {
+		s.MaxLine = wire.MaxLineLen
+	}
+	if s.Log == nil {
+		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.ListenFunc == nil {
+		s.ListenFunc = net.Listen
+	}
+	return nil
+}
+
+// Start fills the defaults, opens the listeners, emits the ready event
+// and starts serving.
+func (s *Server) Start() error {
+	if err := s.fill(); err != nil {
+		return err
+	}
+	ln, err := s.ListenFunc("tcp", s.Listen)
+	if err != nil {
+		return fmt.Errorf("listen ocm %s: %w", s.Listen, err)
+	}
+	s.ln = ln
+	httpAddr := ""
+	if s.HTTP != HTTPOff {
+		hl, err := s.ListenFunc("tcp", s.HTTP)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen http %s: %w", s.HTTP, err)
+		}
+		s.httpLn = hl
+		httpAddr = hl.Addr().String()
+		s.httpSrv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.reqs = make(chan func(*state))
+	s.loopEnd = make(chan struct{})
+	s.Log = s.Log.With("component", "ocm-server")
+
+	// The ready line comes before anything a connection could cause.
+	s.Events.Emit("ready", map[string]any{"ocm": ln.Addr().String(), "http": httpAddr})
+	s.Log.Info("listening", "ocm", ln.Addr().String(), "http", httpAddr,
+		"recovery", s.Recovery, "heartbeat", s.Heartbeat, "token", s.Token != "")
+
+	st := newState(s)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); st.run(s.ctx) }()
+	go func() { defer s.wg.Done(); s.acceptLoop() }()
+	if s.httpSrv != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.fail(fmt.Errorf("http: %w", err))
+			}
+		}()
+	}
+	return nil
+}
+
+// Addr returns the bound OCM address (after Start).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// HTTPAddr returns the bound HTTP address, "" when disabled.
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Close stops the server: no message is sent, connections are closed, so
+// relays keep their streams and re-hello to the next server. Idempotent.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		if s.cancel == nil {
+			return // never started
+		}
+		s.cancel()
+		s.ln.Close()
+		if s.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := s.httpSrv.Shutdown(ctx); err != nil {
+				s.httpSrv.Close()
+			}
+			cancel()
+		}
+	})
+	s.Wait()
+}
+
+// Wait waits until the server has stopped and returns the error that
+// stopped it, nil after Close.
+func (s *Server) Wait() error {
+	s.wg.Wait()
+	s.conns.Wait()
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// fail records a fatal error and stops the server.
+func (s *Server) fail(err error) {
+	s.errMu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.errMu.Unlock()
+	s.Log.Error("stopping", "err", err)
+	go s.Close()
+}
+
+func (s *Server) acceptLoop() {
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.Log.Warn("accept", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+					continue
+				case <-s.ctx.Done():
+					return
+				}
+			}
+			s.fail(fmt.Errorf("accept: %w", err))
+			return
+		}
+		backoff = 0
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			s.serveConn(nc)
+		}()
+	}
+}
+
+// isTemporary reports errors an accept loop should retry (too many open
+// files, aborted connections).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// call runs fn in the state goroutine and waits for it. It fails only if
+// ctx ends or the server stops before fn was taken.
+func (s *Server) call(ctx context.Context, fn func(*state)) error {
+	done := make(chan struct{})
+	select {
+	case s.reqs <- func(st *state) { fn(st); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.loopEnd:
+		return errClosed
+	}
+	<-done // the state goroutine never blocks inside fn
+	return nil
+}

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// session is one relay connection after its hello. Its reader goroutine
+// (serveConn) reads messages and hands them to the state goroutine; its
+// writer goroutine drains out, so the state goroutine never blocks on a
+// slow relay. node is set before; lastSeen and since belong to the state
+// goroutine.
+type session struct {
+	conn       *wire.Conn
+	remote     string
+	log        *slog.Logger
+	out        chan outMsg
+	done       chan struct{} // closed by close
+	readerDone chan struct{} // closed when serveConn stops reading
+	once       sync.Once
+
+	node     string
+	lastSeen time.Time
+	since    time.Time
+}
+
+// outMsg is one queued message; close ends the connection after it (a
+// close with no body only ends it).
+type outMsg struct {
+	m     wire.Msg
+	close bool
+}
+
+// linger bounds how long a connection ending with a final error waits for
+// the peer to read it (see wire.Conn.Linger).
+const linger = 500 * time.Millisecond
+
+func newSession(c *wire.Conn, node string, log *slog.Logger) *session {
+	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), log: log.With("node", node),
+		out: make(chan outMsg, sendQueue), done: make(chan struct{}), readerDone: make(chan struct{})}
+}
+
+// enqueue queues a message without blocking; a full queue means the relay
+// does not read, so it is disconnected.
+func (ss *session) enqueue(o outMsg) {
+	select {
+	case ss.out <- o:
+	case <-ss.done:
+	default:
+		ss.log.Warn("send queue full: disconnecting")
+		ss.close()
+	}
+}
+
+// push sends a message the relay did not ask for.
+func (ss *session) push(b wire.Body) { ss.enqueue(outMsg{m: wire.Msg{Body: b}}) }
+
+// reply answers message re.
+func (ss *session) reply(re uint64, b wire.Body) { ss.enqueue(outMsg{m: wire.Msg{Re: re, Body: b}}) }
+
+// sendAndClose sends a final error after what is queued, then ends the
+// connection.
+func (ss *session) sendAndClose(e *wire.Error) { ss.enqueue(outMsg{m: wire.Msg{Body: e}, close: true}) }
+
+// close ends the connection at once.
+func (ss *session) close() {
+	ss.once.Do(func() {
+		close(ss.done)
+		ss.conn.Close()
+	})
+}
+
+// writeLoop writes queued messages until the session closes. After a
+// final message it half-closes and gives the reader (which drains the
+// peer's input) up to linger before closing.
+func (ss *session) writeLoop() {
+	for {
+		select {
+		case o := <-ss.out:
+			var err error
+			switch {
+			case o.m.Body == nil:
+			case o.m.Re != 0:
+				err = ss.conn.Reply(o.m.Re, o.m.Body)
+			default:
+				_, err = ss.conn.Send(o.m.Body)
+			}
+			if err != nil && (errors.Is(err, wire.ErrInvalid) || errors.Is(err, wire.ErrLineTooLong)) {
+				// Our bug, not the relay's: drop the message, keep the relay.
+				ss.log.Error("unsendable message", "type", o.m.Body.Type(), "err", err)
+				err = nil
+			}
+			if err != nil {
+				ss.close()
+				return
+			}
+			if o.close {
+				_ = ss.conn.CloseWrite()
+				t := time.NewTimer(linger)
+				select {
+				case <-ss.readerDone:
+				case <-t.C:
+				case <-ss.done:
+				}
+				t.Stop()
+				ss.close()
+				return
+			}
+		case <-ss.done:
+			return
+		}
+	}
+}
+
+// serveConn runs one connection: hello, then messages until it ends.
+func (s *Server) serveConn(nc net.Conn) {
+	c := wire.NewConn(nc)
+	c.SetMaxLine(s.MaxLine)
+	c.SetWriteTimeout(s.WriteTimeout)
+	stop := context.AfterFunc(s.ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	log := s.Log.With("remote", nc.RemoteAddr().String())
+
+	c.SetReadTimeout(s.HelloTimeout)
+	m, err := c.ReadMsg()
+	if err != nil {
+		s.rejectFirst(c, log, m, err)
+		return
+	}
+	h, ok := m.Body.(*wire.Hello)
+	if !ok {
+		s.refuse(c, log, m.ID, wire.CodeExpectedHello, "the first message must be a hello, got "+m.Type)
+		return
+	}
+	if !wire.CheckToken(s.Token, h.Token) {
+		msg := "bad token"
+		if h.Token == "" {
+			msg = "this server requires a token"
+		}
+		s.refuse(c, log.With("node", h.Node), m.ID, wire.CodeUnauthorized, msg)
+		return
+	}
+
+	ss := newSession(c, h.Node, log)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); ss.writeLoop() }()
+	defer func() {
+		// Let the writer flush what is queued (a final error), draining
+		// the peer meanwhile, then close.
+		ss.enqueue(outMsg{close: true})
+		c.Discard(linger)
+		close(ss.readerDone)
+		wg.Wait()
+		ss.close()
+	}()
+	if s.call(s.ctx, func(st *state) { st.hello(ss, m.ID, h) }) != nil {
+		return
+	}
+
+	c.SetReadTimeout((MissedHeartbeats + 1) * s.Heartbeat)
+	cause, clean := s.readLoop(ss)
+	_ = s.call(s.ctx, func(st *state) { st.closed(ss, cause, clean) })
+}
+
+// readLoop reads messages until the connection ends and returns why.
+func (s *Server) readLoop(ss *session) (cause string, clean bool) {
+	for {
+		m, err := ss.conn.ReadMsg()
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.Is(err, io.EOF):
+				return "closed", true
+			case errors.Is(err, wire.ErrTruncated):
+				ss.log.Warn("connection lost mid-message", "err", err)
+				return "closed mid-message", false
+			case errors.Is(err, net.ErrClosed):
+				return "closed by server", false
+			case errors.As(err, &ne) && ne.Timeout():
+				return "read timeout", false
+			case errors.Is(err, wire.ErrLineTooLong):
+				s.badInput(ss.log, ss.remote, wire.CodeLineTooLong, err)
+				ss.sendAndClose(&wire.Error{Code: wire.CodeLineTooLong, Message: err.Error()})
+				return "line too long", false
+			case errors.Is(err, wire.ErrVersion):
+				s.badInput(ss.log, ss.remote, wire.CodeVersion, err)
+				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
+				return "wrong version", false
+			case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrInvalid):
+				s.badInput(ss.log, ss.remote, wire.CodeBadRequest, err)
+				ss.reply(m.ID, &wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
+				continue
+			case errors.Is(err, wire.ErrUnknownType):
+				s.badInput(ss.log, ss.remote, wire.CodeUnknownType, err)
+				ss.reply(m.ID, &wire.Error{Code: wire.CodeUnknownType, Message: err.Error()})
+				continue
+			default:
+				return err.Error(), false
+			}
+		}
+		if _, ok := m.Body.(*wire.Hello); ok {
+			ss.reply(m.ID, &wire.Error{Code: wire.CodeUnexpected, Message: "hello already received"})
+			continue
+		}
+		if s.call(s.ctx, func(st *state) { st.handle(ss, m) }) != nil {
+			return "server stopping", false
+		}
+		select {
+		case <-ss.done:
+			return "closed by server", false
+		default:
+		}
+	}
+}
+
+// rejectFirst answers a first message that could not be read, then the
+// caller closes.
+func (s *Server) rejectFirst(c *wire.Conn, log *slog.Logger, m wire.Msg, err error) {
+	var ne net.Error
+	code := wire.CodeBadRequest
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		log.Debug("closed before hello")
+		return
+	case errors.As(err, &ne) && ne.Timeout():
+		log.Warn("no hello in time", "timeout", s.HelloTimeout)
+		return
+	case errors.Is(err, wire.ErrTruncated):
+		log.Warn("closed in the middle of its hello", "err", err)
+		return
+	case errors.Is(err, wire.ErrLineTooLong):
+		code = wire.CodeLineTooLong
+	case errors.Is(err, wire.ErrVersion):
+		code = wire.CodeVersion
+	case errors.Is(err, wire.ErrUnknownType):
+		code = wire.CodeUnknownType
+	}
+	s.refuse(c, log, m.ID, code, err.Error())
+}
+
+// refuse sends a final error to a connection that has no session yet.
+func (s *Server) refuse(c *wire.Conn, log *slog.Logger, re uint64, code, msg string) {
+	s.badInput(log, c.RemoteAddr().String(), code, errors.New(msg))
+	if c.WriteMsg(wire.Msg{Re: re, Body: &wire.Error{Code: code, Message: msg}}) == nil {
+		c.Linger(linger)
+	}
+}
+
+// badInput logs and reports one rejected input.
+func (s *Server) badInput(log *slog.Logger, remote, code string, err error) {
+	log.Warn("rejected input", "code", code, "err", err)
+	s.Events.Emit("rejected", map[string]any{"remote": remote, "code": code, "message": err.Error()})
+	_ = s.call(s.ctx, func(st *state) { st.m.rejected.inc(code) })
+}

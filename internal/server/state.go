@@ -1,0 +1,341 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// state is everything the state goroutine owns: the forest, the sessions
+// by node id, the policy in force, the delayed reconnect groups and the
+// counters. Nothing else touches it; other goroutines use Server.call.
+type state struct {
+	s        *Server
+	forest   *tree.Forest
+	policy   tree.Policy
+	sessions map[string]*session // node id -> its current connection
+	delayed  []delayed           // gradual groups waiting for their step, by due time
+	m        metrics
+}
+
+// delayed is a group of reconnects due later (gradual policy). Its due
+// time is wall-clock: it is a delay, not a timeout, so the injected clock
+// does not drive it.
+type delayed struct {
+	due     time.Time
+	notices []tree.Notice
+}
+
+func newState(s *Server) *state {
+	return &state{
+		s:        s,
+		forest:   tree.New(s.OriginCapacity),
+		policy:   s.Recovery,
+		sessions: map[string]*session{},
+		m:        newMetrics(),
+	}
+}
+
+func (st *state) run(ctx context.Context) {
+	defer close(st.s.loopEnd)
+	tick := time.NewTicker(st.s.Heartbeat)
+	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		if len(st.delayed) > 0 {
+			timer.Reset(time.Until(st.delayed[0].due))
+		}
+		select {
+		case fn := <-st.s.reqs:
+			fn(st)
+		case <-tick.C:
+			st.sweep()
+		case <-timer.C:
+			st.fireDelayed()
+		case <-ctx.Done():
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// sweep fails the nodes silent for too long and re-tells stale orphans.
+func (st *state) sweep() {
+	now := st.s.Now()
+	limit := MissedHeartbeats * st.s.Heartbeat
+	var dead []*session
+	for _, ss := range st.sessions {
+		if now.Sub(ss.lastSeen) > limit {
+			dead = append(dead, ss)
+		}
+	}
+	sort.Slice(dead, func(i, j int) bool { return dead[i].node < dead[j].node })
+	for _, ss := range dead {
+		st.fail(ss, "heartbeat", nil)
+	}
+	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
+	st.apply(res, "orphan grace expired")
+}
+
+// fail removes a node whose connection the server gives up on, applies
+// the policy, and closes the connection (after sending final, if any).
+func (st *state) fail(ss *session, cause string, final *wire.Error) {
+	if st.sessions[ss.node] != ss || st.s.ctx.Err() != nil {
+		return
+	}
+	delete(st.sessions, ss.node)
+	if final != nil {
+		ss.sendAndClose(final)
+	} else {
+		ss.close()
+	}
+	st.removeNode(ss, cause, false)
+}
+
+// closed is called by a connection's goroutine when it ends; clean means
+// the relay closed between messages.
+func (st *state) closed(ss *session, cause string, clean bool) {
+	if st.sessions[ss.node] != ss {
+		return // already failed, kicked or replaced
+	}
+	if st.s.ctx.Err() != nil {
+		// The server is stopping and closing every connection: that is
+		// no failure, and telling the children would disturb streams
+		// the next server rebuilds from hellos.
+		return
+	}
+	delete(st.sessions, ss.node)
+	st.removeNode(ss, cause, clean)
+}
+
+func (st *state) removeNode(ss *session, cause string, clean bool) {
+	streams := st.forest.StreamsOf(ss.node)
+	res, err := st.forest.RemoveNode(ss.node, st.policy, st.s.Now())
+	if err != nil {
+		st.s.Log.Error("remove node", "node", ss.node, "err", err)
+		return
+	}
+	kv := map[string]any{"node": ss.node, "remote": ss.remote, "cause": cause, "streams": streams,
+		"policy": string(st.policy)}
+	if clean && len(streams) == 0 {
+		st.s.Events.Emit("node_left", kv)
+		ss.log.Info("node left", "cause", cause)
+	} else {
+		st.s.Events.Emit("node_failed", kv)
+		st.m.failures.inc(cause)
+		ss.log.Warn("node failed", "cause", cause, "streams", len(streams), "policy", st.policy,
+			"notified", len(res.Notices()))
+	}
+	st.apply(res, "node "+ss.node+" "+cause)
+}
+
+// hello registers a session's node, answers welcome, and rebuilds its
+// declared edges.
+func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
+	now := st.s.Now()
+	ss.lastSeen, ss.since = now, now
+	if old := st.sessions[h.Node]; old != nil {
+		old.sendAndClose(&wire.Error{Code: wire.CodeReplaced, Message: "a newer connection said hello as " + h.Node})
+		st.s.Events.Emit("node_replaced", map[string]any{"node": h.Node, "old_remote": old.remote, "remote": ss.remote})
+		ss.log.Info("connection replaced", "old_remote", old.remote)
+	}
+	st.sessions[h.Node] = ss
+	info := tree.NodeInfo{ID: h.Node, RTSP: fillHost(h.RTSP, ss.remote), Probe: fillHost(h.Probe, ss.remote),
+		Willing: h.Willing, Capacity: h.Capacity, Cores: h.Cores}
+	edges := make([]tree.Edge, 0, len(h.Streams))
+	for _, r := range h.Streams {
+		edges = append(edges, tree.Edge{Stream: r.Stream, Node: h.Node, Parent: r.Parent})
+	}
+	res, err := st.forest.Hello(info, edges, st.policy, now)
+	if err != nil { // wire validation makes this unreachable
+		delete(st.sessions, h.Node)
+		ss.sendAndClose(&wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
+		return
+	}
+	ss.reply(re, &wire.Welcome{
+		Node: h.Node, Recovery: string(st.policy), Server: "ocm-server",
+		ReportMs: st.s.ReportInterval.Milliseconds(), HeartbeatMs: st.s.Heartbeat.Milliseconds(),
+	})
+	st.m.hellos++
+	st.s.Events.Emit("node_joined", map[string]any{
+		"node": h.Node, "remote": ss.remote, "rtsp": info.RTSP, "probe": info.Probe, "willing": h.Willing,
+		"capacity": h.Capacity, "cores": h.Cores, "streams": len(h.Streams),
+	})
+	ss.log.Info("hello", "rtsp", info.RTSP, "willing", h.Willing, "capacity", h.Capacity, "streams", len(h.Streams))
+	st.apply(res, "hello from "+h.Node)
+}
+
+// handle answers one message of an established session.
+func (st *state) handle(ss *session, m wire.Msg) {
+	if st.sessions[ss.node] != ss {
+		return // replaced or failed meanwhile; its connection is closing
+	}
+	ss.lastSeen = st.s.Now()
+	switch b := m.Body.(type) {
+	case *wire.Heartbeat:
+		ss.reply(m.ID, &wire.Heartbeat{})
+	case *wire.GetCandidates:
+		st.candidates(ss, m.ID, b)
+	case *wire.Joined:
+		st.joined(ss, m.ID, b)
+	case *wire.Left:
+		res, err := st.forest.Leave(b.Stream, ss.node, st.policy, st.s.Now())
+		if err != nil {
+			ss.reply(m.ID, &wire.Error{Code: errorCode(err), Message: err.Error()})
+			return
+		}
+		ss.reply(m.ID, &wire.Ack{})
+		st.s.Events.Emit("tree_left", map[string]any{"stream": b.Stream, "node": ss.node})
+		st.apply(res, ss.node+" left")
+	case *wire.Report:
+		st.report(ss, b)
+	default:
+		ss.reply(m.ID, &wire.Error{Code: wire.CodeUnexpected, Message: m.Type + " is not sent to the server"})
+	}
+}
+
+func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
+	st.m.candidates++
+	origin, err := originAddr(g.Stream)
+	if err != nil {
+		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
+		return
+	}
+	k := st.s.MaxCandidates
+	if g.Max > 0 && g.Max < k {
+		k = g.Max
+	}
+	cs := st.forest.Candidates(g.Stream, ss.node, g.Exclude, k)
+	out := &wire.Candidates{Stream: g.Stream, Candidates: make([]wire.Candidate, 0, len(cs))}
+	for _, c := range cs {
+		wc := wire.Candidate{Node: c.ID, RTSP: c.RTSP, Probe: c.Probe, Level: c.Level,
+			Clients: c.Clients, Capacity: c.Capacity, Cores: c.Cores, CPU: min(max(c.CPU, 0), 1)}
+		if c.ID == tree.Origin {
+			wc.Node, wc.RTSP = wire.OriginID, origin
+		}
+		out.Candidates = append(out.Candidates, wc)
+	}
+	ss.reply(re, out)
+	ss.log.Debug("candidates", "stream", g.Stream, "offered", len(out.Candidates))
+}
+
+func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
+	if j.Parent == tree.Origin {
+		if _, err := originAddr(j.Stream); err != nil {
+			ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
+			return
+		}
+	}
+	res, err := st.forest.Join(j.Stream, ss.node, j.Parent)
+	if err != nil {
+		code := errorCode(err)
+		st.m.joinErrors.inc(code)
+		ss.reply(re, &wire.Error{Code: code, Message: err.Error()})
+		st.s.Events.Emit("join_rejected", map[string]any{"stream": j.Stream, "node": ss.node, "parent": j.Parent,
+			"code": code, "message": err.Error()})
+		ss.log.Warn("join rejected", "stream", j.Stream, "parent", j.Parent, "err", err)
+		return
+	}
+	st.m.joins++
+	level, _ := st.forest.Level(j.Stream, ss.node)
+	ss.reply(re, &wire.Ack{Level: level})
+	st.apply(res, ss.node+" joined")
+}
+
+func (st *state) report(ss *session, r *wire.Report) {
+	tr := tree.Report{CPU: r.CPU, Willing: r.Willing, Clients: r.Clients}
+	for _, s := range r.Streams {
+		tr.Streams = append(tr.Streams, tree.StreamStats{Stream: s.Stream, Parent: s.Parent, Level: s.Level,
+			Readers: s.Readers, Loss: s.Loss, Bitrate: s.Bitrate})
+		if lvl, ok := st.forest.Level(s.Stream, ss.node); ok && st.forest.Attached(s.Stream, ss.node) && lvl != s.Level {
+			ss.log.Debug("reported level differs", "stream", s.Stream, "reported", s.Level, "tree", lvl)
+		}
+	}
+	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
+	st.m.reports++
+}
+
+// apply emits the events of a tree mutation and sends (or schedules) its
+// reconnects.
+func (st *state) apply(res tree.Result, cause string) {
+	for _, c := range res.Changes {
+		st.s.Events.Emit("tree_joined", map[string]any{"stream": c.Stream, "node": c.Node, "parent": c.Parent,
+			"from": c.From, "level": c.Level, "subtree": c.Subtree})
+	}
+	for _, e := range res.Pending {
+		st.s.Events.Emit("tree_pending", map[string]any{"stream": e.Stream, "node": e.Node, "parent": e.Parent})
+	}
+	for _, m := range res.Orphaned {
+		st.s.Events.Emit("tree_orphaned", map[string]any{"stream": m.Stream, "node": m.Node, "cause": cause})
+	}
+	for _, m := range res.Removed {
+		st.s.Events.Emit("tree_removed", map[string]any{"stream": m.Stream, "node": m.Node, "cause": cause})
+	}
+	for i, g := range res.Groups {
+		if i == 0 {
+			st.notify(g, false)
+			continue
+		}
+		st.delayed = append(st.delayed, delayed{due: time.Now().Add(time.Duration(i) * st.s.GradualStep), notices: g})
+	}
+	sort.SliceStable(st.delayed, func(i, j int) bool { return st.delayed[i].due.Before(st.delayed[j].due) })
+}
+
+func (st *state) fireDelayed() {
+	now := time.Now()
+	for len(st.delayed) > 0 && !st.delayed[0].due.After(now) {
+		g := st.delayed[0].notices
+		st.delayed = st.delayed[1:]
+		st.notify(g, true)
+	}
+}
+
+// notify sends reconnects. A delayed notice is skipped if its node has
+// rejoined the stream in the meantime.
+func (st *state) notify(g []tree.Notice, delayed bool) {
+	for _, n := range g {
+		if delayed && st.forest.Attached(n.Stream, n.Node) {
+			continue
+		}
+		ss := st.sessions[n.Node]
+		if ss == nil {
+			continue
+		}
+		st.sendReconnect(ss, &wire.Reconnect{Stream: n.Stream, Reason: n.Reason})
+	}
+}
+
+func (st *state) sendReconnect(ss *session, r *wire.Reconnect) {
+	ss.push(r)
+	st.m.reconnects.inc(r.Reason)
+	st.s.Events.Emit("reconnect_sent", map[string]any{"stream": r.Stream, "node": ss.node, "reason": r.Reason,
+		"target": r.Target})
+	ss.log.Info("reconnect sent", "stream", r.Stream, "reason", r.Reason, "target", r.Target)
+}
+
+// errorCode maps a tree error to a wire error code.
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, tree.ErrCycle):
+		return wire.CodeCycle
+	case errors.Is(err, tree.ErrFull):
+		return wire.CodeFull
+	case errors.Is(err, tree.ErrUnknownParent):
+		return wire.CodeUnknownParent
+	case errors.Is(err, tree.ErrNotActive):
+		return wire.CodeNotActive
+	case errors.Is(err, tree.ErrNotWilling):
+		return wire.CodeNotWilling
+	case errors.Is(err, tree.ErrUnknownNode):
+		return wire.CodeUnknownNode
+	case errors.Is(err, tree.ErrNotInStream):
+		return wire.CodeNotInStream
+	}
+	return wire.CodeInternal
+}

@@ -1,0 +1,336 @@
+// Package tree holds the overlay's distribution trees: the registered
+// nodes and, for every stream, which node receives it from which parent.
+// It is pure logic (no goroutines, no I/O, no clock of its own): the
+// server's state goroutine owns one Forest and feeds it what the relays
+// say; every mutation returns a Result telling the caller what changed and
+// whom to send a reconnect to.
+//
+// Each stream's tree is rooted at the origin (id Origin, level 0), whose
+// direct children are limited by the origin capacity. A member is either
+// attached (its parent chain reaches the origin) or detached: an orphan is
+// a member without parent (its parent failed or left, or its declared
+// parent has not said hello yet) and the members below an orphan keep
+// their edges, so a subtree survives a repair and comes back whole when its
+// root rejoins. Only attached members are offered as candidates or
+// accepted as parents by Join.
+//
+// Capacity is a node's maximum number of children over all streams (each
+// child is one more egress copy); the origin's capacity counts its direct
+// children per stream.
+//
+// Rebuild after a server restart: Hello takes the edges a relay declares.
+// An edge whose parent is already a member (attached or not) or the
+// origin is re-created at once; otherwise the relay becomes an orphan with
+// a pending parent, and the edge is completed as soon as that parent
+// becomes a member, whatever order the relays reconnect in. Nobody is told
+// anything unless an edge is impossible (a cycle, or a parent over
+// capacity) or the parent is still missing after a grace period
+// (ExpireOrphans).
+package tree
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Origin is the id of the origin in every tree.
+const Origin = "origin"
+
+// Policy is what happens to a failed (or leaving) node's subtree.
+type Policy string
+
+// Recovery policies.
+const (
+	// Repair removes only the node; its children become orphans and are
+	// told to rejoin at once; deeper members keep their parents.
+	Repair Policy = "repair"
+	// Drop removes the node's whole subtree and tells nobody: each relay
+	// notices its stall and rejoins by itself.
+	Drop Policy = "drop"
+	// Reconnect removes the subtree and tells every member of it.
+	Reconnect Policy = "reconnect"
+	// Gradual removes the subtree and tells the children first, then the
+	// next level one step later, and so on down (Result.Groups).
+	Gradual Policy = "gradual"
+)
+
+// Policies lists the valid policies, default first.
+var Policies = []Policy{Repair, Drop, Reconnect, Gradual}
+
+// ParsePolicy returns the policy named s.
+func ParsePolicy(s string) (Policy, error) {
+	for _, p := range Policies {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown recovery policy %q (want repair, drop, reconnect or gradual)", s)
+}
+
+// Reasons given in a Notice; the same strings as the wire protocol's.
+const (
+	ReasonParentFailed   = "parent_failed"
+	ReasonParentLeft     = "parent_left"
+	ReasonAncestorFailed = "ancestor_failed"
+	ReasonParentMissing  = "parent_missing"
+	ReasonRejected       = "rejected"
+	ReasonCapacity       = "capacity"
+	ReasonOrphaned       = "orphaned"
+)
+
+// Errors returned by the mutations; they change nothing when they fail.
+var (
+	ErrUnknownNode   = errors.New("unknown node")
+	ErrUnknownParent = errors.New("unknown parent")
+	ErrNotActive     = errors.New("parent not active on the stream")
+	ErrCycle         = errors.New("would create a cycle")
+	ErrFull          = errors.New("parent has no free capacity")
+	ErrNotWilling    = errors.New("parent does not relay")
+	ErrNotInStream   = errors.New("node not in the stream's tree")
+	ErrReserved      = errors.New("node id reserved for the origin")
+)
+
+// NodeInfo is what a node says about itself in its hello.
+type NodeInfo struct {
+	ID       string
+	RTSP     string // host:port of its mediator
+	Probe    string // host:port of its UDP probe responder
+	Willing  bool
+	Capacity int // max children over all streams
+	Cores    int
+}
+
+// Node is a registered node.
+type Node struct {
+	NodeInfo
+	CPU        float64   // last reported busy fraction
+	Clients    int       // last reported readers over all streams
+	LastReport time.Time // zero before the first report
+
+	children int // children over all trees, kept by link/unlink
+}
+
+// Report is a node's periodic report.
+type Report struct {
+	CPU     float64
+	Willing *bool // nil: unchanged
+	Clients int
+	Streams []StreamStats
+}
+
+// StreamStats is one stream's part of a report.
+type StreamStats struct {
+	Stream  string
+	Parent  string
+	Level   int
+	Readers int
+	Loss    float64
+	Bitrate float64
+}
+
+// Edge is one declared edge: Node receives Stream from Parent.
+type Edge struct {
+	Stream string
+	Node   string
+	Parent string
+}
+
+// Member names a node in one stream's tree.
+type Member struct {
+	Stream string
+	Node   string
+}
+
+// Notice asks the caller to send a reconnect.
+type Notice struct {
+	Stream string
+	Node   string
+	Reason string
+}
+
+// Change is an edge created or moved.
+type Change struct {
+	Stream  string
+	Node    string
+	Parent  string
+	From    string // previous parent; "" if the node was new or an orphan
+	Level   int
+	Subtree int // members that moved with it, itself included
+}
+
+// Result is what a mutation did.
+type Result struct {
+	Changes  []Change // edges created or moved, in order
+	Pending  []Edge   // edges waiting for their parent to appear
+	Orphaned []Member // members detached from their parent
+	Removed  []Member // members taken out of a tree
+	// Groups are the reconnects to send: Groups[0] now, Groups[i] one
+	// policy step after Groups[i-1] (only Gradual makes more than one).
+	Groups [][]Notice
+}
+
+func (r *Result) notify(depth int, n Notice) {
+	for len(r.Groups) <= depth {
+		r.Groups = append(r.Groups, nil)
+	}
+	r.Groups[depth] = append(r.Groups[depth], n)
+}
+
+// Notices returns every notice of every group, in order.
+func (r *Result) Notices() []Notice {
+	var out []Notice
+	for _, g := range r.Groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+// member is a node's place in one stream's tree.
+type member struct {
+	id          string
+	parent      string // Origin, a member's id, or "" (orphan)
+	level       int    // kept relative inside a detached subtree
+	children    map[string]struct{}
+	pending     string    // orphans only: declared parent not yet a member
+	orphanSince time.Time // orphans only: when it was last detached or told
+	stats       StreamStats
+	statsAt     time.Time
+}
+
+// tree is one stream's tree.
+type tree struct {
+	origin  map[string]struct{} // the origin's children
+	members map[string]*member
+}
+
+// Forest is every node and every stream's tree.
+type Forest struct {
+	originCap int
+	nodes     map[string]*Node
+	streams   map[string]*tree
+}
+
+// New returns an empty Forest whose origin accepts originCapacity direct
+// children per stream.
+func New(originCapacity int) *Forest {
+	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{}}
+}
+
+// OriginCapacity returns the origin's capacity per stream.
+func (f *Forest) OriginCapacity() int { return f.originCap }
+
+func (f *Forest) tree(stream string) *tree {
+	t := f.streams[stream]
+	if t == nil {
+		t = &tree{origin: map[string]struct{}{}, members: map[string]*member{}}
+		f.streams[stream] = t
+	}
+	return t
+}
+
+// gc forgets a stream's tree once nobody is in it.
+func (f *Forest) gc(stream string) {
+	if t := f.streams[stream]; t != nil && len(t.members) == 0 {
+		delete(f.streams, stream)
+	}
+}
+
+func (t *tree) add(id string) *member {
+	m := &member{id: id, children: map[string]struct{}{}}
+	t.members[id] = m
+	return m
+}
+
+// link makes parent the parent of m (m must have none) and sets m's level.
+func (f *Forest) link(t *tree, m *member, parent string) {
+	m.parent = parent
+	m.pending = ""
+	m.orphanSince = time.Time{}
+	if parent == Origin {
+		t.origin[m.id] = struct{}{}
+		m.level = 1
+		return
+	}
+	pm := t.members[parent]
+	pm.children[m.id] = struct{}{}
+	f.nodes[parent].children++
+	m.level = pm.level + 1
+}
+
+// unlink detaches m from its parent, leaving it an orphan.
+func (f *Forest) unlink(t *tree, m *member) {
+	switch m.parent {
+	case "":
+	case Origin:
+		delete(t.origin, m.id)
+	default:
+		if pm := t.members[m.parent]; pm != nil {
+			delete(pm.children, m.id)
+		}
+		if pn := f.nodes[m.parent]; pn != nil {
+			pn.children--
+		}
+	}
+	m.parent = ""
+}
+
+// relevel recomputes the levels below m and returns the subtree's size.
+func (t *tree) relevel(m *member) int {
+	n := 0
+	stack := []*member{m}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n++
+		for c := range cur.children {
+			cm := t.members[c]
+			cm.level = cur.level + 1
+			stack = append(stack, cm)
+		}
+	}
+	return n
+}
+
+// attached reports whether id's parent chain reaches the origin.
+func (t *tree) attached(id string) bool {
+	for steps := 0; steps <= len(t.members); steps++ {
+		m := t.members[id]
+		if m == nil || m.parent == "" {
+			return false
+		}
+		if m.parent == Origin {
+			return true
+		}
+		id = m.parent
+	}
+	return false // a cycle; Validate reports it
+}
+
+// descends reports whether id is anc or below anc.
+func (t *tree) descends(id, anc string) bool {
+	for steps := 0; steps <= len(t.members); steps++ {
+		if id == anc {
+			return true
+		}
+		m := t.members[id]
+		if m == nil || m.parent == "" || m.parent == Origin {
+			return false
+		}
+		id = m.parent
+	}
+	return false
+}
+
+// subtreeSize counts m and everything below it.
+func (t *tree) subtreeSize(id string) int {
+	m := t.members[id]
+	if m == nil {
+		return 0
+	}
+	n := 1
+	for c := range m.children {
+		n += t.subtreeSize(c)
+	}
+	return n
+}

@@ -1,0 +1,102 @@
+package tree
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Validate checks every invariant of the forest: members are registered
+// nodes; parent and child links agree; no cycles; an attached member's
+// level is its parent's plus one (1 under the origin) and a detached
+// subtree keeps the same relative levels; a pending parent is not a
+// member; children counts match and respect capacities. It returns all
+// violations joined, nil if there are none. Tests call it after every step.
+func (f *Forest) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	counts := map[string]int{}
+	for s, t := range f.streams {
+		if len(t.members) == 0 {
+			bad("%s: empty tree kept", s)
+		}
+		if len(t.origin) > f.originCap {
+			bad("%s: origin has %d children, capacity %d", s, len(t.origin), f.originCap)
+		}
+		for c := range t.origin {
+			if m := t.members[c]; m == nil || m.parent != Origin {
+				bad("%s: origin lists child %s whose parent is not the origin", s, c)
+			}
+		}
+		for id, m := range t.members {
+			if m.id != id {
+				bad("%s: member %s stored under %s", s, m.id, id)
+			}
+			if f.nodes[id] == nil {
+				bad("%s: member %s is not a registered node", s, id)
+			}
+			switch m.parent {
+			case "":
+				if m.pending != "" && t.members[m.pending] != nil {
+					bad("%s: %s still pending on %s, which is a member", s, id, m.pending)
+				}
+			case Origin:
+				if _, ok := t.origin[id]; !ok {
+					bad("%s: %s has the origin as parent but the origin does not list it", s, id)
+				}
+				if m.level != 1 {
+					bad("%s: %s under the origin has level %d", s, id, m.level)
+				}
+			default:
+				pm := t.members[m.parent]
+				if pm == nil {
+					bad("%s: %s has parent %s, which is not a member", s, id, m.parent)
+					break
+				}
+				if _, ok := pm.children[id]; !ok {
+					bad("%s: %s has parent %s, which does not list it", s, id, m.parent)
+				}
+				if m.level != pm.level+1 {
+					bad("%s: %s has level %d under %s at level %d", s, id, m.level, m.parent, pm.level)
+				}
+			}
+			if m.parent != "" && m.pending != "" {
+				bad("%s: %s has a parent and a pending parent", s, id)
+			}
+			for c := range m.children {
+				if cm := t.members[c]; cm == nil || cm.parent != id {
+					bad("%s: %s lists child %s whose parent is not %s", s, id, c, id)
+				}
+			}
+			counts[id] += len(m.children)
+			// A cycle never reaches a root: walk at most len(members).
+			cur, steps := id, 0
+			for ; steps <= len(t.members); steps++ {
+				cm := t.members[cur]
+				if cm == nil || cm.parent == "" || cm.parent == Origin {
+					break
+				}
+				cur = cm.parent
+			}
+			if steps > len(t.members) {
+				bad("%s: cycle through %s", s, id)
+			}
+		}
+	}
+	for id, n := range f.nodes {
+		if n.ID != id {
+			bad("node %s stored under %s", n.ID, id)
+		}
+		if n.children != counts[id] {
+			bad("node %s counts %d children, trees hold %d", id, n.children, counts[id])
+		}
+		if counts[id] > n.Capacity {
+			bad("node %s has %d children, capacity %d", id, counts[id], n.Capacity)
+		}
+	}
+	for id := range counts {
+		if f.nodes[id] == nil && counts[id] > 0 {
+			bad("unregistered %s has children", id)
+		}
+	}
+	return errors.Join(errs...)
+}

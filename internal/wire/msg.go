@@ -1,0 +1,530 @@
+package wire
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Message types, the envelope's "type". The arrow says who sends it.
+const (
+	TypeHello         = "hello"          // relay -> server, first message
+	TypeWelcome       = "welcome"        // server -> relay, answers hello
+	TypeGetCandidates = "get_candidates" // relay -> server
+	TypeCandidates    = "candidates"     // server -> relay, answers get_candidates
+	TypeJoined        = "joined"         // relay -> server, answered by ack or error
+	TypeLeft          = "left"           // relay -> server, answered by ack or error
+	TypeReport        = "report"         // relay -> server, not answered
+	TypeHeartbeat     = "heartbeat"      // both ways: relay asks, server answers (re set)
+	TypeReconnect     = "reconnect"      // server -> relay
+	TypeDrain         = "drain"          // server -> relay
+	TypeAck           = "ack"            // server -> relay, answers joined/left
+	TypeError         = "error"          // either way
+)
+
+// Recovery policies, as carried in Welcome.Recovery.
+const (
+	RecoveryRepair    = "repair"
+	RecoveryDrop      = "drop"
+	RecoveryReconnect = "reconnect"
+	RecoveryGradual   = "gradual"
+)
+
+// Reasons carried by Reconnect.
+const (
+	ReasonParentFailed   = "parent_failed"   // the parent died; re-resolve, excluding it
+	ReasonParentLeft     = "parent_left"     // the parent left the stream (drain, shutdown)
+	ReasonAncestorFailed = "ancestor_failed" // an ancestor died (reconnect/gradual policies)
+	ReasonParentMissing  = "parent_missing"  // after a server restart, the declared parent never came back
+	ReasonRejected       = "rejected"        // the parent declared in hello was refused (cycle, capacity)
+	ReasonCapacity       = "capacity"        // the parent lowered its capacity
+	ReasonOperator       = "operator"        // ocm-ctl reconnect
+	ReasonOrphaned       = "orphaned"        // still detached a grace period after an earlier reconnect
+)
+
+// Error codes carried by Error.
+const (
+	CodeBadRequest    = "bad_request"    // malformed or invalid message
+	CodeLineTooLong   = "line_too_long"  // line longer than the limit; connection closed
+	CodeVersion       = "version"        // unsupported version; connection closed
+	CodeUnknownType   = "unknown_type"   // type not known to the receiver
+	CodeUnauthorized  = "unauthorized"   // bad or missing token; connection closed
+	CodeExpectedHello = "expected_hello" // first message was not a hello; connection closed
+	CodeUnexpected    = "unexpected"     // message not valid in this direction or state
+	CodeUnknownNode   = "unknown_node"   // the node is not registered
+	CodeUnknownParent = "unknown_parent" // joined: the parent is not a registered node
+	CodeNotActive     = "not_active"     // joined: the parent does not receive the stream (or is detached)
+	CodeCycle         = "cycle"          // joined: the parent is the node itself or one of its descendants
+	CodeFull          = "full"           // joined: the parent has no free capacity
+	CodeNotWilling    = "not_willing"    // joined: the parent does not relay
+	CodeNotInStream   = "not_in_stream"  // left: the node is not in that stream's tree
+	CodeBadStream     = "bad_stream"     // the stream key is not an rtsp:// origin URL
+	CodeKicked        = "kicked"         // an operator removed the node; connection closed
+	CodeReplaced      = "replaced"       // a newer connection said hello with this node id
+	CodeShutdown      = "shutdown"       // the server is stopping
+	CodeInternal      = "internal"
+)
+
+// Body is the content of one message; each type of this package is one.
+type Body interface {
+	// Type returns the envelope type of the body.
+	Type() string
+	// Validate reports a missing or out-of-range field (wrapping ErrInvalid).
+	Validate() error
+}
+
+// Msg is one decoded message: the envelope and its body.
+type Msg struct {
+	V    int    // protocol version; Encode writes Version when 0
+	Type string // Body.Type()
+	ID   uint64 // sender's message number, 0 if none
+	Re   uint64 // id of the message answered, 0 if none
+	Body Body
+}
+
+// Hello is a relay's first message: who it is and what it already relays.
+// In RTSP and Probe an empty or unspecified host (":8554", "0.0.0.0:8554",
+// "[::]:8554") means "the address my connection to the server comes
+// from": the server fills it in before offering the node to others.
+type Hello struct {
+	Node     string    `json:"node"`              // stable node id, unique in the overlay
+	RTSP     string    `json:"rtsp,omitempty"`    // host:port other hosts reach its mediator on (required if willing)
+	Probe    string    `json:"probe,omitempty"`   // host:port of its UDP probe responder
+	Willing  bool      `json:"willing"`           // relays to others
+	Capacity int       `json:"capacity"`          // max children, over all streams
+	Cores    int       `json:"cores,omitempty"`   // CPU cores
+	Streams  []Relayed `json:"streams,omitempty"` // streams already received (rebuild after restart)
+	Token    string    `json:"token,omitempty"`   // shared secret, when the server has one
+	Agent    string    `json:"agent,omitempty"`   // software name/version, informative
+}
+
+// Relayed is one stream a relay already receives, declared in Hello.
+type Relayed struct {
+	Stream     string `json:"stream"`                // stream key (normalised origin URL)
+	Parent     string `json:"parent"`                // parent node id, or OriginID
+	ParentRTSP string `json:"parent_rtsp,omitempty"` // the parent's RTSP address as the relay uses it
+	Level      int    `json:"level,omitempty"`       // the relay's level as it knows it (1 under the origin)
+}
+
+// Welcome accepts a Hello.
+type Welcome struct {
+	Node        string `json:"node"`         // the accepted node id
+	Recovery    string `json:"recovery"`     // recovery policy in force (Recovery*)
+	ReportMs    int64  `json:"report_ms"`    // report interval in milliseconds
+	HeartbeatMs int64  `json:"heartbeat_ms"` // heartbeat interval in milliseconds
+	Server      string `json:"server,omitempty"`
+}
+
+// Report returns the report interval.
+func (w *Welcome) Report() time.Duration { return time.Duration(w.ReportMs) * time.Millisecond }
+
+// Heartbeat returns the heartbeat interval.
+func (w *Welcome) Heartbeat() time.Duration { return time.Duration(w.HeartbeatMs) * time.Millisecond }
+
+// GetCandidates asks for parents for a stream.
+type GetCandidates struct {
+	Stream  string   `json:"stream"`
+	Exclude []string `json:"exclude,omitempty"` // node ids not to offer (may include OriginID)
+	Max     int      `json:"max,omitempty"`     // at most this many relays (0: the server's limit)
+}
+
+// Candidates answers GetCandidates, best first by the server's order
+// (level, then load). An empty list means no capacity anywhere.
+type Candidates struct {
+	Stream     string      `json:"stream"`
+	Candidates []Candidate `json:"candidates"`
+}
+
+// Candidate is one possible parent.
+type Candidate struct {
+	Node     string  `json:"node"`            // node id, or OriginID
+	RTSP     string  `json:"rtsp"`            // host:port to pull from
+	Probe    string  `json:"probe,omitempty"` // UDP probe address (none for the origin)
+	Level    int     `json:"level"`           // 0 for the origin
+	Clients  int     `json:"clients"`         // children it has now (all streams; origin: this stream)
+	Capacity int     `json:"capacity"`        // max children
+	Cores    int     `json:"cores,omitempty"`
+	CPU      float64 `json:"cpu,omitempty"` // last reported CPU busy, 0..1
+}
+
+// Joined tells the server the relay takes Parent as its upstream.
+type Joined struct {
+	Stream string `json:"stream"`
+	Parent string `json:"parent"`          // node id or OriginID
+	Level  int    `json:"level,omitempty"` // the level the relay expects; the server's is in Ack
+}
+
+// Left tells the server the relay no longer receives Stream.
+type Left struct {
+	Stream string `json:"stream"`
+}
+
+// Report is the periodic state of a relay.
+type Report struct {
+	CPU     float64        `json:"cpu"`               // busy fraction of all cores, 0..1
+	Willing *bool          `json:"willing,omitempty"` // nil: unchanged
+	Clients int            `json:"clients"`           // readers of all streams (players and relays)
+	Streams []StreamReport `json:"streams,omitempty"`
+}
+
+// StreamReport is one stream's part of a Report.
+type StreamReport struct {
+	Stream  string  `json:"stream"`
+	Parent  string  `json:"parent"`
+	Level   int     `json:"level"`
+	Readers int     `json:"readers"` // local players and child relays
+	Loss    float64 `json:"loss"`    // frame loss rate from RTP sequence gaps, 0..1
+	Bitrate float64 `json:"bitrate"` // bits per second received
+}
+
+// Heartbeat keeps the connection alive; the server echoes it with re set.
+type Heartbeat struct{}
+
+// Reconnect tells a relay to re-resolve a stream (or switch to Target).
+type Reconnect struct {
+	Stream     string `json:"stream"`
+	Reason     string `json:"reason"`                // Reason*
+	Target     string `json:"target,omitempty"`      // node id (or OriginID) to switch to
+	TargetRTSP string `json:"target_rtsp,omitempty"` // its RTSP address
+}
+
+// Drain tells a relay to hand its children over and leave the overlay.
+type Drain struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Ack answers a joined or left.
+type Ack struct {
+	Level int `json:"level,omitempty"` // joined: the relay's level in the tree
+}
+
+// Error reports a failed request (re set) or a fatal condition (re 0).
+type Error struct {
+	Code    string `json:"code"` // Code*
+	Message string `json:"message,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func (*Hello) Type() string         { return TypeHello }
+func (*Welcome) Type() string       { return TypeWelcome }
+func (*GetCandidates) Type() string { return TypeGetCandidates }
+func (*Candidates) Type() string    { return TypeCandidates }
+func (*Joined) Type() string        { return TypeJoined }
+func (*Left) Type() string          { return TypeLeft }
+func (*Report) Type() string        { return TypeReport }
+func (*Heartbeat) Type() string     { return TypeHeartbeat }
+func (*Reconnect) Type() string     { return TypeReconnect }
+func (*Drain) Type() string         { return TypeDrain }
+func (*Ack) Type() string           { return TypeAck }
+func (*Error) Type() string         { return TypeError }
+
+// newBody returns an empty body for a type, nil if the type is unknown.
+func newBody(typ string) Body {
+	switch typ {
+	case TypeHello:
+		return &Hello{}
+	case TypeWelcome:
+		return &Welcome{}
+	case TypeGetCandidates:
+		return &GetCandidates{}
+	case TypeCandidates:
+		return &Candidates{}
+	case TypeJoined:
+		return &Joined{}
+	case TypeLeft:
+		return &Left{}
+	case TypeReport:
+		return &Report{}
+	case TypeHeartbeat:
+		return &Heartbeat{}
+	case TypeReconnect:
+		return &Reconnect{}
+	case TypeDrain:
+		return &Drain{}
+	case TypeAck:
+		return &Ack{}
+	case TypeError:
+		return &Error{}
+	}
+	return nil
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// checkID validates a node id; origin says whether OriginID is allowed.
+func checkID(field, id string, origin bool) error {
+	switch {
+	case id == "":
+		return invalid("%s is empty", field)
+	case len(id) > MaxNodeIDLen:
+		return invalid("%s is longer than %d bytes", field, MaxNodeIDLen)
+	case !printable(id):
+		return invalid("%s has control characters or invalid UTF-8", field)
+	case !origin && id == OriginID:
+		return invalid("%s %q is reserved for the origin", field, OriginID)
+	}
+	return nil
+}
+
+func checkStream(field, s string) error {
+	switch {
+	case s == "":
+		return invalid("%s is empty", field)
+	case len(s) > MaxStreamLen:
+		return invalid("%s is longer than %d bytes", field, MaxStreamLen)
+	case !printable(s):
+		return invalid("%s has control characters or invalid UTF-8", field)
+	}
+	return nil
+}
+
+func checkAddr(field, a string, required bool) error {
+	if a == "" {
+		if required {
+			return invalid("%s is empty", field)
+		}
+		return nil
+	}
+	if len(a) > MaxStreamLen {
+		return invalid("%s is too long", field)
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return invalid("%s %q is not host:port", field, a)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return invalid("%s %q has no valid port", field, a)
+	}
+	return nil
+}
+
+func checkFraction(field string, f float64) error {
+	if !(f >= 0 && f <= 1) {
+		return invalid("%s %v is outside 0..1", field, f)
+	}
+	return nil
+}
+
+func checkCount(field string, n int) error {
+	if n < 0 {
+		return invalid("%s %d is negative", field, n)
+	}
+	return nil
+}
+
+func checkLen(field string, n int) error {
+	if n > MaxListLen {
+		return invalid("%s has more than %d entries", field, MaxListLen)
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate implements Body.
+func (h *Hello) Validate() error {
+	if err := checkID("node", h.Node, false); err != nil {
+		return err
+	}
+	if err := checkAddr("rtsp", h.RTSP, h.Willing); err != nil {
+		return err
+	}
+	if err := checkAddr("probe", h.Probe, false); err != nil {
+		return err
+	}
+	if err := checkCount("capacity", h.Capacity); err != nil {
+		return err
+	}
+	if err := checkCount("cores", h.Cores); err != nil {
+		return err
+	}
+	if err := checkLen("streams", len(h.Streams)); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(h.Streams))
+	for i, r := range h.Streams {
+		if err := checkStream(fmt.Sprintf("streams[%d].stream", i), r.Stream); err != nil {
+			return err
+		}
+		if seen[r.Stream] {
+			return invalid("stream %q listed twice", r.Stream)
+		}
+		seen[r.Stream] = true
+		if err := checkID(fmt.Sprintf("streams[%d].parent", i), r.Parent, true); err != nil {
+			return err
+		}
+		if r.Parent == h.Node {
+			return invalid("stream %q: node is its own parent", r.Stream)
+		}
+		if err := checkAddr(fmt.Sprintf("streams[%d].parent_rtsp", i), r.ParentRTSP, false); err != nil {
+			return err
+		}
+		if err := checkCount(fmt.Sprintf("streams[%d].level", i), r.Level); err != nil {
+			return err
+		}
+	}
+	if len(h.Token) > MaxStreamLen {
+		return invalid("token is too long")
+	}
+	return nil
+}
+
+// Validate implements Body.
+func (w *Welcome) Validate() error {
+	if err := checkID("node", w.Node, false); err != nil {
+		return err
+	}
+	if w.Recovery == "" {
+		return invalid("recovery is empty")
+	}
+	if w.ReportMs <= 0 || w.HeartbeatMs <= 0 {
+		return invalid("report_ms and heartbeat_ms must be positive")
+	}
+	return nil
+}
+
+// Validate implements Body.
+func (g *GetCandidates) Validate() error {
+	if err := checkStream("stream", g.Stream); err != nil {
+		return err
+	}
+	if err := checkLen("exclude", len(g.Exclude)); err != nil {
+		return err
+	}
+	for i, id := range g.Exclude {
+		if err := checkID(fmt.Sprintf("exclude[%d]", i), id, true); err != nil {
+			return err
+		}
+	}
+	return checkCount("max", g.Max)
+}
+
+// Validate implements Body.
+func (c *Candidates) Validate() error {
+	if err := checkStream("stream", c.Stream); err != nil {
+		return err
+	}
+	if err := checkLen("candidates", len(c.Candidates)); err != nil {
+		return err
+	}
+	for i, k := range c.Candidates {
+		f := func(s string) string { return fmt.Sprintf("candidates[%d].%s", i, s) }
+		if err := checkID(f("node"), k.Node, true); err != nil {
+			return err
+		}
+		if err := checkAddr(f("rtsp"), k.RTSP, true); err != nil {
+			return err
+		}
+		if err := checkAddr(f("probe"), k.Probe, false); err != nil {
+			return err
+		}
+		for _, e := range []error{
+			checkCount(f("level"), k.Level), checkCount(f("clients"), k.Clients),
+			checkCount(f("capacity"), k.Capacity), checkCount(f("cores"), k.Cores),
+			checkFraction(f("cpu"), k.CPU),
+		} {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// Validate implements Body.
+func (j *Joined) Validate() error {
+	if err := checkStream("stream", j.Stream); err != nil {
+		return err
+	}
+	if err := checkID("parent", j.Parent, true); err != nil {
+		return err
+	}
+	return checkCount("level", j.Level)
+}
+
+// Validate implements Body.
+func (l *Left) Validate() error { return checkStream("stream", l.Stream) }
+
+// Validate implements Body.
+func (r *Report) Validate() error {
+	if err := checkFraction("cpu", r.CPU); err != nil {
+		return err
+	}
+	if err := checkCount("clients", r.Clients); err != nil {
+		return err
+	}
+	if err := checkLen("streams", len(r.Streams)); err != nil {
+		return err
+	}
+	for i, s := range r.Streams {
+		f := func(n string) string { return fmt.Sprintf("streams[%d].%s", i, n) }
+		if err := checkStream(f("stream"), s.Stream); err != nil {
+			return err
+		}
+		if s.Parent != "" {
+			if err := checkID(f("parent"), s.Parent, true); err != nil {
+				return err
+			}
+		}
+		for _, e := range []error{
+			checkCount(f("level"), s.Level), checkCount(f("readers"), s.Readers),
+			checkFraction(f("loss"), s.Loss),
+		} {
+			if e != nil {
+				return e
+			}
+		}
+		if !(s.Bitrate >= 0) {
+			return invalid("%s %v is negative", f("bitrate"), s.Bitrate)
+		}
+	}
+	return nil
+}
+
+// Validate implements Body.
+func (*Heartbeat) Validate() error { return nil }
+
+// Validate implements Body.
+func (r *Reconnect) Validate() error {
+	if err := checkStream("stream", r.Stream); err != nil {
+		return err
+	}
+	if r.Reason == "" {
+		return invalid("reason is empty")
+	}
+	if r.Target != "" {
+		if err := checkID("target", r.Target, true); err != nil {
+			return err
+		}
+	}
+	return checkAddr("target_rtsp", r.TargetRTSP, false)
+}
+
+// Validate implements Body.
+func (*Drain) Validate() error { return nil }
+
+// Validate implements Body.
+func (a *Ack) Validate() error { return checkCount("level", a.Level) }
+
+// Validate implements Body.
+func (e *Error) Validate() error {
+	if e.Code == "" {
+		return invalid("code is empty")
+	}
+	return nil
+}
