@@ -23,6 +23,7 @@ type mediatorOptions struct {
 	statsInterval     time.Duration
 	upstreamTransport string
 	noCoalesce        bool
+	control           string
 	debug             bool
 }
 
@@ -55,6 +56,9 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
   # A second hop that always pulls through the mediator above
   rtsp-mediator --listen :8556 --rtp off --rtcp off --resolver parent:127.0.0.1:8555
 
+  # A viewer host in the overlay: the local ocm-relay picks the upstream
+  rtsp-mediator --resolver ocm --control 127.0.0.1:7071
+
   # An origin that accepts ffmpeg publishing
   rtsp-mediator --publish &
   ffmpeg -re -i f.mp4 -c copy -f rtsp rtsp://127.0.0.1:8554/live`,
@@ -71,7 +75,8 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.StringVar(&o.rtcp, "rtcp", mediator.DefaultRTCPAddress, "UDP address for RTCP, the RTP port + 1 ('off' disables UDP)")
 	f.BoolVar(&o.publish, "publish", false, "accept publishers (ANNOUNCE/RECORD) on any plain path")
 	f.StringVar(&o.testSource, "test-source", "", "serve the built-in test stream at /NAME")
-	f.StringVar(&o.resolver, "resolver", "direct", "where upstreams come from: direct | parent:HOST:PORT[,HOST:PORT...]")
+	f.StringVar(&o.resolver, "resolver", "direct", "where upstreams come from: direct | parent:HOST:PORT[,HOST:PORT...] |\nocm (ask the local ocm-relay) | redirect (answer players with a 302 to the relay ocm-relay picks)")
+	f.StringVar(&o.control, "control", "127.0.0.1:7071", "ocm-relay control address, for --resolver ocm and redirect")
 	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach: any, loopback, private, CIDRs, IPs, host names, comma-separated\n(default: any when --listen is loopback-only, else loopback,private)")
 	f.DurationVar(&o.stallTimeout, "stall-timeout", mediator.DefaultStallTimeout, "switch upstream after this long without RTP")
 	f.DurationVar(&o.linger, "linger", mediator.DefaultLinger, "keep an upstream this long after its last reader leaves")
@@ -85,9 +90,17 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 
 func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 	log := newLogger(cmd.ErrOrStderr(), o.debug)
-	res, err := mediator.ParseResolver(o.resolver)
-	if err != nil {
-		return err
+	var res mediator.Resolver
+	var ocm *mediator.OCM
+	var err error
+	switch o.resolver {
+	case "ocm", "redirect":
+		ocm = &mediator.OCM{Addr: o.control, Redirect: o.resolver == "redirect", Log: log}
+		res = ocm
+	default:
+		if res, err = mediator.ParseResolver(o.resolver); err != nil {
+			return err
+		}
 	}
 	var allow *mediator.AllowList
 	if o.allowOrigin != "" {
@@ -122,6 +135,10 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		return err
 	}
 	defer m.Close()
+	if ocm != nil {
+		ocm.Attach(m)
+		defer ocm.Close()
+	}
 
 	ready := map[string]any{"rtsp": m.Addr(), "resolver": o.resolver, "publish": o.publish}
 	if u := m.UDPAddrs(); len(u) == 2 {

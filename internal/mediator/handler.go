@@ -57,7 +57,7 @@ func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx)
 
 // OnDescribe serves local streams by path and relays enhanced requests.
 func (m *Mediator) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	res, ss, _ := m.find(ctx.Request.URL, ctx.Path, ctx.Query)
+	res, ss, _ := m.find(ctx.Request, ctx.Path, ctx.Query)
 	return res, ss, nil
 }
 
@@ -67,7 +67,7 @@ func (m *Mediator) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respon
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
-	res, ss, s := m.find(ctx.Request.URL, ctx.Path, ctx.Query)
+	res, ss, s := m.find(ctx.Request, ctx.Path, ctx.Query)
 	if ss == nil {
 		return res, nil, nil
 	}
@@ -85,15 +85,20 @@ func (m *Mediator) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respon
 	}
 	switch s := s.(type) {
 	case *relay:
-		s.addReader(ctx.Session)
+		s.addReader(ctx.Session, isRelayRequest(ctx.Request))
 	case *local:
 		s.readers.Add(1)
 	}
 	return res, ss, nil
 }
 
-// OnPlay accepts.
-func (m *Mediator) OnPlay(_ *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+// OnPlay accepts, and keeps multicast within its TTL.
+func (m *Mediator) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	if t := ctx.Session.SetuppedTransport(); t != nil && *t == gortsplib.TransportUDPMulticast {
+		if n := setMulticastTTL(m.MulticastPorts, m.MulticastTTL); n > 0 {
+			m.Log.Debug("multicast TTL set", "ttl", m.MulticastTTL, "sockets", n)
+		}
+	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
@@ -143,7 +148,8 @@ func (m *Mediator) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Resp
 
 // find returns the stream a request names: a local one for a plain path,
 // a relay for an enhanced URL (creating it and waiting for its upstream).
-func (m *Mediator) find(u *base.URL, path, query string) (*base.Response, *gortsplib.ServerStream, any) {
+func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, *gortsplib.ServerStream, any) {
+	u := req.URL
 	if query == "" {
 		name := strings.Trim(path, "/")
 		m.mu.Lock()
@@ -173,6 +179,12 @@ func (m *Mediator) find(u *base.URL, path, query string) (*base.Response, *gorts
 		return errorResponse(base.StatusForbidden, fmt.Sprintf(
 			"origin %s is not in --allow-origin %q", o.Addr(), m.Allow.String())), nil, nil
 	}
+	if ar, ok := m.Resolver.(interface{ AcceptsRelays() bool }); ok && !ar.AcceptsRelays() && isRelayRequest(req) {
+		return errorResponse(base.StatusForbidden, "this host is passive (ocm-relay --willing=false) and relays to no one"), nil, nil
+	}
+	if rd, ok := m.Resolver.(interface{ RedirectOnly() bool }); ok && rd.RedirectOnly() {
+		return m.redirect(ctx, o), nil, nil
+	}
 	r, err := m.relayFor(o)
 	if err != nil {
 		return errorResponse(base.StatusServiceUnavailable, err.Error()), nil, nil
@@ -184,4 +196,26 @@ func (m *Mediator) find(u *base.URL, path, query string) (*base.Response, *gorts
 		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %v", o.Addr(), err)), nil, nil
 	}
 	return &base.Response{StatusCode: base.StatusOK}, r.ss, r
+}
+
+// redirect answers with a 302 to the upstream the resolver chooses, so the
+// player pulls from it and no media crosses this host.
+func (m *Mediator) redirect(ctx context.Context, o Origin) *base.Response {
+	up, err := m.Resolver.Resolve(ctx, ResolveRequest{Origin: o})
+	if err != nil {
+		m.Log.Warn("cannot redirect", "stream", o.URL(), "err", err)
+		return errorResponse(base.StatusBadGateway, fmt.Sprintf("no upstream for %s: %v", o.URL(), err))
+	}
+	m.Log.Info("redirecting player", "stream", o.URL(), "to", up.URL)
+	m.Events.Emit("redirect", map[string]any{"stream": o.URL(), "to": up.URL, "node": up.Node})
+	return &base.Response{StatusCode: base.StatusFound, Header: base.Header{"Location": base.HeaderValue{up.URL}}}
+}
+
+// relayUserAgent is what mediators send when they pull from each other;
+// it tells a downstream relay from a player.
+const relayUserAgent = "rtsp-mediator"
+
+func isRelayRequest(req *base.Request) bool {
+	ua := req.Header["User-Agent"]
+	return len(ua) > 0 && strings.HasPrefix(ua[0], relayUserAgent)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/testsrc"
 )
@@ -65,6 +66,12 @@ type Mediator struct {
 	UpstreamTransport string
 	// NoCoalesce disables batching of interleaved TCP writes.
 	NoCoalesce bool
+	// MulticastRange (a CIDR such as 239.255.42.0/24) enables RTSP
+	// multicast for players that ask for it, on MulticastPorts (RTP, RTCP),
+	// with MulticastTTL (default 1: the local segment only).
+	MulticastRange string
+	MulticastPorts [2]int
+	MulticastTTL   int
 
 	Events *event.Writer
 	Log    *slog.Logger
@@ -123,12 +130,33 @@ func (m *Mediator) Start() error {
 	m.locals = map[string]*local{}
 	m.sessions = map[*gortsplib.ServerSession]any{}
 
+	if m.MulticastRange != "" {
+		if _, _, err := net.ParseCIDR(m.MulticastRange); err != nil {
+			return fmt.Errorf("multicast range %q: %w", m.MulticastRange, err)
+		}
+		if m.MulticastPorts == [2]int{} {
+			m.MulticastPorts = [2]int{8002, 8003}
+		}
+		if m.MulticastPorts[1] != m.MulticastPorts[0]+1 {
+			return fmt.Errorf("multicast RTCP port must be the RTP port + 1, got %v", m.MulticastPorts)
+		}
+		if m.MulticastTTL <= 0 {
+			m.MulticastTTL = 1
+		}
+		if m.RTPAddress == "" {
+			return fmt.Errorf("multicast needs UDP: set the RTP and RTCP addresses")
+		}
+	}
+
 	m.srv = &gortsplib.Server{
-		Handler:        m,
-		RTSPAddress:    m.Listen,
-		UDPRTPAddress:  m.RTPAddress,
-		UDPRTCPAddress: m.RTCPAddress,
-		WriteQueueSize: 1024,
+		Handler:           m,
+		RTSPAddress:       m.Listen,
+		UDPRTPAddress:     m.RTPAddress,
+		UDPRTCPAddress:    m.RTCPAddress,
+		WriteQueueSize:    1024,
+		MulticastIPRange:  m.MulticastRange,
+		MulticastRTPPort:  m.MulticastPorts[0],
+		MulticastRTCPPort: m.MulticastPorts[1],
 		Listen: func(network, address string) (net.Listener, error) {
 			l, err := net.Listen(network, address)
 			if err != nil {
@@ -225,6 +253,31 @@ func (m *Mediator) Switch(streamURL string, up Upstream) error {
 	}
 	r.requestSwitch(up)
 	return nil
+}
+
+// StreamStats reports every relayed stream for the local ocm-relay.
+func (m *Mediator) StreamStats() []control.StreamStats {
+	m.mu.Lock()
+	relays := make([]*relay, 0, len(m.relays))
+	for _, r := range m.relays {
+		relays = append(relays, r)
+	}
+	m.mu.Unlock()
+	out := make([]control.StreamStats, 0, len(relays))
+	for _, r := range relays {
+		if !r.isReady() {
+			continue
+		}
+		all, relaying := r.readerCounts()
+		_, _, lost := r.fwd.counters()
+		st := control.StreamStats{Stream: r.origin.URL(), Readers: all, RelayReaders: relaying,
+			PacketsIn: r.pktsIn.Load(), Lost: lost, BitrateBPS: float64(r.inRate.rate(time.Now(), r.bytesIn.Load()))}
+		if up := r.current.Load(); up != nil {
+			st.Upstream = up.URL
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // Streams lists the origin URLs relayed here with their current upstreams.

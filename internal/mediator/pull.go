@@ -54,7 +54,7 @@ func openPull(ctx context.Context, up Upstream, cfg pullConfig,
 		Host:        u.Host,
 		ReadTimeout: cfg.ReadTimeout,
 		Transport:   cfg.Transport,
-		UserAgent:   "rtsp-mediator",
+		UserAgent:   relayUserAgent,
 		DialContext: func(dctx context.Context, network, address string) (net.Conn, error) {
 			dctx, cancel := context.WithTimeout(dctx, cfg.DialTimeout)
 			defer cancel()

@@ -39,14 +39,15 @@ type relay struct {
 	switchReq chan Upstream
 
 	mu      sync.Mutex
-	readers map[*gortsplib.ServerSession]struct{}
+	readers map[*gortsplib.ServerSession]bool // true: the reader is a downstream relay
 	linger  *time.Timer
 
 	current  atomic.Pointer[Upstream]
 	switches atomic.Uint64
 	bytesIn  atomic.Uint64
 	pktsIn   atomic.Uint64
-	bitrate  rateMeter
+	bitrate  rateMeter // for stats lines
+	inRate   rateMeter // for the relay's reports
 }
 
 func newRelay(m *Mediator, o Origin) *relay {
@@ -60,7 +61,7 @@ func newRelay(m *Mediator, o Origin) *relay {
 		done:      make(chan struct{}),
 		ready:     make(chan struct{}),
 		switchReq: make(chan Upstream, 1),
-		readers:   map[*gortsplib.ServerSession]struct{}{},
+		readers:   map[*gortsplib.ServerSession]bool{},
 	}
 	r.linger = time.AfterFunc(m.Linger, r.lingerExpired)
 	return r
@@ -76,10 +77,10 @@ func (r *relay) waitReady(ctx context.Context) error {
 	}
 }
 
-func (r *relay) addReader(ss *gortsplib.ServerSession) {
+func (r *relay) addReader(ss *gortsplib.ServerSession, isRelay bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.readers[ss] = struct{}{}
+	r.readers[ss] = isRelay
 	r.linger.Stop()
 }
 
@@ -106,6 +107,28 @@ func (r *relay) readerCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.readers)
+}
+
+// readerCounts returns all readers and those that are relays.
+func (r *relay) readerCounts() (all, relays int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, isRelay := range r.readers {
+		if isRelay {
+			relays++
+		}
+	}
+	return len(r.readers), relays
+}
+
+// isReady reports whether the stream is being served (r.ss and r.fwd set).
+func (r *relay) isReady() bool {
+	select {
+	case <-r.ready:
+		return r.failErr == nil
+	default:
+		return false
+	}
 }
 
 func (r *relay) lingerExpired() {
@@ -269,6 +292,9 @@ func (r *relay) watch(p *pull) error {
 				return errStall
 			}
 		case up := <-r.switchReq:
+			if up.URL == p.up.URL {
+				continue // already there (the relay and our own recovery agreed)
+			}
 			if np := r.switchTo(p, up); np != nil {
 				p, started = np, time.Now()
 			}
@@ -347,13 +373,8 @@ func (r *relay) shutdown() {
 }
 
 func (r *relay) stats(now time.Time) map[string]any {
-	select {
-	case <-r.ready:
-		if r.failErr != nil {
-			return nil
-		}
-	default:
-		return nil // r.ss and r.fwd are being set up
+	if !r.isReady() {
+		return nil // r.ss and r.fwd are being set up, or failed
 	}
 	st := map[string]any{
 		"stream":  r.origin.URL(),

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/relay"
+)
+
+type relayOptions struct {
+	server, control, probe, rtsp string
+	nodeID, token                string
+	willing                      bool
+	capacity                     int
+	weights                      probe.Weights
+	debug                        bool
+}
+
+// NewRelayCommand builds ocm-relay.
+func NewRelayCommand() *cobra.Command {
+	o := &relayOptions{weights: probe.DefaultWeights()}
+	cmd := &cobra.Command{
+		Use:   "ocm-relay",
+		Short: "Per-host agent: finds, probes and picks a parent for the local mediator",
+		Long: `ocm-relay runs on every viewer host beside rtsp-mediator (--resolver ocm).
+When the mediator needs a stream it asks the relay, which asks ocm-server for
+candidate parents, probes them all in parallel, scores them
+(rtt_ms + w_load*clients/capacity + w_level*level + w_cpu*cpu_busy, lower wins),
+tells the server its choice and hands the mediator the upstream. It keeps a
+permanent connection to the server, reports every interval, answers other
+relays' probes, and makes the mediator switch when the server repairs the tree.
+If the server cannot be reached, the mediator pulls from the origin directly.
+
+On SIGTERM or SIGINT it leaves gracefully: the server moves its children to
+new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
+		Example: `  # A viewer host: the relay and its mediator
+  ocm-relay --server ms.example.org:7070 --rtsp 192.0.2.10:8554 &
+  rtsp-mediator --resolver ocm &
+  ffplay 'rtsp://localhost:8554/live?ms.example.org:8554'
+
+  # A passive host: receives through the overlay, never relays
+  ocm-relay --server ms.example.org:7070 --willing=false`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRelay(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.server, "server", "", "ocm-server address HOST:PORT (default: the origin host from the stream URL, port 7070)")
+	f.StringVar(&o.control, "control", relay.DefaultControl, "control socket for the local mediator")
+	f.StringVar(&o.probe, "probe", relay.DefaultProbe, "UDP address answering other relays' probes")
+	f.StringVar(&o.rtsp, "rtsp", "", "this host's mediator as other hosts reach it, HOST:PORT (default: what the mediator says)")
+	f.BoolVar(&o.willing, "willing", true, "relay the stream to other viewers (false: a passive host)")
+	f.IntVar(&o.capacity, "capacity", relay.DefaultCapacity, "maximum number of child relays")
+	f.StringVar(&o.nodeID, "node-id", "", "node id in the overlay (default: hostname-pid)")
+	f.StringVar(&o.token, "token", os.Getenv("OCM_TOKEN"), "shared token for ocm-server (default $OCM_TOKEN)")
+	f.Float64Var(&o.weights.Load, "w-load", o.weights.Load, "score weight of a candidate's load (clients/capacity)")
+	f.Float64Var(&o.weights.Level, "w-level", o.weights.Level, "score weight of a candidate's depth in the tree")
+	f.Float64Var(&o.weights.CPU, "w-cpu", o.weights.CPU, "score weight of a candidate's CPU busy fraction")
+	f.Float64Var(&o.weights.MaxCPU, "max-cpu", o.weights.MaxCPU, "never pick a candidate busier than this (0..1)")
+	f.IntVar(&o.weights.MaxLevel, "max-level", o.weights.MaxLevel, "never pick a candidate at this depth or deeper")
+	f.DurationVar(&o.weights.Timeout, "probe-timeout", o.weights.Timeout, "how long to wait for probe answers")
+	f.BoolVar(&o.debug, "debug", false, "log debug messages")
+	return cmd
+}
+
+func runRelay(cmd *cobra.Command, o *relayOptions) error {
+	log := newLogger(cmd.ErrOrStderr(), o.debug)
+	events := event.NewWriter(cmd.OutOrStdout())
+	r := &relay.Relay{
+		Server: o.server, Control: o.control, Probe: o.probe, RTSP: o.rtsp,
+		NodeID: o.nodeID, Token: o.token, Willing: o.willing, Capacity: o.capacity,
+		Weights: o.weights, Events: events, Log: log,
+	}
+	if err := r.Start(); err != nil {
+		return err
+	}
+	events.Emit("ready", map[string]any{"control": r.ControlAddr(), "probe": r.ProbeAddr(), "node": r.NodeID,
+		"server": o.server, "willing": o.willing, "capacity": o.capacity})
+	log.Info("relay ready", "node", r.NodeID, "control", r.ControlAddr(), "probe", r.ProbeAddr())
+	<-cmd.Context().Done()
+	log.Info("leaving the overlay")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.Leave(ctx)
+	return nil
+}

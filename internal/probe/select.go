@@ -1,0 +1,210 @@
+package probe
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// Weights are the selection rule's parameters. The score of an eligible
+// candidate, lower is better, is
+//
+//	rtt_ms + Load*clients/capacity + Level*level + CPU*cpu_busy
+//
+// and a candidate is eligible if it answered within Timeout, is willing,
+// has free capacity, is less busy than MaxCPU and sits above MaxLevel.
+// clients/capacity is the used part of the capacity (relay children).
+type Weights struct {
+	Load  float64 // per unit of load (clients/capacity, 0..1)
+	Level float64 // per level of depth below the origin
+	CPU   float64 // per unit of CPU busy (0..1)
+	// MaxCPU rejects candidates at least this busy (0: DefaultMaxCPU;
+	// above 1: no ceiling).
+	MaxCPU float64
+	// MaxLevel rejects candidates at this level or deeper, so no relay
+	// ends up deeper than MaxLevel (0: DefaultMaxLevel).
+	MaxLevel int
+	// Timeout bounds each probe (0: DefaultTimeout).
+	Timeout time.Duration
+}
+
+// Default weights. An RTT millisecond is the unit: a full relay costs as
+// much as 20 ms more of RTT, one more level of depth 5 ms (each level adds
+// a hop of jitter and a point of failure), a fully busy CPU 30 ms.
+const (
+	DefaultWLoad    = 20
+	DefaultWLevel   = 5
+	DefaultWCPU     = 30
+	DefaultMaxCPU   = 0.9
+	DefaultMaxLevel = 16
+)
+
+// DefaultWeights returns the default selection rule.
+func DefaultWeights() Weights {
+	return Weights{
+		Load:     DefaultWLoad,
+		Level:    DefaultWLevel,
+		CPU:      DefaultWCPU,
+		MaxCPU:   DefaultMaxCPU,
+		MaxLevel: DefaultMaxLevel,
+		Timeout:  DefaultTimeout,
+	}
+}
+
+func (w Weights) withDefaults() Weights {
+	if w.MaxCPU <= 0 {
+		w.MaxCPU = DefaultMaxCPU
+	}
+	if w.MaxLevel <= 0 {
+		w.MaxLevel = DefaultMaxLevel
+	}
+	if w.Timeout <= 0 {
+		w.Timeout = DefaultTimeout
+	}
+	return w
+}
+
+// Terms are the weighted parts of a score.
+type Terms struct {
+	RTT   float64 `json:"rtt_ms"`
+	Load  float64 `json:"load"`
+	Level float64 `json:"level"`
+	CPU   float64 `json:"cpu"`
+}
+
+// Sum is the score.
+func (t Terms) Sum() float64 { return t.RTT + t.Load + t.Level + t.CPU }
+
+// Choice is one candidate with its probe, the metrics the rule used, its
+// score and, if it cannot be chosen, why.
+type Choice struct {
+	Candidate wire.Candidate
+	Result    Result
+	// The metrics scored: the probe's answer for a relay (fresher than
+	// the server's), the candidate's own fields otherwise.
+	// Clients are the children counted against Capacity.
+	Level, Clients, Capacity, FreeCapacity int
+	CPU                                    float64
+	Willing                                bool
+	Terms                                  Terms
+	Score                                  float64 // Terms.Sum(); 0 when the candidate did not answer
+	Rejected                               string  // reason; "" if eligible
+}
+
+// Eligible reports whether the choice passed every filter.
+func (c Choice) Eligible() bool { return c.Rejected == "" }
+
+// Select probes every candidate in parallel (each within w.Timeout, all
+// within ctx) and returns them all: the eligible ones first, best score
+// first, then the rejected ones in their original order. The first choice
+// is the one to take if it is eligible.
+func Select(ctx context.Context, cands []wire.Candidate, stream string, w Weights) []Choice {
+	w = w.withDefaults()
+	res := ProbeAll(ctx, cands, stream, w.Timeout)
+	out := make([]Choice, len(cands))
+	for i, c := range cands {
+		out[i] = Evaluate(c, res[i], w)
+	}
+	Rank(out)
+	return out
+}
+
+// Rank sorts choices as Select returns them. Ties go to the shallower,
+// then the closer candidate, then by node id, so the order is stable.
+func Rank(cs []Choice) {
+	slices.SortStableFunc(cs, func(a, b Choice) int {
+		if a.Eligible() != b.Eligible() {
+			if a.Eligible() {
+				return -1
+			}
+			return 1
+		}
+		if !a.Eligible() {
+			return 0
+		}
+		return cmp.Or(
+			cmp.Compare(a.Score, b.Score),
+			cmp.Compare(a.Level, b.Level),
+			cmp.Compare(a.Result.RTT, b.Result.RTT),
+			cmp.Compare(a.Candidate.Node, b.Candidate.Node),
+		)
+	})
+}
+
+// Evaluate applies the rule to one candidate and its probe result.
+func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
+	w = w.withDefaults()
+	ch := Choice{Candidate: c, Result: r, Level: c.Level, Clients: c.Clients, Capacity: c.Capacity, CPU: c.CPU}
+	if r.Err != nil {
+		ch.Rejected = FailureReason(r.Err, w.Timeout)
+		return ch
+	}
+	in := r.Info
+	ch.FreeCapacity, ch.CPU, ch.Willing = in.FreeCapacity, in.CPU, in.Willing
+	// Load is the used part of the capacity. Info.Clients counts every
+	// reader, players included, while capacity bounds relay children, so
+	// the children are what the free capacity leaves of the capacity the
+	// server knows (or, with no candidate capacity, what the answer says).
+	if c.Capacity > 0 {
+		ch.Capacity = c.Capacity
+		ch.Clients = max(0, c.Capacity-in.FreeCapacity)
+	} else {
+		ch.Capacity = in.Clients + in.FreeCapacity
+		ch.Clients = in.Clients
+	}
+	// Level -1 means "not relaying it" or, with no stream asked, "don't
+	// know": trust the server's level then, unless it has none either
+	// (relays are at level 1 or deeper; only the origin is at 0).
+	ch.Level = in.Level
+	if ch.Level < 0 && c.Level > 0 {
+		ch.Level = c.Level
+	}
+
+	load := 1.0 // no capacity known: as good as full
+	if ch.Capacity > 0 {
+		load = float64(ch.Clients) / float64(ch.Capacity)
+	}
+	ch.Terms = Terms{
+		RTT:   float64(r.RTT) / float64(time.Millisecond),
+		Load:  w.Load * load,
+		Level: w.Level * float64(max(ch.Level, 0)),
+		CPU:   w.CPU * ch.CPU,
+	}
+	ch.Score = ch.Terms.Sum()
+
+	switch {
+	case !ch.Willing:
+		ch.Rejected = "not willing"
+	case ch.Level < 0:
+		ch.Rejected = "does not relay the stream"
+	case ch.FreeCapacity <= 0:
+		ch.Rejected = fmt.Sprintf("no free capacity (%d clients of %d)", ch.Clients, ch.Capacity)
+	case ch.CPU >= w.MaxCPU:
+		ch.Rejected = fmt.Sprintf("CPU %.0f%% busy, max %.0f%%", ch.CPU*100, w.MaxCPU*100)
+	case ch.Level >= w.MaxLevel:
+		ch.Rejected = fmt.Sprintf("level %d, max %d", ch.Level, w.MaxLevel)
+	}
+	return ch
+}
+
+// FailureReason says in a few words why a probe failed: "no answer
+// within 300ms", "unreachable: connection refused", "not RTSP", ...
+func FailureReason(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, ErrNoAnswer):
+		return fmt.Sprintf("no answer within %v", timeout)
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "unreachable: connection refused"
+	case errors.Is(err, ErrNotRTSP):
+		return "not RTSP"
+	}
+	return "unreachable: " + err.Error()
+}

@@ -1,0 +1,259 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+func ms(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+
+func TestEvaluate(t *testing.T) {
+	w := DefaultWeights()
+	relay := wire.Candidate{Node: "r1", RTSP: "10.0.0.1:8554", Probe: "10.0.0.1:7072", Level: 2, Clients: 1, Capacity: 4}
+	origin := wire.Candidate{Node: wire.OriginID, RTSP: "ms:554", Level: 0, Clients: 1, Capacity: 4}
+	answered := func(rtt float64, in Info) Result { return Result{Via: ViaUDP, RTT: ms(rtt), Info: in} }
+	ok := Info{Node: "r1", Clients: 1, Level: 2, CPU: 0.5, Willing: true, FreeCapacity: 3}
+	with := func(f func(*Info)) Info { in := ok; f(&in); return in }
+
+	tests := []struct {
+		name     string
+		cand     wire.Candidate
+		res      Result
+		w        Weights
+		terms    Terms
+		rejected string // "" eligible; else a prefix of the reason
+	}{
+		{
+			name:  "relay, all terms",
+			cand:  relay,
+			res:   answered(10, ok),
+			terms: Terms{RTT: 10, Load: 20 * 1.0 / 4, Level: 5 * 2, CPU: 30 * 0.5},
+		},
+		{
+			name:  "probe is fresher than the server",
+			cand:  relay, // server says level 2, 1 client of 4
+			res:   answered(1, with(func(i *Info) { i.Level, i.Clients, i.FreeCapacity, i.CPU = 3, 3, 1, 0 })),
+			terms: Terms{RTT: 1, Load: 20 * 3.0 / 4, Level: 15},
+		},
+		{
+			name:  "origin: candidate's load, level 0, no cpu",
+			cand:  origin,
+			res:   Result{Via: ViaRTSP, RTT: ms(2), Info: candidateInfo(origin)},
+			terms: Terms{RTT: 2, Load: 20 * 1.0 / 4},
+		},
+		{
+			name:     "no answer",
+			cand:     relay,
+			res:      Result{Err: fmt.Errorf("probe x: %w within 300ms", ErrNoAnswer)},
+			rejected: "no answer within 300ms",
+		},
+		{
+			name:     "refused",
+			cand:     relay,
+			res:      Result{Err: fmt.Errorf("x: %w", errors.Join(errors.New("read"), syscall.ECONNREFUSED))},
+			rejected: "unreachable: connection refused",
+		},
+		{
+			name:     "not willing",
+			cand:     relay,
+			res:      answered(1, with(func(i *Info) { i.Willing = false })),
+			terms:    Terms{RTT: 1, Load: 5, Level: 10, CPU: 15},
+			rejected: "not willing",
+		},
+		{
+			name:     "full",
+			cand:     relay,
+			res:      answered(1, with(func(i *Info) { i.Clients, i.FreeCapacity = 4, 0 })),
+			terms:    Terms{RTT: 1, Load: 20, Level: 10, CPU: 15},
+			rejected: "no free capacity (4 clients of 4)",
+		},
+		{
+			name:     "no capacity at all",
+			cand:     wire.Candidate{Node: "r0", Probe: "x:1", Level: 1},
+			res:      answered(1, with(func(i *Info) { i.Clients, i.FreeCapacity, i.Level = 0, 0, 1 })),
+			terms:    Terms{RTT: 1, Load: 20, Level: 5, CPU: 15},
+			rejected: "no free capacity",
+		},
+		{
+			name:     "cpu at the ceiling",
+			cand:     relay,
+			res:      answered(1, with(func(i *Info) { i.CPU = 0.9 })),
+			terms:    Terms{RTT: 1, Load: 5, Level: 10, CPU: 27},
+			rejected: "CPU 90% busy, max 90%",
+		},
+		{
+			name:  "cpu just below the ceiling",
+			cand:  relay,
+			res:   answered(1, with(func(i *Info) { i.CPU = 0.89 })),
+			terms: Terms{RTT: 1, Load: 5, Level: 10, CPU: 30 * 0.89},
+		},
+		{
+			name:     "too deep",
+			cand:     relay,
+			res:      answered(1, with(func(i *Info) { i.Level = 16 })),
+			terms:    Terms{RTT: 1, Load: 5, Level: 80, CPU: 15},
+			rejected: "level 16, max 16",
+		},
+		{
+			name:  "one above the maximum depth",
+			cand:  relay,
+			res:   answered(1, with(func(i *Info) { i.Level = 15 })),
+			terms: Terms{RTT: 1, Load: 5, Level: 75, CPU: 15},
+		},
+		{
+			name:  "level unknown to the relay: the server's",
+			cand:  relay,
+			res:   answered(1, with(func(i *Info) { i.Level = -1 })),
+			terms: Terms{RTT: 1, Load: 5, Level: 10, CPU: 15},
+		},
+		{
+			name:     "level unknown to both",
+			cand:     wire.Candidate{Node: "r9", Probe: "x:1"},
+			res:      answered(1, with(func(i *Info) { i.Level = -1 })),
+			terms:    Terms{RTT: 1, Load: 5, CPU: 15},
+			rejected: "does not relay the stream",
+		},
+		{
+			name:  "custom weights",
+			cand:  relay,
+			res:   answered(4, ok),
+			w:     Weights{Load: 1, Level: 2, CPU: 3, MaxCPU: 2, MaxLevel: 3},
+			terms: Terms{RTT: 4, Load: 0.25, Level: 4, CPU: 1.5},
+		},
+		{
+			name:     "custom max level",
+			cand:     relay,
+			res:      answered(4, ok),
+			w:        Weights{MaxLevel: 2},
+			terms:    Terms{RTT: 4},
+			rejected: "level 2, max 2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ww := w
+			if tt.w != (Weights{}) {
+				ww = tt.w
+			}
+			c := Evaluate(tt.cand, tt.res, ww)
+			if !strings.HasPrefix(c.Rejected, tt.rejected) || (tt.rejected == "") != c.Eligible() {
+				t.Errorf("rejected = %q, want %q", c.Rejected, tt.rejected)
+			}
+			if !near(c.Terms, tt.terms) {
+				t.Errorf("terms = %+v, want %+v", c.Terms, tt.terms)
+			}
+			if math.Abs(c.Score-c.Terms.Sum()) > 1e-9 {
+				t.Errorf("score %v != sum of terms %v", c.Score, c.Terms.Sum())
+			}
+		})
+	}
+}
+
+func near(a, b Terms) bool {
+	const eps = 1e-9
+	return math.Abs(a.RTT-b.RTT) < eps && math.Abs(a.Load-b.Load) < eps &&
+		math.Abs(a.Level-b.Level) < eps && math.Abs(a.CPU-b.CPU) < eps
+}
+
+func TestRank(t *testing.T) {
+	mk := func(node string, score float64, level int, rejected string) Choice {
+		return Choice{Candidate: wire.Candidate{Node: node}, Score: score, Level: level, Rejected: rejected}
+	}
+	cs := []Choice{
+		mk("dead1", 0, 0, "no answer"),
+		mk("b", 12, 2, ""),
+		mk("a", 12, 2, ""),
+		mk("dead2", 0, 0, "not willing"),
+		mk("shallow", 12, 1, ""),
+		mk("best", 3, 5, ""),
+	}
+	Rank(cs)
+	var got []string
+	for _, c := range cs {
+		got = append(got, c.Candidate.Node)
+	}
+	if want := "best shallow a b dead1 dead2"; strings.Join(got, " ") != want {
+		t.Errorf("order = %v, want %s", got, want)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	near := startResponder(t, fixedInfo(Info{Node: "near", Clients: 0, Level: 1, Cores: 4, CPU: 0.1, Willing: true, FreeCapacity: 4}, stream))
+	busy := startResponder(t, fixedInfo(Info{Node: "busy", Clients: 1, Level: 1, CPU: 0.95, Willing: true, FreeCapacity: 3}, stream))
+	deep := startResponder(t, fixedInfo(Info{Node: "deep", Clients: 3, Level: 4, CPU: 0.2, Willing: true, FreeCapacity: 1}, stream))
+	passive := startResponder(t, fixedInfo(Info{Node: "passive", Level: 1}, stream))
+	ms := startRTSP(t, "RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n")
+	cands := []wire.Candidate{
+		{Node: wire.OriginID, RTSP: ms.addr, Level: 0, Clients: 4, Capacity: 4}, // full
+		{Node: "dead", RTSP: "127.0.0.1:1", Probe: silentUDP(t), Level: 1, Clients: 0, Capacity: 4},
+		{Node: "deep", RTSP: "127.0.0.1:2", Probe: deep.Addr(), Level: 2, Capacity: 4},
+		{Node: "busy", RTSP: "127.0.0.1:3", Probe: busy.Addr(), Level: 1, Capacity: 4},
+		{Node: "near", RTSP: "127.0.0.1:4", Probe: near.Addr(), Level: 1, Capacity: 4},
+		{Node: "passive", RTSP: "127.0.0.1:5", Probe: passive.Addr(), Level: 1, Capacity: 4},
+	}
+	// A heavy level weight keeps the order independent of loopback RTTs.
+	w := DefaultWeights()
+	w.Level = 1000
+	got := Select(context.Background(), cands, stream, w)
+	if len(got) != len(cands) {
+		t.Fatalf("%d choices for %d candidates", len(got), len(cands))
+	}
+	want := []struct{ node, rejected string }{
+		{"near", ""}, // 1000 + 0.1*30 + rtt
+		{"deep", ""}, // 3/4*20 + 4000 + 0.2*30 + rtt
+		{wire.OriginID, "no free capacity (4 clients of 4)"},
+		{"dead", "no answer within 300ms"},
+		{"busy", "CPU 95% busy, max 90%"},
+		{"passive", "not willing"},
+	}
+	for i, w := range want {
+		c := got[i]
+		if c.Candidate.Node != w.node || c.Rejected != w.rejected {
+			t.Errorf("choice %d = %s %q, want %s %q", i, c.Candidate.Node, c.Rejected, w.node, w.rejected)
+		}
+	}
+	if got[0].Level != 1 || got[0].Result.Via != ViaUDP || got[0].Result.Info.Cores != 4 {
+		t.Errorf("winner = %+v", got[0])
+	}
+	if got[1].Level != 4 {
+		t.Errorf("deep's level = %d, want the probe's 4 over the server's 2", got[1].Level)
+	}
+	if o := got[2]; o.Result.Via != ViaRTSP || o.Result.Err != nil || o.Result.RTT <= 0 || o.Level != 0 {
+		t.Errorf("origin = %+v", o)
+	}
+	if reqs := ms.requests(); len(reqs) != 1 || !strings.HasPrefix(reqs[0], "OPTIONS ") {
+		t.Errorf("origin got %q", reqs)
+	}
+
+	// With room at the origin, the origin (level 0) wins.
+	cands[0].Clients = 1
+	got = Select(context.Background(), cands, stream, w)
+	if got[0].Candidate.Node != wire.OriginID || !got[0].Eligible() {
+		t.Errorf("winner = %s %q, want the origin", got[0].Candidate.Node, got[0].Rejected)
+	}
+}
+
+func TestSelectOriginDown(t *testing.T) {
+	cands := []wire.Candidate{{Node: wire.OriginID, RTSP: closedTCP(t), Capacity: 4}}
+	got := Select(context.Background(), cands, stream, Weights{Timeout: 200 * time.Millisecond})
+	if len(got) != 1 || got[0].Eligible() {
+		t.Fatalf("choices = %+v", got)
+	}
+	if r := got[0].Rejected; r != "unreachable: connection refused" {
+		t.Errorf("rejected = %q", r)
+	}
+}
+
+func TestSelectNone(t *testing.T) {
+	if got := Select(context.Background(), nil, stream, DefaultWeights()); len(got) != 0 {
+		t.Errorf("choices = %+v", got)
+	}
+}

@@ -1,0 +1,236 @@
+// Package relay is ocm-relay, the per-host agent of the overlay: it keeps a
+// permanent connection to ocm-server, answers the local mediator's resolve
+// requests by asking the server for candidates, probing and scoring them,
+// reports every interval, answers other relays' probes, and pushes
+// switches to the mediator when the tree changes.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// Defaults, in one place.
+const (
+	DefaultControl     = "127.0.0.1:7071"
+	DefaultProbe       = ":7072"
+	DefaultServerPort  = "7070"
+	DefaultCapacity    = 4
+	DefaultDialTimeout = time.Second
+	// DefaultCallTimeout bounds one request to the server.
+	DefaultCallTimeout = 2 * time.Second
+	// leaveGrace keeps serving children a moment after telling the server
+	// we leave, so their switch to a new parent is make-before-break.
+	leaveGrace = 500 * time.Millisecond
+)
+
+// Relay is the agent. Fill the exported fields, then Start.
+type Relay struct {
+	Server   string // ocm-server address; empty: the origin's host, port 7070, on first use
+	Control  string // control socket for the mediator
+	Probe    string // UDP probe responder address
+	RTSP     string // this host's mediator as other hosts reach it; empty: what the mediator says
+	NodeID   string // default: hostname-pid
+	Token    string
+	Willing  bool
+	Capacity int // max children over all streams
+	Weights  probe.Weights
+
+	Events *event.Writer
+	Log    *slog.Logger
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	ctlLn    net.Listener
+	resp     *probe.Responder
+	cpu      *probe.CPUSampler
+	serverMu sync.Mutex // serialises connecting to the server
+
+	mu        sync.Mutex
+	server    string // the address in use
+	sess      *session
+	streams   map[string]*streamState
+	mediators map[*control.Conn]bool
+	addrNode  map[string]string // upstream address -> node id, from candidates
+	medRTSP   string            // the RTSP address the mediator said it listens on
+	closed    bool
+}
+
+// streamState is what the relay knows of one stream it receives.
+type streamState struct {
+	parent     string // node id, or wire.OriginID
+	parentRTSP string
+	level      int
+	upstream   control.Upstream
+	stats      control.StreamStats
+	reported   control.StreamStats // at the last report, for rates
+}
+
+// Start validates the configuration and starts the control socket, the
+// probe responder and, if the server address is known, the server session.
+func (r *Relay) Start() error {
+	if r.Control == "" {
+		r.Control = DefaultControl
+	}
+	if r.Probe == "" {
+		r.Probe = DefaultProbe
+	}
+	if r.Capacity < 0 {
+		return fmt.Errorf("capacity %d is negative", r.Capacity)
+	}
+	if r.NodeID == "" {
+		h, _ := os.Hostname()
+		r.NodeID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if r.Weights == (probe.Weights{}) {
+		r.Weights = probe.DefaultWeights()
+	}
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+	if r.Server != "" {
+		if _, _, err := net.SplitHostPort(r.Server); err != nil {
+			return fmt.Errorf("server address %q: %w", r.Server, err)
+		}
+	}
+	if r.RTSP != "" {
+		if _, _, err := net.SplitHostPort(r.RTSP); err != nil {
+			return fmt.Errorf("rtsp address %q: %w", r.RTSP, err)
+		}
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.streams = map[string]*streamState{}
+	r.mediators = map[*control.Conn]bool{}
+	r.addrNode = map[string]string{}
+	r.server = r.Server
+
+	var err error
+	r.ctlLn, err = net.Listen("tcp", r.Control)
+	if err != nil {
+		r.cancel()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	r.cpu = probe.NewCPUSampler()
+	r.resp = &probe.Responder{Listen: r.Probe, Info: r.probeInfo, Log: r.Log}
+	if err := r.resp.Start(); err != nil {
+		r.ctlLn.Close()
+		r.cancel()
+		return fmt.Errorf("probe responder: %w", err)
+	}
+	r.wg.Add(2)
+	go r.acceptControl()
+	go r.keepServer()
+	return nil
+}
+
+// ControlAddr and ProbeAddr are the bound addresses, valid after Start.
+func (r *Relay) ControlAddr() string { return r.ctlLn.Addr().String() }
+
+// ProbeAddr is the probe responder's bound address.
+func (r *Relay) ProbeAddr() string { return r.resp.Addr() }
+
+// Close leaves the overlay at once: the server notices the closed
+// connection and repairs the tree.
+func (r *Relay) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	sess := r.sess
+	meds := make([]*control.Conn, 0, len(r.mediators))
+	for c := range r.mediators {
+		meds = append(meds, c)
+	}
+	r.mu.Unlock()
+	r.cancel()
+	r.ctlLn.Close()
+	if sess != nil {
+		sess.close()
+	}
+	for _, c := range meds {
+		c.Close()
+	}
+	r.resp.Close()
+	r.cpu.Close()
+	r.wg.Wait()
+}
+
+// Leave tells the server this relay leaves every stream, keeps serving a
+// moment so children switch without a gap, then closes.
+func (r *Relay) Leave(ctx context.Context) {
+	r.mu.Lock()
+	sess := r.sess
+	var streams []string
+	for s := range r.streams {
+		streams = append(streams, s)
+	}
+	r.mu.Unlock()
+	if sess != nil {
+		for _, s := range streams {
+			cctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
+			_, err := sess.call(cctx, &wire.Left{Stream: s})
+			cancel()
+			if err != nil {
+				r.Log.Warn("leave", "stream", s, "err", err)
+			}
+		}
+		if len(streams) > 0 {
+			t := time.NewTimer(leaveGrace)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+	}
+	r.Close()
+}
+
+// probeInfo answers other relays' probes.
+func (r *Relay) probeInfo(stream string) probe.Info {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info := probe.Info{Node: r.NodeID, Level: -1, Cores: runtime.NumCPU(), CPU: r.cpu.Busy(),
+		FreeMem: probe.FreeMemory(), Willing: r.Willing}
+	children := 0
+	for s, st := range r.streams {
+		info.Clients += st.stats.Readers
+		children += st.stats.RelayReaders
+		if s == stream {
+			info.Level = st.level
+		}
+	}
+	info.FreeCapacity = max(r.Capacity-children, 0)
+	return info
+}
+
+// rtspAddr is the mediator address offered to other relays.
+func (r *Relay) rtspAddr() string {
+	if r.RTSP != "" {
+		return r.RTSP
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.medRTSP
+}
+
+// errNoRTSP: a willing relay waits for its mediator's address.
+var errNoRTSP = errors.New("waiting for the mediator to connect and say its RTSP address (or give --rtsp)")
+
+// errClosed is returned by requests made while the relay shuts down.
+var errClosed = errors.New("relay is closing")

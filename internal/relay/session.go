@@ -1,0 +1,207 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// session is one connection to ocm-server, from hello to close.
+type session struct {
+	r       *Relay
+	cl      *wire.Client
+	addr    string
+	welcome wire.Welcome
+	done    chan struct{}
+	once    sync.Once
+}
+
+// dialServer connects, says hello with the streams already relayed, and
+// waits for the welcome.
+func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
+	c, err := wire.Dial("tcp", addr, DefaultDialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	cl := wire.NewClient(c)
+	hello := &wire.Hello{Node: r.NodeID, RTSP: r.rtspAddr(), Probe: r.ProbeAddr(), Willing: r.Willing,
+		Capacity: r.Capacity, Cores: runtime.NumCPU(), Token: r.Token, Agent: "ocm-relay"}
+	if !r.Willing || hello.RTSP == "" {
+		hello.Willing, hello.RTSP = false, ""
+	}
+	r.mu.Lock()
+	for s, st := range r.streams {
+		if st.parent != "" {
+			hello.Streams = append(hello.Streams, wire.Relayed{Stream: s, Parent: st.parent, ParentRTSP: st.parentRTSP, Level: st.level})
+		}
+	}
+	r.mu.Unlock()
+	hctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
+	defer cancel()
+	w, err := cl.Hello(hctx, hello)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("hello to %s: %w", addr, err)
+	}
+	return &session{r: r, cl: cl, addr: addr, welcome: *w, done: make(chan struct{})}, nil
+}
+
+// run handles the server's pushes and sends heartbeats and reports until
+// the connection ends or the server stops answering heartbeats.
+func (s *session) run() {
+	hb := s.welcome.Heartbeat()
+	if hb <= 0 {
+		hb = 2 * time.Second
+	}
+	rep := s.welcome.Report()
+	if rep <= 0 {
+		rep = 10 * time.Second
+	}
+	hbt := time.NewTicker(hb)
+	defer hbt.Stop()
+	rt := time.NewTicker(rep)
+	defer rt.Stop()
+	defer s.close()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.cl.Done():
+			if s.r.ctx.Err() == nil {
+				s.r.Log.Warn("lost ocm-server", "server", s.addr, "err", s.cl.Err())
+			}
+			return
+		case m := <-s.cl.Pushes():
+			s.push(m)
+		case <-hbt.C:
+			go func() {
+				ctx, cancel := context.WithTimeout(s.r.ctx, 3*hb)
+				defer cancel()
+				if err := s.cl.Heartbeat(ctx); err != nil && s.r.ctx.Err() == nil {
+					s.r.Log.Warn("ocm-server does not answer heartbeats, reconnecting", "server", s.addr, "err", err)
+					s.close()
+				}
+			}()
+		case <-rt.C:
+			if err := s.cl.Report(s.r.report()); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *session) push(m wire.Msg) {
+	switch b := m.Body.(type) {
+	case *wire.Reconnect:
+		go s.r.onReconnect(b)
+	case *wire.Drain:
+		go s.r.onDrain(b)
+	case *wire.Error:
+		s.r.Log.Warn("ocm-server error", "code", b.Code, "message", b.Message)
+	default:
+		s.r.Log.Debug("ignoring message from ocm-server", "type", m.Type)
+	}
+}
+
+// call sends a request and waits for its answer; an error answer is a
+// *wire.Error.
+func (s *session) call(ctx context.Context, b wire.Body) (wire.Msg, error) {
+	return s.cl.Request(ctx, b)
+}
+
+func (s *session) close() {
+	s.once.Do(func() {
+		close(s.done)
+		s.cl.Close()
+	})
+}
+
+// keepServer keeps one session to the server, reconnecting with backoff.
+// With no --server it waits until a resolve names the origin host.
+func (r *Relay) keepServer() {
+	defer r.wg.Done()
+	delay := 100 * time.Millisecond
+	for r.ctx.Err() == nil {
+		sess, err := r.ensureSession(r.ctx)
+		if sess == nil {
+			if err != nil {
+				r.Log.Debug("no ocm-server session", "err", err)
+			}
+			if !sleepCtx(r.ctx, delay) {
+				return
+			}
+			delay = min(delay*2, 2*time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+		<-sess.done
+	}
+}
+
+// ensureSession returns the current session, connecting if there is none
+// and the server address is known.
+func (r *Relay) ensureSession(ctx context.Context) (*session, error) {
+	r.serverMu.Lock()
+	defer r.serverMu.Unlock()
+	r.mu.Lock()
+	sess, addr := r.sess, r.server
+	r.mu.Unlock()
+	if sess != nil {
+		select {
+		case <-sess.done:
+		default:
+			return sess, nil
+		}
+	}
+	if addr == "" {
+		return nil, nil
+	}
+	if r.Willing && r.rtspAddr() == "" {
+		// Offering ourselves to others needs the address they reach our
+		// mediator on; it says so in its hello.
+		return nil, errNoRTSP
+	}
+	sess, err := r.dialServer(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		sess.close()
+		return nil, errClosed
+	}
+	r.sess = sess
+	r.mu.Unlock()
+	r.Log.Info("connected to ocm-server", "server", addr, "recovery", sess.welcome.Recovery)
+	r.Events.Emit("server", map[string]any{"state": "connected", "server": addr, "node": sess.welcome.Node, "recovery": sess.welcome.Recovery})
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		sess.run()
+		r.mu.Lock()
+		if r.sess == sess {
+			r.sess = nil
+		}
+		r.mu.Unlock()
+		if r.ctx.Err() == nil {
+			r.Events.Emit("server", map[string]any{"state": "disconnected", "server": addr})
+		}
+	}()
+	return sess, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
