@@ -43,9 +43,9 @@ type Responder struct {
 
 // ResponderStats counts what the responder did with the datagrams it read.
 type ResponderStats struct {
-	Answered uint64 `json:"answered"`
-	Garbage  uint64 `json:"garbage"` // ignored: not a valid request
-	Limited  uint64 `json:"limited"` // dropped by the per-source rate limit
+	Answered uint64 `json:"answered"` // answers sent (write errors included, logged)
+	Garbage  uint64 `json:"garbage"`  // ignored: not a valid request
+	Limited  uint64 `json:"limited"`  // dropped by the per-source rate limit
 }
 
 // Start fills defaults, binds the socket and starts answering.
@@ -154,11 +154,10 @@ func (r *Responder) serve() {
 			logf("probe answer", "err", err)
 			continue
 		}
+		r.answered.Add(1) // before the write, so a peer that saw the answer sees it counted
 		if _, err := r.conn.WriteToUDPAddrPort(out, src); err != nil {
 			logf("probe write", "to", src, "err", err)
-			continue
 		}
-		r.answered.Add(1)
 	}
 }
 

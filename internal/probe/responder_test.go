@@ -279,16 +279,40 @@ func TestResponderRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ok := 0
-	for range 4 {
-		if Probe(context.Background(), r.Addr(), stream, 40*time.Millisecond).Err == nil {
-			ok++
+	c, err := net.Dial("udp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 4 {
+		b, _ := json.Marshal(request{V: Version, Type: TypeProbe, Seq: uint64(i)})
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if ok != 2 {
-		t.Errorf("%d probes answered, want the burst of 2", ok)
+	// Wait until the responder has dealt with all four, however slowly.
+	deadline := time.Now().Add(10 * time.Second)
+	for st := r.Stats(); st.Answered+st.Limited < 4; st = r.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats = %+v after 10s", st)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if r.Stats().Limited == 0 {
-		t.Error("nothing counted as limited")
+	if st := r.Stats(); st.Answered != 2 || st.Limited != 2 {
+		t.Errorf("stats = %+v, want the burst of 2 answered and 2 limited", st)
 	}
+}
+
+func TestProbeRefused(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	res := Probe(context.Background(), addr, stream, 5*time.Second)
+	if res.Err == nil {
+		t.Fatal("probe of a closed port succeeded")
+	}
+	t.Logf("%v -> %q", res.Err, FailureReason(res.Err, time.Second))
 }

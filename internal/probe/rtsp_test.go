@@ -26,7 +26,11 @@ func TestProbeRTSP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startRTSP(t, tt.answer)
-			rtt, err := ProbeRTSP(context.Background(), s.addr, 200*time.Millisecond)
+			timeout := 5 * time.Second
+			if tt.answer == "" {
+				timeout = 100 * time.Millisecond
+			}
+			rtt, err := ProbeRTSP(context.Background(), s.addr, timeout)
 			if tt.wantErr == nil {
 				if err != nil || rtt <= 0 {
 					t.Fatalf("rtt %v, err %v", rtt, err)
@@ -44,7 +48,7 @@ func TestProbeRTSP(t *testing.T) {
 }
 
 func TestProbeRTSPClosedPort(t *testing.T) {
-	_, err := ProbeRTSP(context.Background(), closedTCP(t), 200*time.Millisecond)
+	_, err := ProbeRTSP(context.Background(), closedTCP(t), 5*time.Second)
 	if err == nil {
 		t.Fatal("probe of a closed port succeeded")
 	}

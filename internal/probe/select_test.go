@@ -243,7 +243,7 @@ func TestSelect(t *testing.T) {
 
 func TestSelectOriginDown(t *testing.T) {
 	cands := []wire.Candidate{{Node: wire.OriginID, RTSP: closedTCP(t), Capacity: 4}}
-	got := Select(context.Background(), cands, stream, Weights{Timeout: 200 * time.Millisecond})
+	got := Select(context.Background(), cands, stream, Weights{Timeout: 5 * time.Second})
 	if len(got) != 1 || got[0].Eligible() {
 		t.Fatalf("choices = %+v", got)
 	}
