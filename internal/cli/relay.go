@@ -85,9 +85,14 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	events.Emit("ready", map[string]any{"control": r.ControlAddr(), "probe": r.ProbeAddr(), "node": r.NodeID,
 		"server": o.server, "willing": o.willing, "capacity": o.capacity})
 	log.Info("relay ready", "node", r.NodeID, "control", r.ControlAddr(), "probe", r.ProbeAddr())
-	<-cmd.Context().Done()
+	select {
+	case <-r.Done():
+		log.Info("drained: left the overlay")
+		return nil
+	case <-cmd.Context().Done():
+	}
 	log.Info("leaving the overlay")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r.Leave(ctx)
 	return nil

@@ -21,7 +21,8 @@ type serverOptions struct {
 	heartbeat      time.Duration
 	maxCandidates  int
 	originCapacity int
-	gradualStep    time.Duration
+	reconnectStep  time.Duration
+	handover       time.Duration
 	orphanGrace    time.Duration
 	token          string
 	debug          bool
@@ -43,12 +44,21 @@ rtsp://MSHOST:MSPORT/MEDIA). When a relay fails (connection closed, or
              keep their own children (default)
   drop       remove its whole subtree and tell nobody
   reconnect  remove its subtree and tell every relay in it to reconnect
-  gradual    like reconnect, one level every --gradual-step
+  gradual    like reconnect, the failed relay's children first, then the next
+             level when that one has rejoined or after --reconnect-step, down
+             to the leaves
+
+The policy is announced to relays in the welcome: under reconnect and
+gradual a relay waits for its reconnect instead of rejoining on its own
+stall. A relay that leaves (SIGTERM) or is drained hands its children over
+without a gap: the server picks each child's new parent, tells it to switch
+make-before-break, and lets the relay go when all have switched (or after
+--handover-timeout).
 
 After a restart the trees are rebuilt from the relays' hellos without
 interrupting any stream. A JSON API and Prometheus metrics are served over
 HTTP (/api/v1/nodes, /api/v1/streams, /api/v1/tree, /api/v1/reconnect,
-/metrics).
+/api/v1/drain, /metrics).
 
 stdout carries JSON lines: first {"event":"ready","ocm":ADDR,"http":ADDR},
 then node and tree events. Logs go to stderr.`,
@@ -59,10 +69,14 @@ then node and tree events. Logs go to stderr.`,
   OCM_TOKEN=s3cret ocm-server --listen 127.0.0.1:0 --http 127.0.0.1:0
 
   # The paper's gradual policy, heartbeats every second
-  ocm-server --recovery gradual --gradual-step 250ms --heartbeat 1s
+  ocm-server --recovery gradual --reconnect-step 250ms --heartbeat 1s
 
   # Look at the trees
-  curl -s localhost:7080/api/v1/tree`,
+  curl -s localhost:7080/api/v1/tree
+
+  # Move relay r7 and everything below it; drain r3 before maintenance
+  curl -s -X POST 'localhost:7080/api/v1/reconnect?node=r7&subtree=1'
+  curl -s -X POST 'localhost:7080/api/v1/drain?node=r3'`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -81,7 +95,12 @@ then node and tree events. Logs go to stderr.`,
 		fmt.Sprintf("heartbeat interval; a relay silent for %d intervals has failed", server.MissedHeartbeats))
 	f.IntVar(&o.maxCandidates, "max-candidates", server.DefaultMaxCandidates, "relays offered per request, besides the origin")
 	f.IntVar(&o.originCapacity, "origin-capacity", server.DefaultOriginCapacity, "relays allowed to pull each stream from the origin")
-	f.DurationVar(&o.gradualStep, "gradual-step", server.DefaultGradualStep, "delay between levels under --recovery gradual")
+	f.DurationVar(&o.reconnectStep, "reconnect-step", server.DefaultReconnectStep,
+		"under --recovery gradual, the longest wait before telling the next level (sooner once a level has rejoined)")
+	f.DurationVar(&o.reconnectStep, "gradual-step", server.DefaultReconnectStep, "old name of --reconnect-step")
+	_ = f.MarkHidden("gradual-step")
+	f.DurationVar(&o.handover, "handover-timeout", server.DefaultHandoverTimeout,
+		"how long a leaving or drained relay waits for its children to switch to their new parents")
 	f.DurationVar(&o.orphanGrace, "orphan-grace", server.DefaultOrphanGrace,
 		"how long a relay may stay detached (e.g. its parent not back after a restart) before it is told to reconnect")
 	f.StringVar(&o.token, "token", "", "shared secret relays must present (default $OCM_TOKEN)")
@@ -102,18 +121,19 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		originCap = -1 // the server reads 0 as "default"; the flag's 0 means none
 	}
 	s := &server.Server{
-		Listen:         o.listen,
-		HTTP:           o.http,
-		Recovery:       pol,
-		ReportInterval: o.reportInterval,
-		Heartbeat:      o.heartbeat,
-		MaxCandidates:  o.maxCandidates,
-		OriginCapacity: originCap,
-		GradualStep:    o.gradualStep,
-		OrphanGrace:    o.orphanGrace,
-		Token:          o.token,
-		Log:            newLogger(cmd.ErrOrStderr(), o.debug),
-		Events:         event.NewWriter(cmd.OutOrStdout()),
+		Listen:          o.listen,
+		HTTP:            o.http,
+		Recovery:        pol,
+		ReportInterval:  o.reportInterval,
+		Heartbeat:       o.heartbeat,
+		MaxCandidates:   o.maxCandidates,
+		OriginCapacity:  originCap,
+		ReconnectStep:   o.reconnectStep,
+		HandoverTimeout: o.handover,
+		OrphanGrace:     o.orphanGrace,
+		Token:           o.token,
+		Log:             newLogger(cmd.ErrOrStderr(), o.debug),
+		Events:          event.NewWriter(cmd.OutOrStdout()),
 	}
 	if err := s.Start(); err != nil {
 		return err

@@ -35,7 +35,7 @@ const (
 	DefaultDialTimeout     = 1500 * time.Millisecond
 	DefaultReadTimeout     = 5 * time.Second
 	DefaultSwitchTimeout   = 2 * time.Second
-	DefaultResolveTimeout  = 3 * time.Second
+	DefaultResolveTimeout  = 8 * time.Second
 	// DefaultFirstPacketTimeout is the stall timeout for an upstream that
 	// has sent nothing yet: origins may take a moment to start a pipeline.
 	DefaultFirstPacketTimeout = 3 * time.Second

@@ -80,7 +80,13 @@ func (r *Relay) serveMediator(c *control.Conn) {
 				defer r.wg.Done()
 				ctx, cancel := context.WithTimeout(r.ctx, 3*DefaultCallTimeout)
 				defer cancel()
-				up, err := r.resolve(ctx, m.Stream, m.Exclude, m.Redirect)
+				var up control.Upstream
+				var err error
+				if len(m.Exclude) > 0 && !m.Redirect {
+					up, err = r.resolveAfterLoss(ctx, m.Stream, m.Exclude)
+				} else {
+					up, err = r.resolve(ctx, m.Stream, m.Exclude, m.Redirect)
+				}
 				reply := control.Msg{Re: m.ID}
 				if err != nil {
 					reply.Error = err.Error()

@@ -59,14 +59,17 @@ type Relay struct {
 	cpu      *probe.CPUSampler
 	serverMu sync.Mutex // serialises connecting to the server
 
-	mu        sync.Mutex
-	server    string // the address in use
-	sess      *session
-	streams   map[string]*streamState
-	mediators map[*control.Conn]bool
-	addrNode  map[string]string // upstream address -> node id, from candidates
-	medRTSP   string            // the RTSP address the mediator said it listens on
-	closed    bool
+	mu            sync.Mutex
+	server        string // the address in use
+	sess          *session
+	streams       map[string]*streamState
+	mediators     map[*control.Conn]bool
+	addrNode      map[string]string                 // upstream address -> node id, from candidates
+	medRTSP       string                            // the RTSP address the mediator said it listens on
+	waiting       map[string][]chan *wire.Reconnect // resolves waiting for a RECONNECT, by stream
+	resolving     map[string]*sync.Mutex            // one decision at a time per stream
+	lastReconnect map[string]time.Time              // when the server last said reconnect, by stream
+	closed        bool
 }
 
 // streamState is what the relay knows of one stream it receives.
@@ -115,6 +118,9 @@ func (r *Relay) Start() error {
 	r.streams = map[string]*streamState{}
 	r.mediators = map[*control.Conn]bool{}
 	r.addrNode = map[string]string{}
+	r.waiting = map[string][]chan *wire.Reconnect{}
+	r.resolving = map[string]*sync.Mutex{}
+	r.lastReconnect = map[string]time.Time{}
 	r.server = r.Server
 
 	var err error
@@ -138,6 +144,9 @@ func (r *Relay) Start() error {
 
 // ControlAddr and ProbeAddr are the bound addresses, valid after Start.
 func (r *Relay) ControlAddr() string { return r.ctlLn.Addr().String() }
+
+// Done is closed when the relay has closed, e.g. after a drain.
+func (r *Relay) Done() <-chan struct{} { return r.ctx.Done() }
 
 // ProbeAddr is the probe responder's bound address.
 func (r *Relay) ProbeAddr() string { return r.resp.Addr() }
@@ -170,8 +179,11 @@ func (r *Relay) Close() {
 	r.wg.Wait()
 }
 
-// Leave tells the server this relay leaves every stream, keeps serving a
-// moment so children switch without a gap, then closes.
+// Leave hands the relay's children over and closes: it sends left for
+// every stream at once; the server finds the children new parents and
+// answers each left when they have all switched (or after its handover
+// timeout); the relay keeps serving a moment more so the children's
+// make-before-break switches finish, then closes.
 func (r *Relay) Leave(ctx context.Context) {
 	r.mu.Lock()
 	sess := r.sess
@@ -180,23 +192,28 @@ func (r *Relay) Leave(ctx context.Context) {
 		streams = append(streams, s)
 	}
 	r.mu.Unlock()
-	if sess != nil {
+	if sess != nil && len(streams) > 0 {
+		wait := sess.welcome.Handover() + time.Second
+		var wg sync.WaitGroup
 		for _, s := range streams {
-			cctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
-			_, err := sess.call(cctx, &wire.Left{Stream: s})
-			cancel()
-			if err != nil {
-				r.Log.Warn("leave", "stream", s, "err", err)
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(ctx, max(wait, DefaultCallTimeout))
+				defer cancel()
+				if _, err := sess.call(cctx, &wire.Left{Stream: s}); err != nil {
+					r.Log.Warn("leave", "stream", s, "err", err)
+				}
+			}()
 		}
-		if len(streams) > 0 {
-			t := time.NewTimer(leaveGrace)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			t.Stop()
+		wg.Wait()
+		r.Events.Emit("left", map[string]any{"streams": streams})
+		t := time.NewTimer(leaveGrace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
 		}
+		t.Stop()
 	}
 	r.Close()
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/mediator"
@@ -18,6 +21,51 @@ import (
 // parent wins. Without a server it falls back to the origin and says so.
 // A redirect (light client) only picks: nothing joins.
 func (r *Relay) resolve(ctx context.Context, stream string, exclude []string, redirect bool) (control.Upstream, error) {
+	if !redirect {
+		if o, err := mediator.ParseOriginURL(stream); err == nil {
+			defer r.lockStream(o.URL())()
+		}
+	}
+	return r.resolveExcluding(ctx, stream, exclude, redirect)
+}
+
+// resolveAfterLoss answers a mediator that lost its upstream: under the
+// reconnect and gradual policies it first waits for the server's
+// RECONNECT.
+func (r *Relay) resolveAfterLoss(ctx context.Context, stream string, exclude []string) (control.Upstream, error) {
+	o, err := mediator.ParseOriginURL(stream)
+	if err != nil {
+		return control.Upstream{}, fmt.Errorf("stream %q: %w", stream, err)
+	}
+	var b *wire.Reconnect
+	r.mu.Lock()
+	recent := time.Since(r.lastReconnect[o.URL()]) < 2*time.Second
+	r.mu.Unlock()
+	if !recent {
+		// Not told yet: under reconnect and gradual, wait to be told.
+		b = r.waitForReconnect(ctx, o.URL())
+	}
+	defer r.lockStream(o.URL())()
+	if b != nil {
+		up, err := r.reconnectUpstream(ctx, b)
+		return up.Upstream, err
+	}
+	// A server reconnect handled while we waited for the lock may have
+	// found the new parent already.
+	r.mu.Lock()
+	st := r.streams[o.URL()]
+	var moved control.Upstream
+	if st != nil && st.parent != "" && st.upstream.URL != "" && !slices.Contains(exclude, st.upstream.Addr) {
+		moved = st.upstream
+	}
+	r.mu.Unlock()
+	if moved.URL != "" {
+		return moved, nil
+	}
+	return r.resolveExcluding(ctx, stream, exclude, false)
+}
+
+func (r *Relay) resolveExcluding(ctx context.Context, stream string, exclude []string, redirect bool) (control.Upstream, error) {
 	o, err := mediator.ParseOriginURL(stream)
 	if err != nil {
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", stream, err)
@@ -118,55 +166,189 @@ func upstreamFor(o mediator.Origin, c wire.Candidate) control.Upstream {
 	return control.Upstream{URL: o.EnhancedURL(c.RTSP), Addr: c.RTSP, Node: c.Node}
 }
 
-// onReconnect obeys the server: switch to the target it names, or resolve
-// again excluding the parent that failed, and push the switch to the
-// mediator (make-before-break there).
+// onReconnect obeys the server. A resolve from the mediator that is waiting
+// for this RECONNECT (under the reconnect and gradual policies) takes it
+// over; otherwise the relay finds the new upstream and pushes the switch
+// to the mediator (make-before-break there).
 func (r *Relay) onReconnect(b *wire.Reconnect) {
+	r.Log.Info("reconnect", "stream", b.Stream, "reason", b.Reason, "target", b.Target, "parent", b.Parent)
+	if o, err := mediator.ParseOriginURL(b.Stream); err == nil {
+		r.mu.Lock()
+		r.lastReconnect[o.URL()] = time.Now()
+		r.mu.Unlock()
+	}
+	r.Events.Emit("reconnect", map[string]any{"stream": b.Stream, "reason": b.Reason, "target": b.Target, "parent": b.Parent})
+	if r.deliverReconnect(b) {
+		return
+	}
 	o, err := mediator.ParseOriginURL(b.Stream)
 	if err != nil {
 		r.Log.Warn("reconnect for a bad stream", "stream", b.Stream, "err", err)
 		return
 	}
-	r.Log.Info("reconnect", "stream", b.Stream, "reason", b.Reason, "target", b.Target)
-	r.Events.Emit("reconnect", map[string]any{"stream": b.Stream, "reason": b.Reason, "target": b.Target})
+	unlock := r.lockStream(o.URL())
+	if r.stale(o.URL(), b) {
+		unlock()
+		r.Log.Info("reconnect is stale: already moved to another parent", "stream", b.Stream, "parent", b.Parent)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, 2*DefaultCallTimeout)
 	defer cancel()
+	up, err := r.reconnectUpstream(ctx, b)
+	unlock()
+	if err != nil {
+		r.Log.Warn("reconnect: no new parent", "stream", b.Stream, "err", err)
+		return
+	}
+	r.pushSwitch(up.stream, up.Upstream)
+}
 
-	var up control.Upstream
+// stale reports whether a reconnect about the parent b.Parent comes after
+// the relay already moved to another parent (its own recovery was faster
+// than the server's message).
+func (r *Relay) stale(stream string, b *wire.Reconnect) bool {
+	if b.Parent == "" || b.Target != "" {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.streams[stream]
+	return st != nil && st.parent != "" && st.parent != b.Parent
+}
+
+// lockStream serialises the relay's decisions about one stream: its own
+// recovery and the server's reconnects must not join two parents at once.
+func (r *Relay) lockStream(stream string) (unlock func()) {
+	r.mu.Lock()
+	l := r.resolving[stream]
+	if l == nil {
+		l = &sync.Mutex{}
+		r.resolving[stream] = l
+	}
+	r.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+type streamUpstream struct {
+	stream string
+	control.Upstream
+}
+
+// reconnectUpstream is where a RECONNECT sends the stream: the target it
+// names (joined there), or a fresh resolve that excludes the parent the
+// reason says is gone.
+func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (streamUpstream, error) {
+	o, err := mediator.ParseOriginURL(b.Stream)
+	if err != nil {
+		return streamUpstream{}, fmt.Errorf("reconnect for a bad stream %q: %w", b.Stream, err)
+	}
+	stream := o.URL()
 	if b.Target != "" && b.TargetRTSP != "" {
 		c := wire.Candidate{Node: b.Target, RTSP: b.TargetRTSP}
-		up = upstreamFor(o, c)
+		up := upstreamFor(o, c)
 		r.mu.Lock()
 		sess := r.sess
 		r.mu.Unlock()
-		level := 0
 		if sess != nil {
-			if am, err := sess.call(ctx, &wire.Joined{Stream: o.URL(), Parent: b.Target}); err != nil {
-				r.Log.Warn("handover target refused, resolving instead", "target", b.Target, "err", err)
-				b.Target = ""
-			} else if ack, ok := am.Body.(*wire.Ack); ok {
-				level = ack.Level
+			am, err := sess.call(ctx, &wire.Joined{Stream: stream, Parent: b.Target})
+			if err == nil {
+				level := 0
+				if ack, ok := am.Body.(*wire.Ack); ok {
+					level = ack.Level
+				}
+				r.setParent(stream, c, up, level)
+				r.Events.Emit("joined", map[string]any{"stream": stream, "parent": b.Target, "upstream": up.URL, "level": level, "handover": true})
+				return streamUpstream{stream, up}, nil
 			}
-		}
-		if b.Target != "" {
-			r.setParent(o.URL(), c, up, level)
+			r.Log.Warn("handover target refused, resolving instead", "target", b.Target, "err", err)
 		}
 	}
-	if b.Target == "" {
-		r.mu.Lock()
-		var exclude []string
-		if st := r.streams[o.URL()]; st != nil && st.upstream.Addr != "" &&
-			b.Reason != wire.ReasonOperator && b.Reason != wire.ReasonAncestorFailed {
-			exclude = append(exclude, st.upstream.Addr)
-		}
+	r.mu.Lock()
+	var exclude []string
+	if st := r.streams[stream]; st != nil && st.upstream.Addr != "" &&
+		b.Reason != wire.ReasonOperator && b.Reason != wire.ReasonAncestorFailed {
+		exclude = append(exclude, st.upstream.Addr)
+	}
+	r.mu.Unlock()
+	up, err := r.resolveExcluding(ctx, stream, exclude, false)
+	return streamUpstream{stream, up}, err
+}
+
+// waitForReconnect is how a relay rejoins under the reconnect and gradual
+// policies: after losing its upstream it waits for the server's RECONNECT
+// (which orders the rebuild level by level) instead of racing its
+// siblings, up to a fallback timeout. It returns the RECONNECT, or nil
+// when the relay should resolve on its own.
+func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Reconnect {
+	r.mu.Lock()
+	sess := r.sess
+	if sess == nil {
 		r.mu.Unlock()
-		up, err = r.resolve(ctx, o.URL(), exclude, false)
-		if err != nil {
-			r.Log.Warn("reconnect: no new parent", "stream", b.Stream, "err", err)
-			return
+		return nil
+	}
+	level := 0
+	if st := r.streams[stream]; st != nil {
+		level = st.level
+	}
+	fallback := sess.welcome.StallWait(level)
+	if !sess.welcome.WaitsForReconnect() || fallback <= 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	ch := make(chan *wire.Reconnect, 1)
+	r.waiting[stream] = append(r.waiting[stream], ch)
+	r.mu.Unlock()
+	defer r.forgetWaiter(stream, ch)
+	t := time.NewTimer(fallback)
+	defer t.Stop()
+	r.Log.Info("upstream lost: waiting for the server's reconnect", "stream", stream, "policy", sess.welcome.Recovery, "fallback", fallback)
+	select {
+	case b := <-ch:
+		return b
+	case <-t.C:
+		r.Log.Warn("no reconnect from the server in time: resolving alone", "stream", stream, "fallback", fallback)
+		return nil
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func (r *Relay) forgetWaiter(stream string, ch chan *wire.Reconnect) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ws := r.waiting[stream]
+	for i, w := range ws {
+		if w == ch {
+			r.waiting[stream] = append(ws[:i], ws[i+1:]...)
+			break
 		}
 	}
-	r.pushSwitch(o.URL(), up)
+	if len(r.waiting[stream]) == 0 {
+		delete(r.waiting, stream)
+	}
+}
+
+// deliverReconnect hands b to resolves waiting for it, if any.
+func (r *Relay) deliverReconnect(b *wire.Reconnect) bool {
+	o, err := mediator.ParseOriginURL(b.Stream)
+	if err != nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ws := r.waiting[o.URL()]
+	if len(ws) == 0 {
+		return false
+	}
+	for _, ch := range ws {
+		select {
+		case ch <- b:
+		default:
+		}
+	}
+	delete(r.waiting, o.URL())
+	return true
 }
 
 // pushSwitch tells every connected mediator to move stream to up.

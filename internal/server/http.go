@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -28,13 +29,14 @@ type apiStream struct {
 
 // apiPolicy is /api/v1/policy.
 type apiPolicy struct {
-	Recovery       string `json:"recovery"`
-	HeartbeatMs    int64  `json:"heartbeat_ms"`
-	ReportMs       int64  `json:"report_ms"`
-	MaxCandidates  int    `json:"max_candidates"`
-	OriginCapacity int    `json:"origin_capacity"`
-	GradualStepMs  int64  `json:"gradual_step_ms"`
-	OrphanGraceMs  int64  `json:"orphan_grace_ms"`
+	Recovery        string `json:"recovery"`
+	HeartbeatMs     int64  `json:"heartbeat_ms"`
+	ReportMs        int64  `json:"report_ms"`
+	MaxCandidates   int    `json:"max_candidates"`
+	OriginCapacity  int    `json:"origin_capacity"`
+	ReconnectStepMs int64  `json:"reconnect_step_ms"`
+	HandoverMs      int64  `json:"handover_ms"`
+	OrphanGraceMs   int64  `json:"orphan_grace_ms"`
 }
 
 // apiSent lists the messages an action sent.
@@ -45,6 +47,8 @@ type apiSent struct {
 type apiTarget struct {
 	Node   string `json:"node"`
 	Stream string `json:"stream,omitempty"`
+	Type   string `json:"type,omitempty"`   // message type: reconnect, drain
+	Target string `json:"target,omitempty"` // reconnect: the parent to switch to
 }
 
 // httpError is an API error with its status.
@@ -120,16 +124,14 @@ func (s *Server) handler() http.Handler {
 			return nil, err
 		}
 		st.fail(ss, "kicked", &wire.Error{Code: wire.CodeKicked, Message: "removed by an operator"})
-		return apiSent{Sent: []apiTarget{{Node: ss.node}}}, nil
+		return apiSent{Sent: []apiTarget{{Node: ss.node, Type: wire.TypeError}}}, nil
 	}))
 	mux.HandleFunc("POST /api/v1/drain", s.api(func(r *http.Request, st *state) (any, error) {
 		ss, err := st.sessionFor(r)
 		if err != nil {
 			return nil, err
 		}
-		ss.push(&wire.Drain{Reason: wire.ReasonOperator})
-		st.s.Events.Emit("drain_sent", map[string]any{"node": ss.node})
-		return apiSent{Sent: []apiTarget{{Node: ss.node}}}, nil
+		return st.drain(ss), nil
 	}))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		var ms metricsSnapshot
@@ -181,7 +183,8 @@ func (st *state) policyView() apiPolicy {
 	return apiPolicy{
 		Recovery: string(st.policy), HeartbeatMs: s.Heartbeat.Milliseconds(), ReportMs: s.ReportInterval.Milliseconds(),
 		MaxCandidates: s.MaxCandidates, OriginCapacity: s.OriginCapacity,
-		GradualStepMs: s.GradualStep.Milliseconds(), OrphanGraceMs: s.OrphanGrace.Milliseconds(),
+		ReconnectStepMs: s.ReconnectStep.Milliseconds(), HandoverMs: s.HandoverTimeout.Milliseconds(),
+		OrphanGraceMs: s.OrphanGrace.Milliseconds(),
 	}
 }
 
@@ -200,7 +203,9 @@ func (st *state) sessionFor(r *http.Request) (*session, error) {
 // operatorReconnect sends reconnect (reason operator) to a node for one
 // or all of its streams, and with subtree=1 to everything below it too;
 // to=PARENT (a node id or "origin") is passed to the node itself as the
-// parent to switch to.
+// parent to switch to: it must receive the stream, not be leaving, and
+// not be the node or below it (400 otherwise). No slot is reserved: if
+// the node's joined is refused, it resolves by itself.
 func (st *state) operatorReconnect(r *http.Request) (any, error) {
 	q := r.URL.Query()
 	ss, err := st.sessionFor(r)
@@ -221,12 +226,21 @@ func (st *state) operatorReconnect(r *http.Request) (any, error) {
 	}
 	out := apiSent{Sent: []apiTarget{}}
 	for _, s := range streams {
+		if to != "" && to != wire.OriginID {
+			switch {
+			case slices.Contains(flatten(st.forest.Subtree(s, ss.node)), to):
+				return nil, badRequest("%q is %q or below it in %q: switching there would be a cycle", to, ss.node, s)
+			case !st.forest.Attached(s, to):
+				return nil, badRequest("%q does not receive %q (or is detached)", to, s)
+			case st.forest.Leaving(s, to):
+				return nil, badRequest("%q is leaving %q", to, s)
+			}
+		}
+	}
+	for _, s := range streams {
 		targets := []string{ss.node}
 		if subtree {
-			targets = nil
-			for _, lvl := range st.forest.Subtree(s, ss.node) {
-				targets = append(targets, lvl...)
-			}
+			targets = flatten(st.forest.Subtree(s, ss.node))
 		}
 		for _, id := range targets {
 			t := st.sessions[id]
@@ -243,8 +257,17 @@ func (st *state) operatorReconnect(r *http.Request) (any, error) {
 				}
 			}
 			st.sendReconnect(t, rc)
-			out.Sent = append(out.Sent, apiTarget{Node: id, Stream: s})
+			out.Sent = append(out.Sent, apiTarget{Node: id, Stream: s, Type: wire.TypeReconnect, Target: rc.Target})
 		}
 	}
 	return out, nil
+}
+
+// flatten lists the nodes of a Subtree, level by level.
+func flatten(levels [][]string) []string {
+	out := []string{}
+	for _, l := range levels {
+		out = append(out, l...)
+	}
+	return out
 }

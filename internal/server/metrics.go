@@ -15,7 +15,7 @@ import (
 type metrics struct {
 	hellos, joins, reports, candidates uint64
 	joinErrors, reconnects, failures   labelled
-	rejected                           labelled
+	rejected, handovers                labelled
 }
 
 // labelled is a counter with one label.
@@ -24,15 +24,17 @@ type labelled map[string]uint64
 func (l labelled) inc(v string) { l[v]++ }
 
 func newMetrics() metrics {
-	return metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{}}
+	return metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{},
+		handovers: labelled{}}
 }
 
 // snapshot is what /metrics needs, copied out of the state goroutine.
 type metricsSnapshot struct {
-	m        metrics
-	nodes    int
-	sessions int
-	streams  []tree.StreamSummary
+	m         metrics
+	nodes     int
+	sessions  int
+	handovers int // under way
+	streams   []tree.StreamSummary
 }
 
 func (st *state) metricsSnapshot() metricsSnapshot {
@@ -45,7 +47,9 @@ func (st *state) metricsSnapshot() metricsSnapshot {
 	}
 	m := st.m
 	m.joinErrors, m.reconnects, m.failures, m.rejected = cp(m.joinErrors), cp(m.reconnects), cp(m.failures), cp(m.rejected)
-	return metricsSnapshot{m: m, nodes: st.forest.NumNodes(), sessions: len(st.sessions), streams: st.forest.Streams()}
+	m.handovers = cp(m.handovers)
+	return metricsSnapshot{m: m, nodes: st.forest.NumNodes(), sessions: len(st.sessions), streams: st.forest.Streams(),
+		handovers: len(st.handovers)}
 }
 
 func (ms metricsSnapshot) write(w io.Writer) {
@@ -77,6 +81,8 @@ func (ms metricsSnapshot) write(w io.Writer) {
 	vec("ocm_reconnects_sent_total", "Reconnects sent, by reason.", "reason", ms.m.reconnects)
 	vec("ocm_node_failures_total", "Nodes failed, by cause.", "cause", ms.m.failures)
 	vec("ocm_rejected_inputs_total", "Bad inputs rejected, by error code.", "code", ms.m.rejected)
+	vec("ocm_handovers_total", "Graceful handovers started, and ended by result (switched, timeout, gone).", "result", ms.m.handovers)
+	gauge("ocm_handovers_active", "Graceful handovers under way.", ms.handovers)
 	series := []struct {
 		name, help string
 		v          func(tree.StreamSummary) int

@@ -3,10 +3,14 @@
 // goroutine, applies the recovery policy when a relay fails, and serves a
 // JSON API and Prometheus metrics over HTTP.
 //
+// A relay leaving a stream it still serves children on (left, or a drain)
+// hands them over gracefully: see handover.go and the wire package doc.
+//
 // Events go to Events as JSON lines: ready (first, with the bound
 // addresses), node_joined, node_left, node_failed, node_replaced,
-// tree_joined, tree_pending, tree_orphaned, tree_removed, join_rejected,
-// reconnect_sent, drain_sent, policy_changed and rejected (bad input from a
+// tree_joined, tree_left, tree_pending, tree_orphaned, tree_removed,
+// join_rejected, reconnect_sent, drain_sent, handover_started,
+// handover_done, policy_changed and rejected (bad input from a
 // connection).
 //
 // HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
@@ -21,7 +25,8 @@
 //	                                     send reconnect (reason operator) to the node,
 //	                                     or its whole subtree; to= suggests a new parent
 //	POST /api/v1/kick?node=ID            close the node's connection, as a failure
-//	POST /api/v1/drain?node=ID           ask the node to hand its children over and leave
+//	POST /api/v1/drain?node=ID           hand the node's children over (as for left) and
+//	                                     tell it to leave (drain)
 //	GET  /metrics                        Prometheus text format
 package server
 
@@ -50,7 +55,10 @@ const (
 	DefaultHeartbeat      = 2 * time.Second // a node silent for MissedHeartbeats intervals has failed
 	DefaultMaxCandidates  = 5
 	DefaultOriginCapacity = 4
-	DefaultGradualStep    = 500 * time.Millisecond
+	DefaultReconnectStep  = 500 * time.Millisecond
+	// DefaultHandoverTimeout bounds a graceful handover: how long a
+	// leaving relay's left waits for its children to switch.
+	DefaultHandoverTimeout = 2 * time.Second
 	// DefaultOrphanGrace is how long an orphan may stay detached (waiting
 	// for a parent that has not said hello since a restart, or not having
 	// rejoined after a reconnect) before it is told to reconnect (again).
@@ -60,7 +68,7 @@ const (
 	DefaultWriteTimeout = 5 * time.Second
 	// MissedHeartbeats is how many heartbeat intervals of silence make a
 	// node failed.
-	MissedHeartbeats = 3
+	MissedHeartbeats = wire.MissedHeartbeats
 	// sendQueue is each connection's outgoing queue; a relay that lets it
 	// fill is too slow to be part of the overlay and is disconnected.
 	sendQueue = 256
@@ -82,12 +90,17 @@ type Server struct {
 	// means none (every relay must find a relay parent: only useful in
 	// tests), zero means the default.
 	OriginCapacity int
-	Token          string        // shared secret relays must present; empty: none
-	GradualStep    time.Duration // delay between the levels told under the gradual policy
-	OrphanGrace    time.Duration
-	HelloTimeout   time.Duration
-	WriteTimeout   time.Duration
-	MaxLine        int // longest accepted line; default wire.MaxLineLen
+	Token          string // shared secret relays must present; empty: none
+	// ReconnectStep is the longest delay between the levels told under
+	// the gradual policy: the next level goes as soon as the previous one
+	// has rejoined.
+	ReconnectStep time.Duration
+	// HandoverTimeout bounds a graceful handover (left or drain).
+	HandoverTimeout time.Duration
+	OrphanGrace     time.Duration
+	HelloTimeout    time.Duration
+	WriteTimeout    time.Duration
+	MaxLine         int // longest accepted line; default wire.MaxLineLen
 
 	Log    *slog.Logger  // nil: discard
 	Events *event.Writer // nil: discard
@@ -134,7 +147,8 @@ func (s *Server) fill() error {
 	}{
 		{&s.ReportInterval, DefaultReportInterval, "report interval"},
 		{&s.Heartbeat, DefaultHeartbeat, "heartbeat"},
-		{&s.GradualStep, DefaultGradualStep, "gradual step"},
+		{&s.ReconnectStep, DefaultReconnectStep, "reconnect step"},
+		{&s.HandoverTimeout, DefaultHandoverTimeout, "handover timeout"},
 		{&s.OrphanGrace, DefaultOrphanGrace, "orphan grace"},
 		{&s.HelloTimeout, DefaultHelloTimeout, "hello timeout"},
 		{&s.WriteTimeout, DefaultWriteTimeout, "write timeout"},

@@ -132,7 +132,8 @@ func TestWireClient(t *testing.T) {
 func TestWelcome(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.Recovery = tree.Gradual; s.ReportInterval = 3 * time.Second })
 	r := newRelay(t, "a", 2).dial(ts.Addr(), "")
-	want := &wire.Welcome{Node: "a", Recovery: "gradual", ReportMs: 3000, HeartbeatMs: time.Hour.Milliseconds(), Server: "ocm-server"}
+	want := &wire.Welcome{Node: "a", Recovery: "gradual", ReportMs: 3000, HeartbeatMs: time.Hour.Milliseconds(), Server: "ocm-server",
+		HandoverMs: DefaultHandoverTimeout.Milliseconds(), ReconnectStepMs: DefaultReconnectStep.Milliseconds()}
 	if !reflect.DeepEqual(r.welcome, want) {
 		t.Fatalf("welcome %+v, want %+v", r.welcome, want)
 	}
@@ -306,7 +307,7 @@ func TestPolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.pol), func(t *testing.T) {
-			ts := startServer(t, func(s *Server) { s.Recovery = tt.pol; s.GradualStep = time.Millisecond })
+			ts := startServer(t, func(s *Server) { s.Recovery = tt.pol; s.ReconnectStep = time.Millisecond })
 			a := newRelay(t, "a", 2).dial(ts.Addr(), "")
 			b := newRelay(t, "b", 2).dial(ts.Addr(), "")
 			c := newRelay(t, "c", 2).dial(ts.Addr(), "")
@@ -337,7 +338,7 @@ func TestPolicies(t *testing.T) {
 // Under gradual, a member of a later group that rejoined by itself before
 // its step is not told.
 func TestGradualSkipsRejoined(t *testing.T) {
-	ts := startServer(t, func(s *Server) { s.Recovery = tree.Gradual; s.GradualStep = time.Hour })
+	ts := startServer(t, func(s *Server) { s.Recovery = tree.Gradual; s.ReconnectStep = time.Hour })
 	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
 	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
 	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
@@ -350,11 +351,13 @@ func TestGradualSkipsRejoined(t *testing.T) {
 	}
 	c.mustJoin(stream, "origin")
 	ts.check(t, func(st *state) {
-		if len(st.delayed) != 1 {
-			t.Fatalf("delayed %+v", st.delayed)
+		if len(st.cascades) != 1 {
+			t.Fatalf("cascades %+v", st.cascades)
 		}
-		st.delayed[0].due = time.Now() // its step is over
-		st.fireDelayed()
+		st.expire(st.cascades[0].due) // its step is over
+		if len(st.cascades) != 0 {
+			t.Fatalf("cascades left: %+v", st.cascades)
+		}
 	})
 	if got := c.reconnects(); len(got) != 0 {
 		t.Fatalf("c told %v after rejoining", got)

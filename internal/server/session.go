@@ -29,6 +29,7 @@ type session struct {
 	node     string
 	lastSeen time.Time
 	since    time.Time
+	drained  bool // an operator drained it: a left for a stream it is no longer in is acked
 }
 
 // outMsg is one queued message; close ends the connection after it (a

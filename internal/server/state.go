@@ -11,32 +11,51 @@ import (
 )
 
 // state is everything the state goroutine owns: the forest, the sessions
-// by node id, the policy in force, the delayed reconnect groups and the
-// counters. Nothing else touches it; other goroutines use Server.call.
+// by node id, the policy in force, the gradual cascades, the handovers
+// under way and the counters. Nothing else touches it; other goroutines
+// use Server.call.
 type state struct {
-	s        *Server
-	forest   *tree.Forest
-	policy   tree.Policy
-	sessions map[string]*session // node id -> its current connection
-	delayed  []delayed           // gradual groups waiting for their step, by due time
-	m        metrics
+	s         *Server
+	forest    *tree.Forest
+	policy    tree.Policy
+	sessions  map[string]*session // node id -> its current connection
+	cascades  []*cascade          // gradual reconnects still to send
+	handovers map[tree.Member]*handover
+	stepping  bool // progress is running
+	m         metrics
 }
 
-// delayed is a group of reconnects due later (gradual policy). Its due
-// time is wall-clock: it is a delay, not a timeout, so the injected clock
-// does not drive it.
-type delayed struct {
-	due     time.Time
-	notices []tree.Notice
+// cascade is what is left to send of one gradual recovery: groups[0] goes
+// when every node of last has rejoined, or at due at the latest. Times
+// here are wall-clock: delays and timeouts of the protocol, which the
+// injected clock (heartbeats) does not drive.
+type cascade struct {
+	groups [][]tree.Notice // not sent yet, next first
+	last   []tree.Notice   // the group sent last
+	due    time.Time
+}
+
+// handover is a leaving member waiting for its children to switch.
+type handover struct {
+	stream, node string
+	waiters      []waiter // left requests to ack when it ends
+	deadline     time.Time
+}
+
+// waiter is a left request to answer.
+type waiter struct {
+	ss *session
+	re uint64
 }
 
 func newState(s *Server) *state {
 	return &state{
-		s:        s,
-		forest:   tree.New(s.OriginCapacity),
-		policy:   s.Recovery,
-		sessions: map[string]*session{},
-		m:        newMetrics(),
+		s:         s,
+		forest:    tree.New(s.OriginCapacity),
+		policy:    s.Recovery,
+		sessions:  map[string]*session{},
+		handovers: map[tree.Member]*handover{},
+		m:         newMetrics(),
 	}
 }
 
@@ -48,8 +67,8 @@ func (st *state) run(ctx context.Context) {
 	timer.Stop()
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		if len(st.delayed) > 0 {
-			timer.Reset(time.Until(st.delayed[0].due))
+		if due, ok := st.nextDue(); ok {
+			timer.Reset(time.Until(due))
 		}
 		select {
 		case fn := <-st.s.reqs:
@@ -57,12 +76,44 @@ func (st *state) run(ctx context.Context) {
 		case <-tick.C:
 			st.sweep()
 		case <-timer.C:
-			st.fireDelayed()
+			st.expire(time.Now())
 		case <-ctx.Done():
 			return
 		}
 		timer.Stop()
 	}
+}
+
+// nextDue returns the earliest cascade step or handover deadline.
+func (st *state) nextDue() (time.Time, bool) {
+	var due time.Time
+	for _, c := range st.cascades {
+		if due.IsZero() || c.due.Before(due) {
+			due = c.due
+		}
+	}
+	for _, h := range st.handovers {
+		if due.IsZero() || h.deadline.Before(due) {
+			due = h.deadline
+		}
+	}
+	return due, !due.IsZero()
+}
+
+// expire sends the cascade steps and ends the handovers due by now.
+func (st *state) expire(now time.Time) {
+	for _, c := range st.cascades {
+		if !c.due.After(now) {
+			st.fire(c)
+		}
+	}
+	st.dropFinishedCascades()
+	for _, h := range st.sortedHandovers() {
+		if !h.deadline.After(now) {
+			st.endHandover(h, "timeout")
+		}
+	}
+	st.progress()
 }
 
 // sweep fails the nodes silent for too long and re-tells stale orphans.
@@ -141,6 +192,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
 	now := st.s.Now()
 	ss.lastSeen, ss.since = now, now
 	if old := st.sessions[h.Node]; old != nil {
+		ss.drained = old.drained // a drained relay reconnecting is still leaving
 		old.sendAndClose(&wire.Error{Code: wire.CodeReplaced, Message: "a newer connection said hello as " + h.Node})
 		st.s.Events.Emit("node_replaced", map[string]any{"node": h.Node, "old_remote": old.remote, "remote": ss.remote})
 		ss.log.Info("connection replaced", "old_remote", old.remote)
@@ -161,6 +213,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
 	ss.reply(re, &wire.Welcome{
 		Node: h.Node, Recovery: string(st.policy), Server: "ocm-server",
 		ReportMs: st.s.ReportInterval.Milliseconds(), HeartbeatMs: st.s.Heartbeat.Milliseconds(),
+		HandoverMs: st.s.HandoverTimeout.Milliseconds(), ReconnectStepMs: st.s.ReconnectStep.Milliseconds(),
 	})
 	st.m.hellos++
 	st.s.Events.Emit("node_joined", map[string]any{
@@ -185,14 +238,7 @@ func (st *state) handle(ss *session, m wire.Msg) {
 	case *wire.Joined:
 		st.joined(ss, m.ID, b)
 	case *wire.Left:
-		res, err := st.forest.Leave(b.Stream, ss.node, st.policy, st.s.Now())
-		if err != nil {
-			ss.reply(m.ID, &wire.Error{Code: errorCode(err), Message: err.Error()})
-			return
-		}
-		ss.reply(m.ID, &wire.Ack{})
-		st.s.Events.Emit("tree_left", map[string]any{"stream": b.Stream, "node": ss.node})
-		st.apply(res, ss.node+" left")
+		st.left(ss, m.ID, b.Stream)
 	case *wire.Report:
 		st.report(ss, b)
 	default:
@@ -277,23 +323,73 @@ func (st *state) apply(res tree.Result, cause string) {
 	for _, m := range res.Removed {
 		st.s.Events.Emit("tree_removed", map[string]any{"stream": m.Stream, "node": m.Node, "cause": cause})
 	}
-	for i, g := range res.Groups {
-		if i == 0 {
-			st.notify(g, false)
-			continue
+	if len(res.Groups) > 0 {
+		st.notify(res.Groups[0], false)
+		if len(res.Groups) > 1 {
+			st.cascades = append(st.cascades, &cascade{groups: res.Groups[1:], last: res.Groups[0],
+				due: time.Now().Add(st.s.ReconnectStep)})
 		}
-		st.delayed = append(st.delayed, delayed{due: time.Now().Add(time.Duration(i) * st.s.GradualStep), notices: g})
 	}
-	sort.SliceStable(st.delayed, func(i, j int) bool { return st.delayed[i].due.Before(st.delayed[j].due) })
+	st.progress()
 }
 
-func (st *state) fireDelayed() {
-	now := time.Now()
-	for len(st.delayed) > 0 && !st.delayed[0].due.After(now) {
-		g := st.delayed[0].notices
-		st.delayed = st.delayed[1:]
-		st.notify(g, true)
+// progress advances what the last change may have completed: a cascade
+// whose last level has rejoined sends its next one at once, a handover
+// whose children have all switched ends. It repeats until nothing moves
+// (ending a handover changes the tree too).
+func (st *state) progress() {
+	if st.stepping {
+		return // the running loop will see the change
 	}
+	st.stepping = true
+	defer func() { st.stepping = false }()
+	for moved := true; moved; {
+		moved = false
+		for _, c := range st.cascades {
+			if len(c.groups) > 0 && st.rejoined(c.last) {
+				st.fire(c)
+				moved = true
+			}
+		}
+		st.dropFinishedCascades()
+		for _, h := range st.sortedHandovers() {
+			if st.stepHandover(h) {
+				moved = true
+			}
+		}
+	}
+}
+
+// rejoined reports whether every node of a group told to reconnect is
+// attached again (or gone: failed, disconnected, or out of the stream
+// for good).
+func (st *state) rejoined(g []tree.Notice) bool {
+	for _, n := range g {
+		if st.sessions[n.Node] != nil && st.forest.HasNode(n.Node) && !st.forest.Attached(n.Stream, n.Node) {
+			return false
+		}
+	}
+	return true
+}
+
+// fire sends a cascade's next group, skipping the nodes that rejoined.
+func (st *state) fire(c *cascade) {
+	g := c.groups[0]
+	c.groups = c.groups[1:]
+	c.last = g
+	c.due = time.Now().Add(st.s.ReconnectStep)
+	st.notify(g, true)
+}
+
+func (st *state) dropFinishedCascades() {
+	kept := st.cascades[:0]
+	for _, c := range st.cascades {
+		if len(c.groups) > 0 {
+			kept = append(kept, c)
+		}
+	}
+	clear(st.cascades[len(kept):])
+	st.cascades = kept
 }
 
 // notify sends reconnects. A delayed notice is skipped if its node has
@@ -307,7 +403,7 @@ func (st *state) notify(g []tree.Notice, delayed bool) {
 		if ss == nil {
 			continue
 		}
-		st.sendReconnect(ss, &wire.Reconnect{Stream: n.Stream, Reason: n.Reason})
+		st.sendReconnect(ss, &wire.Reconnect{Stream: n.Stream, Reason: n.Reason, Parent: n.Parent})
 	}
 }
 

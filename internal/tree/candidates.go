@@ -8,7 +8,7 @@ type Candidate struct {
 	RTSP     string // empty for the origin: the caller knows its address
 	Probe    string
 	Level    int
-	Clients  int // children now (the requester's own edge not counted)
+	Clients  int // slots taken: children and reservations, not the requester's own nor a leaving child's
 	Capacity int
 	Cores    int
 	CPU      float64
@@ -18,9 +18,11 @@ type Candidate struct {
 // origin first while it has a free slot, then at most k (k <= 0: no
 // limit) willing attached members with free capacity, lowest level first,
 // then least loaded (clients/capacity), then by id. Never the requester,
-// its descendants, or anything in exclude. A slot the requester itself
-// occupies counts as free, so a relay re-resolving may be offered its
-// current parent.
+// its descendants, a leaving member, or anything in exclude. A slot the
+// requester itself occupies or has reserved counts as free, so a relay
+// re-resolving may be offered its current parent (or the one a handover
+// promised it); slots reserved for others count as taken, a leaving
+// child's slot as free (Clients is that count).
 func (f *Forest) Candidates(stream, requester string, exclude []string, k int) []Candidate {
 	skip := make(map[string]bool, len(exclude)+1)
 	for _, id := range exclude {
@@ -32,8 +34,9 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 	if t != nil {
 		self = t.members[requester]
 	}
-	// clients counts node's children without the requester's own edge.
-	clients := func(id string, n int) int {
+	// clients counts node's taken slots without the requester's own.
+	clients := func(id string) int {
+		n := f.occupied(stream, id, requester)
 		if self != nil && self.parent == id {
 			return n - 1
 		}
@@ -42,10 +45,7 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 
 	var out []Candidate
 	if !skip[Origin] {
-		n := 0
-		if t != nil {
-			n = clients(Origin, len(t.origin))
-		}
+		n := clients(Origin)
 		if n < f.originCap {
 			out = append(out, Candidate{ID: Origin, Level: 0, Clients: n, Capacity: f.originCap})
 		}
@@ -56,10 +56,10 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 	var relays []Candidate
 	for id, m := range t.members {
 		n := f.nodes[id]
-		if skip[id] || n == nil || !n.Willing {
+		if skip[id] || n == nil || !n.Willing || m.leaving {
 			continue
 		}
-		c := clients(id, n.children)
+		c := clients(id)
 		if c >= n.Capacity || !t.attached(id) {
 			continue
 		}

@@ -7,8 +7,9 @@ import (
 )
 
 // Join records that node receives stream from parent (a node id or
-// Origin). The parent must be attached to the stream, willing, with free
-// capacity, and neither the node nor one of its descendants. A node already
+// Origin). The parent must be attached to the stream, willing, not
+// leaving, with free capacity (see occupied: a slot reserved for the node
+// is its own), and neither the node nor one of its descendants. A node already
 // in the tree moves with its subtree (levels recomputed); joining the
 // parent it already has changes nothing. On error nothing changes.
 func (f *Forest) Join(stream, node, parent string) (Result, error) {
@@ -41,8 +42,8 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	}
 	level := 1
 	if parent == Origin {
-		if len(t.origin) >= f.originCap {
-			return fmt.Errorf("%w: the origin has %d children, its capacity", ErrFull, len(t.origin))
+		if n := f.occupied(stream, Origin, node); n >= f.originCap {
+			return fmt.Errorf("%w: the origin has %d of its %d slots taken", ErrFull, n, f.originCap)
 		}
 	} else {
 		pn := f.nodes[parent]
@@ -59,11 +60,14 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 		if m != nil && t.descends(parent, node) {
 			return fmt.Errorf("%w: %s is a descendant of %s", ErrCycle, parent, node)
 		}
+		if strict && pm.leaving {
+			return fmt.Errorf("%w: %s is leaving %s", ErrNotActive, parent, stream)
+		}
 		if strict && !pn.Willing {
 			return fmt.Errorf("%w: %s", ErrNotWilling, parent)
 		}
-		if pn.children >= pn.Capacity {
-			return fmt.Errorf("%w: %s has %d children, its capacity", ErrFull, parent, pn.children)
+		if n := f.occupied(stream, parent, node); n >= pn.Capacity {
+			return fmt.Errorf("%w: %s has %d of its %d slots taken", ErrFull, parent, n, pn.Capacity)
 		}
 		level = pm.level + 1
 	}
@@ -76,6 +80,7 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	}
 	f.link(t, m, parent)
 	m.level = level
+	delete(f.reserved, Member{stream, node}) // a promised slot is taken or given up
 	res.Changes = append(res.Changes, Change{
 		Stream: stream, Node: node, Parent: parent, From: from, Level: level, Subtree: t.relevel(m),
 	})
@@ -123,7 +128,7 @@ func (f *Forest) Hello(info NodeInfo, edges []Edge, pol Policy, now time.Time) (
 		f.nodes[info.ID] = n
 	}
 	n.NodeInfo = info
-	if n.children > n.Capacity {
+	if n.children-f.leavingKids(info.ID, "") > n.Capacity {
 		f.shed(n, now, &res)
 	}
 
@@ -191,7 +196,9 @@ func (f *Forest) shed(n *Node, now time.Time, res *Result) {
 	for s, t := range f.streams {
 		if pm := t.members[n.ID]; pm != nil {
 			for c := range pm.children {
-				kids = append(kids, kid{s, c, t.subtreeSize(c)})
+				if !t.members[c].leaving { // going anyway
+					kids = append(kids, kid{s, c, t.subtreeSize(c)})
+				}
 			}
 		}
 	}
@@ -205,7 +212,7 @@ func (f *Forest) shed(n *Node, now time.Time, res *Result) {
 		}
 		return a.id < b.id
 	})
-	for _, k := range kids[:n.children-n.Capacity] {
+	for _, k := range kids[:max(len(kids)-n.Capacity, 0)] {
 		t := f.streams[k.stream]
 		m := t.members[k.id]
 		f.unlink(t, m)

@@ -71,7 +71,7 @@ func (f *Forest) detach(t *tree, stream, node string, pol Policy, reason string,
 			}
 			cm.pending = ""
 			cm.orphanSince = now
-			res.notify(0, Notice{Stream: stream, Node: c, Reason: reason})
+			res.notify(0, Notice{Stream: stream, Node: c, Reason: reason, Parent: node})
 		}
 		if m != nil {
 			f.remove(t, stream, []string{node}, res)
@@ -89,15 +89,15 @@ func (f *Forest) detach(t *tree, stream, node string, pol Policy, reason string,
 		var next []string
 		for _, id := range level {
 			gone = append(gone, id)
-			r := ReasonAncestorFailed
+			r, parent := ReasonAncestorFailed, ""
 			if depth == 0 {
-				r = reason
+				r, parent = reason, node
 			}
 			switch pol {
 			case Reconnect:
-				res.notify(0, Notice{Stream: stream, Node: id, Reason: r})
+				res.notify(0, Notice{Stream: stream, Node: id, Reason: r, Parent: parent})
 			case Gradual:
-				res.notify(depth, Notice{Stream: stream, Node: id, Reason: r})
+				res.notify(depth, Notice{Stream: stream, Node: id, Reason: r, Parent: parent})
 			}
 			var cs []string
 			for c := range t.members[id].children {
@@ -126,6 +126,7 @@ func (f *Forest) remove(t *tree, stream string, ids []string, res *Result) {
 	}
 	for _, id := range ids {
 		delete(t.members, id)
+		f.dropReservations(stream, id)
 		res.Removed = append(res.Removed, Member{stream, id})
 	}
 }

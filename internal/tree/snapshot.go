@@ -29,6 +29,8 @@ type MemberSnapshot struct {
 	Capacity      int      `json:"capacity"`
 	Attached      bool     `json:"attached"`
 	PendingParent string   `json:"pending_parent,omitempty"`
+	Leaving       bool     `json:"leaving,omitempty"`         // handing its children over
+	Reserved      string   `json:"reserved_parent,omitempty"` // parent a handover promised it
 	// From the node's last report, zero before one.
 	Readers int     `json:"readers"`
 	Loss    float64 `json:"loss"`
@@ -73,8 +75,9 @@ func (f *Forest) Tree(stream string) (TreeSnapshot, bool) {
 		n := f.nodes[id]
 		ms := MemberSnapshot{
 			Node: id, Parent: m.parent, Level: m.level, Children: sortedKeys(m.children),
-			Attached: t.attached(id), PendingParent: m.pending,
-			Readers: m.stats.Readers, Loss: m.stats.Loss, Bitrate: m.stats.Bitrate,
+			Attached: t.attached(id), PendingParent: m.pending, Leaving: m.leaving,
+			Reserved: f.reserved[Member{stream, id}].parent,
+			Readers:  m.stats.Readers, Loss: m.stats.Loss, Bitrate: m.stats.Bitrate,
 		}
 		if n != nil {
 			ms.Clients, ms.Capacity = n.children, n.Capacity

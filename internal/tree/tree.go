@@ -16,7 +16,18 @@
 //
 // Capacity is a node's maximum number of children over all streams (each
 // child is one more egress copy); the origin's capacity counts its direct
-// children per stream.
+// children per stream. Two things adjust the count while a handover is
+// under way (Handover): a leaving member's slot at its parent counts as
+// free (it goes within the handover timeout, and one of its own children
+// may take its place: the parent briefly serves one copy more), and a
+// slot promised to a moving child counts as taken for everyone else.
+//
+// Graceful handover: Handover marks a member leaving (it is no longer a
+// candidate nor accepted as a parent) and plans a new parent for each of
+// its children, reserving the slot it promises. The children stay below
+// the leaving member, so the tree stays valid, until each one's Join moves
+// it with its subtree; Leave then removes the member (and EndHandover
+// releases what is still reserved when the caller gives up waiting).
 //
 // Rebuild after a server restart: Hello takes the edges a relay declares.
 // An edge whose parent is already a member (attached or not) or the
@@ -147,6 +158,10 @@ type Notice struct {
 	Stream string
 	Node   string
 	Reason string
+	// Parent is the parent the node had when the notice was decided (the
+	// failed or leaving node for its children), so a relay that has moved
+	// since can tell the notice is stale.
+	Parent string
 }
 
 // Change is an edge created or moved.
@@ -194,6 +209,7 @@ type member struct {
 	children    map[string]struct{}
 	pending     string    // orphans only: declared parent not yet a member
 	orphanSince time.Time // orphans only: when it was last detached or told
+	leaving     bool      // handing its children over (Handover); takes no new ones
 	stats       StreamStats
 	statsAt     time.Time
 }
@@ -209,12 +225,14 @@ type Forest struct {
 	originCap int
 	nodes     map[string]*Node
 	streams   map[string]*tree
+	reserved  map[Member]reservation // slots promised by handovers, by the child they are for
 }
 
 // New returns an empty Forest whose origin accepts originCapacity direct
 // children per stream.
 func New(originCapacity int) *Forest {
-	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{}}
+	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{},
+		reserved: map[Member]reservation{}}
 }
 
 // OriginCapacity returns the origin's capacity per stream.

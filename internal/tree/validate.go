@@ -9,7 +9,8 @@ import (
 // nodes; parent and child links agree; no cycles; an attached member's
 // level is its parent's plus one (1 under the origin) and a detached
 // subtree keeps the same relative levels; a pending parent is not a
-// member; children counts match and respect capacities. It returns all
+// member; children counts match and respect capacities (a leaving child
+// not counted); reservations name members and a leaving one. It returns all
 // violations joined, nil if there are none. Tests call it after every step.
 func (f *Forest) Validate() error {
 	var errs []error
@@ -19,8 +20,8 @@ func (f *Forest) Validate() error {
 		if len(t.members) == 0 {
 			bad("%s: empty tree kept", s)
 		}
-		if len(t.origin) > f.originCap {
-			bad("%s: origin has %d children, capacity %d", s, len(t.origin), f.originCap)
+		if n := len(t.origin) - f.leavingKidsOf(t, Origin); n > f.originCap {
+			bad("%s: origin has %d children not leaving, capacity %d", s, n, f.originCap)
 		}
 		for c := range t.origin {
 			if m := t.members[c]; m == nil || m.parent != Origin {
@@ -89,8 +90,21 @@ func (f *Forest) Validate() error {
 		if n.children != counts[id] {
 			bad("node %s counts %d children, trees hold %d", id, n.children, counts[id])
 		}
-		if counts[id] > n.Capacity {
-			bad("node %s has %d children, capacity %d", id, counts[id], n.Capacity)
+		if c := counts[id] - f.leavingKids(id, ""); c > n.Capacity {
+			bad("node %s has %d children not leaving, capacity %d", id, c, n.Capacity)
+		}
+	}
+	for k, r := range f.reserved {
+		t := f.streams[k.Stream]
+		switch {
+		case t == nil || t.members[k.Node] == nil:
+			bad("%s: slot reserved for %s, not a member", k.Stream, k.Node)
+		case t.members[r.by] == nil || !t.members[r.by].leaving:
+			bad("%s: slot reserved for %s by %s, not a leaving member", k.Stream, k.Node, r.by)
+		case r.parent != Origin && t.members[r.parent] == nil:
+			bad("%s: slot reserved for %s under %s, not a member", k.Stream, k.Node, r.parent)
+		case r.parent != Origin && t.descends(r.parent, k.Node):
+			bad("%s: slot reserved for %s under its own descendant %s", k.Stream, k.Node, r.parent)
 		}
 	}
 	for id := range counts {
@@ -99,4 +113,15 @@ func (f *Forest) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// leavingKidsOf counts the leaving members whose parent is parent in t.
+func (f *Forest) leavingKidsOf(t *tree, parent string) int {
+	n := 0
+	for _, m := range t.members {
+		if m.parent == parent && m.leaving {
+			n++
+		}
+	}
+	return n
 }

@@ -225,7 +225,10 @@ func (cl *Client) Join(ctx context.Context, stream, parent string) (int, error) 
 	return a.Level, nil
 }
 
-// Leave reports that the relay no longer receives a stream.
+// Leave reports that the relay no longer receives a stream. If the relay
+// still has children on it, the server answers once they have switched
+// to their new parents or after Welcome.Handover: give ctx a little more
+// than that, and keep serving the children until Leave returns.
 func (cl *Client) Leave(ctx context.Context, stream string) error {
 	_, err := expect[*Ack](ctx, cl, &Left{Stream: stream})
 	return err

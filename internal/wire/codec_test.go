@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func boolp(b bool) *bool { return &b }
@@ -15,7 +16,8 @@ var allBodies = []Body{
 	&Hello{Node: "n1", RTSP: "10.0.0.1:8554", Probe: "10.0.0.1:7072", Willing: true, Capacity: 4, Cores: 8,
 		Streams: []Relayed{{Stream: "rtsp://ms:554/live", Parent: OriginID, ParentRTSP: "ms:554", Level: 1}},
 		Token:   "s3cret", Agent: "ocm-relay/test"},
-	&Welcome{Node: "n1", Recovery: RecoveryRepair, ReportMs: 10000, HeartbeatMs: 2000, Server: "ocm-server"},
+	&Welcome{Node: "n1", Recovery: RecoveryRepair, ReportMs: 10000, HeartbeatMs: 2000, HandoverMs: 2000,
+		ReconnectStepMs: 500, Server: "ocm-server"},
 	&GetCandidates{Stream: "rtsp://ms:554/live", Exclude: []string{"n2", OriginID}, Max: 3},
 	&Candidates{Stream: "rtsp://ms:554/live", Candidates: []Candidate{
 		{Node: OriginID, RTSP: "ms:554", Level: 0, Clients: 1, Capacity: 4},
@@ -115,6 +117,10 @@ func TestDecode(t *testing.T) {
 		{"report loss above 1", `{"v":1,"type":"report","streams":[{"stream":"s","loss":1.5}]}`, Msg{V: 1, Type: "report"}, ErrInvalid},
 		{"report cpu negative", `{"v":1,"type":"report","cpu":-0.1}`, Msg{V: 1, Type: "report"}, ErrInvalid},
 		{"error without code", `{"v":1,"type":"error","re":3}`, Msg{V: 1, Type: "error", Re: 3}, ErrInvalid},
+		{"welcome negative handover", `{"v":1,"type":"welcome","node":"a","recovery":"repair","report_ms":1,"heartbeat_ms":1,"handover_ms":-1}`,
+			Msg{V: 1, Type: "welcome"}, ErrInvalid},
+		{"welcome of an older server", `{"v":1,"type":"welcome","node":"a","recovery":"gradual","report_ms":1,"heartbeat_ms":2}`,
+			Msg{V: 1, Type: "welcome", Body: &Welcome{Node: "a", Recovery: "gradual", ReportMs: 1, HeartbeatMs: 2}}, nil},
 		{"huge number", `{"v":1e400,"type":"heartbeat"}`, Msg{}, ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -185,8 +191,28 @@ func TestCheckToken(t *testing.T) {
 }
 
 func TestWelcomeDurations(t *testing.T) {
-	w := Welcome{ReportMs: 1500, HeartbeatMs: 250}
-	if w.Report().Milliseconds() != 1500 || w.Heartbeat().Milliseconds() != 250 {
-		t.Fatalf("got %v %v", w.Report(), w.Heartbeat())
+	w := Welcome{ReportMs: 1500, HeartbeatMs: 250, HandoverMs: 2000, ReconnectStepMs: 100}
+	if w.Report().Milliseconds() != 1500 || w.Heartbeat().Milliseconds() != 250 ||
+		w.Handover().Milliseconds() != 2000 || w.ReconnectStep().Milliseconds() != 100 {
+		t.Fatalf("got %v %v %v %v", w.Report(), w.Heartbeat(), w.Handover(), w.ReconnectStep())
+	}
+	for _, tt := range []struct {
+		recovery string
+		level    int
+		want     time.Duration
+	}{
+		{RecoveryRepair, 3, 0},
+		{RecoveryDrop, 3, 0},
+		{RecoveryReconnect, 3, time.Second},
+		{RecoveryGradual, 3, time.Second + 300*time.Millisecond},
+		{RecoveryGradual, 0, time.Second + 100*time.Millisecond},
+	} {
+		w.Recovery = tt.recovery
+		if got := w.StallWait(tt.level); got != tt.want {
+			t.Errorf("%s level %d: stall wait %v, want %v", tt.recovery, tt.level, got, tt.want)
+		}
+		if w.WaitsForReconnect() != (tt.want > 0) {
+			t.Errorf("%s: WaitsForReconnect %v", tt.recovery, w.WaitsForReconnect())
+		}
 	}
 }

@@ -55,7 +55,7 @@ const (
 	CodeUnexpected    = "unexpected"     // message not valid in this direction or state
 	CodeUnknownNode   = "unknown_node"   // the node is not registered
 	CodeUnknownParent = "unknown_parent" // joined: the parent is not a registered node
-	CodeNotActive     = "not_active"     // joined: the parent does not receive the stream (or is detached)
+	CodeNotActive     = "not_active"     // joined: the parent does not receive the stream (or is detached, or leaving)
 	CodeCycle         = "cycle"          // joined: the parent is the node itself or one of its descendants
 	CodeFull          = "full"           // joined: the parent has no free capacity
 	CodeNotWilling    = "not_willing"    // joined: the parent does not relay
@@ -114,7 +114,14 @@ type Welcome struct {
 	Recovery    string `json:"recovery"`     // recovery policy in force (Recovery*)
 	ReportMs    int64  `json:"report_ms"`    // report interval in milliseconds
 	HeartbeatMs int64  `json:"heartbeat_ms"` // heartbeat interval in milliseconds
-	Server      string `json:"server,omitempty"`
+	// HandoverMs is the longest the server holds the ack of a left while
+	// the relay's children switch away (0: an older server, which acks
+	// at once).
+	HandoverMs int64 `json:"handover_ms,omitempty"`
+	// ReconnectStepMs is the delay between the levels told under the
+	// gradual policy.
+	ReconnectStepMs int64  `json:"reconnect_step_ms,omitempty"`
+	Server          string `json:"server,omitempty"`
 }
 
 // Report returns the report interval.
@@ -122,6 +129,38 @@ func (w *Welcome) Report() time.Duration { return time.Duration(w.ReportMs) * ti
 
 // Heartbeat returns the heartbeat interval.
 func (w *Welcome) Heartbeat() time.Duration { return time.Duration(w.HeartbeatMs) * time.Millisecond }
+
+// Handover returns how long the server may hold the ack of a left.
+func (w *Welcome) Handover() time.Duration { return time.Duration(w.HandoverMs) * time.Millisecond }
+
+// ReconnectStep returns the delay between levels under the gradual policy.
+func (w *Welcome) ReconnectStep() time.Duration {
+	return time.Duration(w.ReconnectStepMs) * time.Millisecond
+}
+
+// WaitsForReconnect reports whether the policy in force wants a relay
+// whose upstream stalls to wait for the server's reconnect instead of
+// rejoining by itself (reconnect and gradual).
+func (w *Welcome) WaitsForReconnect() bool {
+	return w.Recovery == RecoveryReconnect || w.Recovery == RecoveryGradual
+}
+
+// StallWait is how long a relay at level (1 under the origin) whose
+// upstream stalled waits for a reconnect, under a policy that
+// WaitsForReconnect, before it rejoins by itself: time for the server to
+// notice a silent failure (MissedHeartbeats+1 heartbeat intervals) plus,
+// under gradual, one step per level above it. Zero under the other
+// policies: rejoin at once.
+func (w *Welcome) StallWait(level int) time.Duration {
+	if !w.WaitsForReconnect() {
+		return 0
+	}
+	d := (MissedHeartbeats + 1) * w.Heartbeat()
+	if w.Recovery == RecoveryGradual {
+		d += time.Duration(max(level, 1)) * w.ReconnectStep()
+	}
+	return d
+}
 
 // GetCandidates asks for parents for a stream.
 type GetCandidates struct {
@@ -143,7 +182,7 @@ type Candidate struct {
 	RTSP     string  `json:"rtsp"`            // host:port to pull from
 	Probe    string  `json:"probe,omitempty"` // UDP probe address (none for the origin)
 	Level    int     `json:"level"`           // 0 for the origin
-	Clients  int     `json:"clients"`         // children it has now (all streams; origin: this stream)
+	Clients  int     `json:"clients"`         // slots taken (all streams; origin: this stream): children and handover reservations
 	Capacity int     `json:"capacity"`        // max children
 	Cores    int     `json:"cores,omitempty"`
 	CPU      float64 `json:"cpu,omitempty"` // last reported CPU busy, 0..1
@@ -156,7 +195,9 @@ type Joined struct {
 	Level  int    `json:"level,omitempty"` // the level the relay expects; the server's is in Ack
 }
 
-// Left tells the server the relay no longer receives Stream.
+// Left tells the server the relay no longer receives Stream. When the
+// relay still has children on it, the ack comes once they all switched
+// away, or after Welcome.HandoverMs (see the package doc).
 type Left struct {
 	Stream string `json:"stream"`
 }
@@ -182,10 +223,15 @@ type StreamReport struct {
 // Heartbeat keeps the connection alive; the server echoes it with re set.
 type Heartbeat struct{}
 
-// Reconnect tells a relay to re-resolve a stream (or switch to Target).
+// Reconnect tells a relay to re-resolve a stream (or switch to Target:
+// send joined with it as the parent, then switch make-before-break).
 type Reconnect struct {
-	Stream     string `json:"stream"`
-	Reason     string `json:"reason"`                // Reason*
+	Stream string `json:"stream"`
+	Reason string `json:"reason"` // Reason*
+	// Parent is the parent the server had for the relay when it decided
+	// (the failed or leaving node); a relay whose parent is already
+	// another one has moved since and ignores the reconnect.
+	Parent     string `json:"parent,omitempty"`
 	Target     string `json:"target,omitempty"`      // node id (or OriginID) to switch to
 	TargetRTSP string `json:"target_rtsp,omitempty"` // its RTSP address
 }
@@ -394,6 +440,9 @@ func (w *Welcome) Validate() error {
 	}
 	if w.ReportMs <= 0 || w.HeartbeatMs <= 0 {
 		return invalid("report_ms and heartbeat_ms must be positive")
+	}
+	if w.HandoverMs < 0 || w.ReconnectStepMs < 0 {
+		return invalid("handover_ms and reconnect_step_ms must not be negative")
 	}
 	return nil
 }

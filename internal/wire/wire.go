@@ -28,11 +28,20 @@
 //     must be unique: a second connection saying hello with the same id
 //     replaces the first, which receives error "replaced" and is closed
 //     (the node's tree edges are kept: that is how a relay reconnects).
+//     The welcome announces the recovery policy in force (Recovery*) and
+//     its timings. Under repair and drop, a relay whose upstream stalls
+//     rejoins by itself at once. Under reconnect and gradual it waits for
+//     its reconnect instead (the server tells every member of a failed
+//     node's subtree; under gradual the failed node's children first,
+//     then the next level after ReconnectStepMs or as soon as that level
+//     has rejoined, down to the leaves), and rejoins by itself only if
+//     none came within Welcome.StallWait(level).
 //  2. Send heartbeat every Welcome.Heartbeat; the server answers each with
 //     a heartbeat whose re is the request's id. A server reply to a
 //     heartbeat comes after every message the server queued for this relay
 //     before it, so it is also a barrier. The server declares a relay dead
-//     after 3 heartbeat intervals of silence (any message counts).
+//     after MissedHeartbeats heartbeat intervals of silence (any message
+//     counts).
 //  3. To receive a stream: get_candidates (stream, exclude) -> candidates
 //     (re = request's id). The origin itself is a candidate with node id
 //     OriginID, level 0 and the origin's RTSP address (no probe address:
@@ -41,19 +50,40 @@
 //     (with the level the server computed) or error (codes cycle, full,
 //     unknown_parent, not_active, not_willing, unknown_node). After an error
 //     pick another candidate; the server's tree does not contain the edge.
-//  4. left (stream) when the relay stops receiving a stream; ack answers it.
-//     Children the relay still had are told to reconnect according to the
-//     server's recovery policy, so keep serving them a moment (a few
-//     hundred ms) after sending left: that makes the hand-over gap-free.
+//  4. left (stream) when the relay stops receiving a stream; ack answers it
+//     (error not_in_stream if the server has no such edge, except after a
+//     drain: then ack). This is the graceful handover: if the relay still
+//     has children on the stream, the server marks it leaving (no longer a
+//     candidate nor accepted as a parent), picks a new parent for each
+//     child (never the child's own subtree; the slot is reserved for it)
+//     and sends each a reconnect with reason parent_left and target /
+//     target_rtsp (without target when nothing has room: the child
+//     resolves by itself). The leaving relay stays the children's parent
+//     in the tree until each child's joined moves it. The ack is held
+//     until every child has switched away (its joined accepted, or it left
+//     or failed), or until Welcome.HandoverMs passed; then the relay is
+//     out of the tree, and children still below it are dealt with by the
+//     recovery policy (as when their parent leaves). So: keep serving the
+//     children until the ack comes, then a moment more (the server knows
+//     the children's joined, not when their mediators completed the
+//     make-before-break switch: a few hundred ms), then stop. Send the
+//     left of several streams concurrently: each ack may take up to
+//     HandoverMs, and wait for one a little longer than that.
 //  5. report every Welcome.Report: node CPU, willingness, clients and per
 //     stream parent, level, readers, loss, bitrate. No answer unless it is
 //     malformed.
 //  6. The server may push at any time: reconnect (stream, reason, optional
-//     target): re-resolve that stream (excluding the failed parent the
-//     reason implies) or, when a target is given, switch to it and send
-//     joined; drain: hand every child over (send left for each stream the
-//     relay serves others on, keep serving for a moment) and leave the
-//     overlay; error with re = 0: a fatal condition, the server closes next.
+//     target): with a target (and target_rtsp), send joined with it as the
+//     parent and, once acked, switch to it make-before-break (if the
+//     joined is refused, resolve instead); without, re-resolve that stream
+//     (excluding the failed parent the reason implies: parent_failed,
+//     parent_left, parent_missing, rejected, capacity, orphaned; not for
+//     operator or ancestor_failed). drain: the server has already started
+//     the handover of every stream the relay is in (as for left, and the
+//     relay's reconnects still count); send left for each stream (the
+//     acks come when its children have switched), keep serving until
+//     then, and leave the overlay. error with re = 0: a fatal condition,
+//     the server closes next.
 //  7. On reconnection to a (possibly restarted) server, the hello lists
 //     every stream the relay is receiving with its current parent: the
 //     server rebuilds its trees from these and sends nothing that would
@@ -86,6 +116,10 @@ const OriginID = "origin"
 
 // DefaultPort is ocm-server's default OCM TCP port.
 const DefaultPort = 7070
+
+// MissedHeartbeats is how many heartbeat intervals of silence make the
+// server declare a relay failed.
+const MissedHeartbeats = 3
 
 // Limits on identifiers, checked by Validate.
 const (

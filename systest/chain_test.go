@@ -1,0 +1,47 @@
+package systest
+
+import "testing"
+
+// TestChain plays the built-in test stream with unmodified players through
+// two relays: origin -> A (direct) -> B (parent A), the player opening the
+// enhanced URL rtsp://B/test?ORIGIN.
+func TestChain(t *testing.T) {
+	systemTest(t)
+	t.Parallel()
+	origin := startMediator(t, "origin", "--test-source", "test")
+	a := startMediator(t, "A")
+	b := startMediatorUDP(t, "B", "--resolver", "parent:"+a.addr)
+	url := enhanced(b.addr, "test", origin.addr)
+
+	t.Run("players", func(t *testing.T) {
+		t.Run("go-reader", func(t *testing.T) {
+			t.Parallel()
+			goRead(t, url)
+		})
+		t.Run("ffprobe-tcp", func(t *testing.T) {
+			require(t, "ffprobe")
+			t.Parallel()
+			ffprobe(t, url, "tcp").check(t, "ffprobe over TCP", 640, 360)
+		})
+		t.Run("ffmpeg-udp", func(t *testing.T) {
+			require(t, "ffmpeg")
+			t.Parallel()
+			ffmpeg(t, url, "udp").check(t, "ffmpeg over UDP", 640, 360)
+		})
+		t.Run("gst-tcp", func(t *testing.T) {
+			require(t, "gstreamer")
+			t.Parallel()
+			gstLaunch(t, url, "tcp", 75).check(t, "gst-launch over TCP", 640, 360)
+		})
+		t.Run("gst-udp", func(t *testing.T) {
+			require(t, "gstreamer")
+			t.Parallel()
+			gstLaunch(t, url, "udp", 75).check(t, "gst-launch over UDP", 640, 360)
+		})
+	})
+
+	// The video went through A: B pulled from A with the enhanced URL, A
+	// from the origin itself.
+	b.waitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", enhanced(a.addr, "test", origin.addr)))
+	a.waitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.addr+"/test"))
+}

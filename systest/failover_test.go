@@ -1,0 +1,56 @@
+package systest
+
+import "testing"
+
+// TestFailover kills a relay with SIGKILL under a reading player: the
+// player's session stays open and packets keep coming, through the other
+// parent or through the same one restarted.
+func TestFailover(t *testing.T) {
+	systemTest(t)
+	t.Parallel()
+
+	t.Run("second-parent", func(t *testing.T) {
+		t.Parallel()
+		origin := startMediator(t, "origin", "--test-source", "test")
+		a := startMediator(t, "A")
+		a2 := startMediator(t, "A2")
+		b := startMediator(t, "B", "--resolver", "parent:"+a.addr+","+a2.addr)
+		viaA := enhanced(a.addr, "test", origin.addr)
+		viaA2 := enhanced(a2.addr, "test", origin.addr)
+
+		r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
+		r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
+		b.waitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
+
+		a.kill()
+		_, lost := b.waitEvent(t, "A's upstream lost", 0, upstreamEvent("lost", viaA))
+		atKill := packetsSoFar(r)
+		b.waitEvent(t, "an upstream playing from A2 after losing A", lost, upstreamEvent("playing", viaA2))
+		r.waitEvent(t, "150 packets more after the kill", 0, progressAtLeast(atKill+150))
+
+		sum := stopReader(t, r)
+		t.Logf("reader: %v packets, %v lost in the failover", sum.num("packets"), sum.num("lost"))
+	})
+
+	t.Run("parent-restarted", func(t *testing.T) {
+		t.Parallel()
+		origin := startMediator(t, "origin", "--test-source", "test")
+		a := startMediator(t, "A")
+		b := startMediator(t, "B", "--resolver", "parent:"+a.addr)
+		viaA := enhanced(a.addr, "test", origin.addr)
+
+		r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
+		r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
+		b.waitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
+
+		a.kill()
+		_, lost := b.waitEvent(t, "A's upstream lost", 0, upstreamEvent("lost", viaA))
+		atKill := packetsSoFar(r)
+		startMediatorAt(t, "A (restarted)", a.addr)
+		b.waitEvent(t, "an upstream playing from the restarted A", lost, upstreamEvent("playing", viaA))
+		r.waitEvent(t, "150 packets more after the restart", 0, progressAtLeast(atKill+150))
+
+		sum := stopReader(t, r)
+		t.Logf("reader: %v packets, %v lost in the outage", sum.num("packets"), sum.num("lost"))
+	})
+}

@@ -1,0 +1,38 @@
+package systest
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestThirdPartyOrigin relays a stream from an origin that is not ours:
+// GStreamer's RTSP server (testdata/gst-rtsp-origin.py).
+func TestThirdPartyOrigin(t *testing.T) {
+	systemTest(t)
+	require(t, "gst-rtsp-server")
+	t.Parallel()
+
+	gst := start(t, "gst-rtsp-server", pythonPath, "testdata/gst-rtsp-origin.py", "0")
+	line, _ := gst.waitLine(t, "its ready line", 0, func(s string) bool { return strings.HasPrefix(s, "ready ") })
+	originAddr := strings.TrimPrefix(line, "ready ")
+	m := startMediator(t, "mediator")
+	url := enhanced(m.addr, "test", originAddr)
+
+	t.Run("players", func(t *testing.T) {
+		t.Run("go-reader", func(t *testing.T) {
+			t.Parallel()
+			goRead(t, url)
+		})
+		t.Run("ffprobe-tcp", func(t *testing.T) {
+			require(t, "ffprobe")
+			t.Parallel()
+			ffprobe(t, url, "tcp").check(t, "ffprobe over TCP", 320, 240)
+		})
+		t.Run("gst-tcp", func(t *testing.T) {
+			require(t, "gstreamer")
+			t.Parallel()
+			gstLaunch(t, url, "tcp", 75).check(t, "gst-launch over TCP", 320, 240)
+		})
+	})
+	m.waitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
+}

@@ -1,0 +1,155 @@
+package systest
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// binDir holds the tools TestMain built (or found in $OCM_SYSTEST_BIN);
+// empty under -short.
+var binDir string
+
+// pythonPath runs the GStreamer RTSP server origin: the system Python, the
+// one that has the GObject bindings.
+const pythonPath = "/usr/bin/python3"
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	if dir := os.Getenv("OCM_SYSTEST_BIN"); dir != "" {
+		// Tools already built, e.g. by make build into bin/.
+		binDir = dir
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "ocm-systest-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := buildTools(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildTools builds every command of the module, once for all tests.
+func buildTools(dir string) error {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator), "./cmd/...")
+	cmd.Dir = ".." // the module root; go test runs in the package directory
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func tool(name string) string { return filepath.Join(binDir, name) }
+
+// systemTest skips t under -short.
+func systemTest(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process system test: skipped with -short")
+	}
+}
+
+// A requirement is an external program the tests drive; each is checked
+// once per run.
+type requirement struct {
+	once  sync.Once
+	err   error
+	check func() error
+}
+
+var requirements = map[string]*requirement{
+	"ffprobe":         {check: lookPath("ffprobe")},
+	"ffmpeg":          {check: lookPath("ffmpeg")},
+	"libx264":         {check: ffmpegEncoder("libx264")},
+	"gstreamer":       {check: gstElements("rtspsrc", "rtph264depay", "h264parse", "avdec_h264", "fakesink")},
+	"gst-rtsp-server": {check: gstRTSPServer},
+}
+
+// require skips t when a program it needs is missing, or fails it when the
+// CI environment variable is set: CI must run every test.
+func require(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		r := requirements[n]
+		if r == nil {
+			t.Fatalf("unknown requirement %q", n)
+		}
+		r.once.Do(func() { r.err = r.check() })
+		if r.err == nil {
+			continue
+		}
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required when CI is set: %v", n, r.err)
+		}
+		t.Skipf("skipping: %s is not available: %v", n, r.err)
+	}
+}
+
+func lookPath(name string) func() error {
+	return func() error {
+		_, err := exec.LookPath(name)
+		return err
+	}
+}
+
+func ffmpegEncoder(name string) func() error {
+	return func() error {
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
+		if err != nil {
+			return fmt.Errorf("ffmpeg -encoders: %w", err)
+		}
+		if !strings.Contains(string(out), " "+name+" ") {
+			return fmt.Errorf("ffmpeg has no %s encoder", name)
+		}
+		return nil
+	}
+}
+
+func gstElements(names ...string) func() error {
+	return func() error {
+		if _, err := exec.LookPath("gst-launch-1.0"); err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := exec.Command("gst-inspect-1.0", "--exists", n).Run(); err != nil {
+				return fmt.Errorf("GStreamer element %s: %v", n, err)
+			}
+		}
+		return nil
+	}
+}
+
+func gstRTSPServer() error {
+	const probe = `import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst, GstRtspServer
+Gst.init(None)
+assert Gst.ElementFactory.find("x264enc") or Gst.ElementFactory.find("openh264enc"), "no x264enc or openh264enc"
+`
+	out, err := exec.Command(pythonPath, "-c", probe).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s with GstRtspServer: %v: %s", pythonPath, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package systest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var errTimeout = errors.New("killed: still running after the liveness limit")
+
+// run runs a program to completion, killing it after the liveness limit.
+func run(t *testing.T, name string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = dieWithTest()
+	cmd.WaitDelay = 2 * time.Second
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = errTimeout
+	}
+	return o.String(), e.String(), err
+}
+
+// decoded is what a player decoded from a stream.
+type decoded struct {
+	codec         string
+	width, height int
+	frames        int // decoded frames
+}
+
+// minFrames is the least a player must decode: a second of 25 fps video,
+// from a read of about three seconds.
+const minFrames = 25
+
+// check fails t unless d is at least minFrames of codec at width x height.
+func (d decoded) check(t *testing.T, player string, width, height int) {
+	t.Helper()
+	t.Logf("%s decoded %d frames of %s %dx%d", player, d.frames, d.codec, d.width, d.height)
+	if d.codec != "h264" || d.width != width || d.height != height {
+		t.Errorf("%s decoded %s %dx%d, want h264 %dx%d", player, d.codec, d.width, d.height, width, height)
+	}
+	if d.frames < minFrames {
+		t.Errorf("%s decoded %d frames, want at least %d", player, d.frames, minFrames)
+	}
+}
+
+// ffprobe decodes about three seconds of url's video and counts the frames.
+func ffprobe(t *testing.T, url, transport string) decoded {
+	t.Helper()
+	out, errOut, err := run(t, "ffprobe", "-v", "error", "-rtsp_transport", transport,
+		"-select_streams", "v:0", "-count_frames", "-read_intervals", "%+3",
+		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", url)
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", url, err, errOut)
+	}
+	var res struct {
+		Streams []struct {
+			CodecName    string `json:"codec_name"`
+			Width        int    `json:"width"`
+			Height       int    `json:"height"`
+			NbReadFrames string `json:"nb_read_frames"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Streams) != 1 {
+		t.Fatalf("ffprobe %s: unexpected output (%v):\n%s\n%s", url, err, out, errOut)
+	}
+	s := res.Streams[0]
+	n, _ := strconv.Atoi(s.NbReadFrames)
+	return decoded{codec: s.CodecName, width: s.Width, height: s.Height, frames: n}
+}
+
+var (
+	ffmpegFrame = regexp.MustCompile(`(?m)^frame=(\d+)$`)
+	ffmpegVideo = regexp.MustCompile(`Video: (\w+).*?, (\d+)x(\d+)`)
+)
+
+// ffmpeg decodes three seconds of url's video to nothing, counting frames
+// from its -progress output.
+func ffmpeg(t *testing.T, url, transport string) decoded {
+	t.Helper()
+	out, errOut, err := run(t, "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
+		"-rtsp_transport", transport, "-i", url,
+		"-map", "0:v:0", "-t", "3", "-f", "null", "-", "-progress", "pipe:1")
+	if err != nil {
+		t.Fatalf("ffmpeg %s: %v\n%s", url, err, tail(errOut, 30))
+	}
+	var d decoded
+	if m := ffmpegVideo.FindStringSubmatch(errOut); m != nil {
+		d.codec = m[1]
+		d.width, _ = strconv.Atoi(m[2])
+		d.height, _ = strconv.Atoi(m[3])
+	}
+	if all := ffmpegFrame.FindAllStringSubmatch(out, -1); len(all) > 0 {
+		d.frames, _ = strconv.Atoi(all[len(all)-1][1])
+	}
+	return d
+}
+
+// goRead reads url for three seconds with rtsp-mediator read, the player
+// that needs nothing but Go, and checks its summary: at least minFrames
+// frames and, on a healthy TCP path, no sequence gap.
+func goRead(t *testing.T, url string) {
+	t.Helper()
+	out, errOut, err := run(t, tool("rtsp-mediator"), "read", url, "--duration", "3s")
+	if err != nil {
+		t.Fatalf("rtsp-mediator read %s: %v\n%s", url, err, errOut)
+	}
+	var sum event
+	for _, l := range strings.Split(out, "\n") {
+		if e := parseEvent(l); e.str("event") == "summary" {
+			sum = e
+		}
+	}
+	t.Logf("rtsp-mediator read: %v frames, %v packets, %v lost", sum.num("frames"), sum.num("packets"), sum.num("lost"))
+	if sum.num("frames") < minFrames || sum.num("lost") != 0 {
+		t.Errorf("rtsp-mediator read %s: summary %v, want at least %d frames and nothing lost", url, sum, minFrames)
+	}
+}
+
+var gstCaps = regexp.MustCompile(`GstFakeSink:sink\.GstPad:sink: caps = video/x-raw.*width=\(int\)(\d+), height=\(int\)(\d+)`)
+
+// gstLaunch plays url with GStreamer's rtspsrc, decodes it with avdec_h264
+// into a verbose fakesink that stops after buffers frames, and counts the
+// frames the decoder did not flag as corrupted (those before the first
+// keyframe are).
+func gstLaunch(t *testing.T, url, protocols string, buffers int) decoded {
+	t.Helper()
+	out, errOut, err := run(t, "gst-launch-1.0", "-v",
+		"rtspsrc", "location="+url, "protocols="+protocols,
+		"!", "rtph264depay", "!", "h264parse", "!", "avdec_h264",
+		"!", "fakesink", "name=sink", "silent=false", "num-buffers="+strconv.Itoa(buffers))
+	if err != nil {
+		t.Fatalf("gst-launch-1.0 %s: %v\n%s\n%s", url, err, tail(out, 20), tail(errOut, 20))
+	}
+	d := decoded{codec: "h264"}
+	if m := gstCaps.FindStringSubmatch(out); m != nil {
+		d.width, _ = strconv.Atoi(m[1])
+		d.height, _ = strconv.Atoi(m[2])
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "GstFakeSink:sink: last-message = chain") && !strings.Contains(l, "corrupted") {
+			d.frames++
+		}
+	}
+	return d
+}

@@ -1,0 +1,394 @@
+package systest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// patience bounds every wait: a liveness limit for a shared, noisy machine,
+// never a performance assertion.
+const patience = 20 * time.Second
+
+// proc is a program running in the background for one test. Its stdout is
+// kept as lines (the tools print JSON events there), its stderr as text.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process has exited
+	err  error         // its exit status, valid after done
+
+	mu      sync.Mutex
+	lines   []string
+	partial []byte
+	stderr  bytes.Buffer
+	changed chan struct{} // closed and replaced when a line arrives or the process exits
+}
+
+// start runs path with args. The process is killed when the test ends, and
+// its output is logged if the test failed.
+func start(t *testing.T, name, path string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, done: make(chan struct{}), changed: make(chan struct{})}
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Stdout = stdoutLines{p}
+	p.cmd.Stderr = stderrText{p}
+	p.cmd.SysProcAttr = dieWithTest()
+	p.cmd.WaitDelay = 2 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.wake()
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("--- %s: %s %s (%v)\nstdout:\n%s\nstderr:\n%s", name, path, strings.Join(args, " "),
+				p.err, tail(strings.Join(p.stdoutLines(), "\n"), 40), tail(p.stderrText(), 40))
+		}
+	})
+	return p
+}
+
+type stdoutLines struct{ p *proc }
+
+func (w stdoutLines) Write(b []byte) (int, error) {
+	p := w.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			break
+		}
+		p.lines = append(p.lines, string(p.partial[:i]))
+		p.partial = p.partial[i+1:]
+	}
+	p.wake()
+	return len(b), nil
+}
+
+type stderrText struct{ p *proc }
+
+func (w stderrText) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.stderr.Write(b)
+}
+
+// wake tells waiters something changed; p.mu must be held.
+func (p *proc) wake() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *proc) stdoutLines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+func (p *proc) stderrText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// stop asks the process to shut down (SIGINT), as a user's Ctrl-C would,
+// and returns its exit status; it kills the process if it does not exit.
+func (p *proc) stop() error {
+	if !p.exited() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(patience):
+		p.kill()
+		return fmt.Errorf("%s ignored SIGINT for %s and was killed", p.name, patience)
+	}
+}
+
+// waitLine returns the first stdout line at index from or later that match
+// accepts, and its index. It fails the test if none comes within patience
+// or the process exits first.
+func (p *proc) waitLine(t *testing.T, what string, from int, match func(string) bool) (string, int) {
+	t.Helper()
+	deadline := time.NewTimer(patience)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		for i := from; i < len(p.lines); i++ {
+			if match(p.lines[i]) {
+				line := p.lines[i]
+				p.mu.Unlock()
+				return line, i
+			}
+		}
+		from = max(from, len(p.lines))
+		changed := p.changed
+		p.mu.Unlock()
+		if p.exited() {
+			t.Fatalf("%s exited (%v) before printing %s", p.name, p.err, what)
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("%s did not print %s within %s", p.name, what, patience)
+		}
+	}
+}
+
+// event is one JSON line of a tool's stdout.
+type event map[string]any
+
+func (e event) str(key string) string {
+	s, _ := e[key].(string)
+	return s
+}
+
+func (e event) num(key string) float64 {
+	f, _ := e[key].(float64)
+	return f
+}
+
+func parseEvent(line string) event {
+	var e event
+	if json.Unmarshal([]byte(line), &e) != nil {
+		return nil
+	}
+	return e
+}
+
+// waitEvent is waitLine for JSON events.
+func (p *proc) waitEvent(t *testing.T, what string, from int, match func(event) bool) (event, int) {
+	t.Helper()
+	line, i := p.waitLine(t, what, from, func(s string) bool {
+		e := parseEvent(s)
+		return e != nil && match(e)
+	})
+	return parseEvent(line), i
+}
+
+// events returns the JSON events named name printed so far.
+func (p *proc) events(name string) []event {
+	var out []event
+	for _, l := range p.stdoutLines() {
+		if e := parseEvent(l); e != nil && e.str("event") == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// mediator is a running rtsp-mediator.
+type mediator struct {
+	*proc
+	addr string // the RTSP HOST:PORT from its ready line
+}
+
+// mediatorDefaults come before a test's own flags, which override them:
+// TCP only on a free loopback port, and stats often enough to watch.
+var mediatorDefaults = []string{"--listen", "127.0.0.1:0", "--rtp", "off", "--rtcp", "off", "--stats-interval", "500ms"}
+
+func startMediator(t *testing.T, name string, args ...string) *mediator {
+	t.Helper()
+	m, err := tryMediator(t, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// tryMediator starts a mediator and waits for its ready line; it returns an
+// error, with the mediator's stderr, if the mediator exits first.
+func tryMediator(t *testing.T, name string, args ...string) (*mediator, error) {
+	t.Helper()
+	p := start(t, name, tool("rtsp-mediator"), append(append([]string(nil), mediatorDefaults...), args...)...)
+	deadline := time.NewTimer(patience)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		var first string
+		if len(p.lines) > 0 {
+			first = p.lines[0]
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		if first != "" {
+			e := parseEvent(first)
+			if e.str("event") != "ready" || e.str("rtsp") == "" {
+				return nil, fmt.Errorf("%s: first stdout line is not a ready event: %s", name, first)
+			}
+			return &mediator{proc: p, addr: e.str("rtsp")}, nil
+		}
+		if p.exited() {
+			return nil, fmt.Errorf("%s exited (%v) before its ready line:\n%s", name, p.err, p.stderrText())
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return nil, fmt.Errorf("%s printed no ready line within %s", name, patience)
+		}
+	}
+}
+
+// startMediatorAt starts a mediator on a fixed address, as a restarted host
+// would; it retries while the port is still held.
+func startMediatorAt(t *testing.T, name, addr string, args ...string) *mediator {
+	t.Helper()
+	var err error
+	for range 20 {
+		var m *mediator
+		if m, err = tryMediator(t, name, append([]string{"--listen", addr}, args...)...); err == nil {
+			return m
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// startMediatorUDP starts a mediator that also serves players over UDP,
+// on two consecutive free ports; it tries again if another process takes
+// them first.
+func startMediatorUDP(t *testing.T, name string, args ...string) *mediator {
+	t.Helper()
+	var err error
+	for range 5 {
+		rtp := freeUDPPair(t)
+		udp := []string{"--rtp", fmt.Sprintf("127.0.0.1:%d", rtp), "--rtcp", fmt.Sprintf("127.0.0.1:%d", rtp+1)}
+		var m *mediator
+		if m, err = tryMediator(t, name, append(udp, args...)...); err == nil {
+			return m
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// freeUDPPair returns an even port P such that P and P+1 were both free on
+// 127.0.0.1 a moment ago.
+func freeUDPPair(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		c1, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c1.LocalAddr().(*net.UDPAddr).Port
+		if port%2 != 0 { // gortsplib wants an even RTP port
+			c1.Close()
+			continue
+		}
+		c2, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		c1.Close()
+		if err == nil {
+			c2.Close()
+			return port
+		}
+	}
+	t.Fatal("found no two consecutive free UDP ports")
+	return 0
+}
+
+// enhanced is the URL a player opens on a mediator to get MEDIA from the
+// origin: rtsp://MEDIATOR/MEDIA?ORIGIN.
+func enhanced(mediatorAddr, media, originAddr string) string {
+	return "rtsp://" + mediatorAddr + "/" + media + "?" + originAddr
+}
+
+// upstreamEvent matches a mediator's upstream event in state with the
+// upstream URL up.
+func upstreamEvent(state, up string) func(event) bool {
+	return func(e event) bool {
+		return e.str("event") == "upstream" && e.str("state") == state && e.str("upstream") == up
+	}
+}
+
+// startReader runs `rtsp-mediator read URL` until stopped: a Go player that
+// prints its packet, frame and sequence-gap counts four times a second.
+func startReader(t *testing.T, name, url string) *proc {
+	t.Helper()
+	return start(t, name, tool("rtsp-mediator"), "read", url, "--interval", "250ms")
+}
+
+// progressAtLeast matches a reader's progress line once packets >= n.
+func progressAtLeast(n float64) func(event) bool {
+	return func(e event) bool { return e.str("event") == "progress" && e.num("packets") >= n }
+}
+
+// packetsSoFar is the packet count of the reader's latest progress line.
+func packetsSoFar(r *proc) float64 {
+	ev := r.events("progress")
+	if len(ev) == 0 {
+		return 0
+	}
+	return ev[len(ev)-1].num("packets")
+}
+
+// stopReader stops a reader and returns its summary line; the reader must
+// exit cleanly, its session never having ended under it.
+func stopReader(t *testing.T, r *proc) event {
+	t.Helper()
+	if r.exited() {
+		t.Fatalf("%s exited before it was stopped (%v); its session ended", r.name, r.err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("%s: %v\n%s", r.name, err, r.stderrText())
+	}
+	if s := r.stderrText(); strings.Contains(s, "session ended") {
+		t.Errorf("%s reports its session ended:\n%s", r.name, s)
+	}
+	ev := r.events("summary")
+	if len(ev) != 1 {
+		t.Fatalf("%s printed %d summary lines, want 1", r.name, len(ev))
+	}
+	return ev[0]
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("[... %d lines]", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/python3
+"""A third-party RTSP origin for the system tests: GStreamer's rtsp-server
+serving a live H264 test pattern at rtsp://127.0.0.1:PORT/test.
+
+usage: gst-rtsp-origin.py PORT   (0 picks a free port)
+Prints one line, "ready 127.0.0.1:PORT", once it is serving.
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+Gst.init(None)
+
+# x264enc lives in gst-plugins-ugly; openh264enc (plugins-bad) stands in
+# where it is missing. Either way: one keyframe a second, no B-frames.
+if Gst.ElementFactory.find("x264enc"):
+    enc = "x264enc tune=zerolatency key-int-max=25"
+elif Gst.ElementFactory.find("openh264enc"):
+    enc = "openh264enc gop-size=25 ! h264parse"
+else:
+    sys.exit("no H264 encoder: install gstreamer1.0-plugins-ugly (x264enc) or -bad (openh264enc)")
+
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(sys.argv[1] if len(sys.argv) > 1 else "0")
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch(
+    "( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 ! "
+    + enc + " ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+)
+factory.set_shared(True)
+server.get_mount_points().add_factory("/test", factory)
+if server.attach(None) == 0:
+    sys.exit("cannot listen on port %s" % server.get_service())
+print("ready 127.0.0.1:%d" % server.get_bound_port(), flush=True)
+GLib.MainLoop().run()
