@@ -18,7 +18,8 @@ func TestServerCommandReadyAndToken(t *testing.T) {
 	t.Setenv("OCM_TOKEN", "s3cret")
 	pr, pw := io.Pipe()
 	cmd := NewServerCommand()
-	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--recovery", "gradual"})
+	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--recovery", "gradual",
+		"--reconnect-step", "250ms", "--handover-timeout", "3s"})
 	cmd.SetOut(pw)
 	cmd.SetErr(io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -55,7 +56,7 @@ func TestServerCommandReadyAndToken(t *testing.T) {
 		if err != nil || m.Type != tc.want {
 			t.Fatalf("token %q: got %+v, %v", tc.token, m, err)
 		}
-		if w, ok := m.Body.(*wire.Welcome); ok && w.Recovery != "gradual" {
+		if w, ok := m.Body.(*wire.Welcome); ok && (w.Recovery != "gradual" || w.ReconnectStepMs != 250 || w.HandoverMs != 3000) {
 			t.Fatalf("welcome %+v", w)
 		}
 		c.Close()
@@ -82,6 +83,30 @@ func TestServerCommandBadFlags(t *testing.T) {
 		cmd.SetErr(&stderr)
 		if err := cmd.ExecuteContext(context.Background()); err == nil {
 			t.Errorf("%v: no error", args)
+		}
+	}
+}
+
+// --reconnect-step is the name; --gradual-step stays as a hidden
+// alias setting the same value.
+func TestServerCommandStepFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "500ms"},
+		{[]string{"--reconnect-step", "250ms"}, "250ms"},
+		{[]string{"--gradual-step", "100ms"}, "100ms"},
+	} {
+		cmd := NewServerCommand()
+		if err := cmd.Flags().Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := cmd.Flags().Lookup("reconnect-step").Value.String(); got != tc.want {
+			t.Errorf("%v: reconnect step %s, want %s", tc.args, got, tc.want)
+		}
+		if !cmd.Flags().Lookup("gradual-step").Hidden {
+			t.Error("--gradual-step is not hidden")
 		}
 	}
 }
