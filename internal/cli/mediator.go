@@ -175,6 +175,9 @@ func checkRTCPPort(rtp, rtcp string) error {
 	var a, b int
 	fmt.Sscan(p1, &a)
 	fmt.Sscan(p2, &b)
+	if a%2 != 0 {
+		return fmt.Errorf("--rtp port must be even (RTP convention; got %s), with --rtcp the next port", p1)
+	}
 	if b != a+1 {
 		return fmt.Errorf("--rtcp port must be the --rtp port + 1 (got %s and %s), or use --rtp off --rtcp off", p1, p2)
 	}

@@ -38,6 +38,13 @@ type rateMeter struct {
 	bytes uint64
 }
 
+// start sets the time the first rate is measured from.
+func (m *rateMeter) start(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.when = now
+}
+
 func (m *rateMeter) rate(now time.Time, bytes uint64) uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()

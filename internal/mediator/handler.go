@@ -123,8 +123,7 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	if err := ss.Initialize(); err != nil {
 		return errorResponse(base.StatusInternalServerError, err.Error()), nil
 	}
-	l := &local{name: name, kind: "publish", ss: ss, desc: ctx.Description, publisher: ctx.Session,
-		gaps: map[*description.Media]*seqGaps{}}
+	l := newLocal(name, "publish", ss, ctx.Session)
 	m.locals[name] = l
 	m.sessions[ctx.Session] = l
 	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())

@@ -26,6 +26,13 @@ type local struct {
 	bitrate rateMeter
 }
 
+func newLocal(name, kind string, ss *gortsplib.ServerStream, publisher *gortsplib.ServerSession) *local {
+	l := &local{name: name, kind: kind, ss: ss, desc: ss.Desc, publisher: publisher,
+		gaps: map[*description.Media]*seqGaps{}}
+	l.bitrate.start(time.Now())
+	return l
+}
+
 func (l *local) write(medi *description.Media, pkt *rtp.Packet) {
 	l.pktsIn.Add(1)
 	g := l.gaps[medi]

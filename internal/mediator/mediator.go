@@ -356,7 +356,7 @@ func (m *Mediator) startTestSource() error {
 	if err := ss.Initialize(); err != nil {
 		return err
 	}
-	l := &local{name: name, kind: "test", ss: ss, desc: desc, gaps: map[*description.Media]*seqGaps{}}
+	l := newLocal(name, "test", ss, nil)
 	m.mu.Lock()
 	m.locals[name] = l
 	m.mu.Unlock()

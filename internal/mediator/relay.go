@@ -64,6 +64,8 @@ func newRelay(m *Mediator, o Origin) *relay {
 		readers:   map[*gortsplib.ServerSession]bool{},
 	}
 	r.linger = time.AfterFunc(m.Linger, r.lingerExpired)
+	r.bitrate.start(time.Now())
+	r.inRate.start(time.Now())
 	return r
 }
 

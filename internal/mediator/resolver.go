@@ -69,7 +69,7 @@ func (p Parents) Resolve(_ context.Context, req ResolveRequest) (Upstream, error
 			break
 		}
 	}
-	return Upstream{URL: req.Origin.EnhancedURL(pick), Addr: pick}, nil
+	return Upstream{URL: req.Origin.EnhancedURL(pick), Addr: pick, Node: "parent:" + pick}, nil
 }
 
 // ParseResolver reads the --resolver flag for the resolvers this package
