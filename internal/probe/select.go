@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"syscall"
 	"time"
 
@@ -95,10 +96,28 @@ type Choice struct {
 	Terms                                  Terms
 	Score                                  float64 // Terms.Sum(); 0 when the candidate did not answer
 	Rejected                               string  // reason; "" if eligible
+	OverCPU                                bool    // rejected only for its CPU ceiling
 }
 
 // Eligible reports whether the choice passed every filter.
 func (c Choice) Eligible() bool { return c.Rejected == "" }
+
+// LastResort returns, when no choice is eligible, those rejected only for
+// their CPU ceiling, best first: when every host is busy (a loaded lab
+// machine, a busy event), a busy parent is better than no video at all.
+func LastResort(cs []Choice) []Choice {
+	var out []Choice
+	for _, c := range cs {
+		if c.Eligible() {
+			return nil
+		}
+		if c.OverCPU {
+			out = append(out, c)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Score < out[j].Score })
+	return out
+}
 
 // Select probes every candidate in parallel (each within w.Timeout, all
 // within ctx) and returns them all: the eligible ones first, best score
@@ -187,6 +206,7 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 		ch.Rejected = fmt.Sprintf("no free capacity (%d clients of %d)", ch.Clients, ch.Capacity)
 	case ch.CPU >= w.MaxCPU:
 		ch.Rejected = fmt.Sprintf("CPU %.0f%% busy, max %.0f%%", ch.CPU*100, w.MaxCPU*100)
+		ch.OverCPU = true
 	case ch.Level >= w.MaxLevel:
 		ch.Rejected = fmt.Sprintf("level %d, max %d", ch.Level, w.MaxLevel)
 	}

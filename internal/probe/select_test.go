@@ -257,3 +257,18 @@ func TestSelectNone(t *testing.T) {
 		t.Errorf("choices = %+v", got)
 	}
 }
+
+func TestLastResort(t *testing.T) {
+	busy := func(score float64) Choice { return Choice{Score: score, Rejected: "CPU 95% busy", OverCPU: true} }
+	full := Choice{Score: 1, Rejected: "no free capacity"}
+	if got := LastResort([]Choice{{Score: 9}, busy(1)}); got != nil {
+		t.Fatalf("with an eligible choice: %v, want nil", got)
+	}
+	got := LastResort([]Choice{full, busy(7), busy(3)})
+	if len(got) != 2 || got[0].Score != 3 || got[1].Score != 7 {
+		t.Fatalf("got %+v, want the two busy choices, best first", got)
+	}
+	if got := LastResort([]Choice{full}); len(got) != 0 {
+		t.Fatalf("full candidates are never a last resort: %v", got)
+	}
+}

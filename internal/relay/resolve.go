@@ -112,6 +112,14 @@ func (r *Relay) resolveExcluding(ctx context.Context, stream string, exclude []s
 	r.mu.Unlock()
 
 	choices := probe.Select(ctx, cands.Candidates, stream, r.Weights)
+	if busy := probe.LastResort(choices); len(busy) > 0 {
+		r.Log.Warn("every candidate is over the CPU ceiling: taking the best of them", "stream", stream,
+			"max_cpu", r.Weights.MaxCPU, "best", busy[0].Candidate.Node)
+		for i := range busy {
+			busy[i].Rejected = ""
+		}
+		choices = append(busy, choices...)
+	}
 	var reasons []string
 	for _, ch := range choices {
 		if ch.Rejected != "" {
