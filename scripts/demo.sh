@@ -71,7 +71,9 @@ if [ -n "$victim" ]; then
 	n=${victim#viewer}
 	echo
 	echo "demo: kill -9 $victim (relay and mediator); its children are repaired:"
-	eval "kill -9 \$pid_relay$n \$pid_viewer$n"
+	eval "victims=\"\$pid_relay$n \$pid_viewer$n\""
+	# shellcheck disable=SC2086
+	{ kill -9 $victims; wait $victims; } 2>/dev/null || true
 	sleep 2
 	"$BIN/ocm-ctl" --server 127.0.0.1:7080 tree
 	echo
