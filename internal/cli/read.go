@@ -50,6 +50,9 @@ func runRead(cmd *cobra.Command, url string, o *readOptions) error {
 	if err != nil {
 		return fmt.Errorf("URL %q: %w", url, err)
 	}
+	if o.interval <= 0 {
+		return fmt.Errorf("--interval %s: must be positive", o.interval)
+	}
 	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host}
 	switch o.transport {
 	case "tcp":

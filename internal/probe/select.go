@@ -166,13 +166,16 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 	}
 	in := r.Info
 	ch.FreeCapacity, ch.CPU, ch.Willing = in.FreeCapacity, in.CPU, in.Willing
-	// Load is the used part of the capacity. Info.Clients counts every
-	// reader, players included, while capacity bounds relay children, so
-	// the children are what the free capacity leaves of the capacity the
-	// server knows (or, with no candidate capacity, what the answer says).
+	// Capacity bounds relay children. The server is its authority (it
+	// refuses a join over capacity) and counts the children its tree has,
+	// reserved slots included; the relay itself counts the relays reading
+	// from it, which during a rebuild still includes children the server
+	// already moved or dropped and that are on their way out. Trust the
+	// server where it gave a capacity, else the answer.
 	if c.Capacity > 0 {
 		ch.Capacity = c.Capacity
-		ch.Clients = max(0, c.Capacity-in.FreeCapacity)
+		ch.Clients = c.Clients
+		ch.FreeCapacity = c.Capacity - c.Clients
 	} else {
 		ch.Capacity = in.Clients + in.FreeCapacity
 		ch.Clients = in.Clients

@@ -38,10 +38,13 @@ func TestEvaluate(t *testing.T) {
 			terms: Terms{RTT: 10, Load: 20 * 1.0 / 4, Level: 5 * 2, CPU: 30 * 0.5},
 		},
 		{
-			name:  "probe is fresher than the server",
+			// Level and CPU come from the probe; capacity from the server,
+			// which decides joins (the relay's own count still includes
+			// children on their way out during a rebuild).
+			name:  "probe is fresher than the server, capacity is the server's",
 			cand:  relay, // server says level 2, 1 client of 4
 			res:   answered(1, with(func(i *Info) { i.Level, i.Clients, i.FreeCapacity, i.CPU = 3, 3, 1, 0 })),
-			terms: Terms{RTT: 1, Load: 20 * 3.0 / 4, Level: 15},
+			terms: Terms{RTT: 1, Load: 20 * 1.0 / 4, Level: 15},
 		},
 		{
 			name:  "origin: candidate's load, level 0, no cpu",
@@ -70,7 +73,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:     "full",
-			cand:     relay,
+			cand:     wire.Candidate{Node: "r1", Probe: "x:1", Level: 2, Clients: 4, Capacity: 4},
 			res:      answered(1, with(func(i *Info) { i.Clients, i.FreeCapacity = 4, 0 })),
 			terms:    Terms{RTT: 1, Load: 20, Level: 10, CPU: 15},
 			rejected: "no free capacity (4 clients of 4)",

@@ -801,3 +801,43 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatal("HTTP address with HTTP off")
 	}
 }
+
+// Under drop nothing is said when a relay fails; a relay of the dropped
+// subtree whose own parent came back is attached again under it from its
+// report, and one whose reported parent cannot take it is told to
+// reconnect.
+func TestReportReattachesDropped(t *testing.T) {
+	ts := startServer(t, func(s *Server) { s.Recovery = tree.Drop })
+	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
+	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
+	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
+	d := newRelay(t, "d", 2).dial(ts.Addr(), "")
+	a.mustJoin(stream, "origin")
+	b.mustJoin(stream, "a")
+	c.mustJoin(stream, "b")
+	d.mustJoin(stream, "c")
+	a.c.Close()
+	b.sync()
+	if got := ts.shape(t, stream); got != "" {
+		t.Fatalf("after dropping a's subtree the tree is %q, want empty", got)
+	}
+	b.mustJoin(stream, "origin") // b noticed its stall and rejoined
+	// c never stalled: it reports b as its parent and is taken back.
+	c.request(&wire.Heartbeat{})
+	if _, err := c.c.Send(&wire.Report{Streams: []wire.StreamReport{{Stream: stream, Parent: "b", Level: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	// d reports a parent that is gone: it is told to reconnect.
+	if _, err := d.c.Send(&wire.Report{Streams: []wire.StreamReport{{Stream: stream, Parent: "x", Level: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	rc := d.waitReconnect()
+	if rc.Reason != wire.ReasonOrphaned || rc.Parent != "x" {
+		t.Fatalf("d got %+v, want an orphaned reconnect naming x", rc)
+	}
+	c.sync()
+	if got := ts.shape(t, stream); got != "b<origin@1 c<b@2" {
+		t.Fatalf("tree %q, want c back under b", got)
+	}
+	ts.validate(t)
+}

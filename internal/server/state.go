@@ -305,6 +305,33 @@ func (st *state) report(ss *session, r *wire.Report) {
 	}
 	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
 	st.m.reports++
+	st.reconcile(ss, r)
+}
+
+// reconcile brings the tree in line with what a relay reports it receives.
+// A relay the tree no longer holds (under drop its subtree was removed and
+// nothing was said; a relay whose own parent recovered fast never stalls)
+// is attached again under the parent it reports, if that parent can take
+// it, else told to reconnect. This is how every relay of a dropped subtree
+// rejoins within a report interval, stall or not.
+func (st *state) reconcile(ss *session, r *wire.Report) {
+	for _, s := range r.Streams {
+		if s.Parent == "" || st.forest.Attached(s.Stream, ss.node) || st.forest.Leaving(s.Stream, ss.node) {
+			continue
+		}
+		if _, reserved := st.forest.Reserved(s.Stream, ss.node); reserved {
+			continue // a handover is moving it
+		}
+		res, err := st.forest.Join(s.Stream, ss.node, s.Parent)
+		if err == nil {
+			st.m.joins++
+			ss.log.Info("re-attached from its report", "stream", s.Stream, "parent", s.Parent)
+			st.apply(res, ss.node+" re-attached from its report")
+			continue
+		}
+		ss.log.Info("reported parent cannot take it back: reconnect", "stream", s.Stream, "parent", s.Parent, "err", err)
+		st.sendReconnect(ss, &wire.Reconnect{Stream: s.Stream, Reason: wire.ReasonOrphaned, Parent: s.Parent})
+	}
 }
 
 // apply emits the events of a tree mutation and sends (or schedules) its
