@@ -24,6 +24,7 @@ type proc struct {
 
 	mu     sync.Mutex
 	last   map[string]map[string]any // the latest line of each event name
+	log    map[string][]timedEvent   // the latest eventLogMax lines of each event, with arrival times
 	stderr tailBuffer
 
 	exited  chan struct{} // closed when the process has exited
@@ -44,6 +45,7 @@ func startToolEnv(ctx context.Context, path string, args, env []string, readyTim
 	p := &proc{
 		name:   fmt.Sprintf("%s %s", baseName(path), strings.Join(args, " ")),
 		last:   map[string]map[string]any{},
+		log:    map[string][]timedEvent{},
 		exited: make(chan struct{}),
 	}
 	p.stderr.max = 16 << 10
@@ -92,9 +94,20 @@ func startToolEnv(ctx context.Context, path string, args, env []string, readyTim
 	}
 }
 
-// event handles one stdout line: it keeps the latest line of every event
-// and hands over the first ready line. Lines that are not JSON are ignored.
+// timedEvent is one JSON event line and when this process read it.
+type timedEvent struct {
+	At time.Time
+	M  map[string]any
+}
+
+// eventLogMax bounds the lines kept per event name.
+const eventLogMax = 256
+
+// event handles one stdout line: it keeps the latest line of every event,
+// a log of recent ones with their arrival times, and hands over the first
+// ready line. Lines that are not JSON are ignored.
 func (p *proc) event(line []byte, ready chan<- map[string]any) {
+	at := time.Now()
 	var m map[string]any
 	if json.Unmarshal(line, &m) != nil {
 		return
@@ -103,6 +116,11 @@ func (p *proc) event(line []byte, ready chan<- map[string]any) {
 	p.mu.Lock()
 	_, seen := p.last["ready"]
 	p.last[name] = m
+	l := append(p.log[name], timedEvent{At: at, M: m})
+	if len(l) > eventLogMax {
+		l = append(l[:0], l[len(l)-eventLogMax:]...)
+	}
+	p.log[name] = l
 	p.mu.Unlock()
 	if name == "ready" && !seen {
 		ready <- m
@@ -153,6 +171,46 @@ func (p *proc) LastEvent(name string) map[string]any {
 	return p.last[name]
 }
 
+// EventsSince returns the lines of the named event read at or after t, in
+// order, with the times they were read (at most the latest eventLogMax).
+func (p *proc) EventsSince(name string, t time.Time) []timedEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []timedEvent
+	for _, e := range p.log[name] {
+		if !e.At.Before(t) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// WaitEvent waits up to limit for a line of the named event read at or
+// after since for which match (nil: any) is true, and returns it.
+func (p *proc) WaitEvent(ctx context.Context, name string, since time.Time, match func(map[string]any) bool, limit time.Duration) (timedEvent, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		for _, e := range p.EventsSince(name, since) {
+			if match == nil || match(e.M) {
+				return e, nil
+			}
+		}
+		if !p.Alive() {
+			return timedEvent{}, fmt.Errorf("%s exited waiting for a %q event: %v\n%s", p.name, name, p.exitErr(), p.StderrTail())
+		}
+		if time.Now().After(deadline) {
+			return timedEvent{}, fmt.Errorf("%s: no %q event within %v", p.name, name, limit)
+		}
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return timedEvent{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // PID returns the process id.
 func (p *proc) PID() int { return p.cmd.Process.Pid }
 
@@ -182,6 +240,16 @@ func (p *proc) Stop() {
 	case <-time.After(3 * time.Second):
 	}
 	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// Kill sends SIGKILL at once (a host that dies) and waits for the exit.
+// It is idempotent and may follow or precede Stop.
+func (p *proc) Kill() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 }
 

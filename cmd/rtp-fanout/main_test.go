@@ -1,0 +1,521 @@
+package main
+
+// Multi-process tests: the built binary, real sockets, and as root a small
+// LAN of network namespaces with ffmpeg and ffprobe.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// need skips, or fails under CI (env CI non-empty), when a prerequisite
+// of a test is missing.
+func need(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set but %s", what)
+	}
+	t.Skipf("skipped: %s", what)
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test skipped in -short mode")
+	}
+	bin := filepath.Join(t.TempDir(), "rtp-fanout")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running rtp-fanout (or anything printing JSON lines).
+type proc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan map[string]any
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(name, args...), lines: make(chan map[string]any, 1000), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	// Through an io.Pipe, Wait returns only once all output is copied, so
+	// the last lines are not lost.
+	stdout, stdoutW := io.Pipe()
+	p.cmd.Stdout = stdoutW
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.lines <- m
+			}
+		}
+	}()
+	go func() {
+		p.err = p.cmd.Wait()
+		stdoutW.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		go func() { // unblock the copy if nobody reads any more
+			for range p.lines {
+			}
+		}()
+		<-p.exited
+	})
+	return p
+}
+
+func (p *proc) next(t *testing.T, event string) map[string]any {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case m, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("stdout closed before a %q line; stderr:\n%s", event, p.stderr)
+			}
+			if m["event"] == event {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no %q line; stderr:\n%s", event, p.stderr)
+		}
+	}
+}
+
+func (p *proc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(60 * time.Second):
+		t.Fatalf("process did not exit; stderr:\n%s", p.stderr)
+		return nil
+	}
+}
+
+func inputPort(t *testing.T, ready map[string]any) netip.AddrPort {
+	t.Helper()
+	from, _ := ready["from"].(string)
+	ap, err := netip.ParseAddrPort(strings.TrimPrefix(from, "udp://"))
+	if err != nil {
+		t.Fatalf("ready line without a bound input: %v", ready)
+	}
+	return ap
+}
+
+func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
+	bin := buildBinary(t)
+	rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var got atomic.Int64
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := rc.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	p := startProc(t, bin, "--from", "udp://127.0.0.1:0", "--stats-interval", "100ms")
+	in := inputPort(t, p.next(t, "ready"))
+
+	to := "udp://" + rc.LocalAddr().String()
+	fmt.Fprintf(p.stdin, `{"op":"add","to":%q}`+"\n", to)
+	if rep := p.next(t, "reply"); rep["ok"] != true {
+		t.Fatalf("add: %v", rep)
+	}
+	sc, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	pkt := make([]byte, 1000)
+	pkt[0], pkt[1] = 0x80, 96
+	for i := range 100 {
+		pkt[3] = byte(i)
+		if _, err := sc.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 9 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for got.Load() < 100 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got.Load() != 100 {
+		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.stderr)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t); err != nil {
+		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.stderr)
+	}
+	var last map[string]any
+	for m := range p.lines {
+		if m["event"] == "stats" {
+			last = m
+		}
+	}
+	if last == nil {
+		t.Fatal("no stats line")
+	}
+	out := last["out"].([]any)
+	if len(out) != 1 || out[0].(map[string]any)["packets"] != float64(100) {
+		t.Errorf("final stats: %v", last)
+	}
+}
+
+func TestProcessBadInput(t *testing.T) {
+	bin := buildBinary(t)
+	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad url", []string{"--from", "udp://127.0.0.1"}, "rtp-fanout: --from: bad URL"},
+		{"port in use", []string{"--from", "udp://" + busy.LocalAddr().String() + "?rtcp=0"}, "address already in use"},
+		{"bad output", []string{"--from", "udp://127.0.0.1:0", "--to", "udp://239.1.1.1:5004?ttl=0"}, "ttl must be 1..255"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(bin, c.args...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+				t.Errorf("exit: %v, want status 1", err)
+			}
+			if !strings.Contains(stderr.String(), c.want) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), c.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout not empty: %q", stdout.String())
+			}
+		})
+	}
+}
+
+// lan is a bridge in its own namespace with hosts attached, each a
+// namespace with one veth on 10.X.Y.0/24 and a multicast route.
+type lan struct {
+	prefix string
+	sw     string
+	hosts  []lanHost
+}
+
+type lanHost struct {
+	ns, dev string
+	ip      netip.Addr
+}
+
+func ipCmd(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func addNetns(t *testing.T, name string) {
+	t.Helper()
+	ipCmd(t, "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Logf("ip netns del %s: %v %s", name, err, out)
+		}
+	})
+}
+
+func newLAN(t *testing.T, hosts int) *lan {
+	t.Helper()
+	id := rand.Uint32() & 0xffffff
+	l := &lan{prefix: fmt.Sprintf("fo%06x", id)}
+	l.sw = l.prefix + "-sw"
+	addNetns(t, l.sw)
+	ipCmd(t, "-n", l.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+	ipCmd(t, "-n", l.sw, "link", "set", "br0", "up")
+	subnet := fmt.Sprintf("10.%d.%d", 100+id%100, (id>>8)%250)
+	for i := range hosts {
+		h := lanHost{
+			ns:  fmt.Sprintf("%s-%c", l.prefix, 'a'+i),
+			dev: fmt.Sprintf("%s%c", l.prefix, 'a'+i),
+			ip:  netip.MustParseAddr(fmt.Sprintf("%s.%d", subnet, i+1)),
+		}
+		peer := fmt.Sprintf("%sp%c", l.prefix, 'a'+i)
+		addNetns(t, h.ns)
+		ipCmd(t, "link", "add", h.dev, "netns", h.ns, "type", "veth", "peer", "name", peer, "netns", l.sw)
+		ipCmd(t, "-n", l.sw, "link", "set", peer, "master", "br0", "up")
+		ipCmd(t, "-n", h.ns, "link", "set", "lo", "up")
+		ipCmd(t, "-n", h.ns, "addr", "add", h.ip.String()+"/24", "dev", h.dev)
+		ipCmd(t, "-n", h.ns, "link", "set", h.dev, "up")
+		ipCmd(t, "-n", h.ns, "route", "add", "224.0.0.0/4", "dev", h.dev)
+		l.hosts = append(l.hosts, h)
+	}
+	return l
+}
+
+// inNetns runs fn on an OS thread switched into namespace ns; sockets
+// created there stay in it.
+func inNetns(t *testing.T, ns string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	var ferr error
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			ferr = err
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/var/run/netns/" + ns)
+		if err != nil {
+			ferr = err
+			runtime.UnlockOSThread()
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			ferr = err
+			runtime.UnlockOSThread()
+			return
+		}
+		fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			ferr = err
+			return // the thread stays locked and dies with the goroutine
+		}
+		runtime.UnlockOSThread()
+	}()
+	<-done
+	if ferr != nil {
+		t.Fatalf("netns %s: %v", ns, ferr)
+	}
+}
+
+// groupReceiver counts packets of a multicast group received in a
+// namespace and the lowest TTL they arrived with.
+type groupReceiver struct {
+	packets atomic.Int64
+	badTTL  atomic.Int64
+	ttl     atomic.Int64
+}
+
+func joinInNetns(t *testing.T, h lanHost, group netip.AddrPort) *groupReceiver {
+	t.Helper()
+	var c *net.UDPConn
+	var err error
+	inNetns(t, h.ns, func() {
+		var ifi *net.Interface
+		if ifi, err = net.InterfaceByName(h.dev); err != nil {
+			return
+		}
+		c, err = net.ListenMulticastUDP("udp4", ifi, net.UDPAddrFromAddrPort(group))
+	})
+	if err != nil {
+		t.Fatalf("join %s in %s: %v", group, h.ns, err)
+	}
+	pc := ipv4.NewPacketConn(c)
+	if err := pc.SetControlMessage(ipv4.FlagTTL, true); err != nil {
+		t.Fatal(err)
+	}
+	r := &groupReceiver{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			_, cm, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			r.packets.Add(1)
+			if cm != nil {
+				r.ttl.Store(int64(cm.TTL))
+				if cm.TTL != 1 {
+					r.badTTL.Add(1)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return r
+}
+
+// needNetns checks what the namespace tests need: root, ip, and the right
+// to create a namespace (a container may lack it even as root).
+func needNetns(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test skipped in -short mode")
+	}
+	need(t, os.Geteuid() == 0, "network namespaces need root")
+	_, err := exec.LookPath("ip")
+	need(t, err == nil, "ip (iproute2) is not installed")
+	probe := fmt.Sprintf("fo%06x-probe", rand.Uint32()&0xffffff)
+	out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput()
+	if err == nil {
+		_ = exec.Command("ip", "netns", "del", probe).Run()
+	}
+	need(t, err == nil, fmt.Sprintf("cannot create a network namespace: %v %s", err, bytes.TrimSpace(out)))
+}
+
+func TestNetnsMulticastLAN(t *testing.T) {
+	needNetns(t)
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		_, err := exec.LookPath(tool)
+		need(t, err == nil, tool+" is not installed")
+	}
+	enc, _ := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
+	need(t, bytes.Contains(enc, []byte("libx264")), "ffmpeg has no libx264")
+	bin := buildBinary(t)
+	l := newLAN(t, 3)
+	a, b, c := l.hosts[0], l.hosts[1], l.hosts[2]
+	group := netip.MustParseAddrPort("239.255.77.1:5004")
+
+	rb := joinInNetns(t, b, group)
+	rc := joinInNetns(t, c, group)
+
+	dir := t.TempDir()
+	sdp := filepath.Join(dir, "lan.sdp")
+	f := startProc(t, "ip", "netns", "exec", a.ns, bin,
+		"--from", "udp://127.0.0.1:0",
+		"--to", "udp://"+group.String()+"?ttl=1",
+		"--iface", a.dev, "--sdp", sdp, "--stats-interval", "500ms")
+	in := inputPort(t, f.next(t, "ready"))
+
+	ff := startProc(t, "ip", "netns", "exec", a.ns, "ffmpeg", "-nostdin", "-loglevel", "error",
+		"-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "120",
+		"-c:v", "libx264", "-g", "25", "-f", "rtp", fmt.Sprintf("rtp://127.0.0.1:%d", in.Port()))
+	_ = ff
+	f.next(t, "sdp")
+	data, err := os.ReadFile(sdp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "c=IN IP4 239.255.77.1/1") {
+		t.Errorf("sdp:\n%s", data)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	probe := exec.CommandContext(ctx, "ip", "netns", "exec", b.ns, "ffprobe", "-v", "error",
+		"-protocol_whitelist", "file,udp,rtp", "-read_intervals", "%+#100",
+		"-show_entries", "frame=width,height", "-of", "csv=p=0", sdp)
+	var pout, perr bytes.Buffer
+	probe.Stdout, probe.Stderr = &pout, &perr
+	if err := probe.Run(); err != nil {
+		t.Fatalf("ffprobe in %s: %v\n%s", b.ns, err, perr.String())
+	}
+	frames := strings.Count(pout.String(), "320,240")
+	if frames == 0 {
+		t.Fatalf("ffprobe decoded no 320x240 frame from the multicast:\n%s\n%s", pout.String(), perr.String())
+	}
+	t.Logf("ffprobe in %s decoded %d frames", b.ns, frames)
+
+	for name, r := range map[string]*groupReceiver{b.ns: rb, c.ns: rc} {
+		if r.packets.Load() < 50 {
+			t.Errorf("%s received %d packets of the group", name, r.packets.Load())
+		}
+		if r.badTTL.Load() != 0 || r.ttl.Load() != 1 {
+			t.Errorf("%s: %d packets with a TTL other than 1 (last %d)", name, r.badTTL.Load(), r.ttl.Load())
+		}
+	}
+	st := f.next(t, "stats")
+	if st["drops"] != float64(0) {
+		t.Errorf("drops in %v", st)
+	}
+}
+
+// A group that cannot be joined (no interface, no route) is a clear error.
+func TestNetnsJoinFailure(t *testing.T) {
+	needNetns(t)
+	bin := buildBinary(t)
+	ns := fmt.Sprintf("fo%06x-e", rand.Uint32()&0xffffff)
+	addNetns(t, ns)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command("ip", "netns", "exec", ns, bin, "--from", "udp://239.255.77.2:6000")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1", err)
+	}
+	if !strings.Contains(stderr.String(), "join group 239.255.77.2") {
+		t.Errorf("stderr: %q", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+}

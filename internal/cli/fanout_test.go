@@ -1,0 +1,303 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fanoutRun is one in-process rtp-fanout with its stdin, stdout lines and
+// stderr.
+type fanoutRun struct {
+	stdin  *io.PipeWriter
+	lines  chan map[string]any
+	stderr *fanoutSyncBuffer
+	done   chan struct{} // closed when the command returned
+	err    error
+	cancel context.CancelFunc
+}
+
+type fanoutSyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *fanoutSyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *fanoutSyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startFanoutCmd(t *testing.T, args ...string) *fanoutRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	r := &fanoutRun{stdin: inW, lines: make(chan map[string]any, 1000), stderr: &fanoutSyncBuffer{}, done: make(chan struct{}), cancel: cancel}
+	cmd := NewFanoutCommand()
+	cmd.SetArgs(args)
+	cmd.SetIn(inR)
+	cmd.SetOut(outW)
+	cmd.SetErr(r.stderr)
+	go func() {
+		r.err = cmd.ExecuteContext(ctx)
+		outW.Close()
+		close(r.done)
+	}()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(r.lines)
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Errorf("stdout line is not JSON: %q", sc.Text())
+				continue
+			}
+			r.lines <- m
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		inW.Close()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("rtp-fanout did not stop")
+		}
+		outR.Close()
+		wg.Wait()
+	})
+	return r
+}
+
+// next returns the next stdout line whose event is name, skipping others.
+func (r *fanoutRun) next(t *testing.T, name string) map[string]any {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-r.lines:
+			if !ok {
+				t.Fatalf("stdout ended before a %q line; stderr:\n%s", name, r.stderr)
+			}
+			if m["event"] == name {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no %q line; stderr:\n%s", name, r.stderr)
+		}
+	}
+}
+
+func (r *fanoutRun) command(t *testing.T, line string) map[string]any {
+	t.Helper()
+	if _, err := io.WriteString(r.stdin, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	return r.next(t, "reply")
+}
+
+// fanoutTestReceiver counts datagrams on a port of 127.0.0.1.
+func fanoutTestReceiver(t *testing.T) (url string, count *atomic.Int64) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count = &atomic.Int64{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			count.Add(1)
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return "udp://" + c.LocalAddr().String(), count
+}
+
+func fanoutSend(t *testing.T, to netip.AddrPort, first uint16, n int) {
+	t.Helper()
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pkt := make([]byte, 200)
+	pkt[0], pkt[1] = 0x80, 96
+	for i := range n {
+		seq := first + uint16(i)
+		pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+		if _, err := c.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func fanoutWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestFanoutCommand(t *testing.T) {
+	a, aCount := fanoutTestReceiver(t)
+	b, bCount := fanoutTestReceiver(t)
+	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--stats-interval", "20ms")
+
+	ready := r.next(t, "ready")
+	from, _ := ready["from"].(string)
+	in, err := netip.ParseAddrPort(strings.TrimPrefix(from, "udp://"))
+	if err != nil || in.Port() == 0 {
+		t.Fatalf("ready line has no bound input: %v", ready)
+	}
+	if fmt.Sprint(ready["to"]) != fmt.Sprint([]any{a}) {
+		t.Errorf("ready to = %v, want [%s]", ready["to"], a)
+	}
+
+	fanoutSend(t, in, 0, 10)
+	fanoutWait(t, "10 packets at a", func() bool { return aCount.Load() == 10 })
+
+	if rep := r.command(t, `{"op":"add","to":"`+b+`","id":"x1"}`); rep["ok"] != true || rep["to"] != b || rep["id"] != "x1" {
+		t.Fatalf("add: %v", rep)
+	}
+	if rep := r.command(t, `{"op":"list"}`); fmt.Sprint(rep["to"]) != fmt.Sprint([]any{a, b}) {
+		t.Fatalf("list: %v", rep)
+	}
+	for _, bad := range []string{`{"op":`, `{"op":"add","to":"udp://127.0.0.1"}`, `{"op":"jump"}`} {
+		rep := r.command(t, bad)
+		if rep["ok"] != false || rep["error"] == nil {
+			t.Errorf("%s: reply %v, want an error", bad, rep)
+		}
+	}
+	if rep := r.command(t, strings.Repeat("x", maxControlLine+10)); rep["ok"] != false {
+		t.Errorf("over-long line: %v", rep)
+	}
+	fanoutSend(t, in, 10, 5)
+	fanoutWait(t, "5 packets at b", func() bool { return bCount.Load() == 5 && aCount.Load() == 15 })
+
+	if rep := r.command(t, `{"op":"remove","to":"`+a+`"}`); rep["ok"] != true {
+		t.Fatalf("remove: %v", rep)
+	}
+	fanoutSend(t, in, 15, 5)
+	fanoutWait(t, "10 packets at b", func() bool { return bCount.Load() == 10 })
+	if got := aCount.Load(); got != 15 {
+		t.Errorf("removed output got %d packets, want 15", got)
+	}
+
+	for {
+		st := r.next(t, "stats")
+		in := st["in"].(map[string]any)
+		if in["packets"] == float64(20) {
+			out := st["out"].([]any)
+			if len(out) != 1 || out[0].(map[string]any)["to"] != b || in["gaps"] != float64(0) {
+				t.Errorf("stats: %v", st)
+			}
+			break
+		}
+	}
+	if !strings.Contains(r.stderr.String(), "control command failed") {
+		t.Errorf("bad commands not logged on stderr:\n%s", r.stderr)
+	}
+
+	r.cancel()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			t.Errorf("command returned %v after cancel", r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("command did not return after cancel")
+	}
+}
+
+func TestFanoutCommandErrors(t *testing.T) {
+	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no from", []string{"--to", "udp://127.0.0.1:5000"}, `"from" not set`},
+		{"bad from", []string{"--from", "udp://nowhere"}, "--from"},
+		{"bad to", []string{"--from", "udp://127.0.0.1:0", "--to", "udp://127.0.0.1:5000?ttl=x"}, "ttl"},
+		{"port in use", []string{"--from", "udp://" + busy.LocalAddr().String() + "?rtcp=0"}, "address already in use"},
+		{"arguments", []string{"--from", "udp://127.0.0.1:0", "extra"}, "unknown command"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			cmd := NewFanoutCommand()
+			cmd.SetArgs(c.args)
+			cmd.SetIn(strings.NewReader(""))
+			cmd.SetOut(&out)
+			cmd.SetErr(&errb)
+			err := cmd.ExecuteContext(context.Background())
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout not empty on error: %s", out.String())
+			}
+		})
+	}
+}
+
+// An SDP known at start is written during Start, yet the ready line still
+// comes first.
+func TestFanoutCommandReadyBeforeSDP(t *testing.T) {
+	a, _ := fanoutTestReceiver(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.sdp")
+	sdp := "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5004 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+	if err := os.WriteFile(in, []byte(sdp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.sdp")
+	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--input-sdp", in, "--sdp", out, "--stats-interval", "0")
+	first := <-r.lines
+	if first["event"] != "ready" || first["sdp"] != out {
+		t.Fatalf("first line %v, want ready", first)
+	}
+	if m := r.next(t, "sdp"); m["path"] != out {
+		t.Errorf("sdp line %v", m)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), "a=rtpmap:96 H264/90000") {
+		t.Errorf("sdp file: %v\n%s", err, b)
+	}
+}

@@ -1,0 +1,460 @@
+package fanout
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const bitrate4M = 4_000_000
+
+func allReceived(rs []*receiver, n int64) func() bool {
+	return func() bool {
+		for _, r := range rs {
+			if r.packets.Load() < n {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func TestHundredOutputsNoLoss(t *testing.T) {
+	for _, senders := range []int{1, 3} {
+		t.Run(fmt.Sprintf("senders=%d", senders), func(t *testing.T) { testHundredOutputs(t, senders) })
+	}
+}
+
+func testHundredOutputs(t *testing.T, senders int) {
+	const outputs, packets = 100, 700 // 2 s of a 4 Mbit/s stream
+	var rs []*receiver
+	var to []string
+	for range outputs {
+		r := newReceiver(t)
+		rs = append(rs, r)
+		to = append(to, r.url())
+	}
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: to, Senders: senders})
+	s := newRTPSender(t, inputAddr(f), 1400)
+	s.sendAtRate(t, packets, bitrate4M)
+
+	waitFor(t, "the fanout to send every packet", func() bool {
+		st := f.Stats()
+		if st.Drops > 0 {
+			return true // fail below with the numbers
+		}
+		for _, o := range st.Out {
+			if o.Packets < packets {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, "every receiver to get every packet", allReceived(rs, packets))
+
+	st := f.Stats()
+	if st.In.Packets != packets || st.In.Gaps != 0 || st.In.Drops != 0 || st.Drops != 0 {
+		t.Errorf("input stats %+v, total drops %d; want %d packets, no gaps, no drops", st.In, st.Drops, packets)
+	}
+	if len(st.Out) != outputs {
+		t.Fatalf("%d outputs in stats, want %d", len(st.Out), outputs)
+	}
+	for i, o := range st.Out {
+		if o.Packets != packets || o.Bytes != packets*1400 || o.Drops != 0 || o.Errors != 0 {
+			t.Errorf("output %d: %+v", i, o)
+		}
+		if got := rs[i].packets.Load(); got != packets {
+			t.Errorf("receiver %d got %d packets, want %d", i, got, packets)
+		}
+	}
+}
+
+func TestAddRemoveAtRunTime(t *testing.T) {
+	a, b := newReceiver(t), newReceiver(t)
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{a.url()}})
+	s := newRTPSender(t, inputAddr(f), 200)
+	handle := func(line string) Reply {
+		t.Helper()
+		r := f.Handle([]byte(line))
+		if _, err := json.Marshal(r.Fields()); err != nil {
+			t.Fatalf("reply does not encode: %v", err)
+		}
+		return r
+	}
+
+	s.send(t, 50)
+	waitFor(t, "a to get phase 1", allReceived([]*receiver{a}, 50))
+
+	r := handle(`{"op":"add","to":"` + b.url() + `","id":7}`)
+	if !r.OK || r.To != b.url() || string(r.ID) != "7" {
+		t.Fatalf("add: %+v", r)
+	}
+	for _, bad := range []string{
+		`{"op":"add","to":"` + b.url() + `"}`, // already there
+		`{"op":"add","to":"udp://nohost"}`,
+		`{"op":"add","to":"tcp://127.0.0.1:5"}`,
+		`{"op":"add"}`,
+		`{"op":"remove","to":"udp://127.0.0.1:9"}`, // not there
+		`{"op":"frobnicate"}`,
+		`{"op":"add","to":"udp://127.0.0.1:5","extra":1}`,
+		`{"op":"list"} {"op":"list"}`,
+		`not json`,
+		``,
+	} {
+		if r := handle(bad); r.OK || r.Error == "" {
+			t.Errorf("%s: want an error reply, got %+v", bad, r)
+		}
+	}
+	if r := handle(`{"op":"list"}`); !r.OK || fmt.Sprint(r.To) != fmt.Sprint([]string{a.url(), b.url()}) {
+		t.Fatalf("list: %+v", r)
+	}
+
+	s.send(t, 30)
+	waitFor(t, "a and b to get phase 2", func() bool { return a.packets.Load() >= 80 && b.packets.Load() >= 30 })
+
+	if r := handle(`{"op":"remove","to":"` + a.url() + `"}`); !r.OK {
+		t.Fatalf("remove: %+v", r)
+	}
+	s.send(t, 20)
+	waitFor(t, "b to get phase 3", func() bool { return b.packets.Load() >= 50 })
+
+	if r := handle(`{"op":"stats"}`); !r.OK || r.Stats == nil || r.Stats.In.Packets != 100 || len(r.Stats.Out) != 1 {
+		t.Fatalf("stats: %+v", r)
+	}
+	if got := a.packets.Load(); got != 80 {
+		t.Errorf("removed output got %d packets, want 80", got)
+	}
+	if got := b.packets.Load(); got != 50 {
+		t.Errorf("added output got %d packets, want 50", got)
+	}
+	if st := f.Stats(); st.In.Gaps != 0 || st.Drops != 0 {
+		t.Errorf("stats after bad commands: %+v", st)
+	}
+}
+
+// A destination nobody listens on answers every packet with ICMP port
+// unreachable; the sending sockets are unconnected, so that costs the
+// others nothing, not even an error to handle.
+func TestDeadDestinationDoesNotDisturbOthers(t *testing.T) {
+	const live, packets = 20, 350
+	dead := deadPort(t)
+	to := []string{"udp://" + dead.String()}
+	var rs []*receiver
+	for range live {
+		r := newReceiver(t)
+		rs = append(rs, r)
+		to = append(to, r.url())
+	}
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: to})
+	s := newRTPSender(t, inputAddr(f), 1400)
+	s.sendAtRate(t, packets, bitrate4M)
+	waitFor(t, "every live receiver to get every packet", allReceived(rs, packets))
+
+	st := f.Stats()
+	if st.In.Packets != packets || st.In.Drops != 0 {
+		t.Errorf("input: %+v", st.In)
+	}
+	for i, o := range st.Out {
+		// Sending to the dead one succeeds as far as this host can tell.
+		if o.Packets != packets || o.Drops != 0 || o.Errors != 0 {
+			t.Errorf("output %d: %+v", i, o)
+		}
+	}
+}
+
+func TestFailingDestinationDoesNotDisturbOthers(t *testing.T) {
+	const packets = 300
+	bad := deadPort(t)
+	rs := []*receiver{newReceiver(t), newReceiver(t), newReceiver(t)}
+	to := []string{rs[0].url(), "udp://" + bad.String(), rs[1].url(), rs[2].url()}
+	var fake *fakeSocket
+	f := &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: to, Senders: 1}
+	f.wrapWriter = func(w batchWriter) batchWriter {
+		fake = &fakeSocket{w: w, failAddr: bad}
+		return fake
+	}
+	startFanout(t, f)
+	s := newRTPSender(t, inputAddr(f), 200)
+	for range packets / 10 {
+		s.send(t, 10)
+		time.Sleep(time.Millisecond)
+	}
+	waitStats(t, f, rs, "the good receivers to get every packet", allReceived(rs, packets))
+	waitStats(t, f, rs, "every send to the bad one to fail", func() bool { return f.Stats().Out[1].Errors == packets })
+
+	st := f.Stats()
+	if b := st.Out[1]; b.Packets != 0 || b.Drops != packets || !strings.Contains(b.LastError, "not permitted") {
+		t.Errorf("failing output: %+v", b)
+	}
+	for _, i := range []int{0, 2, 3} {
+		if o := st.Out[i]; o.Packets != packets || o.Drops != 0 || o.Errors != 0 {
+			t.Errorf("output %d: %+v", i, o)
+		}
+	}
+}
+
+// A full socket is never waited on: the input goes on, the queues keep
+// the newest packets and drop the oldest, and sending resumes once the
+// socket drains.
+func TestFullSocketDoesNotBlock(t *testing.T) {
+	const queue, during, after = 64, 200, 50
+	rs := []*receiver{newReceiver(t), newReceiver(t)}
+	var fake *fakeSocket
+	f := &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: []string{rs[0].url(), rs[1].url()}, QueueLen: queue, Senders: 1}
+	f.wrapWriter = func(w batchWriter) batchWriter {
+		fake = &fakeSocket{w: w}
+		fake.full.Store(true)
+		return fake
+	}
+	startFanout(t, f)
+	s := newRTPSender(t, inputAddr(f), 200)
+	for range during / 10 {
+		s.send(t, 10)
+		time.Sleep(time.Millisecond)
+	}
+	waitStats(t, f, rs, "the input to take every packet", func() bool { return f.Stats().In.Packets == during })
+	waitStats(t, f, rs, "full queues", func() bool {
+		for _, o := range f.Stats().Out {
+			if o.Queued != queue || o.Drops != during-queue {
+				return false
+			}
+		}
+		return true
+	})
+	if rs[0].packets.Load() != 0 || fake.calls.Load() == 0 {
+		t.Fatalf("sent %d packets through a full socket, tried %d times", rs[0].packets.Load(), fake.calls.Load())
+	}
+
+	fake.full.Store(false)
+	waitStats(t, f, rs, "the queued packets", allReceived(rs, queue))
+	s.send(t, after)
+	waitStats(t, f, rs, "the packets sent after", allReceived(rs, queue+after))
+	st := f.Stats()
+	if st.In.Drops != 0 || st.In.Gaps != 0 {
+		t.Errorf("input: %+v", st.In)
+	}
+	for i, o := range st.Out {
+		if o.Packets != queue+after || o.Drops != during-queue {
+			t.Errorf("output %d: %+v", i, o)
+		}
+	}
+	// The pool holds what the queues need, not every packet sent.
+	if n := f.pool.allocated.Load(); n > 3*DefaultBatchSize {
+		t.Errorf("%d buffers allocated for %d packets", n, during+after)
+	}
+}
+
+func TestRTCPFollowsOnPortPlusOne(t *testing.T) {
+	rtp, rtcp := receiverPair(t)
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{rtp.url()}})
+	s := newRTPSender(t, inputAddr(f), 300)
+	s.send(t, 10)
+	in := inputAddr(f)
+	rtcpIn := newRTPSender(t, in, 28)
+	rtcpIn.to = netip.AddrPortFrom(in.Addr(), in.Port()+1)
+	rtcpIn.buf[1] = 200 // sender report
+	rtcpIn.send(t, 2)
+	waitFor(t, "RTP and RTCP", func() bool { return rtp.packets.Load() == 10 && rtcp.packets.Load() == 2 })
+	st := f.Stats()
+	if st.In.Packets != 10 || st.In.RTCPPackets != 2 || st.Out[0].Packets != 12 {
+		t.Errorf("stats: %+v", st)
+	}
+	if !strings.HasPrefix(f.Addr(), "udp://127.0.0.1:") {
+		t.Errorf("Addr() = %q", f.Addr())
+	}
+}
+
+func TestSequenceGapsCounted(t *testing.T) {
+	r := newReceiver(t)
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{r.url()}})
+	s := newRTPSender(t, inputAddr(f), 100)
+	s.send(t, 5)
+	s.seq += 3 // lose 3
+	s.send(t, 5)
+	s.seq += 1 // lose 1
+	s.send(t, 1)
+	waitFor(t, "11 packets", allReceived([]*receiver{r}, 11))
+	if st := f.Stats(); st.In.Gaps != 2 || st.In.Lost != 4 {
+		t.Errorf("gaps %d lost %d, want 2 and 4", st.In.Gaps, st.In.Lost)
+	}
+}
+
+func TestSDPWrittenOnFirstPacket(t *testing.T) {
+	r := newReceiver(t)
+	path := filepath.Join(t.TempDir(), "out.sdp")
+	var called atomic.Int32
+	f := startFanout(t, &Fanout{
+		From:    "udp://127.0.0.1:0",
+		To:      []string{r.url()},
+		SDPFile: path,
+		SDPTo:   "udp://239.255.42.42:5004", // described only, not sent to
+		OnSDP:   func(string) { called.Add(1) },
+	})
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("sdp written before the first packet: %v", err)
+	}
+	s := newRTPSender(t, inputAddr(f), 100)
+	s.send(t, 3)
+	waitFor(t, "the sdp", func() bool { return called.Load() > 0 })
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"c=IN IP4 239.255.42.42/1\r\n", "m=video 5004 RTP/AVP 96\r\n", "a=rtpmap:96 H264/90000\r\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("sdp lacks %q:\n%s", want, b)
+		}
+	}
+	if called.Load() != 1 {
+		t.Errorf("OnSDP called %d times", called.Load())
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.LocalAddr().(*net.UDPAddr).Port
+	r := newReceiver(t)
+	refused := deadPort(t)
+
+	cases := []struct {
+		name string
+		f    *Fanout
+		want string
+	}{
+		{"bad from", &Fanout{From: "udp://127.0.0.1", To: []string{r.url()}}, "--from"},
+		{"bad scheme", &Fanout{From: "http://x/y"}, "scheme"},
+		{"bad to", &Fanout{From: "udp://127.0.0.1:0", To: []string{"udp://127.0.0.1:0"}}, "--to"},
+		{"port in use", &Fanout{From: fmt.Sprintf("udp://127.0.0.1:%d?rtcp=0", busyPort)}, "address already in use"},
+		{"rtcp port in use", &Fanout{From: fmt.Sprintf("udp://127.0.0.1:%d", busyPort-1)}, "in use"},
+		{"no such iface", &Fanout{From: "udp://127.0.0.1:0", Iface: "nosuchif0"}, "nosuchif0"},
+		{"not a group", &Fanout{From: "udp://10.0.0.1@0.0.0.0:0"}, "not a multicast group"},
+		{"sdp without output", &Fanout{From: "udp://127.0.0.1:0", SDPFile: "x.sdp"}, "--to"},
+		{"rtsp refused", &Fanout{From: "rtsp://" + refused.String() + "/live", RTSPTransport: "tcp"}, "refused"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.f.Start()
+			if err == nil {
+				c.f.Close()
+				t.Fatal("Start succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q lacks %q", err, c.want)
+			}
+			c.f.Close() // harmless after a failed Start
+			c.f.Close()
+		})
+	}
+}
+
+func TestCloseIsIdempotentAndWaitReturns(t *testing.T) {
+	f := &Fanout{From: "udp://127.0.0.1:0", To: []string{newReceiver(t).url()}}
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	f.Close()
+	if err := f.Wait(); err != nil {
+		t.Errorf("Wait after Close: %v", err)
+	}
+	if _, err := f.Add(newReceiver(t).url()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Add after Close: %v", err)
+	}
+}
+
+// TestNoAllocationPerPacket runs packets through input, queues and
+// senders and counts heap allocations in the whole process.
+func TestNoAllocationPerPacket(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	const outputs, warm, packets = 10, 2000, 5000
+	var rs []*receiver
+	var to []string
+	for range outputs {
+		r := newReceiver(t)
+		rs = append(rs, r)
+		to = append(to, r.url())
+	}
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: to})
+	s := newRTPSender(t, inputAddr(f), 1200)
+	burst := func(n int) {
+		for sent := 0; sent < n; sent += 20 {
+			s.send(t, 20)
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Whatever a busy machine drops, every packet is accounted for once
+	// the input has them all and the queues are empty.
+	settled := func(total uint64) func() bool {
+		return func() bool {
+			st := f.Stats()
+			if st.In.Packets != total {
+				return false
+			}
+			for _, o := range st.Out {
+				if o.Packets+o.Drops != total {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	burst(warm)
+	waitStats(t, f, rs, "warm-up", settled(warm))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	burst(packets)
+	waitStats(t, f, rs, "delivery", settled(warm+packets))
+	runtime.ReadMemStats(&after)
+	allocs := after.Mallocs - before.Mallocs
+	t.Logf("%d allocations for %d packets to %d outputs", allocs, packets, outputs)
+	if per := float64(allocs) / packets; per > 0.05 {
+		t.Errorf("%.3f allocations per input packet", per)
+	}
+}
+
+// An input SDP that appears after Start (ffmpeg -sdp_file started after
+// the fanout) is read at the first packet, its formats kept.
+func TestInputSDPReadAtFirstPacket(t *testing.T) {
+	r := newReceiver(t)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.sdp"), filepath.Join(dir, "out.sdp")
+	var called atomic.Int32
+	f := startFanout(t, &Fanout{
+		From:     "udp://127.0.0.1:0",
+		To:       []string{r.url()},
+		SDPFile:  out,
+		InputSDP: in,
+		OnSDP:    func(string) { called.Add(1) },
+	})
+	sdp := "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=video 5004 RTP/AVP 97\r\na=rtpmap:97 H265/90000\r\na=fmtp:97 sprop-vps=QAEMAf//\r\n"
+	if err := os.WriteFile(in, []byte(sdp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	newRTPSender(t, inputAddr(f), 100).send(t, 1)
+	waitFor(t, "the sdp", func() bool { return called.Load() > 0 })
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "m=video " + strconv.Itoa(int(r.addr.Port())) + " RTP/AVP 97\r\na=rtpmap:97 H265/90000\r\na=fmtp:97 sprop-vps=QAEMAf//\r\n"
+	if !strings.Contains(string(b), want) {
+		t.Errorf("sdp lacks %q:\n%s", want, b)
+	}
+}

@@ -1,0 +1,182 @@
+package fanout
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// rtspOrigin is a minimal RTSP server with one H264 stream, standing in
+// for any standards server.
+type rtspOrigin struct {
+	srv    *gortsplib.Server
+	stream *gortsplib.ServerStream
+	media  *description.Media
+	addr   string
+	once   sync.Once
+}
+
+func (o *rtspOrigin) close() {
+	o.once.Do(func() { o.stream.Close(); o.srv.Close() })
+}
+
+func (o *rtspOrigin) OnDescribe(*gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return &base.Response{StatusCode: base.StatusOK}, o.stream, nil
+}
+
+func (o *rtspOrigin) OnSetup(*gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return &base.Response{StatusCode: base.StatusOK}, o.stream, nil
+}
+
+func (o *rtspOrigin) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func newRTSPOrigin(t *testing.T) *rtspOrigin {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &rtspOrigin{addr: ln.Addr().String()}
+	o.srv = &gortsplib.Server{
+		Handler:     o,
+		RTSPAddress: o.addr,
+		Listen:      func(string, string) (net.Listener, error) { return ln, nil },
+	}
+	// UDP transport wants an even port and the next one: bind a pair here
+	// and hand the sockets over, so no fixed port is needed.
+	rtpC, rtcpC := udpPair(t)
+	byAddr := map[string]net.PacketConn{rtpC.LocalAddr().String(): rtpC, rtcpC.LocalAddr().String(): rtcpC}
+	o.srv.UDPRTPAddress, o.srv.UDPRTCPAddress = rtpC.LocalAddr().String(), rtcpC.LocalAddr().String()
+	o.srv.ListenPacket = func(network, address string) (net.PacketConn, error) {
+		if c, ok := byAddr[address]; ok {
+			return c, nil
+		}
+		return net.ListenPacket(network, address)
+	}
+	if err := o.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	o.media = &description.Media{
+		Type: description.MediaTypeVideo,
+		Formats: []format.Format{&format.H264{
+			PayloadTyp:        96,
+			PacketizationMode: 1,
+			SPS:               []byte{0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8},
+			PPS:               []byte{0x68, 0xcb, 0x8c, 0xb2},
+		}},
+	}
+	o.stream = &gortsplib.ServerStream{Server: o.srv, Desc: &description.Session{Medias: []*description.Media{o.media}}}
+	if err := o.stream.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.close)
+	return o
+}
+
+// udpPair binds an even UDP port of 127.0.0.1 and the one above it.
+func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
+	t.Helper()
+	for range 200 {
+		a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.LocalAddr().(*net.UDPAddr).Port
+		if p%2 == 0 {
+			if b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1}); err == nil {
+				return a, b
+			}
+		}
+		a.Close()
+	}
+	t.Fatal("no free even port pair")
+	return nil, nil
+}
+
+// feed writes RTP packets until stop is closed.
+func (o *rtspOrigin) feed(stop <-chan struct{}) {
+	var seq uint16
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+		seq++
+		_ = o.stream.WritePacketRTP(o.media, &rtp.Packet{
+			Header:  rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(seq) * 3600, SSRC: 0x11223344, Marker: true},
+			Payload: []byte{0x65, 0x88, 0x84, 0x00, 0x33, 0xff},
+		})
+	}
+}
+
+func TestRTSPInput(t *testing.T) {
+	for _, transport := range []string{"tcp", "udp"} {
+		t.Run(transport, func(t *testing.T) {
+			o := newRTSPOrigin(t)
+			rtpR, rtcpR := receiverPair(t)
+			path := filepath.Join(t.TempDir(), "out.sdp")
+			f := startFanout(t, &Fanout{
+				From:          "rtsp://" + o.addr + "/live?origin.example:554",
+				To:            []string{rtpR.url()},
+				RTSPTransport: transport,
+				SDPFile:       path,
+			})
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); o.feed(stop) }()
+			t.Cleanup(func() { close(stop); wg.Wait() })
+
+			waitStats(t, f, []*receiver{rtpR}, "50 packets", func() bool { return rtpR.rtp.Load() >= 50 })
+			st := f.Stats()
+			if st.In.Packets < 50 || st.Out[0].Packets < 50 || st.In.Drops != 0 {
+				t.Errorf("stats: %+v", st)
+			}
+			if transport == "tcp" && st.In.Gaps != 0 {
+				t.Errorf("gaps over tcp: %+v", st.In)
+			}
+			_ = rtcpR // the origin's sender reports come every 10 s: not waited for
+
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"m=video " + strconv.Itoa(int(rtpR.addr.Port())) + " RTP/AVP 96", "a=rtpmap:96 H264/90000", "packetization-mode=1"} {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("sdp lacks %q:\n%s", want, b)
+				}
+			}
+		})
+	}
+}
+
+func TestRTSPInputEndsWhenServerGoes(t *testing.T) {
+	o := newRTSPOrigin(t)
+	r := newReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp"})
+	o.close()
+	done := make(chan error, 1)
+	go func() { done <- f.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "rtsp") {
+			t.Errorf("Wait() = %v, want an rtsp error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wait did not return after the server closed")
+	}
+}
