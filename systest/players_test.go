@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -58,11 +59,25 @@ func (d decoded) check(t *testing.T, player string, width, height int) {
 // ffprobe decodes about three seconds of url's video and counts the frames.
 func ffprobe(t *testing.T, url, transport string) decoded {
 	t.Helper()
-	out, errOut, err := run(t, "ffprobe", "-v", "error", "-rtsp_transport", transport,
-		"-select_streams", "v:0", "-count_frames", "-read_intervals", "%+3",
-		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", url)
+	d, err := probeFrames(t, "", url, transport)
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v\n%s", url, err, errOut)
+		t.Fatal(err)
+	}
+	return d
+}
+
+// probeFrames is ffprobe run in network namespace ns ("" for this one);
+// it is safe to call from any goroutine.
+func probeFrames(t *testing.T, ns, url, transport string) (decoded, error) {
+	args := []string{"ffprobe", "-v", "error", "-rtsp_transport", transport,
+		"-select_streams", "v:0", "-count_frames", "-read_intervals", "%+3",
+		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", url}
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	out, errOut, err := run(t, args[0], args[1:]...)
+	if err != nil {
+		return decoded{}, fmt.Errorf("ffprobe %s: %v\n%s", url, err, errOut)
 	}
 	var res struct {
 		Streams []struct {
@@ -73,11 +88,11 @@ func ffprobe(t *testing.T, url, transport string) decoded {
 		} `json:"streams"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Streams) != 1 {
-		t.Fatalf("ffprobe %s: unexpected output (%v):\n%s\n%s", url, err, out, errOut)
+		return decoded{}, fmt.Errorf("ffprobe %s: unexpected output (%v):\n%s\n%s", url, err, out, errOut)
 	}
 	s := res.Streams[0]
 	n, _ := strconv.Atoi(s.NbReadFrames)
-	return decoded{codec: s.CodecName, width: s.Width, height: s.Height, frames: n}
+	return decoded{codec: s.CodecName, width: s.Width, height: s.Height, frames: n}, nil
 }
 
 var (

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,22 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
+	"github.com/ocm-overlay/ocm/internal/netnstest"
 )
-
-// need skips, or fails under CI (env CI non-empty), when a prerequisite
-// of a test is missing.
-func need(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI is set but %s", what)
-	}
-	t.Skipf("skipped: %s", what)
-}
 
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -266,197 +251,31 @@ func TestProcessBadInput(t *testing.T) {
 	}
 }
 
-// lan is a bridge in its own namespace with hosts attached, each a
-// namespace with one veth on 10.X.Y.0/24 and a multicast route.
-type lan struct {
-	prefix string
-	sw     string
-	hosts  []lanHost
-}
-
-type lanHost struct {
-	ns, dev string
-	ip      netip.Addr
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-func addNetns(t *testing.T, name string) {
-	t.Helper()
-	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Logf("ip netns del %s: %v %s", name, err, out)
-		}
-	})
-}
-
-func newLAN(t *testing.T, hosts int) *lan {
-	t.Helper()
-	id := rand.Uint32() & 0xffffff
-	l := &lan{prefix: fmt.Sprintf("fo%06x", id)}
-	l.sw = l.prefix + "-sw"
-	addNetns(t, l.sw)
-	ipCmd(t, "-n", l.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-	ipCmd(t, "-n", l.sw, "link", "set", "br0", "up")
-	subnet := fmt.Sprintf("10.%d.%d", 100+id%100, (id>>8)%250)
-	for i := range hosts {
-		h := lanHost{
-			ns:  fmt.Sprintf("%s-%c", l.prefix, 'a'+i),
-			dev: fmt.Sprintf("%s%c", l.prefix, 'a'+i),
-			ip:  netip.MustParseAddr(fmt.Sprintf("%s.%d", subnet, i+1)),
-		}
-		peer := fmt.Sprintf("%sp%c", l.prefix, 'a'+i)
-		addNetns(t, h.ns)
-		ipCmd(t, "link", "add", h.dev, "netns", h.ns, "type", "veth", "peer", "name", peer, "netns", l.sw)
-		ipCmd(t, "-n", l.sw, "link", "set", peer, "master", "br0", "up")
-		ipCmd(t, "-n", h.ns, "link", "set", "lo", "up")
-		ipCmd(t, "-n", h.ns, "addr", "add", h.ip.String()+"/24", "dev", h.dev)
-		ipCmd(t, "-n", h.ns, "link", "set", h.dev, "up")
-		ipCmd(t, "-n", h.ns, "route", "add", "224.0.0.0/4", "dev", h.dev)
-		l.hosts = append(l.hosts, h)
-	}
-	return l
-}
-
-// inNetns runs fn on an OS thread switched into namespace ns; sockets
-// created there stay in it.
-func inNetns(t *testing.T, ns string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	var ferr error
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			ferr = err
-			runtime.UnlockOSThread()
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			ferr = err
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			ferr = err
-			runtime.UnlockOSThread()
-			return
-		}
-		fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			ferr = err
-			return // the thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-	}()
-	<-done
-	if ferr != nil {
-		t.Fatalf("netns %s: %v", ns, ferr)
-	}
-}
-
-// groupReceiver counts packets of a multicast group received in a
-// namespace and the lowest TTL they arrived with.
-type groupReceiver struct {
-	packets atomic.Int64
-	badTTL  atomic.Int64
-	ttl     atomic.Int64
-}
-
-func joinInNetns(t *testing.T, h lanHost, group netip.AddrPort) *groupReceiver {
-	t.Helper()
-	var c *net.UDPConn
-	var err error
-	inNetns(t, h.ns, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(h.dev); err != nil {
-			return
-		}
-		c, err = net.ListenMulticastUDP("udp4", ifi, net.UDPAddrFromAddrPort(group))
-	})
-	if err != nil {
-		t.Fatalf("join %s in %s: %v", group, h.ns, err)
-	}
-	pc := ipv4.NewPacketConn(c)
-	if err := pc.SetControlMessage(ipv4.FlagTTL, true); err != nil {
-		t.Fatal(err)
-	}
-	r := &groupReceiver{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			_, cm, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			r.packets.Add(1)
-			if cm != nil {
-				r.ttl.Store(int64(cm.TTL))
-				if cm.TTL != 1 {
-					r.badTTL.Add(1)
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return r
-}
-
-// needNetns checks what the namespace tests need: root, ip, and the right
-// to create a namespace (a container may lack it even as root).
-func needNetns(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("multi-process test skipped in -short mode")
-	}
-	need(t, os.Geteuid() == 0, "network namespaces need root")
-	_, err := exec.LookPath("ip")
-	need(t, err == nil, "ip (iproute2) is not installed")
-	probe := fmt.Sprintf("fo%06x-probe", rand.Uint32()&0xffffff)
-	out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput()
-	if err == nil {
-		_ = exec.Command("ip", "netns", "del", probe).Run()
-	}
-	need(t, err == nil, fmt.Sprintf("cannot create a network namespace: %v %s", err, bytes.TrimSpace(out)))
-}
-
 func TestNetnsMulticastLAN(t *testing.T) {
-	needNetns(t)
+	netnstest.Need(t)
 	for _, tool := range []string{"ffmpeg", "ffprobe"} {
 		_, err := exec.LookPath(tool)
-		need(t, err == nil, tool+" is not installed")
+		netnstest.Skip(t, err == nil, tool+" is not installed")
 	}
 	enc, _ := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
-	need(t, bytes.Contains(enc, []byte("libx264")), "ffmpeg has no libx264")
+	netnstest.Skip(t, bytes.Contains(enc, []byte("libx264")), "ffmpeg has no libx264")
 	bin := buildBinary(t)
-	l := newLAN(t, 3)
-	a, b, c := l.hosts[0], l.hosts[1], l.hosts[2]
+	l := netnstest.NewLAN(t, 3)
+	a, b, c := l.Hosts[0], l.Hosts[1], l.Hosts[2]
 	group := netip.MustParseAddrPort("239.255.77.1:5004")
 
-	rb := joinInNetns(t, b, group)
-	rc := joinInNetns(t, c, group)
+	rb := netnstest.JoinGroup(t, b, group, 1)
+	rc := netnstest.JoinGroup(t, c, group, 1)
 
 	dir := t.TempDir()
 	sdp := filepath.Join(dir, "lan.sdp")
-	f := startProc(t, "ip", "netns", "exec", a.ns, bin,
+	f := startProc(t, "ip", "netns", "exec", a.NS, bin,
 		"--from", "udp://127.0.0.1:0",
 		"--to", "udp://"+group.String()+"?ttl=1",
-		"--iface", a.dev, "--sdp", sdp, "--stats-interval", "500ms")
+		"--iface", a.Dev, "--sdp", sdp, "--stats-interval", "500ms")
 	in := inputPort(t, f.next(t, "ready"))
 
-	ff := startProc(t, "ip", "netns", "exec", a.ns, "ffmpeg", "-nostdin", "-loglevel", "error",
+	ff := startProc(t, "ip", "netns", "exec", a.NS, "ffmpeg", "-nostdin", "-loglevel", "error",
 		"-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "120",
 		"-c:v", "libx264", "-g", "25", "-f", "rtp", fmt.Sprintf("rtp://127.0.0.1:%d", in.Port()))
 	_ = ff
@@ -471,26 +290,26 @@ func TestNetnsMulticastLAN(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	probe := exec.CommandContext(ctx, "ip", "netns", "exec", b.ns, "ffprobe", "-v", "error",
+	probe := exec.CommandContext(ctx, "ip", "netns", "exec", b.NS, "ffprobe", "-v", "error",
 		"-protocol_whitelist", "file,udp,rtp", "-read_intervals", "%+#100",
 		"-show_entries", "frame=width,height", "-of", "csv=p=0", sdp)
 	var pout, perr bytes.Buffer
 	probe.Stdout, probe.Stderr = &pout, &perr
 	if err := probe.Run(); err != nil {
-		t.Fatalf("ffprobe in %s: %v\n%s", b.ns, err, perr.String())
+		t.Fatalf("ffprobe in %s: %v\n%s", b.NS, err, perr.String())
 	}
 	frames := strings.Count(pout.String(), "320,240")
 	if frames == 0 {
 		t.Fatalf("ffprobe decoded no 320x240 frame from the multicast:\n%s\n%s", pout.String(), perr.String())
 	}
-	t.Logf("ffprobe in %s decoded %d frames", b.ns, frames)
+	t.Logf("ffprobe in %s decoded %d frames", b.NS, frames)
 
-	for name, r := range map[string]*groupReceiver{b.ns: rb, c.ns: rc} {
-		if r.packets.Load() < 50 {
-			t.Errorf("%s received %d packets of the group", name, r.packets.Load())
+	for name, r := range map[string]*netnstest.GroupReceiver{b.NS: rb, c.NS: rc} {
+		if r.Packets.Load() < 50 {
+			t.Errorf("%s received %d packets of the group", name, r.Packets.Load())
 		}
-		if r.badTTL.Load() != 0 || r.ttl.Load() != 1 {
-			t.Errorf("%s: %d packets with a TTL other than 1 (last %d)", name, r.badTTL.Load(), r.ttl.Load())
+		if r.BadTTL.Load() != 0 || r.TTL.Load() != 1 {
+			t.Errorf("%s: %d packets with a TTL other than 1 (last %d)", name, r.BadTTL.Load(), r.TTL.Load())
 		}
 	}
 	st := f.next(t, "stats")
@@ -501,10 +320,10 @@ func TestNetnsMulticastLAN(t *testing.T) {
 
 // A group that cannot be joined (no interface, no route) is a clear error.
 func TestNetnsJoinFailure(t *testing.T) {
-	needNetns(t)
+	netnstest.Need(t)
 	bin := buildBinary(t)
 	ns := fmt.Sprintf("fo%06x-e", rand.Uint32()&0xffffff)
-	addNetns(t, ns)
+	netnstest.AddNetns(t, ns)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command("ip", "netns", "exec", ns, bin, "--from", "udp://239.255.77.2:6000")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -24,6 +24,9 @@ type mediatorOptions struct {
 	upstreamTransport string
 	noCoalesce        bool
 	control           string
+	multicastRange    string
+	multicastRTP      int
+	multicastTTL      int
 	debug             bool
 }
 
@@ -59,6 +62,10 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
   # A viewer host in the overlay: the local ocm-relay picks the upstream
   rtsp-mediator --resolver ocm --control 127.0.0.1:7071
 
+  # Several players on one LAN sharing one multicast copy (TTL 1)
+  rtsp-mediator --test-source test --multicast-range 239.255.42.0/24
+  ffplay -rtsp_transport udp_multicast rtsp://HOST:8554/test
+
   # An origin that accepts ffmpeg publishing
   rtsp-mediator --publish &
   ffmpeg -re -i f.mp4 -c copy -f rtsp rtsp://127.0.0.1:8554/live`,
@@ -83,6 +90,9 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.DurationVar(&o.statsInterval, "stats-interval", mediator.DefaultStatsInterval, "print one stats line per stream this often (0 disables)")
 	f.StringVar(&o.upstreamTransport, "upstream-transport", "tcp", "how to pull upstreams: tcp, udp or auto")
 	f.BoolVar(&o.noCoalesce, "no-coalesce", false, "write each interleaved packet to TCP readers at once instead of batching per frame")
+	f.StringVar(&o.multicastRange, "multicast-range", "", "serve RTSP multicast to players that ask for it, from this range (e.g. 239.255.42.0/24; needs UDP)")
+	f.IntVar(&o.multicastRTP, "multicast-rtp", 8002, "multicast RTP port (RTCP is the next one)")
+	f.IntVar(&o.multicastTTL, "multicast-ttl", 1, "multicast TTL (1: this LAN only)")
 	f.BoolVar(&o.debug, "debug", false, "log debug messages")
 	cmd.AddCommand(newReadCommand())
 	return cmd
@@ -128,6 +138,9 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		StatsInterval:     o.statsInterval,
 		UpstreamTransport: o.upstreamTransport,
 		NoCoalesce:        o.noCoalesce,
+		MulticastRange:    o.multicastRange,
+		MulticastPorts:    [2]int{o.multicastRTP, o.multicastRTP + 1},
+		MulticastTTL:      o.multicastTTL,
 		Events:            events,
 		Log:               log,
 	}
