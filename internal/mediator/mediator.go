@@ -154,9 +154,6 @@ func (m *Mediator) Start() error {
 		UDPRTPAddress:     m.RTPAddress,
 		UDPRTCPAddress:    m.RTCPAddress,
 		WriteQueueSize:    1024,
-		MulticastIPRange:  m.MulticastRange,
-		MulticastRTPPort:  m.MulticastPorts[0],
-		MulticastRTCPPort: m.MulticastPorts[1],
 		Listen: func(network, address string) (net.Listener, error) {
 			l, err := net.Listen(network, address)
 			if err != nil {
@@ -176,6 +173,10 @@ func (m *Mediator) Start() error {
 			m.udpAddrs = append(m.udpAddrs, pc.LocalAddr().String())
 			return pc, nil
 		},
+	}
+	if m.MulticastRange != "" {
+		m.srv.MulticastIPRange = m.MulticastRange
+		m.srv.MulticastRTPPort, m.srv.MulticastRTCPPort = m.MulticastPorts[0], m.MulticastPorts[1]
 	}
 	if err := m.srv.Start(); err != nil {
 		m.cancel()
