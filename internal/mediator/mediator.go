@@ -149,11 +149,11 @@ func (m *Mediator) Start() error {
 	}
 
 	m.srv = &gortsplib.Server{
-		Handler:           m,
-		RTSPAddress:       m.Listen,
-		UDPRTPAddress:     m.RTPAddress,
-		UDPRTCPAddress:    m.RTCPAddress,
-		WriteQueueSize:    1024,
+		Handler:        m,
+		RTSPAddress:    m.Listen,
+		UDPRTPAddress:  m.RTPAddress,
+		UDPRTCPAddress: m.RTCPAddress,
+		WriteQueueSize: 1024,
 		Listen: func(network, address string) (net.Listener, error) {
 			l, err := net.Listen(network, address)
 			if err != nil {
