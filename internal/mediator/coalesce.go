@@ -14,7 +14,7 @@ import (
 // bounded. RTSP responses and anything else that is not an interleaved
 // frame go out at once.
 const (
-	flushDelay    = time.Millisecond
+	flushDelay    = 4 * time.Millisecond
 	flushSize     = 32 << 10
 	coalesceLimit = 256 << 10 // past this a slow reader's writes fail like a full socket
 )
