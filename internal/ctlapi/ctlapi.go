@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"mime"
 	"net"
@@ -29,44 +30,14 @@ const DefaultTimeout = 5 * time.Second
 // maxBody bounds an API answer.
 const maxBody = 64 << 20
 
-// Node is one element of GET /api/v1/nodes.
-type Node struct {
-	tree.NodeSnapshot
-	Remote    string    `json:"remote"`
-	Connected time.Time `json:"connected"`
-	LastSeen  time.Time `json:"last_seen"`
-}
-
-// Stream is one element of GET /api/v1/streams.
-type Stream struct {
-	tree.StreamSummary
-	Origin string `json:"origin,omitempty"` // the origin's RTSP address
-}
-
-// Policy is GET (and POST) /api/v1/policy.
-type Policy struct {
-	Recovery        string `json:"recovery"`
-	HeartbeatMs     int64  `json:"heartbeat_ms"`
-	ReportMs        int64  `json:"report_ms"`
-	MaxCandidates   int    `json:"max_candidates"`
-	OriginCapacity  int    `json:"origin_capacity"`
-	ReconnectStepMs int64  `json:"reconnect_step_ms"`
-	HandoverMs      int64  `json:"handover_ms"`
-	OrphanGraceMs   int64  `json:"orphan_grace_ms"`
-}
-
-// Sent answers the actions (reconnect, kick, drain): the messages sent.
-type Sent struct {
-	Sent []Target `json:"sent"`
-}
-
-// Target is one message an action sent.
-type Target struct {
-	Node   string `json:"node"`
-	Stream string `json:"stream,omitempty"`
-	Type   string `json:"type,omitempty"`   // message type: reconnect, drain, error (kick)
-	Target string `json:"target,omitempty"` // reconnect: the parent to switch to
-}
+// The API's shapes, shared with the server.
+type (
+	Node   = api.Node
+	Stream = api.Stream
+	Policy = api.Policy
+	Sent   = api.Sent
+	Target = api.Target
+)
 
 // ReconnectOptions are the optional parameters of Reconnect.
 type ReconnectOptions struct {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/ocm-overlay/ocm/internal/api"
 	"sort"
 	"time"
 
@@ -47,7 +48,7 @@ func (st *state) left(ss *session, re uint64, stream string) {
 // startHandover plans the new parents of ss's children on stream, tells
 // each child, and waits for them; w, if any, is the left to ack at the
 // end. It returns the reconnects sent.
-func (st *state) startHandover(ss *session, stream string, w *waiter) []apiTarget {
+func (st *state) startHandover(ss *session, stream string, w *waiter) []api.Target {
 	moves, err := st.forest.Handover(stream, ss.node)
 	if err != nil {
 		if w != nil {
@@ -61,7 +62,7 @@ func (st *state) startHandover(ss *session, stream string, w *waiter) []apiTarge
 	}
 	st.handovers[tree.Member{Stream: stream, Node: ss.node}] = h
 	planned := make([]map[string]any, 0, len(moves))
-	sent := []apiTarget{}
+	sent := []api.Target{}
 	for _, mv := range moves {
 		rc := &wire.Reconnect{Stream: stream, Reason: wire.ReasonParentLeft, Parent: ss.node}
 		if mv.Target != "" {
@@ -76,7 +77,7 @@ func (st *state) startHandover(ss *session, stream string, w *waiter) []apiTarge
 		planned = append(planned, map[string]any{"node": mv.Node, "target": rc.Target, "level": mv.Level})
 		if cs := st.sessions[mv.Node]; cs != nil {
 			st.sendReconnect(cs, rc)
-			sent = append(sent, apiTarget{Node: mv.Node, Stream: stream, Type: wire.TypeReconnect, Target: rc.Target})
+			sent = append(sent, api.Target{Node: mv.Node, Stream: stream, Type: wire.TypeReconnect, Target: rc.Target})
 		}
 	}
 	st.m.handovers.inc("started")
@@ -145,11 +146,11 @@ func (st *state) sortedHandovers() []*handover {
 
 // drain asks a node to leave the overlay: it starts the handover of every
 // stream the node is in and sends it drain. It returns what was sent.
-func (st *state) drain(ss *session) apiSent {
+func (st *state) drain(ss *session) api.Sent {
 	ss.drained = true
 	ss.push(&wire.Drain{Reason: wire.ReasonOperator})
 	st.s.Events.Emit("drain_sent", map[string]any{"node": ss.node})
-	out := apiSent{Sent: []apiTarget{{Node: ss.node, Type: wire.TypeDrain}}}
+	out := api.Sent{Sent: []api.Target{{Node: ss.node, Type: wire.TypeDrain}}}
 	for _, s := range st.forest.StreamsOf(ss.node) {
 		if st.handovers[tree.Member{Stream: s, Node: ss.node}] == nil {
 			out.Sent = append(out.Sent, st.startHandover(ss, s, nil)...)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"net/http"
 	"reflect"
@@ -314,11 +315,11 @@ func TestDrainHandsOver(t *testing.T) {
 	c1.mustJoin(stream, "L")
 	c2.mustJoin(stream, "L")
 
-	var sent apiSent
+	var sent api.Sent
 	if code := ts.post(t, "/api/v1/drain?node=L", &sent); code != http.StatusOK {
 		t.Fatalf("drain: %d", code)
 	}
-	want := []apiTarget{{Node: "L", Type: "drain"}, {Node: "c1", Stream: stream, Type: "reconnect", Target: "origin"},
+	want := []api.Target{{Node: "L", Type: "drain"}, {Node: "c1", Stream: stream, Type: "reconnect", Target: "origin"},
 		{Node: "c2", Stream: stream, Type: "reconnect", Target: "c1"}}
 	if !reflect.DeepEqual(sent.Sent, want) {
 		t.Fatalf("sent %+v, want %+v", sent.Sent, want)
@@ -489,7 +490,7 @@ func TestOperatorReconnect(t *testing.T) {
 	c.mustJoin(stream, "b")
 	d.mustJoin(stream, "origin")
 
-	var sent apiSent
+	var sent api.Sent
 	if code := ts.post(t, "/api/v1/reconnect?node=a&subtree=1", &sent); code != http.StatusOK || len(sent.Sent) != 3 {
 		t.Fatalf("subtree: %d %+v", code, sent)
 	}
@@ -514,7 +515,7 @@ func TestOperatorReconnect(t *testing.T) {
 		}
 	}
 	if code := ts.post(t, "/api/v1/reconnect?node=b&to=d", &sent); code != http.StatusOK ||
-		!reflect.DeepEqual(sent.Sent, []apiTarget{{Node: "b", Stream: stream, Type: "reconnect", Target: "d"}}) {
+		!reflect.DeepEqual(sent.Sent, []api.Target{{Node: "b", Stream: stream, Type: "reconnect", Target: "d"}}) {
 		t.Fatalf("to=d: %d %+v", code, sent)
 	}
 	if rc := b.waitReconnect(); rc.Target != "d" || rc.TargetRTSP != "127.0.0.1:8554" {

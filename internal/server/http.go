@@ -5,51 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ocm-overlay/ocm/internal/api"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
-
-// apiNode is a node as /api/v1/nodes shows it.
-type apiNode struct {
-	tree.NodeSnapshot
-	Remote    string    `json:"remote"`
-	Connected time.Time `json:"connected"`
-	LastSeen  time.Time `json:"last_seen"`
-}
-
-// apiStream is a stream as /api/v1/streams shows it.
-type apiStream struct {
-	tree.StreamSummary
-	Origin string `json:"origin,omitempty"` // the origin's RTSP address
-}
-
-// apiPolicy is /api/v1/policy.
-type apiPolicy struct {
-	Recovery        string `json:"recovery"`
-	HeartbeatMs     int64  `json:"heartbeat_ms"`
-	ReportMs        int64  `json:"report_ms"`
-	MaxCandidates   int    `json:"max_candidates"`
-	OriginCapacity  int    `json:"origin_capacity"`
-	ReconnectStepMs int64  `json:"reconnect_step_ms"`
-	HandoverMs      int64  `json:"handover_ms"`
-	OrphanGraceMs   int64  `json:"orphan_grace_ms"`
-}
-
-// apiSent lists the messages an action sent.
-type apiSent struct {
-	Sent []apiTarget `json:"sent"`
-}
-
-type apiTarget struct {
-	Node   string `json:"node"`
-	Stream string `json:"stream,omitempty"`
-	Type   string `json:"type,omitempty"`   // message type: reconnect, drain
-	Target string `json:"target,omitempty"` // reconnect: the parent to switch to
-}
 
 // httpError is an API error with its status.
 type httpError struct {
@@ -70,9 +32,9 @@ func badRequest(format string, a ...any) error {
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/nodes", s.api(func(r *http.Request, st *state) (any, error) {
-		out := make([]apiNode, 0, len(st.sessions))
+		out := make([]api.Node, 0, len(st.sessions))
 		for _, n := range st.forest.Nodes() {
-			an := apiNode{NodeSnapshot: n}
+			an := api.Node{NodeSnapshot: n}
 			if ss := st.sessions[n.ID]; ss != nil {
 				an.Remote, an.Connected, an.LastSeen = ss.remote, ss.since, ss.lastSeen
 			}
@@ -82,10 +44,10 @@ func (s *Server) handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /api/v1/streams", s.api(func(r *http.Request, st *state) (any, error) {
 		sums := st.forest.Streams()
-		out := make([]apiStream, 0, len(sums))
+		out := make([]api.Stream, 0, len(sums))
 		for _, sum := range sums {
 			o, _ := originAddr(sum.Stream)
-			out = append(out, apiStream{StreamSummary: sum, Origin: o})
+			out = append(out, api.Stream{StreamSummary: sum, Origin: o})
 		}
 		return out, nil
 	}))
@@ -124,7 +86,7 @@ func (s *Server) handler() http.Handler {
 			return nil, err
 		}
 		st.fail(ss, "kicked", &wire.Error{Code: wire.CodeKicked, Message: "removed by an operator"})
-		return apiSent{Sent: []apiTarget{{Node: ss.node, Type: wire.TypeError}}}, nil
+		return api.Sent{Sent: []api.Target{{Node: ss.node, Type: wire.TypeError}}}, nil
 	}))
 	mux.HandleFunc("POST /api/v1/drain", s.api(func(r *http.Request, st *state) (any, error) {
 		ss, err := st.sessionFor(r)
@@ -178,9 +140,9 @@ func (s *Server) api(fn func(*http.Request, *state) (any, error)) http.HandlerFu
 	}
 }
 
-func (st *state) policyView() apiPolicy {
+func (st *state) policyView() api.Policy {
 	s := st.s
-	return apiPolicy{
+	return api.Policy{
 		Recovery: string(st.policy), HeartbeatMs: s.Heartbeat.Milliseconds(), ReportMs: s.ReportInterval.Milliseconds(),
 		MaxCandidates: s.MaxCandidates, OriginCapacity: s.OriginCapacity,
 		ReconnectStepMs: s.ReconnectStep.Milliseconds(), HandoverMs: s.HandoverTimeout.Milliseconds(),
@@ -224,7 +186,7 @@ func (st *state) operatorReconnect(r *http.Request) (any, error) {
 	if to != "" && to != wire.OriginID && !st.forest.HasNode(to) {
 		return nil, notFound("no node %q to switch to", to)
 	}
-	out := apiSent{Sent: []apiTarget{}}
+	out := api.Sent{Sent: []api.Target{}}
 	for _, s := range streams {
 		if to != "" && to != wire.OriginID {
 			switch {
@@ -257,7 +219,7 @@ func (st *state) operatorReconnect(r *http.Request) (any, error) {
 				}
 			}
 			st.sendReconnect(t, rc)
-			out.Sent = append(out.Sent, apiTarget{Node: id, Stream: s, Type: wire.TypeReconnect, Target: rc.Target})
+			out.Sent = append(out.Sent, api.Target{Node: id, Stream: s, Type: wire.TypeReconnect, Target: rc.Target})
 		}
 	}
 	return out, nil

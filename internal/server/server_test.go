@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"net/http"
 	"reflect"
@@ -385,7 +386,7 @@ func TestHeartbeatMissed(t *testing.T) {
 	if e := a.waitClosed(); e != nil {
 		t.Fatalf("a: unexpected error %+v", e)
 	}
-	var nodes []apiNode
+	var nodes []api.Node
 	ts.getJSON(t, "/api/v1/nodes", &nodes)
 	if len(nodes) != 1 || nodes[0].ID != "b" {
 		t.Fatalf("nodes %+v", nodes)
@@ -433,7 +434,7 @@ func TestToken(t *testing.T) {
 				if m.Type != wire.TypeWelcome {
 					t.Fatalf("got %s %+v", m.Type, m.Body)
 				}
-				var nodes []apiNode
+				var nodes []api.Node
 				ts.getJSON(t, "/api/v1/nodes", &nodes)
 				if len(nodes) != 1 || nodes[0].ID != r.id {
 					t.Fatalf("nodes %+v", nodes)
@@ -649,7 +650,7 @@ func TestReport(t *testing.T) {
 	if m := snap.Nodes[0]; m.Readers != 2 || m.Loss != 0.02 || m.Bitrate != 1e6 {
 		t.Fatalf("member %+v", m)
 	}
-	var nodes []apiNode
+	var nodes []api.Node
 	ts.getJSON(t, "/api/v1/nodes", &nodes)
 	if nodes[0].CPU != 0.4 || nodes[0].Willing || nodes[0].LastReport == nil || nodes[0].Remote == "" {
 		t.Fatalf("node %+v", nodes[0])
@@ -665,7 +666,7 @@ func TestHTTPAPI(t *testing.T) {
 	b.mustJoin(stream, "a")
 	c.mustJoin(stream, "b")
 
-	var streams []apiStream
+	var streams []api.Stream
 	ts.getJSON(t, "/api/v1/streams", &streams)
 	if len(streams) != 1 || streams[0].Stream != stream || streams[0].Nodes != 3 || streams[0].Depth != 3 || streams[0].Origin != "127.0.0.1:8554" {
 		t.Fatalf("streams %+v", streams)
@@ -680,7 +681,7 @@ func TestHTTPAPI(t *testing.T) {
 	}
 
 	// Operator reconnect of b's subtree, with a suggested parent for b.
-	var sent apiSent
+	var sent api.Sent
 	if code := ts.post(t, "/api/v1/reconnect?node=b&subtree=1&to=origin", &sent); code != http.StatusOK || len(sent.Sent) != 2 {
 		t.Fatalf("reconnect: %d %+v", code, sent)
 	}
@@ -711,7 +712,7 @@ func TestHTTPAPI(t *testing.T) {
 	}
 
 	// Policy.
-	var pol apiPolicy
+	var pol api.Policy
 	ts.post(t, "/api/v1/policy?recovery=drop", &pol)
 	if pol.Recovery != "drop" || pol.OriginCapacity != DefaultOriginCapacity || pol.MaxCandidates != DefaultMaxCandidates {
 		t.Fatalf("policy %+v", pol)
