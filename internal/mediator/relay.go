@@ -15,6 +15,13 @@ import (
 	"github.com/pion/rtp"
 )
 
+// During a make-before-break switch, an old upstream silent for oldStalled
+// is not worth waiting for (checked every switchCheck): a few frame times.
+const (
+	oldStalled  = 120 * time.Millisecond
+	switchCheck = 20 * time.Millisecond
+)
+
 // errStall is the reason an upstream is dropped when it stops sending.
 var errStall = errors.New("no RTP within the stall timeout")
 
@@ -317,20 +324,39 @@ func (r *relay) switchTo(p *pull, up Upstream) *pull {
 	}
 	timer := time.NewTimer(r.m.SwitchTimeout)
 	defer timer.Stop()
-	select {
-	case <-active:
-	case <-p.done:
-		// The old upstream died first: the new one takes over with the gap.
-	case <-np.done:
-		r.fwd.detach(np.id)
-		r.log.Warn("switch failed, new upstream closed", "to", up.URL, "err", np.err)
-		return nil
-	case <-timer.C:
-		r.log.Warn("switch did not overlap in time, forcing it", "to", up.URL, "timeout", r.m.SwitchTimeout)
-		r.fwd.force(np.id)
-	case <-r.ctx.Done():
-		r.drop(np)
-		return nil
+	// Waiting for the two upstreams to overlap only makes sense while the
+	// old one flows; once it has stalled (its own upstream died: the case
+	// of a relay told to reconnect because an ancestor failed) nothing more
+	// will come from it, so the new one takes over as soon as it sends.
+	tick := time.NewTicker(switchCheck)
+	defer tick.Stop()
+	started := time.Now()
+wait:
+	for {
+		select {
+		case <-active:
+			break wait
+		case <-p.done:
+			// The old upstream died first: the new one takes over with the gap.
+			break wait
+		case <-np.done:
+			r.fwd.detach(np.id)
+			r.log.Warn("switch failed, new upstream closed", "to", up.URL, "err", np.err)
+			return nil
+		case now := <-tick.C:
+			if np.packets.Load() > 0 && p.idle(now, started) > oldStalled {
+				r.log.Info("old upstream stalled: switching without overlap", "to", up.URL)
+				r.fwd.force(np.id)
+				break wait
+			}
+		case <-timer.C:
+			r.log.Warn("switch did not overlap in time, forcing it", "to", up.URL, "timeout", r.m.SwitchTimeout)
+			r.fwd.force(np.id)
+			break wait
+		case <-r.ctx.Done():
+			r.drop(np)
+			return nil
+		}
 	}
 	r.drop(p)
 	r.switches.Add(1)

@@ -66,6 +66,12 @@ func (r *Relay) resolveAfterLoss(ctx context.Context, stream string, exclude []s
 }
 
 func (r *Relay) resolveExcluding(ctx context.Context, stream string, exclude []string, redirect bool) (control.Upstream, error) {
+	return r.resolveChoosing(ctx, stream, exclude, redirect, "")
+}
+
+// resolveChoosing is resolveExcluding that takes the candidate prefer
+// whenever it is eligible, whatever its score.
+func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []string, redirect bool, prefer string) (control.Upstream, error) {
 	o, err := mediator.ParseOriginURL(stream)
 	if err != nil {
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", stream, err)
@@ -112,6 +118,14 @@ func (r *Relay) resolveExcluding(ctx context.Context, stream string, exclude []s
 	r.mu.Unlock()
 
 	choices := probe.Select(ctx, cands.Candidates, stream, r.Weights)
+	if prefer != "" {
+		for i, ch := range choices {
+			if ch.Candidate.Node == prefer && ch.Eligible() {
+				choices = append([]probe.Choice{ch}, append(choices[:i:i], choices[i+1:]...)...)
+				break
+			}
+		}
+	}
 	if busy := probe.LastResort(choices); len(busy) > 0 {
 		r.Log.Warn("every candidate is over the CPU ceiling: taking the best of them", "stream", stream,
 			"max_cpu", r.Weights.MaxCPU, "best", busy[0].Candidate.Node)
@@ -274,12 +288,20 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 	}
 	r.mu.Lock()
 	var exclude []string
-	if st := r.streams[stream]; st != nil && st.upstream.Addr != "" &&
-		b.Reason != wire.ReasonOperator && b.Reason != wire.ReasonAncestorFailed {
-		exclude = append(exclude, st.upstream.Addr)
+	var prefer string
+	if st := r.streams[stream]; st != nil && st.upstream.Addr != "" {
+		switch b.Reason {
+		case wire.ReasonAncestorFailed:
+			// Our parent lives; an ancestor died. Going back under the
+			// same parent once it has rejoined keeps the tree's shape.
+			prefer = st.parent
+		case wire.ReasonOperator:
+		default:
+			exclude = append(exclude, st.upstream.Addr)
+		}
 	}
 	r.mu.Unlock()
-	up, err := r.resolveExcluding(ctx, stream, exclude, false)
+	up, err := r.resolveChoosing(ctx, stream, exclude, false, prefer)
 	return streamUpstream{stream, up}, err
 }
 

@@ -132,6 +132,7 @@ func (st *state) sweep() {
 	}
 	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
+	st.forest.ExpireExpectations(now)
 }
 
 // fail removes a node whose connection the server gives up on, applies

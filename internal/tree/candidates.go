@@ -83,7 +83,32 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 		return a.ID < b.ID
 	})
 	if k > 0 && len(relays) > k {
-		relays = relays[:k]
+		// The requester's home (its current parent, or the one a handover
+		// or a gradual rebuild keeps a slot under for it) is always
+		// offered: going back there keeps the tree's shape.
+		home := f.home(stream, requester, self)
+		kept := relays[:k]
+		for _, c := range relays[k:] {
+			if c.ID == home {
+				kept = append(kept, c)
+			}
+		}
+		relays = kept
 	}
 	return append(out, relays...)
+}
+
+// home is the parent requester belongs under: the slot kept for it by a
+// handover or a gradual rebuild, else its current parent ("" if none).
+func (f *Forest) home(stream, requester string, self *member) string {
+	if r, ok := f.reserved[Member{stream, requester}]; ok {
+		return r.parent
+	}
+	if e, ok := f.expected[Member{stream, requester}]; ok {
+		return e.parent
+	}
+	if self != nil {
+		return self.parent
+	}
+	return ""
 }

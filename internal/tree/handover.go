@@ -3,6 +3,7 @@ package tree
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // reservation is a slot under parent promised to a moving child.
@@ -211,6 +212,11 @@ func (f *Forest) occupied(stream, parent, joiner string) int {
 			n++
 		}
 	}
+	for k, e := range f.expected {
+		if e.parent == parent && k.Node != joiner && (parent != Origin || k.Stream == stream) {
+			n++
+		}
+	}
 	return n
 }
 
@@ -236,6 +242,32 @@ func (f *Forest) dropReservations(stream, id string) {
 	for k, r := range f.reserved {
 		if k.Stream == stream && (k.Node == id || r.by == id || r.parent == id) {
 			delete(f.reserved, k)
+		}
+	}
+}
+
+// expect keeps a slot under parent for node while a gradual rebuild
+// reaches it.
+func (f *Forest) expect(stream, node, parent string, until time.Time) {
+	f.expected[Member{stream, node}] = expectation{parent: parent, until: until}
+}
+
+// dropExpectations forgets the slots kept for and under node (it failed
+// or left for good).
+func (f *Forest) dropExpectations(node string) {
+	for k, e := range f.expected {
+		if k.Node == node || e.parent == node {
+			delete(f.expected, k)
+		}
+	}
+}
+
+// ExpireExpectations gives up the slots a gradual rebuild kept for relays
+// that have not come back by now.
+func (f *Forest) ExpireExpectations(now time.Time) {
+	for k, e := range f.expected {
+		if !now.Before(e.until) {
+			delete(f.expected, k)
 		}
 	}
 }

@@ -13,6 +13,7 @@ func (f *Forest) RemoveNode(node string, pol Policy, now time.Time) (Result, err
 	if f.nodes[node] == nil {
 		return res, fmt.Errorf("%w %q", ErrUnknownNode, node)
 	}
+	f.dropExpectations(node)
 	streams := make([]string, 0, len(f.streams))
 	for s := range f.streams {
 		streams = append(streams, s)
@@ -25,6 +26,10 @@ func (f *Forest) RemoveNode(node string, pol Policy, now time.Time) (Result, err
 	delete(f.nodes, node)
 	return res, nil
 }
+
+// gradualKeep is how long a gradual rebuild keeps a relay's old slot for
+// it: well past the last level's turn.
+const gradualKeep = 10 * time.Second
 
 // Leave takes node out of stream's tree (it stopped receiving it) and
 // applies pol to its children, told their parent left.
@@ -98,6 +103,9 @@ func (f *Forest) detach(t *tree, stream, node string, pol Policy, reason string,
 				res.notify(0, Notice{Stream: stream, Node: id, Reason: r, Parent: parent})
 			case Gradual:
 				res.notify(depth, Notice{Stream: stream, Node: id, Reason: r, Parent: parent})
+				if depth > 0 {
+					f.expect(stream, id, t.members[id].parent, now.Add(gradualKeep))
+				}
 			}
 			var cs []string
 			for c := range t.members[id].children {

@@ -226,13 +226,23 @@ type Forest struct {
 	nodes     map[string]*Node
 	streams   map[string]*tree
 	reserved  map[Member]reservation // slots promised by handovers, by the child they are for
+	expected  map[Member]expectation // slots kept for the members of a gradual rebuild, by child
+}
+
+// expectation keeps a slot under a child's old parent while a gradual
+// rebuild works its way down to the child, so the relays told first (the
+// failed node's children) do not take the places of those told later and
+// the rebuilt tree keeps the old one's shape.
+type expectation struct {
+	parent string
+	until  time.Time
 }
 
 // New returns an empty Forest whose origin accepts originCapacity direct
 // children per stream.
 func New(originCapacity int) *Forest {
 	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{},
-		reserved: map[Member]reservation{}}
+		reserved: map[Member]reservation{}, expected: map[Member]expectation{}}
 }
 
 // OriginCapacity returns the origin's capacity per stream.

@@ -745,3 +745,55 @@ func TestValidateCatchesCorruption(t *testing.T) {
 		})
 	}
 }
+
+// Under gradual the relays told first (the failed node's children) must
+// not take the slots of those told later: each keeps its old place until
+// its turn, so the rebuilt tree has the old shape.
+func TestGradualKeepsOldSlots(t *testing.T) {
+	f := forest(t, 1, "r:2 a:2 b:2 a1:2 a2:2 b1:2", "r<origin a<r b<r a1<a a2<a b1<b")
+	if _, err := f.RemoveNode("r", Gradual, t0); err != nil {
+		t.Fatal(err)
+	}
+	mustJoin := func(n, p string) {
+		t.Helper()
+		if _, err := f.Join(S, n, p); err != nil {
+			t.Fatalf("join %s<%s: %v", n, p, err)
+		}
+	}
+	mustJoin("a", Origin)
+	// a's two slots are a1's and a2's until they come back: b may not
+	// take one, and is not offered a.
+	if _, err := f.Join(S, "b", "a"); !errors.Is(err, ErrFull) {
+		t.Fatalf("b joined a's kept slot: %v", err)
+	}
+	for _, c := range f.Candidates(S, "b", nil, 5) {
+		if c.ID == "a" {
+			t.Fatalf("a offered to b while its slots are kept: %+v", c)
+		}
+	}
+	mustJoin("a1", "a")
+	mustJoin("a2", "a")
+	mustJoin("b", "a1")
+	mustJoin("b1", "b")
+	if got, want := shape(f, S), "a1<a@2 a2<a@2 a<origin@1 b1<b@4 b<a1@3"; got != want {
+		t.Fatalf("tree %q, want %q", got, want)
+	}
+	mustValid(t, f)
+
+	// Slots kept for relays that never come back are given up.
+	f2 := forest(t, 1, "r:2 a:1 a1:2", "r<origin a<r a1<a")
+	if _, err := f2.RemoveNode("r", Gradual, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f2.Join(S, "a", Origin); err != nil {
+		t.Fatal(err)
+	}
+	f2.Hello(NodeInfo{ID: "x", RTSP: "x:8554", Willing: true, Capacity: 1}, nil, Gradual, t0)
+	if _, err := f2.Join(S, "x", "a"); !errors.Is(err, ErrFull) {
+		t.Fatalf("x took a1's kept slot: %v", err)
+	}
+	f2.ExpireExpectations(t0.Add(gradualKeep))
+	if _, err := f2.Join(S, "x", "a"); err != nil {
+		t.Fatalf("after the keep expired: %v", err)
+	}
+}
