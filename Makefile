@@ -24,10 +24,14 @@ test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
 # Benchmarks: a JSON and table report of the relay's cost against a floor
-# measured in the same run. BENCHTIME scales how long each case runs.
+# measured in the same run, the overlay's join and recovery (per recovery
+# policy) and handover. BENCHTIME scales how long each timed case runs;
+# BENCH=case,case runs only those (see bench/*.go for the names).
 BENCHTIME ?= 5s
+BENCH ?=
+export OCM_BENCH_POLICIES ?= repair,drop,reconnect,gradual
 bench: build
-	$(GO) run ./bench -bin $(BIN) -duration $(BENCHTIME)
+	$(GO) run ./bench -bin $(BIN) -duration $(BENCHTIME) -run "$(BENCH)"
 
 # Runs the whole system on the built-in test stream and leaves it running
 # until Ctrl-C; it prints the URLs to open with ffplay or GStreamer.
