@@ -53,6 +53,11 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 	if t == nil {
 		return out
 	}
+	// A passive requester (it relays to no one) is offered the origin
+	// only when no relay has room: the origin's few slots are worth most
+	// to relays, which pass them on. Passive hosts holding them would
+	// leave a relay whose parent died nowhere to go.
+	passive := f.nodes[requester] != nil && !f.nodes[requester].Willing
 	var relays []Candidate
 	for id, m := range t.members {
 		n := f.nodes[id]
@@ -94,6 +99,9 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 			}
 		}
 		relays = kept
+	}
+	if passive && len(relays) > 0 {
+		return relays
 	}
 	return append(out, relays...)
 }

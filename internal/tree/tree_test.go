@@ -797,3 +797,29 @@ func TestGradualKeepsOldSlots(t *testing.T) {
 		t.Fatalf("after the keep expired: %v", err)
 	}
 }
+
+// Passive hosts are offered the origin only when no relay has room, so
+// the origin's slots stay with relays.
+func TestPassiveKeptOffOrigin(t *testing.T) {
+	f := forest(t, 2, "a:2 p:0- q:0-", "a<origin")
+	ids := func(cs []Candidate) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.ID)
+		}
+		return strings.Join(s, " ")
+	}
+	if got := ids(f.Candidates(S, "p", nil, 5)); got != "a" {
+		t.Fatalf("passive p offered %q, want only the relay a", got)
+	}
+	if _, err := f.Join(S, "p", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Join(S, "q", "a"); err != nil {
+		t.Fatal(err)
+	}
+	f.Hello(NodeInfo{ID: "r", Willing: false}, nil, Repair, t0)
+	if got := ids(f.Candidates(S, "r", nil, 5)); got != "origin" {
+		t.Fatalf("with every relay full, passive r offered %q, want the origin", got)
+	}
+}
