@@ -6,4 +6,11 @@
 // tools in $OCM_SYSTEST_BIN when set. The tests are skipped with -short. A
 // missing player skips the tests that need it, unless $CI is set: then it
 // fails them.
+//
+// The overlay tests (overlay, recovery, handover, chaos) run many hosts,
+// each an ocm-relay, an rtsp-mediator and a player. TestChaos is off by
+// default: OCM_CHAOS=60s enables it (OCM_CHAOS_SEED replays a schedule,
+// OCM_CHAOS_RECOVERY picks the policy). A failed test logs the tail of
+// every process's output; OCM_SYSTEST_LOGS=DIR also keeps all of it, one
+// directory per test.
 package systest

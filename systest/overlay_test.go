@@ -118,10 +118,13 @@ type host struct {
 }
 
 // startHost starts ocm-relay and rtsp-mediator --resolver ocm for one host.
+// All the hosts share this machine's CPUs, which other tests may keep busy,
+// so the CPU ceiling is off (--max-cpu 1): the machine's load is no one
+// host's, and filtering on it would make the tree's shape random.
 func startHost(t *testing.T, name, server string, relayArgs ...string) *host {
 	t.Helper()
 	args := append([]string{"--server", server, "--control", "127.0.0.1:0", "--probe", "127.0.0.1:0",
-		"--node-id", name}, relayArgs...)
+		"--node-id", name, "--max-cpu", "1"}, relayArgs...)
 	r := start(t, name+"/relay", tool("ocm-relay"), args...)
 	e, _ := r.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
 	m := startMediator(t, name+"/mediator", "--resolver", "ocm", "--control", e.str("control"))

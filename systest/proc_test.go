@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -55,12 +56,31 @@ func start(t *testing.T, name, path string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.kill()
+		saveLogs(t, p, path, args)
 		if t.Failed() {
 			t.Logf("--- %s: %s %s (%v)\nstdout:\n%s\nstderr:\n%s", name, path, strings.Join(args, " "),
 				p.err, tail(strings.Join(p.stdoutLines(), "\n"), 40), tail(p.stderrText(), 40))
 		}
 	})
 	return p
+}
+
+// saveLogs writes p's whole stdout and stderr under $OCM_SYSTEST_LOGS, if
+// set, in a directory per test: the failure dump shows only their tails.
+func saveLogs(t *testing.T, p *proc, path string, args []string) {
+	root := os.Getenv("OCM_SYSTEST_LOGS")
+	if root == "" {
+		return
+	}
+	dir := filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Log(err)
+		return
+	}
+	name := strings.ReplaceAll(p.name, "/", "_")
+	header := fmt.Sprintf("%s %s (%v)\n", path, strings.Join(args, " "), p.err)
+	_ = os.WriteFile(filepath.Join(dir, name+".stdout"), []byte(header+strings.Join(p.stdoutLines(), "\n")+"\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, name+".stderr"), []byte(header+p.stderrText()), 0o644)
 }
 
 type stdoutLines struct{ p *proc }

@@ -1,0 +1,264 @@
+package systest
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Helpers for the overlay tests with many hosts: players that report
+// often, trees read from the API (descendants, edges), and what a player
+// went through around a moment (an outage, lost packets).
+
+// playerInterval is how often the players of the recovery, handover and
+// chaos tests print progress: the resolution of the recovery times.
+const playerInterval = 100 * time.Millisecond
+
+// startPlayer runs `rtsp-mediator read URL` printing progress every
+// playerInterval.
+func startPlayer(t *testing.T, name, url string) *proc {
+	t.Helper()
+	return start(t, name, tool("rtsp-mediator"), "read", url, "--interval", playerInterval.String())
+}
+
+// overlay is an origin with its test stream, an ocm-server and the viewer
+// hosts, each with a player on its own mediator.
+type overlay struct {
+	origin *mediator
+	stream string // the origin URL, the tree's key
+	srv    *ocmServer
+	hosts  []*host
+	byName map[string]*host
+}
+
+func newOverlay(t *testing.T, serverArgs ...string) *overlay {
+	t.Helper()
+	origin := startMediator(t, "origin", "--test-source", "test")
+	return &overlay{
+		origin: origin,
+		stream: "rtsp://" + origin.addr + "/test",
+		srv:    startServer(t, "server", serverArgs...),
+		byName: map[string]*host{},
+	}
+}
+
+// join starts a host and its player and waits for the player's first
+// packets, so hosts joined one after another find the tree in a known
+// state.
+func (o *overlay) join(t *testing.T, name string, relayArgs ...string) *host {
+	t.Helper()
+	h := startHost(t, name, o.srv.ocm, relayArgs...)
+	h.player = startPlayer(t, name+"/player", enhanced(h.med.addr, "test", o.origin.addr))
+	h.player.waitEvent(t, "its first packets", 0, progressAtLeast(10))
+	o.hosts = append(o.hosts, h)
+	o.byName[name] = h
+	return h
+}
+
+func (o *overlay) names(except ...string) []string {
+	var out []string
+	for _, h := range o.hosts {
+		if !slices.Contains(except, h.name) {
+			out = append(out, h.name)
+		}
+	}
+	return out
+}
+
+// descendants counts every node's descendants in tv.
+func (tv treeView) descendants() map[string]int {
+	children := map[string][]string{}
+	for _, n := range tv.Nodes {
+		children[n.Node] = n.Children
+	}
+	out := map[string]int{}
+	var count func(string) int
+	count = func(n string) int {
+		if c, ok := out[n]; ok {
+			return c
+		}
+		c := 0
+		for _, ch := range children[n] {
+			c += 1 + count(ch)
+		}
+		out[n] = c
+		return c
+	}
+	for _, n := range tv.Nodes {
+		count(n.Node)
+	}
+	return out
+}
+
+// below lists node's descendants in tv.
+func (tv treeView) below(node string) []string {
+	children := map[string][]string{}
+	for _, n := range tv.Nodes {
+		children[n.Node] = n.Children
+	}
+	var out []string
+	var walk func(string)
+	walk = func(n string) {
+		for _, ch := range children[n] {
+			out = append(out, ch)
+			walk(ch)
+		}
+	}
+	walk(node)
+	sort.Strings(out)
+	return out
+}
+
+// edges is the set of parent->child edges, the origin's included.
+func (tv treeView) edges() map[[2]string]bool {
+	out := map[[2]string]bool{}
+	for _, n := range tv.Nodes {
+		out[[2]string{n.Parent, n.Node}] = true
+	}
+	return out
+}
+
+// String draws the tree, one node a line, indented by level.
+func (tv treeView) String() string {
+	children := map[string][]string{"origin": tv.Origin.Children}
+	for _, n := range tv.Nodes {
+		children[n.Node] = n.Children
+	}
+	var b strings.Builder
+	var walk func(string, int)
+	walk = func(n string, depth int) {
+		fmt.Fprintf(&b, "%s%s\n", strings.Repeat("  ", depth), n)
+		for _, ch := range children[n] {
+			walk(ch, depth+1)
+		}
+	}
+	walk("origin", 0)
+	for _, n := range tv.Nodes {
+		if !n.Attached {
+			fmt.Fprintf(&b, "detached: %s (parent %q)\n", n.Node, n.Parent)
+		}
+	}
+	return b.String()
+}
+
+// post sends an action to the server's API.
+func (s *ocmServer) post(t *testing.T, path string, q url.Values) {
+	t.Helper()
+	res, err := http.Post("http://"+s.http+path+"?"+q.Encode(), "", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("POST %s?%s: %s", path, q.Encode(), res.Status)
+	}
+}
+
+// sample is one progress line of a player, stamped by the player itself.
+type sample struct {
+	at            time.Time
+	packets, lost float64
+}
+
+func progressSeries(p *proc) []sample {
+	var out []sample
+	for _, e := range p.events("progress") {
+		at, err := time.Parse(time.RFC3339Nano, e.str("time"))
+		if err != nil {
+			continue
+		}
+		out = append(out, sample{at, e.num("packets"), e.num("lost")})
+	}
+	return out
+}
+
+// lostSoFar is the lost count of the player's latest progress line.
+func lostSoFar(p *proc) float64 {
+	s := progressSeries(p)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)-1].lost
+}
+
+// outage is what a player went through after a moment: whether it stalled
+// (a progress line without new packets), when packets came again, and the
+// packets it lost (sequence gaps) meanwhile.
+type outage struct {
+	stalled bool
+	stall   time.Duration // from the moment to the first line without new packets
+	resumed time.Duration // from the moment to the first line with new packets after the first line without
+	lost    float64
+}
+
+// outageAfter reads a player's progress lines around at: the outage starts
+// with the first line after at that shows no new packet, and ends with the
+// next line that shows some; its resolution is playerInterval. Packets in
+// flight at the moment arrive just after it, so "the first line with more
+// packets" alone would say the player never stopped. Lines later than
+// until are not considered.
+func outageAfter(series []sample, at, until time.Time) outage {
+	var o outage
+	prev := -1 // the last line at or before at
+	for i, s := range series {
+		if !s.at.After(at) {
+			prev = i
+		}
+	}
+	if prev < 0 {
+		return o
+	}
+	last := prev
+	for i := prev + 1; i < len(series) && !series[i].at.After(until); i++ {
+		last = i
+		more := series[i].packets > series[i-1].packets
+		switch {
+		case !o.stalled && !more:
+			o.stalled, o.stall = true, series[i].at.Sub(at)
+		case o.stalled && more && o.resumed == 0:
+			o.resumed = series[i].at.Sub(at)
+		}
+	}
+	o.lost = series[last].lost - series[prev].lost
+	return o
+}
+
+// checkPlayer fails t if p's session ended or p is gone.
+func checkPlayer(t *testing.T, p *proc) {
+	t.Helper()
+	if p.exited() {
+		t.Errorf("%s exited (%v): its session ended\n%s", p.name, p.err, tail(p.stderrText(), 10))
+	} else if s := p.stderrText(); strings.Contains(s, "session ended") {
+		t.Errorf("%s reports its session ended:\n%s", p.name, tail(s, 10))
+	}
+}
+
+// waitReceiving waits until each player has n packets more than it had
+// when the call began.
+func waitReceiving(t *testing.T, what string, players []*proc, n float64) {
+	t.Helper()
+	from := map[*proc]float64{}
+	for _, p := range players {
+		from[p] = packetsSoFar(p)
+	}
+	for _, p := range players {
+		p.waitEvent(t, what, 0, progressAtLeast(from[p]+n))
+	}
+}
+
+// durations summarises recovery times: median and maximum.
+func durations(ds []time.Duration) (median, maximum time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)-1]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
