@@ -237,3 +237,31 @@ func closedPort(t *testing.T) string {
 	l.Close()
 	return addr
 }
+
+// The upstream is shared by all readers and closes a linger after the
+// last one leaves; a reader coming back opens it again.
+func TestSharedUpstreamAndLinger(t *testing.T) {
+	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
+	o := Origin{Host: "127.0.0.1", Media: "test"}
+	fmt.Sscan(portOf(origin.Addr()), &o.Port)
+	relay := startMediator(t, func(m *Mediator) { m.Linger = 200 * time.Millisecond })
+
+	r1 := startReader(t, o.EnhancedURL(relay.Addr()))
+	r2 := startReader(t, o.EnhancedURL(relay.Addr()))
+	r1.waitPackets(t, 20)
+	r2.waitPackets(t, 20)
+	if n := len(relay.Streams()); n != 1 {
+		t.Fatalf("%d upstreams for two readers of one stream, want 1", n)
+	}
+	r1.c.Close()
+	r2.c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(relay.Streams()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream still open after the last reader left: %v", relay.Streams())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r3 := startReader(t, o.EnhancedURL(relay.Addr()))
+	r3.waitPackets(t, 20)
+}

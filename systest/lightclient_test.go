@@ -1,0 +1,62 @@
+package systest
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLightClientAndPassive: a host running rtsp-mediator --resolver
+// redirect answers players with a 302 to the relay ocm-relay picks, and
+// ffprobe and GStreamer follow it; a passive host (--willing=false) is
+// never offered as a parent and its mediator refuses downstream relays.
+func TestLightClientAndPassive(t *testing.T) {
+	systemTest(t)
+	require(t, "ffprobe", "gstreamer")
+	origin := startMediator(t, "origin", "--test-source", "test")
+	stream := "rtsp://" + origin.addr + "/test"
+	srv := startServer(t, "server", "--origin-capacity", "1")
+
+	a := startHost(t, "a", srv.ocm, "--capacity", "3")
+	a.player = startReader(t, "a/player", enhanced(a.med.addr, "test", origin.addr))
+	a.player.waitEvent(t, "packets", 0, progressAtLeast(20))
+
+	// The passive host joins under a (the origin is full) and plays.
+	p := startHost(t, "p", srv.ocm, "--willing=false")
+	p.player = startReader(t, "p/player", enhanced(p.med.addr, "test", origin.addr))
+	p.player.waitEvent(t, "packets", 0, progressAtLeast(20))
+
+	// Another relay is never placed under the passive host.
+	b := startHost(t, "b", srv.ocm, "--capacity", "2")
+	b.player = startReader(t, "b/player", enhanced(b.med.addr, "test", origin.addr))
+	b.player.waitEvent(t, "packets", 0, progressAtLeast(20))
+	tv := srv.waitTree(t, stream, []string{"a", "p", "b"})
+	for _, n := range tv.Nodes {
+		if n.Parent == "p" {
+			t.Fatalf("%s was placed under the passive host p", n.Node)
+		}
+	}
+
+	// The passive host's mediator refuses a downstream relay.
+	down := startMediator(t, "through-p", "--resolver", "parent:"+p.med.addr)
+	res := statusLine(t, down.addr, enhanced(down.addr, "test", origin.addr))
+	if !strings.Contains(res, "502") {
+		t.Fatalf("a relay pulling through the passive host got %q, want a 502 (p answered 403)", res)
+	}
+	if s := down.stderrText(); !strings.Contains(s, "403") {
+		t.Fatalf("the downstream relay's log does not show p's 403:\n%s", tail(s, 20))
+	}
+
+	// A light client: no relay of its own, players are redirected.
+	lr := start(t, "light/relay", tool("ocm-relay"), "--server", srv.ocm, "--control", "127.0.0.1:0",
+		"--probe", "127.0.0.1:0", "--node-id", "light", "--willing=false", "--max-cpu", "1")
+	e, _ := lr.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
+	light := startMediator(t, "light/mediator", "--resolver", "redirect", "--control", e.str("control"))
+	url := enhanced(light.addr, "test", origin.addr)
+	ffprobe(t, url, "tcp").check(t, "ffprobe via a 302", 640, 360)
+	gstLaunch(t, url, "tcp", 50).check(t, "gst-launch via a 302", 640, 360)
+	ev, _ := light.waitEvent(t, "a redirect event", 0, func(e event) bool { return e.str("event") == "redirect" })
+	if to := ev.str("to"); !strings.Contains(to, "?"+origin.addr) {
+		t.Fatalf("redirected to %q, want a relay's enhanced URL", to)
+	}
+	t.Logf("light client redirected players to %s", ev.str("to"))
+}
