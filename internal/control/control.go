@@ -76,14 +76,13 @@ type Conn struct {
 	nc  net.Conn
 	sc  *bufio.Scanner
 	wmu sync.Mutex
-	enc *json.Encoder
 }
 
 // NewConn wraps nc.
 func NewConn(nc net.Conn) *Conn {
 	sc := bufio.NewScanner(nc)
-	sc.Buffer(make([]byte, 4096), MaxLine)
-	return &Conn{nc: nc, sc: sc, enc: json.NewEncoder(nc)}
+	sc.Buffer(make([]byte, 4096), MaxLine+1) // the line and its newline
+	return &Conn{nc: nc, sc: sc}
 }
 
 // ErrBadMessage wraps a line that is not a valid message; the connection
@@ -110,12 +109,25 @@ func (c *Conn) Read() (Msg, error) {
 	return Msg{}, net.ErrClosed
 }
 
+// ErrTooLong is returned for a message over MaxLine: the peer would
+// drop the connection on reading it.
+var ErrTooLong = errors.New("control message over the line limit")
+
 // Write sends m as one line.
 func (c *Conn) Write(m Msg) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxLine {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLong, m.Op, len(b), MaxLine)
+	}
+	b = append(b, '\n')
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return c.enc.Encode(m)
+	_, err = c.nc.Write(b)
+	return err
 }
 
 // Close closes the connection.

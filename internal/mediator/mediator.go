@@ -281,6 +281,19 @@ func (m *Mediator) StreamStats() []control.StreamStats {
 	return out
 }
 
+// currentUpstreams returns the upstream each relayed stream plays from.
+func (m *Mediator) currentUpstreams() map[string]Upstream {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]Upstream{}
+	for k, r := range m.relays {
+		if up := r.current.Load(); up != nil {
+			out[k] = *up
+		}
+	}
+	return out
+}
+
 // Streams lists the origin URLs relayed here with their current upstreams.
 func (m *Mediator) Streams() map[string]string {
 	m.mu.Lock()

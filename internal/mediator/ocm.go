@@ -182,6 +182,12 @@ func (o *OCM) dial(ctx context.Context) (*control.Conn, error) {
 	if err := c.Write(control.Msg{Op: control.OpHello, ID: o.nextID.Add(1), RTSP: o.m.Addr()}); err != nil {
 		c.Close()
 	}
+	// A relay that restarted knows nothing of the streams relayed here:
+	// tell it, so it reports them and says them in its hello.
+	for stream, up := range o.m.currentUpstreams() {
+		_ = c.Write(control.Msg{Op: control.OpActive, Stream: stream,
+			Upstream: &control.Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node}})
+	}
 	o.Log.Info("connected to ocm-relay")
 	return c, nil
 }

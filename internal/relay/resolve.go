@@ -225,17 +225,20 @@ func (r *Relay) onReconnect(b *wire.Reconnect) {
 	r.pushSwitch(up.stream, up.Upstream)
 }
 
-// stale reports whether a reconnect about the parent b.Parent comes after
-// the relay already moved to another parent (its own recovery was faster
-// than the server's message).
+// stale reports whether a reconnect is for a stream the relay no longer
+// receives, or about the parent b.Parent when the relay already moved to
+// another one (its own recovery was faster than the server's message).
 func (r *Relay) stale(stream string, b *wire.Reconnect) bool {
-	if b.Parent == "" || b.Target != "" {
-		return false
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.streams[stream]
-	return st != nil && st.parent != "" && st.parent != b.Parent
+	if st == nil {
+		return true // not relayed here (any more): nothing to move
+	}
+	if b.Parent == "" || b.Target != "" {
+		return false
+	}
+	return st.parent != "" && st.parent != b.Parent
 }
 
 // lockStream serialises the relay's decisions about one stream: its own

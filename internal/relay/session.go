@@ -95,11 +95,16 @@ func (s *session) run() {
 }
 
 func (s *session) push(m wire.Msg) {
+	// run is counted in r.wg, so these may join it.
 	switch b := m.Body.(type) {
 	case *wire.Reconnect:
-		go s.r.onReconnect(b)
+		s.r.wg.Add(1)
+		go func() {
+			defer s.r.wg.Done()
+			s.r.onReconnect(b)
+		}()
 	case *wire.Drain:
-		go s.r.onDrain(b)
+		go s.r.onDrain(b) // it closes the relay, which waits for r.wg
 	case *wire.Error:
 		s.r.Log.Warn("ocm-server error", "code", b.Code, "message", b.Message)
 	default:

@@ -1,0 +1,666 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/server"
+	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+// guard bounds every blocking wait in these tests so a bug fails instead
+// of hanging; it is a liveness limit, never a timing assertion.
+const guard = 20 * time.Second
+
+// media is the path of the test stream on the fake origin.
+const media = "live"
+
+// testWeights are the default selection rule with a probe timeout long
+// enough for a loaded machine running -race: a slow answer must not make
+// a candidate ineligible.
+func testWeights() probe.Weights {
+	w := probe.DefaultWeights()
+	w.Timeout = 2 * time.Second
+	return w
+}
+
+// logBuffer collects log lines, forwards them to t.Log, and lets a test
+// wait for a line: a log record is the only trace some decisions leave.
+type logBuffer struct {
+	t       *testing.T
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{} // closed and replaced on every line
+}
+
+func newLogBuffer(t *testing.T) *logBuffer {
+	return &logBuffer{t: t, changed: make(chan struct{})}
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	b.mu.Lock()
+	b.lines = append(b.lines, line)
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+	func() {
+		defer func() { _ = recover() }() // logging after the test ended
+		b.t.Log(line)
+	}()
+	return len(p), nil
+}
+
+// logger returns a debug logger writing to b.
+func (b *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// wait blocks until a line containing every one of subs was logged.
+func (b *logBuffer) wait(t *testing.T, subs ...string) string {
+	t.Helper()
+	timeout := time.NewTimer(guard)
+	defer timeout.Stop()
+	for {
+		b.mu.Lock()
+		for _, l := range b.lines {
+			if containsAll(l, subs) {
+				b.mu.Unlock()
+				return l
+			}
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout.C:
+			t.Fatalf("no log line with %q within %v", subs, guard)
+		}
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// syncBuffer is an io.Writer safe for concurrent use, for event writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// events decodes the event lines written so far.
+func (b *syncBuffer) events(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	s := b.buf.String()
+	b.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("event line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// find returns the events named name.
+func (b *syncBuffer) find(t *testing.T, name string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, e := range b.events(t) {
+		if e["event"] == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// rtspResponder is a TCP listener that answers every RTSP request it reads
+// with 200 OK: the origin as the relay probes it (an OPTIONS round trip),
+// and a stand-in for a mediator's RTSP address.
+type rtspResponder struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+func startRTSP(t *testing.T) *rtspResponder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &rtspResponder{ln: ln, conns: map[net.Conn]bool{}}
+	o.wg.Add(1)
+	go o.accept()
+	t.Cleanup(o.close)
+	return o
+}
+
+func (o *rtspResponder) Addr() string { return o.ln.Addr().String() }
+
+func (o *rtspResponder) accept() {
+	defer o.wg.Done()
+	for {
+		nc, err := o.ln.Accept()
+		if err != nil {
+			return
+		}
+		o.mu.Lock()
+		o.conns[nc] = true
+		o.mu.Unlock()
+		o.wg.Add(1)
+		go func() {
+			defer o.wg.Done()
+			defer func() {
+				o.mu.Lock()
+				delete(o.conns, nc)
+				o.mu.Unlock()
+				nc.Close()
+			}()
+			br := bufio.NewReader(nc)
+			for {
+				// One request: lines up to a blank one.
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.TrimSpace(l) == "" {
+						break
+					}
+				}
+				if _, err := nc.Write([]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n")); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (o *rtspResponder) close() {
+	o.ln.Close()
+	o.mu.Lock()
+	for c := range o.conns {
+		c.Close()
+	}
+	o.mu.Unlock()
+	o.wg.Wait()
+}
+
+// streamOn is the stream key (normalised origin URL) of the test media on
+// the origin at addr.
+func streamOn(addr string) string { return "rtsp://" + addr + "/" + media }
+
+// enhanced is the URL to pull the stream of origin from a mediator at
+// hostport.
+func enhanced(hostport, origin string) string {
+	return "rtsp://" + hostport + "/" + media + "?" + origin
+}
+
+// refusingAddr returns a loopback TCP address that refuses connections and
+// stays so for the test: a socket bound to it but not listening keeps
+// another listener (a relay's control socket, say) from being given the
+// port, as a port merely closed could be. (syscall with an int fd, as
+// internal/mediator uses too: unix only.)
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+}
+
+// testServer is a real in-process ocm-server.
+type testServer struct {
+	*server.Server
+	events *syncBuffer
+}
+
+// startServer starts an ocm-server on 127.0.0.1:0 with the given recovery
+// policy. Its heartbeat is so long that no relay is declared failed for
+// being slow on a loaded machine: failures in these tests are closed
+// connections.
+func startServer(t *testing.T, policy tree.Policy, mod func(*server.Server)) *testServer {
+	t.Helper()
+	lb := newLogBuffer(t)
+	ts := &testServer{events: &syncBuffer{}}
+	ts.Server = &server.Server{
+		Listen:    "127.0.0.1:0",
+		HTTP:      "127.0.0.1:0",
+		Recovery:  policy,
+		Heartbeat: time.Hour,
+		Log:       lb.logger().With("test", "server"),
+		Events:    event.NewWriter(ts.events),
+	}
+	if mod != nil {
+		mod(ts.Server)
+	}
+	if err := ts.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func (ts *testServer) url(path string) string { return "http://" + ts.HTTPAddr() + path }
+
+// getJSON GETs path and decodes a 200 answer into v; it returns the status.
+func (ts *testServer) getJSON(t *testing.T, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get(ts.url(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// post POSTs path and fails the test unless it answers 200.
+func (ts *testServer) post(t *testing.T, path string) {
+	t.Helper()
+	resp, err := http.Post(ts.url(path), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		t.Fatalf("POST %s: %s %s", path, resp.Status, body.String())
+	}
+}
+
+// tree returns the server's tree of stream.
+func (ts *testServer) tree(t *testing.T, stream string) tree.TreeSnapshot {
+	t.Helper()
+	var snap tree.TreeSnapshot
+	if st := ts.getJSON(t, "/api/v1/tree?stream="+stream, &snap); st != http.StatusOK {
+		t.Fatalf("GET tree of %s: status %d", stream, st)
+	}
+	return snap
+}
+
+// shape renders a tree as "node<parent@level" by node, orphans with parent
+// "-".
+func shape(snap tree.TreeSnapshot) string {
+	var parts []string
+	for _, m := range snap.Nodes {
+		p := m.Parent
+		if p == "" {
+			p = "-"
+		}
+		parts = append(parts, fmt.Sprintf("%s<%s@%d", m.Node, p, m.Level))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+// testRelay is a Relay with its log and events captured.
+type testRelay struct {
+	*Relay
+	log    *logBuffer
+	events *syncBuffer
+}
+
+// startRelay starts a willing relay with capacity 4 on 127.0.0.1:0 (control
+// and probe) talking to serverAddr; mod may change it before Start.
+func startRelay(t *testing.T, id, serverAddr string, mod func(*Relay)) *testRelay {
+	t.Helper()
+	tr := &testRelay{log: newLogBuffer(t), events: &syncBuffer{}}
+	tr.Relay = &Relay{
+		Server:   serverAddr,
+		Control:  "127.0.0.1:0",
+		Probe:    "127.0.0.1:0",
+		NodeID:   id,
+		Willing:  true,
+		Capacity: 4,
+		Weights:  testWeights(),
+		Events:   event.NewWriter(tr.events),
+	}
+	tr.Log = tr.log.logger().With("relay", id)
+	if mod != nil {
+		mod(tr.Relay)
+	}
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+// fakeMediator is rtsp-mediator's side of the control socket, written
+// with control.Conn: requests wait for the reply with their id; pushed
+// switches queue up.
+type fakeMediator struct {
+	t        *testing.T
+	c        *control.Conn
+	nextID   atomic.Uint64
+	mu       sync.Mutex
+	pending  map[uint64]chan control.Msg
+	switches chan control.Msg
+	bad      chan control.Msg // replies with an error and no id (bad lines)
+	done     chan struct{}
+}
+
+func dialMediator(t *testing.T, addr string) *fakeMediator {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, guard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &fakeMediator{t: t, c: control.NewConn(nc), pending: map[uint64]chan control.Msg{},
+		switches: make(chan control.Msg, 64), bad: make(chan control.Msg, 64), done: make(chan struct{})}
+	go m.read()
+	t.Cleanup(func() {
+		m.c.Close()
+		<-m.done
+	})
+	return m
+}
+
+func (m *fakeMediator) read() {
+	defer close(m.done)
+	for {
+		msg, err := m.c.Read()
+		if errors.Is(err, control.ErrBadMessage) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		switch {
+		case msg.Re != 0:
+			m.mu.Lock()
+			ch := m.pending[msg.Re]
+			delete(m.pending, msg.Re)
+			m.mu.Unlock()
+			if ch != nil {
+				ch <- msg
+			}
+		case msg.Op == control.OpSwitch:
+			m.switches <- msg
+		default:
+			m.bad <- msg
+		}
+	}
+}
+
+// call sends msg with a fresh id and returns the reply.
+func (m *fakeMediator) call(msg control.Msg) control.Msg {
+	m.t.Helper()
+	msg.ID = m.nextID.Add(1)
+	ch := make(chan control.Msg, 1)
+	m.mu.Lock()
+	m.pending[msg.ID] = ch
+	m.mu.Unlock()
+	if err := m.c.Write(msg); err != nil {
+		m.t.Fatalf("control write %s: %v", msg.Op, err)
+	}
+	select {
+	case r := <-ch:
+		return r
+	case <-m.done:
+		m.t.Fatalf("control connection ended waiting for the reply to %s", msg.Op)
+	case <-time.After(guard):
+		m.t.Fatalf("no reply to %s within %v", msg.Op, guard)
+	}
+	return control.Msg{}
+}
+
+// send sends msg, which has no reply.
+func (m *fakeMediator) send(msg control.Msg) {
+	m.t.Helper()
+	if err := m.c.Write(msg); err != nil {
+		m.t.Fatalf("control write %s: %v", msg.Op, err)
+	}
+}
+
+// hello says the mediator's RTSP address and returns the reply.
+func (m *fakeMediator) hello(rtsp string) control.Msg {
+	m.t.Helper()
+	return m.call(control.Msg{Op: control.OpHello, RTSP: rtsp})
+}
+
+// resolve asks where to pull stream from; it fails the test on an error
+// reply.
+func (m *fakeMediator) resolve(stream string) control.Upstream {
+	m.t.Helper()
+	r := m.call(control.Msg{Op: control.OpResolve, Stream: stream})
+	if r.Error != "" {
+		m.t.Fatalf("resolve %s: %s", stream, r.Error)
+	}
+	if r.Upstream == nil {
+		m.t.Fatalf("resolve %s: reply without upstream: %+v", stream, r)
+	}
+	return *r.Upstream
+}
+
+// sync is a barrier: an unknown op is answered (with an error), so every
+// message the relay wrote before that answer has been read when it
+// returns.
+func (m *fakeMediator) sync() {
+	m.t.Helper()
+	if r := m.call(control.Msg{Op: "test-barrier"}); r.Error == "" {
+		m.t.Fatalf("unknown op answered without error: %+v", r)
+	}
+}
+
+// waitSwitch returns the next switch pushed by the relay.
+func (m *fakeMediator) waitSwitch() control.Msg {
+	m.t.Helper()
+	select {
+	case s := <-m.switches:
+		return s
+	case <-m.done:
+		m.t.Fatal("control connection ended waiting for a switch")
+	case <-time.After(guard):
+		m.t.Fatalf("no switch within %v", guard)
+	}
+	return control.Msg{}
+}
+
+// noSwitch fails the test if a switch was pushed before a barrier.
+func (m *fakeMediator) noSwitch() {
+	m.t.Helper()
+	m.sync()
+	select {
+	case s := <-m.switches:
+		m.t.Errorf("unexpected switch to %+v", *s.Upstream)
+	default:
+	}
+}
+
+// fakeServer is a scripted ocm-server written with package wire, for the
+// cases a real server does not produce on demand.
+type fakeServer struct {
+	t  *testing.T
+	ln net.Listener
+	// candidates answers get_candidates.
+	candidates func(g *wire.GetCandidates) []wire.Candidate
+	recovery   string
+
+	mu       sync.Mutex
+	conn     *wire.Conn
+	requests []wire.Msg // everything but heartbeats, in order
+	wg       sync.WaitGroup
+}
+
+func startFakeServer(t *testing.T, candidates func(*wire.GetCandidates) []wire.Candidate) *fakeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeServer{t: t, ln: ln, candidates: candidates, recovery: wire.RecoveryRepair}
+	fs.wg.Add(1)
+	go fs.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		fs.mu.Lock()
+		if fs.conn != nil {
+			fs.conn.Close()
+		}
+		fs.mu.Unlock()
+		fs.wg.Wait()
+	})
+	return fs
+}
+
+func (fs *fakeServer) Addr() string { return fs.ln.Addr().String() }
+
+func (fs *fakeServer) accept() {
+	defer fs.wg.Done()
+	for {
+		nc, err := fs.ln.Accept()
+		if err != nil {
+			return
+		}
+		fs.wg.Add(1)
+		go func() {
+			defer fs.wg.Done()
+			fs.serve(wire.NewConn(nc))
+		}()
+	}
+}
+
+func (fs *fakeServer) serve(c *wire.Conn) {
+	defer c.Close()
+	m, err := c.ReadMsg()
+	if err != nil {
+		return
+	}
+	h, ok := m.Body.(*wire.Hello)
+	if !ok {
+		return
+	}
+	if err := c.Reply(m.ID, &wire.Welcome{Node: h.Node, Recovery: fs.recovery, ReportMs: 3600_000,
+		HeartbeatMs: 3600_000, HandoverMs: 2000, Server: "fake"}); err != nil {
+		return
+	}
+	fs.mu.Lock()
+	if fs.conn != nil {
+		fs.conn.Close() // a newer hello replaces the connection, as on ocm-server
+	}
+	fs.conn = c
+	fs.mu.Unlock()
+	for {
+		m, err := c.ReadMsg()
+		if err != nil {
+			return
+		}
+		if _, hb := m.Body.(*wire.Heartbeat); hb {
+			_ = c.Reply(m.ID, &wire.Heartbeat{})
+			continue
+		}
+		fs.mu.Lock()
+		fs.requests = append(fs.requests, m)
+		fs.mu.Unlock()
+		switch b := m.Body.(type) {
+		case *wire.GetCandidates:
+			_ = c.Reply(m.ID, &wire.Candidates{Stream: b.Stream, Candidates: fs.candidates(b)})
+		case *wire.Joined:
+			level := 1
+			if b.Parent != wire.OriginID {
+				level = 2
+			}
+			_ = c.Reply(m.ID, &wire.Ack{Level: level})
+		case *wire.Left:
+			_ = c.Reply(m.ID, &wire.Ack{})
+		}
+	}
+}
+
+// push sends b to the relay connected last.
+func (fs *fakeServer) push(b wire.Body) {
+	fs.t.Helper()
+	fs.mu.Lock()
+	c := fs.conn
+	fs.mu.Unlock()
+	if c == nil {
+		fs.t.Fatal("fake server: no relay connected")
+	}
+	if _, err := c.Send(b); err != nil {
+		fs.t.Fatalf("fake server: push %s: %v", b.Type(), err)
+	}
+}
+
+// types lists the types of the requests received so far.
+func (fs *fakeServer) types() []string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	out := make([]string, 0, len(fs.requests))
+	for _, m := range fs.requests {
+		out = append(out, m.Type)
+	}
+	return out
+}
+
+// startProbeResponder answers probes as a relay with info would.
+func startProbeResponder(t *testing.T, info probe.Info) *probe.Responder {
+	t.Helper()
+	r := &probe.Responder{Listen: "127.0.0.1:0", Info: func(string) probe.Info { return info }}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// ctxGuard is a context bounded by guard.
+func ctxGuard(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	t.Cleanup(cancel)
+	return ctx
+}
