@@ -101,14 +101,11 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 	defer n.origin.Stop()
 	// The reference: a player on the origin, which tells up to which
 	// packet every player must have received by the window's end.
-	ref, err := dialOvlPlayer(n.stream())
+	ref, err := dialReference(ctx, n)
 	if err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
+		return nil, err
 	}
 	defer ref.close()
-	if err := ref.waitFirst(ctx, 5*time.Second); err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
-	}
 	var runs []hovRun
 	for k := range reps {
 		run, err := hovHandoverRun(ctx, n, ref)

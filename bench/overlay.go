@@ -240,6 +240,21 @@ type ovlArrival struct {
 	marker bool
 }
 
+// dialReference opens a player on the origin itself and waits for its
+// first packet: what the origin sent, and when, is the yardstick for the
+// players behind relays.
+func dialReference(ctx context.Context, n *ovlNet) (*ovlPlayer, error) {
+	ref, err := dialOvlPlayer(n.stream())
+	if err != nil {
+		return nil, fmt.Errorf("reference player: %w", err)
+	}
+	if err := ref.waitFirst(ctx, 5*time.Second); err != nil {
+		ref.close()
+		return nil, fmt.Errorf("reference player: %w", err)
+	}
+	return ref, nil
+}
+
 func dialOvlPlayer(u string) (*ovlPlayer, error) {
 	p := &ovlPlayer{done: make(chan struct{})}
 	c, err := dialPlayer(u, ovlRecoverLimit+5*time.Second, p.onPacket)
@@ -514,14 +529,11 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 		return nil, err
 	}
 	defer srv.p.Kill()
-	ref, err := dialOvlPlayer(n.stream())
+	ref, err := dialReference(ctx, n)
 	if err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
+		return nil, err
 	}
 	defer ref.close()
-	if err := ref.waitFirst(ctx, 5*time.Second); err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
-	}
 
 	// Hosts already relaying: a cold host's candidates are the origin and
 	// these, so its join includes probing relays, not only the origin.
@@ -723,14 +735,11 @@ func runOverlayRecovery(ctx context.Context, o options) ([]result, error) {
 	defer n.origin.Stop()
 	// The reference: a player on the origin itself, which tells which
 	// packets the origin sent after the kill.
-	ref, err := dialOvlPlayer(n.stream())
+	ref, err := dialReference(ctx, n)
 	if err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
+		return nil, err
 	}
 	defer ref.close()
-	if err := ref.waitFirst(ctx, 5*time.Second); err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
-	}
 
 	var results []result
 	for _, policy := range policies {
