@@ -761,7 +761,7 @@ func TestCtlAgainstServer(t *testing.T) {
 			for range cl.Pushes() {
 			}
 		}()
-		if _, err := cl.Hello(ctx, &wire.Hello{Node: id, RTSP: "127.0.0.1:8554", Probe: "127.0.0.1:7072",
+		if _, err := cl.Hello(ctx, &wire.Hello{Node: id, RTSP: "127.0.0.1:5554", Probe: "127.0.0.1:6072",
 			Willing: true, Capacity: capacity, Cores: 2}); err != nil {
 			t.Fatalf("%s hello: %v", id, err)
 		}
@@ -857,7 +857,7 @@ origin           0       1/2        -         -      -
 		t.Errorf("tree:\n%s\nwant:\n%s", out, want)
 	}
 	for _, tc := range []struct{ cmd, want string }{
-		{"nodes", "\nr3     yes       0/2        2         25%   2       1         127.0.0.1:8554   127.0.0.1:"},
+		{"nodes", "\nr3     yes       0/2        2         25%   2       1         127.0.0.1:5554   127.0.0.1:"},
 		{"streams", "\n" + stream + "   127.0.0.1:554   3       3          0         0         3       1\n"},
 		{"policy", "recovery           gradual\n"},
 	} {

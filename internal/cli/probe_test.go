@@ -195,7 +195,7 @@ func TestProbeCommandStdin(t *testing.T) {
 		`this is not json`,
 		``,
 		`# a comment`,
-		`{"node":"n2","rtsp":"127.0.0.1:8554","probe":"` + r2.Addr() + `","level":1}`,
+		`{"node":"n2","rtsp":"127.0.0.1:5554","probe":"` + r2.Addr() + `","level":1}`,
 		`[1,2]`,
 		`{"addr":"nohostport"}`,
 		`{"node":"n3"}`,

@@ -50,8 +50,8 @@ func TestEnhancedURLRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := o.EnhancedURL("localhost:8554")
-	if u != "rtsp://localhost:8554/cam/1?ms:8554" {
+	u := o.EnhancedURL("localhost:8555")
+	if u != "rtsp://localhost:8555/cam/1?ms:8554" {
 		t.Fatalf("enhanced URL %q", u)
 	}
 	o2, err := ParseOriginURL(u)

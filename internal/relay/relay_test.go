@@ -746,7 +746,7 @@ func TestControlBadInput(t *testing.T) {
 	if m, err = c.Read(); err != nil || m.Re != 7 || !strings.Contains(m.Error, "unknown op frobnicate") {
 		t.Fatalf("answer to an unknown op = %+v, %v", m, err)
 	}
-	if err := c.Write(control.Msg{Op: control.OpHello, ID: 8, RTSP: "127.0.0.1:8554"}); err != nil {
+	if err := c.Write(control.Msg{Op: control.OpHello, ID: 8, RTSP: "127.0.0.1:5554"}); err != nil {
 		t.Fatal(err)
 	}
 	if m, err = c.Read(); err != nil || m.Re != 8 || m.Node != "a" {

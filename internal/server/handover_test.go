@@ -95,7 +95,7 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 			}
 			leaving := wire.NewClient(c)
 			t.Cleanup(func() { leaving.Close() })
-			w, err := leaving.Hello(ctx, &wire.Hello{Node: "L", RTSP: "127.0.0.2:8554", Willing: true, Capacity: 2})
+			w, err := leaving.Hello(ctx, &wire.Hello{Node: "L", RTSP: "127.0.0.2:5554", Willing: true, Capacity: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +103,7 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 				t.Fatalf("welcome %+v", w)
 			}
 			x := newRelay(t, "x", 1)
-			x.rtsp = "127.0.0.3:8554"
+			x.rtsp = "127.0.0.3:5554"
 			x.dial(ts.Addr(), "")
 			c1 := newRelay(t, "c1", 2).dial(ts.Addr(), "")
 			c2 := newRelay(t, "c2", 2).dial(ts.Addr(), "")
@@ -124,11 +124,11 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 			// (level 1, free) rather than below c1; g is not told.
 			rc1, rc2 := c1.waitReconnect(), c2.waitReconnect()
 			if want := (&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentLeft, Parent: "L", Target: wire.OriginID,
-				TargetRTSP: "127.0.0.1:8554"}); !reflect.DeepEqual(rc1, want) {
+				TargetRTSP: "127.0.0.1:5554"}); !reflect.DeepEqual(rc1, want) {
 				t.Fatalf("c1 got %+v, want %+v", rc1, want)
 			}
 			if want := (&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentLeft, Parent: "L", Target: "x",
-				TargetRTSP: "127.0.0.3:8554"}); !reflect.DeepEqual(rc2, want) {
+				TargetRTSP: "127.0.0.3:5554"}); !reflect.DeepEqual(rc2, want) {
 				t.Fatalf("c2 got %+v, want %+v", rc2, want)
 			}
 			if got := g.reconnects(); len(got) != 0 {
@@ -305,7 +305,7 @@ func TestHandoverLeavingNodeFails(t *testing.T) {
 // the relay's left is acked when its children switched (or at once if
 // the drain already took it out).
 func TestDrainHandsOver(t *testing.T) {
-	const other = "rtsp://127.0.0.1:8554/other"
+	const other = "rtsp://127.0.0.1:5554/other"
 	ts := startServer(t, func(s *Server) { s.OriginCapacity = 1; s.HandoverTimeout = time.Hour })
 	L := newRelay(t, "L", 4).dial(ts.Addr(), "")
 	c1 := newRelay(t, "c1", 2).dial(ts.Addr(), "")
@@ -518,7 +518,7 @@ func TestOperatorReconnect(t *testing.T) {
 		!reflect.DeepEqual(sent.Sent, []api.Target{{Node: "b", Stream: stream, Type: "reconnect", Target: "d"}}) {
 		t.Fatalf("to=d: %d %+v", code, sent)
 	}
-	if rc := b.waitReconnect(); rc.Target != "d" || rc.TargetRTSP != "127.0.0.1:8554" {
+	if rc := b.waitReconnect(); rc.Target != "d" || rc.TargetRTSP != "127.0.0.1:5554" {
 		t.Fatalf("b: %+v", rc)
 	}
 	b.mustJoin(stream, "d")

@@ -21,7 +21,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
-const stream = "rtsp://127.0.0.1:8554/live"
+const stream = "rtsp://127.0.0.1:5554/live"
 
 // guard bounds every blocking read in the tests so a bug fails instead of
 // hanging; it is never a timing assertion.
@@ -209,11 +209,11 @@ type relay struct {
 }
 
 func newRelay(t *testing.T, id string, capacity int) *relay {
-	return &relay{t: t, id: id, capacity: capacity, willing: true, rtsp: "127.0.0.1:8554", parents: map[string]string{}}
+	return &relay{t: t, id: id, capacity: capacity, willing: true, rtsp: "127.0.0.1:5554", parents: map[string]string{}}
 }
 
 func (r *relay) hello(token string) *wire.Hello {
-	h := &wire.Hello{Node: r.id, RTSP: r.rtsp, Probe: "127.0.0.1:7072", Willing: r.willing,
+	h := &wire.Hello{Node: r.id, RTSP: r.rtsp, Probe: "127.0.0.1:6072", Willing: r.willing,
 		Capacity: r.capacity, Cores: 2, Token: token, Agent: "fake-relay"}
 	for s, p := range r.parents {
 		h.Streams = append(h.Streams, wire.Relayed{Stream: s, Parent: p})

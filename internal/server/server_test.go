@@ -153,7 +153,7 @@ func TestJoinInTurn(t *testing.T) {
 			if c.Node != wire.OriginID && c.Clients >= c.Capacity {
 				t.Fatalf("%s offered full %s (%d/%d)", r.id, c.Node, c.Clients, c.Capacity)
 			}
-			if c.Node == wire.OriginID && c.RTSP != "127.0.0.1:8554" {
+			if c.Node == wire.OriginID && c.RTSP != "127.0.0.1:5554" {
 				t.Fatalf("origin candidate address %q", c.RTSP)
 			}
 		}
@@ -209,7 +209,7 @@ func TestJoinRejectedConnectionKept(t *testing.T) {
 		{"full origin", c, stream, "origin", wire.CodeFull},
 		{"unknown parent", c, stream, "nobody", wire.CodeUnknownParent},
 		{"parent not on stream", c, stream, "p", wire.CodeNotActive},
-		{"stream nobody has", c, "rtsp://127.0.0.1:8554/other", "a", wire.CodeNotActive},
+		{"stream nobody has", c, "rtsp://127.0.0.1:5554/other", "a", wire.CodeNotActive},
 		{"bad stream key to origin", c, "not-a-url", "origin", wire.CodeBadStream},
 	}
 	for _, tt := range tests {
@@ -560,12 +560,12 @@ func TestRestartRebuilds(t *testing.T) {
 		r := newRelay(t, fmt.Sprintf("r%d", i), 2).dial(ts.Addr(), "")
 		r.joinBest(stream)
 		if i < 3 {
-			r.joinBest("rtsp://127.0.0.1:8554/second")
+			r.joinBest("rtsp://127.0.0.1:5554/second")
 		}
 		relays = append(relays, r)
 	}
 	before := ts.shape(t, stream)
-	before2 := ts.shape(t, "rtsp://127.0.0.1:8554/second")
+	before2 := ts.shape(t, "rtsp://127.0.0.1:5554/second")
 	ts.Close()
 	for _, r := range relays { // a stopping server tells nobody anything
 		for {
@@ -592,7 +592,7 @@ func TestRestartRebuilds(t *testing.T) {
 	if got := ts2.shape(t, stream); got != before {
 		t.Fatalf("rebuilt %q\nwant    %q", got, before)
 	}
-	if got := ts2.shape(t, "rtsp://127.0.0.1:8554/second"); got != before2 {
+	if got := ts2.shape(t, "rtsp://127.0.0.1:5554/second"); got != before2 {
 		t.Fatalf("rebuilt %q\nwant    %q", got, before2)
 	}
 	var snap tree.TreeSnapshot
@@ -668,7 +668,7 @@ func TestHTTPAPI(t *testing.T) {
 
 	var streams []api.Stream
 	ts.getJSON(t, "/api/v1/streams", &streams)
-	if len(streams) != 1 || streams[0].Stream != stream || streams[0].Nodes != 3 || streams[0].Depth != 3 || streams[0].Origin != "127.0.0.1:8554" {
+	if len(streams) != 1 || streams[0].Stream != stream || streams[0].Nodes != 3 || streams[0].Depth != 3 || streams[0].Origin != "127.0.0.1:5554" {
 		t.Fatalf("streams %+v", streams)
 	}
 	var trees []tree.TreeSnapshot
@@ -686,7 +686,7 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatalf("reconnect: %d %+v", code, sent)
 	}
 	rc := b.waitReconnect()
-	if rc.Reason != wire.ReasonOperator || rc.Target != "origin" || rc.TargetRTSP != "127.0.0.1:8554" {
+	if rc.Reason != wire.ReasonOperator || rc.Target != "origin" || rc.TargetRTSP != "127.0.0.1:5554" {
 		t.Fatalf("b got %+v", rc)
 	}
 	if rc := c.waitReconnect(); rc.Reason != wire.ReasonOperator || rc.Target != "" {
