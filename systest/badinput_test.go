@@ -41,8 +41,8 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("DESCRIBE %s answered %q, want 400 saying %q", url, line, c.reason)
 			}
 		}
-		if n := strings.Count(b.stderrText(), "bad enhanced request"); n < 3 {
-			t.Errorf("B logged %d bad enhanced requests, want at least 3", n)
+		if !b.waitStderr(func(s string) bool { return strings.Count(s, "bad enhanced request") >= 3 }) {
+			t.Errorf("B logged %d bad enhanced requests, want at least 3", strings.Count(b.stderrText(), "bad enhanced request"))
 		}
 	})
 
@@ -54,7 +54,7 @@ func TestBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(errOut, "403 Forbidden") {
 			t.Errorf("ffprobe %s: %v, want a 403 answer; stderr:\n%s", url, err, errOut)
 		}
-		if !hasLine(strict.stderrText(), "origin not allowed", origin.addr) {
+		if !strict.waitStderr(func(s string) bool { return hasLine(s, "origin not allowed", origin.addr) }) {
 			t.Errorf("B's log does not say origin %s was not allowed", origin.addr)
 		}
 		if ev := strict.events("upstream"); len(ev) > 0 {
@@ -70,7 +70,7 @@ func TestBadInput(t *testing.T) {
 		if err == nil || !regexp.MustCompile(`DESCRIBE failed: 5\d\d`).MatchString(errOut) {
 			t.Errorf("ffprobe %s: %v, want a 5xx answer; stderr:\n%s", url, err, errOut)
 		}
-		if !hasLine(b.stderrText(), closed, "connection refused") {
+		if !b.waitStderr(func(s string) bool { return hasLine(s, closed, "connection refused") }) {
 			t.Errorf("B's log has no line naming origin %s and the cause (connection refused)", closed)
 		}
 	})

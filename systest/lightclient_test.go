@@ -42,8 +42,8 @@ func TestLightClientAndPassive(t *testing.T) {
 	if !strings.Contains(res, "502") {
 		t.Fatalf("a relay pulling through the passive host got %q, want a 502 (p answered 403)", res)
 	}
-	if s := down.stderrText(); !strings.Contains(s, "403") {
-		t.Fatalf("the downstream relay's log does not show p's 403:\n%s", tail(s, 20))
+	if !down.waitStderr(func(s string) bool { return strings.Contains(s, "403") }) {
+		t.Fatalf("the downstream relay's log does not show p's 403:\n%s", tail(down.stderrText(), 20))
 	}
 
 	// A light client: no relay of its own, players are redirected.

@@ -412,3 +412,16 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// waitStderr waits until match accepts the process's stderr: a tool may
+// answer a request before the log line about it reaches us.
+func (p *proc) waitStderr(match func(string) bool) bool {
+	deadline := time.Now().Add(patience)
+	for !match(p.stderrText()) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}

@@ -177,9 +177,9 @@ func (r *relay) run() {
 		up, p, err := r.connect(exclude)
 		if err != nil {
 			if first {
+				r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
 				r.failErr = err
 				close(r.ready)
-				r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
 				r.m.removeRelay(r)
 				return
 			}
