@@ -194,6 +194,7 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 			}
 			// L closes after the ack: a clean leave, nobody told.
 			leaving.Close()
+			ts.waitEvent(t, "node_left", "L")
 			c1.sync()
 			if got := c1.reconnects(); len(got) != 0 {
 				t.Fatalf("c1 told %v after L closed", got)

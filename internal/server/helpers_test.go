@@ -157,6 +157,26 @@ func (ts *testServer) shape(t *testing.T, s string) string {
 	return strings.Join(parts, " ")
 }
 
+// waitEvent waits until the server has emitted the event name for node,
+// for instance node_failed after a test closed that relay's connection:
+// the server's reader goroutine sees the close some time later, and under
+// drop nothing is sent to anyone that a test could wait for instead.
+func (ts *testServer) waitEvent(t *testing.T, name, node string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, ev := range ts.events.events(t) {
+			if ev["event"] == name && ev["node"] == node {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never emitted %s for %s; events:\n%s", name, node, ts.events.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (ts *testServer) sweep(t *testing.T) {
 	t.Helper()
 	ts.check(t, func(st *state) { st.sweep() })

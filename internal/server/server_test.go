@@ -316,6 +316,7 @@ func TestPolicies(t *testing.T) {
 			b.mustJoin(stream, "a")
 			c.mustJoin(stream, "b")
 			a.c.Close()
+			ts.waitEvent(t, "node_failed", "a")
 			for _, r := range []*relay{b, c} {
 				want := tt.want[r.id]
 				if len(want) > 0 {
@@ -818,7 +819,7 @@ func TestReportReattachesDropped(t *testing.T) {
 	c.mustJoin(stream, "b")
 	d.mustJoin(stream, "c")
 	a.c.Close()
-	b.sync()
+	ts.waitEvent(t, "node_failed", "a")
 	if got := ts.shape(t, stream); got != "" {
 		t.Fatalf("after dropping a's subtree the tree is %q, want empty", got)
 	}
