@@ -89,7 +89,7 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.DurationVar(&o.linger, "linger", mediator.DefaultLinger, "keep an upstream this long after its last reader leaves")
 	f.DurationVar(&o.statsInterval, "stats-interval", mediator.DefaultStatsInterval, "print one stats line per stream this often (0 disables)")
 	f.StringVar(&o.upstreamTransport, "upstream-transport", "tcp", "how to pull upstreams: tcp, udp or auto")
-	f.BoolVar(&o.noCoalesce, "no-coalesce", false, "write each interleaved packet to TCP readers at once instead of batching per frame")
+	f.BoolVar(&o.noCoalesce, "no-coalesce", false, "let gortsplib write each packet to each TCP reader instead of one write per frame per reader (slower; for comparison)")
 	f.StringVar(&o.multicastRange, "multicast-range", "", "serve RTSP multicast to players that ask for it, from this range (e.g. 239.255.42.0/24; needs UDP)")
 	f.IntVar(&o.multicastRTP, "multicast-rtp", 8002, "multicast RTP port (RTCP is the next one)")
 	f.IntVar(&o.multicastTTL, "multicast-ttl", 1, "multicast TTL (1: this LAN only)")

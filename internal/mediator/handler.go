@@ -44,15 +44,30 @@ func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx)
 	switch s := s.(type) {
 	case *relay:
 		s.removeReader(ctx.Session)
+		if s.fan != nil {
+			s.fan.remove(ctx.Session)
+		}
 	case *local:
 		if closing != nil {
 			m.Log.Info("publisher left", "path", "/"+s.name, "err", ctx.Error)
 			m.Events.Emit("publisher", map[string]any{"path": "/" + s.name, "state": "left"})
-			s.ss.Close()
+			s.close()
 		} else {
 			s.readers.Add(-1)
+			s.fan.remove(ctx.Session)
 		}
 	}
+}
+
+// fanOf returns the stream's TCP fan, nil when it has none yet.
+func fanOf(s any) *tcpFan {
+	switch s := s.(type) {
+	case *relay:
+		return s.fan
+	case *local:
+		return s.fan
+	}
+	return nil
 }
 
 // OnDescribe serves local streams by path and relays enhanced requests.
@@ -77,10 +92,18 @@ func (m *Mediator) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respon
 		m.sessions[ctx.Session] = s
 	}
 	m.mu.Unlock()
-	if known {
-		if prev != s {
-			return errorResponse(base.StatusBadRequest, "one session cannot read two streams"), nil, nil
+	if known && prev != s {
+		return errorResponse(base.StatusBadRequest, "one session cannot read two streams"), nil, nil
+	}
+	// TCP readers of our own connections get their media from the fan
+	// (fan.go); every SETUP of the session goes to the same stream.
+	if conn, ok := ctx.Conn.NetConn().(*coalescingConn); ok && ctx.Transport == gortsplib.TransportTCP {
+		if f := fanOf(s); f != nil {
+			f.setup(ctx.Session, conn, ctx.Request)
+			ss = f.shadow
 		}
+	}
+	if known {
 		return res, ss, nil
 	}
 	switch s := s.(type) {
@@ -92,14 +115,39 @@ func (m *Mediator) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respon
 	return res, ss, nil
 }
 
-// OnPlay accepts, and keeps multicast within its TTL.
+// OnPlay starts a TCP reader's fan, and keeps multicast within its TTL.
 func (m *Mediator) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	if f := m.fanOfSession(ctx.Session); f != nil {
+		if err := f.play(ctx.Session); err != nil {
+			m.Log.Warn("cannot play", "remote", ctx.Conn.NetConn().RemoteAddr(), "err", err)
+			return errorResponse(base.StatusInternalServerError, err.Error()), nil
+		}
+	}
 	if t := ctx.Session.SetuppedTransport(); t != nil && *t == gortsplib.TransportUDPMulticast {
 		if n := setMulticastTTL(m.MulticastPorts, m.MulticastTTL); n > 0 {
 			m.Log.Debug("multicast TTL set", "ttl", m.MulticastTTL, "sockets", n)
 		}
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnPause stops a TCP reader's fan until it plays again.
+func (m *Mediator) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Response, error) {
+	if f := m.fanOfSession(ctx.Session); f != nil {
+		f.pause(ctx.Session)
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// fanOfSession returns the fan a reader's session was set up on, if any.
+func (m *Mediator) fanOfSession(sess *gortsplib.ServerSession) *tcpFan {
+	m.mu.Lock()
+	s := m.sessions[sess]
+	m.mu.Unlock()
+	if f := fanOf(s); f != nil && f.has(sess) {
+		return f
+	}
+	return nil
 }
 
 // OnAnnounce registers a publisher on its path when publishing is on.
@@ -119,11 +167,10 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	if _, ok := m.locals[name]; ok {
 		return errorResponse(base.StatusBadRequest, fmt.Sprintf("/%s is already being published", name)), nil
 	}
-	ss := &gortsplib.ServerStream{Server: m.srv, Desc: ctx.Description}
-	if err := ss.Initialize(); err != nil {
+	l, err := newLocal(m.srv, name, "publish", ctx.Description, ctx.Session)
+	if err != nil {
 		return errorResponse(base.StatusInternalServerError, err.Error()), nil
 	}
-	l := newLocal(name, "publish", ss, ctx.Session)
 	m.locals[name] = l
 	m.sessions[ctx.Session] = l
 	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())

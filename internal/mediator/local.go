@@ -1,6 +1,7 @@
 package mediator
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 // test source.
 type local struct {
 	name      string
-	kind      string // "publish" or "test"
-	ss        *gortsplib.ServerStream
+	kind      string                  // "publish" or "test"
+	ss        *gortsplib.ServerStream // UDP and multicast readers
+	fan       *tcpFan                 // TCP readers
 	desc      *description.Session
 	publisher *gortsplib.ServerSession // nil for the test source
 
@@ -26,11 +28,26 @@ type local struct {
 	bitrate rateMeter
 }
 
-func newLocal(name, kind string, ss *gortsplib.ServerStream, publisher *gortsplib.ServerSession) *local {
-	l := &local{name: name, kind: kind, ss: ss, desc: ss.Desc, publisher: publisher,
+func newLocal(srv *gortsplib.Server, name, kind string, desc *description.Session, publisher *gortsplib.ServerSession) (*local, error) {
+	ss := &gortsplib.ServerStream{Server: srv, Desc: desc}
+	if err := ss.Initialize(); err != nil {
+		return nil, err
+	}
+	fan, err := newTCPFan(srv, desc)
+	if err != nil {
+		ss.Close()
+		return nil, err
+	}
+	l := &local{name: name, kind: kind, ss: ss, fan: fan, desc: desc, publisher: publisher,
 		gaps: map[*description.Media]*seqGaps{}}
 	l.bitrate.start(time.Now())
-	return l
+	return l, nil
+}
+
+// close ends the stream and its readers' sessions.
+func (l *local) close() {
+	l.fan.close()
+	l.ss.Close()
 }
 
 func (l *local) write(medi *description.Media, pkt *rtp.Packet) {
@@ -45,6 +62,9 @@ func (l *local) write(medi *description.Media, pkt *rtp.Packet) {
 	}
 	l.bytesIn.Add(uint64(pkt.MarshalSize()))
 	_ = l.ss.WritePacketRTP(medi, pkt)
+	if i := slices.Index(l.desc.Medias, medi); i >= 0 {
+		l.fan.write(i, pkt)
+	}
 }
 
 func (l *local) stats(now time.Time) map[string]any {
@@ -53,7 +73,7 @@ func (l *local) stats(now time.Time) map[string]any {
 		"kind":        l.kind,
 		"readers":     l.readers.Load(),
 		"packets_in":  l.pktsIn.Load(),
-		"packets_out": l.ss.Stats().RTPPacketsSent,
+		"packets_out": l.ss.Stats().RTPPacketsSent + l.fan.pktsOut.Load(),
 		"lost":        l.lost.Load(),
 		"bitrate_bps": l.bitrate.rate(now, l.bytesIn.Load()),
 	}

@@ -64,7 +64,9 @@ type Mediator struct {
 	ResolveTimeout     time.Duration
 	// UpstreamTransport is how relays pull: "tcp" (default), "udp" or "auto".
 	UpstreamTransport string
-	// NoCoalesce disables batching of interleaved TCP writes.
+	// NoCoalesce leaves TCP readers to gortsplib, which writes every packet
+	// to every reader on its own, instead of the fan's one write per frame
+	// per reader (fan.go). For comparison and for ruling the fan out.
 	NoCoalesce bool
 	// MulticastRange (a CIDR such as 239.255.42.0/24) enables RTSP
 	// multicast for players that ask for it, on MulticastPorts (RTP, RTCP),
@@ -225,7 +227,7 @@ func (m *Mediator) Close() {
 	m.wg.Wait()
 	m.mu.Lock()
 	for _, l := range m.locals {
-		l.ss.Close()
+		l.close()
 	}
 	m.mu.Unlock()
 }
@@ -366,11 +368,10 @@ func (m *Mediator) startTestSource() error {
 	}
 	desc := &description.Session{Medias: []*description.Media{src.Media()}}
 	name := strings.Trim(m.TestSource, "/")
-	ss := &gortsplib.ServerStream{Server: m.srv, Desc: desc}
-	if err := ss.Initialize(); err != nil {
+	l, err := newLocal(m.srv, name, "test", desc, nil)
+	if err != nil {
 		return err
 	}
-	l := newLocal(name, "test", ss, nil)
 	m.mu.Lock()
 	m.locals[name] = l
 	m.mu.Unlock()

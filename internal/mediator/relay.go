@@ -36,8 +36,9 @@ type relay struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	ready   chan struct{} // closed when ss is set or failErr is
-	ss      *gortsplib.ServerStream
+	ready   chan struct{}           // closed when ss is set or failErr is
+	ss      *gortsplib.ServerStream // UDP and multicast readers
+	fan     *tcpFan                 // TCP readers
 	desc    *description.Session
 	pts     []map[uint8]bool // payload types served, per media
 	fwd     *forwarder
@@ -261,6 +262,12 @@ func (r *relay) serve(desc *description.Session) error {
 	if err := ss.Initialize(); err != nil {
 		return err
 	}
+	fan, err := newTCPFan(r.m.srv, desc)
+	if err != nil {
+		ss.Close()
+		return err
+	}
+	r.fan = fan
 	r.desc = desc
 	r.pts = payloadTypes(desc)
 	r.fwd = newForwarder(len(desc.Medias), r.write)
@@ -378,18 +385,21 @@ func (r *relay) onPacket(p *pull, media int, pkt *rtp.Packet) {
 	r.fwd.packet(p.id, media, pkt)
 }
 
-// write hands a packet to gortsplib, which queues it for every reader.
+// write hands a packet to gortsplib for UDP and multicast readers, and to
+// the fan for TCP readers.
 func (r *relay) write(media int, pkt *rtp.Packet) {
 	if !r.pts[media][pkt.PayloadType] {
 		return // gortsplib has no format for it
 	}
 	_ = r.ss.WritePacketRTP(r.desc.Medias[media], pkt)
+	r.fan.write(media, pkt)
 }
 
 // shutdown closes what run opened; readers' sessions end with the stream.
 func (r *relay) shutdown() {
 	r.linger.Stop()
 	if r.ss != nil {
+		r.fan.close()
 		r.ss.Close()
 	}
 	if r.current.Load() != nil {
@@ -418,7 +428,7 @@ func (r *relay) stats(now time.Time) map[string]any {
 	st["duplicates"] = dropped
 	st["lost"] = lost
 	st["switches"] = r.switches.Load()
-	st["packets_out"] = r.ss.Stats().RTPPacketsSent
+	st["packets_out"] = r.ss.Stats().RTPPacketsSent + r.fan.pktsOut.Load()
 	st["bitrate_bps"] = r.bitrate.rate(now, r.bytesIn.Load())
 	return st
 }

@@ -1,0 +1,300 @@
+package mediator
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/bluenviron/gortsplib/v4/pkg/rtcpsender"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// senderReportPeriod is how often TCP readers get an RTCP sender report,
+// gortsplib's own default (a variable for tests).
+var senderReportPeriod = 10 * time.Second
+
+// A tcpFan delivers a stream to its TCP readers itself. gortsplib queues
+// every packet for every reader and wakes each reader's writer goroutine
+// for it, which costs several times the writes themselves; here a packet
+// is marshaled once and appended to each reader's coalescingConn, and the
+// end of a frame is one non-blocking write per reader, from the goroutine
+// that received it.
+//
+// gortsplib still runs the readers' RTSP sessions: TCP readers are set up
+// on shadow, a stream with the same description that is never written to,
+// so gortsplib never sends them media, and they receive it here once their
+// PLAY answer is out. UDP and multicast readers stay on the stream
+// gortsplib writes.
+type tcpFan struct {
+	shadow *gortsplib.ServerStream
+	desc   *description.Session
+	medias []fanMedia
+
+	wmu     sync.Mutex // serializes write and writeRTCP
+	scratch []byte
+	timer   *time.Timer
+	armed   bool
+
+	readers atomic.Pointer[[]*fanReader] // playing, copy on write
+
+	mu       sync.Mutex
+	sessions map[*gortsplib.ServerSession]*fanReader
+
+	pktsOut atomic.Uint64
+}
+
+type fanMedia struct {
+	formats map[uint8]format.Format
+	ssrc    map[uint8]uint32
+	senders map[uint8]*rtcpsender.RTCPSender
+}
+
+type fanReader struct {
+	conn    *coalescingConn
+	setups  []*[2]int // interleaved IDs asked for, per SETUP; nil: the server chose
+	channel []int     // per media of the description, -1 when not set up
+	gone    bool      // session closed (under tcpFan.mu)
+}
+
+func newTCPFan(srv *gortsplib.Server, desc *description.Session) (*tcpFan, error) {
+	shadow := &gortsplib.ServerStream{Server: srv, Desc: desc}
+	if err := shadow.Initialize(); err != nil {
+		return nil, err
+	}
+	f := &tcpFan{shadow: shadow, desc: desc, sessions: map[*gortsplib.ServerSession]*fanReader{},
+		scratch: make([]byte, 0, 2048)}
+	f.readers.Store(&[]*fanReader{})
+	stats := shadow.Stats()
+	for i, medi := range desc.Medias {
+		fm := fanMedia{formats: map[uint8]format.Format{}, ssrc: map[uint8]uint32{},
+			senders: map[uint8]*rtcpsender.RTCPSender{}}
+		for _, forma := range medi.Formats {
+			pt := forma.PayloadType()
+			fm.formats[pt] = forma
+			fm.ssrc[pt] = stats.Medias[medi].Formats[forma].LocalSSRC
+			fm.senders[pt] = rtcpsender.New(forma.ClockRate(), senderReportPeriod, time.Now,
+				func(pkt rtcp.Packet) { f.writeRTCP(i, pkt) })
+		}
+		f.medias = append(f.medias, fm)
+	}
+	f.timer = time.AfterFunc(time.Hour, f.timedFlush)
+	f.timer.Stop()
+	return f, nil
+}
+
+// close stops the sender reports and ends the TCP readers' sessions.
+func (f *tcpFan) close() {
+	f.timer.Stop()
+	for _, fm := range f.medias {
+		for _, s := range fm.senders {
+			s.Close()
+		}
+	}
+	f.shadow.Close()
+}
+
+// setup records a TCP reader's SETUP; the session is set up on shadow.
+func (f *tcpFan) setup(sess *gortsplib.ServerSession, conn *coalescingConn, req *base.Request) {
+	var ids *[2]int
+	var ths headers.Transports
+	if err := ths.Unmarshal(req.Header["Transport"]); err == nil {
+		for _, th := range ths {
+			if th.Protocol == headers.TransportProtocolTCP {
+				ids = th.InterleavedIDs
+				break
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.sessions[sess]
+	if r == nil {
+		r = &fanReader{conn: conn}
+		f.sessions[sess] = r
+	}
+	r.setups = append(r.setups, ids)
+}
+
+// has reports whether sess reads through the fan.
+func (f *tcpFan) has(sess *gortsplib.ServerSession) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sessions[sess] != nil
+}
+
+// play maps the session's medias to interleaved channels the way gortsplib
+// assigned them, and starts sending once the PLAY answer is queued.
+func (f *tcpFan) play(sess *gortsplib.ServerSession) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.sessions[sess]
+	if r == nil {
+		return fmt.Errorf("PLAY on a session this stream never set up")
+	}
+	medias := sess.SetuppedMedias()
+	if len(medias) != len(r.setups) {
+		return fmt.Errorf("%d medias set up, %d SETUP requests seen", len(medias), len(r.setups))
+	}
+	channel := make([]int, len(f.desc.Medias))
+	for i := range channel {
+		channel[i] = -1
+	}
+	var used []int
+	inUse := func(ch int) bool {
+		for _, u := range used {
+			if u == ch || u+1 == ch || u == ch+1 {
+				return true
+			}
+		}
+		return false
+	}
+	for i, medi := range medias {
+		idx := slices.Index(f.desc.Medias, medi)
+		if idx < 0 {
+			return fmt.Errorf("a set-up media is not in the stream")
+		}
+		var ch int
+		if ids := r.setups[i]; ids != nil {
+			ch = ids[0]
+		} else {
+			for ch = 0; inUse(ch); ch += 2 {
+			}
+		}
+		if ch < 0 || ch > 254 {
+			return fmt.Errorf("interleaved channel %d out of range", ch)
+		}
+		channel[idx] = ch
+		used = append(used, ch)
+	}
+	r.channel = channel
+	r.conn.mu.Lock()
+	r.conn.afterResponse = func() { f.start(r) }
+	r.conn.mu.Unlock()
+	return nil
+}
+
+func (f *tcpFan) start(r *fanReader) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.gone {
+		return // closed in between
+	}
+	cur := *f.readers.Load()
+	if slices.Contains(cur, r) {
+		return
+	}
+	next := append(slices.Clip(cur), r)
+	f.readers.Store(&next)
+}
+
+// pause stops sending to a session; remove forgets it.
+func (f *tcpFan) pause(sess *gortsplib.ServerSession) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopLocked(f.sessions[sess])
+}
+
+func (f *tcpFan) remove(sess *gortsplib.ServerSession) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.sessions[sess]
+	delete(f.sessions, sess)
+	if r != nil {
+		r.gone = true
+	}
+	f.stopLocked(r)
+}
+
+func (f *tcpFan) stopLocked(r *fanReader) {
+	if r == nil {
+		return
+	}
+	r.conn.mu.Lock()
+	r.conn.afterResponse = nil
+	r.conn.mu.Unlock()
+	cur := *f.readers.Load()
+	if i := slices.Index(cur, r); i >= 0 {
+		next := slices.Delete(slices.Clone(cur), i, i+1)
+		f.readers.Store(&next)
+	}
+}
+
+func (f *tcpFan) playing() int { return len(*f.readers.Load()) }
+
+// write sends one packet of media to every playing TCP reader.
+func (f *tcpFan) write(media int, pkt *rtp.Packet) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	fm := &f.medias[media]
+	forma := fm.formats[pkt.PayloadType]
+	if forma == nil {
+		return
+	}
+	pkt.SSRC = fm.ssrc[pkt.PayloadType]
+	fm.senders[pkt.PayloadType].ProcessPacket(pkt, time.Now(), forma.PTSEqualsDTS(pkt))
+	readers := *f.readers.Load()
+	if len(readers) == 0 {
+		return
+	}
+	n := pkt.MarshalSize()
+	if n > 0xffff {
+		return // cannot be interleaved
+	}
+	f.scratch = slices.Grow(f.scratch[:0], n)[:n]
+	if _, err := pkt.MarshalTo(f.scratch); err != nil {
+		return
+	}
+	sent := 0
+	for _, r := range readers {
+		if ch := r.channel[media]; ch >= 0 {
+			if r.conn.frame(byte(ch), f.scratch, pkt.Marker) == nil {
+				sent++
+			}
+		}
+	}
+	f.pktsOut.Add(uint64(sent))
+	if pkt.Marker {
+		if f.armed {
+			f.armed = false
+			f.timer.Stop()
+		}
+	} else if !f.armed {
+		f.armed = true
+		f.timer.Reset(flushDelay)
+	}
+}
+
+// timedFlush sends what waits for a frame end that is late.
+func (f *tcpFan) timedFlush() {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if !f.armed {
+		return
+	}
+	f.armed = false
+	for _, r := range *f.readers.Load() {
+		_ = r.conn.flush()
+	}
+}
+
+func (f *tcpFan) writeRTCP(media int, pkt rtcp.Packet) {
+	b, err := pkt.Marshal()
+	if err != nil || len(b) > 0xffff {
+		return
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	for _, r := range *f.readers.Load() {
+		if ch := r.channel[media]; ch >= 0 {
+			_ = r.conn.frame(byte(ch+1), b, true)
+		}
+	}
+}
