@@ -44,9 +44,10 @@ rtsp://MSHOST:MSPORT/MEDIA). When a relay fails (connection closed, or
              keep their own children (default)
   drop       remove its whole subtree and tell nobody
   reconnect  remove its subtree and tell every relay in it to reconnect
-  gradual    like reconnect, the failed relay's children first, then the next
-             level when that one has rejoined or after --reconnect-step, down
-             to the leaves
+  gradual    like reconnect, the failed relay's children first, then each
+             relay as soon as its old parent is back (its slot there is kept),
+             or its whole level when the one above has rejoined or after
+             --reconnect-step, down to the leaves
 
 The policy is announced to relays in the welcome: under reconnect and
 gradual a relay waits for its reconnect instead of rejoining on its own
@@ -96,7 +97,7 @@ then node and tree events. Logs go to stderr.`,
 	f.IntVar(&o.maxCandidates, "max-candidates", server.DefaultMaxCandidates, "relays offered per request, besides the origin")
 	f.IntVar(&o.originCapacity, "origin-capacity", server.DefaultOriginCapacity, "relays allowed to pull each stream from the origin")
 	f.DurationVar(&o.reconnectStep, "reconnect-step", server.DefaultReconnectStep,
-		"under --recovery gradual, the longest wait before telling the next level (sooner once a level has rejoined)")
+		"under --recovery gradual, the longest wait before telling the next level (sooner once a level has rejoined, or a relay's old parent is back)")
 	f.DurationVar(&o.reconnectStep, "gradual-step", server.DefaultReconnectStep, "old name of --reconnect-step")
 	_ = f.MarkHidden("gradual-step")
 	f.DurationVar(&o.handover, "handover-timeout", server.DefaultHandoverTimeout,

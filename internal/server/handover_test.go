@@ -410,9 +410,9 @@ func TestHandoverNoRoom(t *testing.T) {
 	ts.validate(t)
 }
 
-// Gradual: the next level is told as soon as every node of the previous
-// one has rejoined, long before the step.
-func TestGradualAdvancesWhenLevelRejoined(t *testing.T) {
+// Gradual: a node is told as soon as its old parent has rejoined, long
+// before its level's step, while a node whose parent has not is not.
+func TestGradualTellsNodeWhenParentIsBack(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.Recovery = tree.Gradual; s.ReconnectStep = time.Hour })
 	rs := map[string]*relay{}
 	for _, id := range []string{"a", "b1", "b2", "c1", "c2", "d1"} {
@@ -445,15 +445,15 @@ func TestGradualAdvancesWhenLevelRejoined(t *testing.T) {
 	told(wire.ReasonParentFailed, "b1", "b2")
 	silent("c1", "c2", "d1")
 	rs["b1"].mustJoin(stream, "origin")
-	silent("c1", "c2", "d1") // b2 has not rejoined yet
-	rs["b2"].mustJoin(stream, "origin")
-	told(wire.ReasonAncestorFailed, "c1", "c2")
-	silent("d1")
-	rs["c1"].joinBest(stream)
-	silent("d1")
-	rs["c2"].joinBest(stream)
+	told(wire.ReasonAncestorFailed, "c1")
+	silent("c2", "d1") // b2 has not rejoined yet, c1 neither
+	rs["c1"].mustJoin(stream, "b1")
 	told(wire.ReasonAncestorFailed, "d1")
-	rs["d1"].joinBest(stream)
+	silent("c2")
+	rs["b2"].mustJoin(stream, "origin")
+	told(wire.ReasonAncestorFailed, "c2")
+	rs["c2"].mustJoin(stream, "b2")
+	rs["d1"].mustJoin(stream, "c1")
 	ts.check(t, func(st *state) {
 		if len(st.cascades) != 0 {
 			t.Fatalf("cascades left %+v", st.cascades)

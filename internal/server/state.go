@@ -26,13 +26,17 @@ type state struct {
 }
 
 // cascade is what is left to send of one gradual recovery: groups[0] goes
-// when every node of last has rejoined, or at due at the latest. Times
-// here are wall-clock: delays and timeouts of the protocol, which the
-// injected clock (heartbeats) does not drive.
+// when every node of last has rejoined, or at due at the latest; before
+// that, any node whose old parent (Notice.Home) has rejoined is told at
+// once, so a subtree whose root found a place comes back under it while
+// the rest of its level still waits. Times here are wall-clock: delays
+// and timeouts of the protocol, which the injected clock (heartbeats) does
+// not drive.
 type cascade struct {
 	groups [][]tree.Notice // not sent yet, next first
 	last   []tree.Notice   // the group sent last
 	due    time.Time
+	early  map[string]bool // nodes of groups already told
 }
 
 // handover is a leaving member waiting for its children to switch.
@@ -378,6 +382,7 @@ func (st *state) progress() {
 				st.fire(c)
 				moved = true
 			}
+			st.tellEarly(c)
 		}
 		st.dropFinishedCascades()
 		for _, h := range st.sortedHandovers() {
@@ -400,13 +405,37 @@ func (st *state) rejoined(g []tree.Notice) bool {
 	return true
 }
 
-// fire sends a cascade's next group, skipping the nodes that rejoined.
+// fire sends a cascade's next group, skipping the nodes that rejoined or
+// were told early.
 func (st *state) fire(c *cascade) {
 	g := c.groups[0]
 	c.groups = c.groups[1:]
 	c.last = g
 	c.due = time.Now().Add(st.s.ReconnectStep)
-	st.notify(g, true)
+	var rest []tree.Notice
+	for _, n := range g {
+		if !c.early[n.Node] {
+			rest = append(rest, n)
+		}
+	}
+	st.notify(rest, true)
+}
+
+// tellEarly sends the notices of later groups whose old parent is back in
+// the tree. It changes no tree, so progress need not loop again for it.
+func (st *state) tellEarly(c *cascade) {
+	for _, g := range c.groups {
+		for _, n := range g {
+			if n.Home == "" || c.early[n.Node] || !st.forest.Attached(n.Stream, n.Home) {
+				continue
+			}
+			if c.early == nil {
+				c.early = map[string]bool{}
+			}
+			c.early[n.Node] = true
+			st.notify([]tree.Notice{n}, true)
+		}
+	}
 }
 
 func (st *state) dropFinishedCascades() {

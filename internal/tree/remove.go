@@ -102,10 +102,12 @@ func (f *Forest) detach(t *tree, stream, node string, pol Policy, reason string,
 			case Reconnect:
 				res.notify(0, Notice{Stream: stream, Node: id, Reason: r, Parent: parent})
 			case Gradual:
-				res.notify(depth, Notice{Stream: stream, Node: id, Reason: r, Parent: parent})
+				home := ""
 				if depth > 0 {
-					f.expect(stream, id, t.members[id].parent, now.Add(gradualKeep))
+					home = t.members[id].parent
+					f.expect(stream, id, home, now.Add(gradualKeep))
 				}
+				res.notify(depth, Notice{Stream: stream, Node: id, Reason: r, Parent: parent, Home: home})
 			}
 			var cs []string
 			for c := range t.members[id].children {

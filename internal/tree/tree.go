@@ -162,6 +162,11 @@ type Notice struct {
 	// failed or leaving node for its children), so a relay that has moved
 	// since can tell the notice is stale.
 	Parent string
+	// Home is, under Gradual below the first level, the parent the node
+	// had before the failure: the server tells the node as soon as Home
+	// has rejoined, rather than at its level's step, so it finds its slot
+	// there kept and its old parent already in the tree.
+	Home string
 }
 
 // Change is an edge created or moved.
