@@ -255,10 +255,10 @@ func (m *mediatorBench) fanout(ctx context.Context, n int) (result, error) {
 	// n+2 readers on a few cores), to be read next to the relay's figure.
 	direct := newRecorder(m.pub, epoch, slots)
 	twin := newRecorder(m.pub, epoch, slots)
-	var dcs []*gortsplib.Client
+	var dcs []*leanReader
 	defer func() { closeAll(dcs) }()
 	for _, rec := range []*recorder{direct, twin} {
-		c, err := dialReader(m.directURL(), rec.onPacket)
+		c, err := dialLeanReader(m.directURL(), rec.onPacket)
 		if err != nil {
 			return result{}, fmt.Errorf("direct reader: %w", err)
 		}
@@ -444,9 +444,9 @@ func measureFloor(ctx context.Context, mode string, n int, warmup, dur time.Dura
 
 // openReaders plays url with n readers, mediatorDialPar at a time. The
 // clients are returned even on error, for the caller to close.
-func openReaders(ctx context.Context, url string, n int, pub *publisher, epoch time.Time, slots int) ([]*recorder, []*gortsplib.Client, error) {
+func openReaders(ctx context.Context, url string, n int, pub *publisher, epoch time.Time, slots int) ([]*recorder, []*leanReader, error) {
 	recs := make([]*recorder, n)
-	clients := make([]*gortsplib.Client, n)
+	clients := make([]*leanReader, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, mediatorDialPar)
 	var wg sync.WaitGroup
@@ -462,7 +462,7 @@ func openReaders(ctx context.Context, url string, n int, pub *publisher, epoch t
 				return
 			}
 			defer func() { <-sem }()
-			clients[i], errs[i] = dialReader(url, recs[i].onPacket)
+			clients[i], errs[i] = dialLeanReader(url, recs[i].onPacket)
 		}()
 	}
 	wg.Wait()
@@ -487,7 +487,7 @@ func firstErr(errs []error) error {
 	return nil
 }
 
-func closeAll(clients []*gortsplib.Client) {
+func closeAll[C interface{ Close() }](clients []C) {
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Add(1)
