@@ -224,6 +224,10 @@ func (f *tcpFan) stopLocked(r *fanReader) {
 	if i := slices.Index(cur, r); i >= 0 {
 		next := slices.Delete(slices.Clone(cur), i, i+1)
 		f.readers.Store(&next)
+		// A write that loaded the old list may still be appending to r:
+		// wait for it, so nothing follows the PAUSE answer.
+		f.wmu.Lock()
+		f.wmu.Unlock()
 	}
 }
 
