@@ -28,6 +28,7 @@ type fanoutOptions struct {
 	inputSDP      string
 	rtpmap        string
 	rtspTransport string
+	rtspReconnect time.Duration
 	statsInterval time.Duration
 	queue         int
 	batch         int
@@ -54,7 +55,8 @@ Input (--from):
   udp://GROUP:PORT            join multicast GROUP (on --iface) and bind it
   udp://GROUP@HOST:PORT       join GROUP, bind HOST:PORT (e.g. 0.0.0.0)
   rtsp://HOST:PORT/PATH       pull from any RTSP server; media i is sent to
-                              the destinations' port+2i
+                              the destinations' port+2i; a lost session is
+                              opened again for --rtsp-reconnect
   RTCP is received on port+1 and forwarded to each destination's port+1
   (udp://...?rtcp=0 turns it off).
 
@@ -108,6 +110,7 @@ for each stdin command. Logs go to stderr.`,
 	fl.StringVar(&o.inputSDP, "input-sdp", "", "SDP of a udp input (e.g. ffmpeg -sdp_file), copied into --sdp")
 	fl.StringVar(&o.rtpmap, "rtpmap", fanout.DefaultRTPMap, "codec of a dynamic payload type on a udp input, for --sdp without --input-sdp")
 	fl.StringVar(&o.rtspTransport, "rtsp-transport", "", "rtsp input transport: udp, tcp or multicast (default: udp, falling back to tcp)")
+	fl.DurationVar(&o.rtspReconnect, "rtsp-reconnect", 5*time.Minute, "rtsp input: keep reopening a lost session (server gone, restarted, silent) this long before exiting; 0 exits at once")
 	fl.DurationVar(&o.statsInterval, "stats-interval", time.Second, "period of the stats line on stdout (0: none)")
 	fl.IntVar(&o.queue, "queue", fanout.DefaultQueueLen, "packets queued per destination before the oldest are dropped")
 	fl.IntVar(&o.batch, "batch", fanout.DefaultBatchSize, "packets per sendmmsg/recvmmsg")
@@ -131,6 +134,7 @@ func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
 		InputSDP:      o.inputSDP,
 		RTPMap:        o.rtpmap,
 		RTSPTransport: o.rtspTransport,
+		RTSPReconnect: o.rtspReconnect,
 		QueueLen:      o.queue,
 		BatchSize:     o.batch,
 		Senders:       o.senders,

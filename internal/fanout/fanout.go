@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Defaults for Fanout's zero-valued fields, in one place.
@@ -65,6 +66,11 @@ type Fanout struct {
 	RTPMap   string // codec of a dynamic payload type when no SDP is known (DefaultRTPMap)
 
 	RTSPTransport string // rtsp input: "udp", "tcp", "multicast", or "" to let the client choose
+	// RTSPReconnect is how long an rtsp input that was lost (the server
+	// closed, restarted or stopped sending) is retried, with backoff,
+	// before Wait returns the error; 0 ends at once. The outputs keep
+	// their sockets and counters meanwhile.
+	RTSPReconnect time.Duration
 
 	QueueLen      int // per destination, packets (DefaultQueueLen)
 	BatchSize     int // packets per system call (DefaultBatchSize)

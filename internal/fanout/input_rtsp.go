@@ -2,7 +2,9 @@ package fanout
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
@@ -13,23 +15,53 @@ import (
 )
 
 // rtspSource pulls every media of an RTSP URL; media i goes to the
-// destinations' port+2i (RTP) and port+2i+1 (RTCP).
+// destinations' port+2i (RTP) and port+2i+1 (RTCP). A lost session is
+// opened again for up to Fanout.RTSPReconnect.
 type rtspSource struct {
 	f       *Fanout
-	c       *gortsplib.Client
 	u       *base.URL
-	medias  []*description.Media
-	index   map[*description.Media]int // read-only once playing
 	closing atomic.Bool
+	stop    chan struct{} // closed by close
+
+	mu     sync.Mutex
+	c      *gortsplib.Client
+	medias []*description.Media
+	// index is read by the client's callbacks; it is replaced only while
+	// no client is playing (before Play).
+	index map[*description.Media]int
 }
+
+// rtspRetryMin and rtspRetryMax bound the wait between reconnections.
+const (
+	rtspRetryMin = 250 * time.Millisecond
+	rtspRetryMax = 5 * time.Second
+)
 
 func openRTSP(f *Fanout) (*rtspSource, error) {
 	u, err := base.ParseURL(f.in.URL)
 	if err != nil {
 		return nil, fmt.Errorf("--from: %w: %v", ErrBadURL, err)
 	}
-	s := &rtspSource{f: f, u: u, index: map[*description.Media]int{}}
-	s.c = &gortsplib.Client{
+	if f.RTSPTransport != "" {
+		switch f.RTSPTransport {
+		case "udp", "tcp", "multicast":
+		default:
+			return nil, fmt.Errorf("rtsp transport %q: want udp, tcp or multicast", f.RTSPTransport)
+		}
+	}
+	s := &rtspSource{f: f, u: u, stop: make(chan struct{})}
+	c, medias, index, err := s.connect()
+	if err != nil {
+		return nil, err
+	}
+	s.c, s.medias, s.index = c, medias, index
+	return s, nil
+}
+
+// connect opens a session and sets up every media, not playing yet.
+func (s *rtspSource) connect() (*gortsplib.Client, []*description.Media, map[*description.Media]int, error) {
+	f, u := s.f, s.u
+	c := &gortsplib.Client{
 		Scheme:            u.Scheme,
 		Host:              u.Host,
 		UDPReadBufferSize: f.ReadBuffer,
@@ -38,53 +70,46 @@ func openRTSP(f *Fanout) (*rtspSource, error) {
 		OnDecodeError:     func(error) { f.inStats.errors.Add(1) },
 	}
 	if f.RTSPTransport != "" {
-		var t gortsplib.Transport
-		switch f.RTSPTransport {
-		case "udp":
-			t = gortsplib.TransportUDP
-		case "tcp":
-			t = gortsplib.TransportTCP
-		case "multicast":
-			t = gortsplib.TransportUDPMulticast
-		default:
-			return nil, fmt.Errorf("rtsp transport %q: want udp, tcp or multicast", f.RTSPTransport)
-		}
-		s.c.Transport = &t
+		t := map[string]gortsplib.Transport{"udp": gortsplib.TransportUDP, "tcp": gortsplib.TransportTCP,
+			"multicast": gortsplib.TransportUDPMulticast}[f.RTSPTransport]
+		c.Transport = &t
 	}
-	if err := s.c.Start2(); err != nil {
-		return nil, fmt.Errorf("rtsp %s: %w", s.addr(), err)
+	if err := c.Start2(); err != nil {
+		return nil, nil, nil, fmt.Errorf("rtsp %s: %w", s.addr(), err)
 	}
-	desc, _, err := s.c.Describe(u)
+	desc, _, err := c.Describe(u)
 	if err != nil {
-		s.c.Close()
-		return nil, fmt.Errorf("rtsp describe %s: %w", s.addr(), err)
+		c.Close()
+		return nil, nil, nil, fmt.Errorf("rtsp describe %s: %w", s.addr(), err)
 	}
+	var medias []*description.Media
+	index := map[*description.Media]int{}
 	for _, m := range desc.Medias {
 		if !m.IsBackChannel {
-			s.index[m] = len(s.medias)
-			s.medias = append(s.medias, m)
+			index[m] = len(medias)
+			medias = append(medias, m)
 		}
 	}
-	if len(s.medias) == 0 {
-		s.c.Close()
-		return nil, fmt.Errorf("rtsp %s: no media to receive", s.addr())
+	if len(medias) == 0 {
+		c.Close()
+		return nil, nil, nil, fmt.Errorf("rtsp %s: no media to receive", s.addr())
 	}
-	if len(s.medias) > 127 {
-		s.c.Close()
-		return nil, fmt.Errorf("rtsp %s: %d medias, at most 127 supported", s.addr(), len(s.medias))
+	if len(medias) > 127 {
+		c.Close()
+		return nil, nil, nil, fmt.Errorf("rtsp %s: %d medias, at most 127 supported", s.addr(), len(medias))
 	}
-	if err := s.c.SetupAll(desc.BaseURL, s.medias); err != nil {
-		s.c.Close()
-		return nil, fmt.Errorf("rtsp setup %s: %w", s.addr(), err)
+	if err := c.SetupAll(desc.BaseURL, medias); err != nil {
+		c.Close()
+		return nil, nil, nil, fmt.Errorf("rtsp setup %s: %w", s.addr(), err)
 	}
-	s.c.OnPacketRTPAny(s.onRTP)
-	s.c.OnPacketRTCPAny(s.onRTCP)
-	return s, nil
+	c.OnPacketRTPAny(s.onRTP)
+	c.OnPacketRTCPAny(s.onRTCP)
+	return c, medias, index, nil
 }
 
 // play starts the flow once the outputs exist.
 func (s *rtspSource) play() error {
-	if _, err := s.c.Play(nil); err != nil {
+	if _, err := s.client().Play(nil); err != nil {
 		return fmt.Errorf("rtsp play %s: %w", s.addr(), err)
 	}
 	return nil
@@ -92,22 +117,83 @@ func (s *rtspSource) play() error {
 
 func (s *rtspSource) addr() string { return s.f.in.String() }
 
-func (s *rtspSource) close() {
-	s.closing.Store(true)
-	s.c.Close()
+func (s *rtspSource) client() *gortsplib.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
 }
 
-func (s *rtspSource) run() error {
-	err := s.c.Wait()
-	if s.closing.Load() {
-		return nil
+func (s *rtspSource) close() {
+	if s.closing.Swap(true) {
+		return
 	}
-	return fmt.Errorf("rtsp %s: %w", s.addr(), err)
+	close(s.stop)
+	s.client().Close()
+}
+
+// run waits for the session to end and opens it again while
+// RTSPReconnect allows.
+func (s *rtspSource) run() error {
+	for {
+		err := s.client().Wait()
+		if s.closing.Load() {
+			return nil
+		}
+		err = fmt.Errorf("rtsp %s: %w", s.addr(), err)
+		if s.f.RTSPReconnect <= 0 {
+			return err
+		}
+		s.f.Log.Warn("rtsp input lost: reconnecting", "from", s.addr(), "err", err, "for", s.f.RTSPReconnect)
+		if err := s.reconnect(err); err != nil {
+			return err
+		}
+	}
+}
+
+// reconnect opens the session again, with backoff, until RTSPReconnect has
+// passed since it was lost; lost is returned when it gives up.
+func (s *rtspSource) reconnect(lost error) error {
+	give := time.Now().Add(s.f.RTSPReconnect)
+	wait := rtspRetryMin
+	for tries := 1; ; tries++ {
+		c, medias, index, err := s.connect()
+		if err == nil && len(medias) != len(s.medias) {
+			c.Close()
+			err = fmt.Errorf("rtsp %s: the stream now has %d medias, it had %d: the outputs' ports no longer match",
+				s.addr(), len(medias), len(s.medias))
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.c, s.medias, s.index = c, medias, index
+			s.mu.Unlock()
+			if s.closing.Load() {
+				c.Close() // close ran before s.c was replaced
+				return nil
+			}
+			if _, err = c.Play(nil); err == nil {
+				s.f.inStats.reconnects.Add(1)
+				s.f.Log.Info("rtsp input back", "from", s.addr(), "tries", tries)
+				return nil
+			}
+			c.Close()
+			err = fmt.Errorf("rtsp play %s: %w", s.addr(), err)
+		}
+		if !time.Now().Add(wait).Before(give) {
+			return fmt.Errorf("%w; gave up reconnecting after %v (last try: %v)", lost, s.f.RTSPReconnect, err)
+		}
+		s.f.Log.Info("rtsp input: reconnect failed", "from", s.addr(), "err", err, "retry_in", wait)
+		select {
+		case <-s.stop:
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, rtspRetryMax)
+	}
 }
 
 func (s *rtspSource) onRTP(m *description.Media, _ format.Format, pkt *rtp.Packet) {
 	f := s.f
-	i := s.index[m]
+	i := s.index[m] // see index: no lock needed
 	p := f.pool.get()
 	if p == nil {
 		f.inStats.drops.Add(1)

@@ -25,6 +25,7 @@ type rtspOrigin struct {
 	media  *description.Media
 	addr   string
 	once   sync.Once
+	ready  chan struct{} // closed once stream is set: the server answers before
 }
 
 func (o *rtspOrigin) close() {
@@ -32,10 +33,12 @@ func (o *rtspOrigin) close() {
 }
 
 func (o *rtspOrigin) OnDescribe(*gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	<-o.ready
 	return &base.Response{StatusCode: base.StatusOK}, o.stream, nil
 }
 
 func (o *rtspOrigin) OnSetup(*gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	<-o.ready
 	return &base.Response{StatusCode: base.StatusOK}, o.stream, nil
 }
 
@@ -43,13 +46,16 @@ func (o *rtspOrigin) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, 
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-func newRTSPOrigin(t *testing.T) *rtspOrigin {
+func newRTSPOrigin(t *testing.T) *rtspOrigin { return newRTSPOriginAt(t, "127.0.0.1:0") }
+
+// newRTSPOriginAt listens on addr: an origin restarted where it was.
+func newRTSPOriginAt(t *testing.T, addr string) *rtspOrigin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &rtspOrigin{addr: ln.Addr().String()}
+	o := &rtspOrigin{addr: ln.Addr().String(), ready: make(chan struct{})}
 	o.srv = &gortsplib.Server{
 		Handler:     o,
 		RTSPAddress: o.addr,
@@ -82,6 +88,7 @@ func newRTSPOrigin(t *testing.T) *rtspOrigin {
 	if err := o.stream.Initialize(); err != nil {
 		t.Fatal(err)
 	}
+	close(o.ready)
 	t.Cleanup(o.close)
 	return o
 }
@@ -178,5 +185,58 @@ func TestRTSPInputEndsWhenServerGoes(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Wait did not return after the server closed")
+	}
+}
+
+// An rtsp input whose server restarts is opened again; the outputs keep
+// receiving and nothing ends.
+func TestRTSPInputReconnects(t *testing.T) {
+	o := newRTSPOrigin(t)
+	r := newReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp",
+		RTSPReconnect: time.Minute})
+	feed := func(o *rtspOrigin) func() {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); o.feed(stop) }()
+		return func() { close(stop); wg.Wait() }
+	}
+	stop := feed(o)
+	waitStats(t, f, []*receiver{r}, "20 packets", func() bool { return r.rtp.Load() >= 20 })
+	stop()
+	o.close()
+
+	o2 := newRTSPOriginAt(t, o.addr)
+	t.Cleanup(feed(o2))
+	before := r.rtp.Load()
+	waitStats(t, f, []*receiver{r}, "20 packets after the restart", func() bool { return r.rtp.Load() >= before+20 })
+	if st := f.Stats(); st.In.Reconnects != 1 {
+		t.Errorf("reconnects %d, want 1", st.In.Reconnects)
+	}
+	select {
+	case <-f.done:
+		t.Fatalf("the fanout ended: %v", f.err)
+	default:
+	}
+}
+
+// Reconnecting gives up after RTSPReconnect, with the loss and the last
+// try in the error.
+func TestRTSPInputGivesUp(t *testing.T) {
+	o := newRTSPOrigin(t)
+	r := newReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp",
+		RTSPReconnect: 600 * time.Millisecond})
+	o.close()
+	done := make(chan error, 1)
+	go func() { done <- f.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "gave up reconnecting") {
+			t.Errorf("Wait() = %v, want a gave-up error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wait did not return")
 	}
 }

@@ -15,14 +15,15 @@ type InStats struct {
 	Bytes       uint64 `json:"bytes"`
 	RTCPPackets uint64 `json:"rtcp_packets"`
 	RTCPBytes   uint64 `json:"rtcp_bytes"`
-	Gaps        uint64 `json:"gaps"`      // runs of missing RTP sequence numbers
-	Lost        uint64 `json:"lost"`      // sequence numbers missing in those runs
-	Late        uint64 `json:"late"`      // duplicated or reordered packets
-	Resyncs     uint64 `json:"resyncs"`   // SSRC changes or sequence jumps
-	Drops       uint64 `json:"drops"`     // received but dropped: no free buffer
-	Truncated   uint64 `json:"truncated"` // larger than the packet buffer, dropped
-	NonRTP      uint64 `json:"non_rtp"`   // datagrams on the RTP port that are not RTP (still relayed)
-	Errors      uint64 `json:"errors"`    // rtsp input: packets the client could not decode
+	Gaps        uint64 `json:"gaps"`       // runs of missing RTP sequence numbers
+	Lost        uint64 `json:"lost"`       // sequence numbers missing in those runs
+	Late        uint64 `json:"late"`       // duplicated or reordered packets
+	Resyncs     uint64 `json:"resyncs"`    // SSRC changes or sequence jumps
+	Drops       uint64 `json:"drops"`      // received but dropped: no free buffer
+	Truncated   uint64 `json:"truncated"`  // larger than the packet buffer, dropped
+	NonRTP      uint64 `json:"non_rtp"`    // datagrams on the RTP port that are not RTP (still relayed)
+	Errors      uint64 `json:"errors"`     // rtsp input: packets the client could not decode
+	Reconnects  uint64 `json:"reconnects"` // rtsp input: sessions opened again after a loss
 }
 
 // OutStats counts one destination.
@@ -39,6 +40,7 @@ type OutStats struct {
 type inCounters struct {
 	packets, bytes, rtcpPackets, rtcpBytes atomic.Uint64
 	drops, truncated, nonRTP, errors       atomic.Uint64
+	reconnects                             atomic.Uint64
 }
 
 // Stats returns the counters since Start.
@@ -49,6 +51,7 @@ func (f *Fanout) Stats() Stats {
 		Bytes:       c.bytes.Load(),
 		RTCPPackets: c.rtcpPackets.Load(),
 		RTCPBytes:   c.rtcpBytes.Load(),
+		Reconnects:  c.reconnects.Load(),
 		Drops:       c.drops.Load(),
 		Truncated:   c.truncated.Load(),
 		NonRTP:      c.nonRTP.Load(),
