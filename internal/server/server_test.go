@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -65,11 +66,11 @@ func TestOriginAddr(t *testing.T) {
 
 func TestFillHost(t *testing.T) {
 	tests := []struct{ addr, remote, want string }{
-		{":8554", "10.1.2.3:40000", "10.1.2.3:8554"},
-		{"0.0.0.0:8554", "10.1.2.3:40000", "10.1.2.3:8554"},
-		{"[::]:8554", "[fe80::1]:40000", "[fe80::1]:8554"},
-		{"192.168.1.5:8554", "10.1.2.3:40000", "192.168.1.5:8554"},
-		{"viewer7:8554", "10.1.2.3:40000", "viewer7:8554"},
+		{":0", "10.1.2.3:40000", "10.1.2.3:0"},
+		{"0.0.0.0:0", "10.1.2.3:40000", "10.1.2.3:0"},
+		{"[::]:0", "[fe80::1]:40000", "[fe80::1]:0"},
+		{"192.168.1.5:0", "10.1.2.3:40000", "192.168.1.5:0"},
+		{"viewer7:0", "10.1.2.3:40000", "viewer7:0"},
 		{"", "10.1.2.3:40000", ""},
 	}
 	for _, tt := range tests {
@@ -96,6 +97,13 @@ func TestRelayAddressFromConnection(t *testing.T) {
 func TestWireClient(t *testing.T) {
 	ts := startServer(t, nil)
 	ctx := context.Background()
+	// The RTSP address a relay announces must name a port; this one is
+	// bound, though the server never connects to it.
+	mediator, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mediator.Close() })
 	dial := func(id string) *wire.Client {
 		c, err := wire.Dial("tcp", ts.Addr(), guard)
 		if err != nil {
@@ -103,7 +111,7 @@ func TestWireClient(t *testing.T) {
 		}
 		cl := wire.NewClient(c)
 		t.Cleanup(func() { cl.Close() })
-		if _, err := cl.Hello(ctx, &wire.Hello{Node: id, RTSP: ":8554", Willing: true, Capacity: 1}); err != nil {
+		if _, err := cl.Hello(ctx, &wire.Hello{Node: id, RTSP: mediator.Addr().String(), Willing: true, Capacity: 1}); err != nil {
 			t.Fatal(err)
 		}
 		return cl

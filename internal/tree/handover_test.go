@@ -122,7 +122,7 @@ func TestHandoverPlan(t *testing.T) {
 				if p, ok := f.Reserved(S, m.Node); ok != (m.Target != "") || p != m.Target {
 					t.Errorf("%s: reserved %q %v, planned %q", m.Node, p, ok, m.Target)
 				}
-				if m.Target != "" && m.Target != Origin && m.RTSP != m.Target+":8554" {
+				if m.Target != "" && m.Target != Origin && m.RTSP != rtspOf(m.Target) {
 					t.Errorf("%s: rtsp %q", m.Node, m.RTSP)
 				}
 			}
@@ -281,7 +281,7 @@ func TestLeavingChildSlot(t *testing.T) {
 	if _, err := f.Join(S, "z", "a"); !errors.Is(err, ErrFull) {
 		t.Fatalf("z: %v", err)
 	}
-	res, err := f.Hello(NodeInfo{ID: "a", RTSP: "a:8554", Willing: true, Capacity: 1}, []Edge{{Stream: S, Parent: Origin}}, Repair, t0)
+	res, err := f.Hello(NodeInfo{ID: "a", RTSP: rtspOf("a"), Willing: true, Capacity: 1}, []Edge{{Stream: S, Parent: Origin}}, Repair, t0)
 	if err != nil || len(res.Orphaned) != 0 {
 		t.Fatalf("hello again: %v %+v", err, res)
 	}

@@ -17,6 +17,10 @@ var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 // forest builds a Forest from a compact spec.
 // nodes: "a:3 b:2 p:0-" (id:capacity, trailing "-" for not willing).
 // joins: "a<origin b<a" on stream S, applied in order with Join.
+// rtspOf is the mediator address test node id announces; the tree only
+// stores and hands it out, nothing listens there.
+func rtspOf(id string) string { return id + ":0" }
+
 func forest(t *testing.T, originCap int, nodes, joins string) *Forest {
 	t.Helper()
 	f := New(originCap)
@@ -25,7 +29,7 @@ func forest(t *testing.T, originCap int, nodes, joins string) *Forest {
 		willing := !strings.HasSuffix(c, "-")
 		var capacity int
 		fmt.Sscan(strings.TrimSuffix(c, "-"), &capacity)
-		if _, err := f.Hello(NodeInfo{ID: id, RTSP: id + ":8554", Willing: willing, Capacity: capacity}, nil, Repair, t0); err != nil {
+		if _, err := f.Hello(NodeInfo{ID: id, RTSP: rtspOf(id), Willing: willing, Capacity: capacity}, nil, Repair, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -271,7 +275,7 @@ func TestCandidateFields(t *testing.T) {
 	got := f.Candidates(S, "x", nil, 5)
 	want := []Candidate{
 		{ID: Origin, Level: 0, Clients: 1, Capacity: 3},
-		{ID: "a", RTSP: "a:8554", Level: 1, Clients: 0, Capacity: 4, CPU: 0.5},
+		{ID: "a", RTSP: rtspOf("a"), Level: 1, Clients: 0, Capacity: 4, CPU: 0.5},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
@@ -450,7 +454,7 @@ func hello(t *testing.T, f *Forest, h helloSpec) Result {
 	if h.parent != "" {
 		edges = []Edge{{Stream: S, Node: h.id, Parent: h.parent}}
 	}
-	res, err := f.Hello(NodeInfo{ID: h.id, RTSP: h.id + ":8554", Willing: true, Capacity: h.capacity}, edges, Repair, t0)
+	res, err := f.Hello(NodeInfo{ID: h.id, RTSP: rtspOf(h.id), Willing: true, Capacity: h.capacity}, edges, Repair, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -788,7 +792,7 @@ func TestGradualKeepsOldSlots(t *testing.T) {
 	if _, err := f2.Join(S, "a", Origin); err != nil {
 		t.Fatal(err)
 	}
-	f2.Hello(NodeInfo{ID: "x", RTSP: "x:8554", Willing: true, Capacity: 1}, nil, Gradual, t0)
+	f2.Hello(NodeInfo{ID: "x", RTSP: rtspOf("x"), Willing: true, Capacity: 1}, nil, Gradual, t0)
 	if _, err := f2.Join(S, "x", "a"); !errors.Is(err, ErrFull) {
 		t.Fatalf("x took a1's kept slot: %v", err)
 	}
