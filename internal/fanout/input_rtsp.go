@@ -1,9 +1,9 @@
 package fanout
 
 import (
+	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -12,16 +12,18 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/ocm-overlay/ocm/internal/retry"
 )
 
 // rtspSource pulls every media of an RTSP URL; media i goes to the
 // destinations' port+2i (RTP) and port+2i+1 (RTCP). A lost session is
 // opened again for up to Fanout.RTSPReconnect.
 type rtspSource struct {
-	f       *Fanout
-	u       *base.URL
-	closing atomic.Bool
-	stop    chan struct{} // closed by close
+	f      *Fanout
+	u      *base.URL
+	ctx    context.Context // ended by close
+	cancel context.CancelFunc
 
 	mu     sync.Mutex
 	c      *gortsplib.Client
@@ -30,12 +32,6 @@ type rtspSource struct {
 	// no client is playing (before Play).
 	index map[*description.Media]int
 }
-
-// rtspRetryMin and rtspRetryMax bound the wait between reconnections.
-const (
-	rtspRetryMin = 250 * time.Millisecond
-	rtspRetryMax = 5 * time.Second
-)
 
 func openRTSP(f *Fanout) (*rtspSource, error) {
 	u, err := base.ParseURL(f.in.URL)
@@ -49,7 +45,8 @@ func openRTSP(f *Fanout) (*rtspSource, error) {
 			return nil, fmt.Errorf("rtsp transport %q: want udp, tcp or multicast", f.RTSPTransport)
 		}
 	}
-	s := &rtspSource{f: f, u: u, stop: make(chan struct{})}
+	s := &rtspSource{f: f, u: u}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	c, medias, index, err := s.connect()
 	if err != nil {
 		return nil, err
@@ -124,10 +121,7 @@ func (s *rtspSource) client() *gortsplib.Client {
 }
 
 func (s *rtspSource) close() {
-	if s.closing.Swap(true) {
-		return
-	}
-	close(s.stop)
+	s.cancel()
 	s.client().Close()
 }
 
@@ -136,7 +130,7 @@ func (s *rtspSource) close() {
 func (s *rtspSource) run() error {
 	for {
 		err := s.client().Wait()
-		if s.closing.Load() {
+		if s.ctx.Err() != nil {
 			return nil
 		}
 		err = fmt.Errorf("rtsp %s: %w", s.addr(), err)
@@ -154,7 +148,7 @@ func (s *rtspSource) run() error {
 // passed since it was lost; lost is returned when it gives up.
 func (s *rtspSource) reconnect(lost error) error {
 	give := time.Now().Add(s.f.RTSPReconnect)
-	wait := rtspRetryMin
+	backoff := retry.Backoff{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 	for tries := 1; ; tries++ {
 		c, medias, index, err := s.connect()
 		if err == nil && len(medias) != len(s.medias) {
@@ -166,7 +160,7 @@ func (s *rtspSource) reconnect(lost error) error {
 			s.mu.Lock()
 			s.c, s.medias, s.index = c, medias, index
 			s.mu.Unlock()
-			if s.closing.Load() {
+			if s.ctx.Err() != nil {
 				c.Close() // close ran before s.c was replaced
 				return nil
 			}
@@ -178,16 +172,14 @@ func (s *rtspSource) reconnect(lost error) error {
 			c.Close()
 			err = fmt.Errorf("rtsp play %s: %w", s.addr(), err)
 		}
+		wait := backoff.Next()
 		if !time.Now().Add(wait).Before(give) {
 			return fmt.Errorf("%w; gave up reconnecting after %v (last try: %v)", lost, s.f.RTSPReconnect, err)
 		}
 		s.f.Log.Info("rtsp input: reconnect failed", "from", s.addr(), "err", err, "retry_in", wait)
-		select {
-		case <-s.stop:
+		if !retry.Sleep(s.ctx, wait) {
 			return nil
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, rtspRetryMax)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
+
+	"github.com/ocm-overlay/ocm/internal/retry"
 )
 
 // During a make-before-break switch, an old upstream silent for oldStalled
@@ -172,7 +174,7 @@ func (r *relay) run() {
 	defer r.shutdown()
 
 	var exclude []string
-	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
+	backoff := retry.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second, Immediate: true, Jitter: true}
 	first := true
 	for r.ctx.Err() == nil {
 		up, p, err := r.connect(exclude)
@@ -187,9 +189,9 @@ func (r *relay) run() {
 			if up.Addr != "" && !slices.Contains(exclude, up.Addr) {
 				exclude = append(exclude, up.Addr)
 			}
-			d := backoff.next()
+			d := backoff.Next()
 			r.log.Warn("upstream failed, retrying", "upstream", up.URL, "err", err, "retry_in", d)
-			if !sleepCtx(r.ctx, d) {
+			if !retry.Sleep(r.ctx, d) {
 				return
 			}
 			continue
@@ -207,7 +209,7 @@ func (r *relay) run() {
 		r.log.Warn("upstream lost", "upstream", lost.URL, "err", err)
 		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "lost", "upstream": lost.URL, "reason": err.Error()})
 		if time.Since(started) > 10*time.Second {
-			backoff.reset()
+			backoff.Reset()
 			exclude = exclude[:0]
 		}
 		if lost.Addr != "" && !slices.Contains(exclude, lost.Addr) {
@@ -442,15 +444,4 @@ func payloadTypes(desc *description.Session) []map[uint8]bool {
 		}
 	}
 	return out
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/retry"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -20,7 +21,7 @@ func (r *Relay) acceptControl() {
 				return
 			}
 			r.Log.Warn("control accept", "err", err)
-			if !sleepCtx(r.ctx, 50*time.Millisecond) {
+			if !retry.Sleep(r.ctx, 50*time.Millisecond) {
 				return
 			}
 			continue

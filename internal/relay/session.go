@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/retry"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -129,20 +130,19 @@ func (s *session) close() {
 // With no --server it waits until a resolve names the origin host.
 func (r *Relay) keepServer() {
 	defer r.wg.Done()
-	delay := 100 * time.Millisecond
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
 	for r.ctx.Err() == nil {
 		sess, err := r.ensureSession(r.ctx)
 		if sess == nil {
 			if err != nil {
 				r.Log.Debug("no ocm-server session", "err", err)
 			}
-			if !sleepCtx(r.ctx, delay) {
+			if !retry.Sleep(r.ctx, backoff.Next()) {
 				return
 			}
-			delay = min(delay*2, 2*time.Second)
 			continue
 		}
-		delay = 100 * time.Millisecond
+		backoff.Reset()
 		<-sess.done
 	}
 }
@@ -198,15 +198,4 @@ func (r *Relay) ensureSession(ctx context.Context) (*session, error) {
 		}
 	}()
 	return sess, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
