@@ -17,13 +17,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/netnstest"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 func buildBinary(t *testing.T) string {
@@ -39,36 +39,19 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running rtp-fanout (or anything printing JSON lines).
 type proc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan map[string]any
-	stderr *syncBuffer
+	stderr *testutil.Buffer
 	exited chan struct{}
 	err    error
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), lines: make(chan map[string]any, 1000), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: exec.Command(name, args...), lines: make(chan map[string]any, 1000), stderr: &testutil.Buffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	// Through an io.Pipe, Wait returns only once all output is copied, so
 	// the last lines are not lost.

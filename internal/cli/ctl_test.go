@@ -21,6 +21,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/ctlapi"
 	"github.com/ocm-overlay/ocm/internal/server"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -617,7 +618,7 @@ func TestCtlWatch(t *testing.T) {
 	// Until interrupted: the end of the context is a normal end.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var buf syncBuf
+	var buf testutil.Buffer
 	go func() {
 		cmd := NewCtlCommand()
 		cmd.SetOut(&buf)
@@ -647,23 +648,6 @@ func TestCtlWatch(t *testing.T) {
 			t.Errorf("watch %v: no error", args)
 		}
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestCtlURL(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/server"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -105,50 +106,6 @@ func containsAll(s string, subs []string) bool {
 		}
 	}
 	return true
-}
-
-// syncBuffer is an io.Writer safe for concurrent use, for event writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// events decodes the event lines written so far.
-func (b *syncBuffer) events(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	s := b.buf.String()
-	b.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("event line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// find returns the events named name.
-func (b *syncBuffer) find(t *testing.T, name string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, e := range b.events(t) {
-		if e["event"] == name {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // rtspResponder is a TCP listener that answers every RTSP request it reads
@@ -260,7 +217,7 @@ func refusingAddr(t *testing.T) string {
 // testServer is a real in-process ocm-server.
 type testServer struct {
 	*server.Server
-	events *syncBuffer
+	events *testutil.Buffer
 }
 
 // startServer starts an ocm-server on 127.0.0.1:0 with the given recovery
@@ -270,7 +227,7 @@ type testServer struct {
 func startServer(t *testing.T, policy tree.Policy, mod func(*server.Server)) *testServer {
 	t.Helper()
 	lb := newLogBuffer(t)
-	ts := &testServer{events: &syncBuffer{}}
+	ts := &testServer{events: &testutil.Buffer{}}
 	ts.Server = &server.Server{
 		Listen:    "127.0.0.1:0",
 		HTTP:      "127.0.0.1:0",
@@ -351,14 +308,14 @@ func shape(snap tree.TreeSnapshot) string {
 type testRelay struct {
 	*Relay
 	log    *logBuffer
-	events *syncBuffer
+	events *testutil.Buffer
 }
 
 // startRelay starts a willing relay with capacity 4 on 127.0.0.1:0 (control
 // and probe) talking to serverAddr; mod may change it before Start.
 func startRelay(t *testing.T, id, serverAddr string, mod func(*Relay)) *testRelay {
 	t.Helper()
-	tr := &testRelay{log: newLogBuffer(t), events: &syncBuffer{}}
+	tr := &testRelay{log: newLogBuffer(t), events: &testutil.Buffer{}}
 	tr.Relay = &Relay{
 		Server:   serverAddr,
 		Control:  "127.0.0.1:0",

@@ -73,15 +73,15 @@ func TestResolveOriginOnly(t *testing.T) {
 			}
 
 			// The session announced the policy; the join was reported.
-			conn := r.events.find(t, "server")
+			conn := r.events.Find(t, "server")
 			if len(conn) == 0 || conn[0]["state"] != "connected" || conn[0]["recovery"] != string(policy) {
 				t.Errorf("server events = %v, want connected with recovery %s", conn, policy)
 			}
-			joined := r.events.find(t, "joined")
+			joined := r.events.Find(t, "joined")
 			if len(joined) != 1 || joined[0]["parent"] != wire.OriginID || joined[0]["level"] != 1.0 {
 				t.Errorf("joined events = %v, want one under origin at level 1", joined)
 			}
-			if fb := r.events.find(t, "fallback"); len(fb) != 0 {
+			if fb := r.events.Find(t, "fallback"); len(fb) != 0 {
 				t.Errorf("fallback with a server up: %v", fb)
 			}
 		})
@@ -107,7 +107,7 @@ func TestResolveRelayCandidate(t *testing.T) {
 	if got := shape(srv.tree(t, stream)); got != "a<origin@1 b<a@2" {
 		t.Errorf("tree = %q, want a<origin@1 b<a@2", got)
 	}
-	joined := b.events.find(t, "joined")
+	joined := b.events.Find(t, "joined")
 	if len(joined) != 1 || joined[0]["parent"] != "a" || joined[0]["level"] != 2.0 || joined[0]["upstream"] != upB.URL {
 		t.Errorf("b: joined events = %v, want one under a at level 2", joined)
 	}
@@ -175,14 +175,14 @@ func TestResolveFallback(t *testing.T) {
 			if want := originUp(origin.Addr()); up != want {
 				t.Fatalf("upstream = %+v, want %+v", up, want)
 			}
-			fb := a.events.find(t, "fallback")
+			fb := a.events.Find(t, "fallback")
 			if len(fb) != 1 || fb[0]["stream"] != stream {
 				t.Fatalf("fallback events = %v, want one for %s", fb, stream)
 			}
 			if reason, _ := fb[0]["reason"].(string); !strings.Contains(reason, tc.reason) {
 				t.Errorf("fallback reason = %q, want it to mention %q", reason, tc.reason)
 			}
-			if j := a.events.find(t, "joined"); len(j) != 0 {
+			if j := a.events.Find(t, "joined"); len(j) != 0 {
 				t.Errorf("joined without a server: %v", j)
 			}
 		})
@@ -402,11 +402,11 @@ func TestLeaveHandsChildOver(t *testing.T) {
 	if got := shape(srv.tree(t, stream)); got != "b<origin@1" {
 		t.Errorf("tree = %q, want b<origin@1", got)
 	}
-	done := srv.events.find(t, "handover_done")
+	done := srv.events.Find(t, "handover_done")
 	if len(done) != 1 || done[0]["node"] != "a" || done[0]["result"] != "switched" {
 		t.Errorf("handover_done events = %v, want a switched", done)
 	}
-	if l := a.events.find(t, "left"); len(l) != 1 {
+	if l := a.events.Find(t, "left"); len(l) != 1 {
 		t.Errorf("a: left events = %v, want one", l)
 	}
 	a.log.mu.Lock()
@@ -447,7 +447,7 @@ func TestParentFailure(t *testing.T) {
 			}
 			a.Close()
 			waitUntil(t, "server notices a failed", func() bool {
-				for _, e := range srv.events.find(t, "node_failed") {
+				for _, e := range srv.events.Find(t, "node_failed") {
 					if e["node"] == "a" {
 						return true
 					}
@@ -541,7 +541,7 @@ func TestReconnectForStreamLeft(t *testing.T) {
 	})
 	a, _ := join(t, "a", fs.Addr(), stream, nil)
 	a.med.send(control.Msg{Op: control.OpInactive, Stream: stream})
-	waitUntil(t, "left sent and acked", func() bool { return len(a.events.find(t, "left")) == 1 })
+	waitUntil(t, "left sent and acked", func() bool { return len(a.events.Find(t, "left")) == 1 })
 
 	// As session.push would, but synchronously: when it returns, the
 	// relay has decided.
@@ -682,7 +682,7 @@ func TestActive(t *testing.T) {
 		if want := originUp(origin.Addr()); up != want {
 			t.Fatalf("upstream = %+v, want %+v", up, want)
 		}
-		if fb := a.events.find(t, "fallback"); len(fb) != 1 {
+		if fb := a.events.Find(t, "fallback"); len(fb) != 1 {
 			t.Fatalf("fallback events = %v, want one", fb)
 		}
 		a.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})

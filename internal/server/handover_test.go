@@ -67,17 +67,6 @@ func (r *relay) follow(rc *wire.Reconnect) {
 	r.mustJoin(rc.Stream, rc.Target)
 }
 
-func (ts *testServer) eventsOf(t *testing.T, name string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, ev := range ts.events.events(t) {
-		if ev["event"] == name {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
 // A relay leaving a stream it serves children on: each child is sent a
 // target (never its own subtree; the leaving relay's slot at the origin
 // goes to one of them; reserved, so a newcomer cannot take it), the
@@ -189,7 +178,7 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 					t.Fatalf("%s told %v after the handover", r.id, got)
 				}
 			}
-			if evs := ts.eventsOf(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "switched" {
+			if evs := ts.events.Find(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "switched" {
 				t.Fatalf("handover_done events %v", evs)
 			}
 			// L closes after the ack: a clean leave, nobody told.
@@ -233,7 +222,7 @@ func TestHandoverTimeout(t *testing.T) {
 		t.Fatalf("shape %q, want %q", got, want)
 	}
 	ts.validate(t)
-	if evs := ts.eventsOf(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "timeout" {
+	if evs := ts.events.Find(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "timeout" {
 		t.Fatalf("handover_done events %v", evs)
 	}
 	// The promised slot is free again: c2 joins the origin's last but one.
@@ -296,7 +285,7 @@ func TestHandoverLeavingNodeFails(t *testing.T) {
 			t.Fatalf("handovers %+v", st.handovers)
 		}
 	})
-	if evs := ts.eventsOf(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "gone" {
+	if evs := ts.events.Find(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "gone" {
 		t.Fatalf("handover_done events %v", evs)
 	}
 	ts.validate(t)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -47,52 +47,17 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer is an io.Writer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// events returns the decoded event lines.
-func (b *syncBuffer) events(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("event line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 type testServer struct {
 	*Server
 	clock  *clock
-	events *syncBuffer
+	events *testutil.Buffer
 }
 
 // startServer starts a server on 127.0.0.1:0 with a fake clock and a
 // heartbeat so long that only explicit sweeps fail nodes.
 func startServer(t *testing.T, mod func(*Server)) *testServer {
 	t.Helper()
-	ts := &testServer{clock: newClock(), events: &syncBuffer{}}
+	ts := &testServer{clock: newClock(), events: &testutil.Buffer{}}
 	ts.Server = &Server{
 		Listen:    "127.0.0.1:0",
 		HTTP:      "127.0.0.1:0",
@@ -165,7 +130,7 @@ func (ts *testServer) waitEvent(t *testing.T, name, node string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		for _, ev := range ts.events.events(t) {
+		for _, ev := range ts.events.Events(t) {
 			if ev["event"] == name && ev["node"] == node {
 				return
 			}

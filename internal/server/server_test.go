@@ -294,7 +294,7 @@ func TestDroppedMidMessageRepairs(t *testing.T) {
 		t.Fatalf("shape %q, want %q", got, want)
 	}
 	var failed bool
-	for _, ev := range ts.events.events(t) {
+	for _, ev := range ts.events.Events(t) {
 		if ev["event"] == "node_failed" && ev["node"] == "a" && ev["cause"] == "closed mid-message" {
 			failed = true
 		}
@@ -773,7 +773,7 @@ func TestHTTPAPI(t *testing.T) {
 func TestReadyEventFirst(t *testing.T) {
 	ts := startServer(t, nil)
 	newRelay(t, "a", 1).dial(ts.Addr(), "")
-	evs := ts.events.events(t)
+	evs := ts.events.Events(t)
 	if evs[0]["event"] != "ready" || evs[0]["ocm"] != ts.Addr() || evs[0]["http"] != ts.HTTPAddr() {
 		t.Fatalf("first event %+v", evs[0])
 	}
