@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // fanoutRun is one in-process rtp-fanout with its stdin, stdout lines and
@@ -23,27 +25,10 @@ import (
 type fanoutRun struct {
 	stdin  *io.PipeWriter
 	lines  chan map[string]any
-	stderr *fanoutSyncBuffer
+	stderr *testutil.Buffer
 	done   chan struct{} // closed when the command returned
 	err    error
 	cancel context.CancelFunc
-}
-
-type fanoutSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *fanoutSyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *fanoutSyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startFanoutCmd(t *testing.T, args ...string) *fanoutRun {
@@ -51,7 +36,7 @@ func startFanoutCmd(t *testing.T, args ...string) *fanoutRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	r := &fanoutRun{stdin: inW, lines: make(chan map[string]any, 1000), stderr: &fanoutSyncBuffer{}, done: make(chan struct{}), cancel: cancel}
+	r := &fanoutRun{stdin: inW, lines: make(chan map[string]any, 1000), stderr: &testutil.Buffer{}, done: make(chan struct{}), cancel: cancel}
 	cmd := NewFanoutCommand()
 	cmd.SetArgs(args)
 	cmd.SetIn(inR)
