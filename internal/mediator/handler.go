@@ -49,8 +49,16 @@ func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx)
 		}
 	case *local:
 		if closing != nil {
-			m.Log.Info("publisher left", "path", "/"+s.name, "err", ctx.Error)
-			m.Events.Emit("publisher", map[string]any{"path": "/" + s.name, "state": "left"})
+			if n := s.pktsIn.Load(); n == 0 {
+				// ffmpeg announces and records even when its RTP muxer
+				// then refuses the stream (an MJPEG stream that is not
+				// RFC 2435 JPEG, say): say so, not just "not in use".
+				m.Log.Warn("publisher left without sending a packet; see the publisher's own log",
+					"path", "/"+s.name, "err", ctx.Error)
+			} else {
+				m.Log.Info("publisher left", "path", "/"+s.name, "packets", n, "err", ctx.Error)
+			}
+			m.Events.Emit("publisher", map[string]any{"path": "/" + s.name, "state": "left", "packets": s.pktsIn.Load()})
 			s.close()
 		} else {
 			s.readers.Add(-1)
@@ -71,9 +79,20 @@ func fanOf(s any) *tcpFan {
 }
 
 // OnDescribe serves local streams by path and relays enhanced requests.
+// The answer's SDP is ours, with absolute control URLs (describe.go), so
+// every player sets up every track on the path it described.
 func (m *Mediator) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	res, ss, _ := m.find(ctx.Request, ctx.Path, ctx.Query)
-	return res, ss, nil
+	if ss == nil || res.StatusCode != base.StatusOK {
+		return res, ss, nil
+	}
+	body, err := describeSDP(ss.Desc, ctx.Request.URL, ctx.Path, ctx.Query)
+	if err != nil {
+		m.Log.Warn("cannot describe", "url", ctx.Request.URL.String(), "err", err)
+		return errorResponse(base.StatusInternalServerError, "cannot write the stream's SDP"), nil, nil
+	}
+	res.Body = body
+	return res, nil, nil
 }
 
 // OnSetup attaches the session to the stream as a reader, or accepts the
