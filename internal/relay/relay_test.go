@@ -753,3 +753,26 @@ func TestControlBadInput(t *testing.T) {
 		t.Fatalf("hello after bad input = %+v, %v", m, err)
 	}
 }
+
+// TestResolvePassesOverLiar: a candidate whose probe answer claims level
+// 0, a thousand free slots and an idle CPU is scored with the level and
+// load in the server's candidate list, so the relay joins the honest
+// candidate closer to the origin.
+func TestResolvePassesOverLiar(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	honestRTSP, liarRTSP := startRTSP(t).Addr(), startRTSP(t).Addr()
+	honest := startProbeResponder(t, probe.Info{Node: "honest", Clients: 1, Level: 1, Cores: 4, CPU: 0.3, Willing: true, FreeCapacity: 3})
+	liar := startProbeResponder(t, probe.Info{Node: "liar", Level: 0, Cores: 64, CPU: 0, Willing: true, FreeCapacity: 1000})
+	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate {
+		return []wire.Candidate{
+			{Node: "honest", RTSP: honestRTSP, Probe: honest.Addr(), Level: 1, Clients: 1, Capacity: 4},
+			{Node: "liar", RTSP: liarRTSP, Probe: liar.Addr(), Level: 3, Clients: 2, Capacity: 4},
+		}
+	})
+	a, up := join(t, "a", fs.Addr(), stream, nil)
+	if up.Node != "honest" || up.Addr != honestRTSP {
+		t.Fatalf("upstream = %+v, want honest at %s", up, honestRTSP)
+	}
+	a.log.wait(t, "contradicts ocm-server", "candidate=liar", "level 0 (server: 3)")
+}
