@@ -776,3 +776,30 @@ func TestResolvePassesOverLiar(t *testing.T) {
 	}
 	a.log.wait(t, "contradicts ocm-server", "candidate=liar", "level 0 (server: 3)")
 }
+
+// TestDuplicateNodeIDLogged: a relay started with the node id of one
+// already connected is refused by the server, and says so in its log and
+// events (once, while it keeps retrying); the first relay keeps its place.
+func TestDuplicateNodeIDLogged(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	srv := startServer(t, tree.Repair, nil)
+	join(t, "a", srv.Addr(), stream, nil)
+	second := startRelay(t, "a", srv.Addr(), func(r *Relay) { r.RTSP = "127.0.0.1:6554" })
+	line := second.log.wait(t, "refuses our node id", "node=a")
+	t.Logf("logged: %s", line)
+	if !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "--node-id") {
+		t.Errorf("refusal logged as %q, want an error naming --node-id", line)
+	}
+	waitUntil(t, "the refused event", func() bool {
+		for _, ev := range second.events.Find(t, "server") {
+			if ev["state"] == "refused" && ev["code"] == wire.CodeDuplicateNode {
+				return true
+			}
+		}
+		return false
+	})
+	if got := shape(srv.tree(t, stream)); got != "a<origin@1" {
+		t.Errorf("tree = %q, want a<origin@1", got)
+	}
+}

@@ -164,6 +164,21 @@ func (ts *testServer) getJSON(t *testing.T, path string, v any) int {
 	return resp.StatusCode
 }
 
+// metrics scrapes /metrics.
+func (ts *testServer) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(ts.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(body)
+}
+
 func (ts *testServer) post(t *testing.T, path string, v any) int {
 	t.Helper()
 	resp, err := http.Post(ts.url(path), "", nil)

@@ -11,7 +11,8 @@
 // tree_joined, tree_left, tree_pending, tree_orphaned, tree_removed,
 // join_rejected, reconnect_sent, drain_sent, handover_started,
 // handover_done, policy_changed and rejected (bad input from a
-// connection).
+// connection, or a hello with the node id of a live connection: refused
+// with duplicate_node, the live one untouched).
 //
 // HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
 //
@@ -109,6 +110,9 @@ type Server struct {
 	// ListenFunc opens the listeners; nil: net.Listen.
 	ListenFunc func(network, addr string) (net.Listener, error)
 
+	// duplicateGrace is duplicateGrace unless a test shortens it.
+	duplicateGrace time.Duration
+
 	ln      net.Listener
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -172,6 +176,9 @@ func (s *Server) fill() error {
 	}
 	if s.OriginCapacity < 0 {
 		s.OriginCapacity = 0
+	}
+	if s.duplicateGrace <= 0 {
+		s.duplicateGrace = duplicateGrace
 	}
 	if s.MaxLine <= 0 {
 		s.MaxLine = wire.MaxLineLen

@@ -613,26 +613,89 @@ func TestRestartRebuilds(t *testing.T) {
 	}
 }
 
-// A relay reconnecting while its old connection is still registered
-// replaces it without disturbing its children.
-func TestReplacedConnection(t *testing.T) {
-	ts := startServer(t, nil)
+// TestDuplicateNodeRefused: a hello with the node id of a live session
+// (a token holder impersonating a relay) is refused and closed, again and
+// again, and the legitimate relay never notices: same connection, same
+// tree, its child told nothing.
+func TestDuplicateNodeRefused(t *testing.T) {
+	// Each refusal first waits for the live connection to end; not long
+	// here, as it never does.
+	ts := startServer(t, func(s *Server) { s.duplicateGrace = 20 * time.Millisecond })
 	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
 	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
 	a.mustJoin(stream, "origin")
 	b.mustJoin(stream, "a")
-	old := a.c
-	a2 := newRelay(t, "a", 2)
-	a2.parents = a.parents
-	a2.dial(ts.Addr(), "")
-	a.c = old
-	if e := a.waitClosed(); e == nil || e.Code != wire.CodeReplaced {
-		t.Fatalf("old connection got %+v", e)
+	const attempts = 20
+	for i := range attempts {
+		imp := newRelay(t, "a", 100)
+		imp.rtsp = "127.0.0.1:6666"
+		reply, err := imp.connect(ts.Addr(), "")
+		if err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		e, ok := reply.Body.(*wire.Error)
+		if !ok || e.Code != wire.CodeDuplicateNode || reply.Re == 0 {
+			t.Fatalf("attempt %d: impostor's hello answered by %s %+v, want error %s", i, reply.Type, reply.Body, wire.CodeDuplicateNode)
+		}
+		if i == 0 {
+			t.Logf("refusal: %s", e.Message)
+			if !strings.Contains(e.Message, `"a"`) {
+				t.Errorf("refusal %q does not name the node id", e.Message)
+			}
+		}
+		if last := imp.waitClosed(); last != nil {
+			t.Fatalf("attempt %d: more after the refusal: %+v", i, last)
+		}
+	}
+	a.sync() // the first connection still works
+	if len(a.pushed) != 0 {
+		t.Fatalf("a was sent %+v", a.pushed)
 	}
 	if got := b.reconnects(); len(got) != 0 {
 		t.Fatalf("b told %v", got)
 	}
 	if got := ts.shape(t, stream); got != "a<origin@1 b<a@2" {
+		t.Fatalf("shape %q", got)
+	}
+	var nodes []api.Node
+	ts.getJSON(t, "/api/v1/nodes", &nodes)
+	for _, n := range nodes {
+		if n.ID == "a" && (n.RTSP != a.rtsp || n.Capacity != 2) {
+			t.Fatalf("a's entry changed: %+v", n)
+		}
+	}
+	for _, ev := range ts.events.Events(t) {
+		if ev["event"] == "node_replaced" || ev["event"] == "node_failed" {
+			t.Fatalf("event %v", ev)
+		}
+	}
+	body := ts.metrics(t)
+	if want := fmt.Sprintf(`ocm_rejected_inputs_total{code="duplicate_node"} %d`, attempts); !strings.Contains(body, want) {
+		t.Errorf("metrics lack %q:\n%s", want, body)
+	}
+	ts.validate(t)
+}
+
+// A relay that closes its connection and says hello again at once (its
+// reconnect) is welcomed, never refused as a duplicate: the server waits
+// for the old connection's close it has not read yet. Whether the node
+// failed in between or its edges were kept depends on which the server
+// read first; its hello declares them again either way.
+func TestReconnectNotRefused(t *testing.T) {
+	ts := startServer(t, nil)
+	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
+	a.mustJoin(stream, "origin")
+	for i := range 10 {
+		a.c.Close()
+		reply, err := a.connect(ts.Addr(), "")
+		if err != nil {
+			t.Fatalf("reconnect %d: %v", i, err)
+		}
+		if _, ok := reply.Body.(*wire.Welcome); !ok {
+			t.Fatalf("reconnect %d answered by %s %+v", i, reply.Type, reply.Body)
+		}
+	}
+	if got := ts.shape(t, stream); got != "a<origin@1" {
 		t.Fatalf("shape %q", got)
 	}
 	ts.validate(t)
@@ -755,15 +818,10 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatalf("b told %v under drop", got)
 	}
 
-	resp, err := http.Get(ts.url("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := ts.metrics(t)
 	for _, want := range []string{"ocm_nodes 3", `ocm_reconnects_sent_total{reason="operator"} 2`,
 		`ocm_node_failures_total{cause="kicked"} 1`, "ocm_joins_total 3"} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}

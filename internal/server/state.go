@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -192,11 +193,25 @@ func (st *state) removeNode(ss *session, cause string, clean bool) {
 }
 
 // hello registers a session's node, answers welcome, and rebuilds its
-// declared edges.
-func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
+// declared edges. A hello with the node id of a live session is refused
+// (the error is queued on ss, which then closes) and the live session is
+// left untouched; a session whose connection is already ending is
+// replaced, the node's edges kept: that is a relay reconnecting. It
+// reports whether ss was welcomed.
+func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 	now := st.s.Now()
 	ss.lastSeen, ss.since = now, now
-	if old := st.sessions[h.Node]; old != nil {
+	if old := st.sessions[h.Node]; old != nil && old.alive() {
+		// The live connection's address is for the operator, not the
+		// wire: the newcomer may be an impostor.
+		msg := fmt.Sprintf("node id %q is in use by a live connection: each relay needs its own --node-id", h.Node)
+		ss.replyAndClose(re, &wire.Error{Code: wire.CodeDuplicateNode, Message: msg})
+		st.m.rejected.inc(wire.CodeDuplicateNode)
+		st.s.Events.Emit("rejected", map[string]any{"remote": ss.remote, "code": wire.CodeDuplicateNode, "node": h.Node,
+			"live_remote": old.remote, "message": msg})
+		ss.log.Warn("hello refused: node id in use", "live_remote", old.remote)
+		return false
+	} else if old != nil {
 		ss.drained = old.drained // a drained relay reconnecting is still leaving
 		old.sendAndClose(&wire.Error{Code: wire.CodeReplaced, Message: "a newer connection said hello as " + h.Node})
 		st.s.Events.Emit("node_replaced", map[string]any{"node": h.Node, "old_remote": old.remote, "remote": ss.remote})
@@ -213,7 +228,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
 	if err != nil { // wire validation makes this unreachable
 		delete(st.sessions, h.Node)
 		ss.sendAndClose(&wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
-		return
+		return false
 	}
 	ss.reply(re, &wire.Welcome{
 		Node: h.Node, Recovery: string(st.policy), Server: "ocm-server",
@@ -227,6 +242,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
 	})
 	ss.log.Info("hello", "rtsp", info.RTSP, "willing", h.Willing, "capacity", h.Capacity, "streams", len(h.Streams))
 	st.apply(res, "hello from "+h.Node)
+	return true
 }
 
 // handle answers one message of an established session.

@@ -62,7 +62,8 @@ const (
 	CodeNotInStream   = "not_in_stream"  // left: the node is not in that stream's tree
 	CodeBadStream     = "bad_stream"     // the stream key is not an rtsp:// origin URL
 	CodeKicked        = "kicked"         // an operator removed the node; connection closed
-	CodeReplaced      = "replaced"       // a newer connection said hello with this node id
+	CodeReplaced      = "replaced"       // a newer connection said hello with this node id (older servers)
+	CodeDuplicateNode = "duplicate_node" // hello: another live connection has this node id; connection closed
 	CodeShutdown      = "shutdown"       // the server is stopping
 	CodeInternal      = "internal"
 )

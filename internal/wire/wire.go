@@ -24,10 +24,14 @@
 //
 //  1. Connect, send hello (with the token if the server has one). The
 //     server answers welcome (re = hello's id), or error then close
-//     (codes unauthorized, version, bad_request, expected_hello). Node ids
-//     must be unique: a second connection saying hello with the same id
-//     replaces the first, which receives error "replaced" and is closed
-//     (the node's tree edges are kept: that is how a relay reconnects).
+//     (codes unauthorized, version, bad_request, expected_hello,
+//     duplicate_node). Node ids must be unique: a hello with the id of a
+//     connection that is still alive is refused (duplicate_node) and the
+//     first connection is left untouched. A relay reconnecting closes its
+//     old connection first: a hello arriving while the server has not yet
+//     seen that close waits a moment for it, then takes the node's place
+//     with its tree edges kept. A connection that died silently holds its
+//     id until the server notices (MissedHeartbeats heartbeat intervals).
 //     The welcome announces the recovery policy in force (Recovery*) and
 //     its timings. Under repair and drop, a relay whose upstream stalls
 //     rejoins by itself at once. Under reconnect and gradual it waits for
