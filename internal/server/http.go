@@ -85,7 +85,7 @@ func (s *Server) handler() http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		st.fail(ss, "kicked", &wire.Error{Code: wire.CodeKicked, Message: "removed by an operator"})
+		st.fail(ss, ending{cause: causeKicked}, &wire.Error{Code: wire.CodeKicked, Message: "removed by an operator"})
 		return api.Sent{Sent: []api.Target{{Node: ss.node, Type: wire.TypeError}}}, nil
 	}))
 	mux.HandleFunc("POST /api/v1/drain", s.api(func(r *http.Request, st *state) (any, error) {

@@ -24,8 +24,12 @@ type labelled map[string]uint64
 func (l labelled) inc(v string) { l[v]++ }
 
 func newMetrics() metrics {
-	return metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{},
+	m := metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{},
 		handovers: labelled{}}
+	for _, c := range failureCauses { // a fixed set: every series exists from the start
+		m.failures[c] = 0
+	}
+	return m
 }
 
 // snapshot is what /metrics needs, copied out of the state goroutine.

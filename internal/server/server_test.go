@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -908,4 +910,64 @@ func TestReportReattachesDropped(t *testing.T) {
 		t.Fatalf("tree %q, want c back under b", got)
 	}
 	ts.validate(t)
+}
+
+// TestFailureCausesFixed: connections that end in errors carrying
+// addresses (resets from many ports) are counted under a fixed set of
+// causes, never one series per error text; the text is in the event.
+func TestFailureCausesFixed(t *testing.T) {
+	ts := startServer(t, nil)
+	const n = 12
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		r := newRelay(t, id, 2).dial(ts.Addr(), "")
+		r.mustJoin(stream, "origin")
+		if i%2 == 0 {
+			// A reset: the error's text has both addresses in it.
+			if err := r.nc.(*net.TCPConn).SetLinger(0); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// Half a message, then the end.
+			if _, err := r.nc.Write([]byte(`{"v":1,"type":"heartb`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.nc.Close()
+		ts.waitEvent(t, "node_failed", id)
+	}
+	details := 0
+	for _, ev := range ts.events.Events(t) {
+		if ev["event"] != "node_failed" {
+			continue
+		}
+		if !slices.Contains(failureCauses, ev["cause"].(string)) {
+			t.Errorf("node_failed cause %q is not one of %q", ev["cause"], failureCauses)
+		}
+		if d, _ := ev["detail"].(string); d != "" {
+			details++
+		}
+	}
+	if details != n {
+		t.Errorf("%d of %d node_failed events carry the error's detail", details, n)
+	}
+	var series []string
+	total := 0
+	for _, l := range strings.Split(ts.metrics(t), "\n") {
+		v, ok := strings.CutPrefix(l, `ocm_node_failures_total{cause="`)
+		if !ok {
+			continue
+		}
+		cause, count, _ := strings.Cut(v, `"} `)
+		series = append(series, cause+"="+count)
+		if !slices.Contains(failureCauses, cause) {
+			t.Errorf("failure cause label %q is not one of %q", cause, failureCauses)
+		}
+		c, _ := strconv.Atoi(count)
+		total += c
+	}
+	t.Logf("failure series: %q", series)
+	if total != n {
+		t.Errorf("ocm_node_failures_total sums to %d, want %d", total, n)
+	}
 }

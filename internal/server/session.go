@@ -194,9 +194,9 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 
 	c.SetReadTimeout((MissedHeartbeats + 1) * s.Heartbeat)
-	cause, clean := s.readLoop(ss)
+	end := s.readLoop(ss)
 	close(ss.readEnded)
-	_ = s.call(s.ctx, func(st *state) { st.closed(ss, cause, clean) })
+	_ = s.call(s.ctx, func(st *state) { st.closed(ss, end) })
 }
 
 // duplicateGrace bounds how long a hello waits for the connection that
@@ -205,9 +205,9 @@ func (s *Server) serveConn(nc net.Conn) {
 // yet. A connection that is still alive after it keeps the id.
 const duplicateGrace = time.Second
 
-// awaitDuplicate waits, up to duplicateGrace (Server.duplicateGrace), for a live session holding
-// node to end; the hello then takes its place (or is refused by
-// state.hello if it is still alive).
+// awaitDuplicate waits, up to duplicateGrace (Server.duplicateGrace),
+// for a live session holding node to end; the hello then takes its place
+// (or is refused by state.hello if it is still alive).
 func (s *Server) awaitDuplicate(node string) {
 	var old *session
 	if s.call(s.ctx, func(st *state) { old = st.sessions[node] }) != nil || old == nil || !old.alive() {
@@ -223,30 +223,20 @@ func (s *Server) awaitDuplicate(node string) {
 	}
 }
 
+// ending is why a connection ended: a cause from the fixed set (see
+// cause.go), the error's text for the event and the log, and whether the
+// relay closed cleanly between messages.
+type ending struct {
+	cause, detail string
+	clean         bool
+}
+
 // readLoop reads messages until the connection ends and returns why.
-func (s *Server) readLoop(ss *session) (cause string, clean bool) {
+func (s *Server) readLoop(ss *session) ending {
 	for {
 		m, err := ss.conn.ReadMsg()
 		if err != nil {
-			var ne net.Error
 			switch {
-			case errors.Is(err, io.EOF):
-				return "closed", true
-			case errors.Is(err, wire.ErrTruncated):
-				ss.log.Warn("connection lost mid-message", "err", err)
-				return "closed mid-message", false
-			case errors.Is(err, net.ErrClosed):
-				return "closed by server", false
-			case errors.As(err, &ne) && ne.Timeout():
-				return "read timeout", false
-			case errors.Is(err, wire.ErrLineTooLong):
-				s.badInput(ss.log, ss.remote, wire.CodeLineTooLong, err)
-				ss.sendAndClose(&wire.Error{Code: wire.CodeLineTooLong, Message: err.Error()})
-				return "line too long", false
-			case errors.Is(err, wire.ErrVersion):
-				s.badInput(ss.log, ss.remote, wire.CodeVersion, err)
-				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
-				return "wrong version", false
 			case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrInvalid):
 				s.badInput(ss.log, ss.remote, wire.CodeBadRequest, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
@@ -255,20 +245,30 @@ func (s *Server) readLoop(ss *session) (cause string, clean bool) {
 				s.badInput(ss.log, ss.remote, wire.CodeUnknownType, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeUnknownType, Message: err.Error()})
 				continue
-			default:
-				return err.Error(), false
 			}
+			cause, clean := readEnd(err)
+			switch cause {
+			case causeTruncated:
+				ss.log.Warn("connection lost mid-message", "err", err)
+			case causeLineTooLong:
+				s.badInput(ss.log, ss.remote, wire.CodeLineTooLong, err)
+				ss.sendAndClose(&wire.Error{Code: wire.CodeLineTooLong, Message: err.Error()})
+			case causeVersion:
+				s.badInput(ss.log, ss.remote, wire.CodeVersion, err)
+				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
+			}
+			return ending{cause: cause, detail: err.Error(), clean: clean}
 		}
 		if _, ok := m.Body.(*wire.Hello); ok {
 			ss.reply(m.ID, &wire.Error{Code: wire.CodeUnexpected, Message: "hello already received"})
 			continue
 		}
 		if s.call(s.ctx, func(st *state) { st.handle(ss, m) }) != nil {
-			return "server stopping", false
+			return ending{cause: causeStopping}
 		}
 		select {
 		case <-ss.done:
-			return "closed by server", false
+			return ending{cause: causeByServer}
 		default:
 		}
 	}

@@ -133,7 +133,7 @@ func (st *state) sweep() {
 	}
 	sort.Slice(dead, func(i, j int) bool { return dead[i].node < dead[j].node })
 	for _, ss := range dead {
-		st.fail(ss, "heartbeat", nil)
+		st.fail(ss, ending{cause: causeHeartbeat}, nil)
 	}
 	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
@@ -142,7 +142,7 @@ func (st *state) sweep() {
 
 // fail removes a node whose connection the server gives up on, applies
 // the policy, and closes the connection (after sending final, if any).
-func (st *state) fail(ss *session, cause string, final *wire.Error) {
+func (st *state) fail(ss *session, end ending, final *wire.Error) {
 	if st.sessions[ss.node] != ss || st.s.ctx.Err() != nil {
 		return
 	}
@@ -152,12 +152,13 @@ func (st *state) fail(ss *session, cause string, final *wire.Error) {
 	} else {
 		ss.close()
 	}
-	st.removeNode(ss, cause, false)
+	end.clean = false
+	st.removeNode(ss, end)
 }
 
 // closed is called by a connection's goroutine when it ends; clean means
 // the relay closed between messages.
-func (st *state) closed(ss *session, cause string, clean bool) {
+func (st *state) closed(ss *session, end ending) {
 	if st.sessions[ss.node] != ss {
 		return // already failed, kicked or replaced
 	}
@@ -168,28 +169,31 @@ func (st *state) closed(ss *session, cause string, clean bool) {
 		return
 	}
 	delete(st.sessions, ss.node)
-	st.removeNode(ss, cause, clean)
+	st.removeNode(ss, end)
 }
 
-func (st *state) removeNode(ss *session, cause string, clean bool) {
+func (st *state) removeNode(ss *session, end ending) {
 	streams := st.forest.StreamsOf(ss.node)
 	res, err := st.forest.RemoveNode(ss.node, st.policy, st.s.Now())
 	if err != nil {
 		st.s.Log.Error("remove node", "node", ss.node, "err", err)
 		return
 	}
-	kv := map[string]any{"node": ss.node, "remote": ss.remote, "cause": cause, "streams": streams,
+	kv := map[string]any{"node": ss.node, "remote": ss.remote, "cause": end.cause, "streams": streams,
 		"policy": string(st.policy)}
-	if clean && len(streams) == 0 {
+	if end.detail != "" {
+		kv["detail"] = end.detail
+	}
+	if end.clean && len(streams) == 0 {
 		st.s.Events.Emit("node_left", kv)
-		ss.log.Info("node left", "cause", cause)
+		ss.log.Info("node left", "cause", end.cause)
 	} else {
 		st.s.Events.Emit("node_failed", kv)
-		st.m.failures.inc(cause)
-		ss.log.Warn("node failed", "cause", cause, "streams", len(streams), "policy", st.policy,
+		st.m.failures.inc(end.cause)
+		ss.log.Warn("node failed", "cause", end.cause, "detail", end.detail, "streams", len(streams), "policy", st.policy,
 			"notified", len(res.Notices()))
 	}
-	st.apply(res, "node "+ss.node+" "+cause)
+	st.apply(res, "node "+ss.node+" "+end.cause)
 }
 
 // hello registers a session's node, answers welcome, and rebuilds its
