@@ -26,6 +26,11 @@ type serverOptions struct {
 	orphanGrace    time.Duration
 	token          string
 	debug          bool
+	httpRead       time.Duration
+	httpWrite      time.Duration
+	httpIdle       time.Duration
+	httpMaxHeader  int
+	httpMaxBody    int64
 }
 
 // NewServerCommand returns the ocm-server command.
@@ -104,6 +109,13 @@ then node and tree events. Logs go to stderr.`,
 		"how long a leaving or drained relay waits for its children to switch to their new parents")
 	f.DurationVar(&o.orphanGrace, "orphan-grace", server.DefaultOrphanGrace,
 		"how long a relay may stay detached (e.g. its parent not back after a restart) before it is told to reconnect")
+	f.DurationVar(&o.httpRead, "http-read-timeout", server.DefaultHTTPReadTimeout,
+		"an HTTP request's headers and body must arrive within this, else the connection is dropped")
+	f.DurationVar(&o.httpWrite, "http-write-timeout", server.DefaultHTTPWriteTimeout, "an HTTP response must be written within this")
+	f.DurationVar(&o.httpIdle, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "an idle kept-alive HTTP connection is closed after this")
+	f.IntVar(&o.httpMaxHeader, "http-max-header-bytes", server.DefaultHTTPMaxHeaderBytes, "largest HTTP request header accepted")
+	f.Int64Var(&o.httpMaxBody, "http-max-body", server.DefaultHTTPMaxBody,
+		"largest HTTP request body accepted (413 above; the API takes its parameters in the query)")
 	f.StringVar(&o.token, "token", "", "shared secret relays must present (default $OCM_TOKEN)")
 	f.BoolVar(&o.debug, "debug", false, "debug logging")
 	return cmd
@@ -117,24 +129,32 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	if o.originCapacity < 0 || o.maxCandidates < 1 {
 		return fmt.Errorf("--origin-capacity must be >= 0 and --max-candidates >= 1")
 	}
+	if o.httpMaxHeader < 1 || o.httpMaxBody < 1 {
+		return fmt.Errorf("--http-max-header-bytes and --http-max-body must be >= 1")
+	}
 	originCap := o.originCapacity
 	if originCap == 0 {
 		originCap = -1 // the server reads 0 as "default"; the flag's 0 means none
 	}
 	s := &server.Server{
-		Listen:          o.listen,
-		HTTP:            o.http,
-		Recovery:        pol,
-		ReportInterval:  o.reportInterval,
-		Heartbeat:       o.heartbeat,
-		MaxCandidates:   o.maxCandidates,
-		OriginCapacity:  originCap,
-		ReconnectStep:   o.reconnectStep,
-		HandoverTimeout: o.handover,
-		OrphanGrace:     o.orphanGrace,
-		Token:           o.token,
-		Log:             newLogger(cmd.ErrOrStderr(), o.debug),
-		Events:          event.NewWriter(cmd.OutOrStdout()),
+		Listen:             o.listen,
+		HTTP:               o.http,
+		Recovery:           pol,
+		ReportInterval:     o.reportInterval,
+		Heartbeat:          o.heartbeat,
+		MaxCandidates:      o.maxCandidates,
+		OriginCapacity:     originCap,
+		ReconnectStep:      o.reconnectStep,
+		HandoverTimeout:    o.handover,
+		OrphanGrace:        o.orphanGrace,
+		Token:              o.token,
+		HTTPReadTimeout:    o.httpRead,
+		HTTPWriteTimeout:   o.httpWrite,
+		HTTPIdleTimeout:    o.httpIdle,
+		HTTPMaxHeaderBytes: o.httpMaxHeader,
+		HTTPMaxBody:        o.httpMaxBody,
+		Log:                newLogger(cmd.ErrOrStderr(), o.debug),
+		Events:             event.NewWriter(cmd.OutOrStdout()),
 	}
 	if err := s.Start(); err != nil {
 		return err

@@ -67,6 +67,17 @@ const (
 	DefaultOrphanGrace  = 30 * time.Second
 	DefaultHelloTimeout = 10 * time.Second
 	DefaultWriteTimeout = 5 * time.Second
+	// HTTP bounds: a whole request (headers and body) must arrive within
+	// DefaultHTTPReadTimeout, a response be written within
+	// DefaultHTTPWriteTimeout (per handler, so a streaming one can lift
+	// it), a kept-alive connection idle for DefaultHTTPIdleTimeout is
+	// closed. The API's requests carry their parameters in the query: a
+	// body over DefaultHTTPMaxBody is refused (413).
+	DefaultHTTPReadTimeout    = 10 * time.Second
+	DefaultHTTPWriteTimeout   = 30 * time.Second
+	DefaultHTTPIdleTimeout    = 60 * time.Second
+	DefaultHTTPMaxHeaderBytes = 16 << 10
+	DefaultHTTPMaxBody        = 64 << 10
 	// MissedHeartbeats is how many heartbeat intervals of silence make a
 	// node failed.
 	MissedHeartbeats = wire.MissedHeartbeats
@@ -102,6 +113,12 @@ type Server struct {
 	HelloTimeout    time.Duration
 	WriteTimeout    time.Duration
 	MaxLine         int // longest accepted line; default wire.MaxLineLen
+	// HTTP server bounds (see the DefaultHTTP* constants).
+	HTTPReadTimeout    time.Duration
+	HTTPWriteTimeout   time.Duration
+	HTTPIdleTimeout    time.Duration
+	HTTPMaxHeaderBytes int
+	HTTPMaxBody        int64
 
 	Log    *slog.Logger  // nil: discard
 	Events *event.Writer // nil: discard
@@ -156,6 +173,9 @@ func (s *Server) fill() error {
 		{&s.OrphanGrace, DefaultOrphanGrace, "orphan grace"},
 		{&s.HelloTimeout, DefaultHelloTimeout, "hello timeout"},
 		{&s.WriteTimeout, DefaultWriteTimeout, "write timeout"},
+		{&s.HTTPReadTimeout, DefaultHTTPReadTimeout, "http read timeout"},
+		{&s.HTTPWriteTimeout, DefaultHTTPWriteTimeout, "http write timeout"},
+		{&s.HTTPIdleTimeout, DefaultHTTPIdleTimeout, "http idle timeout"},
 	}
 	for _, d := range durations {
 		if *d.p == 0 {
@@ -176,6 +196,15 @@ func (s *Server) fill() error {
 	}
 	if s.OriginCapacity < 0 {
 		s.OriginCapacity = 0
+	}
+	if s.HTTPMaxHeaderBytes == 0 {
+		s.HTTPMaxHeaderBytes = DefaultHTTPMaxHeaderBytes
+	}
+	if s.HTTPMaxBody == 0 {
+		s.HTTPMaxBody = DefaultHTTPMaxBody
+	}
+	if s.HTTPMaxHeaderBytes < 0 || s.HTTPMaxBody < 0 {
+		return fmt.Errorf("http max header bytes %d and max body %d must not be negative", s.HTTPMaxHeaderBytes, s.HTTPMaxBody)
 	}
 	if s.duplicateGrace <= 0 {
 		s.duplicateGrace = duplicateGrace
@@ -215,7 +244,12 @@ func (s *Server) Start() error {
 		}
 		s.httpLn = hl
 		httpAddr = hl.Addr().String()
-		s.httpSrv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+		// No server-wide WriteTimeout: it would cut a streaming response
+		// (server-sent events); each handler gets its own deadline
+		// instead (see limited). ReadTimeout covers headers and body, and
+		// ends once the body is read, so it does not limit a stream.
+		s.httpSrv = &http.Server{Handler: s.limited(s.handler()), ReadTimeout: s.HTTPReadTimeout,
+			IdleTimeout: s.HTTPIdleTimeout, MaxHeaderBytes: s.HTTPMaxHeaderBytes}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.reqs = make(chan func(*state))
