@@ -76,6 +76,8 @@ func TestServerCommandBadFlags(t *testing.T) {
 		{"--http-max-body", "0", "--http", "off"},
 		{"--http-max-header-bytes", "0", "--http", "off"},
 		{"--http-read-timeout", "-1s", "--http", "off"},
+		{"--stall-limit", "-1", "--http", "off"},
+		{"--stall-window", "-1s", "--http", "off"},
 		{"--listen", "127.0.0.1:-5", "--http", "off"},
 		{"extra-arg"},
 	} {

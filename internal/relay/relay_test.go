@@ -803,3 +803,49 @@ func TestDuplicateNodeIDLogged(t *testing.T) {
 		t.Errorf("tree = %q, want a<origin@1", got)
 	}
 }
+
+// TestBlackHolePassedOver: relays whose mediators lose the stream under
+// a parent that stays connected (a black hole) say so by resolving
+// without it; after two of them the server offers it no more, nor the
+// relays below it, and its API entry says why.
+func TestBlackHolePassedOver(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	srv := startServer(t, tree.Repair, func(s *server.Server) {
+		s.OriginCapacity = 1
+		s.StallConfirm = 50 * time.Millisecond
+	})
+	bh, _ := join(t, "bh", srv.Addr(), stream, nil)
+	levelFirst := func(r *Relay) { r.Weights.Level = 1000 } // bh, not a sibling below it
+	var victims []*member
+	for _, id := range []string{"v1", "v2"} {
+		v, up := join(t, id, srv.Addr(), stream, levelFirst)
+		if up != relayUp(bh, origin.Addr()) {
+			t.Fatalf("%s: upstream %+v, want bh", id, up)
+		}
+		victims = append(victims, v)
+	}
+	for _, v := range victims {
+		// The mediator's upstream stalled: it asks again without it.
+		r := v.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{bh.rtsp}})
+		t.Logf("%s after the stall: upstream %+v, error %q", v.NodeID, r.Upstream, r.Error)
+	}
+	waitUntil(t, "bh quarantined", func() bool {
+		var nodes []api.Node
+		srv.getJSON(t, "/api/v1/nodes", &nodes)
+		for _, n := range nodes {
+			if n.ID == "bh" && n.Quarantined {
+				t.Logf("bh: %s", n.QuarantineReason)
+				return strings.Contains(n.QuarantineReason, "v1, v2")
+			}
+		}
+		return false
+	})
+	v3 := startRelay(t, "v3", srv.Addr(), func(r *Relay) { r.RTSP = startRTSP(t).Addr() })
+	med := dialMediator(t, v3.ControlAddr())
+	r := med.call(control.Msg{Op: control.OpResolve, Stream: stream})
+	if r.Error == "" || r.Upstream != nil {
+		t.Fatalf("v3 resolved %+v: bh and the relays below it must not be offered", r.Upstream)
+	}
+	t.Logf("v3: %s", r.Error)
+}

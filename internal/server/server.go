@@ -8,6 +8,7 @@
 //
 // Events go to Events as JSON lines: ready (first, with the bound
 // addresses), node_joined, node_left, node_failed, node_replaced,
+// child_stalled, node_quarantined, node_released (see stall.go),
 // tree_joined, tree_left, tree_pending, tree_orphaned, tree_removed,
 // join_rejected, reconnect_sent, drain_sent, handover_started,
 // handover_done, policy_changed and rejected (bad input from a
@@ -17,6 +18,7 @@
 // HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
 //
 //	GET  /api/v1/nodes                   every node: tree.NodeSnapshot + remote, connected, last_seen
+//	                                     (quarantined, quarantine_reason: see stall.go)
 //	GET  /api/v1/streams                 every stream: tree.StreamSummary + origin
 //	GET  /api/v1/tree?stream=S           one tree.TreeSnapshot (404 if unknown)
 //	GET  /api/v1/tree                    every tree, as a list
@@ -78,6 +80,14 @@ const (
 	DefaultHTTPIdleTimeout    = 60 * time.Second
 	DefaultHTTPMaxHeaderBytes = 16 << 10
 	DefaultHTTPMaxBody        = 64 << 10
+	// Black holes (see stall.go): StallLimit distinct children stalling
+	// under a parent within DefaultStallWindow quarantine it until its
+	// reports are clean for DefaultQuarantineClean (doubled per repeat);
+	// a stall is judged DefaultStallConfirm after the child said so.
+	DefaultStallWindow     = time.Minute
+	DefaultStallLimit      = 2
+	DefaultStallConfirm    = 5 * time.Second
+	DefaultQuarantineClean = 2 * time.Minute
 	// MissedHeartbeats is how many heartbeat intervals of silence make a
 	// node failed.
 	MissedHeartbeats = wire.MissedHeartbeats
@@ -113,6 +123,13 @@ type Server struct {
 	HelloTimeout    time.Duration
 	WriteTimeout    time.Duration
 	MaxLine         int // longest accepted line; default wire.MaxLineLen
+	// StallWindow, StallLimit, StallConfirm and QuarantineClean rule the
+	// quarantine of black holes (see stall.go and the Default*
+	// constants); a negative StallLimit disables it.
+	StallWindow     time.Duration
+	StallLimit      int
+	StallConfirm    time.Duration
+	QuarantineClean time.Duration
 	// HTTP server bounds (see the DefaultHTTP* constants).
 	HTTPReadTimeout    time.Duration
 	HTTPWriteTimeout   time.Duration
@@ -176,6 +193,9 @@ func (s *Server) fill() error {
 		{&s.HTTPReadTimeout, DefaultHTTPReadTimeout, "http read timeout"},
 		{&s.HTTPWriteTimeout, DefaultHTTPWriteTimeout, "http write timeout"},
 		{&s.HTTPIdleTimeout, DefaultHTTPIdleTimeout, "http idle timeout"},
+		{&s.StallWindow, DefaultStallWindow, "stall window"},
+		{&s.StallConfirm, DefaultStallConfirm, "stall confirm"},
+		{&s.QuarantineClean, DefaultQuarantineClean, "quarantine clean"},
 	}
 	for _, d := range durations {
 		if *d.p == 0 {
@@ -196,6 +216,9 @@ func (s *Server) fill() error {
 	}
 	if s.OriginCapacity < 0 {
 		s.OriginCapacity = 0
+	}
+	if s.StallLimit == 0 {
+		s.StallLimit = DefaultStallLimit
 	}
 	if s.HTTPMaxHeaderBytes == 0 {
 		s.HTTPMaxHeaderBytes = DefaultHTTPMaxHeaderBytes

@@ -24,6 +24,11 @@ type state struct {
 	handovers map[tree.Member]*handover
 	stepping  bool // progress is running
 	m         metrics
+
+	// Black holes (stall.go).
+	stalls   map[tree.Member]*stallReport // children's stalls to confirm, by child
+	losses   map[tree.Member]time.Time    // when a member last lost its upstream
+	suspects map[string]*suspect          // parents children stalled under, by node id
 }
 
 // cascade is what is left to send of one gradual recovery: groups[0] goes
@@ -61,6 +66,9 @@ func newState(s *Server) *state {
 		sessions:  map[string]*session{},
 		handovers: map[tree.Member]*handover{},
 		m:         newMetrics(),
+		stalls:    map[tree.Member]*stallReport{},
+		losses:    map[tree.Member]time.Time{},
+		suspects:  map[string]*suspect{},
 	}
 }
 
@@ -89,9 +97,10 @@ func (st *state) run(ctx context.Context) {
 	}
 }
 
-// nextDue returns the earliest cascade step or handover deadline.
+// nextDue returns the earliest cascade step, handover deadline or stall
+// confirmation.
 func (st *state) nextDue() (time.Time, bool) {
-	var due time.Time
+	due, _ := st.nextStall()
 	for _, c := range st.cascades {
 		if due.IsZero() || c.due.Before(due) {
 			due = c.due
@@ -105,8 +114,10 @@ func (st *state) nextDue() (time.Time, bool) {
 	return due, !due.IsZero()
 }
 
-// expire sends the cascade steps and ends the handovers due by now.
+// expire sends the cascade steps, ends the handovers and judges the
+// stalls due by now.
 func (st *state) expire(now time.Time) {
+	st.confirmStalls(now)
 	for _, c := range st.cascades {
 		if !c.due.After(now) {
 			st.fire(c)
@@ -138,6 +149,7 @@ func (st *state) sweep() {
 	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
 	st.forest.ExpireExpectations(now)
+	st.pruneLosses(now)
 }
 
 // fail removes a node whose connection the server gives up on, applies
@@ -173,6 +185,7 @@ func (st *state) closed(ss *session, end ending) {
 }
 
 func (st *state) removeNode(ss *session, end ending) {
+	st.forgetStalls(ss.node)
 	streams := st.forest.StreamsOf(ss.node)
 	res, err := st.forest.RemoveNode(ss.node, st.policy, st.s.Now())
 	if err != nil {
@@ -278,6 +291,7 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
 		return
 	}
+	st.lostUpstream(ss.node, g)
 	k := st.s.MaxCandidates
 	if g.Max > 0 && g.Max < k {
 		k = g.Max
@@ -330,6 +344,7 @@ func (st *state) report(ss *session, r *wire.Report) {
 	}
 	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
 	st.m.reports++
+	st.quarantineReport(ss, r)
 	st.reconcile(ss, r)
 }
 
@@ -509,6 +524,8 @@ func errorCode(err error) string {
 		return wire.CodeUnknownNode
 	case errors.Is(err, tree.ErrNotInStream):
 		return wire.CodeNotInStream
+	case errors.Is(err, tree.ErrQuarantined):
+		return wire.CodeQuarantined
 	}
 	return wire.CodeInternal
 }

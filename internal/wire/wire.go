@@ -52,7 +52,12 @@
 //     probe it over TCP or trust its level). Probe, score, pick, then send
 //     joined (stream, parent) and wait for the answer before pulling: ack
 //     (with the level the server computed) or error (codes cycle, full,
-//     unknown_parent, not_active, not_willing, unknown_node). After an error
+//     unknown_parent, not_active, not_willing, quarantined, unknown_node).
+//     The candidates carry the server's level and load of each relay:
+//     score with them, not with what a candidate's probe answer claims.
+//     Asking for candidates excluding the current parent tells the server
+//     that parent lost or stalled the stream; a parent whose children do
+//     so while it stays connected is quarantined (no longer offered). After an error
 //     pick another candidate; the server's tree does not contain the edge.
 //  4. left (stream) when the relay stops receiving a stream; ack answers it
 //     (error not_in_stream if the server has no such edge, except after a
