@@ -19,8 +19,9 @@ import (
 // excluding its current parent. That is counted against the parent once
 // confirmed: StallConfirm later the parent must still be connected,
 // attached and not leaving, and must not itself have lost its upstream
-// within StallConfirm of the child (then the stall came from above it,
-// e.g. an origin restart, and is excused). When StallLimit distinct
+// within StallConfirm of the child (said so the same way, or been told
+// to reconnect by the server): then the stall came from above it, e.g.
+// an origin restart or its own parent's failure, and is excused. When StallLimit distinct
 // children stalled under a parent within StallWindow, the parent is
 // quarantined: not offered as a candidate, not accepted as a new parent,
 // its API entry saying why. It is offered again once its own reports have
@@ -60,15 +61,23 @@ type suspect struct {
 }
 
 // lostUpstream notes a get_candidates that excludes the requester's
-// current parent: the requester lost its upstream. Under a relay parent
-// the stall waits for confirmation.
+// current parent (the requester lost its upstream under it), or comes
+// from a detached member (its parent failed or left). Under a relay
+// parent the stall waits for confirmation.
 func (st *state) lostUpstream(node string, g *wire.GetCandidates) {
 	parent, ok := st.forest.Parent(g.Stream, node)
-	if !ok || parent == "" || !slices.Contains(g.Exclude, parent) {
+	if !ok {
+		return
+	}
+	key := tree.Member{Stream: g.Stream, Node: node}
+	if parent == "" {
+		st.losses[key] = st.s.Now()
+		return
+	}
+	if !slices.Contains(g.Exclude, parent) {
 		return
 	}
 	now := st.s.Now()
-	key := tree.Member{Stream: g.Stream, Node: node}
 	st.losses[key] = now
 	if parent == tree.Origin {
 		return
@@ -122,8 +131,13 @@ func (st *state) confirmStalls(now time.Time) {
 	}
 }
 
-// lostNear reports whether m said it lost its upstream within
-// StallConfirm of at.
+// movedUpstream notes that the server told a member to reconnect: its
+// stream may pause meanwhile, so its children's stalls then are not its
+// fault.
+func (st *state) movedUpstream(m tree.Member) { st.losses[m] = st.s.Now() }
+
+// lostNear reports whether m lost its upstream (said so, or was told to
+// move) within StallConfirm of at.
 func (st *state) lostNear(m tree.Member, at time.Time) bool {
 	t, ok := st.losses[m]
 	if !ok {

@@ -152,6 +152,27 @@ func TestStallExcused(t *testing.T) {
 			t.Errorf("metrics lack the excused stalls")
 		}
 	})
+	t.Run("parent told to reconnect", func(t *testing.T) {
+		// Its own parent k failed: p, told to reconnect, rejoins at once,
+		// and its children's stalls from the switch come after.
+		ts := startServer(t, quickStalls)
+		rs := ts.build(t, "k<origin p<k c1<p c2<p")
+		rs["k"].c.Close()
+		if rc := rs["p"].waitReconnect(); rc.Reason != wire.ReasonParentFailed {
+			t.Fatalf("p told %+v", rc)
+		}
+		rs["p"].mustJoin(stream, "origin")
+		rs["c1"].stall(stream, "p")
+		rs["c2"].stall(stream, "p")
+		for _, ev := range ts.waitEvents(t, "child_stalled", "p", 2) {
+			if ev["verdict"] != stallExcused {
+				t.Errorf("stall %v, want excused", ev)
+			}
+		}
+		if n := nodeEntry(t, ts, "p"); n.Quarantined {
+			t.Errorf("p quarantined: %q", n.QuarantineReason)
+		}
+	})
 	t.Run("parent failed", func(t *testing.T) {
 		ts := startServer(t, func(s *Server) { quickStalls(s); s.StallConfirm = time.Hour })
 		rs := ts.build(t, "p<origin c1<p c2<p")

@@ -501,6 +501,7 @@ func (st *state) notify(g []tree.Notice, delayed bool) {
 
 func (st *state) sendReconnect(ss *session, r *wire.Reconnect) {
 	ss.push(r)
+	st.movedUpstream(tree.Member{Stream: r.Stream, Node: ss.node})
 	st.m.reconnects.inc(r.Reason)
 	st.s.Events.Emit("reconnect_sent", map[string]any{"stream": r.Stream, "node": ss.node, "reason": r.Reason,
 		"target": r.Target})
