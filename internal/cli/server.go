@@ -26,6 +26,15 @@ type serverOptions struct {
 	orphanGrace    time.Duration
 	token          string
 	debug          bool
+	httpRead       time.Duration
+	httpWrite      time.Duration
+	httpIdle       time.Duration
+	httpMaxHeader  int
+	httpMaxBody    int64
+	stallWindow    time.Duration
+	stallLimit     int
+	stallConfirm   time.Duration
+	quarantine     time.Duration
 }
 
 // NewServerCommand returns the ocm-server command.
@@ -55,6 +64,14 @@ stall. A relay that leaves (SIGTERM) or is drained hands its children over
 without a gap: the server picks each child's new parent, tells it to switch
 make-before-break, and lets the relay go when all have switched (or after
 --handover-timeout).
+
+A relay whose children lose the stream under it while it stays connected
+(a black hole: its mediator frozen, or a relay lying about itself) is
+quarantined after --stall-limit children within --stall-window: no longer
+offered as a parent until its own reports are clean for --quarantine-clean;
+GET /api/v1/nodes says why. Candidates carry the server's level and load
+of each relay, which relays score with rather than what a relay says of
+itself. A hello with the node id of a live connection is refused.
 
 After a restart the trees are rebuilt from the relays' hellos without
 interrupting any stream. A JSON API and Prometheus metrics are served over
@@ -104,6 +121,20 @@ then node and tree events. Logs go to stderr.`,
 		"how long a leaving or drained relay waits for its children to switch to their new parents")
 	f.DurationVar(&o.orphanGrace, "orphan-grace", server.DefaultOrphanGrace,
 		"how long a relay may stay detached (e.g. its parent not back after a restart) before it is told to reconnect")
+	f.IntVar(&o.stallLimit, "stall-limit", server.DefaultStallLimit,
+		"quarantine a relay once this many of its children lost the stream under it within --stall-window while it stayed connected (0: never)")
+	f.DurationVar(&o.stallWindow, "stall-window", server.DefaultStallWindow, "window in which children's stalls count against their parent")
+	f.DurationVar(&o.stallConfirm, "stall-confirm", server.DefaultStallConfirm,
+		"a child's stall is judged this long after it said so: excused if its parent lost its own upstream within as long")
+	f.DurationVar(&o.quarantine, "quarantine-clean", server.DefaultQuarantineClean,
+		"a quarantined relay is offered again after its reports were clean this long (doubled for each repeat)")
+	f.DurationVar(&o.httpRead, "http-read-timeout", server.DefaultHTTPReadTimeout,
+		"an HTTP request's headers and body must arrive within this, else the connection is dropped")
+	f.DurationVar(&o.httpWrite, "http-write-timeout", server.DefaultHTTPWriteTimeout, "an HTTP response must be written within this")
+	f.DurationVar(&o.httpIdle, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "an idle kept-alive HTTP connection is closed after this")
+	f.IntVar(&o.httpMaxHeader, "http-max-header-bytes", server.DefaultHTTPMaxHeaderBytes, "largest HTTP request header accepted")
+	f.Int64Var(&o.httpMaxBody, "http-max-body", server.DefaultHTTPMaxBody,
+		"largest HTTP request body accepted (413 above; the API takes its parameters in the query)")
 	f.StringVar(&o.token, "token", "", "shared secret relays must present (default $OCM_TOKEN)")
 	f.BoolVar(&o.debug, "debug", false, "debug logging")
 	return cmd
@@ -117,24 +148,43 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	if o.originCapacity < 0 || o.maxCandidates < 1 {
 		return fmt.Errorf("--origin-capacity must be >= 0 and --max-candidates >= 1")
 	}
+	if o.stallLimit < 0 {
+		return fmt.Errorf("--stall-limit must be >= 0 (0: never quarantine)")
+	}
+	stallLimit := o.stallLimit
+	if stallLimit == 0 {
+		stallLimit = -1 // the server reads 0 as "default"; the flag's 0 means never
+	}
+	if o.httpMaxHeader < 1 || o.httpMaxBody < 1 {
+		return fmt.Errorf("--http-max-header-bytes and --http-max-body must be >= 1")
+	}
 	originCap := o.originCapacity
 	if originCap == 0 {
 		originCap = -1 // the server reads 0 as "default"; the flag's 0 means none
 	}
 	s := &server.Server{
-		Listen:          o.listen,
-		HTTP:            o.http,
-		Recovery:        pol,
-		ReportInterval:  o.reportInterval,
-		Heartbeat:       o.heartbeat,
-		MaxCandidates:   o.maxCandidates,
-		OriginCapacity:  originCap,
-		ReconnectStep:   o.reconnectStep,
-		HandoverTimeout: o.handover,
-		OrphanGrace:     o.orphanGrace,
-		Token:           o.token,
-		Log:             newLogger(cmd.ErrOrStderr(), o.debug),
-		Events:          event.NewWriter(cmd.OutOrStdout()),
+		Listen:             o.listen,
+		HTTP:               o.http,
+		Recovery:           pol,
+		ReportInterval:     o.reportInterval,
+		Heartbeat:          o.heartbeat,
+		MaxCandidates:      o.maxCandidates,
+		OriginCapacity:     originCap,
+		ReconnectStep:      o.reconnectStep,
+		HandoverTimeout:    o.handover,
+		OrphanGrace:        o.orphanGrace,
+		Token:              o.token,
+		StallWindow:        o.stallWindow,
+		StallLimit:         stallLimit,
+		StallConfirm:       o.stallConfirm,
+		QuarantineClean:    o.quarantine,
+		HTTPReadTimeout:    o.httpRead,
+		HTTPWriteTimeout:   o.httpWrite,
+		HTTPIdleTimeout:    o.httpIdle,
+		HTTPMaxHeaderBytes: o.httpMaxHeader,
+		HTTPMaxBody:        o.httpMaxBody,
+		Log:                newLogger(cmd.ErrOrStderr(), o.debug),
+		Events:             event.NewWriter(cmd.OutOrStdout()),
 	}
 	if err := s.Start(); err != nil {
 		return err

@@ -73,6 +73,11 @@ func TestServerCommandBadFlags(t *testing.T) {
 		{"--recovery", "magic"},
 		{"--max-candidates", "0"},
 		{"--origin-capacity", "-1"},
+		{"--http-max-body", "0", "--http", "off"},
+		{"--http-max-header-bytes", "0", "--http", "off"},
+		{"--http-read-timeout", "-1s", "--http", "off"},
+		{"--stall-limit", "-1", "--http", "off"},
+		{"--stall-window", "-1s", "--http", "off"},
 		{"--listen", "127.0.0.1:-5", "--http", "off"},
 		{"extra-arg"},
 	} {

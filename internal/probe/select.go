@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -87,8 +88,9 @@ func (t Terms) Sum() float64 { return t.RTT + t.Load + t.Level + t.CPU }
 type Choice struct {
 	Candidate wire.Candidate
 	Result    Result
-	// The metrics scored: the probe's answer for a relay (fresher than
-	// the server's), the candidate's own fields otherwise.
+	// The metrics scored: the server's level and load where it gave them
+	// (the probe's answer only where it is worse, see Evaluate), the
+	// probe's CPU and willingness.
 	// Clients are the children counted against Capacity.
 	Level, Clients, Capacity, FreeCapacity int
 	CPU                                    float64
@@ -97,6 +99,9 @@ type Choice struct {
 	Score                                  float64 // Terms.Sum(); 0 when the candidate did not answer
 	Rejected                               string  // reason; "" if eligible
 	OverCPU                                bool    // rejected only for its CPU ceiling
+	// Overridden lists the probe's claims that contradicted the server's
+	// view and were replaced by it ("" if none): see Evaluate.
+	Overridden string
 }
 
 // Eligible reports whether the choice passed every filter.
@@ -157,6 +162,19 @@ func Rank(cs []Choice) {
 }
 
 // Evaluate applies the rule to one candidate and its probe result.
+//
+// The server is the authority on a candidate's place and load: it placed
+// the candidate in the tree (Level) and counts the children it gave it
+// (Clients of Capacity), while the probe answer is whatever the candidate
+// says about itself. Where the candidate carries the server's view, a
+// probe answer can only make the candidate look worse, never better: a
+// shallower level or more free capacity than the server's is overridden
+// (and noted in Choice.Overridden), so a relay lying about itself gains
+// nothing. Disagreeing is not taken as proof of lying (the probe may run
+// between a move and the server's answer); an answer from another node
+// than the one offered is: it is rejected, since nothing it measured
+// belongs to the candidate. The probe still measures the RTT and gives
+// the CPU, which only the candidate knows.
 func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 	w = w.withDefaults()
 	ch := Choice{Candidate: c, Result: r, Level: c.Level, Clients: c.Clients, Capacity: c.Capacity, CPU: c.CPU}
@@ -165,7 +183,12 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 		return ch
 	}
 	in := r.Info
+	if c.Node != "" && in.Node != "" && in.Node != c.Node {
+		ch.Rejected = fmt.Sprintf("probe answered by node %q, not %q", in.Node, c.Node)
+		return ch
+	}
 	ch.FreeCapacity, ch.CPU, ch.Willing = in.FreeCapacity, in.CPU, in.Willing
+	var overridden []string
 	// Capacity bounds relay children. The server is its authority (it
 	// refuses a join over capacity) and counts the children its tree has,
 	// reserved slots included; the relay itself counts the relays reading
@@ -173,6 +196,9 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 	// already moved or dropped and that are on their way out. Trust the
 	// server where it gave a capacity, else the answer.
 	if c.Capacity > 0 {
+		if free := c.Capacity - c.Clients; in.FreeCapacity > free {
+			overridden = append(overridden, fmt.Sprintf("free capacity %d (server: %d)", in.FreeCapacity, free))
+		}
 		ch.Capacity = c.Capacity
 		ch.Clients = c.Clients
 		ch.FreeCapacity = c.Capacity - c.Clients
@@ -180,12 +206,23 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 		ch.Capacity = in.Clients + in.FreeCapacity
 		ch.Clients = in.Clients
 	}
-	// Level -1 means "not relaying it" or, with no stream asked, "don't
-	// know": trust the server's level then, unless it has none either
-	// (relays are at level 1 or deeper; only the origin is at 0).
+	// The server's level for a relay is 1 or more (only the origin is at
+	// 0, and the origin is probed over RTSP, with the candidate's own
+	// fields as its answer); 0 means the server gave none (ocm-probe on
+	// bare addresses). A deeper level in the answer is taken (the relay
+	// may have moved down since), a shallower one is not. Level -1 means
+	// "not relaying it" or, with no stream asked, "don't know": the
+	// server's level then, if it has one.
 	ch.Level = in.Level
-	if ch.Level < 0 && c.Level > 0 {
+	switch {
+	case c.Level > 0 && in.Level < 0:
 		ch.Level = c.Level
+	case c.Level > 0 && in.Level < c.Level:
+		overridden = append(overridden, fmt.Sprintf("level %d (server: %d)", in.Level, c.Level))
+		ch.Level = c.Level
+	}
+	if len(overridden) > 0 {
+		ch.Overridden = "claims " + strings.Join(overridden, ", ")
 	}
 
 	load := 1.0 // no capacity known: as good as full

@@ -80,7 +80,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:     "no capacity at all",
-			cand:     wire.Candidate{Node: "r0", Probe: "x:1", Level: 1},
+			cand:     wire.Candidate{Node: "r1", Probe: "x:1", Level: 1},
 			res:      answered(1, with(func(i *Info) { i.Clients, i.FreeCapacity, i.Level = 0, 0, 1 })),
 			terms:    Terms{RTT: 1, Load: 20, Level: 5, CPU: 15},
 			rejected: "no free capacity",
@@ -119,10 +119,24 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:     "level unknown to both",
-			cand:     wire.Candidate{Node: "r9", Probe: "x:1"},
+			cand:     wire.Candidate{Node: "r1", Probe: "x:1"},
 			res:      answered(1, with(func(i *Info) { i.Level = -1 })),
 			terms:    Terms{RTT: 1, Load: 5, CPU: 15},
 			rejected: "does not relay the stream",
+		},
+		{
+			// A relay claiming the origin's level, room for a thousand
+			// children and an idle CPU: the server's level and load stand.
+			name:  "shallower level and more room than the server says: the server's",
+			cand:  relay, // level 2, 1 client of 4
+			res:   answered(1, with(func(i *Info) { i.Level, i.Clients, i.FreeCapacity, i.CPU = 0, 0, 1000, 0 })),
+			terms: Terms{RTT: 1, Load: 20 * 1.0 / 4, Level: 10},
+		},
+		{
+			name:     "answered by another node",
+			cand:     relay,
+			res:      answered(1, with(func(i *Info) { i.Node = "r2" })),
+			rejected: `probe answered by node "r2", not "r1"`,
 		},
 		{
 			name:  "custom weights",
@@ -241,6 +255,38 @@ func TestSelect(t *testing.T) {
 	got = Select(context.Background(), cands, stream, w)
 	if got[0].Candidate.Node != wire.OriginID || !got[0].Eligible() {
 		t.Errorf("winner = %s %q, want the origin", got[0].Candidate.Node, got[0].Rejected)
+	}
+}
+
+// TestSelectLiar: a relay that says it sits at level 0 with a thousand
+// free slots is ranked at the level and load the server gave it, so an
+// honest relay closer to the origin wins.
+func TestSelectLiar(t *testing.T) {
+	liar := startResponder(t, fixedInfo(Info{Node: "liar", Level: 0, Cores: 64, CPU: 0, Willing: true, FreeCapacity: 1000}, stream))
+	honest := startResponder(t, fixedInfo(Info{Node: "honest", Clients: 1, Level: 1, Cores: 4, CPU: 0.3, Willing: true, FreeCapacity: 3}, stream))
+	cands := []wire.Candidate{ // as the server sends them: by level
+		{Node: "honest", RTSP: "127.0.0.1:2", Probe: honest.Addr(), Level: 1, Clients: 1, Capacity: 4},
+		{Node: "liar", RTSP: "127.0.0.1:3", Probe: liar.Addr(), Level: 3, Clients: 2, Capacity: 4},
+	}
+	w := DefaultWeights()
+	w.Timeout = 5 * time.Second // a slow answer on a loaded machine must not reject anyone
+	got := Select(context.Background(), cands, stream, w)
+	for _, c := range got {
+		t.Logf("%s: level %d, score %.2f, terms %+v, overridden %q, rejected %q",
+			c.Candidate.Node, c.Level, c.Score, c.Terms, c.Overridden, c.Rejected)
+	}
+	if got[0].Candidate.Node != "honest" || !got[0].Eligible() {
+		t.Fatalf("winner = %s %q, want honest", got[0].Candidate.Node, got[0].Rejected)
+	}
+	l := got[1]
+	if l.Level != 3 || l.Clients != 2 || l.FreeCapacity != 2 {
+		t.Errorf("liar scored at level %d, %d clients, %d free; want the server's 3, 2, 2", l.Level, l.Clients, l.FreeCapacity)
+	}
+	if !strings.Contains(l.Overridden, "level 0 (server: 3)") || !strings.Contains(l.Overridden, "free capacity 1000 (server: 2)") {
+		t.Errorf("liar's overridden claims = %q", l.Overridden)
+	}
+	if got[0].Overridden != "" {
+		t.Errorf("honest's overridden claims = %q, want none", got[0].Overridden)
 	}
 }
 

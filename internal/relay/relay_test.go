@@ -753,3 +753,99 @@ func TestControlBadInput(t *testing.T) {
 		t.Fatalf("hello after bad input = %+v, %v", m, err)
 	}
 }
+
+// TestResolvePassesOverLiar: a candidate whose probe answer claims level
+// 0, a thousand free slots and an idle CPU is scored with the level and
+// load in the server's candidate list, so the relay joins the honest
+// candidate closer to the origin.
+func TestResolvePassesOverLiar(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	honestRTSP, liarRTSP := startRTSP(t).Addr(), startRTSP(t).Addr()
+	honest := startProbeResponder(t, probe.Info{Node: "honest", Clients: 1, Level: 1, Cores: 4, CPU: 0.3, Willing: true, FreeCapacity: 3})
+	liar := startProbeResponder(t, probe.Info{Node: "liar", Level: 0, Cores: 64, CPU: 0, Willing: true, FreeCapacity: 1000})
+	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate {
+		return []wire.Candidate{
+			{Node: "honest", RTSP: honestRTSP, Probe: honest.Addr(), Level: 1, Clients: 1, Capacity: 4},
+			{Node: "liar", RTSP: liarRTSP, Probe: liar.Addr(), Level: 3, Clients: 2, Capacity: 4},
+		}
+	})
+	a, up := join(t, "a", fs.Addr(), stream, nil)
+	if up.Node != "honest" || up.Addr != honestRTSP {
+		t.Fatalf("upstream = %+v, want honest at %s", up, honestRTSP)
+	}
+	a.log.wait(t, "contradicts ocm-server", "candidate=liar", "level 0 (server: 3)")
+}
+
+// TestDuplicateNodeIDLogged: a relay started with the node id of one
+// already connected is refused by the server, and says so in its log and
+// events (once, while it keeps retrying); the first relay keeps its place.
+func TestDuplicateNodeIDLogged(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	srv := startServer(t, tree.Repair, nil)
+	join(t, "a", srv.Addr(), stream, nil)
+	second := startRelay(t, "a", srv.Addr(), func(r *Relay) { r.RTSP = "127.0.0.1:6554" })
+	line := second.log.wait(t, "refuses our node id", "node=a")
+	t.Logf("logged: %s", line)
+	if !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "--node-id") {
+		t.Errorf("refusal logged as %q, want an error naming --node-id", line)
+	}
+	waitUntil(t, "the refused event", func() bool {
+		for _, ev := range second.events.Find(t, "server") {
+			if ev["state"] == "refused" && ev["code"] == wire.CodeDuplicateNode {
+				return true
+			}
+		}
+		return false
+	})
+	if got := shape(srv.tree(t, stream)); got != "a<origin@1" {
+		t.Errorf("tree = %q, want a<origin@1", got)
+	}
+}
+
+// TestBlackHolePassedOver: relays whose mediators lose the stream under
+// a parent that stays connected (a black hole) say so by resolving
+// without it; after two of them the server offers it no more, nor the
+// relays below it, and its API entry says why.
+func TestBlackHolePassedOver(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	srv := startServer(t, tree.Repair, func(s *server.Server) {
+		s.OriginCapacity = 1
+		s.StallConfirm = 50 * time.Millisecond
+	})
+	bh, _ := join(t, "bh", srv.Addr(), stream, nil)
+	levelFirst := func(r *Relay) { r.Weights.Level = 1000 } // bh, not a sibling below it
+	var victims []*member
+	for _, id := range []string{"v1", "v2"} {
+		v, up := join(t, id, srv.Addr(), stream, levelFirst)
+		if up != relayUp(bh, origin.Addr()) {
+			t.Fatalf("%s: upstream %+v, want bh", id, up)
+		}
+		victims = append(victims, v)
+	}
+	for _, v := range victims {
+		// The mediator's upstream stalled: it asks again without it.
+		r := v.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{bh.rtsp}})
+		t.Logf("%s after the stall: upstream %+v, error %q", v.NodeID, r.Upstream, r.Error)
+	}
+	waitUntil(t, "bh quarantined", func() bool {
+		var nodes []api.Node
+		srv.getJSON(t, "/api/v1/nodes", &nodes)
+		for _, n := range nodes {
+			if n.ID == "bh" && n.Quarantined {
+				t.Logf("bh: %s", n.QuarantineReason)
+				return strings.Contains(n.QuarantineReason, "v1, v2")
+			}
+		}
+		return false
+	})
+	v3 := startRelay(t, "v3", srv.Addr(), func(r *Relay) { r.RTSP = startRTSP(t).Addr() })
+	med := dialMediator(t, v3.ControlAddr())
+	r := med.call(control.Msg{Op: control.OpResolve, Stream: stream})
+	if r.Error == "" || r.Upstream != nil {
+		t.Fatalf("v3 resolved %+v: bh and the relays below it must not be offered", r.Upstream)
+	}
+	t.Logf("v3: %s", r.Error)
+}

@@ -117,7 +117,16 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	}
 	r.mu.Unlock()
 
+	// The candidate list carries the server's level and load of each
+	// candidate; Select scores with them, not with what a candidate's
+	// probe answer says about itself (see probe.Evaluate).
 	choices := probe.Select(ctx, cands.Candidates, stream, r.Weights)
+	for _, ch := range choices {
+		if ch.Overridden != "" {
+			r.Log.Info("candidate's probe answer contradicts ocm-server: scored with the server's view",
+				"stream", stream, "candidate", ch.Candidate.Node, "overridden", ch.Overridden)
+		}
+	}
 	if prefer != "" {
 		for i, ch := range choices {
 			if ch.Candidate.Node == prefer && ch.Eligible() {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -131,10 +132,23 @@ func (s *session) close() {
 func (r *Relay) keepServer() {
 	defer r.wg.Done()
 	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+	refused := false // said so once per streak of refusals
 	for r.ctx.Err() == nil {
 		sess, err := r.ensureSession(r.ctx)
 		if sess == nil {
-			if err != nil {
+			var we *wire.Error
+			switch {
+			case errors.As(err, &we) && we.Code == wire.CodeDuplicateNode:
+				if !refused {
+					r.mu.Lock()
+					server := r.server
+					r.mu.Unlock()
+					r.Log.Error("ocm-server refuses our node id: another relay is connected with it; give each relay its own --node-id (retrying)",
+						"node", r.NodeID, "server", server, "err", we.Message)
+					r.Events.Emit("server", map[string]any{"state": "refused", "code": we.Code, "node": r.NodeID})
+				}
+				refused = true
+			case err != nil:
 				r.Log.Debug("no ocm-server session", "err", err)
 			}
 			if !retry.Sleep(r.ctx, backoff.Next()) {
@@ -143,6 +157,7 @@ func (r *Relay) keepServer() {
 			continue
 		}
 		backoff.Reset()
+		refused = false
 		<-sess.done
 	}
 }

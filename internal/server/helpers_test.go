@@ -128,15 +128,26 @@ func (ts *testServer) shape(t *testing.T, s string) string {
 // drop nothing is sent to anyone that a test could wait for instead.
 func (ts *testServer) waitEvent(t *testing.T, name, node string) {
 	t.Helper()
+	ts.waitEvents(t, name, node, 1)
+}
+
+// waitEvents waits until the server has emitted n events name for node
+// and returns them.
+func (ts *testServer) waitEvents(t *testing.T, name, node string, n int) []map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		var got []map[string]any
 		for _, ev := range ts.events.Events(t) {
 			if ev["event"] == name && ev["node"] == node {
-				return
+				got = append(got, ev)
 			}
 		}
+		if len(got) >= n {
+			return got
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server never emitted %s for %s; events:\n%s", name, node, ts.events.String())
+			t.Fatalf("the server emitted %d of %d %s for %s; events:\n%s", len(got), n, name, node, ts.events.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -162,6 +173,21 @@ func (ts *testServer) getJSON(t *testing.T, path string, v any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// metrics scrapes /metrics.
+func (ts *testServer) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(ts.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(body)
 }
 
 func (ts *testServer) post(t *testing.T, path string, v any) int {
@@ -372,6 +398,20 @@ func (r *relay) waitClosed() *wire.Error {
 
 func isReset(err error) bool {
 	return strings.Contains(err.Error(), "connection reset")
+}
+
+// build dials a relay of capacity 4 for each "node<parent" of spec, in
+// order, and joins it to parent on stream.
+func (ts *testServer) build(t *testing.T, spec string) map[string]*relay {
+	t.Helper()
+	out := map[string]*relay{}
+	for _, e := range strings.Fields(spec) {
+		id, parent, _ := strings.Cut(e, "<")
+		r := newRelay(t, id, 4).dial(ts.Addr(), "")
+		r.mustJoin(stream, parent)
+		out[id] = r
+	}
+	return out
 }
 
 // rawConn is a plain TCP connection for sending bad bytes.

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ocm-overlay/ocm/internal/api"
+	"io"
 	"net/http"
 	"slices"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -85,7 +88,7 @@ func (s *Server) handler() http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		st.fail(ss, "kicked", &wire.Error{Code: wire.CodeKicked, Message: "removed by an operator"})
+		st.fail(ss, ending{cause: causeKicked}, &wire.Error{Code: wire.CodeKicked, Message: "removed by an operator"})
 		return api.Sent{Sent: []api.Target{{Node: ss.node, Type: wire.TypeError}}}, nil
 	}))
 	mux.HandleFunc("POST /api/v1/drain", s.api(func(r *http.Request, st *state) (any, error) {
@@ -105,6 +108,50 @@ func (s *Server) handler() http.Handler {
 		ms.write(w)
 	})
 	return mux
+}
+
+// limited bounds every request: its response must be written within
+// HTTPWriteTimeout (a streaming handler lifts that with
+// http.NewResponseController(w).SetWriteDeadline(time.Time{})), its body
+// is at most HTTPMaxBody bytes, and a POST's body, which the actions do
+// not use, is read before the action runs, so an action never runs on a
+// request that did not fully arrive within HTTPReadTimeout.
+func (s *Server) limited(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.HTTPWriteTimeout))
+		tooLarge := func() {
+			w.Header().Set("Connection", "close")
+			writeJSONError(w, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body over %d bytes (parameters go in the query)", s.HTTPMaxBody))
+		}
+		if r.ContentLength > s.HTTPMaxBody {
+			tooLarge()
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.HTTPMaxBody)
+		if r.Method == http.MethodPost {
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				var mb *http.MaxBytesError
+				if errors.As(err, &mb) {
+					tooLarge()
+					return
+				}
+				// Too slow (the read deadline) or gone: nobody to answer.
+				w.Header().Set("Connection", "close")
+				writeJSONError(w, http.StatusRequestTimeout, "request body not received in time")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// writeJSONError writes {"error": msg} with status.
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // api adapts a handler that runs in the state goroutine and returns a

@@ -16,6 +16,8 @@ type metrics struct {
 	hellos, joins, reports, candidates uint64
 	joinErrors, reconnects, failures   labelled
 	rejected, handovers                labelled
+	stalls                             labelled // children's stalls, by verdict
+	quarantines                        uint64
 }
 
 // labelled is a counter with one label.
@@ -24,17 +26,22 @@ type labelled map[string]uint64
 func (l labelled) inc(v string) { l[v]++ }
 
 func newMetrics() metrics {
-	return metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{},
-		handovers: labelled{}}
+	m := metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{},
+		handovers: labelled{}, stalls: labelled{stallCounted: 0, stallExcused: 0}}
+	for _, c := range failureCauses { // a fixed set: every series exists from the start
+		m.failures[c] = 0
+	}
+	return m
 }
 
 // snapshot is what /metrics needs, copied out of the state goroutine.
 type metricsSnapshot struct {
-	m         metrics
-	nodes     int
-	sessions  int
-	handovers int // under way
-	streams   []tree.StreamSummary
+	m           metrics
+	nodes       int
+	sessions    int
+	handovers   int // under way
+	quarantined int
+	streams     []tree.StreamSummary
 }
 
 func (st *state) metricsSnapshot() metricsSnapshot {
@@ -47,9 +54,9 @@ func (st *state) metricsSnapshot() metricsSnapshot {
 	}
 	m := st.m
 	m.joinErrors, m.reconnects, m.failures, m.rejected = cp(m.joinErrors), cp(m.reconnects), cp(m.failures), cp(m.rejected)
-	m.handovers = cp(m.handovers)
+	m.handovers, m.stalls = cp(m.handovers), cp(m.stalls)
 	return metricsSnapshot{m: m, nodes: st.forest.NumNodes(), sessions: len(st.sessions), streams: st.forest.Streams(),
-		handovers: len(st.handovers)}
+		handovers: len(st.handovers), quarantined: st.quarantinedCount()}
 }
 
 func (ms metricsSnapshot) write(w io.Writer) {
@@ -83,6 +90,9 @@ func (ms metricsSnapshot) write(w io.Writer) {
 	vec("ocm_rejected_inputs_total", "Bad inputs rejected, by error code.", "code", ms.m.rejected)
 	vec("ocm_handovers_total", "Graceful handovers started, and ended by result (switched, timeout, gone).", "result", ms.m.handovers)
 	gauge("ocm_handovers_active", "Graceful handovers under way.", ms.handovers)
+	vec("ocm_child_stalls_total", "Relays that lost their stream under a connected parent, by verdict (counted against the parent, or excused).", "verdict", ms.m.stalls)
+	counter("ocm_quarantines_total", "Relays quarantined because their children stalled under them.", ms.m.quarantines)
+	gauge("ocm_nodes_quarantined", "Relays quarantined now: not offered as parents.", ms.quarantined)
 	series := []struct {
 		name, help string
 		v          func(tree.StreamSummary) int

@@ -8,14 +8,17 @@
 //
 // Events go to Events as JSON lines: ready (first, with the bound
 // addresses), node_joined, node_left, node_failed, node_replaced,
+// child_stalled, node_quarantined, node_released (see stall.go),
 // tree_joined, tree_left, tree_pending, tree_orphaned, tree_removed,
 // join_rejected, reconnect_sent, drain_sent, handover_started,
 // handover_done, policy_changed and rejected (bad input from a
-// connection).
+// connection, or a hello with the node id of a live connection: refused
+// with duplicate_node, the live one untouched).
 //
 // HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
 //
 //	GET  /api/v1/nodes                   every node: tree.NodeSnapshot + remote, connected, last_seen
+//	                                     (quarantined, quarantine_reason: see stall.go)
 //	GET  /api/v1/streams                 every stream: tree.StreamSummary + origin
 //	GET  /api/v1/tree?stream=S           one tree.TreeSnapshot (404 if unknown)
 //	GET  /api/v1/tree                    every tree, as a list
@@ -66,6 +69,25 @@ const (
 	DefaultOrphanGrace  = 30 * time.Second
 	DefaultHelloTimeout = 10 * time.Second
 	DefaultWriteTimeout = 5 * time.Second
+	// HTTP bounds: a whole request (headers and body) must arrive within
+	// DefaultHTTPReadTimeout, a response be written within
+	// DefaultHTTPWriteTimeout (per handler, so a streaming one can lift
+	// it), a kept-alive connection idle for DefaultHTTPIdleTimeout is
+	// closed. The API's requests carry their parameters in the query: a
+	// body over DefaultHTTPMaxBody is refused (413).
+	DefaultHTTPReadTimeout    = 10 * time.Second
+	DefaultHTTPWriteTimeout   = 30 * time.Second
+	DefaultHTTPIdleTimeout    = 60 * time.Second
+	DefaultHTTPMaxHeaderBytes = 16 << 10
+	DefaultHTTPMaxBody        = 64 << 10
+	// Black holes (see stall.go): StallLimit distinct children stalling
+	// under a parent within DefaultStallWindow quarantine it until its
+	// reports are clean for DefaultQuarantineClean (doubled per repeat);
+	// a stall is judged DefaultStallConfirm after the child said so.
+	DefaultStallWindow     = time.Minute
+	DefaultStallLimit      = 2
+	DefaultStallConfirm    = 5 * time.Second
+	DefaultQuarantineClean = 2 * time.Minute
 	// MissedHeartbeats is how many heartbeat intervals of silence make a
 	// node failed.
 	MissedHeartbeats = wire.MissedHeartbeats
@@ -101,6 +123,19 @@ type Server struct {
 	HelloTimeout    time.Duration
 	WriteTimeout    time.Duration
 	MaxLine         int // longest accepted line; default wire.MaxLineLen
+	// StallWindow, StallLimit, StallConfirm and QuarantineClean rule the
+	// quarantine of black holes (see stall.go and the Default*
+	// constants); a negative StallLimit disables it.
+	StallWindow     time.Duration
+	StallLimit      int
+	StallConfirm    time.Duration
+	QuarantineClean time.Duration
+	// HTTP server bounds (see the DefaultHTTP* constants).
+	HTTPReadTimeout    time.Duration
+	HTTPWriteTimeout   time.Duration
+	HTTPIdleTimeout    time.Duration
+	HTTPMaxHeaderBytes int
+	HTTPMaxBody        int64
 
 	Log    *slog.Logger  // nil: discard
 	Events *event.Writer // nil: discard
@@ -108,6 +143,9 @@ type Server struct {
 	Now func() time.Time
 	// ListenFunc opens the listeners; nil: net.Listen.
 	ListenFunc func(network, addr string) (net.Listener, error)
+
+	// duplicateGrace is duplicateGrace unless a test shortens it.
+	duplicateGrace time.Duration
 
 	ln      net.Listener
 	httpLn  net.Listener
@@ -152,6 +190,12 @@ func (s *Server) fill() error {
 		{&s.OrphanGrace, DefaultOrphanGrace, "orphan grace"},
 		{&s.HelloTimeout, DefaultHelloTimeout, "hello timeout"},
 		{&s.WriteTimeout, DefaultWriteTimeout, "write timeout"},
+		{&s.HTTPReadTimeout, DefaultHTTPReadTimeout, "http read timeout"},
+		{&s.HTTPWriteTimeout, DefaultHTTPWriteTimeout, "http write timeout"},
+		{&s.HTTPIdleTimeout, DefaultHTTPIdleTimeout, "http idle timeout"},
+		{&s.StallWindow, DefaultStallWindow, "stall window"},
+		{&s.StallConfirm, DefaultStallConfirm, "stall confirm"},
+		{&s.QuarantineClean, DefaultQuarantineClean, "quarantine clean"},
 	}
 	for _, d := range durations {
 		if *d.p == 0 {
@@ -172,6 +216,21 @@ func (s *Server) fill() error {
 	}
 	if s.OriginCapacity < 0 {
 		s.OriginCapacity = 0
+	}
+	if s.StallLimit == 0 {
+		s.StallLimit = DefaultStallLimit
+	}
+	if s.HTTPMaxHeaderBytes == 0 {
+		s.HTTPMaxHeaderBytes = DefaultHTTPMaxHeaderBytes
+	}
+	if s.HTTPMaxBody == 0 {
+		s.HTTPMaxBody = DefaultHTTPMaxBody
+	}
+	if s.HTTPMaxHeaderBytes < 0 || s.HTTPMaxBody < 0 {
+		return fmt.Errorf("http max header bytes %d and max body %d must not be negative", s.HTTPMaxHeaderBytes, s.HTTPMaxBody)
+	}
+	if s.duplicateGrace <= 0 {
+		s.duplicateGrace = duplicateGrace
 	}
 	if s.MaxLine <= 0 {
 		s.MaxLine = wire.MaxLineLen
@@ -208,7 +267,12 @@ func (s *Server) Start() error {
 		}
 		s.httpLn = hl
 		httpAddr = hl.Addr().String()
-		s.httpSrv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+		// No server-wide WriteTimeout: it would cut a streaming response
+		// (server-sent events); each handler gets its own deadline
+		// instead (see limited). ReadTimeout covers headers and body, and
+		// ends once the body is read, so it does not limit a stream.
+		s.httpSrv = &http.Server{Handler: s.limited(s.handler()), ReadTimeout: s.HTTPReadTimeout,
+			IdleTimeout: s.HTTPIdleTimeout, MaxHeaderBytes: s.HTTPMaxHeaderBytes}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.reqs = make(chan func(*state))

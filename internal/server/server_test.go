@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -613,26 +615,89 @@ func TestRestartRebuilds(t *testing.T) {
 	}
 }
 
-// A relay reconnecting while its old connection is still registered
-// replaces it without disturbing its children.
-func TestReplacedConnection(t *testing.T) {
-	ts := startServer(t, nil)
+// TestDuplicateNodeRefused: a hello with the node id of a live session
+// (a token holder impersonating a relay) is refused and closed, again and
+// again, and the legitimate relay never notices: same connection, same
+// tree, its child told nothing.
+func TestDuplicateNodeRefused(t *testing.T) {
+	// Each refusal first waits for the live connection to end; not long
+	// here, as it never does.
+	ts := startServer(t, func(s *Server) { s.duplicateGrace = 20 * time.Millisecond })
 	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
 	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
 	a.mustJoin(stream, "origin")
 	b.mustJoin(stream, "a")
-	old := a.c
-	a2 := newRelay(t, "a", 2)
-	a2.parents = a.parents
-	a2.dial(ts.Addr(), "")
-	a.c = old
-	if e := a.waitClosed(); e == nil || e.Code != wire.CodeReplaced {
-		t.Fatalf("old connection got %+v", e)
+	const attempts = 20
+	for i := range attempts {
+		imp := newRelay(t, "a", 100)
+		imp.rtsp = "127.0.0.1:6666"
+		reply, err := imp.connect(ts.Addr(), "")
+		if err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		e, ok := reply.Body.(*wire.Error)
+		if !ok || e.Code != wire.CodeDuplicateNode || reply.Re == 0 {
+			t.Fatalf("attempt %d: impostor's hello answered by %s %+v, want error %s", i, reply.Type, reply.Body, wire.CodeDuplicateNode)
+		}
+		if i == 0 {
+			t.Logf("refusal: %s", e.Message)
+			if !strings.Contains(e.Message, `"a"`) {
+				t.Errorf("refusal %q does not name the node id", e.Message)
+			}
+		}
+		if last := imp.waitClosed(); last != nil {
+			t.Fatalf("attempt %d: more after the refusal: %+v", i, last)
+		}
+	}
+	a.sync() // the first connection still works
+	if len(a.pushed) != 0 {
+		t.Fatalf("a was sent %+v", a.pushed)
 	}
 	if got := b.reconnects(); len(got) != 0 {
 		t.Fatalf("b told %v", got)
 	}
 	if got := ts.shape(t, stream); got != "a<origin@1 b<a@2" {
+		t.Fatalf("shape %q", got)
+	}
+	var nodes []api.Node
+	ts.getJSON(t, "/api/v1/nodes", &nodes)
+	for _, n := range nodes {
+		if n.ID == "a" && (n.RTSP != a.rtsp || n.Capacity != 2) {
+			t.Fatalf("a's entry changed: %+v", n)
+		}
+	}
+	for _, ev := range ts.events.Events(t) {
+		if ev["event"] == "node_replaced" || ev["event"] == "node_failed" {
+			t.Fatalf("event %v", ev)
+		}
+	}
+	body := ts.metrics(t)
+	if want := fmt.Sprintf(`ocm_rejected_inputs_total{code="duplicate_node"} %d`, attempts); !strings.Contains(body, want) {
+		t.Errorf("metrics lack %q:\n%s", want, body)
+	}
+	ts.validate(t)
+}
+
+// A relay that closes its connection and says hello again at once (its
+// reconnect) is welcomed, never refused as a duplicate: the server waits
+// for the old connection's close it has not read yet. Whether the node
+// failed in between or its edges were kept depends on which the server
+// read first; its hello declares them again either way.
+func TestReconnectNotRefused(t *testing.T) {
+	ts := startServer(t, nil)
+	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
+	a.mustJoin(stream, "origin")
+	for i := range 10 {
+		a.c.Close()
+		reply, err := a.connect(ts.Addr(), "")
+		if err != nil {
+			t.Fatalf("reconnect %d: %v", i, err)
+		}
+		if _, ok := reply.Body.(*wire.Welcome); !ok {
+			t.Fatalf("reconnect %d answered by %s %+v", i, reply.Type, reply.Body)
+		}
+	}
+	if got := ts.shape(t, stream); got != "a<origin@1" {
 		t.Fatalf("shape %q", got)
 	}
 	ts.validate(t)
@@ -755,15 +820,10 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatalf("b told %v under drop", got)
 	}
 
-	resp, err := http.Get(ts.url("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := ts.metrics(t)
 	for _, want := range []string{"ocm_nodes 3", `ocm_reconnects_sent_total{reason="operator"} 2`,
 		`ocm_node_failures_total{cause="kicked"} 1`, "ocm_joins_total 3"} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
@@ -850,4 +910,64 @@ func TestReportReattachesDropped(t *testing.T) {
 		t.Fatalf("tree %q, want c back under b", got)
 	}
 	ts.validate(t)
+}
+
+// TestFailureCausesFixed: connections that end in errors carrying
+// addresses (resets from many ports) are counted under a fixed set of
+// causes, never one series per error text; the text is in the event.
+func TestFailureCausesFixed(t *testing.T) {
+	ts := startServer(t, nil)
+	const n = 12
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		r := newRelay(t, id, 2).dial(ts.Addr(), "")
+		r.mustJoin(stream, "origin")
+		if i%2 == 0 {
+			// A reset: the error's text has both addresses in it.
+			if err := r.nc.(*net.TCPConn).SetLinger(0); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// Half a message, then the end.
+			if _, err := r.nc.Write([]byte(`{"v":1,"type":"heartb`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.nc.Close()
+		ts.waitEvent(t, "node_failed", id)
+	}
+	details := 0
+	for _, ev := range ts.events.Events(t) {
+		if ev["event"] != "node_failed" {
+			continue
+		}
+		if !slices.Contains(failureCauses, ev["cause"].(string)) {
+			t.Errorf("node_failed cause %q is not one of %q", ev["cause"], failureCauses)
+		}
+		if d, _ := ev["detail"].(string); d != "" {
+			details++
+		}
+	}
+	if details != n {
+		t.Errorf("%d of %d node_failed events carry the error's detail", details, n)
+	}
+	var series []string
+	total := 0
+	for _, l := range strings.Split(ts.metrics(t), "\n") {
+		v, ok := strings.CutPrefix(l, `ocm_node_failures_total{cause="`)
+		if !ok {
+			continue
+		}
+		cause, count, _ := strings.Cut(v, `"} `)
+		series = append(series, cause+"="+count)
+		if !slices.Contains(failureCauses, cause) {
+			t.Errorf("failure cause label %q is not one of %q", cause, failureCauses)
+		}
+		c, _ := strconv.Atoi(count)
+		total += c
+	}
+	t.Logf("failure series: %q", series)
+	if total != n {
+		t.Errorf("ocm_node_failures_total sums to %d, want %d", total, n)
+	}
 }

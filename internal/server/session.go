@@ -23,7 +23,8 @@ type session struct {
 	log        *slog.Logger
 	out        chan outMsg
 	done       chan struct{} // closed by close
-	readerDone chan struct{} // closed when serveConn stops reading
+	readEnded  chan struct{} // closed when the read loop has ended: the connection is going
+	readerDone chan struct{} // closed when serveConn stops reading (after draining)
 	once       sync.Once
 
 	node     string
@@ -45,7 +46,22 @@ const linger = 500 * time.Millisecond
 
 func newSession(c *wire.Conn, node string, log *slog.Logger) *session {
 	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), log: log.With("node", node),
-		out: make(chan outMsg, sendQueue), done: make(chan struct{}), readerDone: make(chan struct{})}
+		out: make(chan outMsg, sendQueue), done: make(chan struct{}), readEnded: make(chan struct{}),
+		readerDone: make(chan struct{})}
+}
+
+// alive reports whether the session's connection still reads: a session
+// whose read loop has ended (closed by the relay, failed, kicked) is
+// going, its state-goroutine cleanup perhaps not run yet.
+func (ss *session) alive() bool {
+	select {
+	case <-ss.readEnded:
+		return false
+	case <-ss.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // enqueue queues a message without blocking; a full queue means the relay
@@ -68,7 +84,13 @@ func (ss *session) reply(re uint64, b wire.Body) { ss.enqueue(outMsg{m: wire.Msg
 
 // sendAndClose sends a final error after what is queued, then ends the
 // connection.
-func (ss *session) sendAndClose(e *wire.Error) { ss.enqueue(outMsg{m: wire.Msg{Body: e}, close: true}) }
+func (ss *session) sendAndClose(e *wire.Error) { ss.replyAndClose(0, e) }
+
+// replyAndClose answers message re with a final error, then ends the
+// connection.
+func (ss *session) replyAndClose(re uint64, e *wire.Error) {
+	ss.enqueue(outMsg{m: wire.Msg{Re: re, Body: e}, close: true})
+}
 
 // close ends the connection at once.
 func (ss *session) close() {
@@ -150,6 +172,8 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 
+	s.awaitDuplicate(h.Node)
+
 	ss := newSession(c, h.Node, log)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -163,39 +187,56 @@ func (s *Server) serveConn(nc net.Conn) {
 		wg.Wait()
 		ss.close()
 	}()
-	if s.call(s.ctx, func(st *state) { st.hello(ss, m.ID, h) }) != nil {
+	welcomed := false
+	if s.call(s.ctx, func(st *state) { welcomed = st.hello(ss, m.ID, h) }) != nil || !welcomed {
+		close(ss.readEnded)
 		return
 	}
 
 	c.SetReadTimeout((MissedHeartbeats + 1) * s.Heartbeat)
-	cause, clean := s.readLoop(ss)
-	_ = s.call(s.ctx, func(st *state) { st.closed(ss, cause, clean) })
+	end := s.readLoop(ss)
+	close(ss.readEnded)
+	_ = s.call(s.ctx, func(st *state) { st.closed(ss, end) })
+}
+
+// duplicateGrace bounds how long a hello waits for the connection that
+// holds its node id to end: a relay reconnecting closes its old
+// connection just before, and the server may not have read that close
+// yet. A connection that is still alive after it keeps the id.
+const duplicateGrace = time.Second
+
+// awaitDuplicate waits, up to duplicateGrace (Server.duplicateGrace),
+// for a live session holding node to end; the hello then takes its place
+// (or is refused by state.hello if it is still alive).
+func (s *Server) awaitDuplicate(node string) {
+	var old *session
+	if s.call(s.ctx, func(st *state) { old = st.sessions[node] }) != nil || old == nil || !old.alive() {
+		return
+	}
+	t := time.NewTimer(s.duplicateGrace)
+	defer t.Stop()
+	select {
+	case <-old.readEnded:
+	case <-old.done:
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+}
+
+// ending is why a connection ended: a cause from the fixed set (see
+// cause.go), the error's text for the event and the log, and whether the
+// relay closed cleanly between messages.
+type ending struct {
+	cause, detail string
+	clean         bool
 }
 
 // readLoop reads messages until the connection ends and returns why.
-func (s *Server) readLoop(ss *session) (cause string, clean bool) {
+func (s *Server) readLoop(ss *session) ending {
 	for {
 		m, err := ss.conn.ReadMsg()
 		if err != nil {
-			var ne net.Error
 			switch {
-			case errors.Is(err, io.EOF):
-				return "closed", true
-			case errors.Is(err, wire.ErrTruncated):
-				ss.log.Warn("connection lost mid-message", "err", err)
-				return "closed mid-message", false
-			case errors.Is(err, net.ErrClosed):
-				return "closed by server", false
-			case errors.As(err, &ne) && ne.Timeout():
-				return "read timeout", false
-			case errors.Is(err, wire.ErrLineTooLong):
-				s.badInput(ss.log, ss.remote, wire.CodeLineTooLong, err)
-				ss.sendAndClose(&wire.Error{Code: wire.CodeLineTooLong, Message: err.Error()})
-				return "line too long", false
-			case errors.Is(err, wire.ErrVersion):
-				s.badInput(ss.log, ss.remote, wire.CodeVersion, err)
-				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
-				return "wrong version", false
 			case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrInvalid):
 				s.badInput(ss.log, ss.remote, wire.CodeBadRequest, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
@@ -204,20 +245,30 @@ func (s *Server) readLoop(ss *session) (cause string, clean bool) {
 				s.badInput(ss.log, ss.remote, wire.CodeUnknownType, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeUnknownType, Message: err.Error()})
 				continue
-			default:
-				return err.Error(), false
 			}
+			cause, clean := readEnd(err)
+			switch cause {
+			case causeTruncated:
+				ss.log.Warn("connection lost mid-message", "err", err)
+			case causeLineTooLong:
+				s.badInput(ss.log, ss.remote, wire.CodeLineTooLong, err)
+				ss.sendAndClose(&wire.Error{Code: wire.CodeLineTooLong, Message: err.Error()})
+			case causeVersion:
+				s.badInput(ss.log, ss.remote, wire.CodeVersion, err)
+				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
+			}
+			return ending{cause: cause, detail: err.Error(), clean: clean}
 		}
 		if _, ok := m.Body.(*wire.Hello); ok {
 			ss.reply(m.ID, &wire.Error{Code: wire.CodeUnexpected, Message: "hello already received"})
 			continue
 		}
 		if s.call(s.ctx, func(st *state) { st.handle(ss, m) }) != nil {
-			return "server stopping", false
+			return ending{cause: causeStopping}
 		}
 		select {
 		case <-ss.done:
-			return "closed by server", false
+			return ending{cause: causeByServer}
 		default:
 		}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -23,6 +24,11 @@ type state struct {
 	handovers map[tree.Member]*handover
 	stepping  bool // progress is running
 	m         metrics
+
+	// Black holes (stall.go).
+	stalls   map[tree.Member]*stallReport // children's stalls to confirm, by child
+	losses   map[tree.Member]time.Time    // when a member last lost its upstream
+	suspects map[string]*suspect          // parents children stalled under, by node id
 }
 
 // cascade is what is left to send of one gradual recovery: groups[0] goes
@@ -60,6 +66,9 @@ func newState(s *Server) *state {
 		sessions:  map[string]*session{},
 		handovers: map[tree.Member]*handover{},
 		m:         newMetrics(),
+		stalls:    map[tree.Member]*stallReport{},
+		losses:    map[tree.Member]time.Time{},
+		suspects:  map[string]*suspect{},
 	}
 }
 
@@ -88,9 +97,10 @@ func (st *state) run(ctx context.Context) {
 	}
 }
 
-// nextDue returns the earliest cascade step or handover deadline.
+// nextDue returns the earliest cascade step, handover deadline or stall
+// confirmation.
 func (st *state) nextDue() (time.Time, bool) {
-	var due time.Time
+	due, _ := st.nextStall()
 	for _, c := range st.cascades {
 		if due.IsZero() || c.due.Before(due) {
 			due = c.due
@@ -104,8 +114,10 @@ func (st *state) nextDue() (time.Time, bool) {
 	return due, !due.IsZero()
 }
 
-// expire sends the cascade steps and ends the handovers due by now.
+// expire sends the cascade steps, ends the handovers and judges the
+// stalls due by now.
 func (st *state) expire(now time.Time) {
+	st.confirmStalls(now)
 	for _, c := range st.cascades {
 		if !c.due.After(now) {
 			st.fire(c)
@@ -132,16 +144,17 @@ func (st *state) sweep() {
 	}
 	sort.Slice(dead, func(i, j int) bool { return dead[i].node < dead[j].node })
 	for _, ss := range dead {
-		st.fail(ss, "heartbeat", nil)
+		st.fail(ss, ending{cause: causeHeartbeat}, nil)
 	}
 	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
 	st.forest.ExpireExpectations(now)
+	st.pruneLosses(now)
 }
 
 // fail removes a node whose connection the server gives up on, applies
 // the policy, and closes the connection (after sending final, if any).
-func (st *state) fail(ss *session, cause string, final *wire.Error) {
+func (st *state) fail(ss *session, end ending, final *wire.Error) {
 	if st.sessions[ss.node] != ss || st.s.ctx.Err() != nil {
 		return
 	}
@@ -151,12 +164,13 @@ func (st *state) fail(ss *session, cause string, final *wire.Error) {
 	} else {
 		ss.close()
 	}
-	st.removeNode(ss, cause, false)
+	end.clean = false
+	st.removeNode(ss, end)
 }
 
 // closed is called by a connection's goroutine when it ends; clean means
 // the relay closed between messages.
-func (st *state) closed(ss *session, cause string, clean bool) {
+func (st *state) closed(ss *session, end ending) {
 	if st.sessions[ss.node] != ss {
 		return // already failed, kicked or replaced
 	}
@@ -167,36 +181,54 @@ func (st *state) closed(ss *session, cause string, clean bool) {
 		return
 	}
 	delete(st.sessions, ss.node)
-	st.removeNode(ss, cause, clean)
+	st.removeNode(ss, end)
 }
 
-func (st *state) removeNode(ss *session, cause string, clean bool) {
+func (st *state) removeNode(ss *session, end ending) {
+	st.forgetStalls(ss.node)
 	streams := st.forest.StreamsOf(ss.node)
 	res, err := st.forest.RemoveNode(ss.node, st.policy, st.s.Now())
 	if err != nil {
 		st.s.Log.Error("remove node", "node", ss.node, "err", err)
 		return
 	}
-	kv := map[string]any{"node": ss.node, "remote": ss.remote, "cause": cause, "streams": streams,
+	kv := map[string]any{"node": ss.node, "remote": ss.remote, "cause": end.cause, "streams": streams,
 		"policy": string(st.policy)}
-	if clean && len(streams) == 0 {
+	if end.detail != "" {
+		kv["detail"] = end.detail
+	}
+	if end.clean && len(streams) == 0 {
 		st.s.Events.Emit("node_left", kv)
-		ss.log.Info("node left", "cause", cause)
+		ss.log.Info("node left", "cause", end.cause)
 	} else {
 		st.s.Events.Emit("node_failed", kv)
-		st.m.failures.inc(cause)
-		ss.log.Warn("node failed", "cause", cause, "streams", len(streams), "policy", st.policy,
+		st.m.failures.inc(end.cause)
+		ss.log.Warn("node failed", "cause", end.cause, "detail", end.detail, "streams", len(streams), "policy", st.policy,
 			"notified", len(res.Notices()))
 	}
-	st.apply(res, "node "+ss.node+" "+cause)
+	st.apply(res, "node "+ss.node+" "+end.cause)
 }
 
 // hello registers a session's node, answers welcome, and rebuilds its
-// declared edges.
-func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
+// declared edges. A hello with the node id of a live session is refused
+// (the error is queued on ss, which then closes) and the live session is
+// left untouched; a session whose connection is already ending is
+// replaced, the node's edges kept: that is a relay reconnecting. It
+// reports whether ss was welcomed.
+func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 	now := st.s.Now()
 	ss.lastSeen, ss.since = now, now
-	if old := st.sessions[h.Node]; old != nil {
+	if old := st.sessions[h.Node]; old != nil && old.alive() {
+		// The live connection's address is for the operator, not the
+		// wire: the newcomer may be an impostor.
+		msg := fmt.Sprintf("node id %q is in use by a live connection: each relay needs its own --node-id", h.Node)
+		ss.replyAndClose(re, &wire.Error{Code: wire.CodeDuplicateNode, Message: msg})
+		st.m.rejected.inc(wire.CodeDuplicateNode)
+		st.s.Events.Emit("rejected", map[string]any{"remote": ss.remote, "code": wire.CodeDuplicateNode, "node": h.Node,
+			"live_remote": old.remote, "message": msg})
+		ss.log.Warn("hello refused: node id in use", "live_remote", old.remote)
+		return false
+	} else if old != nil {
 		ss.drained = old.drained // a drained relay reconnecting is still leaving
 		old.sendAndClose(&wire.Error{Code: wire.CodeReplaced, Message: "a newer connection said hello as " + h.Node})
 		st.s.Events.Emit("node_replaced", map[string]any{"node": h.Node, "old_remote": old.remote, "remote": ss.remote})
@@ -213,7 +245,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
 	if err != nil { // wire validation makes this unreachable
 		delete(st.sessions, h.Node)
 		ss.sendAndClose(&wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
-		return
+		return false
 	}
 	ss.reply(re, &wire.Welcome{
 		Node: h.Node, Recovery: string(st.policy), Server: "ocm-server",
@@ -227,6 +259,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) {
 	})
 	ss.log.Info("hello", "rtsp", info.RTSP, "willing", h.Willing, "capacity", h.Capacity, "streams", len(h.Streams))
 	st.apply(res, "hello from "+h.Node)
+	return true
 }
 
 // handle answers one message of an established session.
@@ -258,6 +291,7 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
 		return
 	}
+	st.lostUpstream(ss.node, g)
 	k := st.s.MaxCandidates
 	if g.Max > 0 && g.Max < k {
 		k = g.Max
@@ -310,6 +344,7 @@ func (st *state) report(ss *session, r *wire.Report) {
 	}
 	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
 	st.m.reports++
+	st.quarantineReport(ss, r)
 	st.reconcile(ss, r)
 }
 
@@ -466,6 +501,7 @@ func (st *state) notify(g []tree.Notice, delayed bool) {
 
 func (st *state) sendReconnect(ss *session, r *wire.Reconnect) {
 	ss.push(r)
+	st.movedUpstream(tree.Member{Stream: r.Stream, Node: ss.node})
 	st.m.reconnects.inc(r.Reason)
 	st.s.Events.Emit("reconnect_sent", map[string]any{"stream": r.Stream, "node": ss.node, "reason": r.Reason,
 		"target": r.Target})
@@ -489,6 +525,8 @@ func errorCode(err error) string {
 		return wire.CodeUnknownNode
 	case errors.Is(err, tree.ErrNotInStream):
 		return wire.CodeNotInStream
+	case errors.Is(err, tree.ErrQuarantined):
+		return wire.CodeQuarantined
 	}
 	return wire.CodeInternal
 }

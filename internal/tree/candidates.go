@@ -18,7 +18,8 @@ type Candidate struct {
 // origin first while it has a free slot, then at most k (k <= 0: no
 // limit) willing attached members with free capacity, lowest level first,
 // then least loaded (clients/capacity), then by id. Never the requester,
-// its descendants, a leaving member, or anything in exclude. A slot the
+// its descendants, a leaving member, a quarantined one or one below it
+// (its stream comes through it), or anything in exclude. A slot the
 // requester itself occupies or has reserved counts as free, so a relay
 // re-resolving may be offered its current parent (or the one a handover
 // promised it); slots reserved for others count as taken, a leaving
@@ -61,7 +62,7 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 	var relays []Candidate
 	for id, m := range t.members {
 		n := f.nodes[id]
-		if skip[id] || n == nil || !n.Willing || m.leaving {
+		if skip[id] || n == nil || !n.Willing || m.leaving || f.quarantinedAbove(t, id) != "" {
 			continue
 		}
 		c := clients(id)

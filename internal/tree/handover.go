@@ -116,7 +116,7 @@ func (f *Forest) bestTarget(t *tree, stream, leaving, child string, planned map[
 	consider(option{Origin, 0, f.occupied(stream, Origin, child), f.originCap})
 	for id, m := range t.members {
 		n := f.nodes[id]
-		if id == leaving || m.leaving || n == nil || !n.Willing || t.descends(id, child) {
+		if id == leaving || m.leaving || n == nil || !n.Willing || t.descends(id, child) || f.quarantinedAbove(t, id) != "" {
 			continue
 		}
 		level := m.level

@@ -8,7 +8,8 @@ import (
 
 // Join records that node receives stream from parent (a node id or
 // Origin). The parent must be attached to the stream, willing, not
-// leaving, with free capacity (see occupied: a slot reserved for the node
+// leaving nor quarantined (nor below a quarantined member), with free
+// capacity (see occupied: a slot reserved for the node
 // is its own), and neither the node nor one of its descendants. A node already
 // in the tree moves with its subtree (levels recomputed); joining the
 // parent it already has changes nothing. On error nothing changes.
@@ -65,6 +66,9 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 		}
 		if strict && !pn.Willing {
 			return fmt.Errorf("%w: %s", ErrNotWilling, parent)
+		}
+		if q := f.quarantinedAbove(t, parent); strict && q != "" {
+			return fmt.Errorf("%w: %s (%s)", ErrQuarantined, q, f.nodes[q].Quarantine)
 		}
 		if n := f.occupied(stream, parent, node); n >= pn.Capacity {
 			return fmt.Errorf("%w: %s has %d of its %d slots taken", ErrFull, parent, n, pn.Capacity)

@@ -50,6 +50,10 @@ type NodeSnapshot struct {
 	Clients    int        `json:"clients"` // reported readers
 	LastReport *time.Time `json:"last_report,omitempty"`
 	Streams    []string   `json:"streams"`
+	// Quarantined nodes are not offered as parents; the reason says why
+	// and until when (see Forest.Quarantine).
+	Quarantined      bool   `json:"quarantined"`
+	QuarantineReason string `json:"quarantine_reason,omitempty"`
 }
 
 // StreamSummary is one line of the stream list.
@@ -142,6 +146,7 @@ func (f *Forest) Node(id string) (NodeSnapshot, bool) {
 	s := NodeSnapshot{
 		ID: id, RTSP: n.RTSP, Probe: n.Probe, Willing: n.Willing, Capacity: n.Capacity, Cores: n.Cores,
 		Children: n.children, CPU: n.CPU, Clients: n.Clients, Streams: f.streamsOf(id),
+		Quarantined: n.Quarantine != "", QuarantineReason: n.Quarantine,
 	}
 	if s.Streams == nil {
 		s.Streams = []string{}

@@ -100,6 +100,7 @@ var (
 	ErrNotWilling    = errors.New("parent does not relay")
 	ErrNotInStream   = errors.New("node not in the stream's tree")
 	ErrReserved      = errors.New("node id reserved for the origin")
+	ErrQuarantined   = errors.New("parent is quarantined")
 )
 
 // NodeInfo is what a node says about itself in its hello.
@@ -118,6 +119,9 @@ type Node struct {
 	CPU        float64   // last reported busy fraction
 	Clients    int       // last reported readers over all streams
 	LastReport time.Time // zero before the first report
+	// Quarantine says why the node is not offered as a parent nor
+	// accepted as a new one ("" if it is): see Forest.Quarantine.
+	Quarantine string
 
 	children int // children over all trees, kept by link/unlink
 }

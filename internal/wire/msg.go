@@ -59,10 +59,12 @@ const (
 	CodeCycle         = "cycle"          // joined: the parent is the node itself or one of its descendants
 	CodeFull          = "full"           // joined: the parent has no free capacity
 	CodeNotWilling    = "not_willing"    // joined: the parent does not relay
+	CodeQuarantined   = "quarantined"    // joined: children stall under the parent; the server offers it no more for now
 	CodeNotInStream   = "not_in_stream"  // left: the node is not in that stream's tree
 	CodeBadStream     = "bad_stream"     // the stream key is not an rtsp:// origin URL
 	CodeKicked        = "kicked"         // an operator removed the node; connection closed
-	CodeReplaced      = "replaced"       // a newer connection said hello with this node id
+	CodeReplaced      = "replaced"       // a newer connection said hello with this node id (older servers)
+	CodeDuplicateNode = "duplicate_node" // hello: another live connection has this node id; connection closed
 	CodeShutdown      = "shutdown"       // the server is stopping
 	CodeInternal      = "internal"
 )
@@ -162,7 +164,10 @@ func (w *Welcome) StallWait(level int) time.Duration {
 	return d
 }
 
-// GetCandidates asks for parents for a stream.
+// GetCandidates asks for parents for a stream. Excluding the requester's
+// current parent says that parent failed it (its stream was lost or
+// stalled): the server may count that against the parent (see Candidate
+// and the server's quarantine of black holes).
 type GetCandidates struct {
 	Stream  string   `json:"stream"`
 	Exclude []string `json:"exclude,omitempty"` // node ids not to offer (may include OriginID)
@@ -176,7 +181,10 @@ type Candidates struct {
 	Candidates []Candidate `json:"candidates"`
 }
 
-// Candidate is one possible parent.
+// Candidate is one possible parent. Level, Clients and Capacity are the
+// server's view (it placed the candidate and counts its children), the
+// authority a requester scores with: a probe answer claiming a lower
+// level or more free capacity is the candidate's word against it.
 type Candidate struct {
 	Node     string  `json:"node"`            // node id, or OriginID
 	RTSP     string  `json:"rtsp"`            // host:port to pull from

@@ -24,10 +24,14 @@
 //
 //  1. Connect, send hello (with the token if the server has one). The
 //     server answers welcome (re = hello's id), or error then close
-//     (codes unauthorized, version, bad_request, expected_hello). Node ids
-//     must be unique: a second connection saying hello with the same id
-//     replaces the first, which receives error "replaced" and is closed
-//     (the node's tree edges are kept: that is how a relay reconnects).
+//     (codes unauthorized, version, bad_request, expected_hello,
+//     duplicate_node). Node ids must be unique: a hello with the id of a
+//     connection that is still alive is refused (duplicate_node) and the
+//     first connection is left untouched. A relay reconnecting closes its
+//     old connection first: a hello arriving while the server has not yet
+//     seen that close waits a moment for it, then takes the node's place
+//     with its tree edges kept. A connection that died silently holds its
+//     id until the server notices (MissedHeartbeats heartbeat intervals).
 //     The welcome announces the recovery policy in force (Recovery*) and
 //     its timings. Under repair and drop, a relay whose upstream stalls
 //     rejoins by itself at once. Under reconnect and gradual it waits for
@@ -48,7 +52,12 @@
 //     probe it over TCP or trust its level). Probe, score, pick, then send
 //     joined (stream, parent) and wait for the answer before pulling: ack
 //     (with the level the server computed) or error (codes cycle, full,
-//     unknown_parent, not_active, not_willing, unknown_node). After an error
+//     unknown_parent, not_active, not_willing, quarantined, unknown_node).
+//     The candidates carry the server's level and load of each relay:
+//     score with them, not with what a candidate's probe answer claims.
+//     Asking for candidates excluding the current parent tells the server
+//     that parent lost or stalled the stream; a parent whose children do
+//     so while it stays connected is quarantined (no longer offered). After an error
 //     pick another candidate; the server's tree does not contain the edge.
 //  4. left (stream) when the relay stops receiving a stream; ack answers it
 //     (error not_in_stream if the server has no such edge, except after a
