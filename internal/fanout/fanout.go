@@ -41,6 +41,10 @@ const (
 	// DefaultReadBuffer is the input sockets' SO_RCVBUF (capped by the
 	// kernel's net.core.rmem_max).
 	DefaultReadBuffer = 4 << 20
+	// DefaultMaxDestinations bounds the outputs held at once: each costs
+	// a queue and counters (about 10 KB), and every input packet is
+	// handed to each.
+	DefaultMaxDestinations = 1024
 	// DefaultRTPMap names the codec of a dynamic payload type on a plain
 	// UDP input with no InputSDP, for the SDP written to SDPFile.
 	DefaultRTPMap = "H264/90000"
@@ -51,6 +55,7 @@ var (
 	ErrExists   = errors.New("destination already present")
 	ErrNotFound = errors.New("destination not found")
 	ErrClosed   = errors.New("fanout closed")
+	ErrTooMany  = errors.New("too many destinations")
 )
 
 // Fanout relays one input to many outputs. Set the exported fields, call
@@ -78,6 +83,9 @@ type Fanout struct {
 	MaxPackets    int // buffers in flight (DefaultMaxPackets)
 	ReadBuffer    int // input SO_RCVBUF (DefaultReadBuffer)
 	Senders       int // senders sharing the outputs (DefaultSenders)
+	// MaxDestinations bounds the outputs held at once
+	// (DefaultMaxDestinations); an add beyond it fails with ErrTooMany.
+	MaxDestinations int
 
 	Log *slog.Logger
 	// OnSDP, if set, is called once the SDP file has been written (for a
@@ -228,6 +236,9 @@ func (f *Fanout) defaults() {
 	if f.Senders <= 0 {
 		f.Senders = DefaultSenders
 	}
+	if f.MaxDestinations <= 0 {
+		f.MaxDestinations = DefaultMaxDestinations
+	}
 	if f.RTPMap == "" {
 		f.RTPMap = DefaultRTPMap
 	}
@@ -294,6 +305,9 @@ func (f *Fanout) add(o Output) (string, error) {
 		if d.out.Addr == o.Addr {
 			return "", fmt.Errorf("%s: %w", o.Addr, ErrExists)
 		}
+	}
+	if len(cur) >= f.MaxDestinations {
+		return "", fmt.Errorf("%s: %w: %d is the limit (--max-destinations)", o, ErrTooMany, f.MaxDestinations)
 	}
 	key, ifi, err := outputKey(o, f.ifi)
 	if err != nil {
