@@ -64,6 +64,9 @@ type Fanout struct {
 	From  string   // input URL: udp://[GROUP@]HOST:PORT or rtsp://...
 	To    []string // initial outputs: udp://HOST:PORT[?ttl=N]
 	Iface string   // interface for joining the input group and sending to groups
+	// LookupHost resolves the host names of From and of outputs (nil: the
+	// system's resolver, SystemLookup).
+	LookupHost LookupFunc
 
 	SDPFile  string // if set, an SDP describing SDPTo is written here
 	SDPTo    string // the output the SDP describes; default: the first multicast To, else the first To
@@ -133,12 +136,12 @@ func (f *Fanout) Start() (err error) {
 	empty := []*dest{}
 	f.dests.Store(&empty)
 
-	if f.in, err = ParseInput(f.From); err != nil {
+	if f.in, err = parseInput(f.From, f.LookupHost); err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
 	outs := make([]Output, 0, len(f.To))
 	for _, s := range f.To {
-		o, err := ParseOutput(s)
+		o, err := parseOutput(s, f.LookupHost)
 		if err != nil {
 			return fmt.Errorf("--to: %w", err)
 		}
@@ -239,6 +242,9 @@ func (f *Fanout) defaults() {
 	if f.MaxDestinations <= 0 {
 		f.MaxDestinations = DefaultMaxDestinations
 	}
+	if f.LookupHost == nil {
+		f.LookupHost = SystemLookup
+	}
 	if f.RTPMap == "" {
 		f.RTPMap = DefaultRTPMap
 	}
@@ -287,7 +293,7 @@ func (f *Fanout) closeDests() {
 
 // Add opens a new output given as a URL and returns its canonical name.
 func (f *Fanout) Add(to string) (string, error) {
-	o, err := ParseOutput(to)
+	o, err := parseOutput(to, f.LookupHost)
 	if err != nil {
 		return "", err
 	}
@@ -338,7 +344,7 @@ func (f *Fanout) add(o Output) (string, error) {
 
 // Remove closes the output with the same address as to.
 func (f *Fanout) Remove(to string) (string, error) {
-	o, err := ParseOutput(to)
+	o, err := parseOutput(to, f.LookupHost)
 	if err != nil {
 		return "", err
 	}
@@ -404,7 +410,7 @@ func (f *Fanout) dispatch(pkts []*packet) {
 
 func (f *Fanout) pickSDPOutput(outs []Output) (Output, error) {
 	if f.SDPTo != "" {
-		o, err := ParseOutput(f.SDPTo)
+		o, err := parseOutput(f.SDPTo, f.LookupHost)
 		if err != nil {
 			return Output{}, fmt.Errorf("--sdp output: %w", err)
 		}
