@@ -281,13 +281,17 @@ func readControl(r io.Reader, f *fanout.Fanout, ev *event.Writer, log *slog.Logg
 
 var errLineTooLong = fmt.Errorf("line longer than %d bytes", maxControlLine)
 
-// readLine returns the next line, trimmed. A line over maxControlLine is
-// consumed and reported as errLineTooLong.
+// readLine returns the next line, trimmed. A line over maxControlLine
+// (its newline not counted) is consumed and reported as errLineTooLong.
 func readLine(br *bufio.Reader) ([]byte, error) {
 	var buf []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
-		if len(buf)+len(chunk) > maxControlLine {
+		n := len(chunk)
+		if err == nil {
+			n-- // the newline
+		}
+		if len(buf)+n > maxControlLine {
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
