@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -124,7 +123,7 @@ most drops in "worst", so the line stays small however many there are.`,
 	fl.IntVar(&o.batch, "batch", fanout.DefaultBatchSize, "packets per sendmmsg/recvmmsg")
 	fl.IntVar(&o.senders, "senders", fanout.DefaultSenders, "senders sharing the outputs; more than 1 spreads very high packet rates over cores at some cost per packet")
 	fl.IntVar(&o.maxDests, "max-destinations", fanout.DefaultMaxDestinations, "outputs held at once (--to and stdin adds); adds beyond it are refused")
-	fl.IntVar(&o.statsDetail, "stats-detail", fanout.DefaultStatsDetail, "outputs the stats line lists one by one; beyond it, their totals and the worst few")
+	fl.IntVar(&o.statsDetail, "stats-detail", fanout.DefaultStatsDetail, "outputs the stats line lists one by one; beyond it, their totals and the worst few (0: always)")
 	fl.BoolVar(&o.debug, "debug", false, "debug logging on stderr")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
@@ -188,7 +187,7 @@ func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
 
 	// The stdin reader is not waited for: a read on stdin cannot be
 	// interrupted, and it ends with the process.
-	go readControl(cmd.InOrStdin(), f, ev, log)
+	go readControl(cmd.InOrStdin(), maxControlLine, f, ev, log)
 
 	var tick <-chan time.Time
 	if o.statsInterval > 0 {
@@ -253,11 +252,11 @@ func (e *sendErrors) emit(ev *event.Writer, log *slog.Logger, s fanout.Summary) 
 }
 
 // readControl answers each stdin line with one reply line. End of input
-// only ends the commands, not the relay.
-func readControl(r io.Reader, f *fanout.Fanout, ev *event.Writer, log *slog.Logger) {
+// only ends the commands, not the relay. Lines over maxLine bytes are answered with an error.
+func readControl(r io.Reader, maxLine int, f *fanout.Fanout, ev *event.Writer, log *slog.Logger) {
 	br := bufio.NewReaderSize(r, 4096)
 	for {
-		line, err := readLine(br)
+		line, err := readLine(br, maxLine)
 		if errors.Is(err, errLineTooLong) {
 			log.Warn("control command failed", "err", err)
 			ev.Emit("reply", fanout.Reply{Error: err.Error()}.Fields())
@@ -275,34 +274,6 @@ func readControl(r io.Reader, f *fanout.Fanout, ev *event.Writer, log *slog.Logg
 				log.Warn("reading stdin", "err", err)
 			}
 			return
-		}
-	}
-}
-
-var errLineTooLong = fmt.Errorf("line longer than %d bytes", maxControlLine)
-
-// readLine returns the next line, trimmed. A line over maxControlLine
-// (its newline not counted) is consumed and reported as errLineTooLong.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		n := len(chunk)
-		if err == nil {
-			n-- // the newline
-		}
-		if len(buf)+n > maxControlLine {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
-			}
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			}
-			return nil, errLineTooLong
-		}
-		buf = append(buf, chunk...)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return bytes.TrimSpace(buf), err
 		}
 	}
 }

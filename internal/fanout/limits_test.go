@@ -57,8 +57,12 @@ func TestSummary(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	waitStats(t, f, rs, "every packet to be sent or failed", func() bool {
-		st := f.Stats()
-		return st.Out[2].Errors == packets && allReceived(rs, packets)()
+		for i, o := range f.Stats().Out {
+			if i == 2 && o.Errors != packets || i != 2 && o.Packets != packets {
+				return false
+			}
+		}
+		return allReceived(rs, packets)()
 	})
 
 	sum := f.Summary(outputs)

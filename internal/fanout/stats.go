@@ -112,14 +112,11 @@ type OutTotals struct {
 	WithErrors int    `json:"with_errors"` // outputs with failed sends
 }
 
-// Summary returns the counters since Start with per-output detail for at
-// most detail outputs (DefaultStatsDetail if <= 0). Beyond that it costs
-// no allocation per output: a stats line every second stays cheap with
+// Summary returns the counters since Start with per-output detail when
+// there are at most detail outputs (0: never). Beyond that it costs no
+// allocation per output: a stats line every second stays cheap with
 // thousands of outputs.
 func (f *Fanout) Summary(detail int) Summary {
-	if detail <= 0 {
-		detail = DefaultStatsDetail
-	}
 	ds := *f.dests.Load()
 	if len(ds) <= detail {
 		st := f.statsOf(ds)
