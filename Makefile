@@ -6,7 +6,7 @@ BIN     := bin
 TOOLS   := $(notdir $(wildcard cmd/*))
 PKGS    := ./...
 
-.PHONY: all build test test-short bench demo lint fmt clean
+.PHONY: all build test test-short bench demo fuzz lint fmt clean
 
 all: build
 
@@ -37,6 +37,20 @@ bench: build
 # until Ctrl-C; it prints the URLs to open with ffplay or GStreamer.
 demo: build
 	./scripts/demo.sh
+
+# Every fuzz target (each func FuzzX in a _test.go file: the parsers of
+# what comes from the network or stdin), one after another for FUZZTIME
+# each; go test fuzzes one target at a time. A crasher is written to the
+# package's testdata/fuzz/FuzzX/ and the run stops there.
+FUZZTIME ?= 60s
+fuzz:
+	@git grep -E '^func Fuzz[A-Za-z0-9_]*\(' -- '*_test.go' | \
+	while IFS=: read -r file decl; do \
+		fn=$$(echo "$$decl" | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); \
+		pkg=./$$(dirname "$$file"); \
+		echo "== $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg" || exit 1; \
+	done
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +32,8 @@ type fanoutOptions struct {
 	queue         int
 	batch         int
 	senders       int
+	maxDests      int
+	statsDetail   int
 	debug         bool
 }
 
@@ -67,13 +68,19 @@ Standard input takes JSON lines, each answered by one JSON line on stdout:
   {"op":"add","to":"udp://10.0.0.7:5004"}
   {"op":"remove","to":"udp://10.0.0.7:5004"}
   {"op":"list"}        {"op":"stats"}
-An optional "id" is echoed in the answer.
+An optional "id" is echoed in the answer. At most --max-destinations (default
+1024) outputs are held at once; an add beyond that is refused with an error
+answer ("ok":false) and changes nothing. {"op":"stats"} answers with every
+destination's counters.
 
 Standard output carries JSON lines: "ready" (the bound input and outputs)
-first, then "stats" every --stats-interval (counters since start: packets and
-bytes in, per destination packets, bytes, drops and errors, drops in total,
-sequence gaps in the input), "sdp" when the SDP file is written, and "reply"
-for each stdin command. Logs go to stderr.`,
+first, then "stats" every --stats-interval, "sdp" when the SDP file is
+written, and "reply" for each stdin command. Logs go to stderr.
+A stats line holds counters since start: packets and bytes in, sequence gaps
+in the input, drops in total, the number of "outputs" and, for at most
+--stats-detail (default 32) of them, each one's packets, bytes, drops and
+errors in "out"; beyond that, their sums in "out_total" and the 8 with the
+most drops in "worst", so the line stays small however many there are.`,
 		Example: `  # Relay a local stream to two hosts and to this LAN's multicast group:
   rtp-fanout --from udp://0.0.0.0:5004 \
     --to udp://10.0.0.7:5004 --to udp://10.0.0.8:5004 \
@@ -115,30 +122,39 @@ for each stdin command. Logs go to stderr.`,
 	fl.IntVar(&o.queue, "queue", fanout.DefaultQueueLen, "packets queued per destination before the oldest are dropped")
 	fl.IntVar(&o.batch, "batch", fanout.DefaultBatchSize, "packets per sendmmsg/recvmmsg")
 	fl.IntVar(&o.senders, "senders", fanout.DefaultSenders, "senders sharing the outputs; more than 1 spreads very high packet rates over cores at some cost per packet")
+	fl.IntVar(&o.maxDests, "max-destinations", fanout.DefaultMaxDestinations, "outputs held at once (--to and stdin adds); adds beyond it are refused")
+	fl.IntVar(&o.statsDetail, "stats-detail", fanout.DefaultStatsDetail, "outputs the stats line lists one by one; beyond it, their totals and the worst few (0: always)")
 	fl.BoolVar(&o.debug, "debug", false, "debug logging on stderr")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
 }
 
 func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
+	if o.maxDests < 1 {
+		return fmt.Errorf("--max-destinations %d: want at least 1", o.maxDests)
+	}
+	if o.statsDetail < 0 {
+		return fmt.Errorf("--stats-detail %d: want 0 or more", o.statsDetail)
+	}
 	ctx := cmd.Context()
 	log := newLogger(cmd.ErrOrStderr(), o.debug).With("component", "fanout")
 	ev := event.NewWriter(cmd.OutOrStdout())
 
 	f := &fanout.Fanout{
-		From:          o.from,
-		To:            o.to,
-		Iface:         o.iface,
-		SDPFile:       o.sdp,
-		SDPTo:         o.sdpTo,
-		InputSDP:      o.inputSDP,
-		RTPMap:        o.rtpmap,
-		RTSPTransport: o.rtspTransport,
-		RTSPReconnect: o.rtspReconnect,
-		QueueLen:      o.queue,
-		BatchSize:     o.batch,
-		Senders:       o.senders,
-		Log:           log,
+		From:            o.from,
+		To:              o.to,
+		Iface:           o.iface,
+		SDPFile:         o.sdp,
+		SDPTo:           o.sdpTo,
+		InputSDP:        o.inputSDP,
+		RTPMap:          o.rtpmap,
+		RTSPTransport:   o.rtspTransport,
+		RTSPReconnect:   o.rtspReconnect,
+		QueueLen:        o.queue,
+		BatchSize:       o.batch,
+		Senders:         o.senders,
+		MaxDestinations: o.maxDests,
+		Log:             log,
 	}
 	// The SDP may be written during Start or by the first packet, before
 	// the ready line, which must come first: hold it back until then.
@@ -171,7 +187,7 @@ func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
 
 	// The stdin reader is not waited for: a read on stdin cannot be
 	// interrupted, and it ends with the process.
-	go readControl(cmd.InOrStdin(), f, ev, log)
+	go readControl(cmd.InOrStdin(), maxControlLine, f, ev, log)
 
 	var tick <-chan time.Time
 	if o.statsInterval > 0 {
@@ -181,40 +197,66 @@ func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Wait() }()
-	errCount := map[string]uint64{}
+	var seen sendErrors
+	stats := func() { seen.emit(ev, log, f.Summary(o.statsDetail)) }
 	for {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			emitStats(ev, f.Stats(), log, errCount)
+			stats()
 			return nil
 		case err := <-done:
-			emitStats(ev, f.Stats(), log, errCount)
+			stats()
 			return err
 		case <-tick:
-			emitStats(ev, f.Stats(), log, errCount)
+			stats()
 		}
 	}
 }
 
-// emitStats writes one stats line and logs, once per interval, the
-// destinations whose send errors grew.
-func emitStats(ev *event.Writer, s fanout.Stats, log *slog.Logger, errCount map[string]uint64) {
-	ev.Emit("stats", map[string]any{"in": s.In, "out": s.Out, "drops": s.Drops})
-	for _, o := range s.Out {
-		if o.Errors > errCount[o.To] {
-			log.Warn("send errors", "to", o.To, "errors", o.Errors-errCount[o.To], "last", o.LastError)
+// sendErrors logs, once per stats interval, where send errors grew: one
+// line per output while the stats line lists every output, else one line
+// for them all. It remembers no more outputs than a stats line lists.
+type sendErrors struct {
+	byTo  map[string]uint64 // errors per output, when listed
+	total uint64            // errors of the current outputs
+}
+
+// emit writes one stats line and logs the send errors since the last.
+func (e *sendErrors) emit(ev *event.Writer, log *slog.Logger, s fanout.Summary) {
+	ev.Emit("stats", s.Fields())
+	if s.Out == nil {
+		if s.Total.Errors > e.total {
+			args := []any{"errors", s.Total.Errors - e.total, "outputs_with_errors", s.Total.WithErrors}
+			for _, w := range s.Worst {
+				if w.Errors > 0 {
+					args = append(args, "worst", w.To, "last", w.LastError)
+					break
+				}
+			}
+			log.Warn("send errors", args...)
 		}
-		errCount[o.To] = o.Errors
+		e.byTo, e.total = nil, s.Total.Errors
+		return
 	}
+	byTo := make(map[string]uint64, len(s.Out))
+	e.total = 0
+	for _, o := range s.Out {
+		if prev := e.byTo[o.To]; o.Errors > prev {
+			log.Warn("send errors", "to", o.To, "errors", o.Errors-prev, "last", o.LastError)
+		}
+		byTo[o.To] = o.Errors
+		e.total += o.Errors
+	}
+	e.byTo = byTo
 }
 
 // readControl answers each stdin line with one reply line. End of input
-// only ends the commands, not the relay.
-func readControl(r io.Reader, f *fanout.Fanout, ev *event.Writer, log *slog.Logger) {
+// only ends the commands, not the relay. Lines over maxLine bytes are answered with an error.
+func readControl(r io.Reader, maxLine int, f *fanout.Fanout, ev *event.Writer, log *slog.Logger) {
 	br := bufio.NewReaderSize(r, 4096)
 	for {
-		line, err := readLine(br)
+		line, err := readLine(br, maxLine)
 		if errors.Is(err, errLineTooLong) {
 			log.Warn("control command failed", "err", err)
 			ev.Emit("reply", fanout.Reply{Error: err.Error()}.Fields())
@@ -232,30 +274,6 @@ func readControl(r io.Reader, f *fanout.Fanout, ev *event.Writer, log *slog.Logg
 				log.Warn("reading stdin", "err", err)
 			}
 			return
-		}
-	}
-}
-
-var errLineTooLong = fmt.Errorf("line longer than %d bytes", maxControlLine)
-
-// readLine returns the next line, trimmed. A line over maxControlLine is
-// consumed and reported as errLineTooLong.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(buf)+len(chunk) > maxControlLine {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
-			}
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			}
-			return nil, errLineTooLong
-		}
-		buf = append(buf, chunk...)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return bytes.TrimSpace(buf), err
 		}
 	}
 }

@@ -161,11 +161,7 @@ func TestFanoutCommand(t *testing.T) {
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--stats-interval", "20ms")
 
 	ready := r.next(t, "ready")
-	from, _ := ready["from"].(string)
-	in, err := netip.ParseAddrPort(strings.TrimPrefix(from, "udp://"))
-	if err != nil || in.Port() == 0 {
-		t.Fatalf("ready line has no bound input: %v", ready)
-	}
+	in := fanoutInput(t, ready)
 	if fmt.Sprint(ready["to"]) != fmt.Sprint([]any{a}) {
 		t.Errorf("ready to = %v, want [%s]", ready["to"], a)
 	}

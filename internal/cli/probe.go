@@ -232,10 +232,10 @@ func (o *probeOptions) readPeers(r io.Reader, bad func(line int, err error)) []w
 	var out []wire.Candidate
 	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
-		line, err := readProbeLine(br)
+		line, err := readLine(br, probeMaxLine)
 		if err != nil && !errors.Is(err, io.EOF) {
 			bad(n, err)
-			if !errors.Is(err, errProbeLineTooLong) {
+			if !errors.Is(err, errLineTooLong) {
 				return out // a read error: nothing more will come
 			}
 			continue
@@ -286,30 +286,6 @@ func (o *probeOptions) parsePeer(line []byte) (wire.Candidate, error) {
 		}
 	}
 	return c, nil
-}
-
-var errProbeLineTooLong = fmt.Errorf("line longer than %d bytes", probeMaxLine)
-
-// readProbeLine returns the next line, trimmed; an overlong line is
-// consumed and reported as errProbeLineTooLong.
-func readProbeLine(br *bufio.Reader) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(buf)+len(chunk) > probeMaxLine {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
-			}
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			}
-			return nil, errProbeLineTooLong
-		}
-		buf = append(buf, chunk...)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return bytes.TrimSpace(buf), err
-		}
-	}
 }
 
 // probeLine is one peer in -o json.

@@ -41,6 +41,10 @@ const (
 	// DefaultReadBuffer is the input sockets' SO_RCVBUF (capped by the
 	// kernel's net.core.rmem_max).
 	DefaultReadBuffer = 4 << 20
+	// DefaultMaxDestinations bounds the outputs held at once: each costs
+	// a queue and counters (about 10 KB), and every input packet is
+	// handed to each.
+	DefaultMaxDestinations = 1024
 	// DefaultRTPMap names the codec of a dynamic payload type on a plain
 	// UDP input with no InputSDP, for the SDP written to SDPFile.
 	DefaultRTPMap = "H264/90000"
@@ -51,6 +55,7 @@ var (
 	ErrExists   = errors.New("destination already present")
 	ErrNotFound = errors.New("destination not found")
 	ErrClosed   = errors.New("fanout closed")
+	ErrTooMany  = errors.New("too many destinations")
 )
 
 // Fanout relays one input to many outputs. Set the exported fields, call
@@ -59,6 +64,9 @@ type Fanout struct {
 	From  string   // input URL: udp://[GROUP@]HOST:PORT or rtsp://...
 	To    []string // initial outputs: udp://HOST:PORT[?ttl=N]
 	Iface string   // interface for joining the input group and sending to groups
+	// LookupHost resolves the host names of From and of outputs (nil: the
+	// system's resolver, SystemLookup).
+	LookupHost LookupFunc
 
 	SDPFile  string // if set, an SDP describing SDPTo is written here
 	SDPTo    string // the output the SDP describes; default: the first multicast To, else the first To
@@ -78,6 +86,9 @@ type Fanout struct {
 	MaxPackets    int // buffers in flight (DefaultMaxPackets)
 	ReadBuffer    int // input SO_RCVBUF (DefaultReadBuffer)
 	Senders       int // senders sharing the outputs (DefaultSenders)
+	// MaxDestinations bounds the outputs held at once
+	// (DefaultMaxDestinations); an add beyond it fails with ErrTooMany.
+	MaxDestinations int
 
 	Log *slog.Logger
 	// OnSDP, if set, is called once the SDP file has been written (for a
@@ -125,12 +136,12 @@ func (f *Fanout) Start() (err error) {
 	empty := []*dest{}
 	f.dests.Store(&empty)
 
-	if f.in, err = ParseInput(f.From); err != nil {
+	if f.in, err = parseInput(f.From, f.LookupHost); err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
 	outs := make([]Output, 0, len(f.To))
 	for _, s := range f.To {
-		o, err := ParseOutput(s)
+		o, err := parseOutput(s, f.LookupHost)
 		if err != nil {
 			return fmt.Errorf("--to: %w", err)
 		}
@@ -228,6 +239,12 @@ func (f *Fanout) defaults() {
 	if f.Senders <= 0 {
 		f.Senders = DefaultSenders
 	}
+	if f.MaxDestinations <= 0 {
+		f.MaxDestinations = DefaultMaxDestinations
+	}
+	if f.LookupHost == nil {
+		f.LookupHost = SystemLookup
+	}
 	if f.RTPMap == "" {
 		f.RTPMap = DefaultRTPMap
 	}
@@ -276,7 +293,7 @@ func (f *Fanout) closeDests() {
 
 // Add opens a new output given as a URL and returns its canonical name.
 func (f *Fanout) Add(to string) (string, error) {
-	o, err := ParseOutput(to)
+	o, err := parseOutput(to, f.LookupHost)
 	if err != nil {
 		return "", err
 	}
@@ -294,6 +311,9 @@ func (f *Fanout) add(o Output) (string, error) {
 		if d.out.Addr == o.Addr {
 			return "", fmt.Errorf("%s: %w", o.Addr, ErrExists)
 		}
+	}
+	if len(cur) >= f.MaxDestinations {
+		return "", fmt.Errorf("%s: %w: %d is the limit (--max-destinations)", o, ErrTooMany, f.MaxDestinations)
 	}
 	key, ifi, err := outputKey(o, f.ifi)
 	if err != nil {
@@ -324,7 +344,7 @@ func (f *Fanout) add(o Output) (string, error) {
 
 // Remove closes the output with the same address as to.
 func (f *Fanout) Remove(to string) (string, error) {
-	o, err := ParseOutput(to)
+	o, err := parseOutput(to, f.LookupHost)
 	if err != nil {
 		return "", err
 	}
@@ -390,7 +410,7 @@ func (f *Fanout) dispatch(pkts []*packet) {
 
 func (f *Fanout) pickSDPOutput(outs []Output) (Output, error) {
 	if f.SDPTo != "" {
-		o, err := ParseOutput(f.SDPTo)
+		o, err := parseOutput(f.SDPTo, f.LookupHost)
 		if err != nil {
 			return Output{}, fmt.Errorf("--sdp output: %w", err)
 		}

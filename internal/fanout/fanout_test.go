@@ -343,6 +343,7 @@ func TestStartErrors(t *testing.T) {
 		{"no such iface", &Fanout{From: "udp://127.0.0.1:0", Iface: "nosuchif0"}, "nosuchif0"},
 		{"not a group", &Fanout{From: "udp://10.0.0.1@0.0.0.0:0"}, "not a multicast group"},
 		{"sdp without output", &Fanout{From: "udp://127.0.0.1:0", SDPFile: "x.sdp"}, "--to"},
+		{"too many outputs", &Fanout{From: "udp://127.0.0.1:0", To: []string{r.url(), "udp://127.1.0.1:5004"}, MaxDestinations: 1}, "too many destinations"},
 		{"rtsp refused", &Fanout{From: "rtsp://" + refused.String() + "/live", RTSPTransport: "tcp"}, "refused"},
 	}
 	for _, c := range cases {

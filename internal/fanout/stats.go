@@ -1,6 +1,9 @@
 package fanout
 
-import "sync/atomic"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // Stats is a snapshot of the counters since Start.
 type Stats struct {
@@ -44,7 +47,10 @@ type inCounters struct {
 }
 
 // Stats returns the counters since Start.
-func (f *Fanout) Stats() Stats {
+func (f *Fanout) Stats() Stats { return f.statsOf(*f.dests.Load()) }
+
+// statsOf returns the input's counters and those of ds.
+func (f *Fanout) statsOf(ds []*dest) Stats {
 	c := &f.inStats
 	s := Stats{In: InStats{
 		Packets:     c.packets.Load(),
@@ -64,11 +70,111 @@ func (f *Fanout) Stats() Stats {
 		s.In.Resyncs += g.Resyncs.Load()
 	}
 	s.Drops = s.In.Drops + s.In.Truncated + f.removedDrops.Load()
-	ds := *f.dests.Load()
 	s.Out = make([]OutStats, len(ds))
 	for i, d := range ds {
 		s.Out[i] = d.stats()
 		s.Drops += s.Out[i].Drops
 	}
 	return s
+}
+
+// Bounds of the periodic stats line (Summary).
+const (
+	// DefaultStatsDetail is how many outputs the periodic stats line
+	// lists one by one; beyond it the line carries their totals and the
+	// worst few, so its size does not grow with the outputs.
+	DefaultStatsDetail = 32
+	// StatsWorst is how many outputs a summarised line names: those with
+	// the most drops, then errors.
+	StatsWorst = 8
+)
+
+// Summary is the periodic stats line: the input, and every output when
+// there are at most detail of them (Out), else their totals (Total) and
+// the worst StatsWorst (Worst).
+type Summary struct {
+	In      InStats
+	Drops   uint64 // input drops plus every destination's, removed ones included
+	Outputs int
+	Out     []OutStats // every output, or nil when summarised
+	Total   OutTotals  // every output, when summarised
+	Worst   []OutStats // when summarised: outputs that dropped, worst first
+}
+
+// OutTotals sums the counters of many outputs.
+type OutTotals struct {
+	Packets    uint64 `json:"packets"`
+	Bytes      uint64 `json:"bytes"`
+	Drops      uint64 `json:"drops"`
+	Errors     uint64 `json:"errors"`
+	Queued     int    `json:"queued"`
+	WithDrops  int    `json:"with_drops"`  // outputs that dropped packets
+	WithErrors int    `json:"with_errors"` // outputs with failed sends
+}
+
+// Summary returns the counters since Start with per-output detail when
+// there are at most detail outputs (0: never). Beyond that it costs no
+// allocation per output: a stats line every second stays cheap with
+// thousands of outputs.
+func (f *Fanout) Summary(detail int) Summary {
+	ds := *f.dests.Load()
+	if len(ds) <= detail {
+		st := f.statsOf(ds)
+		return Summary{In: st.In, Drops: st.Drops, Outputs: len(ds), Out: st.Out}
+	}
+	in := f.statsOf(nil)
+	s := Summary{In: in.In, Drops: in.Drops, Outputs: len(ds)}
+	for _, d := range ds {
+		o := d.stats()
+		t := &s.Total
+		t.Packets += o.Packets
+		t.Bytes += o.Bytes
+		t.Drops += o.Drops
+		t.Errors += o.Errors
+		t.Queued += o.Queued
+		if o.Drops > 0 {
+			t.WithDrops++
+		}
+		if o.Errors > 0 {
+			t.WithErrors++
+		}
+		if o.Drops > 0 {
+			s.Worst = addWorst(s.Worst, o)
+		}
+	}
+	s.Drops += s.Total.Drops
+	return s
+}
+
+// addWorst inserts o into worst, kept sorted by drops then errors and cut
+// to StatsWorst; among equals the earlier output stays first.
+func addWorst(worst []OutStats, o OutStats) []OutStats {
+	i := len(worst)
+	for i > 0 && (o.Drops > worst[i-1].Drops || o.Drops == worst[i-1].Drops && o.Errors > worst[i-1].Errors) {
+		i--
+	}
+	if i >= StatsWorst {
+		return worst
+	}
+	if len(worst) == StatsWorst {
+		worst = worst[:StatsWorst-1]
+	}
+	return slices.Insert(worst, i, o)
+}
+
+// Fields returns the summary as a map, for event.Writer.Emit: "out" lists
+// every output, or, beyond the detail, "out_total" and "worst" stand in
+// for it.
+func (s Summary) Fields() map[string]any {
+	m := map[string]any{"in": s.In, "drops": s.Drops, "outputs": s.Outputs}
+	if s.Out != nil {
+		m["out"] = s.Out
+		return m
+	}
+	m["out_total"] = s.Total
+	m["worst"] = s.Worst
+	if s.Worst == nil {
+		m["worst"] = []OutStats{}
+	}
+	return m
 }

@@ -25,10 +25,16 @@ type Input struct {
 	URL string // rtsp: the URL as given
 }
 
+// LookupFunc resolves a host name (never an IP literal) to an address.
+type LookupFunc func(host string) (netip.Addr, error)
+
 // ParseInput parses udp://[GROUP@]HOST:PORT[?rtcp=0] or rtsp://... (also
 // rtsps://). A multicast HOST is joined as the group and bound; GROUP@HOST
-// joins GROUP and binds HOST (usually 0.0.0.0).
-func ParseInput(s string) (Input, error) {
+// joins GROUP and binds HOST (usually 0.0.0.0). Host names are resolved
+// by the system's resolver.
+func ParseInput(s string) (Input, error) { return parseInput(s, SystemLookup) }
+
+func parseInput(s string, lookup LookupFunc) (Input, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return Input{}, fmt.Errorf("%w: %q: %v", ErrBadURL, s, err)
@@ -53,7 +59,7 @@ func ParseInput(s string) (Input, error) {
 	}
 	bind := netip.IPv4Unspecified()
 	if host != "" {
-		if bind, err = lookupAddr(host); err != nil {
+		if bind, err = hostAddr(host, lookup); err != nil {
 			return Input{}, fmt.Errorf("%w: %q: %v", ErrBadURL, s, err)
 		}
 	}
@@ -97,7 +103,7 @@ func (in Input) String() string {
 	if in.Group.IsValid() && in.Group != in.Bind.Addr() {
 		s += in.Group.String() + "@"
 	}
-	s += in.Bind.String()
+	s += urlHostPort(in.Bind)
 	if !in.RTCP {
 		s += "?rtcp=0"
 	}
@@ -113,8 +119,11 @@ type Output struct {
 }
 
 // ParseOutput parses udp://HOST:PORT[?ttl=N&iface=NAME&rtcp=0]. Multicast
-// outputs get TTL 1 (this LAN only) unless ttl is given.
-func ParseOutput(s string) (Output, error) {
+// outputs get TTL 1 (this LAN only) unless ttl is given. Host names are
+// resolved by the system's resolver.
+func ParseOutput(s string) (Output, error) { return parseOutput(s, SystemLookup) }
+
+func parseOutput(s string, lookup LookupFunc) (Output, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return Output{}, fmt.Errorf("%w: %q: %v", ErrBadURL, s, err)
@@ -132,7 +141,7 @@ func ParseOutput(s string) (Output, error) {
 	if host == "" {
 		return Output{}, fmt.Errorf("%w: %q: no host", ErrBadURL, s)
 	}
-	ip, err := lookupAddr(host)
+	ip, err := hostAddr(host, lookup)
 	if err != nil {
 		return Output{}, fmt.Errorf("%w: %q: %v", ErrBadURL, s, err)
 	}
@@ -172,7 +181,7 @@ func (o Output) Multicast() bool { return o.Addr.Addr().IsMulticast() }
 // String is the canonical form of the output, used as its name in
 // commands and stats.
 func (o Output) String() string {
-	s := "udp://" + o.Addr.String()
+	s := "udp://" + urlHostPort(o.Addr)
 	var q []string
 	if o.TTL > 0 {
 		q = append(q, "ttl="+strconv.Itoa(o.TTL))
@@ -187,6 +196,19 @@ func (o Output) String() string {
 		s += "?" + strings.Join(q, "&")
 	}
 	return s
+}
+
+// urlHostPort writes a as the host:port of a URL, which escapes an IPv6
+// zone ("[fe80::1%25eth0]:5004"), so the name reads back as the same
+// address.
+func urlHostPort(a netip.AddrPort) string {
+	ip := a.Addr()
+	zone := ip.Zone()
+	if zone == "" {
+		return a.String()
+	}
+	host := "[" + ip.WithZone("").String() + "%25" + url.PathEscape(zone) + "]"
+	return host + ":" + strconv.Itoa(int(a.Port()))
 }
 
 func splitHostPort(hostport string, zeroOK bool) (string, uint16, error) {
@@ -207,11 +229,21 @@ func splitHostPort(hostport string, zeroOK bool) (string, uint16, error) {
 	return host, uint16(p), nil
 }
 
-// lookupAddr accepts an IP literal or resolves a host name, preferring IPv4.
-func lookupAddr(host string) (netip.Addr, error) {
+// hostAddr accepts an IP literal or resolves a host name with lookup.
+func hostAddr(host string, lookup LookupFunc) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a.Unmap(), nil
 	}
+	a, err := lookup(host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return a.Unmap(), nil
+}
+
+// SystemLookup resolves a host name with the system's resolver,
+// preferring IPv4.
+func SystemLookup(host string) (netip.Addr, error) {
 	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return netip.Addr{}, err
@@ -220,5 +252,5 @@ func lookupAddr(host string) (netip.Addr, error) {
 	if !ok {
 		return netip.Addr{}, fmt.Errorf("cannot resolve %q", host)
 	}
-	return a.Unmap(), nil
+	return a, nil
 }

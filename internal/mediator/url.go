@@ -55,7 +55,11 @@ func ParseEnhanced(path, query string) (Origin, error) {
 	if media == "" {
 		return Origin{}, fmt.Errorf("%w: no media path before '?%s'", ErrBadQuery, query)
 	}
-	if strings.ContainsAny(media, "?#") || strings.Contains(media, "..") {
+	// The media path is written into URLs (the stream's key, the
+	// upstream's and the enhanced URL) and read back from them: refuse
+	// what would not read back the same, an escape or a control byte.
+	if strings.ContainsAny(media, "?#%") || strings.Contains(media, "..") ||
+		strings.ContainsFunc(media, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return Origin{}, fmt.Errorf("%w: media path %q has characters that are not allowed", ErrBadQuery, media)
 	}
 	q, err := url.QueryUnescape(query)

@@ -107,9 +107,8 @@ func probeUDP(ctx context.Context, addr, stream string, timeout time.Duration) (
 			}
 			return 0, Info{}, noAnswer(ctx, err, timeout)
 		}
-		var rep reply
-		if n > MaxDatagram || json.Unmarshal(buf[:n], &rep) != nil ||
-			rep.V != Version || rep.Type != TypeReply {
+		rep, err := parseReply(buf[:n])
+		if err != nil {
 			continue
 		}
 		t, ok := sent[rep.Seq]
@@ -118,6 +117,18 @@ func probeUDP(ctx context.Context, addr, stream string, timeout time.Duration) (
 		}
 		return now.Sub(t), rep.Info, nil
 	}
+}
+
+// parseReply reads an answer datagram; anything else is an error.
+func parseReply(b []byte) (reply, error) {
+	var rep reply
+	if err := decodeDatagram(b, &rep); err != nil {
+		return rep, err
+	}
+	if rep.V != Version || rep.Type != TypeReply {
+		return rep, fmt.Errorf("version %d, type %q", rep.V, rep.Type)
+	}
+	return rep, nil
 }
 
 // noAnswer turns a timeout (of the probe or of ctx's deadline) into

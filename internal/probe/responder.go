@@ -181,11 +181,8 @@ const maxStream = 2048
 
 func parseRequest(b []byte) (request, error) {
 	var req request
-	if len(b) > MaxDatagram {
-		return req, fmt.Errorf("longer than %d bytes", MaxDatagram)
-	}
-	if err := json.Unmarshal(b, &req); err != nil {
-		return req, fmt.Errorf("not a JSON probe: %w", err)
+	if err := decodeDatagram(b, &req); err != nil {
+		return req, err
 	}
 	switch {
 	case req.V != Version:
@@ -196,6 +193,17 @@ func parseRequest(b []byte) (request, error) {
 		return req, errors.New("stream too long")
 	}
 	return req, nil
+}
+
+// decodeDatagram reads one probe datagram, request or answer, into v.
+func decodeDatagram(b []byte, v any) error {
+	if len(b) > MaxDatagram {
+		return fmt.Errorf("longer than %d bytes", MaxDatagram)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("not a JSON probe datagram: %w", err)
+	}
+	return nil
 }
 
 // limiter is a token bucket per source IP, used by the serve goroutine only.

@@ -59,10 +59,12 @@ func probeRTSP(ctx context.Context, addr string, timeout time.Duration) (time.Du
 			}
 			return 0, noAnswer(ctx, err, timeout)
 		}
-		return 0, fmt.Errorf("%w: %q (%v)", ErrNotRTSP, line, err)
+		return 0, fmt.Errorf("%w: %.64q (%v)", ErrNotRTSP, line, err)
 	}
 	if !statusLine(line) {
-		return 0, fmt.Errorf("%w: %q", ErrNotRTSP, bytes.TrimSpace(line))
+		// Quote only the start of what the peer said: enough to see
+		// what answers there, not a way to fill our logs.
+		return 0, fmt.Errorf("%w: %.64q", ErrNotRTSP, bytes.TrimSpace(line))
 	}
 	// Read the headers to their end (bounded, errors ignored) so the
 	// close is clean rather than a reset with unread data.

@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/fanout"
+	"github.com/ocm-overlay/ocm/internal/testutil"
+)
+
+// FuzzFanoutStdin feeds rtp-fanout's standard input to its command
+// reader and a running fanout (no input traffic, every host name is
+// 127.0.0.1: nothing is sent or looked up): never a panic, and exactly one
+// JSON reply line per command line, an over-long one included. The line
+// limit is fuzzLine rather than 64 KiB, so small inputs reach it.
+func FuzzFanoutStdin(f *testing.F) {
+	const fuzzLine = 128
+	for _, s := range []string{
+		`{"op":"add","to":"udp://127.0.0.1:5004"}` + "\n" + `{"op":"list"}` + "\n",
+		`{"op":"add","to":"udp://h:5004","id":1}` + "\r\n" + `{"op":"remove","to":"udp://h:5004"}`,
+		"  \n\t\n" + `{"op":"stats"}` + "   ",
+		`{"op":"add","to":"udp://127.0.0.2:1"}` + "\n" + `{"op":"add","to":"udp://127.0.0.3:1"}` + "\n" +
+			`{"op":"add","to":"udp://127.0.0.4:1"}` + "\n",
+		"not json\n{\n}\n", "", "\n", "\x00\xff\n",
+		strings.Repeat("x", fuzzLine+10) + "\n" + `{"op":"list"}`,
+		strings.Repeat("y", fuzzLine),
+		strings.Repeat("z", fuzzLine+1),
+		strings.Repeat(" ", fuzzLine) + "\n" + strings.Repeat(" ", fuzzLine+1) + "\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fo := &fanout.Fanout{From: "udp://127.0.0.1:0?rtcp=0", MaxDestinations: 2,
+			LookupHost: func(string) (netip.Addr, error) { return netip.MustParseAddr("127.0.0.1"), nil }}
+		if err := fo.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer fo.Close()
+		var out testutil.Buffer
+		readControl(bytes.NewReader(data), fuzzLine, fo, event.NewWriter(&out), slog.New(slog.DiscardHandler))
+
+		want := 0 // a reply for a command, or an error for an over-long line
+		for line := range bytes.SplitSeq(data, []byte("\n")) {
+			if len(line) > fuzzLine || len(bytes.TrimSpace(line)) > 0 {
+				want++
+			}
+		}
+		got := out.Find(t, "reply")
+		if len(got) != want {
+			t.Fatalf("%d replies to %d command lines", len(got), want)
+		}
+		for _, r := range got {
+			if ok, _ := r["ok"].(bool); ok == (r["error"] != nil) {
+				t.Fatalf("reply %v", r)
+			}
+		}
+	})
+}
+
+// FuzzProbePeers feeds ocm-probe's standard input to its peer reader:
+// never a panic; each line is a peer or a reported error; every peer has
+// an address to probe that is HOST:PORT.
+func FuzzProbePeers(f *testing.F) {
+	for _, s := range []string{
+		`{"addr":"127.0.0.1:7072"}` + "\n" + `{"node":"origin","rtsp":"127.0.0.1:8554"}`,
+		`{"node":"n1","probe":"h:1","rtsp":"h:2","level":3,"capacity":4}`,
+		`{"addr":"h:1","probe":"h:2"}`, `{"node":"origin"}`, `{"addr":"h"}`, `{"addr":"h:0"}`,
+		"# comment\n\n  \n[1]\n{\n", `{"addr":"[::1]:7072","rtsp":"[::1]"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o := &probeOptions{originCapacity: 3}
+		bad := 0
+		peers := o.readPeers(bytes.NewReader(data), func(int, error) { bad++ })
+		lines := bytes.Count(data, []byte("\n")) + 1
+		if len(peers)+bad > lines {
+			t.Fatalf("%d peers and %d errors from %d lines", len(peers), bad, lines)
+		}
+		for _, p := range peers {
+			if p.Probe == "" && p.RTSP == "" {
+				t.Fatalf("peer without an address: %+v", p)
+			}
+			for _, a := range []string{p.Probe, p.RTSP} {
+				if a != "" && checkHostPort(a) != nil {
+					t.Fatalf("peer %+v: %v", p, checkHostPort(a))
+				}
+			}
+		}
+	})
+}
