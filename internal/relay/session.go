@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,11 +38,22 @@ func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
 	}
 	r.mu.Lock()
 	for s, st := range r.streams {
-		if st.parent != "" {
+		// Only what plays: a stream still resolving or waiting for media
+		// is joined again, if at all, when the mediator says it plays.
+		if st.parent != "" && st.phase == stateActive {
 			hello.Streams = append(hello.Streams, wire.Relayed{Stream: s, Parent: st.parent, ParentRTSP: st.parentRTSP, Level: st.level})
 		}
 	}
 	r.mu.Unlock()
+	// MaxStreams bounds the list; long stream names could still take it
+	// past the line limit, and a hello over it would never get us in.
+	slices.SortFunc(hello.Streams, func(a, b wire.Relayed) int { return strings.Compare(a.Stream, b.Stream) })
+	all := hello.Streams
+	if k := fitLine(len(all), func(k int) int { hello.Streams = all[:k]; return encodedLen(hello) }); k < len(all) {
+		r.Log.Warn("hello over the line limit: leaving streams out",
+			"streams", len(all), "declared", k)
+		hello.Streams = all[:k]
+	}
 	hctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
 	defer cancel()
 	w, err := cl.Hello(hctx, hello)
