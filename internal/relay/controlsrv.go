@@ -56,7 +56,7 @@ func (r *Relay) acceptControl() {
 func (r *Relay) serveMediator(c *control.Conn) {
 	defer r.wg.Done()
 	log := r.Log.With("mediator", c.RemoteAddr())
-	refused := 0 // actives over the stream limit, logged once
+	refused := 0 // actives refused; the first is logged, the rest counted
 	defer func() {
 		r.mu.Lock()
 		delete(r.mediators, c)
@@ -114,8 +114,8 @@ func (r *Relay) serveMediator(c *control.Conn) {
 			}()
 		case control.OpActive:
 			if err := r.onActive(c, m); err != nil {
-				if refused++; refused == 1 || !errors.Is(err, errTooManyStreams) {
-					log.Warn("active refused", "stream", m.Stream, "err", err)
+				if refused++; refused == 1 {
+					log.Warn("active refused (further ones counted, logged when the client goes)", "stream", m.Stream, "err", err)
 				}
 				_ = c.Write(control.Msg{Re: m.ID, Error: err.Error()})
 			}

@@ -61,7 +61,15 @@ func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
 		cl.Close()
 		return nil, fmt.Errorf("hello to %s: %w", addr, err)
 	}
-	return &session{r: r, cl: cl, addr: addr, welcome: *w, done: make(chan struct{})}, nil
+	sess := &session{r: r, cl: cl, addr: addr, welcome: *w, done: make(chan struct{})}
+	r.mu.Lock()
+	for _, d := range hello.Streams {
+		if st := r.streams[d.Stream]; st != nil && st.parent == d.Parent {
+			st.joinedIn = sess // the server rebuilt the edge from the hello
+		}
+	}
+	r.mu.Unlock()
+	return sess, nil
 }
 
 // run handles the server's pushes and sends heartbeats and reports until

@@ -43,6 +43,10 @@ func TestStreamsPruned(t *testing.T) {
 			up := med.resolve(stream)
 			if tc.active {
 				med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+				// Had the active come after ActiveTimeout, the stream
+				// would have been left and joined again: either way, once
+				// the active is read the relay has it, playing.
+				med.sync()
 				// Another local process cannot make the relay leave it.
 				other := dialMediator(t, r.ControlAddr())
 				other.send(control.Msg{Op: control.OpInactive, Stream: stream})
