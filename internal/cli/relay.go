@@ -17,6 +17,9 @@ type relayOptions struct {
 	nodeID, token                string
 	willing                      bool
 	capacity                     int
+	maxStreams, maxControl       int
+	maxResolves                  int
+	activeTimeout                time.Duration
 	weights                      probe.Weights
 	debug                        bool
 }
@@ -56,9 +59,13 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 	f.StringVar(&o.server, "server", "", "ocm-server address HOST:PORT (default: the origin host from the stream URL, port 7070)")
 	f.StringVar(&o.control, "control", relay.DefaultControl, "control socket for the local mediator")
 	f.StringVar(&o.probe, "probe", relay.DefaultProbe, "UDP address answering other relays' probes")
-	f.StringVar(&o.rtsp, "rtsp", "", "this host's mediator as other hosts reach it, HOST:PORT (default: what the mediator says)")
+	f.StringVar(&o.rtsp, "rtsp", "", "this host's mediator as other hosts reach it, HOST:PORT (default: what the first mediator says; a later hello with another address is refused)")
 	f.BoolVar(&o.willing, "willing", true, "relay the stream to other viewers (false: a passive host)")
 	f.IntVar(&o.capacity, "capacity", relay.DefaultCapacity, "maximum number of child relays")
+	f.IntVar(&o.maxStreams, "max-streams", relay.DefaultMaxStreams, "maximum number of streams received at once (resolving, waiting for media or playing)")
+	f.IntVar(&o.maxControl, "max-control-clients", relay.DefaultMaxControlClients, "maximum number of connections to the control socket")
+	f.IntVar(&o.maxResolves, "max-resolves", relay.DefaultMaxResolves, "maximum number of resolves in progress; more are answered with an error")
+	f.DurationVar(&o.activeTimeout, "active-timeout", relay.DefaultActiveTimeout, "leave a stream resolved for the mediator if it does not play within this")
 	f.StringVar(&o.nodeID, "node-id", "", "node id in the overlay (default: hostname-pid)")
 	f.StringVar(&o.token, "token", os.Getenv("OCM_TOKEN"), "shared token for ocm-server (default $OCM_TOKEN)")
 	f.Float64Var(&o.weights.Load, "w-load", o.weights.Load, "score weight of a candidate's load (clients/capacity)")
@@ -77,7 +84,8 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	r := &relay.Relay{
 		Server: o.server, Control: o.control, Probe: o.probe, RTSP: o.rtsp,
 		NodeID: o.nodeID, Token: o.token, Willing: o.willing, Capacity: o.capacity,
-		Weights: o.weights, Events: events, Log: log,
+		MaxStreams: o.maxStreams, MaxControlClients: o.maxControl, MaxResolves: o.maxResolves,
+		ActiveTimeout: o.activeTimeout, Weights: o.weights, Events: events, Log: log,
 	}
 	if err := r.Start(); err != nil {
 		return err

@@ -10,6 +10,16 @@
 //	mediator -> relay  {"op":"inactive","stream":URL}                  (no reply)
 //	mediator -> relay  {"op":"stats","streams":[{...}]}                 (no reply, every second)
 //	relay -> mediator  {"op":"switch","stream":URL,"upstream":{...}}    (push: make-before-break)
+//	relay -> mediator  {"error":"..."}                                 (a line or an op refused, no id to answer)
+//
+// The relay keeps a stream it resolved only until the mediator says
+// active (its upstream plays) or inactive (it never played, or stopped),
+// or until its own timeout; it declares to ocm-server only what plays. A
+// mediator's streams are left when its connection closes. The RTSP
+// address in hello is the relay's for good once said (unless ocm-relay
+// has its own --rtsp): a hello with another one is answered with an error.
+// The relay bounds its control clients, streams and resolves in progress,
+// and answers what is over a bound with an error naming it.
 package control
 
 import (

@@ -10,9 +10,9 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // startMediator starts a mediator on 127.0.0.1:0 with TCP only.
@@ -39,31 +39,12 @@ type reader struct {
 
 func startReader(t *testing.T, url string) *reader {
 	t.Helper()
-	u, err := base.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp := gortsplib.TransportTCP
-	r := &reader{c: &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}, done: make(chan error, 1)}
-	if err := r.c.Start2(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.c.Close)
-	desc, _, err := r.c.Describe(u)
-	if err != nil {
-		t.Fatalf("describe %s: %v", url, err)
-	}
-	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatal(err)
-	}
-	r.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) {
+	r := &reader{done: make(chan error, 1)}
+	r.c = testutil.Play(t, url, func(pkt *rtp.Packet) {
 		r.mu.Lock()
 		r.seqs = append(r.seqs, pkt.SequenceNumber)
 		r.mu.Unlock()
 	})
-	if _, err := r.c.Play(nil); err != nil {
-		t.Fatal(err)
-	}
 	go func() { r.done <- r.c.Wait() }()
 	return r
 }

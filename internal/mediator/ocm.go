@@ -258,12 +258,17 @@ func (o *OCM) readLoop(c *control.Conn) {
 			o.mu.Unlock()
 			if ch != nil {
 				ch <- m
+			} else if m.Error != "" {
+				o.Log.Warn("ocm-relay refused", "err", m.Error) // the hello: nobody waits for it
 			}
 		case m.Op == control.OpSwitch && m.Upstream != nil:
 			up := Upstream{URL: m.Upstream.URL, Addr: m.Upstream.Addr, Node: m.Upstream.Node}
 			if err := o.m.Switch(m.Stream, up); err != nil {
 				o.Log.Info("switch ignored", "stream", m.Stream, "err", err)
 			}
+		case m.Error != "":
+			// An active over the relay's stream limit, a refused connection.
+			o.Log.Warn("ocm-relay says", "err", m.Error)
 		default:
 			o.Log.Debug("ignoring control message", "op", m.Op)
 		}

@@ -404,10 +404,12 @@ func (r *relay) shutdown() {
 		r.fan.close()
 		r.ss.Close()
 	}
+	// Also when nothing ever played: the ocm relay keeps what it resolved
+	// for us until we say so.
+	if n, ok := r.m.Resolver.(Notifier); ok {
+		n.Inactive(r.origin)
+	}
 	if r.current.Load() != nil {
-		if n, ok := r.m.Resolver.(Notifier); ok {
-			n.Inactive(r.origin)
-		}
 		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "closed"})
 	}
 }

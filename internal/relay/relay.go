@@ -34,6 +34,20 @@ const (
 	// leaveGrace keeps serving children a moment after telling the server
 	// we leave, so their switch to a new parent is make-before-break.
 	leaveGrace = 500 * time.Millisecond
+	// DefaultMaxStreams bounds the streams one relay receives (resolving,
+	// waiting for media, or playing): each is an edge in the server's
+	// tree and a line of the hello and of every report.
+	DefaultMaxStreams = 64
+	// DefaultMaxControlClients bounds the connections to the control
+	// socket (one mediator needs one).
+	DefaultMaxControlClients = 8
+	// DefaultMaxResolves bounds the resolves in progress at once; more
+	// are answered with an error at once.
+	DefaultMaxResolves = 16
+	// DefaultActiveTimeout is how long a stream resolved for the mediator
+	// may wait for the mediator's active (its upstream playing) before the
+	// relay leaves it: a resolve that never leads to media leaves nothing.
+	DefaultActiveTimeout = 20 * time.Second
 )
 
 // Relay is the agent. Fill the exported fields, then Start.
@@ -48,6 +62,11 @@ type Relay struct {
 	Capacity int // max children over all streams
 	Weights  probe.Weights
 
+	MaxStreams        int           // streams at once; 0: DefaultMaxStreams
+	MaxControlClients int           // control connections at once; 0: DefaultMaxControlClients
+	MaxResolves       int           // resolves in progress at once; 0: DefaultMaxResolves
+	ActiveTimeout     time.Duration // resolved to active; 0: DefaultActiveTimeout
+
 	Events *event.Writer
 	Log    *slog.Logger
 
@@ -59,27 +78,23 @@ type Relay struct {
 	cpu      *probe.CPUSampler
 	serverMu sync.Mutex // serialises connecting to the server
 
-	mu            sync.Mutex
-	server        string // the address in use
-	sess          *session
-	streams       map[string]*streamState
-	mediators     map[*control.Conn]bool
-	addrNode      map[string]string                 // upstream address -> node id, from candidates
-	medRTSP       string                            // the RTSP address the mediator said it listens on
-	waiting       map[string][]chan *wire.Reconnect // resolves waiting for a RECONNECT, by stream
-	resolving     map[string]*sync.Mutex            // one decision at a time per stream
-	lastReconnect map[string]time.Time              // when the server last said reconnect, by stream
-	closed        bool
-}
+	resolveSlots chan struct{} // one per resolve in progress
 
-// streamState is what the relay knows of one stream it receives.
-type streamState struct {
-	parent     string // node id, or wire.OriginID
-	parentRTSP string
-	level      int
-	upstream   control.Upstream
-	stats      control.StreamStats
-	reported   control.StreamStats // at the last report, for rates
+	mu        sync.Mutex
+	server    string // the address in use
+	sess      *session
+	streams   map[string]*streamState // at most MaxStreams; added and removed under the stream's lock
+	mediators map[*control.Conn]bool  // at most MaxControlClients
+	// medRTSP is the RTSP address the first mediator said it listens on:
+	// without --rtsp, the address the relay advertises, for good.
+	medRTSP string
+	waiting map[string][]chan *wire.Reconnect // resolves waiting for a RECONNECT, by stream
+	// resolving holds one lock per stream while someone decides about
+	// it, so the relay's own recovery, the server's reconnects and the
+	// mediator's active and inactive never act on a stream at once.
+	resolving  map[string]*streamLock
+	reportFrom int // where the next report starts when not every stream fits
+	closed     bool
 }
 
 // Start validates the configuration and starts the control socket, the
@@ -104,6 +119,9 @@ func (r *Relay) Start() error {
 	if r.Log == nil {
 		r.Log = slog.New(slog.DiscardHandler)
 	}
+	if err := r.fillLimits(); err != nil {
+		return err
+	}
 	if r.Server != "" {
 		if _, _, err := net.SplitHostPort(r.Server); err != nil {
 			return fmt.Errorf("server address %q: %w", r.Server, err)
@@ -117,10 +135,9 @@ func (r *Relay) Start() error {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.streams = map[string]*streamState{}
 	r.mediators = map[*control.Conn]bool{}
-	r.addrNode = map[string]string{}
 	r.waiting = map[string][]chan *wire.Reconnect{}
-	r.resolving = map[string]*sync.Mutex{}
-	r.lastReconnect = map[string]time.Time{}
+	r.resolving = map[string]*streamLock{}
+	r.resolveSlots = make(chan struct{}, r.MaxResolves)
 	r.server = r.Server
 
 	var err error
@@ -136,9 +153,40 @@ func (r *Relay) Start() error {
 		r.cancel()
 		return fmt.Errorf("probe responder: %w", err)
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.acceptControl()
 	go r.keepServer()
+	go r.expirePending()
+	return nil
+}
+
+// fillLimits sets the bounds' defaults and checks them.
+func (r *Relay) fillLimits() error {
+	for _, l := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"max streams", &r.MaxStreams, DefaultMaxStreams},
+		{"max control clients", &r.MaxControlClients, DefaultMaxControlClients},
+		{"max resolves", &r.MaxResolves, DefaultMaxResolves},
+	} {
+		if *l.v < 0 {
+			return fmt.Errorf("%s %d is negative", l.name, *l.v)
+		}
+		if *l.v == 0 {
+			*l.v = l.def
+		}
+	}
+	if r.MaxStreams > wire.MaxListLen {
+		return fmt.Errorf("max streams %d is over the %d a hello may list", r.MaxStreams, wire.MaxListLen)
+	}
+	if r.ActiveTimeout < 0 {
+		return fmt.Errorf("active timeout %v is negative", r.ActiveTimeout)
+	}
+	if r.ActiveTimeout == 0 {
+		r.ActiveTimeout = DefaultActiveTimeout
+	}
 	return nil
 }
 
@@ -188,8 +236,10 @@ func (r *Relay) Leave(ctx context.Context) {
 	r.mu.Lock()
 	sess := r.sess
 	var streams []string
-	for s := range r.streams {
-		streams = append(streams, s)
+	for s, st := range r.streams {
+		if st.phase != stateResolving {
+			streams = append(streams, s)
+		}
 	}
 	r.mu.Unlock()
 	if sess != nil && len(streams) > 0 {
@@ -228,7 +278,7 @@ func (r *Relay) probeInfo(stream string) probe.Info {
 	for s, st := range r.streams {
 		info.Clients += st.stats.Readers
 		children += st.stats.RelayReaders
-		if s == stream {
+		if s == stream && st.parent != "" {
 			info.Level = st.level
 		}
 	}

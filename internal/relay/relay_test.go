@@ -25,13 +25,17 @@ type member struct {
 }
 
 // join starts a willing relay id on the server, connects its mediator
-// (hello with a fresh RTSP address) and resolves stream.
+// (hello with a fresh RTSP address), resolves stream and, as a mediator
+// whose pull plays, says it is active.
 func join(t *testing.T, id, serverAddr, stream string, mod func(*Relay)) (*member, control.Upstream) {
 	t.Helper()
 	m := &member{testRelay: startRelay(t, id, serverAddr, mod), rtsp: startRTSP(t).Addr()}
 	m.med = dialMediator(t, m.ControlAddr())
 	m.med.hello(m.rtsp)
-	return m, m.med.resolve(stream)
+	up := m.med.resolve(stream)
+	m.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+	m.med.sync()
+	return m, up
 }
 
 // originUp is the upstream of the stream pulled from the origin itself.

@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
@@ -16,36 +15,58 @@ import (
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
-// resolve picks an upstream for stream: candidates from the server,
-// probed in parallel and scored; the first that the server accepts as our
-// parent wins. Without a server it falls back to the origin and says so.
-// A redirect (light client) only picks: nothing joins.
-func (r *Relay) resolve(ctx context.Context, stream string, exclude []string, redirect bool) (control.Upstream, error) {
-	if !redirect {
-		if o, err := mediator.ParseOriginURL(stream); err == nil {
-			defer r.lockStream(o.URL())()
-		}
+// resolveFor answers a mediator's resolve: where to pull the stream
+// from. A redirect (light client) only picks: nothing joins, nothing is
+// kept. Otherwise the relay takes the stream (within MaxStreams) until
+// the mediator says it plays it, or ActiveTimeout passes.
+func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.Msg) (control.Upstream, error) {
+	if m.Redirect {
+		return r.resolveExcluding(ctx, m.Stream, m.Exclude, true)
 	}
-	return r.resolveExcluding(ctx, stream, exclude, redirect)
+	o, err := mediator.ParseOriginURL(m.Stream)
+	if err != nil {
+		return control.Upstream{}, fmt.Errorf("stream %q: %w", m.Stream, err)
+	}
+	stream := o.URL()
+	var b *wire.Reconnect
+	if len(m.Exclude) > 0 {
+		b = r.reconnectAfterLoss(ctx, stream)
+	}
+	defer r.lockStream(stream)()
+	st, err := r.claim(stream, owner)
+	if err != nil {
+		return control.Upstream{}, err
+	}
+	var up control.Upstream
+	if len(m.Exclude) > 0 {
+		up, err = r.resolveAfterLoss(ctx, stream, m.Exclude, b)
+	} else {
+		up, err = r.resolveExcluding(ctx, stream, nil, false)
+	}
+	r.settle(stream, st, err == nil)
+	return up, err
 }
 
-// resolveAfterLoss answers a mediator that lost its upstream: under the
-// reconnect and gradual policies it first waits for the server's
-// RECONNECT.
-func (r *Relay) resolveAfterLoss(ctx context.Context, stream string, exclude []string) (control.Upstream, error) {
-	o, err := mediator.ParseOriginURL(stream)
-	if err != nil {
-		return control.Upstream{}, fmt.Errorf("stream %q: %w", stream, err)
-	}
-	var b *wire.Reconnect
+// reconnectAfterLoss is the wait of a mediator that lost its upstream:
+// under the reconnect and gradual policies it first waits for the
+// server's RECONNECT, unless one came just now.
+func (r *Relay) reconnectAfterLoss(ctx context.Context, stream string) *wire.Reconnect {
 	r.mu.Lock()
-	recent := time.Since(r.lastReconnect[o.URL()]) < 2*time.Second
-	r.mu.Unlock()
-	if !recent {
-		// Not told yet: under reconnect and gradual, wait to be told.
-		b = r.waitForReconnect(ctx, o.URL())
+	recent := false
+	if st := r.streams[stream]; st != nil {
+		recent = time.Since(st.lastReconnect) < 2*time.Second
 	}
-	defer r.lockStream(o.URL())()
+	r.mu.Unlock()
+	if recent {
+		return nil
+	}
+	return r.waitForReconnect(ctx, stream)
+}
+
+// resolveAfterLoss answers a mediator that lost its upstream: with the
+// RECONNECT it waited for, where it says; else a fresh resolve excluding
+// what failed. Hold the stream's lock.
+func (r *Relay) resolveAfterLoss(ctx context.Context, stream string, exclude []string, b *wire.Reconnect) (control.Upstream, error) {
 	if b != nil {
 		up, err := r.reconnectUpstream(ctx, b)
 		return up.Upstream, err
@@ -53,7 +74,7 @@ func (r *Relay) resolveAfterLoss(ctx context.Context, stream string, exclude []s
 	// A server reconnect handled while we waited for the lock may have
 	// found the new parent already.
 	r.mu.Lock()
-	st := r.streams[o.URL()]
+	st := r.streams[stream]
 	var moved control.Upstream
 	if st != nil && st.parent != "" && st.upstream.URL != "" && !slices.Contains(exclude, st.upstream.Addr) {
 		moved = st.upstream
@@ -82,9 +103,13 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		r.server = net.JoinHostPort(o.Host, DefaultServerPort)
 		r.Log.Info("no --server given: using the origin host", "server", r.server)
 	}
+	var known map[string]string
+	if st := r.streams[stream]; st != nil {
+		known = st.nodes
+	}
 	excludeNodes := make([]string, 0, len(exclude))
 	for _, a := range exclude {
-		if n, ok := r.addrNode[a]; ok {
+		if n, ok := known[a]; ok {
 			excludeNodes = append(excludeNodes, n)
 		} else if a == o.Addr() {
 			excludeNodes = append(excludeNodes, wire.OriginID)
@@ -111,11 +136,16 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	if cands == nil || len(cands.Candidates) == 0 {
 		return control.Upstream{}, fmt.Errorf("ocm-server offers no parent with free capacity for %s", stream)
 	}
-	r.mu.Lock()
-	for _, c := range cands.Candidates {
-		r.addrNode[c.RTSP] = c.Node
+	if !redirect {
+		r.mu.Lock()
+		if st := r.streams[stream]; st != nil {
+			st.nodes = make(map[string]string, len(cands.Candidates))
+			for _, c := range cands.Candidates {
+				st.nodes[c.RTSP] = c.Node
+			}
+		}
+		r.mu.Unlock()
 	}
-	r.mu.Unlock()
 
 	// The candidate list carries the server's level and load of each
 	// candidate; Select scores with them, not with what a candidate's
@@ -163,7 +193,9 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		if ack, ok := am.Body.(*wire.Ack); ok && ack.Level > 0 {
 			level = ack.Level
 		}
-		r.setParent(stream, ch.Candidate, up, level)
+		if !r.setParent(stream, ch.Candidate, up, level, sess) {
+			return control.Upstream{}, errLeftMeanwhile(stream)
+		}
 		r.Log.Info("joined", "stream", stream, "parent", ch.Candidate.Node, "level", level,
 			"score", fmt.Sprintf("%.1f", ch.Score), "rtt_ms", fmt.Sprintf("%.2f", float64(ch.Result.RTT.Microseconds())/1000))
 		r.Events.Emit("joined", map[string]any{"stream": stream, "parent": ch.Candidate.Node, "upstream": up.URL,
@@ -173,15 +205,28 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	return control.Upstream{}, fmt.Errorf("no usable parent for %s: %s", stream, strings.Join(reasons, "; "))
 }
 
-func (r *Relay) setParent(stream string, c wire.Candidate, up control.Upstream, level int) {
+// setParent records the parent the server accepted in sess. Hold the
+// stream's lock. It reports false, having told the server we leave, when
+// the relay no longer receives the stream (its mediator went away
+// meanwhile).
+func (r *Relay) setParent(stream string, c wire.Candidate, up control.Upstream, level int, sess *session) bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	st := r.streams[stream]
-	if st == nil {
-		st = &streamState{}
-		r.streams[stream] = st
+	if st != nil {
+		st.parent, st.parentRTSP, st.level, st.upstream, st.joinedIn = c.Node, c.RTSP, level, up, sess
 	}
-	st.parent, st.parentRTSP, st.level, st.upstream = c.Node, c.RTSP, level, up
+	r.mu.Unlock()
+	if st == nil {
+		ctx, cancel := context.WithTimeout(r.ctx, DefaultCallTimeout)
+		defer cancel()
+		_, _ = sess.call(ctx, &wire.Left{Stream: stream})
+	}
+	return st != nil
+}
+
+// errLeftMeanwhile: the stream was left while its new parent was chosen.
+func errLeftMeanwhile(stream string) error {
+	return fmt.Errorf("%s was left meanwhile: not joining it", stream)
 }
 
 func originUpstream(o mediator.Origin) control.Upstream {
@@ -205,7 +250,9 @@ func (r *Relay) onReconnect(b *wire.Reconnect) {
 	r.Log.Info("reconnect", "stream", b.Stream, "reason", b.Reason, "target", b.Target, "parent", b.Parent)
 	if o, err := mediator.ParseOriginURL(b.Stream); err == nil {
 		r.mu.Lock()
-		r.lastReconnect[o.URL()] = time.Now()
+		if st := r.streams[o.URL()]; st != nil {
+			st.lastReconnect = time.Now()
+		}
 		r.mu.Unlock()
 	}
 	r.Events.Emit("reconnect", map[string]any{"stream": b.Stream, "reason": b.Reason, "target": b.Target, "parent": b.Parent})
@@ -250,20 +297,6 @@ func (r *Relay) stale(stream string, b *wire.Reconnect) bool {
 	return st.parent != "" && st.parent != b.Parent
 }
 
-// lockStream serialises the relay's decisions about one stream: its own
-// recovery and the server's reconnects must not join two parents at once.
-func (r *Relay) lockStream(stream string) (unlock func()) {
-	r.mu.Lock()
-	l := r.resolving[stream]
-	if l == nil {
-		l = &sync.Mutex{}
-		r.resolving[stream] = l
-	}
-	r.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
-
 type streamUpstream struct {
 	stream string
 	control.Upstream
@@ -291,7 +324,9 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 				if ack, ok := am.Body.(*wire.Ack); ok {
 					level = ack.Level
 				}
-				r.setParent(stream, c, up, level)
+				if !r.setParent(stream, c, up, level, sess) {
+					return streamUpstream{}, errLeftMeanwhile(stream)
+				}
 				r.Events.Emit("joined", map[string]any{"stream": stream, "parent": b.Target, "upstream": up.URL, "level": level, "handover": true})
 				return streamUpstream{stream, up}, nil
 			}
@@ -393,12 +428,17 @@ func (r *Relay) deliverReconnect(b *wire.Reconnect) bool {
 	return true
 }
 
-// pushSwitch tells every connected mediator to move stream to up.
+// pushSwitch tells the mediator that plays stream (every connected one if
+// it is gone) to move it to up.
 func (r *Relay) pushSwitch(stream string, up control.Upstream) {
 	r.mu.Lock()
-	meds := make([]*control.Conn, 0, len(r.mediators))
-	for c := range r.mediators {
-		meds = append(meds, c)
+	var meds []*control.Conn
+	if st := r.streams[stream]; st != nil && r.mediators[st.owner] {
+		meds = append(meds, st.owner)
+	} else {
+		for c := range r.mediators {
+			meds = append(meds, c)
+		}
 	}
 	r.mu.Unlock()
 	for _, c := range meds {

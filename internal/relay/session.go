@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,11 +39,22 @@ func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
 	}
 	r.mu.Lock()
 	for s, st := range r.streams {
-		if st.parent != "" {
+		// Only what plays: a stream still resolving or waiting for media
+		// is joined again, if at all, when the mediator says it plays.
+		if st.parent != "" && st.phase == stateActive {
 			hello.Streams = append(hello.Streams, wire.Relayed{Stream: s, Parent: st.parent, ParentRTSP: st.parentRTSP, Level: st.level})
 		}
 	}
 	r.mu.Unlock()
+	// MaxStreams bounds the list; long stream names could still take it
+	// past the line limit, and a hello over it would never get us in.
+	slices.SortFunc(hello.Streams, func(a, b wire.Relayed) int { return strings.Compare(a.Stream, b.Stream) })
+	all := hello.Streams
+	if k := fitLine(len(all), func(k int) int { hello.Streams = all[:k]; return encodedLen(hello) }); k < len(all) {
+		r.Log.Warn("hello over the line limit: leaving streams out",
+			"streams", len(all), "declared", k)
+		hello.Streams = all[:k]
+	}
 	hctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
 	defer cancel()
 	w, err := cl.Hello(hctx, hello)
@@ -49,7 +62,15 @@ func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
 		cl.Close()
 		return nil, fmt.Errorf("hello to %s: %w", addr, err)
 	}
-	return &session{r: r, cl: cl, addr: addr, welcome: *w, done: make(chan struct{})}, nil
+	sess := &session{r: r, cl: cl, addr: addr, welcome: *w, done: make(chan struct{})}
+	r.mu.Lock()
+	for _, d := range hello.Streams {
+		if st := r.streams[d.Stream]; st != nil && st.parent == d.Parent {
+			st.joinedIn = sess // the server rebuilt the edge from the hello
+		}
+	}
+	r.mu.Unlock()
+	return sess, nil
 }
 
 // run handles the server's pushes and sends heartbeats and reports until
