@@ -320,9 +320,9 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 		r.mu.Unlock()
 		return nil
 	}
-	level := 0
+	level, parent := 0, ""
 	if st := r.streams[stream]; st != nil {
-		level = st.level
+		level, parent = st.level, st.parent
 	}
 	fallback := sess.welcome.StallWait(level)
 	if !sess.welcome.WaitsForReconnect() || fallback <= 0 {
@@ -333,6 +333,15 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 	r.waiting[stream] = append(r.waiting[stream], ch)
 	r.mu.Unlock()
 	defer r.forgetWaiter(stream, ch)
+	if r.parentStands(ctx, sess, stream, parent) {
+		select {
+		case b := <-ch: // it came while we asked
+			return b
+		default:
+		}
+		r.Log.Info("upstream lost but the server saw no failure above us: resolving at once", "stream", stream, "parent", parent)
+		return nil
+	}
 	t := time.NewTimer(fallback)
 	defer t.Stop()
 	r.Log.Info("upstream lost: waiting for the server's reconnect", "stream", stream, "policy", sess.welcome.Recovery, "fallback", fallback)
@@ -345,6 +354,31 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// parentStands reports whether the server still has parent in stream's
+// tree, so no RECONNECT is coming: the server tells a relay to reconnect
+// when a node above it failed or left, and this one has not. The upstream
+// went silent for another reason (the origin restarting: the origin is no
+// node, and no server ever reports it failed), and waiting would only keep
+// the readers waiting. The server offers a relay its own parent as a
+// candidate as long as that parent is attached.
+func (r *Relay) parentStands(ctx context.Context, sess *session, stream, parent string) bool {
+	switch parent {
+	case "":
+		return false
+	case wire.OriginID:
+		return true
+	}
+	m, err := sess.call(ctx, &wire.GetCandidates{Stream: stream})
+	if err != nil {
+		return false
+	}
+	cands, _ := m.Body.(*wire.Candidates)
+	if cands == nil {
+		return false
+	}
+	return slices.ContainsFunc(cands.Candidates, func(c wire.Candidate) bool { return c.Node == parent })
 }
 
 func (r *Relay) forgetWaiter(stream string, ch chan *wire.Reconnect) {
