@@ -516,6 +516,10 @@ type fakeServer struct {
 	// candidates answers get_candidates.
 	candidates func(g *wire.GetCandidates) []wire.Candidate
 	recovery   string
+	// hangUp, if set, is asked before each get_candidates is answered;
+	// true closes the connection instead (set it before the relay
+	// connects).
+	hangUp func(g *wire.GetCandidates) bool
 
 	mu       sync.Mutex
 	conn     *wire.Conn
@@ -595,6 +599,9 @@ func (fs *fakeServer) serve(c *wire.Conn) {
 		fs.mu.Unlock()
 		switch b := m.Body.(type) {
 		case *wire.GetCandidates:
+			if fs.hangUp != nil && fs.hangUp(b) {
+				return
+			}
 			_ = c.Reply(m.ID, &wire.Candidates{Stream: b.Stream, Candidates: fs.candidates(b)})
 		case *wire.Joined:
 			level := 1

@@ -539,6 +539,39 @@ func TestResolveAfterLoss(t *testing.T) {
 	}
 }
 
+// TestLossWithServerUnanswering: under reconnect, a relay whose upstream
+// stalled cannot ask the server whether its parent is still there (the
+// connection drops as it asks). A RECONNECT could only come over a
+// connection, so it does not wait for one: it resolves at once (and finds
+// nothing but p1, which it excludes, or, if the connection is not back
+// yet, falls back to the origin as it does whenever the server does not
+// answer).
+func TestLossWithServerUnanswering(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	p1 := startRTSP(t).Addr()
+	p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	var asked atomic.Int32
+	fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
+		if slices.Contains(g.Exclude, "p1") {
+			return nil
+		}
+		return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+	})
+	fs.recovery = wire.RecoveryReconnect
+	fs.hangUp = func(g *wire.GetCandidates) bool { return asked.Add(1) == 2 } // the check after the loss
+	a, up := join(t, "a", fs.Addr(), stream, nil)
+
+	r := a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+	fallback := r.Upstream != nil && *r.Upstream == originUp(origin.Addr())
+	if !fallback && !strings.Contains(r.Error, "no parent") {
+		t.Fatalf("resolve answered upstream %+v, error %q; want no parent, or the origin directly", r.Upstream, r.Error)
+	}
+	if a.log.has("waiting for the server's reconnect") {
+		t.Error("the relay waited for a reconnect over a connection that had dropped")
+	}
+}
+
 // TestOriginOutage: the origin (which takes one relay) goes away and comes
 // back on the same address; its relay a and a's child b stay in the tree.
 // Under every policy, a's mediator, which lost the origin, and b's, whose

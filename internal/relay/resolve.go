@@ -30,8 +30,8 @@ func (r *Relay) resolve(ctx context.Context, stream string, exclude []string, re
 }
 
 // resolveAfterLoss answers a mediator that lost its upstream: under the
-// reconnect and gradual policies it first waits for the server's
-// RECONNECT.
+// reconnect and gradual policies, when a node above failed, it first waits
+// for the server's RECONNECT.
 func (r *Relay) resolveAfterLoss(ctx context.Context, stream string, exclude []string) (control.Upstream, error) {
 	o, err := mediator.ParseOriginURL(stream)
 	if err != nil {
@@ -309,10 +309,11 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 }
 
 // waitForReconnect is how a relay rejoins under the reconnect and gradual
-// policies: after losing its upstream it waits for the server's RECONNECT
-// (which orders the rebuild level by level) instead of racing its
-// siblings, up to a fallback timeout. It returns the RECONNECT, or nil
-// when the relay should resolve on its own.
+// policies: after losing its upstream to a node failure (the server no
+// longer has its parent) it waits for the server's RECONNECT (which orders
+// the rebuild level by level) instead of racing its siblings, up to a
+// fallback timeout. It returns the RECONNECT, or nil when the relay should
+// resolve on its own.
 func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Reconnect {
 	r.mu.Lock()
 	sess := r.sess
@@ -333,13 +334,13 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 	r.waiting[stream] = append(r.waiting[stream], ch)
 	r.mu.Unlock()
 	defer r.forgetWaiter(stream, ch)
-	if r.parentStands(ctx, sess, stream, parent) {
+	if !r.parentGone(ctx, sess, stream, parent) {
 		select {
 		case b := <-ch: // it came while we asked
 			return b
 		default:
 		}
-		r.Log.Info("upstream lost but the server saw no failure above us: resolving at once", "stream", stream, "parent", parent)
+		r.Log.Info("upstream lost but the server has seen no failure above us: resolving at once", "stream", stream, "parent", parent)
 		return nil
 	}
 	t := time.NewTimer(fallback)
@@ -356,19 +357,21 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 	}
 }
 
-// parentStands reports whether the server still has parent in stream's
-// tree, so no RECONNECT is coming: the server tells a relay to reconnect
-// when a node above it failed or left, and this one has not. The upstream
-// went silent for another reason (the origin restarting: the origin is no
-// node, and no server ever reports it failed), and waiting would only keep
-// the readers waiting. The server offers a relay its own parent as a
-// candidate as long as that parent is attached.
-func (r *Relay) parentStands(ctx context.Context, sess *session, stream, parent string) bool {
+// parentGone reports whether the server says parent is no longer in
+// stream's tree: only then is a RECONNECT coming, since the server tells a
+// relay to reconnect when a node above it failed or left. Otherwise the
+// upstream went silent for another reason (the origin restarting: the
+// origin is no node, and no server ever reports it failed), or the server
+// cannot be asked right now and has nothing to send; waiting would only
+// keep the readers waiting. The server offers a relay its own parent as a
+// candidate for as long as that parent is attached. Without a known
+// parent the relay waits, as it always did.
+func (r *Relay) parentGone(ctx context.Context, sess *session, stream, parent string) bool {
 	switch parent {
 	case "":
-		return false
-	case wire.OriginID:
 		return true
+	case wire.OriginID:
+		return false
 	}
 	m, err := sess.call(ctx, &wire.GetCandidates{Stream: stream})
 	if err != nil {
@@ -378,7 +381,7 @@ func (r *Relay) parentStands(ctx context.Context, sess *session, stream, parent 
 	if cands == nil {
 		return false
 	}
-	return slices.ContainsFunc(cands.Candidates, func(c wire.Candidate) bool { return c.Node == parent })
+	return !slices.ContainsFunc(cands.Candidates, func(c wire.Candidate) bool { return c.Node == parent })
 }
 
 func (r *Relay) forgetWaiter(stream string, ch chan *wire.Reconnect) {
