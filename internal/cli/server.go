@@ -60,7 +60,8 @@ rtsp://MSHOST:MSPORT/MEDIA). When a relay fails (connection closed, or
 
 The policy is announced to relays in the welcome: under reconnect and
 gradual a relay waits for its reconnect instead of rejoining on its own
-stall. A relay that leaves (SIGTERM) or is drained hands its children over
+stall, unless the server still has its parent (no relay above it failed:
+the origin itself went away, and no reconnect comes for the origin). A relay that leaves (SIGTERM) or is drained hands its children over
 without a gap: the server picks each child's new parent, tells it to switch
 make-before-break, and lets the relay go when all have switched (or after
 --handover-timeout).

@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"sync"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -15,6 +16,16 @@ const (
 	// maxPending bounds the packets held from a make-before-break candidate
 	// while the current upstream catches up; when full the switch is forced.
 	maxPending = 2048
+	// A packet behind the last one forwarded is a duplicate only if it
+	// could be one: it comes within dupAge of the last forward (relays
+	// hold nothing longer) and its RTP timestamp is within dupTS ticks of
+	// the last one's (46 s at 90 kHz). Otherwise the stream's origin
+	// restarted and numbers its packets afresh, from a random point, and
+	// the packet starts a new baseline: without this a restarted origin
+	// whose numbering starts up to dupWindow behind, or a parent that
+	// forwards it (half of all restarts), would be dropped for minutes.
+	dupAge = 2 * time.Second
+	dupTS  = 1 << 22
 )
 
 // forwarder merges the packets of the upstreams of one stream into what its
@@ -34,19 +45,22 @@ type forwarder struct {
 	dropped   uint64 // duplicates and packets from replaced sources
 	lost      uint64 // sequence numbers never forwarded
 	waiters   map[uint64]chan struct{}
+	now       func() time.Time
 }
 
 type mediaFwd struct {
 	hasLast bool
 	last    uint16
-	resync  bool // the active source was attached after a break
+	lastTS  uint32    // RTP timestamp of the last packet forwarded
+	lastAt  time.Time // when it was forwarded
+	resync  bool      // the active source was attached after a break
 	active  uint64
 	pending uint64
 	buf     []*rtp.Packet
 }
 
 func newForwarder(nmedias int, write func(media int, pkt *rtp.Packet)) *forwarder {
-	f := &forwarder{write: write, waiters: map[uint64]chan struct{}{}}
+	f := &forwarder{write: write, waiters: map[uint64]chan struct{}{}, now: time.Now}
 	for range nmedias {
 		f.medias = append(f.medias, &mediaFwd{})
 	}
@@ -185,11 +199,15 @@ func (f *forwarder) cutover(i int, m *mediaFwd) {
 }
 
 func (f *forwarder) forward(i int, m *mediaFwd, pkt *rtp.Packet) {
+	now := f.now()
 	if m.hasLast {
 		d := int(int16(pkt.SequenceNumber - m.last))
 		switch {
 		case m.resync && (d < -dupWindow || d > dupWindow):
 			// A new upstream that numbers packets its own way: start over.
+		case (d <= 0 || d > dupWindow) && f.renumbered(m, pkt, now):
+			// The origin restarted: its numbering starts over, and the
+			// jump is neither duplicates nor losses.
 		case d <= 0:
 			f.dropped++
 			return
@@ -198,8 +216,16 @@ func (f *forwarder) forward(i int, m *mediaFwd, pkt *rtp.Packet) {
 		}
 	}
 	m.hasLast, m.last, m.resync = true, pkt.SequenceNumber, false
+	m.lastTS, m.lastAt = pkt.Timestamp, now
 	f.forwarded++
 	f.write(i, pkt)
+}
+
+// renumbered reports whether pkt, far from the last packet forwarded in
+// sequence, belongs to another numbering (see dupAge).
+func (f *forwarder) renumbered(m *mediaFwd, pkt *rtp.Packet, now time.Time) bool {
+	dts := int64(int32(pkt.Timestamp - m.lastTS))
+	return now.Sub(m.lastAt) > dupAge || dts > dupTS || dts < -dupTS
 }
 
 func (f *forwarder) checkWaiters() {

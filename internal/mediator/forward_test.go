@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -130,4 +131,69 @@ func TestForwarderResyncOnForeignNumbering(t *testing.T) {
 	if got := rec.seqs[len(rec.seqs)-1]; got != 10 {
 		t.Fatalf("after resync last forwarded = %d, want 10 (%v)", got, rec.seqs)
 	}
+}
+
+// TestForwarderOriginRestart: a restarted origin numbers its packets from
+// a random point, which may be just behind the last packet forwarded. Its
+// packets are not duplicates: a duplicate comes soon after the original,
+// with a timestamp near it. They are forwarded, whether they come through
+// a new upstream (the relay under the origin) or the same one (a relay
+// below, whose parent forwards the new numbering), and are counted neither
+// lost nor dropped.
+func TestForwarderOriginRestart(t *testing.T) {
+	const ts0 = 1_000_000
+	tests := []struct {
+		name    string
+		newSrc  bool          // the new numbering comes through a new upstream
+		seq     uint16        // the restarted origin's first sequence number
+		ts      uint32        // and timestamp
+		quiet   time.Duration // since the last packet forwarded
+		forward bool
+	}{
+		{"new upstream, numbering behind, timestamp elsewhere", true, 39000, 3_000_000_000, 100 * time.Millisecond, true},
+		{"new upstream, numbering behind, after a long silence", true, 39000, ts0, 3 * time.Second, true},
+		{"same upstream, numbering behind, timestamp elsewhere", false, 40005, 3_000_000_000, 100 * time.Millisecond, true},
+		{"same upstream, numbering far ahead, after a long silence", false, 50000, ts0 + 270_000, 3 * time.Second, true},
+		{"new upstream, a duplicate", true, 40005, ts0 - 3600, 100 * time.Millisecond, false},
+		{"same upstream, a duplicate", false, 40005, ts0 - 3600, 100 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			rec := &fwdRecorder{}
+			f := newForwarder(1, rec.write)
+			f.now = func() time.Time { return now }
+			f.attach(1)
+			for s := uint16(40000); s <= 40010; s++ {
+				f.packet(1, 0, pkTS(s, ts0-uint32(40010-s)*3600))
+			}
+			src := uint64(1)
+			if tt.newSrc {
+				f.detach(1)
+				f.attach(2)
+				src = 2
+			}
+			now = now.Add(tt.quiet)
+			for i := range uint16(5) {
+				f.packet(src, 0, pkTS(tt.seq+i, tt.ts+uint32(i)*3600))
+			}
+			fwd, dropped, lost := f.counters()
+			if !tt.forward {
+				if fwd != 11 || dropped != 5 {
+					t.Fatalf("forwarded %d dropped %d (%v), want the 5 duplicates dropped", fwd, dropped, rec.seqs)
+				}
+				return
+			}
+			assertContiguous(t, rec.seqs[11:], tt.seq, tt.seq+4)
+			if fwd != 16 || dropped != 0 || lost != 0 {
+				t.Fatalf("forwarded %d dropped %d lost %d (%v), want all 16, none dropped or lost", fwd, dropped, lost, rec.seqs)
+			}
+		})
+	}
+}
+
+func pkTS(seq uint16, ts uint32) *rtp.Packet {
+	p := pk(seq)
+	p.Timestamp = ts
+	return p
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,64 +166,94 @@ func (r *relay) requestSwitch(up Upstream) {
 	}
 }
 
+// Pacing of the upstream loop. An upstream that failed is avoided for
+// excludeFor if anything else is offered (exclusions); retries after a
+// failure wait at most retryMax, jittered, so an upstream that comes back
+// (the origin restarted, a parent whose own upstream returned) is found
+// within about that.
+const (
+	retryMin   = 50 * time.Millisecond
+	retryMax   = 500 * time.Millisecond
+	excludeFor = 5 * time.Second
+)
+
 // run keeps the stream fed: resolve, pull, watch, and on loss resolve again
-// excluding what failed, with backoff, until the relay is closed.
+// avoiding what failed, with backoff, until the relay is closed.
 func (r *relay) run() {
 	defer close(r.done)
 	defer r.shutdown()
 
-	var exclude []string
-	backoff := retry.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second, Immediate: true, Jitter: true}
-	first := true
+	ex := exclusions{ttl: excludeFor}
+	backoff := retry.Backoff{Min: retryMin, Max: retryMax, Immediate: true, Jitter: true}
+	_, p, err := r.connect(nil)
+	if err != nil {
+		r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
+		r.failErr = err
+		close(r.ready)
+		r.m.removeRelay(r)
+		return
+	}
+	close(r.ready)
 	for r.ctx.Err() == nil {
-		up, p, err := r.connect(exclude)
-		if err != nil {
-			if first {
-				r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
-				r.failErr = err
-				close(r.ready)
-				r.m.removeRelay(r)
-				return
-			}
-			if up.Addr != "" && !slices.Contains(exclude, up.Addr) {
-				exclude = append(exclude, up.Addr)
-			}
-			d := backoff.Next()
-			r.log.Warn("upstream failed, retrying", "upstream", up.URL, "err", err, "retry_in", d)
-			if !retry.Sleep(r.ctx, d) {
-				return
-			}
-			continue
-		}
-		if first {
-			first = false
-			close(r.ready)
-		}
-		started := time.Now()
-		err = r.watch(p)
+		started, in := time.Now(), r.pktsIn.Load()
+		err := r.watch(p)
 		if r.ctx.Err() != nil {
 			return
 		}
 		lost := r.current.Load()
 		r.log.Warn("upstream lost", "upstream", lost.URL, "err", err)
 		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "lost", "upstream": lost.URL, "reason": err.Error()})
-		if time.Since(started) > 10*time.Second {
-			backoff.Reset()
-			exclude = exclude[:0]
+		if time.Since(started) > r.m.StallTimeout && r.pktsIn.Load() > in {
+			backoff.Reset() // it played: a new loss, not a flapping upstream
 		}
-		if lost.Addr != "" && !slices.Contains(exclude, lost.Addr) {
-			exclude = append(exclude, lost.Addr)
+		ex.add(lost.Addr, time.Now())
+		if p = r.reconnect(&ex, &backoff); p == nil {
+			return
 		}
 	}
 }
 
+// reconnect finds and opens a new upstream after a loss, retrying until
+// one plays; nil when the relay is closed first. A resolve that finds
+// nothing while upstreams are excluded is asked again at once without
+// them: what failed may be the only way (the origin restarted, or the
+// parent whose own upstream went away and comes back).
+func (r *relay) reconnect(ex *exclusions, backoff *retry.Backoff) *pull {
+	for r.ctx.Err() == nil {
+		exclude := ex.list(time.Now())
+		up, p, err := r.connect(exclude)
+		if err == nil {
+			return p
+		}
+		switch {
+		case errors.Is(err, errResolve) && len(exclude) > 0:
+			ex.forget()
+			r.log.Debug("no upstream but the ones that failed: asking again without excluding them", "excluded", exclude, "err", err)
+			continue
+		case errors.Is(err, errResolve):
+		default:
+			ex.add(up.Addr, time.Now())
+		}
+		d := backoff.Next()
+		r.log.Warn("upstream failed, retrying", "upstream", up.URL, "err", err, "retry_in", d)
+		if !retry.Sleep(r.ctx, d) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// errResolve marks a failure to find an upstream, as opposed to one found
+// that could not be pulled.
+var errResolve = errors.New("resolve")
+
 // connect resolves an upstream and starts pulling from it.
 func (r *relay) connect(exclude []string) (Upstream, *pull, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.m.ResolveTimeout)
-	up, err := r.m.Resolver.Resolve(ctx, ResolveRequest{Origin: r.origin, Exclude: slices.Clone(exclude)})
+	up, err := r.m.Resolver.Resolve(ctx, ResolveRequest{Origin: r.origin, Exclude: exclude})
 	cancel()
 	if err != nil {
-		return up, nil, fmt.Errorf("resolve: %w", err)
+		return up, nil, fmt.Errorf("%w: %w", errResolve, err)
 	}
 	p, _, err := r.open(up)
 	if err != nil {

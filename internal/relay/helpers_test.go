@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,6 +77,13 @@ func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// has reports whether a line containing every one of subs was logged.
+func (b *logBuffer) has(subs ...string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.ContainsFunc(b.lines, func(l string) bool { return containsAll(l, subs) })
+}
+
 // wait blocks until a line containing every one of subs was logged.
 func (b *logBuffer) wait(t *testing.T, subs ...string) string {
 	t.Helper()
@@ -124,6 +132,27 @@ func startRTSP(t *testing.T) *rtspResponder {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveRTSP(t, ln)
+}
+
+// relistenRTSP starts a responder on addr again, as a restarted origin
+// would; it retries while the port is still held.
+func relistenRTSP(t *testing.T, addr string) *rtspResponder {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return serveRTSP(t, ln)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listen on %s again: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func serveRTSP(t *testing.T, ln net.Listener) *rtspResponder {
 	o := &rtspResponder{ln: ln, conns: map[net.Conn]bool{}}
 	o.wg.Add(1)
 	go o.accept()
@@ -487,6 +516,10 @@ type fakeServer struct {
 	// candidates answers get_candidates.
 	candidates func(g *wire.GetCandidates) []wire.Candidate
 	recovery   string
+	// hangUp, if set, is asked before each get_candidates is answered;
+	// true closes the connection instead (set it before the relay
+	// connects).
+	hangUp func(g *wire.GetCandidates) bool
 
 	mu       sync.Mutex
 	conn     *wire.Conn
@@ -566,6 +599,9 @@ func (fs *fakeServer) serve(c *wire.Conn) {
 		fs.mu.Unlock()
 		switch b := m.Body.(type) {
 		case *wire.GetCandidates:
+			if fs.hangUp != nil && fs.hangUp(b) {
+				return
+			}
 			_ = c.Reply(m.ID, &wire.Candidates{Stream: b.Stream, Candidates: fs.candidates(b)})
 		case *wire.Joined:
 			level := 1

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -480,31 +481,39 @@ func TestParentFailure(t *testing.T) {
 }
 
 // TestResolveAfterLoss: a mediator that lost its upstream resolves with it
-// excluded. Under reconnect (and gradual) the relay waits for the server's
-// reconnect and answers with the parent it names, pushing no switch; under
-// repair it resolves at once, excluding the lost parent.
+// excluded. Under reconnect (and gradual), when the server no longer has
+// the lost parent (it failed), the relay waits for the server's reconnect
+// and answers with the parent it names, pushing no switch; under repair it
+// resolves at once, excluding the lost parent.
 func TestResolveAfterLoss(t *testing.T) {
 	cases := []struct {
 		recovery string
 		requests []string // after the first resolve's
 	}{
-		{wire.RecoveryReconnect, []string{wire.TypeJoined}},
+		{wire.RecoveryReconnect, []string{wire.TypeGetCandidates, wire.TypeJoined}},
 		{wire.RecoveryRepair, []string{wire.TypeGetCandidates, wire.TypeJoined}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.recovery, func(t *testing.T) {
 			origin := startRTSP(t)
 			stream := streamOn(origin.Addr())
+			p1 := startRTSP(t).Addr()
+			p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
 			other := startRTSP(t).Addr()
 			otherProbe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+			var p1Failed atomic.Bool
 			fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
-				if slices.Contains(g.Exclude, wire.OriginID) {
+				if p1Failed.Load() {
 					return []wire.Candidate{{Node: "r2", RTSP: other, Probe: otherProbe.Addr(), Level: 1, Capacity: 4}}
 				}
-				return []wire.Candidate{{Node: wire.OriginID, RTSP: origin.Addr(), Capacity: 4}}
+				return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
 			})
 			fs.recovery = tc.recovery
 			a, up := join(t, "a", fs.Addr(), stream, nil)
+			if up.Node != "p1" {
+				t.Fatalf("first upstream = %+v, want p1", up)
+			}
+			p1Failed.Store(true)
 
 			reply := make(chan control.Msg, 1)
 			go func() {
@@ -512,7 +521,7 @@ func TestResolveAfterLoss(t *testing.T) {
 			}()
 			if tc.recovery == wire.RecoveryReconnect {
 				a.log.wait(t, "waiting for the server's reconnect")
-				fs.push(&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentFailed, Parent: wire.OriginID,
+				fs.push(&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentFailed, Parent: "p1",
 					Target: "r2", TargetRTSP: other})
 			}
 			var r control.Msg
@@ -529,6 +538,92 @@ func TestResolveAfterLoss(t *testing.T) {
 			wantReq := append([]string{wire.TypeGetCandidates, wire.TypeJoined}, tc.requests...)
 			if got := fs.types(); !slices.Equal(got, wantReq) {
 				t.Errorf("requests = %v, want %v", got, wantReq)
+			}
+		})
+	}
+}
+
+// TestLossWithServerUnanswering: under reconnect, a relay whose upstream
+// stalled cannot ask the server whether its parent is still there (the
+// connection drops as it asks). A RECONNECT could only come over a
+// connection, so it does not wait for one: it resolves at once (and finds
+// nothing but p1, which it excludes, or, if the connection is not back
+// yet, falls back to the origin as it does whenever the server does not
+// answer).
+func TestLossWithServerUnanswering(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	p1 := startRTSP(t).Addr()
+	p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	var asked atomic.Int32
+	fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
+		if slices.Contains(g.Exclude, "p1") {
+			return nil
+		}
+		return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+	})
+	fs.recovery = wire.RecoveryReconnect
+	fs.hangUp = func(g *wire.GetCandidates) bool { return asked.Add(1) == 2 } // the check after the loss
+	a, up := join(t, "a", fs.Addr(), stream, nil)
+
+	r := a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+	fallback := r.Upstream != nil && *r.Upstream == originUp(origin.Addr())
+	if !fallback && !strings.Contains(r.Error, "no parent") {
+		t.Fatalf("resolve answered upstream %+v, error %q; want no parent, or the origin directly", r.Upstream, r.Error)
+	}
+	if a.log.has("waiting for the server's reconnect") {
+		t.Error("the relay waited for a reconnect over a connection that had dropped")
+	}
+}
+
+// TestOriginOutage: the origin (which takes one relay) goes away and comes
+// back on the same address; its relay a and a's child b stay in the tree.
+// Under every policy, a's mediator, which lost the origin, and b's, whose
+// parent a went silent, get an answer at once: the server saw no node
+// fail, so no reconnect is coming and waiting for one would only keep
+// the readers waiting. With the lost upstream excluded there is nothing
+// else; asked again without it, b gets a again, and a the origin as soon
+// as it answers.
+func TestOriginOutage(t *testing.T) {
+	for _, policy := range tree.Policies {
+		t.Run(string(policy), func(t *testing.T) {
+			origin := startRTSP(t)
+			addr := origin.Addr()
+			stream := streamOn(addr)
+			srv := startServer(t, policy, func(s *server.Server) { s.OriginCapacity = 1 })
+			a, upA := join(t, "a", srv.Addr(), stream, nil)
+			b, upB := join(t, "b", srv.Addr(), stream, nil)
+			if want := relayUp(a, addr); upB != want {
+				t.Fatalf("b: upstream = %+v, want %+v", upB, want)
+			}
+			origin.close()
+
+			// noParent checks an answer that says there is no parent, and
+			// not that the relay waited for a reconnect until it gave up.
+			noParent := func(who string, r control.Msg) {
+				t.Helper()
+				if r.Error == "" || !strings.Contains(r.Error, "parent") || strings.Contains(r.Error, "deadline") {
+					t.Fatalf("%s: resolve answered upstream %+v, error %q; want an error saying there is no parent", who, r.Upstream, r.Error)
+				}
+			}
+			noParent("a, origin excluded", a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upA.Addr}}))
+			noParent("a, origin down", a.med.call(control.Msg{Op: control.OpResolve, Stream: stream}))
+			noParent("b, a excluded", b.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upB.Addr}}))
+			if up := b.med.resolve(stream); up != upB {
+				t.Fatalf("b: resolve without exclusions = %+v, want a again (%+v)", up, upB)
+			}
+			for _, m := range []*member{a, b} {
+				if m.log.has("waiting for the server's reconnect") {
+					t.Errorf("%s waited for a reconnect the server had no reason to send", m.NodeID)
+				}
+			}
+
+			back := relistenRTSP(t, addr)
+			if up := a.med.resolve(stream); up != originUp(back.Addr()) {
+				t.Fatalf("a: resolve with the origin back = %+v, want %+v", up, originUp(back.Addr()))
+			}
+			if got := shape(srv.tree(t, stream)); got != "a<origin@1 b<a@2" {
+				t.Errorf("tree = %q, want a<origin@1 b<a@2", got)
 			}
 		})
 	}

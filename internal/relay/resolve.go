@@ -48,8 +48,9 @@ func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.M
 }
 
 // reconnectAfterLoss is the wait of a mediator that lost its upstream:
-// under the reconnect and gradual policies it first waits for the
-// server's RECONNECT, unless one came just now.
+// under the reconnect and gradual policies, when a node above
+// failed, it first waits for the server's RECONNECT, unless one came just
+// now.
 func (r *Relay) reconnectAfterLoss(ctx context.Context, stream string) *wire.Reconnect {
 	r.mu.Lock()
 	recent := false
@@ -353,10 +354,11 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 }
 
 // waitForReconnect is how a relay rejoins under the reconnect and gradual
-// policies: after losing its upstream it waits for the server's RECONNECT
-// (which orders the rebuild level by level) instead of racing its
-// siblings, up to a fallback timeout. It returns the RECONNECT, or nil
-// when the relay should resolve on its own.
+// policies: after losing its upstream to a node failure (the server no
+// longer has its parent) it waits for the server's RECONNECT (which orders
+// the rebuild level by level) instead of racing its siblings, up to a
+// fallback timeout. It returns the RECONNECT, or nil when the relay should
+// resolve on its own.
 func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Reconnect {
 	r.mu.Lock()
 	sess := r.sess
@@ -364,9 +366,9 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 		r.mu.Unlock()
 		return nil
 	}
-	level := 0
+	level, parent := 0, ""
 	if st := r.streams[stream]; st != nil {
-		level = st.level
+		level, parent = st.level, st.parent
 	}
 	fallback := sess.welcome.StallWait(level)
 	if !sess.welcome.WaitsForReconnect() || fallback <= 0 {
@@ -377,6 +379,15 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 	r.waiting[stream] = append(r.waiting[stream], ch)
 	r.mu.Unlock()
 	defer r.forgetWaiter(stream, ch)
+	if !r.parentGone(ctx, sess, stream, parent) {
+		select {
+		case b := <-ch: // it came while we asked
+			return b
+		default:
+		}
+		r.Log.Info("upstream lost but the server has seen no failure above us: resolving at once", "stream", stream, "parent", parent)
+		return nil
+	}
 	t := time.NewTimer(fallback)
 	defer t.Stop()
 	r.Log.Info("upstream lost: waiting for the server's reconnect", "stream", stream, "policy", sess.welcome.Recovery, "fallback", fallback)
@@ -389,6 +400,33 @@ func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Recon
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// parentGone reports whether the server says parent is no longer in
+// stream's tree: only then is a RECONNECT coming, since the server tells a
+// relay to reconnect when a node above it failed or left. Otherwise the
+// upstream went silent for another reason (the origin restarting: the
+// origin is no node, and no server ever reports it failed), or the server
+// cannot be asked right now and has nothing to send; waiting would only
+// keep the readers waiting. The server offers a relay its own parent as a
+// candidate for as long as that parent is attached. Without a known
+// parent the relay waits, as it always did.
+func (r *Relay) parentGone(ctx context.Context, sess *session, stream, parent string) bool {
+	switch parent {
+	case "":
+		return true
+	case wire.OriginID:
+		return false
+	}
+	m, err := sess.call(ctx, &wire.GetCandidates{Stream: stream})
+	if err != nil {
+		return false
+	}
+	cands, _ := m.Body.(*wire.Candidates)
+	if cands == nil {
+		return false
+	}
+	return !slices.ContainsFunc(cands.Candidates, func(c wire.Candidate) bool { return c.Node == parent })
 }
 
 func (r *Relay) forgetWaiter(stream string, ch chan *wire.Reconnect) {
