@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,12 +23,15 @@ const (
 )
 
 // TestChaos: 30 viewer hosts, 20 of them relays that are killed (SIGKILL:
-// relay, mediator and their player) and restarted on the same ports at
+// relay, mediator and their player) and restarted on the same ports, or
+// frozen (SIGSTOP of relay and mediator, SIGCONT after up to 3 s), at
 // random moments for OCM_CHAOS (a duration), 10 passive viewers that are
-// never killed. No session of a player whose host was not killed ever
-// closes (those on killed hosts die with them and are restarted with
-// them), and at the end every player is receiving and the tree is
-// consistent with all 30 hosts attached.
+// never killed. Every 8 to 16 s the origin or the ocm-server is killed and
+// started again on its address after a short outage. No session of a
+// player whose host was not killed ever closes (those on killed hosts die
+// with them and are restarted with them), and at the end every player is
+// receiving and the tree is consistent with all 30 hosts attached. The
+// log ends with each viewer's longest silence.
 //
 // Off by default: OCM_CHAOS=2m go test -run TestChaos ./systest runs it for
 // two minutes. The schedule is random from a seed the test prints;
@@ -58,8 +62,9 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x0c3))
 
 	began := time.Now()
-	o := newOverlay(t, "--origin-capacity", "3", "--recovery", policy,
-		"--reconnect-step", "500ms", "--handover-timeout", "2s")
+	serverArgs := []string{"--origin-capacity", "3", "--recovery", policy,
+		"--reconnect-step", "500ms", "--handover-timeout", "2s"}
+	o := newOverlay(t, serverArgs...)
 	var relays, viewers []string
 	for i := 1; i <= chaosRelays; i++ {
 		relays = append(relays, o.join(t, fmt.Sprintf("r%02d", i), "--capacity", chaosCapacity).name)
@@ -78,8 +83,14 @@ func TestChaos(t *testing.T) {
 		name string
 		back time.Time
 	}
-	var down []downHost
-	kills, restarts, withChildren := 0, 0, 0
+	var down, frozen []downHost
+	kills, restarts, withChildren, freezes := 0, 0, 0, 0
+	isOut := func(n string) bool {
+		is := func(d downHost) bool { return d.name == n }
+		return slices.ContainsFunc(down, is) || slices.ContainsFunc(frozen, is)
+	}
+	// The origin and the server: at most one of them is away at a time.
+	infra := chaosInfra{o: o, serverArgs: serverArgs}
 	lastOpen := map[string]time.Time{} // when a host's player was last started
 	tries := map[string]int{}          // its player's reopens since the host's last restart
 	restart := func(d downHost) {
@@ -124,6 +135,7 @@ func TestChaos(t *testing.T) {
 	chaosStart := time.Now()
 	end := chaosStart.Add(duration)
 	nextKill := chaosStart.Add(pause(rng, 300*time.Millisecond, 2500*time.Millisecond))
+	nextInfra := chaosStart.Add(pause(rng, 8*time.Second, 16*time.Second))
 	for now := time.Now(); now.Before(end); now = time.Now() {
 		for i := 0; i < len(down); i++ {
 			if now.After(down[i].back) {
@@ -132,15 +144,35 @@ func TestChaos(t *testing.T) {
 				i--
 			}
 		}
+		for i := 0; i < len(frozen); i++ {
+			if now.After(frozen[i].back) {
+				o.byName[frozen[i].name].signal(syscall.SIGCONT)
+				frozen = slices.Delete(frozen, i, i+1)
+				i--
+			}
+		}
+		infra.step(t, now)
+		if now.After(nextInfra) {
+			nextInfra = now.Add(pause(rng, 8*time.Second, 16*time.Second))
+			infra.fault(t, rng, now)
+		}
 		if now.After(nextKill) {
 			nextKill = now.Add(pause(rng, 300*time.Millisecond, 2500*time.Millisecond))
 			var up []string
 			for _, n := range relays {
-				if !slices.ContainsFunc(down, func(d downHost) bool { return d.name == n }) {
+				if !isOut(n) {
 					up = append(up, n)
 				}
 			}
-			if len(down) < chaosMaxDown {
+			if len(down)+len(frozen) < chaosMaxDown && rng.IntN(3) == 0 {
+				// A frozen host: its processes live on, its sockets stay
+				// open, and nothing answers; its player's session must
+				// survive it like any other.
+				victim := up[rng.IntN(len(up))]
+				o.byName[victim].signal(syscall.SIGSTOP)
+				freezes++
+				frozen = append(frozen, downHost{victim, now.Add(pause(rng, 500*time.Millisecond, 3*time.Second))})
+			} else if len(down)+len(frozen) < chaosMaxDown {
 				victim := up[rng.IntN(len(up))]
 				if cur, err := o.srv.tree(t, o.stream); err == nil {
 					for _, n := range cur.Nodes {
@@ -163,8 +195,14 @@ func TestChaos(t *testing.T) {
 	for _, d := range down {
 		restart(d)
 	}
-	t.Logf("chaos over after %s: %d kills (%d of relays with children in the tree), %d restarts",
-		time.Since(chaosStart).Round(time.Millisecond), kills, withChildren, restarts)
+	for _, d := range frozen {
+		o.byName[d.name].signal(syscall.SIGCONT)
+	}
+	infra.end(t)
+	t.Logf("chaos over after %s: %d kills (%d of relays with children in the tree), %d restarts, %d freezes, "+
+		"%d origin restarts, %d server restarts",
+		time.Since(chaosStart).Round(time.Millisecond), kills, withChildren, restarts, freezes,
+		infra.originRestarts, infra.serverRestarts)
 
 	// The end state: the tree consistent with every host attached, every
 	// player receiving, no session closed.
@@ -198,11 +236,59 @@ func TestChaos(t *testing.T) {
 		}
 		if slices.Contains(viewers, h.name) {
 			s := progressSeries(h.player)
-			lines = append(lines, fmt.Sprintf("%s: %.0f packets, %.0f lost, longest stall %s",
+			lines = append(lines, fmt.Sprintf("%s: %.0f packets, %.0f lost (sequence gaps; a restarted origin numbers afresh), longest stall %s",
 				h.name, s[len(s)-1].packets, s[len(s)-1].lost, ms(longestStall(s, chaosStart))))
 		}
 	}
-	t.Logf("viewers during the chaos:\n%s", strings.Join(lines, "\n"))
+	t.Logf("viewers during the chaos (no session closed):\n%s", strings.Join(lines, "\n"))
+}
+
+// chaosInfra kills the origin or the ocm-server and starts it again on
+// the same address after a short outage: shorter than a player's own read
+// timeout (10 s), which no relay can make up for.
+type chaosInfra struct {
+	o          *overlay
+	serverArgs []string
+
+	originBack, serverBack         time.Time // zero while it is up
+	originRestarts, serverRestarts int
+}
+
+func (c *chaosInfra) fault(t *testing.T, rng *rand.Rand, now time.Time) {
+	if !c.originBack.IsZero() || !c.serverBack.IsZero() {
+		return
+	}
+	if rng.IntN(2) == 0 {
+		t.Logf("chaos: killing the origin")
+		c.o.origin.kill()
+		c.originBack = now.Add(pause(rng, time.Second, 3*time.Second))
+		return
+	}
+	t.Logf("chaos: killing the ocm-server")
+	c.o.srv.kill()
+	c.serverBack = now.Add(pause(rng, 500*time.Millisecond, 2*time.Second))
+}
+
+// step starts again what is due.
+func (c *chaosInfra) step(t *testing.T, now time.Time) {
+	if !c.originBack.IsZero() && now.After(c.originBack) {
+		c.originRestarts++
+		c.o.origin = startMediatorAt(t, fmt.Sprintf("origin#%d", c.originRestarts), c.o.origin.addr,
+			"--test-source", "test")
+		c.originBack = time.Time{}
+	}
+	if !c.serverBack.IsZero() && now.After(c.serverBack) {
+		c.serverRestarts++
+		args := append(slices.Clone(c.serverArgs), "--listen", c.o.srv.ocm, "--http", c.o.srv.http)
+		c.o.srv = startServer(t, fmt.Sprintf("server#%d", c.serverRestarts), args...)
+		c.serverBack = time.Time{}
+	}
+}
+
+// end starts again whatever is still away.
+func (c *chaosInfra) end(t *testing.T) {
+	far := time.Now().Add(time.Hour)
+	c.step(t, far)
 }
 
 func pause(rng *rand.Rand, lo, hi time.Duration) time.Duration {

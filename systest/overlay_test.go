@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -129,6 +130,16 @@ func startHost(t *testing.T, name, server string, relayArgs ...string) *host {
 	e, _ := r.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
 	m := startMediator(t, name+"/mediator", "--resolver", "ocm", "--control", e.str("control"))
 	return &host{name: name, relay: r, med: m}
+}
+
+// signal sends sig to the host's relay and mediator (SIGSTOP freezes
+// them, SIGCONT thaws them); its player is left alone.
+func (h *host) signal(sig syscall.Signal) {
+	for _, p := range []*proc{h.relay, h.med.proc} {
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(sig)
+		}
+	}
 }
 
 // kill kills the whole host with SIGKILL: relay, mediator and player.
