@@ -27,6 +27,9 @@ type mediatorOptions struct {
 	multicastRange    string
 	multicastRTP      int
 	multicastTTL      int
+	maxConns          int
+	requestTimeout    time.Duration
+	recordTimeout     time.Duration
 	debug             bool
 }
 
@@ -93,6 +96,9 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.StringVar(&o.multicastRange, "multicast-range", "", "serve RTSP multicast to players that ask for it, from this range (e.g. 239.255.42.0/24; needs UDP)")
 	f.IntVar(&o.multicastRTP, "multicast-rtp", 8002, "multicast RTP port (RTCP is the next one)")
 	f.IntVar(&o.multicastTTL, "multicast-ttl", 1, "multicast TTL (1: this LAN only)")
+	f.IntVar(&o.maxConns, "max-conns", 0, fmt.Sprintf("RTSP connections held at once; more are closed as they come\n(default %d, lowered to fit the open-file limit: a quarter of the files stays free)", mediator.DefaultMaxConns))
+	f.DurationVar(&o.requestTimeout, "request-timeout", mediator.DefaultRequestTimeout, "close a connection that sends no request for this long before it plays or records")
+	f.DurationVar(&o.recordTimeout, "record-timeout", mediator.DefaultRecordTimeout, "free a published path whose publisher sends no RECORD this long after ANNOUNCE")
 	f.BoolVar(&o.debug, "debug", false, "log debug messages")
 	cmd.AddCommand(newReadCommand())
 	return cmd
@@ -141,6 +147,9 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		MulticastRange:    o.multicastRange,
 		MulticastPorts:    [2]int{o.multicastRTP, o.multicastRTP + 1},
 		MulticastTTL:      o.multicastTTL,
+		MaxConns:          o.maxConns,
+		RequestTimeout:    o.requestTimeout,
+		RecordTimeout:     o.recordTimeout,
 		Events:            events,
 		Log:               log,
 	}
@@ -153,7 +162,8 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		defer ocm.Close()
 	}
 
-	ready := map[string]any{"rtsp": m.Addr(), "resolver": o.resolver, "publish": o.publish}
+	ready := map[string]any{"rtsp": m.Addr(), "resolver": o.resolver, "publish": o.publish,
+		"allow_origin": m.Allow.String(), "max_conns": m.MaxConns}
 	if u := m.UDPAddrs(); len(u) == 2 {
 		ready["rtp"], ready["rtcp"] = u[0], u[1]
 	}
@@ -161,7 +171,7 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		ready["test_source"] = "rtsp://" + displayAddr(m.Addr()) + "/" + strings.Trim(o.testSource, "/")
 	}
 	events.Emit("ready", ready)
-	log.Info("serving RTSP", "addr", m.Addr(), "udp", m.UDPAddrs())
+	log.Info("serving RTSP", "addr", m.Addr(), "udp", m.UDPAddrs(), "allow_origin", m.Allow.String(), "max_conns", m.MaxConns)
 
 	errc := make(chan error, 1)
 	go func() { errc <- m.Wait() }()

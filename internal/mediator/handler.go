@@ -27,6 +27,21 @@ func (m *Mediator) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	m.Log.Debug("conn closed", "remote", ctx.Conn.NetConn().RemoteAddr(), "err", ctx.Error)
 }
 
+// OnRequest stops the connection's silence clock while it is answered.
+func (m *Mediator) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	if gc := guardOf(sc.NetConn()); gc != nil {
+		gc.requestStarted(req.Method)
+	}
+}
+
+// OnResponse starts the clock for the next request, until the connection
+// plays or records.
+func (m *Mediator) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
+	if gc := guardOf(sc.NetConn()); gc != nil {
+		gc.responded(res.StatusCode)
+	}
+}
+
 // OnSessionClose forgets the session as a reader or publisher.
 func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	m.mu.Lock()
@@ -171,6 +186,12 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	if err != nil {
 		return errorResponse(base.StatusInternalServerError, err.Error()), nil
 	}
+	sess := ctx.Session
+	l.recordDeadline(m.RecordTimeout, func() {
+		m.Log.Warn("publisher sent no RECORD in time: freeing its path", "path", "/"+name,
+			"remote", ctx.Conn.NetConn().RemoteAddr(), "record_timeout", m.RecordTimeout)
+		sess.Close()
+	})
 	m.locals[name] = l
 	m.sessions[ctx.Session] = l
 	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())
@@ -185,6 +206,9 @@ func (m *Mediator) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Resp
 	m.mu.Unlock()
 	if l == nil {
 		return errorResponse(base.StatusBadRequest, "RECORD without ANNOUNCE"), nil
+	}
+	if !l.recording() {
+		return errorResponse(base.StatusBadRequest, fmt.Sprintf("RECORD came later than --record-timeout %s after ANNOUNCE", m.RecordTimeout)), nil
 	}
 	ctx.Session.OnPacketRTPAny(func(medi *description.Media, _ format.Format, pkt *rtp.Packet) {
 		l.write(medi, pkt)
