@@ -60,7 +60,10 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
   ffplay 'rtsp://127.0.0.1:8555/test?127.0.0.1:8554'
 
   # A second hop that always pulls through the mediator above
-  rtsp-mediator --listen :8556 --rtp off --rtcp off --resolver parent:127.0.0.1:8555
+  rtsp-mediator --listen 127.0.0.1:8556 --rtp off --rtcp off --resolver parent:127.0.0.1:8555
+
+  # A viewer host other hosts reach: only the origins it is told about
+  rtsp-mediator --allow-origin ms.example.org,192.168.1.0/24
 
   # A viewer host in the overlay: the local ocm-relay picks the upstream
   rtsp-mediator --resolver ocm --control 127.0.0.1:7071
@@ -87,7 +90,12 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.StringVar(&o.testSource, "test-source", "", "serve the built-in test stream at /NAME")
 	f.StringVar(&o.resolver, "resolver", "direct", "where upstreams come from: direct | parent:HOST:PORT[,HOST:PORT...] |\nocm (ask the local ocm-relay) | redirect (answer players with a 302 to the relay ocm-relay picks)")
 	f.StringVar(&o.control, "control", "127.0.0.1:7071", "ocm-relay control address, for --resolver ocm and redirect")
-	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach: any, loopback, private, CIDRs, IPs, host names, comma-separated\n(default: any when --listen is loopback-only, else loopback,private)")
+	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach, comma-separated: any, public (publicly routable unicast),\n"+
+		"loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), CIDRs, IPs, host names.\n"+
+		"A name passes when every address it resolves to does, and the mediator connects to those addresses.\n"+
+		"Link-local (169.254/16: cloud metadata; fe80::/10), 0.0.0.0, ::, multicast and broadcast are never reached\n"+
+		"unless a CIDR or IP inside them is listed.\n"+
+		"(default: any when --listen is loopback-only, else public: name LAN origins, e.g. public,192.168.1.0/24)")
 	f.DurationVar(&o.stallTimeout, "stall-timeout", mediator.DefaultStallTimeout, "switch upstream after this long without RTP")
 	f.DurationVar(&o.linger, "linger", mediator.DefaultLinger, "keep an upstream this long after its last reader leaves")
 	f.DurationVar(&o.statsInterval, "stats-interval", mediator.DefaultStatsInterval, "print one stats line per stream this often (0 disables)")

@@ -239,15 +239,13 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 	}
 	ctx, cancel := context.WithTimeout(m.ctx, m.DescribeTimeout)
 	defer cancel()
-	ok, err := m.Allow.Allowed(ctx, o.Host)
-	if err != nil {
-		m.Log.Warn("origin refused", "origin", o.Addr(), "err", err)
-		return errorResponse(base.StatusBadGateway, err.Error()), nil, nil
-	}
-	if !ok {
-		m.Log.Warn("origin not allowed", "origin", o.Addr(), "allow_origin", m.Allow.String())
-		return errorResponse(base.StatusForbidden, fmt.Sprintf(
-			"origin %s is not in --allow-origin %q", o.Addr(), m.Allow.String())), nil, nil
+	if _, err := m.Allow.Check(ctx, o.Host); err != nil {
+		if errors.Is(err, ErrNotAllowed) {
+			m.Log.Warn("origin not allowed", "origin", o.Addr(), "allow_origin", m.Allow.String(), "err", err)
+			return errorResponse(base.StatusForbidden, err.Error()), nil, nil
+		}
+		m.Log.Warn("origin lookup failed", "origin", o.Addr(), "err", err)
+		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %s", o.Addr(), publicCause(err))), nil, nil
 	}
 	if ar, ok := m.Resolver.(interface{ AcceptsRelays() bool }); ok && !ar.AcceptsRelays() && isRelayRequest(req) {
 		return errorResponse(base.StatusForbidden, "this host is passive (ocm-relay --willing=false) and relays to no one"), nil, nil
@@ -263,7 +261,10 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 		if errors.Is(err, context.DeadlineExceeded) {
 			return errorResponse(base.StatusGatewayTimeout, fmt.Sprintf("origin %s did not answer within %s", o.Addr(), m.DescribeTimeout)), nil, nil
 		}
-		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %v", o.Addr(), err)), nil, nil
+		if errors.Is(err, ErrNotAllowed) { // the name resolved elsewhere by the time of the dial
+			return errorResponse(base.StatusForbidden, publicCause(err)), nil, nil
+		}
+		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %s", o.Addr(), publicCause(err))), nil, nil
 	}
 	return &base.Response{StatusCode: base.StatusOK}, r.ss, r
 }

@@ -62,7 +62,7 @@ type Mediator struct {
 	// TestSource, when set, serves the built-in test stream at /TestSource.
 	TestSource string
 	Resolver   Resolver
-	Allow      *AllowList // nil: any origin when listening on loopback only, else loopback and private
+	Allow      *AllowList // nil: DefaultAllowList(Listen)
 
 	StallTimeout       time.Duration
 	FirstPacketTimeout time.Duration
@@ -142,11 +142,7 @@ func (m *Mediator) Start() error {
 		return fmt.Errorf("give both the RTP and RTCP UDP addresses, or neither")
 	}
 	if m.Allow == nil {
-		spec := "loopback,private"
-		if loopbackOnly(m.Listen) {
-			spec = "any"
-		}
-		m.Allow, _ = ParseAllowList(spec)
+		m.Allow = DefaultAllowList(m.Listen)
 	}
 	if m.MaxConns < 0 {
 		return fmt.Errorf("--max-conns %d is negative (0 picks the default)", m.MaxConns)

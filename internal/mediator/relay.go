@@ -224,7 +224,7 @@ func (r *relay) connect(exclude []string) (Upstream, *pull, error) {
 	up, err := r.m.Resolver.Resolve(ctx, ResolveRequest{Origin: r.origin, Exclude: slices.Clone(exclude)})
 	cancel()
 	if err != nil {
-		return up, nil, fmt.Errorf("resolve: %w", err)
+		return up, nil, fmt.Errorf("%w: %w", errResolve, err)
 	}
 	p, _, err := r.open(up)
 	if err != nil {
@@ -237,7 +237,11 @@ func (r *relay) connect(exclude []string) (Upstream, *pull, error) {
 // open pulls from up and attaches it to the forwarder: active at once if
 // nothing is, else pending until it overlaps the current upstream.
 func (r *relay) open(up Upstream) (*pull, <-chan struct{}, error) {
-	p, err := openPull(r.ctx, up, r.m.pullConfig(), r.onPacket)
+	cfg := r.m.pullConfig()
+	if up.URL == r.origin.URL() {
+		cfg.Allow = r.m.Allow // the origin itself: the host the allow list judged
+	}
+	p, err := openPull(r.ctx, up, cfg, r.onPacket)
 	if err != nil {
 		return nil, nil, err
 	}
