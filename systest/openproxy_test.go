@@ -6,8 +6,11 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // emptyNetns creates a network namespace with nothing but loopback, so
@@ -83,5 +86,78 @@ func TestNoOpenProxy(t *testing.T) {
 	url := enhanced(onLoopback(told.addr), "test", "127.0.0.1:"+oport)
 	if line := statusLineOn(t, dialIn(t, ns, onLoopback(told.addr)), url); !strings.HasPrefix(line, "RTSP/1.0 200 ") {
 		t.Errorf("DESCRIBE %s answered %q, want 200", url, line)
+	}
+}
+
+// TestRelayServerOnlyForAllowedOrigins: ocm-relay without --server takes
+// port 7070 of an origin's host as its server only for origins in its
+// --allow-origin (default loopback): asked for a stream of another host
+// it says hello (and gives its token) to no one and pulls from the origin
+// directly. Run in an empty network namespace with a second address on
+// its loopback device, so the fixed port 7070 and that host are the
+// test's own.
+func TestRelayServerOnlyForAllowedOrigins(t *testing.T) {
+	systemTest(t)
+	ns, inNS := emptyNetns(t, "rs")
+	t.Parallel()
+	other := fmt.Sprintf("10.%d.%d.1", 100+rand.IntN(100), rand.IntN(250))
+	netnstest.IP(t, "-n", ns, "addr", "add", other+"/32", "dev", "lo") // another host's address, kept local
+
+	// Stand-ins for ocm-servers on both hosts: they record the first line
+	// of every connection (a relay's hello) and hang up.
+	hellos := map[string]<-chan string{}
+	for _, host := range []string{other, "127.0.0.1"} {
+		var ln net.Listener
+		var err error
+		netnstest.InNetns(t, ns, func() { ln, err = net.Listen("tcp", net.JoinHostPort(host, "7070")) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		hellos[host] = testutil.FirstLines(t, ln, patience)
+	}
+
+	argv := append(append([]string(nil), inNS...), tool("ocm-relay"), "--control", "127.0.0.1:0",
+		"--probe", "127.0.0.1:0", "--willing=false", "--token", "tok-secret")
+	relay := start(t, "relay (no --server)", argv[0], argv[1:]...)
+	ready, _ := relay.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
+	ctl := control.NewConn(dialIn(t, ns, ready.str("control")))
+	resolve := func(stream string) control.Msg {
+		t.Helper()
+		if err := ctl.Write(control.Msg{Op: control.OpResolve, ID: 1, Stream: stream}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := ctl.Read()
+			if err != nil {
+				t.Fatalf("resolve %s: %v", stream, err)
+			}
+			if m.Re == 1 {
+				return m
+			}
+		}
+	}
+
+	stream := "rtsp://" + other + ":554/live"
+	if m := resolve(stream); m.Upstream == nil || m.Upstream.URL != stream {
+		t.Fatalf("resolve %s: %+v, want the origin itself", stream, m)
+	}
+	if !relay.waitStderr(func(s string) bool { return strings.Contains(s, "may not serve as one") }) {
+		t.Error("the relay's log does not say why it pulls directly")
+	}
+	// The control: an origin on this host is allowed, so its host gets
+	// the hello; one to the other host would have come first.
+	resolve("rtsp://127.0.0.1:554/live")
+	select {
+	case line := <-hellos["127.0.0.1"]:
+		if !strings.Contains(line, "tok-secret") {
+			t.Errorf("the hello on 127.0.0.1:7070 has no token: %q", line)
+		}
+	case <-time.After(patience):
+		t.Error("the relay never said hello to the server on its own host")
+	}
+	select {
+	case line := <-hellos[other]:
+		t.Fatalf("the relay said hello to %s:7070, an origin's host it was not told about: %q", other, line)
+	default:
 	}
 }

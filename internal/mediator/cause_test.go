@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // fakeOrigin answers every RTSP request on a real socket with reply,
@@ -18,34 +20,21 @@ func fakeOrigin(t *testing.T, reply string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
+	testutil.Serve(t, ln, liveness, func(c net.Conn) {
+		tp := textproto.NewReader(bufio.NewReader(c))
 		for {
-			c, err := ln.Accept()
+			if _, err := tp.ReadLine(); err != nil {
+				return
+			}
+			h, err := tp.ReadMIMEHeader()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(liveness))
-				tp := textproto.NewReader(bufio.NewReader(c))
-				for {
-					if _, err := tp.ReadLine(); err != nil {
-						return
-					}
-					h, err := tp.ReadMIMEHeader()
-					if err != nil {
-						return
-					}
-					if _, err := fmt.Fprintf(c, reply, h.Get("CSeq")); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := fmt.Fprintf(c, reply, h.Get("CSeq")); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 

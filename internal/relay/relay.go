@@ -18,6 +18,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -47,6 +48,15 @@ type Relay struct {
 	Willing  bool
 	Capacity int // max children over all streams
 	Weights  probe.Weights
+
+	// AllowOrigin says which origins' hosts may serve as the ocm-server
+	// when Server is empty (nil: loopback only): the relay sends its
+	// hello and token there, so a player naming any origin must not
+	// choose where they go. Other origins are pulled directly.
+	AllowOrigin *mediator.AllowList
+	// ServerPort is the port of a server taken from the origin's host
+	// (empty: DefaultServerPort).
+	ServerPort string
 
 	Events *event.Writer
 	Log    *slog.Logger
@@ -103,6 +113,12 @@ func (r *Relay) Start() error {
 	}
 	if r.Log == nil {
 		r.Log = slog.New(slog.DiscardHandler)
+	}
+	if r.AllowOrigin == nil {
+		r.AllowOrigin, _ = mediator.ParseAllowList("loopback")
+	}
+	if r.ServerPort == "" {
+		r.ServerPort = DefaultServerPort
 	}
 	if r.Server != "" {
 		if _, _, err := net.SplitHostPort(r.Server); err != nil {
