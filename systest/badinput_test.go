@@ -132,7 +132,12 @@ func TestBadInput(t *testing.T) {
 // statusLine sends DESCRIBE url to addr and returns the answer's status line.
 func statusLine(t *testing.T, addr, url string) string {
 	t.Helper()
-	conn := dial(t, addr)
+	return statusLineOn(t, dial(t, addr), url)
+}
+
+// statusLineOn is statusLine on an open connection, which it closes.
+func statusLineOn(t *testing.T, conn net.Conn, url string) string {
+	t.Helper()
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(patience))
 	if _, err := fmt.Fprintf(conn, "DESCRIBE %s RTSP/1.0\r\nCSeq: 1\r\n\r\n", url); err != nil {

@@ -80,6 +80,7 @@ type requirement struct {
 var requirements = map[string]*requirement{
 	"ffprobe":         {check: lookPath("ffprobe")},
 	"ffmpeg":          {check: lookPath("ffmpeg")},
+	"prlimit":         {check: lookPath("prlimit")},
 	"libx264":         {check: ffmpegEncoder("libx264")},
 	"gstreamer":       {check: gstElements("rtspsrc", "rtph264depay", "h264parse", "avdec_h264", "fakesink")},
 	"gst-rtsp-server": {check: gstRTSPServer},

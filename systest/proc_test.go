@@ -256,7 +256,25 @@ func startMediator(t *testing.T, name string, args ...string) *mediator {
 // error, with the mediator's stderr, if the mediator exits first.
 func tryMediator(t *testing.T, name string, args ...string) (*mediator, error) {
 	t.Helper()
-	p := start(t, name, tool("rtsp-mediator"), append(append([]string(nil), mediatorDefaults...), args...)...)
+	return tryMediatorVia(t, name, nil, args...)
+}
+
+// startMediatorVia starts a mediator through a launcher command, such as
+// prlimit or ip netns exec.
+func startMediatorVia(t *testing.T, name string, launcher []string, args ...string) *mediator {
+	t.Helper()
+	m, err := tryMediatorVia(t, name, launcher, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// tryMediatorVia is tryMediator through launcher (none if empty).
+func tryMediatorVia(t *testing.T, name string, launcher []string, args ...string) (*mediator, error) {
+	t.Helper()
+	argv := append(append(append([]string(nil), launcher...), tool("rtsp-mediator")), mediatorDefaults...)
+	p := start(t, name, argv[0], append(argv[1:], args...)...)
 	deadline := time.NewTimer(patience)
 	defer deadline.Stop()
 	for {

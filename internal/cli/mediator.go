@@ -27,6 +27,9 @@ type mediatorOptions struct {
 	multicastRange    string
 	multicastRTP      int
 	multicastTTL      int
+	maxConns          int
+	requestTimeout    time.Duration
+	recordTimeout     time.Duration
 	debug             bool
 }
 
@@ -57,7 +60,10 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
   ffplay 'rtsp://127.0.0.1:8555/test?127.0.0.1:8554'
 
   # A second hop that always pulls through the mediator above
-  rtsp-mediator --listen :8556 --rtp off --rtcp off --resolver parent:127.0.0.1:8555
+  rtsp-mediator --listen 127.0.0.1:8556 --rtp off --rtcp off --resolver parent:127.0.0.1:8555
+
+  # A viewer host other hosts reach: only the origins it is told about
+  rtsp-mediator --allow-origin ms.example.org,192.168.1.0/24
 
   # A viewer host in the overlay: the local ocm-relay picks the upstream
   rtsp-mediator --resolver ocm --control 127.0.0.1:7071
@@ -84,7 +90,12 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.StringVar(&o.testSource, "test-source", "", "serve the built-in test stream at /NAME")
 	f.StringVar(&o.resolver, "resolver", "direct", "where upstreams come from: direct | parent:HOST:PORT[,HOST:PORT...] |\nocm (ask the local ocm-relay) | redirect (answer players with a 302 to the relay ocm-relay picks)")
 	f.StringVar(&o.control, "control", "127.0.0.1:7071", "ocm-relay control address, for --resolver ocm and redirect")
-	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach: any, loopback, private, CIDRs, IPs, host names, comma-separated\n(default: any when --listen is loopback-only, else loopback,private)")
+	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach, comma-separated: any, public (publicly routable unicast),\n"+
+		"loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), CIDRs, IPs, host names.\n"+
+		"A name passes when every address it resolves to does, and the mediator connects to those addresses.\n"+
+		"Link-local (169.254/16: cloud metadata; fe80::/10), 0.0.0.0, ::, multicast and broadcast are never reached\n"+
+		"unless a CIDR or IP inside them is listed.\n"+
+		"(default: any when --listen is loopback-only, else public: name LAN origins, e.g. public,192.168.1.0/24)")
 	f.DurationVar(&o.stallTimeout, "stall-timeout", mediator.DefaultStallTimeout, "switch upstream after this long without RTP")
 	f.DurationVar(&o.linger, "linger", mediator.DefaultLinger, "keep an upstream this long after its last reader leaves")
 	f.DurationVar(&o.statsInterval, "stats-interval", mediator.DefaultStatsInterval, "print one stats line per stream this often (0 disables)")
@@ -93,6 +104,9 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.StringVar(&o.multicastRange, "multicast-range", "", "serve RTSP multicast to players that ask for it, from this range (e.g. 239.255.42.0/24; needs UDP)")
 	f.IntVar(&o.multicastRTP, "multicast-rtp", 8002, "multicast RTP port (RTCP is the next one)")
 	f.IntVar(&o.multicastTTL, "multicast-ttl", 1, "multicast TTL (1: this LAN only)")
+	f.IntVar(&o.maxConns, "max-conns", 0, fmt.Sprintf("RTSP connections held at once; more are closed as they come\n(default %d, lowered to fit the open-file limit: a quarter of the files stays free)", mediator.DefaultMaxConns))
+	f.DurationVar(&o.requestTimeout, "request-timeout", mediator.DefaultRequestTimeout, "close a connection that sends no request for this long before it plays or records")
+	f.DurationVar(&o.recordTimeout, "record-timeout", mediator.DefaultRecordTimeout, "free a published path whose publisher sends no RECORD this long after ANNOUNCE")
 	f.BoolVar(&o.debug, "debug", false, "log debug messages")
 	cmd.AddCommand(newReadCommand())
 	return cmd
@@ -141,6 +155,9 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		MulticastRange:    o.multicastRange,
 		MulticastPorts:    [2]int{o.multicastRTP, o.multicastRTP + 1},
 		MulticastTTL:      o.multicastTTL,
+		MaxConns:          o.maxConns,
+		RequestTimeout:    o.requestTimeout,
+		RecordTimeout:     o.recordTimeout,
 		Events:            events,
 		Log:               log,
 	}
@@ -153,7 +170,8 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		defer ocm.Close()
 	}
 
-	ready := map[string]any{"rtsp": m.Addr(), "resolver": o.resolver, "publish": o.publish}
+	ready := map[string]any{"rtsp": m.Addr(), "resolver": o.resolver, "publish": o.publish,
+		"allow_origin": m.Allow.String(), "max_conns": m.MaxConns}
 	if u := m.UDPAddrs(); len(u) == 2 {
 		ready["rtp"], ready["rtcp"] = u[0], u[1]
 	}
@@ -161,7 +179,7 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		ready["test_source"] = "rtsp://" + displayAddr(m.Addr()) + "/" + strings.Trim(o.testSource, "/")
 	}
 	events.Emit("ready", ready)
-	log.Info("serving RTSP", "addr", m.Addr(), "udp", m.UDPAddrs())
+	log.Info("serving RTSP", "addr", m.Addr(), "udp", m.UDPAddrs(), "allow_origin", m.Allow.String(), "max_conns", m.MaxConns)
 
 	errc := make(chan error, 1)
 	go func() { errc <- m.Wait() }()

@@ -8,12 +8,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/relay"
 )
 
 type relayOptions struct {
 	server, control, probe, rtsp string
+	allowOrigin                  string
 	nodeID, token                string
 	willing                      bool
 	capacity                     int
@@ -38,6 +40,9 @@ tells the server its choice and hands the mediator the upstream. It keeps a
 permanent connection to the server, reports every interval, answers other
 relays' probes, and makes the mediator switch when the server repairs the tree.
 If the server cannot be reached, the mediator pulls from the origin directly.
+Without --server, the server is port 7070 of the origin's host, but only for
+origins in --allow-origin (default: loopback, i.e. this host), since the relay's
+hello and token go there: a player naming another origin cannot choose where.
 
 On SIGTERM or SIGINT it leaves gracefully: the server moves its children to
 new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
@@ -56,7 +61,8 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.server, "server", "", "ocm-server address HOST:PORT (default: the origin host from the stream URL, port 7070)")
+	f.StringVar(&o.server, "server", "", "ocm-server address HOST:PORT (default: port 7070 of the first stream's origin host,\nif that origin is in --allow-origin; streams of other origins are pulled directly)")
+	f.StringVar(&o.allowOrigin, "allow-origin", "loopback", "without --server: origins whose host may be taken as the ocm-server, which gets this relay's hello\nand token (same entries as rtsp-mediator's --allow-origin: any, public, loopback, private, CIDRs, IPs, names)")
 	f.StringVar(&o.control, "control", relay.DefaultControl, "control socket for the local mediator")
 	f.StringVar(&o.probe, "probe", relay.DefaultProbe, "UDP address answering other relays' probes")
 	f.StringVar(&o.rtsp, "rtsp", "", "this host's mediator as other hosts reach it, HOST:PORT (default: what the first mediator says; a later hello with another address is refused)")
@@ -81,8 +87,12 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	log := newLogger(cmd.ErrOrStderr(), o.debug)
 	events := event.NewWriter(cmd.OutOrStdout())
+	allow, err := mediator.ParseAllowList(o.allowOrigin)
+	if err != nil {
+		return err
+	}
 	r := &relay.Relay{
-		Server: o.server, Control: o.control, Probe: o.probe, RTSP: o.rtsp,
+		Server: o.server, AllowOrigin: allow, Control: o.control, Probe: o.probe, RTSP: o.rtsp,
 		NodeID: o.nodeID, Token: o.token, Willing: o.willing, Capacity: o.capacity,
 		MaxStreams: o.maxStreams, MaxControlClients: o.maxControl, MaxResolves: o.maxResolves,
 		ActiveTimeout: o.activeTimeout, Weights: o.weights, Events: events, Log: log,

@@ -27,6 +27,21 @@ func (m *Mediator) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	m.Log.Debug("conn closed", "remote", ctx.Conn.NetConn().RemoteAddr(), "err", ctx.Error)
 }
 
+// OnRequest stops the connection's silence clock while it is answered.
+func (m *Mediator) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	if gc := guardOf(sc.NetConn()); gc != nil {
+		gc.requestStarted(req.Method)
+	}
+}
+
+// OnResponse starts the clock for the next request, until the connection
+// plays or records.
+func (m *Mediator) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
+	if gc := guardOf(sc.NetConn()); gc != nil {
+		gc.responded(res.StatusCode)
+	}
+}
+
 // OnSessionClose forgets the session as a reader or publisher.
 func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	m.mu.Lock()
@@ -190,6 +205,12 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	if err != nil {
 		return errorResponse(base.StatusInternalServerError, err.Error()), nil
 	}
+	sess := ctx.Session
+	l.recordDeadline(m.RecordTimeout, func() {
+		m.Log.Warn("publisher sent no RECORD in time: freeing its path", "path", "/"+name,
+			"remote", ctx.Conn.NetConn().RemoteAddr(), "record_timeout", m.RecordTimeout)
+		sess.Close()
+	})
 	m.locals[name] = l
 	m.sessions[ctx.Session] = l
 	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())
@@ -204,6 +225,9 @@ func (m *Mediator) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Resp
 	m.mu.Unlock()
 	if l == nil {
 		return errorResponse(base.StatusBadRequest, "RECORD without ANNOUNCE"), nil
+	}
+	if !l.recording() {
+		return errorResponse(base.StatusBadRequest, fmt.Sprintf("RECORD came later than --record-timeout %s after ANNOUNCE", m.RecordTimeout)), nil
 	}
 	ctx.Session.OnPacketRTPAny(func(medi *description.Media, _ format.Format, pkt *rtp.Packet) {
 		l.write(medi, pkt)
@@ -234,15 +258,13 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 	}
 	ctx, cancel := context.WithTimeout(m.ctx, m.DescribeTimeout)
 	defer cancel()
-	ok, err := m.Allow.Allowed(ctx, o.Host)
-	if err != nil {
-		m.Log.Warn("origin refused", "origin", o.Addr(), "err", err)
-		return errorResponse(base.StatusBadGateway, err.Error()), nil, nil
-	}
-	if !ok {
-		m.Log.Warn("origin not allowed", "origin", o.Addr(), "allow_origin", m.Allow.String())
-		return errorResponse(base.StatusForbidden, fmt.Sprintf(
-			"origin %s is not in --allow-origin %q", o.Addr(), m.Allow.String())), nil, nil
+	if _, err := m.Allow.Check(ctx, o.Host); err != nil {
+		if errors.Is(err, ErrNotAllowed) {
+			m.Log.Warn("origin not allowed", "origin", o.Addr(), "allow_origin", m.Allow.String(), "err", err)
+			return errorResponse(base.StatusForbidden, err.Error()), nil, nil
+		}
+		m.Log.Warn("origin lookup failed", "origin", o.Addr(), "err", err)
+		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %s", o.Addr(), publicCause(err))), nil, nil
 	}
 	if ar, ok := m.Resolver.(interface{ AcceptsRelays() bool }); ok && !ar.AcceptsRelays() && isRelayRequest(req) {
 		return errorResponse(base.StatusForbidden, "this host is passive (ocm-relay --willing=false) and relays to no one"), nil, nil
@@ -258,7 +280,10 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 		if errors.Is(err, context.DeadlineExceeded) {
 			return errorResponse(base.StatusGatewayTimeout, fmt.Sprintf("origin %s did not answer within %s", o.Addr(), m.DescribeTimeout)), nil, nil
 		}
-		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %v", o.Addr(), err)), nil, nil
+		if errors.Is(err, ErrNotAllowed) { // the name resolved elsewhere by the time of the dial
+			return errorResponse(base.StatusForbidden, publicCause(err)), nil, nil
+		}
+		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %s", o.Addr(), publicCause(err))), nil, nil
 	}
 	return &base.Response{StatusCode: base.StatusOK}, r.ss, r
 }

@@ -20,6 +20,11 @@ type local struct {
 	desc      *description.Session
 	publisher *gortsplib.ServerSession // nil for the test source
 
+	// A publisher must RECORD within a deadline of its ANNOUNCE, or lose
+	// the path: recordTimer frees it, recorded says it came in time.
+	recordTimer *time.Timer
+	recorded    atomic.Int32 // 0 waiting, 1 recorded, -1 too late
+
 	readers atomic.Int64
 	gaps    map[*description.Media]*seqGaps // written by the one packet source
 	lost    atomic.Uint64
@@ -44,8 +49,29 @@ func newLocal(srv *gortsplib.Server, name, kind string, desc *description.Sessio
 	return l, nil
 }
 
+// recordDeadline runs expire after d unless recording is called first.
+func (l *local) recordDeadline(d time.Duration, expire func()) {
+	l.recordTimer = time.AfterFunc(d, func() {
+		if l.recorded.CompareAndSwap(0, -1) {
+			expire()
+		}
+	})
+}
+
+// recording reports whether the publisher may record: its RECORD came
+// before the deadline.
+func (l *local) recording() bool {
+	if l.recordTimer != nil {
+		l.recordTimer.Stop()
+	}
+	return l.recorded.CompareAndSwap(0, 1) || l.recorded.Load() == 1
+}
+
 // close ends the stream and its readers' sessions.
 func (l *local) close() {
+	if l.recordTimer != nil {
+		l.recordTimer.Stop()
+	}
 	l.fan.close()
 	l.ss.Close()
 }

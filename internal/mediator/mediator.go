@@ -39,6 +39,17 @@ const (
 	// DefaultFirstPacketTimeout is the stall timeout for an upstream that
 	// has sent nothing yet: origins may take a moment to start a pipeline.
 	DefaultFirstPacketTimeout = 3 * time.Second
+	// DefaultMaxConns bounds the RTSP connections held at once; it is
+	// lowered to fit the open-file limit (connLimit).
+	DefaultMaxConns = 1000
+	// DefaultRequestTimeout is how long a connection may keep silent
+	// before its first request, and between requests until it plays or
+	// records: players ask at once.
+	DefaultRequestTimeout = 10 * time.Second
+	// DefaultRecordTimeout is how long a publisher may hold its path
+	// between ANNOUNCE and RECORD: publishers send RECORD a few round
+	// trips after ANNOUNCE.
+	DefaultRecordTimeout = 5 * time.Second
 )
 
 // Mediator is the RTSP server. Fill the exported fields, then Start.
@@ -51,7 +62,7 @@ type Mediator struct {
 	// TestSource, when set, serves the built-in test stream at /TestSource.
 	TestSource string
 	Resolver   Resolver
-	Allow      *AllowList // nil: any origin when listening on loopback only, else loopback and private
+	Allow      *AllowList // nil: DefaultAllowList(Listen)
 
 	StallTimeout       time.Duration
 	FirstPacketTimeout time.Duration
@@ -74,6 +85,13 @@ type Mediator struct {
 	MulticastRange string
 	MulticastPorts [2]int
 	MulticastTTL   int
+	// MaxConns bounds the RTSP connections held at once (0: DefaultMaxConns,
+	// lowered to fit the open-file limit); RequestTimeout closes a
+	// connection that keeps silent before it plays or records;
+	// RecordTimeout frees a path announced but not recorded.
+	MaxConns       int
+	RequestTimeout time.Duration
+	RecordTimeout  time.Duration
 
 	Events *event.Writer
 	Log    *slog.Logger
@@ -84,6 +102,8 @@ type Mediator struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	guard    *connGuard
+	guardWas guardConnStats // at the last stats line
 
 	mu       sync.Mutex
 	relays   map[string]*relay
@@ -105,6 +125,8 @@ func (m *Mediator) Start() error {
 	setDefault(&m.ReadTimeout, DefaultReadTimeout)
 	setDefault(&m.SwitchTimeout, DefaultSwitchTimeout)
 	setDefault(&m.ResolveTimeout, DefaultResolveTimeout)
+	setDefault(&m.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&m.RecordTimeout, DefaultRecordTimeout)
 	if m.Resolver == nil {
 		m.Resolver = Direct{}
 	}
@@ -120,12 +142,18 @@ func (m *Mediator) Start() error {
 		return fmt.Errorf("give both the RTP and RTCP UDP addresses, or neither")
 	}
 	if m.Allow == nil {
-		spec := "loopback,private"
-		if loopbackOnly(m.Listen) {
-			spec = "any"
-		}
-		m.Allow, _ = ParseAllowList(spec)
+		m.Allow = DefaultAllowList(m.Listen)
 	}
+	if m.MaxConns < 0 {
+		return fmt.Errorf("--max-conns %d is negative (0 picks the default)", m.MaxConns)
+	}
+	maxConns, fit := connLimit(m.MaxConns)
+	if maxConns > fit {
+		m.Log.Warn("the connection bound is above what the open-file limit allows: accept will fail when files run out (it is retried)",
+			"max_conns", maxConns, "fits", fit)
+	}
+	m.MaxConns = maxConns
+	m.guard = &connGuard{max: maxConns, timeout: m.RequestTimeout, log: m.Log}
 
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.relays = map[string]*relay{}
@@ -162,10 +190,11 @@ func (m *Mediator) Start() error {
 				return nil, err
 			}
 			m.addr = l.Addr().String()
+			gl := m.guard.listen(l)
 			if m.NoCoalesce {
-				return l, nil
+				return gl, nil
 			}
-			return &coalescingListener{Listener: l}, nil
+			return &coalescingListener{Listener: gl}, nil
 		},
 		ListenPacket: func(network, address string) (net.PacketConn, error) {
 			pc, err := net.ListenPacket(network, address)
@@ -411,8 +440,22 @@ func (m *Mediator) statsLoop() {
 			for _, s := range lines {
 				m.Events.Emit("stats", s)
 			}
+			m.connStats()
 		}
 	}
+}
+
+// connStats prints one line about the connection guard when it refused,
+// closed or failed to accept anything since the last line.
+func (m *Mediator) connStats() {
+	gs := m.guard.stats()
+	was := m.guardWas
+	if gs.Refused == was.Refused && gs.Expired == was.Expired && gs.AcceptErr == was.AcceptErr {
+		return
+	}
+	m.guardWas = gs
+	m.Events.Emit("conns", map[string]any{"open": gs.Open, "max_conns": gs.Max, "refused": gs.Refused,
+		"silent_closed": gs.Expired, "accept_errors": gs.AcceptErr})
 }
 
 func setDefault(d *time.Duration, v time.Duration) {

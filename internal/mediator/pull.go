@@ -34,6 +34,9 @@ type pullConfig struct {
 	DialTimeout time.Duration
 	ReadTimeout time.Duration
 	Transport   *gortsplib.Transport // nil: automatic (UDP, then TCP)
+	// Allow, when set, checks every address the pull dials, redirects
+	// included: set for pulls from the origin itself.
+	Allow *AllowList
 }
 
 // openPull connects to up, describes, sets up every media and plays.
@@ -49,6 +52,10 @@ func openPull(ctx context.Context, up Upstream, cfg pullConfig,
 	}
 	p := &pull{id: pullIDs.Add(1), up: up, done: make(chan struct{})}
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 15 * time.Second}
+	dial := dialer.DialContext
+	if cfg.Allow != nil {
+		dial = cfg.Allow.Dial(dialer)
+	}
 	p.c = &gortsplib.Client{
 		Scheme:      u.Scheme,
 		Host:        u.Host,
@@ -58,7 +65,7 @@ func openPull(ctx context.Context, up Upstream, cfg pullConfig,
 		DialContext: func(dctx context.Context, network, address string) (net.Conn, error) {
 			dctx, cancel := context.WithTimeout(dctx, cfg.DialTimeout)
 			defer cancel()
-			return dialer.DialContext(dctx, network, address)
+			return dial(dctx, network, address)
 		},
 	}
 	if err := p.c.Start2(); err != nil {

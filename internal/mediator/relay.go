@@ -243,10 +243,6 @@ func (r *relay) reconnect(ex *exclusions, backoff *retry.Backoff) *pull {
 	return nil
 }
 
-// errResolve marks a failure to find an upstream, as opposed to one found
-// that could not be pulled.
-var errResolve = errors.New("resolve")
-
 // connect resolves an upstream and starts pulling from it.
 func (r *relay) connect(exclude []string) (Upstream, *pull, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.m.ResolveTimeout)
@@ -266,7 +262,11 @@ func (r *relay) connect(exclude []string) (Upstream, *pull, error) {
 // open pulls from up and attaches it to the forwarder: active at once if
 // nothing is, else pending until it overlaps the current upstream.
 func (r *relay) open(up Upstream) (*pull, <-chan struct{}, error) {
-	p, err := openPull(r.ctx, up, r.m.pullConfig(), r.onPacket)
+	cfg := r.m.pullConfig()
+	if up.URL == r.origin.URL() {
+		cfg.Allow = r.m.Allow // the origin itself: the host the allow list judged
+	}
+	p, err := openPull(r.ctx, up, cfg, r.onPacket)
 	if err != nil {
 		return nil, nil, err
 	}

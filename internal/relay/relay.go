@@ -18,6 +18,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -66,6 +67,15 @@ type Relay struct {
 	MaxControlClients int           // control connections at once; 0: DefaultMaxControlClients
 	MaxResolves       int           // resolves in progress at once; 0: DefaultMaxResolves
 	ActiveTimeout     time.Duration // resolved to active; 0: DefaultActiveTimeout
+
+	// AllowOrigin says which origins' hosts may serve as the ocm-server
+	// when Server is empty (nil: loopback only): the relay sends its
+	// hello and token there, so a player naming any origin must not
+	// choose where they go. Other origins are pulled directly.
+	AllowOrigin *mediator.AllowList
+	// ServerPort is the port of a server taken from the origin's host
+	// (empty: DefaultServerPort).
+	ServerPort string
 
 	Events *event.Writer
 	Log    *slog.Logger
@@ -121,6 +131,12 @@ func (r *Relay) Start() error {
 	}
 	if err := r.fillLimits(); err != nil {
 		return err
+	}
+	if r.AllowOrigin == nil {
+		r.AllowOrigin, _ = mediator.ParseAllowList("loopback")
+	}
+	if r.ServerPort == "" {
+		r.ServerPort = DefaultServerPort
 	}
 	if r.Server != "" {
 		if _, _, err := net.SplitHostPort(r.Server); err != nil {

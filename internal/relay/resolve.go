@@ -99,11 +99,10 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", stream, err)
 	}
 	stream = o.URL()
-	r.mu.Lock()
-	if r.server == "" {
-		r.server = net.JoinHostPort(o.Host, DefaultServerPort)
-		r.Log.Info("no --server given: using the origin host", "server", r.server)
+	if !r.serverFor(ctx, o) {
+		return originUpstream(o), nil
 	}
+	r.mu.Lock()
 	var known map[string]string
 	if st := r.streams[stream]; st != nil {
 		known = st.nodes
@@ -228,6 +227,33 @@ func (r *Relay) setParent(stream string, c wire.Candidate, up control.Upstream, 
 // errLeftMeanwhile: the stream was left while its new parent was chosen.
 func errLeftMeanwhile(stream string) error {
 	return fmt.Errorf("%s was left meanwhile: not joining it", stream)
+}
+
+// serverFor makes sure a server is known, taking the origin's host when
+// none was given and the origin is in AllowOrigin; it reports whether the
+// relay has a server to ask. The server is the address the allow list
+// checked, so a name that resolves elsewhere later gains nothing.
+func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
+	r.mu.Lock()
+	known := r.server != ""
+	r.mu.Unlock()
+	if known {
+		return true
+	}
+	addrs, err := r.AllowOrigin.Check(ctx, o.Host)
+	if err != nil {
+		r.Log.Warn("no --server, and the origin's host may not serve as one: pulling from the origin directly "+
+			"(give --server, or name the origin in --allow-origin)", "stream", o.URL(), "err", err)
+		r.Events.Emit("fallback", map[string]any{"stream": o.URL(), "reason": "no --server, and the origin is not in --allow-origin"})
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.server == "" {
+		r.server = net.JoinHostPort(addrs[0].String(), r.ServerPort)
+		r.Log.Info("no --server given: using the origin host", "server", r.server, "origin", o.Addr())
+	}
+	return true
 }
 
 func originUpstream(o mediator.Origin) control.Upstream {

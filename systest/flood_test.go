@@ -1,0 +1,106 @@
+package systest
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConnectionFlood: silent TCP connections by the hundred, more than
+// the mediator has files, do not end it. A reader playing through it sees
+// no gap, the mediator says what it refused, and once the flood ends new
+// players are served. Once with the default bound on connections (the
+// flood meets the bound), once with a bound above the file limit (the
+// flood meets EMFILE in accept).
+func TestConnectionFlood(t *testing.T) {
+	systemTest(t)
+	require(t, "prlimit")
+	t.Parallel()
+	const files = 256
+	origin := startMediator(t, "origin", "--test-source", "test")
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		logSays string
+	}{
+		{"default bound", nil, "connection limit reached"},
+		{"bound above the file limit", []string{"--max-conns", "100000"}, "too many open files"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startMediatorVia(t, "B", []string{"prlimit", "--nofile=256:256", "--"}, tc.args...)
+			url := enhanced(b.addr, "test", origin.addr)
+			r := startReader(t, "reader", url)
+			r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
+			before := packetsSoFar(r)
+			floodStart := time.Now()
+
+			flood := floodConns(t, b.addr, 3*files)
+			t.Logf("%d silent connections opened to B (file limit %d)", len(flood), files)
+			if !b.waitStderr(func(s string) bool { return strings.Contains(s, tc.logSays) }) {
+				t.Errorf("B's log does not say %q", tc.logSays)
+			}
+			r.waitEvent(t, "150 packets more during the flood", 0, progressAtLeast(before+150))
+			if b.exited() {
+				t.Fatalf("B died in the flood: %v\n%s", b.err, tail(b.stderrText(), 20))
+			}
+			during := packetsSoFar(r) - before
+			for _, c := range flood {
+				c.Close()
+			}
+
+			// New players are served once the flood ends (B notices the
+			// closed connections as it reads them).
+			deadline := time.Now().Add(patience)
+			for {
+				out, errOut, err := run(t, tool("rtsp-mediator"), "read", url, "--duration", "1s")
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no new reader served after the flood: %v\n%s\n%s", err, out, errOut)
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			if b.exited() {
+				t.Fatalf("B died: %v", b.err)
+			}
+			stall := longestStall(progressSeries(r), floodStart)
+			sum := stopReader(t, r)
+			t.Logf("reader: %.0f packets during the flood, %.0f in all, %.0f lost, longest stall since the flood began %s",
+				during, sum.num("packets"), sum.num("lost"), stall.Round(time.Millisecond))
+			if sum.num("lost") != 0 {
+				t.Errorf("the reader lost %.0f packets in the flood", sum.num("lost"))
+			}
+			if ev := b.events("conns"); len(ev) > 0 {
+				last := ev[len(ev)-1]
+				t.Logf("B's last conns line: open %.0f, max %.0f, refused %.0f, silent closed %.0f, accept errors %.0f",
+					last.num("open"), last.num("max_conns"), last.num("refused"), last.num("silent_closed"), last.num("accept_errors"))
+			} else {
+				t.Error("B printed no conns line about the flood")
+			}
+		})
+	}
+}
+
+// floodConns opens up to n TCP connections to addr that never send a
+// byte; they are closed when the test ends. Connections the kernel cannot
+// take any more (a full backlog) are given up after a short wait.
+func floodConns(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var out []net.Conn
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range out {
+			c.Close()
+		}
+	})
+	return out
+}
