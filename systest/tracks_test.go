@@ -320,10 +320,11 @@ func gstDecoding(t *testing.T, url, protocols string, kinds []string) (*proc, *g
 // error came before, and every track of kinds decoded to kind/x-raw.
 //
 // Errors that come only after the EOS, while gst-launch sets the pipeline
-// to NULL, are logged instead: now and then rtspsrc fails to send its
-// PAUSE there ("Could not send message. (Received end-of-file)") and
-// gst-launch exits 1, with the mediator's log showing that the player
-// closed the connection itself. The stream had played to its end by then.
+// to NULL, are logged instead: in one or two pipelines of a hundred here
+// rtspsrc fails to send its PAUSE there ("Could not send message.
+// (Received end-of-file)") and gst-launch exits 1; in the case traced, the
+// mediator had seen the player close the connection first. The stream
+// had played to its end by then.
 func stopGst(t *testing.T, g *proc, r *gstRead, kinds []string) {
 	t.Helper()
 	exit := g.stop()
