@@ -7,6 +7,10 @@
 // missing player skips the tests that need it, unless $CI is set: then it
 // fails them.
 //
+// TestInterop plays every common codec pair through every path with every
+// player, TCP and UDP (README: "Streams and players tested"); TestAVSwitch
+// kills a relay's parent under GStreamer playing audio and video.
+//
 // The overlay tests (overlay, recovery, handover, chaos) run many hosts,
 // each an ocm-relay, an rtsp-mediator and a player. TestChaos is off by
 // default: OCM_CHAOS=60s enables it (OCM_CHAOS_SEED replays a schedule,

@@ -12,9 +12,7 @@ func TestThirdPartyOrigin(t *testing.T) {
 	require(t, "gst-rtsp-server")
 	t.Parallel()
 
-	gst := start(t, "gst-rtsp-server", pythonPath, "testdata/gst-rtsp-origin.py", "0")
-	line, _ := gst.waitLine(t, "its ready line", 0, func(s string) bool { return strings.HasPrefix(s, "ready ") })
-	originAddr := strings.TrimPrefix(line, "ready ")
+	originAddr := startGstOrigin(t)
 	m := startMediator(t, "mediator")
 	url := enhanced(m.addr, "test", originAddr)
 
@@ -35,4 +33,13 @@ func TestThirdPartyOrigin(t *testing.T) {
 		})
 	})
 	m.waitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
+}
+
+// startGstOrigin starts GStreamer's RTSP server (testdata/gst-rtsp-origin.py)
+// and returns its HOST:PORT: /test serves H264, /av H264 and Opus.
+func startGstOrigin(t *testing.T) string {
+	t.Helper()
+	gst := start(t, "gst-rtsp-server", pythonPath, "testdata/gst-rtsp-origin.py", "0")
+	line, _ := gst.waitLine(t, "its ready line", 0, func(s string) bool { return strings.HasPrefix(s, "ready ") })
+	return strings.TrimPrefix(line, "ready ")
 }

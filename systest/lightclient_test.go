@@ -47,10 +47,8 @@ func TestLightClientAndPassive(t *testing.T) {
 	}
 
 	// A light client: no relay of its own, players are redirected.
-	lr := start(t, "light/relay", tool("ocm-relay"), "--server", srv.ocm, "--control", "127.0.0.1:0",
-		"--probe", "127.0.0.1:0", "--node-id", "light", "--willing=false", "--max-cpu", "1")
-	e, _ := lr.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
-	light := startMediator(t, "light/mediator", "--resolver", "redirect", "--control", e.str("control"))
+	_, control := startOCMRelay(t, "light", srv.ocm, "--willing=false")
+	light := startMediator(t, "light/mediator", "--resolver", "redirect", "--control", control)
 	url := enhanced(light.addr, "test", origin.addr)
 	ffprobe(t, url, "tcp").check(t, "ffprobe via a 302", 640, 360)
 	gstLaunch(t, url, "tcp", 50).check(t, "gst-launch via a 302", 640, 360)

@@ -69,8 +69,8 @@ func systemTest(t *testing.T) {
 	}
 }
 
-// A requirement is an external program the tests drive; each is checked
-// once per run.
+// A requirement is an external program the tests drive, or a codec or
+// element one of them needs; each is checked once per run.
 type requirement struct {
 	once  sync.Once
 	err   error
@@ -86,12 +86,38 @@ var requirements = map[string]*requirement{
 	"gst-rtsp-server": {check: gstRTSPServer},
 }
 
+// Requirements named KIND:NAME are made on first use: an encoder of
+// ffmpeg, a decoder of ffprobe, an element of GStreamer.
+var (
+	requirementKinds = map[string]func(string) func() error{
+		"ffmpeg-encoder":  ffmpegEncoder,
+		"ffprobe-decoder": ffprobeDecoder,
+		"gst":             func(name string) func() error { return gstElements(name) },
+	}
+	requirementsMu sync.Mutex
+)
+
+func lookupRequirement(name string) *requirement {
+	requirementsMu.Lock()
+	defer requirementsMu.Unlock()
+	if r := requirements[name]; r != nil {
+		return r
+	}
+	kind, arg, ok := strings.Cut(name, ":")
+	if mk := requirementKinds[kind]; ok && mk != nil && arg != "" {
+		r := &requirement{check: mk(arg)}
+		requirements[name] = r
+		return r
+	}
+	return nil
+}
+
 // require skips t when a program it needs is missing, or fails it when the
 // CI environment variable is set: CI must run every test.
 func require(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		r := requirements[n]
+		r := lookupRequirement(n)
 		if r == nil {
 			t.Fatalf("unknown requirement %q", n)
 		}
@@ -114,13 +140,23 @@ func lookPath(name string) func() error {
 }
 
 func ffmpegEncoder(name string) func() error {
+	return ffmpegCodec("ffmpeg", "-encoders", "encoder", name)
+}
+
+func ffprobeDecoder(name string) func() error {
+	return ffmpegCodec("ffprobe", "-decoders", "decoder", name)
+}
+
+// ffmpegCodec checks that program's list (-encoders or -decoders) has
+// name.
+func ffmpegCodec(program, list, what, name string) func() error {
 	return func() error {
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
+		out, err := exec.Command(program, "-hide_banner", list).Output()
 		if err != nil {
-			return fmt.Errorf("ffmpeg -encoders: %w", err)
+			return fmt.Errorf("%s %s: %w", program, list, err)
 		}
 		if !strings.Contains(string(out), " "+name+" ") {
-			return fmt.Errorf("ffmpeg has no %s encoder", name)
+			return fmt.Errorf("%s has no %s %s", program, name, what)
 		}
 		return nil
 	}

@@ -119,17 +119,31 @@ type host struct {
 }
 
 // startHost starts ocm-relay and rtsp-mediator --resolver ocm for one host.
-// All the hosts share this machine's CPUs, which other tests may keep busy,
-// so the CPU ceiling is off (--max-cpu 1): the machine's load is no one
-// host's, and filtering on it would make the tree's shape random.
 func startHost(t *testing.T, name, server string, relayArgs ...string) *host {
 	t.Helper()
-	args := append([]string{"--server", server, "--control", "127.0.0.1:0", "--probe", "127.0.0.1:0",
-		"--node-id", name, "--max-cpu", "1"}, relayArgs...)
+	return startHostWith(t, name, server, nil, relayArgs...)
+}
+
+// startHostWith is startHost with more flags for the mediator.
+func startHostWith(t *testing.T, name, server string, medArgs []string, relayArgs ...string) *host {
+	t.Helper()
+	r, control := startOCMRelay(t, name, server, relayArgs...)
+	m := startMediator(t, name+"/mediator", append([]string{"--resolver", "ocm", "--control", control}, medArgs...)...)
+	return &host{name: name, relay: r, med: m}
+}
+
+// startOCMRelay starts the ocm-relay of node name, and returns it and its
+// control address, for a mediator's --control. All the hosts share this
+// machine's CPUs, which other tests may keep busy, so the CPU ceiling is
+// off (--max-cpu 1): the machine's load is no one host's, and filtering on
+// it would make the tree's shape random.
+func startOCMRelay(t *testing.T, name, server string, args ...string) (*proc, string) {
+	t.Helper()
+	args = append([]string{"--server", server, "--control", "127.0.0.1:0", "--probe", "127.0.0.1:0",
+		"--node-id", name, "--max-cpu", "1"}, args...)
 	r := start(t, name+"/relay", tool("ocm-relay"), args...)
 	e, _ := r.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
-	m := startMediator(t, name+"/mediator", "--resolver", "ocm", "--control", e.str("control"))
-	return &host{name: name, relay: r, med: m}
+	return r, e.str("control")
 }
 
 // signal sends sig to the host's relay and mediator (SIGSTOP freezes

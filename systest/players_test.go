@@ -69,30 +69,54 @@ func ffprobe(t *testing.T, url, transport string) decoded {
 // probeFrames is ffprobe run in network namespace ns ("" for this one);
 // it is safe to call from any goroutine.
 func probeFrames(t *testing.T, ns, url, transport string) (decoded, error) {
-	args := []string{"ffprobe", "-v", "error", "-rtsp_transport", transport,
-		"-select_streams", "v:0", "-count_frames", "-read_intervals", "%+3",
-		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", url}
-	if ns != "" {
-		args = append([]string{"ip", "netns", "exec", ns}, args...)
-	}
-	out, errOut, err := run(t, args[0], args[1:]...)
+	streams, err := probeStreams(t, ns, url, transport, "%+3", "-select_streams", "v:0")
 	if err != nil {
-		return decoded{}, fmt.Errorf("ffprobe %s: %v\n%s", url, err, errOut)
+		return decoded{}, err
+	}
+	if len(streams) != 1 {
+		return decoded{}, fmt.Errorf("ffprobe %s: %d video streams, want 1", url, len(streams))
+	}
+	s := streams[0]
+	return decoded{codec: s.CodecName, width: s.Width, height: s.Height, frames: s.frames()}, nil
+}
+
+// probedStream is one stream of ffprobe's answer.
+type probedStream struct {
+	CodecType    string `json:"codec_type"`
+	CodecName    string `json:"codec_name"`
+	Width        int    `json:"width"`
+	Height       int    `json:"height"`
+	NbReadFrames string `json:"nb_read_frames"`
+}
+
+func (s probedStream) frames() int {
+	n, _ := strconv.Atoi(s.NbReadFrames)
+	return n
+}
+
+// probeStreams has ffprobe, in network namespace ns ("" for this one),
+// decode interval of url (-read_intervals: "%+3" is three seconds, "%+#N"
+// N packets) and count the frames of every stream (or of those args
+// select). It is safe to call from any goroutine.
+func probeStreams(t *testing.T, ns, url, transport, interval string, args ...string) ([]probedStream, error) {
+	cmd := []string{"ffprobe", "-v", "error", "-rtsp_transport", transport}
+	cmd = append(cmd, args...)
+	cmd = append(cmd, "-count_frames", "-read_intervals", interval,
+		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json", url)
+	if ns != "" {
+		cmd = append([]string{"ip", "netns", "exec", ns}, cmd...)
+	}
+	out, errOut, err := run(t, cmd[0], cmd[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("ffprobe %s: %v\n%s", url, err, errOut)
 	}
 	var res struct {
-		Streams []struct {
-			CodecName    string `json:"codec_name"`
-			Width        int    `json:"width"`
-			Height       int    `json:"height"`
-			NbReadFrames string `json:"nb_read_frames"`
-		} `json:"streams"`
+		Streams []probedStream `json:"streams"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Streams) != 1 {
-		return decoded{}, fmt.Errorf("ffprobe %s: unexpected output (%v):\n%s\n%s", url, err, out, errOut)
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		return nil, fmt.Errorf("ffprobe %s: unexpected output (%v):\n%s\n%s", url, err, out, errOut)
 	}
-	s := res.Streams[0]
-	n, _ := strconv.Atoi(s.NbReadFrames)
-	return decoded{codec: s.CodecName, width: s.Width, height: s.Height, frames: n}, nil
+	return res.Streams, nil
 }
 
 var (

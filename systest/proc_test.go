@@ -161,34 +161,53 @@ func (p *proc) stop() error {
 	}
 }
 
+// watch calls cond with the stdout lines so far each time they change,
+// until it accepts them (nil), or the process exits or limit passes
+// without that (an error saying which). It is safe from any goroutine.
+func (p *proc) watch(limit time.Duration, cond func(lines []string) bool) error {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		exited := p.exited() // before cond: once exited, every line is in
+		ok := cond(p.lines)
+		changed := p.changed
+		p.mu.Unlock()
+		switch {
+		case ok:
+			return nil
+		case exited:
+			return fmt.Errorf("%s exited (%v)", p.name, p.err)
+		}
+		select {
+		case <-changed:
+		case <-p.done:
+		case <-deadline.C:
+			return fmt.Errorf("%s: not within %s", p.name, limit)
+		}
+	}
+}
+
 // waitLine returns the first stdout line at index from or later that match
 // accepts, and its index. It fails the test if none comes within patience
 // or the process exits first.
 func (p *proc) waitLine(t *testing.T, what string, from int, match func(string) bool) (string, int) {
 	t.Helper()
-	deadline := time.NewTimer(patience)
-	defer deadline.Stop()
-	for {
-		p.mu.Lock()
-		for i := from; i < len(p.lines); i++ {
-			if match(p.lines[i]) {
-				line := p.lines[i]
-				p.mu.Unlock()
-				return line, i
+	line, at := "", -1
+	err := p.watch(patience, func(lines []string) bool {
+		for i := from; i < len(lines); i++ {
+			if match(lines[i]) {
+				line, at = lines[i], i
+				return true
 			}
 		}
-		from = max(from, len(p.lines))
-		changed := p.changed
-		p.mu.Unlock()
-		if p.exited() {
-			t.Fatalf("%s exited (%v) before printing %s", p.name, p.err, what)
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("%s did not print %s within %s", p.name, what, patience)
-		}
+		from = max(from, len(lines))
+		return false
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
+	return line, at
 }
 
 // event is one JSON line of a tool's stdout.
@@ -275,32 +294,20 @@ func tryMediatorVia(t *testing.T, name string, launcher []string, args ...string
 	t.Helper()
 	argv := append(append(append([]string(nil), launcher...), tool("rtsp-mediator")), mediatorDefaults...)
 	p := start(t, name, argv[0], append(argv[1:], args...)...)
-	deadline := time.NewTimer(patience)
-	defer deadline.Stop()
-	for {
-		p.mu.Lock()
-		var first string
-		if len(p.lines) > 0 {
-			first = p.lines[0]
+	var first string
+	if err := p.watch(patience, func(lines []string) bool {
+		if len(lines) > 0 {
+			first = lines[0]
 		}
-		changed := p.changed
-		p.mu.Unlock()
-		if first != "" {
-			e := parseEvent(first)
-			if e.str("event") != "ready" || e.str("rtsp") == "" {
-				return nil, fmt.Errorf("%s: first stdout line is not a ready event: %s", name, first)
-			}
-			return &mediator{proc: p, addr: e.str("rtsp")}, nil
-		}
-		if p.exited() {
-			return nil, fmt.Errorf("%s exited (%v) before its ready line:\n%s", name, p.err, p.stderrText())
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return nil, fmt.Errorf("%s printed no ready line within %s", name, patience)
-		}
+		return first != ""
+	}); err != nil {
+		return nil, fmt.Errorf("%s printed no ready line: %v:\n%s", name, err, p.stderrText())
 	}
+	e := parseEvent(first)
+	if e.str("event") != "ready" || e.str("rtsp") == "" {
+		return nil, fmt.Errorf("%s: first stdout line is not a ready event: %s", name, first)
+	}
+	return &mediator{proc: p, addr: e.str("rtsp")}, nil
 }
 
 // startMediatorAt starts a mediator on a fixed address, as a restarted host

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A third-party RTSP origin for the system tests: GStreamer's rtsp-server
-serving a live H264 test pattern at rtsp://127.0.0.1:PORT/test.
+serving a live H264 test pattern at rtsp://127.0.0.1:PORT/test, and the same
+video with an Opus test tone at rtsp://127.0.0.1:PORT/av.
 
 usage: gst-rtsp-origin.py PORT   (0 picks a free port)
 Prints one line, "ready 127.0.0.1:PORT", once it is serving.
@@ -24,16 +25,24 @@ elif Gst.ElementFactory.find("openh264enc"):
 else:
     sys.exit("no H264 encoder: install gstreamer1.0-plugins-ugly (x264enc) or -bad (openh264enc)")
 
+VIDEO = (
+    "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 ! "
+    + enc + " ! rtph264pay name=pay0 pt=96 config-interval=1"
+)
+# Opus: opusenc is in gst-plugins-base, rtpopuspay in -good.
+AUDIO = (
+    "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! "
+    "opusenc bitrate=32000 ! rtpopuspay name=pay1 pt=97"
+)
+
 server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(sys.argv[1] if len(sys.argv) > 1 else "0")
-factory = GstRtspServer.RTSPMediaFactory()
-factory.set_launch(
-    "( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 ! "
-    + enc + " ! rtph264pay name=pay0 pt=96 config-interval=1 )"
-)
-factory.set_shared(True)
-server.get_mount_points().add_factory("/test", factory)
+for path, launch in (("/test", VIDEO), ("/av", VIDEO + " " + AUDIO)):
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch("( " + launch + " )")
+    factory.set_shared(True)
+    server.get_mount_points().add_factory(path, factory)
 if server.attach(None) == 0:
     sys.exit("cannot listen on port %s" % server.get_service())
 print("ready 127.0.0.1:%d" % server.get_bound_port(), flush=True)
