@@ -236,7 +236,7 @@ func TestChaos(t *testing.T) {
 		}
 		if slices.Contains(viewers, h.name) {
 			s := progressSeries(h.player)
-			lines = append(lines, fmt.Sprintf("%s: %.0f packets, %.0f lost (sequence gaps; a restarted origin numbers afresh), longest stall %s",
+			lines = append(lines, fmt.Sprintf("%s: %.0f packets, %.0f lost, longest stall %s",
 				h.name, s[len(s)-1].packets, s[len(s)-1].lost, ms(longestStall(s, chaosStart))))
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -29,8 +30,10 @@ func newReadCommand() *cobra.Command {
 		Use:   "read URL",
 		Short: "Read an RTSP stream and print what arrives as JSON lines",
 		Long: `read opens an RTSP URL like a player would and prints one JSON line per
---interval with packets, frames (RTP marker bits) and sequence gaps received,
-then a final summary. It exits non-zero if nothing arrived.`,
+--interval with packets (all tracks), frames (RTP marker bits of the video
+tracks), lost (sequence gaps, per track) and renumbered (jumps of more than
+3000 numbers: an origin that restarted), then a final summary. It exits
+non-zero if nothing arrived.`,
 		Example: `  rtsp-mediator read 'rtsp://127.0.0.1:8554/test' --duration 5s
   rtsp-mediator read 'rtsp://127.0.0.1:8555/test?127.0.0.1:8554' --transport udp`,
 		Args:         cobra.ExactArgs(1),
@@ -79,13 +82,23 @@ func runRead(cmd *cobra.Command, url string, o *readOptions) error {
 		return err
 	}
 	type counts struct {
-		packets, frames, lost uint64
-		first                 time.Duration
+		packets, frames, lost, renumbered uint64
+		first                             time.Duration
 	}
-	ch := make(chan *rtp.Packet, 1024)
-	c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) {
+	// Sequence numbers are per track; frames are counted on the video
+	// tracks (a marker bit ends a frame there), or on all tracks of a
+	// stream without video.
+	type arrival struct {
+		track int
+		pkt   *rtp.Packet
+	}
+	hasVideo := slices.ContainsFunc(desc.Medias, func(m *description.Media) bool {
+		return m.Type == description.MediaTypeVideo
+	})
+	ch := make(chan arrival, 1024)
+	c.OnPacketRTPAny(func(medi *description.Media, _ format.Format, pkt *rtp.Packet) {
 		select {
-		case ch <- pkt:
+		case ch <- arrival{slices.Index(desc.Medias, medi), pkt}:
 		default:
 		}
 	})
@@ -93,8 +106,10 @@ func runRead(cmd *cobra.Command, url string, o *readOptions) error {
 		return err
 	}
 	var n counts
-	var last uint16
-	started := false
+	last := make([]int32, len(desc.Medias)) // -1: nothing from that track yet
+	for i := range last {
+		last[i] = -1
+	}
 	var deadline <-chan time.Time
 	if o.duration > 0 {
 		deadline = time.After(o.duration)
@@ -105,20 +120,33 @@ func runRead(cmd *cobra.Command, url string, o *readOptions) error {
 	go func() { done <- c.Wait() }()
 	report := func(name string) {
 		out.Emit(name, map[string]any{"url": url, "packets": n.packets, "frames": n.frames,
-			"lost": n.lost, "first_packet_ms": float64(n.first.Microseconds()) / 1000})
+			"lost": n.lost, "renumbered": n.renumbered, "first_packet_ms": float64(n.first.Microseconds()) / 1000})
 	}
 	for {
 		select {
-		case pkt := <-ch:
-			if !started {
+		case a := <-ch:
+			if n.packets == 0 {
 				n.first = time.Since(start)
-				started = true
-			} else if d := int16(pkt.SequenceNumber - last); d > 1 {
-				n.lost += uint64(d - 1)
 			}
-			last = pkt.SequenceNumber
+			if a.track < 0 {
+				continue
+			}
+			if prev := last[a.track]; prev >= 0 {
+				switch d := a.pkt.SequenceNumber - uint16(prev); {
+				case d <= 1, d >= 1<<16-renumberJump:
+					// Next, or a little behind: in order, or a duplicate
+					// or reordered packet.
+				case d <= renumberJump:
+					n.lost += uint64(d - 1)
+				default:
+					// Far ahead or behind: the origin restarted and numbers
+					// afresh, not packets lost.
+					n.renumbered++
+				}
+			}
+			last[a.track] = int32(a.pkt.SequenceNumber)
 			n.packets++
-			if pkt.Marker {
+			if a.pkt.Marker && (!hasVideo || desc.Medias[a.track].Type == description.MediaTypeVideo) {
 				n.frames++
 			}
 		case <-tick.C:
@@ -135,6 +163,11 @@ func runRead(cmd *cobra.Command, url string, o *readOptions) error {
 		}
 	}
 }
+
+// renumberJump: a sequence number this far from the last one of its track
+// is a new numbering (a restarted origin), not a gap of lost packets; at
+// the test stream's rate it would be a minute and a half of loss.
+const renumberJump = 3000
 
 func nothingArrived(packets uint64) error {
 	if packets == 0 {
