@@ -62,11 +62,18 @@ func playerNeeds(player string, tracks []codec) []string {
 // minFrames frames of every one.
 func probeTracks(t *testing.T, url, transport string, tracks []codec) {
 	t.Helper()
+	probeTracksIn(t, "", url, transport, tracks)
+}
+
+// probeTracksIn is probeTracks run in network namespace ns ("" for this
+// one).
+func probeTracksIn(t *testing.T, ns, url, transport string, tracks []codec) {
+	t.Helper()
 	// A count of packets, about three seconds' worth, not "%+3": reading
 	// GStreamer's RTSP server over UDP, a time interval once ended after
 	// 1.7 s with 5 audio frames and no video; a count does not depend on
 	// the timestamps ffmpeg derives.
-	streams, err := probeStreams(t, "", url, transport, fmt.Sprintf("%%+#%d", 100*len(tracks)))
+	streams, err := probeStreams(t, ns, url, transport, fmt.Sprintf("%%+#%d", 100*len(tracks)))
 	if err != nil {
 		t.Fatal(err)
 	}
