@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -55,6 +57,9 @@ func silentProbePeer(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
+// patienceTiny bounds a connection to startTinyRTSP's server.
+const patienceTiny = 30 * time.Second
+
 // startTinyRTSP answers every request with a fixed RTSP 200.
 func startTinyRTSP(t *testing.T) string {
 	t.Helper()
@@ -62,33 +67,18 @@ func startTinyRTSP(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	testutil.Serve(t, ln, patienceTiny, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			l, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.TrimSpace(l) == "" {
-						_, _ = c.Write([]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"))
-					}
-				}
-			}()
+			if strings.TrimSpace(l) == "" {
+				_, _ = c.Write([]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"))
+			}
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 
