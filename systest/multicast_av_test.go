@@ -11,7 +11,7 @@ import (
 // URL and served by RTSP multicast. On a LAN of three network namespaces,
 // host a runs the origin (ffmpeg publishing H264 + AAC into a mediator on
 // a's loopback) and a relay mediator with multicast on a's LAN address;
-// ffprobe on hosts b and c opens rtsp://A:8554/h264-aac?127.0.0.1:PORT
+// ffprobe on hosts b and c opens rtsp://A:PORT/h264-aac?127.0.0.1:PORT
 // asking for multicast, and each decodes both tracks. Every track's SETUP
 // names the one path and query (the absolute control URLs of the DESCRIBE
 // answer), so both tracks get their groups.
@@ -36,7 +36,7 @@ func TestMulticastAV(t *testing.T) {
 	origin.waitEvent(t, "the publisher announced", 0, func(e event) bool {
 		return e.str("event") == "publisher" && e.str("state") == "announced"
 	})
-	relay := startMediatorVia(t, "relay", inA, "--listen", a.IP.String()+":8554",
+	relay := startMediatorVia(t, "relay", inA, "--listen", a.IP.String()+":0",
 		"--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
 		"--multicast-range", "239.255.42.0/24", "--multicast-rtp", "8002", "--allow-origin", "loopback")
 	url := enhanced(relay.addr, s.media, s.origin)

@@ -66,10 +66,10 @@ func FuzzFanoutStdin(f *testing.F) {
 // an address to probe that is HOST:PORT.
 func FuzzProbePeers(f *testing.F) {
 	for _, s := range []string{
-		`{"addr":"127.0.0.1:7072"}` + "\n" + `{"node":"origin","rtsp":"127.0.0.1:8554"}`,
+		`{"addr":"peer.example:1"}` + "\n" + `{"node":"origin","rtsp":"ms.example:2"}`,
 		`{"node":"n1","probe":"h:1","rtsp":"h:2","level":3,"capacity":4}`,
 		`{"addr":"h:1","probe":"h:2"}`, `{"node":"origin"}`, `{"addr":"h"}`, `{"addr":"h:0"}`,
-		"# comment\n\n  \n[1]\n{\n", `{"addr":"[::1]:7072","rtsp":"[::1]"}`,
+		"# comment\n\n  \n[1]\n{\n", `{"addr":"[::1]:1","rtsp":"[::1]"}`,
 	} {
 		f.Add([]byte(s))
 	}

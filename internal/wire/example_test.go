@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log"
+	"net"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -21,7 +22,21 @@ func Example_relay() {
 	ctx := context.Background()
 	const stream = "rtsp://ms.example:554/live"
 
-	w, err := cl.Hello(ctx, &wire.Hello{Node: "viewer-7", RTSP: ":8554", Probe: ":7072",
+	// The hello names the addresses this host's mediator and probe
+	// responder bound (port 0 in tests and scripts: what was bound is
+	// what the hello names).
+	rtspLn, err := net.Listen("tcp", "127.0.0.1:0") // the mediator's, in real life
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rtspLn.Close()
+	probeConn, err := net.ListenPacket("udp", "127.0.0.1:0") // the probe responder's
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer probeConn.Close()
+	rtspAddr, probeAddr := rtspLn.Addr().String(), probeConn.LocalAddr().String()
+	w, err := cl.Hello(ctx, &wire.Hello{Node: "viewer-7", RTSP: rtspAddr, Probe: probeAddr,
 		Willing: true, Capacity: 4, Cores: 8, Token: "s3cret"})
 	if err != nil {
 		log.Fatal(err) // a *wire.Error with CodeUnauthorized for a bad token
