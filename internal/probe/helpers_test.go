@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // startResponder runs a responder on 127.0.0.1:0 answering info.
@@ -69,56 +72,34 @@ func startRTSP(t *testing.T, answer string) *rtspServer {
 		t.Fatal(err)
 	}
 	s := &rtspServer{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	done := make(chan struct{})
-	var conns sync.Map
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		conns.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	// A silent server (answer "") reads on and never answers, until the
+	// test ends and closes the connection.
+	testutil.Serve(t, ln, time.Minute, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		var lines []string
 		for {
-			c, err := ln.Accept()
+			l, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			conns.Store(c, nil)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				var lines []string
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.TrimSpace(l) != "" {
-						lines = append(lines, strings.TrimSpace(l))
-						continue
-					}
-					if len(lines) > 0 {
-						s.mu.Lock()
-						s.reqs = append(s.reqs, lines[0])
-						s.mu.Unlock()
-					}
-					lines = nil
-					if answer == "" {
-						<-done
-						return
-					}
-					if _, err := c.Write([]byte(answer)); err != nil {
-						return
-					}
-				}
-			}()
+			if strings.TrimSpace(l) != "" {
+				lines = append(lines, strings.TrimSpace(l))
+				continue
+			}
+			if len(lines) > 0 {
+				s.mu.Lock()
+				s.reqs = append(s.reqs, lines[0])
+				s.mu.Unlock()
+			}
+			lines = nil
+			if answer == "" {
+				continue
+			}
+			if _, err := c.Write([]byte(answer)); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	return s
 }
 

@@ -10,11 +10,22 @@ import (
 
 // Serve runs handle on every connection ln accepts, each in a goroutine
 // of its own with a deadline of timeout, and closes the connection after;
-// when the test ends it closes ln and waits for every handler.
+// when the test ends it closes ln and every connection still open, and
+// waits for every handler.
 func Serve(t testing.TB, ln net.Listener, timeout time.Duration, handle func(net.Conn)) {
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
 	wg.Add(1)
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	go func() {
 		defer wg.Done()
 		for {
@@ -22,10 +33,18 @@ func Serve(t testing.TB, ln net.Listener, timeout time.Duration, handle func(net
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() {
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+					c.Close()
+				}()
 				_ = c.SetDeadline(time.Now().Add(timeout))
 				handle(c)
 			}()
