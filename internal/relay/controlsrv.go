@@ -197,15 +197,15 @@ func (r *Relay) onActive(c *control.Conn, m control.Msg) error {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, DefaultCallTimeout)
 	defer cancel()
-	am, err := sess.call(ctx, &wire.Joined{Stream: stream, Parent: node})
+	level, err := sess.cl.Join(ctx, stream, node)
 	if err != nil {
 		r.Log.Warn("server refused the upstream in use", "stream", stream, "parent", node, "err", err)
 		return nil
 	}
 	r.mu.Lock()
 	st.parent, st.parentRTSP, st.joinedIn = node, up.Addr, sess
-	if ack, ok := am.Body.(*wire.Ack); ok && ack.Level > 0 {
-		st.level = ack.Level
+	if level > 0 {
+		st.level = level
 	}
 	r.mu.Unlock()
 	return nil

@@ -267,7 +267,7 @@ func (r *Relay) Leave(ctx context.Context) {
 				defer wg.Done()
 				cctx, cancel := context.WithTimeout(ctx, max(wait, DefaultCallTimeout))
 				defer cancel()
-				if _, err := sess.call(cctx, &wire.Left{Stream: s}); err != nil {
+				if err := sess.cl.Leave(cctx, s); err != nil {
 					r.Log.Warn("leave", "stream", s, "err", err)
 				}
 			}()

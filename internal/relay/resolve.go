@@ -123,7 +123,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		r.Events.Emit("fallback", map[string]any{"stream": stream, "reason": fmt.Sprint(err)})
 		return originUpstream(o), nil
 	}
-	m, err := sess.call(ctx, &wire.GetCandidates{Stream: stream, Exclude: excludeNodes})
+	cands, err := sess.cl.Candidates(ctx, stream, excludeNodes)
 	if err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) {
@@ -132,15 +132,14 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		r.Log.Warn("ocm-server did not answer: pulling from the origin directly", "stream", stream, "err", err)
 		return originUpstream(o), nil
 	}
-	cands, _ := m.Body.(*wire.Candidates)
-	if cands == nil || len(cands.Candidates) == 0 {
+	if len(cands) == 0 {
 		return control.Upstream{}, fmt.Errorf("ocm-server offers no parent with free capacity for %s", stream)
 	}
 	if !redirect {
 		r.mu.Lock()
 		if st := r.streams[stream]; st != nil {
-			st.nodes = make(map[string]string, len(cands.Candidates))
-			for _, c := range cands.Candidates {
+			st.nodes = make(map[string]string, len(cands))
+			for _, c := range cands {
 				st.nodes[c.RTSP] = c.Node
 			}
 		}
@@ -149,29 +148,19 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 
 	// The candidate list carries the server's level and load of each
 	// candidate; Select scores with them, not with what a candidate's
-	// probe answer says about itself (see probe.Evaluate).
-	choices := probe.Select(ctx, cands.Candidates, stream, r.Weights)
+	// probe answer says about itself (see probe.Evaluate). It is the
+	// ranking ocm-probe --explain prints.
+	sel := probe.Select(ctx, cands, stream, r.Weights, prefer)
+	choices := sel.Choices
 	for _, ch := range choices {
 		if ch.Overridden != "" {
 			r.Log.Info("candidate's probe answer contradicts ocm-server: scored with the server's view",
 				"stream", stream, "candidate", ch.Candidate.Node, "overridden", ch.Overridden)
 		}
 	}
-	if prefer != "" {
-		for i, ch := range choices {
-			if ch.Candidate.Node == prefer && ch.Eligible() {
-				choices = append([]probe.Choice{ch}, append(choices[:i:i], choices[i+1:]...)...)
-				break
-			}
-		}
-	}
-	if busy := probe.LastResort(choices); len(busy) > 0 {
+	if sel.LastResort {
 		r.Log.Warn("every candidate is over the CPU ceiling: taking the best of them", "stream", stream,
-			"max_cpu", r.Weights.MaxCPU, "best", busy[0].Candidate.Node)
-		for i := range busy {
-			busy[i].Rejected = ""
-		}
-		choices = append(busy, choices...)
+			"max_cpu", r.Weights.MaxCPU, "best", choices[0].Candidate.Node)
 	}
 	var reasons []string
 	for _, ch := range choices {
@@ -183,15 +172,14 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		if redirect {
 			return up, nil
 		}
-		am, err := sess.call(ctx, &wire.Joined{Stream: stream, Parent: ch.Candidate.Node})
+		level, err := sess.cl.Join(ctx, stream, ch.Candidate.Node)
 		if err != nil {
 			reasons = append(reasons, ch.Candidate.Node+": "+err.Error())
 			r.Log.Info("parent refused", "stream", stream, "parent", ch.Candidate.Node, "err", err)
 			continue
 		}
-		level := ch.Candidate.Level + 1
-		if ack, ok := am.Body.(*wire.Ack); ok && ack.Level > 0 {
-			level = ack.Level
+		if level <= 0 {
+			level = ch.Candidate.Level + 1
 		}
 		if !r.setParent(stream, ch.Candidate, up, level, sess) {
 			return control.Upstream{}, errLeftMeanwhile(stream)
@@ -219,7 +207,7 @@ func (r *Relay) setParent(stream string, c wire.Candidate, up control.Upstream, 
 	if st == nil {
 		ctx, cancel := context.WithTimeout(r.ctx, DefaultCallTimeout)
 		defer cancel()
-		_, _ = sess.call(ctx, &wire.Left{Stream: stream})
+		_ = sess.cl.Leave(ctx, stream)
 	}
 	return st != nil
 }
@@ -345,12 +333,8 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 		sess := r.sess
 		r.mu.Unlock()
 		if sess != nil {
-			am, err := sess.call(ctx, &wire.Joined{Stream: stream, Parent: b.Target})
+			level, err := sess.cl.Join(ctx, stream, b.Target)
 			if err == nil {
-				level := 0
-				if ack, ok := am.Body.(*wire.Ack); ok {
-					level = ack.Level
-				}
 				if !r.setParent(stream, c, up, level, sess) {
 					return streamUpstream{}, errLeftMeanwhile(stream)
 				}
@@ -444,15 +428,11 @@ func (r *Relay) parentGone(ctx context.Context, sess *session, stream, parent st
 	case wire.OriginID:
 		return false
 	}
-	m, err := sess.call(ctx, &wire.GetCandidates{Stream: stream})
+	cands, err := sess.cl.Candidates(ctx, stream, nil)
 	if err != nil {
 		return false
 	}
-	cands, _ := m.Body.(*wire.Candidates)
-	if cands == nil {
-		return false
-	}
-	return !slices.ContainsFunc(cands.Candidates, func(c wire.Candidate) bool { return c.Node == parent })
+	return !slices.ContainsFunc(cands, func(c wire.Candidate) bool { return c.Node == parent })
 }
 
 func (r *Relay) forgetWaiter(stream string, ch chan *wire.Reconnect) {

@@ -135,12 +135,6 @@ func (s *session) push(m wire.Msg) {
 	}
 }
 
-// call sends a request and waits for its answer; an error answer is a
-// *wire.Error.
-func (s *session) call(ctx context.Context, b wire.Body) (wire.Msg, error) {
-	return s.cl.Request(ctx, b)
-}
-
 func (s *session) close() {
 	s.once.Do(func() {
 		close(s.done)

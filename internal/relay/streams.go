@@ -137,7 +137,7 @@ func (r *Relay) drop(stream, why string) {
 		// The handover of children may hold the ack a while.
 		ctx, cancel := context.WithTimeout(r.ctx, max(sess.welcome.Handover()+time.Second, DefaultCallTimeout))
 		defer cancel()
-		if _, err := sess.call(ctx, &wire.Left{Stream: stream}); err != nil {
+		if err := sess.cl.Leave(ctx, stream); err != nil {
 			r.Log.Info("left", "stream", stream, "why", why, "err", err)
 		}
 	}
