@@ -651,11 +651,15 @@ func TestReconnectForStreamLeft(t *testing.T) {
 	if got := fs.types(); !slices.Equal(got, want) {
 		t.Errorf("requests = %v, want %v: the relay joined a stream it left", got, want)
 	}
-	a.mu.Lock()
-	st := a.streams[stream]
-	a.mu.Unlock()
-	if st != nil {
-		t.Errorf("the relay receives %s again, parent %q", stream, st.parent)
+	var again bool
+	var parent string
+	_ = a.call(ctxGuard(t), func(st *state) {
+		if ss := st.streams[stream]; ss != nil {
+			again, parent = true, ss.parent
+		}
+	})
+	if again {
+		t.Errorf("the relay receives %s again, parent %q", stream, parent)
 	}
 }
 
