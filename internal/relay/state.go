@@ -60,10 +60,6 @@ const (
 	phaseLeaving
 )
 
-var phaseNames = [...]string{"idle", "resolving", "joined", "switching", "leaving"}
-
-func (p streamPhase) String() string { return phaseNames[p] }
-
 // streamState is what the relay knows of one stream it receives.
 type streamState struct {
 	phase streamPhase
@@ -174,6 +170,9 @@ func (r *Relay) acquire(ctx context.Context, stream string) (release func(), err
 	}
 	_ = r.call(context.Background(), func(st *state) {
 		t := st.turns[stream]
+		if t == nil {
+			return
+		}
 		for i, w := range t.next {
 			if w == wait { // still on hold: stop waiting
 				t.next = append(t.next[:i], t.next[i+1:]...)
