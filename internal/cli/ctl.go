@@ -17,7 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ocm-overlay/ocm/internal/ctlapi"
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -53,7 +53,7 @@ func newCtlCommand(o *ctlOptions) *cobra.Command {
 nodes and streams the server keeps, moves relays (reconnect), removes them
 (kick) or retires them without a gap (drain), and reads or changes the
 recovery policy. It talks to the server's HTTP API (--server, default
-$` + ctlServerEnv + ` or ` + ctlapi.DefaultServer + `).
+$` + ctlServerEnv + ` or ` + api.DefaultServer + `).
 
 Output is a table or tree for people; -o json prints the API's own JSON,
 one object per line (one per node, stream or tree), for scripts and jq.
@@ -94,7 +94,7 @@ arguments are wrong.`,
 		SilenceErrors: true, // Main prints them
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("server") {
-				o.server = cmp.Or(os.Getenv(ctlServerEnv), ctlapi.DefaultServer)
+				o.server = cmp.Or(os.Getenv(ctlServerEnv), api.DefaultServer)
 			}
 			if o.output != "table" && o.output != "json" {
 				return fmt.Errorf("-o %q: want table or json", o.output)
@@ -112,9 +112,9 @@ arguments are wrong.`,
 		},
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&o.server, "server", "", "ocm-server's HTTP API, HOST:PORT or an http:// URL (default $"+ctlServerEnv+", else "+ctlapi.DefaultServer+")")
+	pf.StringVar(&o.server, "server", "", "ocm-server's HTTP API, HOST:PORT or an http:// URL (default $"+ctlServerEnv+", else "+api.DefaultServer+")")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json (the API's JSON, one object per line)")
-	pf.DurationVar(&o.timeout, "timeout", ctlapi.DefaultTimeout, "time the server has to answer each request")
+	pf.DurationVar(&o.timeout, "timeout", api.DefaultTimeout, "time the server has to answer each request")
 	root.AddCommand(o.treeCommand(), o.nodesCommand(), o.streamsCommand(),
 		o.reconnectCommand(), o.kickCommand(), o.drainCommand(),
 		o.policyCommand(), o.watchCommand(), o.urlCommand())
@@ -122,8 +122,8 @@ arguments are wrong.`,
 }
 
 // client returns the API client for --server.
-func (o *ctlOptions) client() (*ctlapi.Client, error) {
-	c, err := ctlapi.New(o.server)
+func (o *ctlOptions) client() (*api.Client, error) {
+	c, err := api.New(o.server)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
@@ -221,7 +221,7 @@ stream. An unknown stream is an error (404).`,
 
 // fetchTrees gets one stream's tree (args[0]) or all; list says whether
 // raw is a list.
-func (o *ctlOptions) fetchTrees(ctx context.Context, c *ctlapi.Client, args []string) (trees []tree.TreeSnapshot, raw json.RawMessage, list bool, err error) {
+func (o *ctlOptions) fetchTrees(ctx context.Context, c *api.Client, args []string) (trees []api.Tree, raw json.RawMessage, list bool, err error) {
 	if len(args) == 0 {
 		trees, raw, err = c.Trees(ctx)
 		return trees, raw, true, err
@@ -234,10 +234,10 @@ func (o *ctlOptions) fetchTrees(ctx context.Context, c *ctlapi.Client, args []st
 	if err != nil {
 		return nil, nil, false, err
 	}
-	return []tree.TreeSnapshot{t}, raw, false, nil
+	return []api.Tree{t}, raw, false, nil
 }
 
-func (o *ctlOptions) printTrees(w io.Writer, trees []tree.TreeSnapshot, raw json.RawMessage, list bool) error {
+func (o *ctlOptions) printTrees(w io.Writer, trees []api.Tree, raw json.RawMessage, list bool) error {
 	if o.output == "json" {
 		return printJSON(w, raw, list)
 	}
@@ -258,8 +258,8 @@ func (o *ctlOptions) printTrees(w io.Writer, trees []tree.TreeSnapshot, raw json
 
 // renderTree draws one stream's tree as an indented ASCII tree with
 // aligned columns.
-func renderTree(w io.Writer, t tree.TreeSnapshot) {
-	members := make(map[string]tree.MemberSnapshot, len(t.Nodes))
+func renderTree(w io.Writer, t api.Tree) {
+	members := make(map[string]api.Member, len(t.Nodes))
 	attached, orphans := 0, 0
 	for _, m := range t.Nodes {
 		members[m.Node] = m
@@ -337,7 +337,7 @@ func renderTree(w io.Writer, t tree.TreeSnapshot) {
 	writeColumns(w, rows)
 }
 
-func memberRow(prefix string, m tree.MemberSnapshot) []string {
+func memberRow(prefix string, m api.Member) []string {
 	children := fmt.Sprintf("%d/%d", m.Clients, m.Capacity)
 	if len(m.Children) != m.Clients {
 		children += fmt.Sprintf(" (%d here)", len(m.Children))
@@ -552,7 +552,7 @@ The messages sent are listed. An unknown node is an error (404).`,
 					return err
 				}
 			}
-			sent, raw, err := c.Reconnect(cmd.Context(), args[0], ctlapi.ReconnectOptions{Stream: stream, Subtree: ro.subtree, To: ro.to})
+			sent, raw, err := c.Reconnect(cmd.Context(), args[0], api.ReconnectOptions{Stream: stream, Subtree: ro.subtree, To: ro.to})
 			if err != nil {
 				return err
 			}
@@ -626,7 +626,7 @@ the drain itself and one reconnect per child. An unknown node is an error
 }
 
 // printSent prints an action's answer.
-func (o *ctlOptions) printSent(w io.Writer, what string, sent ctlapi.Sent, raw json.RawMessage, none string) error {
+func (o *ctlOptions) printSent(w io.Writer, what string, sent api.Sent, raw json.RawMessage, none string) error {
 	if o.output == "json" {
 		return printJSON(w, raw, false)
 	}
@@ -702,7 +702,7 @@ are told the new policy in their welcome.`,
 	}
 }
 
-func printPolicy(w io.Writer, p ctlapi.Policy) {
+func printPolicy(w io.Writer, p api.Policy) {
 	ms := func(n int64) string { return (time.Duration(n) * time.Millisecond).String() }
 	writeColumns(w, [][]string{
 		{"recovery", p.Recovery},
@@ -762,7 +762,7 @@ JSON lines.`,
 	return cmd
 }
 
-func (o *ctlOptions) watch(cmd *cobra.Command, c *ctlapi.Client, args []string, wo *ctlWatchOptions) error {
+func (o *ctlOptions) watch(cmd *cobra.Command, c *api.Client, args []string, wo *ctlWatchOptions) error {
 	ctx, w, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 	term := o.output == "table" && o.isTerminal(w)
 	tick := time.NewTicker(wo.interval)

@@ -2,13 +2,14 @@ package server
 
 import (
 	"context"
-	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -129,7 +130,7 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 				t.Fatalf("shape %q, want %q", got, want)
 			}
 			ts.validate(t)
-			var snap tree.TreeSnapshot
+			var snap api.Tree
 			ts.getJSON(t, "/api/v1/tree?stream="+stream, &snap)
 			for _, m := range snap.Nodes {
 				if m.Leaving != (m.Node == "L") {

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/testutil"
-	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -108,7 +108,7 @@ func (ts *testServer) validate(t *testing.T) {
 // orphans with parent "-".
 func (ts *testServer) shape(t *testing.T, s string) string {
 	t.Helper()
-	var snap tree.TreeSnapshot
+	var snap api.Tree
 	ts.getJSON(t, "/api/v1/tree?stream="+s, &snap)
 	var parts []string
 	for _, m := range snap.Nodes {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -606,7 +607,7 @@ func TestRestartRebuilds(t *testing.T) {
 	if got := ts2.shape(t, "rtsp://127.0.0.1:5554/second"); got != before2 {
 		t.Fatalf("rebuilt %q\nwant    %q", got, before2)
 	}
-	var snap tree.TreeSnapshot
+	var snap api.Tree
 	ts2.getJSON(t, "/api/v1/tree?stream="+stream, &snap)
 	for _, m := range snap.Nodes {
 		if !m.Attached {
@@ -719,7 +720,7 @@ func TestReport(t *testing.T) {
 			t.Fatal("unwilling a still offered")
 		}
 	}
-	var snap tree.TreeSnapshot
+	var snap api.Tree
 	ts.getJSON(t, "/api/v1/tree?stream="+stream, &snap)
 	if m := snap.Nodes[0]; m.Readers != 2 || m.Loss != 0.02 || m.Bitrate != 1e6 {
 		t.Fatalf("member %+v", m)
@@ -745,7 +746,7 @@ func TestHTTPAPI(t *testing.T) {
 	if len(streams) != 1 || streams[0].Stream != stream || streams[0].Nodes != 3 || streams[0].Depth != 3 || streams[0].Origin != "127.0.0.1:5554" {
 		t.Fatalf("streams %+v", streams)
 	}
-	var trees []tree.TreeSnapshot
+	var trees []api.Tree
 	ts.getJSON(t, "/api/v1/tree", &trees)
 	if len(trees) != 1 || len(trees[0].Nodes) != 3 {
 		t.Fatalf("trees %+v", trees)
