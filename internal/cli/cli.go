@@ -31,7 +31,7 @@ func Main(cmd *cobra.Command) int {
 		}
 	}
 	if err := cmd.ExecuteContext(ctx); err != nil {
-		if !errors.Is(err, errSilent) {
+		if !errors.Is(err, ErrSilent) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.Name(), err)
 		}
 		return 1
@@ -39,11 +39,11 @@ func Main(cmd *cobra.Command) int {
 	return 0
 }
 
-// errSilent is returned by commands that already reported their error.
-var errSilent = errors.New("error already reported")
+// ErrSilent is returned by commands that already reported their error.
+var ErrSilent = errors.New("error already reported")
 
-// newLogger returns the slog logger every tool uses: text on stderr.
-func newLogger(w io.Writer, debug bool) *slog.Logger {
+// NewLogger returns the slog logger every tool uses: text on stderr.
+func NewLogger(w io.Writer, debug bool) *slog.Logger {
 	level := slog.LevelInfo
 	if debug {
 		level = slog.LevelDebug

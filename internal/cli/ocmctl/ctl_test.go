@@ -1,4 +1,4 @@
-package cli
+package ocmctl
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -489,12 +490,12 @@ func TestCtlMain(t *testing.T) {
 		{[]string{"--server", "nohost", "nodes"}, `ocm-ctl: --server: server "nohost" is not HOST:PORT` + "\n"},
 		{[]string{"frobnicate"}, `ocm-ctl: unknown command "frobnicate" for "ocm-ctl"` + "\n"},
 	} {
-		cmd := NewCtlCommand()
+		cmd := NewCommand()
 		var out, errb bytes.Buffer
 		cmd.SetOut(&out)
 		cmd.SetErr(&errb)
 		cmd.SetArgs(tc.args)
-		if code := Main(cmd); code != 1 {
+		if code := cli.Main(cmd); code != 1 {
 			t.Errorf("%v: exit %d", tc.args, code)
 		}
 		if errb.String() != tc.want {
@@ -620,7 +621,7 @@ func TestCtlWatch(t *testing.T) {
 	done := make(chan error, 1)
 	var buf testutil.Buffer
 	go func() {
-		cmd := NewCtlCommand()
+		cmd := NewCommand()
 		cmd.SetOut(&buf)
 		cmd.SetErr(&buf)
 		cmd.SetArgs([]string{"--server", fake.addr(), "watch", "--interval", "5ms"})
@@ -722,7 +723,7 @@ func TestCtlHelp(t *testing.T) {
 
 // TestCtlAgainstServer runs ocm-ctl against a real ocm-server with fake
 // relays, decoding every answer strictly: a field the server adds or
-// renames fails here, so ctlapi's copies of its types cannot drift.
+// renames fails here, so the api package's types cannot drift.
 func TestCtlAgainstServer(t *testing.T) {
 	srv := &server.Server{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Heartbeat: time.Hour, OriginCapacity: 2}
 	if err := srv.Start(); err != nil {
