@@ -426,3 +426,20 @@ func rawConn(t *testing.T, addr string) (net.Conn, *wire.Conn) {
 	c.SetReadTimeout(guard)
 	return nc, c
 }
+
+// chain connects a relay of capacity 2 for each id and joins each one
+// under the one before it, the first under the origin: a chain
+// origin <- ids[0] <- ids[1] <- ...
+func (ts *testServer) chain(t *testing.T, ids ...string) []*relay {
+	t.Helper()
+	rs := make([]*relay, len(ids))
+	parent := "origin"
+	for i, id := range ids {
+		rs[i] = newRelay(t, id, 2).dial(ts.Addr(), "")
+	}
+	for i, r := range rs {
+		r.mustJoin(stream, parent)
+		parent = ids[i]
+	}
+	return rs
+}
