@@ -125,6 +125,17 @@ func (o *ctlOptions) client() (*api.Client, error) {
 	return c, nil
 }
 
+// withClient is a RunE that makes the API client first.
+func (o *ctlOptions) withClient(run func(cmd *cobra.Command, c *api.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := o.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, c, args)
+	}
+}
+
 // ctlArgs checks the number of arguments and says the usage when wrong.
 func ctlArgs(lo, hi int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

@@ -1,6 +1,7 @@
 package ocmctl
 
 import (
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/spf13/cobra"
 )
 
@@ -15,16 +16,12 @@ the drain itself and one reconnect per child. An unknown node is an error
 (404).`,
 		Example: `  ocm-ctl drain r3`,
 		Args:    ctlArgs(1, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
+		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			sent, raw, err := c.Drain(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return o.printSent(cmd.OutOrStdout(), "drain "+args[0], sent, raw, "nothing sent")
-		},
+		}),
 	}
 }

@@ -3,6 +3,7 @@ package ocmctl
 import (
 	"fmt"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/spf13/cobra"
 )
 
@@ -16,11 +17,7 @@ removed from every tree and its subtree recovers under the recovery policy
 without its children noticing, use drain. An unknown node is an error (404).`,
 		Example: `  ocm-ctl kick r7`,
 		Args:    ctlArgs(1, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
+		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			sent, raw, err := c.Kick(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -35,6 +32,6 @@ without its children noticing, use drain. An unknown node is an error (404).`,
 			}
 			_, err = fmt.Fprintf(w, "kicked %s: its connection is closed and its subtree recovers as after a failure (see ocm-ctl policy)\n", node)
 			return err
-		},
+		}),
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/cli"
 )
 
@@ -23,11 +24,7 @@ connected (UP), was last heard from (SEEN) and last reported (REPORT).`,
 		Example: `  ocm-ctl nodes
   ocm-ctl nodes -o json | jq -r '.id + " " + (.streams | join(","))'`,
 		Args: ctlArgs(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
+		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			nodes, raw, err := c.Nodes(cmd.Context())
 			if err != nil {
 				return err
@@ -55,7 +52,7 @@ connected (UP), was last heard from (SEEN) and last reported (REPORT).`,
 				}
 			}
 			return t.Render()
-		},
+		}),
 	}
 }
 

@@ -30,11 +30,7 @@ are told the new policy in their welcome.`,
   ocm-ctl policy gradual
   ocm-ctl policy -o json | jq -r .recovery`,
 		Args: ctlArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
+		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			ctx, w := cmd.Context(), cmd.OutOrStdout()
 			if len(args) == 0 {
 				p, raw, err := c.Policy(ctx)
@@ -63,7 +59,7 @@ are told the new policy in their welcome.`,
 				fmt.Fprintf(w, "recovery policy changed from %s to %s\n\n", old.Recovery, p.Recovery)
 			}
 			return printPolicy(w, p)
-		},
+		}),
 	}
 }
 

@@ -32,13 +32,10 @@ The messages sent are listed. An unknown node is an error (404).`,
   ocm-ctl reconnect r7 --subtree
   ocm-ctl reconnect r7 --stream rtsp://10.0.0.1/live --to origin`,
 		Args: ctlArgs(1, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
+		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			stream := ""
 			if ro.stream != "" {
+				var err error
 				if stream, err = ctlStream(ro.stream); err != nil {
 					return err
 				}
@@ -49,7 +46,7 @@ The messages sent are listed. An unknown node is an error (404).`,
 			}
 			return o.printSent(cmd.OutOrStdout(), "reconnect "+args[0], sent, raw,
 				fmt.Sprintf("nothing sent: %s relays no stream", args[0]))
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&ro.subtree, "subtree", false, "tell every relay below NODE too")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/cli"
 )
 
@@ -21,11 +22,7 @@ the tree and the relays pulling straight from the origin.`,
 		Example: `  ocm-ctl streams
   ocm-ctl streams -o json | jq -r 'select(.orphans > 0) | .stream'`,
 		Args: ctlArgs(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
+		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			streams, raw, err := c.Streams(cmd.Context())
 			if err != nil {
 				return err
@@ -48,6 +45,6 @@ the tree and the relays pulling straight from the origin.`,
 				}
 			}
 			return t.Render()
-		},
+		}),
 	}
 }

@@ -37,17 +37,13 @@ stream. An unknown stream is an error (404).`,
   ocm-ctl tree rtsp://10.0.0.1:554/live
   ocm-ctl tree rtsp://10.0.0.1/live -o json | jq '.nodes[] | select(.loss > 0.01) | .node'`,
 		Args: ctlArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
+		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			trees, raw, list, err := o.fetchTrees(cmd.Context(), c, args)
 			if err != nil {
 				return err
 			}
 			return o.printTrees(cmd.OutOrStdout(), trees, raw, list)
-		},
+		}),
 	}
 }
 
