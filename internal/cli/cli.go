@@ -21,7 +21,13 @@ import (
 //
 // OCM_CPUPROFILE=FILE writes a CPU profile of the whole run to FILE, for
 // looking at where a relay spends its time (go tool pprof FILE).
+//
+// Every tool gets --version (see Version), and its errors are printed here
+// once, never also by cobra.
 func Main(cmd *cobra.Command) int {
+	cmd.Version = Version()
+	cmd.SetVersionTemplate(cmd.Name() + " {{.Version}}\n")
+	cmd.SilenceErrors = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if path := os.Getenv("OCM_CPUPROFILE"); path != "" {
