@@ -127,6 +127,11 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values) (jso
 		if errors.As(err, &ue) {
 			err = ue.Err // drop `Get "http://...":`, the server is in the message
 		}
+		if strings.Contains(err.Error(), "malformed HTTP") {
+			// A JSON line where a status line should be: the relays' port.
+			err = fmt.Errorf("it does not speak HTTP: is %s ocm-server's OCM port (--listen, relays connect there)? "+
+				"ocm-ctl wants its HTTP API address (--http, default %s)", c.server, DefaultServer)
+		}
 		return nil, &UnreachableError{Server: c.server, Err: err}
 	}
 	defer resp.Body.Close()

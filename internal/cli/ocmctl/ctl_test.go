@@ -730,6 +730,12 @@ func TestCtlAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	// The relays' port instead of the API's: say so, not "malformed HTTP
+	// status code".
+	if _, _, err := runCtl(t, nil, "--server", srv.Addr(), "tree"); err == nil ||
+		!strings.Contains(err.Error(), "OCM port") || strings.Contains(err.Error(), "malformed") {
+		t.Errorf("--server at the OCM port: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const stream = "rtsp://127.0.0.1:554/live"
