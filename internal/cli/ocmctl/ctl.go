@@ -21,6 +21,9 @@ import (
 // ctlServerEnv names ocm-ctl's --server when the flag is not given.
 const ctlServerEnv = "OCM_SERVER"
 
+// ctlTokenEnv names the environment variable with the server's token.
+const ctlTokenEnv = "OCM_TOKEN"
+
 // ctlDefaultMediator is url's --mediator: the local mediator's default
 // RTSP address.
 const ctlDefaultMediator = "localhost:8554"
@@ -30,6 +33,7 @@ type ctlOptions struct {
 	server  string
 	output  string
 	timeout time.Duration
+	token   string
 
 	now        func() time.Time
 	isTerminal func(io.Writer) bool
@@ -114,6 +118,7 @@ arguments are wrong.`,
 	pf.StringVar(&o.server, "server", "", "ocm-server's HTTP API, HOST:PORT or an http:// URL (default $"+ctlServerEnv+", else "+api.DefaultServer+")")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json (the API's JSON, one object per line); tree also dot (Graphviz)")
 	pf.DurationVar(&o.timeout, "timeout", api.DefaultTimeout, "time the server has to answer each request")
+	pf.StringVar(&o.token, "token", "", "the server's token, sent as a bearer token: actions need it when the server has one (default $"+ctlTokenEnv+")")
 	root.AddCommand(o.treeCommand(), o.nodesCommand(), o.streamsCommand(),
 		o.reconnectCommand(), o.kickCommand(), o.drainCommand(),
 		o.policyCommand(), o.watchCommand(), o.urlCommand())
@@ -150,6 +155,7 @@ func (o *ctlOptions) client() (*api.Client, error) {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
 	c.HTTP.Timeout = o.timeout
+	c.Token = cmp.Or(o.token, os.Getenv(ctlTokenEnv))
 	return c, nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
@@ -92,5 +94,30 @@ func TestCtlCompletion(t *testing.T) {
 		if got := strings.Join(complete(tc.args...), " "); got != tc.want {
 			t.Errorf("complete %q: %q, want %q", tc.args, got, tc.want)
 		}
+	}
+}
+
+// Against a server with a token, actions need --token (or $OCM_TOKEN)
+// and the refusal says how to give it; reads stay open.
+func TestCtlToken(t *testing.T) {
+	srv := &server.Server{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Heartbeat: time.Hour, Token: "s3cret"}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	t.Setenv(ctlTokenEnv, "")
+	if _, _, err := runCtl(t, nil, "--server", srv.HTTPAddr(), "policy"); err != nil {
+		t.Errorf("a read without a token: %v", err)
+	}
+	_, _, err := runCtl(t, nil, "--server", srv.HTTPAddr(), "policy", "drop")
+	if err == nil || !strings.Contains(err.Error(), "--token") || !strings.Contains(err.Error(), "401") {
+		t.Errorf("an action without a token: %v", err)
+	}
+	if out, _, err := runCtl(t, nil, "--server", srv.HTTPAddr(), "--token", "s3cret", "policy", "drop"); err != nil || !strings.Contains(out, "to drop") {
+		t.Errorf("--token: %v\n%s", err, out)
+	}
+	t.Setenv(ctlTokenEnv, "s3cret")
+	if out, _, err := runCtl(t, nil, "--server", srv.HTTPAddr(), "policy", "gradual"); err != nil || !strings.Contains(out, "to gradual") {
+		t.Errorf("$%s: %v\n%s", ctlTokenEnv, err, out)
 	}
 }
