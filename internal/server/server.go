@@ -91,9 +91,9 @@ const (
 	// MissedHeartbeats is how many heartbeat intervals of silence make a
 	// node failed.
 	MissedHeartbeats = wire.MissedHeartbeats
-	// sendQueue is each connection's outgoing queue; a relay that lets it
-	// fill is too slow to be part of the overlay and is disconnected.
-	sendQueue = 256
+	// maxQueued bounds each connection's outgoing queue; a relay that lets
+	// it fill is too slow to be part of the overlay and is disconnected.
+	maxQueued = 256
 )
 
 // HTTPOff as the HTTP address disables the HTTP server.

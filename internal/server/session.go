@@ -21,7 +21,7 @@ type session struct {
 	conn       *wire.Conn
 	remote     string
 	log        *slog.Logger
-	out        chan outMsg
+	out        sendQueue
 	done       chan struct{} // closed by close
 	readEnded  chan struct{} // closed when the read loop has ended: the connection is going
 	readerDone chan struct{} // closed when serveConn stops reading (after draining)
@@ -46,7 +46,7 @@ const linger = 500 * time.Millisecond
 
 func newSession(c *wire.Conn, node string, log *slog.Logger) *session {
 	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), log: log.With("node", node),
-		out: make(chan outMsg, sendQueue), done: make(chan struct{}), readEnded: make(chan struct{}),
+		out: sendQueue{wake: make(chan struct{}, 1)}, done: make(chan struct{}), readEnded: make(chan struct{}),
 		readerDone: make(chan struct{})}
 }
 
@@ -68,12 +68,55 @@ func (ss *session) alive() bool {
 // does not read, so it is disconnected.
 func (ss *session) enqueue(o outMsg) {
 	select {
-	case ss.out <- o:
 	case <-ss.done:
+		return
 	default:
-		ss.log.Warn("send queue full: disconnecting")
+	}
+	if !ss.out.put(o) {
+		ss.log.Warn("send queue full: disconnecting", "queued", maxQueued)
 		ss.close()
 	}
+}
+
+// sendQueue is a session's outgoing queue, at most maxQueued messages.
+// It holds memory only while messages wait: a relay connection is idle
+// nearly all the time, and thousands of them must not each keep a full
+// queue's worth allocated.
+type sendQueue struct {
+	mu   sync.Mutex
+	msgs []outMsg
+	wake chan struct{} // one token when msgs went from empty to not
+}
+
+// put appends o; false if the queue already holds maxQueued.
+func (q *sendQueue) put(o outMsg) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.msgs) >= maxQueued {
+		return false
+	}
+	q.msgs = append(q.msgs, o)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take removes and returns what is queued (nil if nothing).
+func (q *sendQueue) take() []outMsg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.msgs
+	q.msgs = nil
+	return out
+}
+
+// held returns the capacity the queue holds allocated.
+func (q *sendQueue) held() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return cap(q.msgs)
 }
 
 // push sends a message the relay did not ask for.
@@ -106,40 +149,51 @@ func (ss *session) close() {
 func (ss *session) writeLoop() {
 	for {
 		select {
-		case o := <-ss.out:
-			var err error
-			switch {
-			case o.m.Body == nil:
-			case o.m.Re != 0:
-				err = ss.conn.Reply(o.m.Re, o.m.Body)
-			default:
-				_, err = ss.conn.Send(o.m.Body)
-			}
-			if err != nil && (errors.Is(err, wire.ErrInvalid) || errors.Is(err, wire.ErrLineTooLong)) {
-				// Our bug, not the relay's: drop the message, keep the relay.
-				ss.log.Error("unsendable message", "type", o.m.Body.Type(), "err", err)
-				err = nil
-			}
-			if err != nil {
-				ss.close()
-				return
-			}
-			if o.close {
-				_ = ss.conn.CloseWrite()
-				t := time.NewTimer(linger)
-				select {
-				case <-ss.readerDone:
-				case <-t.C:
-				case <-ss.done:
+		case <-ss.out.wake:
+			for _, o := range ss.out.take() {
+				if !ss.write(o) {
+					return
 				}
-				t.Stop()
-				ss.close()
-				return
 			}
 		case <-ss.done:
 			return
 		}
 	}
+}
+
+// write writes one queued message; false once the session is over (an
+// error, or a final message).
+func (ss *session) write(o outMsg) bool {
+	var err error
+	switch {
+	case o.m.Body == nil:
+	case o.m.Re != 0:
+		err = ss.conn.Reply(o.m.Re, o.m.Body)
+	default:
+		_, err = ss.conn.Send(o.m.Body)
+	}
+	if err != nil && (errors.Is(err, wire.ErrInvalid) || errors.Is(err, wire.ErrLineTooLong)) {
+		// Our bug, not the relay's: drop the message, keep the relay.
+		ss.log.Error("unsendable message", "type", o.m.Body.Type(), "err", err)
+		err = nil
+	}
+	if err != nil {
+		ss.close()
+		return false
+	}
+	if o.close {
+		_ = ss.conn.CloseWrite()
+		t := time.NewTimer(linger)
+		select {
+		case <-ss.readerDone:
+		case <-t.C:
+		case <-ss.done:
+		}
+		t.Stop()
+		ss.close()
+		return false
+	}
+	return true
 }
 
 // serveConn runs one connection: hello, then messages until it ends.

@@ -77,7 +77,7 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	}
 	from, created := "", m == nil
 	if created {
-		m = t.add(node)
+		m = t.add(node, f.nodes[node])
 	} else {
 		from = m.parent
 		f.unlink(t, m)
@@ -86,6 +86,7 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	m.level = level
 	delete(f.reserved, Member{stream, node}) // a promised slot is taken or given up
 	delete(f.expected, Member{stream, node})
+	f.unpromise(Member{stream, node})
 	res.Changes = append(res.Changes, Change{
 		Stream: stream, Node: node, Parent: parent, From: from, Level: level, Subtree: t.relevel(m),
 	})
@@ -99,6 +100,9 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 // become a member of the tree. An edge that cannot be completed (full
 // parent, cycle) leaves its node an orphan, told to rejoin.
 func (f *Forest) resolvePending(t *tree, stream, parent string, res *Result) {
+	if t.npending == 0 {
+		return
+	}
 	var waiting []string
 	for id, m := range t.members {
 		if m.pending == parent && m.parent == "" {
@@ -108,7 +112,7 @@ func (f *Forest) resolvePending(t *tree, stream, parent string, res *Result) {
 	sort.Strings(waiting)
 	for _, id := range waiting {
 		if err := f.attach(t, stream, id, parent, false, res); err != nil {
-			t.members[id].pending = ""
+			t.setPending(t.members[id], "")
 			res.notify(0, Notice{Stream: stream, Node: id, Reason: ReasonRejected})
 		}
 	}
@@ -169,7 +173,7 @@ func (f *Forest) helloEdge(stream, node, parent string, now time.Time, res *Resu
 	orphan := func() *member {
 		created := m == nil
 		if created {
-			m = t.add(node)
+			m = t.add(node, f.nodes[node])
 		} else if m.parent != "" {
 			f.unlink(t, m)
 			res.Orphaned = append(res.Orphaned, Member{stream, node})
@@ -187,7 +191,7 @@ func (f *Forest) helloEdge(stream, node, parent string, now time.Time, res *Resu
 		}
 		return
 	}
-	orphan().pending = parent
+	t.setPending(orphan(), parent)
 	res.Pending = append(res.Pending, Edge{Stream: stream, Node: node, Parent: parent})
 }
 
