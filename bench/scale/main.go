@@ -57,8 +57,9 @@ it starts a fresh ocm-server (built from this module unless --bin or
   steady_cpu_fraction  server cores used in steady state (--steady window)
   tree_api_ms          GET /api/v1/tree?stream=S (and its size in bytes)
   recovery_ms_1000_descendants
-                       a relay with about --kill descendants disconnects:
-                       time until every orphan has joined again
+                       the relay with the fewest descendants, at least
+                       --kill, disconnects: time until every orphan (its
+                       children; their subtrees stay) has joined again
 
 as a table on stdout and JSON in --out. The process needs about one file
 descriptor per relay, and the server as many (see the README).
@@ -100,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&serverArgs, "server-args", "", "extra ocm-server flags, space-separated (e.g. \"--heartbeat 1s\")")
 	fs.DurationVar(&o.steady, "steady", 20*time.Second, "steady-state window measured after every relay joined (at least one report interval)")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "a relay with no parent after this has failed to join")
-	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair has the number of descendants closest to this (0: skip)")
+	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair is the one with the fewest descendants, at least this many (0: skip)")
 	fs.StringVar(&o.out, "out", "", "write the JSON report here too (default: stdout only)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the server, written to FILE-bBATCH (OCM_CPUPROFILE)")
 	fs.StringVar(&o.stream, "stream", "rtsp://127.0.0.1:8554/scale", "the stream every relay joins")
@@ -158,8 +159,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "scale: %d relays, %d at a time\n", o.relays, b)
 		r, err := runOnce(ctx, o, bin, b, stderr)
 		if err != nil {
-			return fmt.Errorf("batch %d: %w", b, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			// What was measured before the failure is kept.
+			r.Error = err.Error()
+			fmt.Fprintf(stderr, "scale: batch %d: %v\n", b, err)
 		}
+		printTable(stderr, []result{r})
 		rep.Runs = append(rep.Runs, r)
 	}
 	rep.result = rep.Runs[0]

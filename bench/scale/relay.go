@@ -50,7 +50,9 @@ func (r *relay) connect(ctx context.Context, addr string, port int) error {
 	r.cl = wire.NewClient(c)
 	// Addresses nobody dials: the load process plays the control plane only.
 	hp := fmt.Sprintf("127.0.0.1:%d", port)
-	w, err := r.cl.Hello(ctx, &wire.Hello{Node: r.id, RTSP: hp, Probe: hp, Willing: true, Capacity: r.cap,
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second) // ocm-relay's call timeout
+	defer cancel()
+	w, err := r.cl.Hello(hctx, &wire.Hello{Node: r.id, RTSP: hp, Probe: hp, Willing: true, Capacity: r.cap,
 		Cores: 2, Agent: "bench-scale"})
 	if err != nil {
 		r.cl.Close()

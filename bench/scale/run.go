@@ -19,7 +19,9 @@ type result struct {
 	Relays       int     `json:"relays"`
 	Batch        int     `json:"batch"`
 	Joined       int     `json:"joined"`
-	Failed       int     `json:"failed"` // no parent within --join-timeout
+	Failed       int     `json:"failed"`   // no parent within --join-timeout
+	Attached     int     `json:"attached"` // in the tree after the steady phase
+	Error        string  `json:"error,omitempty"`
 	JoinsPerS    float64 `json:"joins_per_s"`
 	DecisionP50  float64 `json:"decision_ms_p50"`
 	DecisionP99  float64 `json:"decision_ms_p99"`
@@ -194,8 +196,11 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 			attached++
 		}
 	}
+	res.Attached = attached
 	if attached != res.Joined {
-		return res, fmt.Errorf("the tree holds %d attached relays, %d joined", attached, res.Joined)
+		// Relays the server dropped meanwhile (missed heartbeats): a
+		// result, not a reason to stop.
+		fmt.Fprintf(stderr, "scale: the tree holds %d attached relays, %d joined\n", attached, res.Joined)
 	}
 
 	if o.kill > 0 && res.Joined > 1 {
@@ -230,9 +235,15 @@ func repair(ctx context.Context, o options, srv *serverProc, tr api.Tree, byID m
 	for _, c := range tr.Origin.Children {
 		count(c)
 	}
+	// The smallest subtree with at least o.kill descendants; the largest
+	// if none has that many.
 	victim, best := "", math.MaxInt
 	for id, n := range size {
-		if d := abs(n - 1 - o.kill); d < best || d == best && id < victim {
+		d := n - 1 - o.kill
+		if d < 0 {
+			d = math.MaxInt/2 - (n - 1)
+		}
+		if d < best || d == best && id < victim {
 			victim, best = id, d
 		}
 	}
@@ -268,7 +279,7 @@ func repair(ctx context.Context, o options, srv *serverProc, tr api.Tree, byID m
 		}
 	}
 	res.RecoveryMs = float64(last.Sub(tKill).Microseconds()) / 1000
-	want := res.Joined - 1
+	want := res.Attached - 1
 	for {
 		b, _, err := srv.get(ctx, "/api/v1/streams")
 		if err != nil {
@@ -292,11 +303,4 @@ func repair(ctx context.Context, o options, srv *serverProc, tr api.Tree, byID m
 			return ctx.Err()
 		}
 	}
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }

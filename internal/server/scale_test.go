@@ -153,3 +153,29 @@ func TestIdleSessionsHoldNoQueue(t *testing.T) {
 	}
 	runtime.KeepAlive(sessions)
 }
+
+// An idle session has no writer goroutine: one runs while messages wait.
+// Each goroutine's stack is kilobytes, times every relay.
+func TestIdleSessionsHoldNoWriter(t *testing.T) {
+	ts := startServer(t, nil)
+	const n = 50
+	base := runtime.NumGoroutine()
+	for i := range n {
+		r := newRelay(t, fmt.Sprintf("r%d", i), 1).dial(ts.Addr(), "")
+		r.sync()
+	}
+	// Each session keeps its reader; writers end once their message is
+	// out, a moment after the relay read it.
+	deadline := time.Now().Add(guard)
+	for {
+		extra := runtime.NumGoroutine() - base
+		if extra <= n+n/2 {
+			t.Logf("%d goroutines for %d idle sessions", extra, n)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines for %d idle sessions, want about one each", extra, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
