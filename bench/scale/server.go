@@ -203,7 +203,7 @@ func (p *serverProc) get(ctx context.Context, path string) ([]byte, time.Duratio
 		return nil, 0, err
 	}
 	t0 := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -215,6 +215,9 @@ func (p *serverProc) get(ctx context.Context, path string) ([]byte, time.Duratio
 	}
 	return b, d, err
 }
+
+// apiClient bounds every API call: a server out of descriptors accepts none.
+var apiClient = &http.Client{Timeout: 30 * time.Second}
 
 // tail keeps the last lines of the server's log for error messages.
 type tail struct {

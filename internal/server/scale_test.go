@@ -179,3 +179,37 @@ func TestIdleSessionsHoldNoWriter(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Past MaxRelays a relay is answered busy and closed, not left waiting in
+// the listen backlog (as when the process runs out of file descriptors):
+// it retries later, and gets in once a place is free.
+func TestMaxRelaysRefusesBusy(t *testing.T) {
+	ts := startServer(t, func(s *Server) { s.MaxRelays = 2 })
+	a := newRelay(t, "a", 1).dial(ts.Addr(), "")
+	newRelay(t, "b", 1).dial(ts.Addr(), "")
+	c := newRelay(t, "c", 1)
+	m, err := c.connect(ts.Addr(), "")
+	if err != nil {
+		t.Fatalf("c: %v", err)
+	}
+	if e, ok := m.Body.(*wire.Error); !ok || e.Code != wire.CodeBusy {
+		t.Fatalf("c's hello over the limit answered %s %+v, want error busy", m.Type, m.Body)
+	}
+	if _, err := c.c.ReadMsg(); err == nil {
+		t.Fatal("the busy connection stays open")
+	}
+	a.nc.Close()
+	ts.waitEvent(t, "node_left", "a")
+	// The place frees when a's connection goroutine ends, just after.
+	deadline := time.Now().Add(guard)
+	for {
+		m, err := newRelay(t, "c", 1).connect(ts.Addr(), "")
+		if err == nil && m.Type == wire.TypeWelcome {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c still refused after a left: %v %+v", err, m.Body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -62,6 +62,9 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 	own, _ := f.promised[Member{stream, requester}]
 	for _, m := range t.list {
 		id, n := m.id, m.node
+		if k > 0 && len(relays) >= k && m.level > relays[k-1].Level && id != home {
+			continue // deeper than the k best so far
+		}
 		if id == requester || !n.Willing || m.leaving {
 			continue
 		}
