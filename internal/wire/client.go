@@ -11,9 +11,10 @@ import (
 // Client.Err tells why.
 var ErrClosed = errors.New("ocm connection closed")
 
-// Client is the relay side of a connection: one reader goroutine routes
-// each reply to the request waiting for it, and everything else the
-// server pushes (reconnect, drain, an error with re 0) to Pushes, in
+// Client is the requesting side of a connection of any Link (the relay
+// on the Server link, the mediator on the control link): one reader
+// goroutine routes each reply to the request waiting for it, and
+// everything else the peer pushes (reconnect, drain, an error with re 0) to Pushes, in
 // order, with the answers nobody waits for (an error answering a report,
 // a reply that came after its request gave up). Pushes are queued without bound, so a consumer busy with a
 // request never stalls the replies. Requests may be made from any
@@ -175,8 +176,9 @@ func (cl *Client) Request(ctx context.Context, body Body) (Msg, error) {
 	}
 }
 
-// expect makes a request and checks the answer's type.
-func expect[T Body](ctx context.Context, cl *Client, body Body) (T, error) {
+// Expect makes a request and checks the answer's type: the typed calls
+// of every link are built on it.
+func Expect[T Body](ctx context.Context, cl *Client, body Body) (T, error) {
 	var zero T
 	m, err := cl.Request(ctx, body)
 	if err != nil {
@@ -193,7 +195,7 @@ func expect[T Body](ctx context.Context, cl *Client, body Body) (T, error) {
 // ErrBadToken, a version the server does not speak ErrVersion (both also
 // unwrap to the *Error received).
 func (cl *Client) Hello(ctx context.Context, h *Hello) (*Welcome, error) {
-	w, err := expect[*Welcome](ctx, cl, h)
+	w, err := Expect[*Welcome](ctx, cl, h)
 	var e *Error
 	if errors.As(err, &e) {
 		switch e.Code {
@@ -208,7 +210,7 @@ func (cl *Client) Hello(ctx context.Context, h *Hello) (*Welcome, error) {
 
 // Candidates asks for parents for a stream.
 func (cl *Client) Candidates(ctx context.Context, stream string, exclude []string) ([]Candidate, error) {
-	c, err := expect[*Candidates](ctx, cl, &GetCandidates{Stream: stream, Exclude: exclude})
+	c, err := Expect[*Candidates](ctx, cl, &GetCandidates{Stream: stream, Exclude: exclude})
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +220,7 @@ func (cl *Client) Candidates(ctx context.Context, stream string, exclude []strin
 // Join reports the parent taken for a stream and returns the level the
 // server computed. On error (a *Error with a Code*), pick another parent.
 func (cl *Client) Join(ctx context.Context, stream, parent string) (int, error) {
-	a, err := expect[*Ack](ctx, cl, &Joined{Stream: stream, Parent: parent})
+	a, err := Expect[*Ack](ctx, cl, &Joined{Stream: stream, Parent: parent})
 	if err != nil {
 		return 0, err
 	}
@@ -230,13 +232,13 @@ func (cl *Client) Join(ctx context.Context, stream, parent string) (int, error) 
 // to their new parents or after Welcome.Handover: give ctx a little more
 // than that, and keep serving the children until Leave returns.
 func (cl *Client) Leave(ctx context.Context, stream string) error {
-	_, err := expect[*Ack](ctx, cl, &Left{Stream: stream})
+	_, err := Expect[*Ack](ctx, cl, &Left{Stream: stream})
 	return err
 }
 
 // Heartbeat sends a heartbeat and waits for its echo.
 func (cl *Client) Heartbeat(ctx context.Context) error {
-	_, err := expect[*Heartbeat](ctx, cl, &Heartbeat{})
+	_, err := Expect[*Heartbeat](ctx, cl, &Heartbeat{})
 	return err
 }
 
