@@ -355,10 +355,10 @@ func CheckAddr(field, a string, required bool) error {
 	}
 	_, port, err := net.SplitHostPort(a)
 	if err != nil {
-		return Invalid("%s %q is not host:port", field, a)
+		return Invalid("%s %.80q is not host:port", field, a)
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return Invalid("%s %q has no valid port", field, a)
+		return Invalid("%s %.80q has no valid port", field, a)
 	}
 	return nil
 }
@@ -426,14 +426,14 @@ func (h *Hello) Validate() error {
 			return err
 		}
 		if seen[r.Stream] {
-			return Invalid("stream %q listed twice", r.Stream)
+			return Invalid("stream %.80q listed twice", r.Stream)
 		}
 		seen[r.Stream] = true
 		if err := CheckID(fmt.Sprintf("streams[%d].parent", i), r.Parent, true); err != nil {
 			return err
 		}
 		if r.Parent == h.Node {
-			return Invalid("stream %q: node is its own parent", r.Stream)
+			return Invalid("stream %.80q: node is its own parent", r.Stream)
 		}
 		if err := CheckAddr(fmt.Sprintf("streams[%d].parent_rtsp", i), r.ParentRTSP, false); err != nil {
 			return err
