@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"errors"
+	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +37,7 @@ func join(t *testing.T, id, serverAddr, stream string, mod func(*Relay)) (*membe
 	m.med = dialMediator(t, m.ControlAddr())
 	m.med.hello(m.rtsp)
 	up := m.med.resolve(stream)
-	m.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+	m.med.send(&control.Active{Stream: stream, Upstream: up})
 	m.med.sync()
 	return m, up
 }
@@ -462,7 +465,7 @@ func TestParentFailure(t *testing.T) {
 
 			want := originUp(origin.Addr())
 			if policy == tree.Drop {
-				r := b.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upB.Addr}})
+				r := b.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{upB.Addr}})
 				if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
 					t.Fatalf("b: resolve after the stall = %+v %+v, want %+v", r, r.Upstream, want)
 				}
@@ -480,21 +483,26 @@ func TestParentFailure(t *testing.T) {
 	}
 }
 
-// TestResolveAfterLoss: a mediator that lost its upstream resolves with it
-// excluded. Under reconnect (and gradual), when the server no longer has
-// the lost parent (it failed), the relay waits for the server's reconnect
-// and answers with the parent it names, pushing no switch; under repair it
-// resolves at once, excluding the lost parent.
+// TestResolveAfterLoss: a mediator that lost its upstream resolves in
+// after_loss mode, with it excluded. Under reconnect (and gradual), when
+// the server no longer has the lost parent (it failed), the relay waits
+// for the server's reconnect and answers with the parent it names, pushing
+// no switch; under repair it resolves at once, excluding the lost parent.
+// The mode says it is after a loss, not the exclude list: a mediator that
+// excludes nothing (it forgot what failed) is after a loss all the same.
 func TestResolveAfterLoss(t *testing.T) {
 	cases := []struct {
+		name     string
 		recovery string
+		exclude  bool     // the lost upstream in the exclude list
 		requests []string // after the first resolve's
 	}{
-		{wire.RecoveryReconnect, []string{wire.TypeGetCandidates, wire.TypeJoined}},
-		{wire.RecoveryRepair, []string{wire.TypeGetCandidates, wire.TypeJoined}},
+		{wire.RecoveryReconnect, wire.RecoveryReconnect, true, []string{wire.TypeGetCandidates, wire.TypeJoined}},
+		{wire.RecoveryRepair, wire.RecoveryRepair, true, []string{wire.TypeGetCandidates, wire.TypeJoined}},
+		{"reconnect, nothing excluded", wire.RecoveryReconnect, false, []string{wire.TypeGetCandidates, wire.TypeJoined}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.recovery, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			origin := startRTSP(t)
 			stream := streamOn(origin.Addr())
 			p1 := startRTSP(t).Addr()
@@ -515,16 +523,20 @@ func TestResolveAfterLoss(t *testing.T) {
 			}
 			p1Failed.Store(true)
 
-			reply := make(chan control.Msg, 1)
+			var exclude []string
+			if tc.exclude {
+				exclude = []string{up.Addr}
+			}
+			reply := make(chan ctlMsg, 1)
 			go func() {
-				reply <- a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+				reply <- a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: exclude})
 			}()
 			if tc.recovery == wire.RecoveryReconnect {
 				a.log.wait(t, "waiting for the server's reconnect")
 				fs.push(&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentFailed, Parent: "p1",
 					Target: "r2", TargetRTSP: other})
 			}
-			var r control.Msg
+			var r ctlMsg
 			select {
 			case r = <-reply:
 			case <-time.After(guard):
@@ -566,7 +578,7 @@ func TestLossWithServerUnanswering(t *testing.T) {
 	fs.hangUp = func(g *wire.GetCandidates) bool { return asked.Add(1) == 2 } // the check after the loss
 	a, up := join(t, "a", fs.Addr(), stream, nil)
 
-	r := a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+	r := a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{up.Addr}})
 	fallback := r.Upstream != nil && *r.Upstream == originUp(origin.Addr())
 	if !fallback && !strings.Contains(r.Error, "no parent") {
 		t.Fatalf("resolve answered upstream %+v, error %q; want no parent, or the origin directly", r.Upstream, r.Error)
@@ -600,15 +612,15 @@ func TestOriginOutage(t *testing.T) {
 
 			// noParent checks an answer that says there is no parent, and
 			// not that the relay waited for a reconnect until it gave up.
-			noParent := func(who string, r control.Msg) {
+			noParent := func(who string, r ctlMsg) {
 				t.Helper()
 				if r.Error == "" || !strings.Contains(r.Error, "parent") || strings.Contains(r.Error, "deadline") {
 					t.Fatalf("%s: resolve answered upstream %+v, error %q; want an error saying there is no parent", who, r.Upstream, r.Error)
 				}
 			}
-			noParent("a, origin excluded", a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upA.Addr}}))
-			noParent("a, origin down", a.med.call(control.Msg{Op: control.OpResolve, Stream: stream}))
-			noParent("b, a excluded", b.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upB.Addr}}))
+			noParent("a, origin excluded", a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{upA.Addr}}))
+			noParent("a, origin down", a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin}))
+			noParent("b, a excluded", b.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{upB.Addr}}))
 			if up := b.med.resolve(stream); up != upB {
 				t.Fatalf("b: resolve without exclusions = %+v, want a again (%+v)", up, upB)
 			}
@@ -639,7 +651,7 @@ func TestReconnectForStreamLeft(t *testing.T) {
 		return []wire.Candidate{{Node: wire.OriginID, RTSP: origin.Addr(), Capacity: 4}}
 	})
 	a, _ := join(t, "a", fs.Addr(), stream, nil)
-	a.med.send(control.Msg{Op: control.OpInactive, Stream: stream})
+	a.med.send(&control.Inactive{Stream: stream})
 	waitUntil(t, "left sent and acked", func() bool { return len(a.events.Find(t, "left")) == 1 })
 
 	// As session.push would, but synchronously: when it returns, the
@@ -762,7 +774,7 @@ func TestActive(t *testing.T) {
 		// The address alone names a: the relay learnt it from candidates.
 		up := relayUp(a, origin.Addr())
 		up.Node = ""
-		b.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+		b.med.send(&control.Active{Stream: stream, Upstream: up})
 		b.med.sync() // active is handled before the next message is read
 		if got := shape(srv.tree(t, stream)); got != "a<origin@1 b<a@2" {
 			t.Errorf("tree = %q, want a<origin@1 b<a@2", got)
@@ -784,7 +796,7 @@ func TestActive(t *testing.T) {
 		if fb := a.events.Find(t, "fallback"); len(fb) != 1 {
 			t.Fatalf("fallback events = %v, want one", fb)
 		}
-		a.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+		a.med.send(&control.Active{Stream: stream, Upstream: up})
 		a.med.sync()
 		g.setOpen(true)
 		// keepServer reconnects (after its backoff) and declares the stream.
@@ -802,7 +814,7 @@ func TestStatsReported(t *testing.T) {
 	stream := streamOn(origin.Addr())
 	srv := startServer(t, tree.Repair, func(s *server.Server) { s.ReportInterval = 20 * time.Millisecond })
 	a, _ := join(t, "a", srv.Addr(), stream, nil)
-	a.med.send(control.Msg{Op: control.OpStats, Streams: []control.StreamStats{
+	a.med.send(&control.Stats{Streams: []control.StreamStats{
 		{Stream: stream, Readers: 3, RelayReaders: 1, PacketsIn: 90, Lost: 10, BitrateBPS: 1e6},
 		{Stream: "rtsp://127.0.0.1:1/unknown", Readers: 7}, // not relayed: ignored
 	}})
@@ -823,7 +835,10 @@ func TestStatsReported(t *testing.T) {
 }
 
 // TestControlBadInput: a bad line is answered with an error and the
-// connection goes on; an unknown op with an id is answered with an error.
+// connection goes on; an unknown type or an invalid message with an id is
+// answered with an error naming what was wrong; a line of another
+// version (the flat messages of before) is answered and the connection
+// closed.
 func TestControlBadInput(t *testing.T) {
 	r := startRelay(t, "a", refusingAddr(t), nil)
 	nc, err := net.Dial("tcp", r.ControlAddr())
@@ -831,25 +846,64 @@ func TestControlBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	_ = nc.SetReadDeadline(time.Now().Add(guard))
 	if _, err := nc.Write([]byte("this is not json\n")); err != nil {
 		t.Fatal(err)
 	}
 	c := control.NewConn(nc)
-	m, err := c.Read()
-	if err != nil || m.Re != 0 || !strings.Contains(m.Error, "bad control message") {
-		t.Fatalf("answer to a bad line = %+v, %v; want an error without re", m, err)
+	read := func() ctlMsg {
+		t.Helper()
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return ctlMsgOf(m)
 	}
-	if err := c.Write(control.Msg{Op: "frobnicate", ID: 7}); err != nil {
+	if m := read(); m.Re != 0 || m.Code != wire.CodeBadRequest || !strings.Contains(m.Error, "bad control message") {
+		t.Fatalf("answer to a bad line = %+v; want an error without re", m)
+	}
+	if err := c.WriteMsg(wire.Msg{ID: 7, Body: unknownBody{"frobnicate"}}); err != nil {
 		t.Fatal(err)
 	}
-	if m, err = c.Read(); err != nil || m.Re != 7 || !strings.Contains(m.Error, "unknown op frobnicate") {
-		t.Fatalf("answer to an unknown op = %+v, %v", m, err)
+	if m := read(); m.Re != 7 || m.Code != wire.CodeUnknownType || !strings.Contains(m.Error, `"frobnicate"`) {
+		t.Fatalf("answer to an unknown type = %+v", m)
 	}
-	if err := c.Write(control.Msg{Op: control.OpHello, ID: 8, RTSP: "127.0.0.1:5554"}); err != nil {
+	if _, err := nc.Write([]byte(`{"v":1,"type":"resolve","id":9,"stream":"rtsp://127.0.0.1:1/x","mode":"later"}` + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	if m, err = c.Read(); err != nil || m.Re != 8 || m.Node != "a" {
-		t.Fatalf("hello after bad input = %+v, %v", m, err)
+	if m := read(); m.Re != 9 || m.Code != wire.CodeBadRequest || !strings.Contains(m.Error, `mode "later"`) {
+		t.Fatalf("answer to a resolve of an unknown mode = %+v", m)
+	}
+	if err := c.WriteMsg(wire.Msg{ID: 8, Body: &control.Hello{RTSP: "127.0.0.1:5554"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m.Re != 8 || m.Node != "a" {
+		t.Fatalf("hello after bad input = %+v", m)
+	}
+	if _, err := nc.Write([]byte(`{"op":"hello","id":10,"rtsp":"127.0.0.1:5554"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m.Code != wire.CodeVersion || !strings.Contains(m.Error, `no "v" field`) {
+		t.Fatalf("answer to an unversioned line = %+v", m)
+	}
+	if m, err := c.ReadMsg(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after a line of another version: read %+v, %v; want the connection closed", m, err)
+	}
+
+	// A line over the limit is answered, naming the limit, and closed.
+	nc2, err := net.Dial("tcp", r.ControlAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	_ = nc2.SetReadDeadline(time.Now().Add(guard))
+	c = control.NewConn(nc2)
+	go func() { _, _ = nc2.Write([]byte(strings.Repeat("a", control.MaxLine+100) + "\n")) }()
+	if m := read(); m.Code != wire.CodeLineTooLong || !strings.Contains(m.Error, strconv.Itoa(control.MaxLine)) {
+		t.Fatalf("answer to a line over the limit = %+v", m)
+	}
+	if m, err := c.ReadMsg(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after a line over the limit: read %+v, %v; want the connection closed", m, err)
 	}
 }
 
@@ -926,7 +980,7 @@ func TestBlackHolePassedOver(t *testing.T) {
 	}
 	for _, v := range victims {
 		// The mediator's upstream stalled: it asks again without it.
-		r := v.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{bh.rtsp}})
+		r := v.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{bh.rtsp}})
 		t.Logf("%s after the stall: upstream %+v, error %q", v.NodeID, r.Upstream, r.Error)
 	}
 	waitUntil(t, "bh quarantined", func() bool {
@@ -942,7 +996,7 @@ func TestBlackHolePassedOver(t *testing.T) {
 	})
 	v3 := startRelay(t, "v3", srv.Addr(), func(r *Relay) { r.RTSP = startRTSP(t).Addr() })
 	med := dialMediator(t, v3.ControlAddr())
-	r := med.call(control.Msg{Op: control.OpResolve, Stream: stream})
+	r := med.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin})
 	if r.Error == "" || r.Upstream != nil {
 		t.Fatalf("v3 resolved %+v: bh and the relays below it must not be offered", r.Upstream)
 	}

@@ -19,8 +19,8 @@ import (
 // from. A redirect (light client) only picks: nothing joins, nothing is
 // kept. Otherwise the relay takes the stream (within MaxStreams) until
 // the mediator says it plays it, or ActiveTimeout passes.
-func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.Msg) (control.Upstream, error) {
-	if m.Redirect {
+func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m *control.Resolve) (control.Upstream, error) {
+	if m.Mode == control.ModeRedirect {
 		return r.resolveExcluding(ctx, m.Stream, m.Exclude, true)
 	}
 	o, err := mediator.ParseOriginURL(m.Stream)
@@ -29,7 +29,7 @@ func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.M
 	}
 	stream := o.URL()
 	var b *wire.Reconnect
-	if len(m.Exclude) > 0 {
+	if m.Mode == control.ModeAfterLoss {
 		b = r.reconnectAfterLoss(ctx, stream)
 	}
 	defer r.lockStream(stream)()
@@ -38,7 +38,7 @@ func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.M
 		return control.Upstream{}, err
 	}
 	var up control.Upstream
-	if len(m.Exclude) > 0 {
+	if m.Mode == control.ModeAfterLoss {
 		up, err = r.resolveAfterLoss(ctx, stream, m.Exclude, b)
 	} else {
 		up, err = r.resolveExcluding(ctx, stream, nil, false)
@@ -506,7 +506,7 @@ func (r *Relay) pushSwitch(stream string, up control.Upstream) {
 	}
 	r.mu.Unlock()
 	for _, c := range meds {
-		if err := c.Write(control.Msg{Op: control.OpSwitch, Stream: stream, Upstream: &up}); err != nil {
+		if _, err := c.Send(&control.Switch{Stream: stream, Upstream: up}); err != nil {
 			r.Log.Warn("cannot push switch to mediator", "err", err)
 		}
 	}
