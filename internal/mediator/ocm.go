@@ -160,6 +160,9 @@ func (o *OCM) dial(ctx context.Context) (*control.Client, error) {
 	if o.cl != nil {
 		return o.cl, nil
 	}
+	if err := o.ctx.Err(); err != nil {
+		return nil, err // closed: a resolve still under way goes direct
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
@@ -174,9 +177,11 @@ func (o *OCM) dial(ctx context.Context) (*control.Client, error) {
 	switch {
 	case err == nil:
 		o.welcome(w)
-	case errors.As(err, &refused) || ctx.Err() != nil:
+	case errors.As(err, &refused):
+		o.Log.Warn("ocm-relay refused", "err", err) // the relay still resolves for us
+	case ctx.Err() != nil:
 		// Keep the connection: a late welcome comes as a push.
-		o.Log.Warn("ocm-relay refused", "err", err)
+		o.Log.Warn("ocm-relay did not answer the hello yet", "err", err)
 	default:
 		cl.Close()
 		o.cl = nil
