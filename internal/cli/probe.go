@@ -19,8 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocm-overlay/ocm/internal/event"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -201,7 +201,7 @@ func (o *probeOptions) validate() error {
 	}
 	if o.stream != "" {
 		// Relays key their trees by the normalised origin URL; ask for that.
-		org, err := mediator.ParseOriginURL(o.stream)
+		org, err := streamurl.Parse(o.stream)
 		if err != nil {
 			return fmt.Errorf("--stream: %w", err)
 		}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 // AllowList says which origins enhanced requests may reach, so a mediator
@@ -108,7 +110,7 @@ func ParseAllowList(spec string) (*AllowList, error) {
 				a.add(true, netip.PrefixFrom(ip, ip.BitLen()))
 				continue
 			}
-			if !validHost(e) {
+			if !streamurl.ValidHost(e) {
 				return nil, fmt.Errorf("allow-origin entry %q is not any, public, loopback, private, a CIDR, an IP or a host name", e)
 			}
 			a.names[strings.TrimSuffix(e, ".")] = true

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testsrc"
 )
 
@@ -105,11 +106,10 @@ type Mediator struct {
 	guard    *connGuard
 	guardWas guardConnStats // at the last stats line
 
-	mu       sync.Mutex
-	relays   map[string]*relay
-	locals   map[string]*local
-	sessions map[*gortsplib.ServerSession]any // *relay or *local the session reads or publishes
-	closed   bool
+	mu     sync.Mutex
+	relays map[string]*relay
+	locals map[string]*local
+	closed bool
 }
 
 // Start validates the configuration, listens, and starts serving.
@@ -158,7 +158,6 @@ func (m *Mediator) Start() error {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.relays = map[string]*relay{}
 	m.locals = map[string]*local{}
-	m.sessions = map[*gortsplib.ServerSession]any{}
 
 	if m.MulticastRange != "" {
 		if _, _, err := net.ParseCIDR(m.MulticastRange); err != nil {
@@ -273,7 +272,7 @@ func (m *Mediator) Wait() error {
 // Switch moves the relay of the stream to up, make-before-break. It returns
 // an error if the stream is not relayed here.
 func (m *Mediator) Switch(streamURL string, up Upstream) error {
-	o, err := ParseOriginURL(streamURL)
+	o, err := streamurl.Parse(streamURL)
 	if err != nil {
 		return err
 	}
@@ -354,7 +353,7 @@ func (m *Mediator) pullConfig() pullConfig {
 }
 
 // relayFor returns the relay of o, creating and starting it if needed.
-func (m *Mediator) relayFor(o Origin) (*relay, error) {
+func (m *Mediator) relayFor(o streamurl.Origin) (*relay, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -368,6 +367,19 @@ func (m *Mediator) relayFor(o Origin) (*relay, error) {
 	m.relays[o.URL()] = r
 	go r.run()
 	return r, nil
+}
+
+// lives reports whether s, a *relay or *local, still serves readers here.
+func (m *Mediator) lives(s served) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch s := s.(type) {
+	case *relay:
+		return m.relays[s.origin.URL()] == s && s.isReady()
+	case *local:
+		return m.locals[s.name] == s
+	}
+	return false
 }
 
 func (m *Mediator) removeRelay(r *relay) {

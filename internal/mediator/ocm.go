@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 // OCM resolves through the ocm-relay on this host (its control socket):
@@ -95,13 +96,13 @@ func (o *OCM) Resolve(ctx context.Context, req ResolveRequest) (Upstream, error)
 }
 
 // Active tells the relay the stream flows from up.
-func (o *OCM) Active(stream Origin, up Upstream) {
+func (o *OCM) Active(stream streamurl.Origin, up Upstream) {
 	o.send(control.Msg{Op: control.OpActive, Stream: stream.URL(),
 		Upstream: &control.Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node}})
 }
 
 // Inactive tells the relay the stream is no longer relayed here.
-func (o *OCM) Inactive(stream Origin) {
+func (o *OCM) Inactive(stream streamurl.Origin) {
 	o.send(control.Msg{Op: control.OpInactive, Stream: stream.URL()})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/ocm-overlay/ocm/internal/retry"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 // During a make-before-break switch, an old upstream silent for oldStalled
@@ -30,7 +31,7 @@ var errStall = errors.New("no RTP within the stall timeout")
 // under its readers.
 type relay struct {
 	m      *Mediator
-	origin Origin
+	origin streamurl.Origin
 	log    *slog.Logger
 
 	ctx    context.Context
@@ -59,7 +60,7 @@ type relay struct {
 	inRate   rateMeter // for the relay's reports
 }
 
-func newRelay(m *Mediator, o Origin) *relay {
+func newRelay(m *Mediator, o streamurl.Origin) *relay {
 	ctx, cancel := context.WithCancel(m.ctx)
 	r := &relay{
 		m:         m,
@@ -77,6 +78,8 @@ func newRelay(m *Mediator, o Origin) *relay {
 	r.inRate.start(time.Now())
 	return r
 }
+
+func (r *relay) streams() (*gortsplib.ServerStream, *tcpFan) { return r.ss, r.fan }
 
 // waitReady waits until the first upstream is playing or has failed.
 func (r *relay) waitReady(ctx context.Context) error {

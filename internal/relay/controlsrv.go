@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/retry"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -170,7 +170,7 @@ func (r *Relay) onActive(c *control.Conn, m control.Msg) error {
 	if m.Upstream == nil {
 		return fmt.Errorf("active for %q without an upstream", m.Stream)
 	}
-	o, err := mediator.ParseOriginURL(m.Stream)
+	o, err := streamurl.Parse(m.Stream)
 	if err != nil {
 		return fmt.Errorf("active: %w", err)
 	}
@@ -215,7 +215,7 @@ func (r *Relay) onActive(c *control.Conn, m control.Msg) error {
 // to play: a resolve that did not lead to media). Only the mediator that
 // resolved or plays the stream may say so.
 func (r *Relay) onInactive(c *control.Conn, stream string) {
-	o, err := mediator.ParseOriginURL(stream)
+	o, err := streamurl.Parse(stream)
 	if err != nil {
 		return
 	}

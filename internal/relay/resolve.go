@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -23,7 +23,7 @@ func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.M
 	if m.Redirect {
 		return r.resolveExcluding(ctx, m.Stream, m.Exclude, true)
 	}
-	o, err := mediator.ParseOriginURL(m.Stream)
+	o, err := streamurl.Parse(m.Stream)
 	if err != nil {
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", m.Stream, err)
 	}
@@ -94,7 +94,7 @@ func (r *Relay) resolveExcluding(ctx context.Context, stream string, exclude []s
 // resolveChoosing is resolveExcluding that takes the candidate prefer
 // whenever it is eligible, whatever its score.
 func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []string, redirect bool, prefer string) (control.Upstream, error) {
-	o, err := mediator.ParseOriginURL(stream)
+	o, err := streamurl.Parse(stream)
 	if err != nil {
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", stream, err)
 	}
@@ -233,7 +233,7 @@ func errLeftMeanwhile(stream string) error {
 // none was given and the origin is in AllowOrigin; it reports whether the
 // relay has a server to ask. The server is the address the allow list
 // checked, so a name that resolves elsewhere later gains nothing.
-func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
+func (r *Relay) serverFor(ctx context.Context, o streamurl.Origin) bool {
 	r.mu.Lock()
 	known := r.server != ""
 	r.mu.Unlock()
@@ -256,13 +256,13 @@ func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
 	return true
 }
 
-func originUpstream(o mediator.Origin) control.Upstream {
+func originUpstream(o streamurl.Origin) control.Upstream {
 	return control.Upstream{URL: o.URL(), Addr: o.Addr(), Node: wire.OriginID}
 }
 
 // upstreamFor is the URL to pull stream from candidate c: the origin's own
 // URL, or the enhanced URL on a relay.
-func upstreamFor(o mediator.Origin, c wire.Candidate) control.Upstream {
+func upstreamFor(o streamurl.Origin, c wire.Candidate) control.Upstream {
 	if c.Node == wire.OriginID {
 		return control.Upstream{URL: o.URL(), Addr: c.RTSP, Node: c.Node}
 	}
@@ -275,7 +275,7 @@ func upstreamFor(o mediator.Origin, c wire.Candidate) control.Upstream {
 // to the mediator (make-before-break there).
 func (r *Relay) onReconnect(b *wire.Reconnect) {
 	r.Log.Info("reconnect", "stream", b.Stream, "reason", b.Reason, "target", b.Target, "parent", b.Parent)
-	if o, err := mediator.ParseOriginURL(b.Stream); err == nil {
+	if o, err := streamurl.Parse(b.Stream); err == nil {
 		r.mu.Lock()
 		if st := r.streams[o.URL()]; st != nil {
 			st.lastReconnect = time.Now()
@@ -286,7 +286,7 @@ func (r *Relay) onReconnect(b *wire.Reconnect) {
 	if r.deliverReconnect(b) {
 		return
 	}
-	o, err := mediator.ParseOriginURL(b.Stream)
+	o, err := streamurl.Parse(b.Stream)
 	if err != nil {
 		r.Log.Warn("reconnect for a bad stream", "stream", b.Stream, "err", err)
 		return
@@ -333,7 +333,7 @@ type streamUpstream struct {
 // names (joined there), or a fresh resolve that excludes the parent the
 // reason says is gone.
 func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (streamUpstream, error) {
-	o, err := mediator.ParseOriginURL(b.Stream)
+	o, err := streamurl.Parse(b.Stream)
 	if err != nil {
 		return streamUpstream{}, fmt.Errorf("reconnect for a bad stream %q: %w", b.Stream, err)
 	}
@@ -472,7 +472,7 @@ func (r *Relay) forgetWaiter(stream string, ch chan *wire.Reconnect) {
 
 // deliverReconnect hands b to resolves waiting for it, if any.
 func (r *Relay) deliverReconnect(b *wire.Reconnect) bool {
-	o, err := mediator.ParseOriginURL(b.Stream)
+	o, err := streamurl.Parse(b.Stream)
 	if err != nil {
 		return false
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -49,7 +50,7 @@ func (s *Server) handler() http.Handler {
 		sums := st.forest.Streams()
 		out := make([]api.Stream, 0, len(sums))
 		for _, sum := range sums {
-			o, _ := originAddr(sum.Stream)
+			o, _ := streamurl.KeyAddr(sum.Stream)
 			out = append(out, api.Stream{StreamSummary: sum, Origin: o})
 		}
 		return out, nil
@@ -260,7 +261,7 @@ func (st *state) operatorReconnect(r *http.Request) (any, error) {
 			if id == ss.node && to != "" {
 				rc.Target = to
 				if to == wire.OriginID {
-					rc.TargetRTSP, _ = originAddr(s)
+					rc.TargetRTSP, _ = streamurl.KeyAddr(s)
 				} else if n, ok := st.forest.Node(to); ok {
 					rc.TargetRTSP = n.RTSP
 				}
