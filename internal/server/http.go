@@ -12,7 +12,6 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
-
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -38,22 +37,19 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/nodes", s.api(func(r *http.Request, st *state) (any, error) {
 		out := make([]api.Node, 0, len(st.sessions))
 		for _, n := range st.forest.Nodes() {
-			an := api.Node{NodeSnapshot: n}
 			if ss := st.sessions[n.ID]; ss != nil {
-				an.Remote, an.Connected, an.LastSeen = ss.remote, ss.since, ss.lastSeen
+				n.Remote, n.Connected, n.LastSeen = ss.remote, ss.since, ss.lastSeen
 			}
-			out = append(out, an)
+			out = append(out, n)
 		}
 		return out, nil
 	}))
 	mux.HandleFunc("GET /api/v1/streams", s.api(func(r *http.Request, st *state) (any, error) {
 		sums := st.forest.Streams()
-		out := make([]api.Stream, 0, len(sums))
-		for _, sum := range sums {
-			o, _ := streamurl.KeyAddr(sum.Stream)
-			out = append(out, api.Stream{StreamSummary: sum, Origin: o})
+		for i := range sums {
+			sums[i].Origin, _ = streamurl.KeyAddr(sums[i].Stream)
 		}
-		return out, nil
+		return sums, nil
 	}))
 	mux.HandleFunc("GET /api/v1/tree", s.api(func(r *http.Request, st *state) (any, error) {
 		stream := r.URL.Query().Get("stream")

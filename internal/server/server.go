@@ -17,10 +17,10 @@
 //
 // HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
 //
-//	GET  /api/v1/nodes                   every node: tree.NodeSnapshot + remote, connected, last_seen
+//	GET  /api/v1/nodes                   every node: api.Node + remote, connected, last_seen
 //	                                     (quarantined, quarantine_reason: see stall.go)
-//	GET  /api/v1/streams                 every stream: tree.StreamSummary + origin
-//	GET  /api/v1/tree?stream=S           one tree.TreeSnapshot (404 if unknown)
+//	GET  /api/v1/streams                 every stream: api.Stream + origin
+//	GET  /api/v1/tree?stream=S           one api.Tree (404 if unknown)
 //	GET  /api/v1/tree                    every tree, as a list
 //	GET  /api/v1/policy                  recovery policy and timings
 //	POST /api/v1/policy?recovery=P       change the recovery policy

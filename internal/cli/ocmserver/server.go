@@ -1,4 +1,4 @@
-package cli
+package ocmserver
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -37,8 +38,8 @@ type serverOptions struct {
 	quarantine     time.Duration
 }
 
-// NewServerCommand returns the ocm-server command.
-func NewServerCommand() *cobra.Command {
+// NewCommand returns the ocm-server command.
+func NewCommand() *cobra.Command {
 	o := &serverOptions{}
 	cmd := &cobra.Command{
 		Use:   "ocm-server",
@@ -184,7 +185,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		HTTPIdleTimeout:    o.httpIdle,
 		HTTPMaxHeaderBytes: o.httpMaxHeader,
 		HTTPMaxBody:        o.httpMaxBody,
-		Log:                newLogger(cmd.ErrOrStderr(), o.debug),
+		Log:                cli.NewLogger(cmd.ErrOrStderr(), o.debug),
 		Events:             event.NewWriter(cmd.OutOrStdout()),
 	}
 	if err := s.Start(); err != nil {
