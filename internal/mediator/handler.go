@@ -52,7 +52,7 @@ func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx)
 	}
 	switch s := t.stream.(type) {
 	case *relay:
-		s.removeReader(ctx.Session)
+		s.remove(ctx.Session)
 		if s.fan != nil {
 			s.fan.remove(ctx.Session)
 		}
@@ -62,11 +62,7 @@ func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx)
 			s.fan.remove(ctx.Session)
 			return
 		}
-		m.mu.Lock()
-		if m.locals[s.name] == s {
-			delete(m.locals, s.name)
-		}
-		m.mu.Unlock()
+		m.reg.remove(s)
 		if n := s.pktsIn.Load(); n == 0 {
 			// ffmpeg announces and records even when its RTP muxer
 			// then refuses the stream (an MJPEG stream that is not
@@ -150,7 +146,7 @@ func (m *Mediator) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respon
 	}
 	if !known {
 		var res *base.Response
-		if res, t = m.admit(ctx.Conn, ctx.Request, ctx.Path, ctx.Query); t == nil {
+		if res, t = m.newReader(ctx); t == nil {
 			return res, nil, nil
 		}
 		ctx.Session.SetUserData(t)
@@ -164,17 +160,30 @@ func (m *Mediator) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respon
 			ss = f.shadow
 		}
 	}
-	ok := &base.Response{StatusCode: base.StatusOK}
-	if known {
-		return ok, ss, nil
+	return &base.Response{StatusCode: base.StatusOK}, ss, nil
+}
+
+// newReader admits a session's first SETUP and makes the session a reader
+// of the stream. A relay that closed since the connection's DESCRIBE
+// (unregistered, no readers for a linger) is found or created again.
+func (m *Mediator) newReader(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *target) {
+	for range 3 {
+		res, t := m.admit(ctx.Conn, ctx.Request, ctx.Path, ctx.Query)
+		if t == nil {
+			return res, nil
+		}
+		switch s := t.stream.(type) {
+		case *relay:
+			if !s.add(ctx.Session, isRelayRequest(ctx.Request)) {
+				ctx.Conn.SetUserData(nil)
+				continue
+			}
+		case *local:
+			s.readers.Add(1)
+		}
+		return res, t
 	}
-	switch s := t.stream.(type) {
-	case *relay:
-		s.addReader(ctx.Session, isRelayRequest(ctx.Request))
-	case *local:
-		s.readers.Add(1)
-	}
-	return ok, ss, nil
+	return errorResponse(base.StatusServiceUnavailable, "the stream closed while being set up; try again"), nil
 }
 
 // OnPlay starts a TCP reader's fan, and keeps multicast within its TTL.
@@ -222,22 +231,25 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	if name == "" {
 		return errorResponse(base.StatusBadRequest, "publish to a path, e.g. /live"), nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.locals[name]; ok {
+	sess, remote := ctx.Session, ctx.Conn.NetConn().RemoteAddr()
+	l, err := m.reg.add(name, func() (*local, error) {
+		l, err := newLocal(m.srv, name, "publish", ctx.Description, sess)
+		if err != nil {
+			return nil, err
+		}
+		l.recordDeadline(m.RecordTimeout, func() {
+			m.Log.Warn("publisher sent no RECORD in time: freeing its path", "path", "/"+name,
+				"remote", remote, "record_timeout", m.RecordTimeout)
+			sess.Close()
+		})
+		return l, nil
+	})
+	switch {
+	case errors.Is(err, errTaken):
 		return errorResponse(base.StatusBadRequest, fmt.Sprintf("/%s is already being published", name)), nil
-	}
-	l, err := newLocal(m.srv, name, "publish", ctx.Description, ctx.Session)
-	if err != nil {
+	case err != nil:
 		return errorResponse(base.StatusInternalServerError, err.Error()), nil
 	}
-	sess := ctx.Session
-	l.recordDeadline(m.RecordTimeout, func() {
-		m.Log.Warn("publisher sent no RECORD in time: freeing its path", "path", "/"+name,
-			"remote", ctx.Conn.NetConn().RemoteAddr(), "record_timeout", m.RecordTimeout)
-		sess.Close()
-	})
-	m.locals[name] = l
 	ctx.Session.SetUserData(&target{path: ctx.Path, stream: l})
 	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())
 	m.Events.Emit("publisher", map[string]any{"path": "/" + name, "state": "announced"})
@@ -287,9 +299,7 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 	u := req.URL
 	if query == "" {
 		name := strings.Trim(path, "/")
-		m.mu.Lock()
-		l := m.locals[name]
-		m.mu.Unlock()
+		l := m.reg.local(name)
 		if l == nil {
 			return errorResponse(base.StatusNotFound, fmt.Sprintf(
 				"no stream /%s here; to relay one, open rtsp://HOST:PORT/MEDIA?MSHOST:MSPORT", name)), nil

@@ -5,7 +5,6 @@ package mediator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -106,10 +105,8 @@ type Mediator struct {
 	guard    *connGuard
 	guardWas guardConnStats // at the last stats line
 
-	mu     sync.Mutex
-	relays map[string]*relay
-	locals map[string]*local
-	closed bool
+	reg       *registry // the streams served here
+	closeOnce sync.Once
 }
 
 // Start validates the configuration, listens, and starts serving.
@@ -156,8 +153,6 @@ func (m *Mediator) Start() error {
 	m.guard = &connGuard{max: maxConns, timeout: m.RequestTimeout, log: m.Log}
 
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.relays = map[string]*relay{}
-	m.locals = map[string]*local{}
 
 	if m.MulticastRange != "" {
 		if _, _, err := net.ParseCIDR(m.MulticastRange); err != nil {
@@ -208,8 +203,12 @@ func (m *Mediator) Start() error {
 		m.srv.MulticastIPRange = m.MulticastRange
 		m.srv.MulticastRTPPort, m.srv.MulticastRTCPPort = m.MulticastPorts[0], m.MulticastPorts[1]
 	}
+	m.reg = newRegistry()
+	go m.reg.run()
 	if err := m.srv.Start(); err != nil {
 		m.cancel()
+		close(m.reg.stop)
+		<-m.reg.done
 		return fmt.Errorf("listen: %w", err)
 	}
 
@@ -217,6 +216,8 @@ func (m *Mediator) Start() error {
 		if err := m.startTestSource(); err != nil {
 			m.srv.Close()
 			m.cancel()
+			close(m.reg.stop)
+			<-m.reg.done
 			return err
 		}
 	}
@@ -235,29 +236,22 @@ func (m *Mediator) UDPAddrs() []string { return m.udpAddrs }
 
 // Close stops serving and waits for every goroutine. It is idempotent.
 func (m *Mediator) Close() {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	m.closed = true
-	relays := make([]*relay, 0, len(m.relays))
-	for _, r := range m.relays {
-		relays = append(relays, r)
-	}
-	m.mu.Unlock()
+	m.closeOnce.Do(m.close)
+}
 
+func (m *Mediator) close() {
+	relays := m.reg.streams(true).relays // and no new relay from now on
 	m.cancel()
 	for _, r := range relays {
 		<-r.done
 	}
-	m.srv.Close()
+	m.srv.Close() // publishers' sessions close and unregister their paths
 	m.wg.Wait()
-	m.mu.Lock()
-	for _, l := range m.locals {
+	for _, l := range m.reg.streams(false).locals {
 		l.close()
 	}
-	m.mu.Unlock()
+	close(m.reg.stop)
+	<-m.reg.done
 }
 
 // Wait blocks until the server fails or is closed.
@@ -276,9 +270,12 @@ func (m *Mediator) Switch(streamURL string, up Upstream) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	r := m.relays[o.URL()]
-	m.mu.Unlock()
+	var r *relay
+	for _, c := range m.reg.streams(false).relays {
+		if c.origin == o {
+			r = c
+		}
+	}
 	if r == nil {
 		return fmt.Errorf("stream %s is not relayed here", o.URL())
 	}
@@ -288,12 +285,7 @@ func (m *Mediator) Switch(streamURL string, up Upstream) error {
 
 // StreamStats reports every relayed stream for the local ocm-relay.
 func (m *Mediator) StreamStats() []control.StreamStats {
-	m.mu.Lock()
-	relays := make([]*relay, 0, len(m.relays))
-	for _, r := range m.relays {
-		relays = append(relays, r)
-	}
-	m.mu.Unlock()
+	relays := m.reg.streams(false).relays
 	out := make([]control.StreamStats, 0, len(relays))
 	for _, r := range relays {
 		if !r.isReady() {
@@ -313,12 +305,10 @@ func (m *Mediator) StreamStats() []control.StreamStats {
 
 // currentUpstreams returns the upstream each relayed stream plays from.
 func (m *Mediator) currentUpstreams() map[string]Upstream {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := map[string]Upstream{}
-	for k, r := range m.relays {
+	for _, r := range m.reg.streams(false).relays {
 		if up := r.current.Load(); up != nil {
-			out[k] = *up
+			out[r.origin.URL()] = *up
 		}
 	}
 	return out
@@ -326,14 +316,11 @@ func (m *Mediator) currentUpstreams() map[string]Upstream {
 
 // Streams lists the origin URLs relayed here with their current upstreams.
 func (m *Mediator) Streams() map[string]string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := map[string]string{}
-	for k, r := range m.relays {
+	for _, r := range m.reg.streams(false).relays {
+		out[r.origin.URL()] = ""
 		if up := r.current.Load(); up != nil {
-			out[k] = up.URL
-		} else {
-			out[k] = ""
+			out[r.origin.URL()] = up.URL
 		}
 	}
 	return out
@@ -352,54 +339,34 @@ func (m *Mediator) pullConfig() pullConfig {
 	return cfg
 }
 
-// relayFor returns the relay of o, creating and starting it if needed.
+// relayFor returns the relay of o, creating and starting it if needed,
+// with another linger to live.
 func (m *Mediator) relayFor(o streamurl.Origin) (*relay, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, errors.New("mediator is closing")
+	for {
+		r, err := m.reg.relay(o, func(o streamurl.Origin) *relay {
+			r := newRelay(m, o)
+			go r.run()
+			return r
+		})
+		if err != nil {
+			return nil, err
+		}
+		if r.touch() {
+			return r, nil
+		}
+		// It closed since: it is unregistered, so the next ask creates one.
 	}
-	if r, ok := m.relays[o.URL()]; ok {
-		r.touch()
-		return r, nil
-	}
-	r := newRelay(m, o)
-	m.relays[o.URL()] = r
-	go r.run()
-	return r, nil
 }
 
-// lives reports whether s, a *relay or *local, still serves readers here.
+// lives reports whether s still serves new readers here.
 func (m *Mediator) lives(s served) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	switch s := s.(type) {
 	case *relay:
-		return m.relays[s.origin.URL()] == s && s.isReady()
+		return s.isReady() && s.ctx.Err() == nil
 	case *local:
-		return m.locals[s.name] == s
+		return m.reg.local(s.name) == s
 	}
 	return false
-}
-
-func (m *Mediator) removeRelay(r *relay) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.relays[r.origin.URL()] == r {
-		delete(m.relays, r.origin.URL())
-	}
-}
-
-// removeRelayIfIdle unregisters r if it still has no readers, so no new
-// reader can find it while it closes.
-func (m *Mediator) removeRelayIfIdle(r *relay) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r.readerCount() > 0 || m.relays[r.origin.URL()] != r {
-		return false
-	}
-	delete(m.relays, r.origin.URL())
-	return true
 }
 
 func (m *Mediator) startTestSource() error {
@@ -413,9 +380,10 @@ func (m *Mediator) startTestSource() error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.locals[name] = l
-	m.mu.Unlock()
+	if _, err := m.reg.add(name, func() (*local, error) { return l, nil }); err != nil {
+		l.close()
+		return fmt.Errorf("test source /%s: %w", name, err)
+	}
 	medi := desc.Medias[0]
 	m.wg.Add(1)
 	go func() {
@@ -434,17 +402,12 @@ func (m *Mediator) statsLoop() {
 		case <-m.ctx.Done():
 			return
 		case now := <-t.C:
-			m.mu.Lock()
 			var lines []map[string]any
-			for _, l := range m.locals {
+			all := m.reg.streams(false)
+			for _, l := range all.locals {
 				lines = append(lines, l.stats(now))
 			}
-			relays := make([]*relay, 0, len(m.relays))
-			for _, r := range m.relays {
-				relays = append(relays, r)
-			}
-			m.mu.Unlock()
-			for _, r := range relays {
+			for _, r := range all.relays {
 				if s := r.stats(now); s != nil {
 					lines = append(lines, s)
 				}

@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
@@ -52,5 +54,24 @@ func TestSetupReusesDescribeAdmission(t *testing.T) {
 	// One to admit the DESCRIBE, one for the dial to the origin.
 	if len(lookups) != 2 {
 		t.Fatalf("origin.test looked up %d times for one player of a two-track stream, want 2 (DESCRIBE's admission and the dial): the SETUPs repeated the allow-list lookup", len(lookups))
+	}
+}
+
+// With a linger shorter than a player's round trips, the relay closes
+// between a reader's DESCRIBE and its SETUP, and between readers: each
+// reader still plays, from the relay it finds or a new one. The linger
+// counts only once the relay serves: a relay still opening its first
+// upstream is what the DESCRIBE waits for (it used to close under it, and
+// the DESCRIBE got a 502).
+func TestReadersAcrossLingerExpiry(t *testing.T) {
+	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
+	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
+	fmt.Sscan(portOf(origin.Addr()), &o.Port)
+	leaf := startMediator(t, func(m *Mediator) { m.Linger = time.Millisecond })
+	for i := range 10 {
+		r := startReader(t, o.EnhancedURL(leaf.Addr()))
+		r.waitPackets(t, 5)
+		r.c.Close()
+		t.Logf("reader %d played", i)
 	}
 }
