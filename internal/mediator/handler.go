@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
@@ -315,7 +316,7 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 	ctx, cancel := context.WithTimeout(m.ctx, m.DescribeTimeout)
 	defer cancel()
 	if _, err := m.Allow.Check(ctx, o.Host); err != nil {
-		if errors.Is(err, ErrNotAllowed) {
+		if errors.Is(err, allow.ErrNotAllowed) {
 			m.Log.Warn("origin not allowed", "origin", o.Addr(), "allow_origin", m.Allow.String(), "err", err)
 			return errorResponse(base.StatusForbidden, err.Error()), nil
 		}
@@ -336,7 +337,7 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 		if errors.Is(err, context.DeadlineExceeded) {
 			return errorResponse(base.StatusGatewayTimeout, fmt.Sprintf("origin %s did not answer within %s", o.Addr(), m.DescribeTimeout)), nil
 		}
-		if errors.Is(err, ErrNotAllowed) { // the name resolved elsewhere by the time of the dial
+		if errors.Is(err, allow.ErrNotAllowed) { // the name resolved elsewhere by the time of the dial
 			return errorResponse(base.StatusForbidden, publicCause(err)), nil
 		}
 		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %s", o.Addr(), publicCause(err))), nil

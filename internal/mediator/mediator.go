@@ -17,6 +17,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
@@ -62,7 +63,7 @@ type Mediator struct {
 	// TestSource, when set, serves the built-in test stream at /TestSource.
 	TestSource string
 	Resolver   Resolver
-	Allow      *AllowList // nil: DefaultAllowList(Listen)
+	Allow      *allow.List // nil: allow.Default(Listen)
 
 	StallTimeout       time.Duration
 	FirstPacketTimeout time.Duration
@@ -139,7 +140,7 @@ func (m *Mediator) Start() error {
 		return fmt.Errorf("give both the RTP and RTCP UDP addresses, or neither")
 	}
 	if m.Allow == nil {
-		m.Allow = DefaultAllowList(m.Listen)
+		m.Allow = allow.Default(m.Listen)
 	}
 	if m.MaxConns < 0 {
 		return fmt.Errorf("--max-conns %d is negative (0 picks the default)", m.MaxConns)
@@ -437,19 +438,6 @@ func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
 		*d = v
 	}
-}
-
-// loopbackOnly reports whether addr listens only on a loopback address.
-func loopbackOnly(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // errorResponse builds an RTSP error answer whose status line carries the

@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
@@ -143,7 +144,7 @@ func TestUpstreamLossKeepsReaderSession(t *testing.T) {
 
 func TestBadRequests(t *testing.T) {
 	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	allow, _ := ParseAllowList("192.0.2.0/24")
+	allow, _ := allow.Parse("192.0.2.0/24")
 	strict := startMediator(t, func(m *Mediator) { m.Allow = allow })
 	m := startMediator(t, nil)
 	closed := closedPort(t)

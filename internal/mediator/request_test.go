@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
@@ -24,7 +25,7 @@ func TestSetupReusesDescribeAdmission(t *testing.T) {
 
 	var mu sync.Mutex
 	var lookups []string
-	allow, err := ParseAllowList("origin.test")
+	allow, err := allow.Parse("origin.test")
 	if err != nil {
 		t.Fatal(err)
 	}
