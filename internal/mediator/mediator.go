@@ -208,8 +208,7 @@ func (m *Mediator) Start() error {
 	go m.reg.run()
 	if err := m.srv.Start(); err != nil {
 		m.cancel()
-		close(m.reg.stop)
-		<-m.reg.done
+		m.reg.shutdown()
 		return fmt.Errorf("listen: %w", err)
 	}
 
@@ -217,8 +216,7 @@ func (m *Mediator) Start() error {
 		if err := m.startTestSource(); err != nil {
 			m.srv.Close()
 			m.cancel()
-			close(m.reg.stop)
-			<-m.reg.done
+			m.reg.shutdown()
 			return err
 		}
 	}
@@ -251,8 +249,7 @@ func (m *Mediator) close() {
 	for _, l := range m.reg.streams(false).locals {
 		l.close()
 	}
-	close(m.reg.stop)
-	<-m.reg.done
+	m.reg.shutdown()
 }
 
 // Wait blocks until the server fails or is closed.

@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
@@ -22,8 +23,9 @@ type registry struct {
 	dropLocal chan *local
 	list      chan listReq
 
-	stop chan struct{} // closed by Mediator.Close once nothing asks any more
-	done chan struct{} // closed when run returns
+	stop     chan struct{} // closed by shutdown, once nothing asks any more
+	stopOnce sync.Once
+	done     chan struct{} // closed when run returns
 }
 
 // getRelayReq asks for the relay of origin, created by create when there
@@ -150,6 +152,12 @@ func (g *registry) run() {
 			q.res <- out
 		}
 	}
+}
+
+// shutdown stops run and waits for it; later requests get zero replies.
+func (g *registry) shutdown() {
+	g.stopOnce.Do(func() { close(g.stop) })
+	<-g.done
 }
 
 // ask sends q on ch and returns the reply from res; after the registry
