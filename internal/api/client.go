@@ -40,6 +40,9 @@ type Client struct {
 	base   *url.URL
 	server string // as the user gave it, for messages
 	HTTP   *http.Client
+	// Token, when set, is sent as "Authorization: Bearer TOKEN": the
+	// server wants it for actions, and for reads with --api-read-token.
+	Token string
 }
 
 // New returns a client of the API at server: HOST:PORT (":PORT" means
@@ -118,6 +121,9 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values) (jso
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

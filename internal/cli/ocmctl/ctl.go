@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 // ctlServerEnv names ocm-ctl's --server when the flag is not given.
 const ctlServerEnv = "OCM_SERVER"
 
+// ctlTokenEnv names the environment variable with the server's token.
+const ctlTokenEnv = "OCM_TOKEN"
+
 // ctlDefaultMediator is url's --mediator: the local mediator's default
 // RTSP address.
 const ctlDefaultMediator = "localhost:8554"
@@ -29,6 +33,7 @@ type ctlOptions struct {
 	server  string
 	output  string
 	timeout time.Duration
+	token   string
 
 	now        func() time.Time
 	isTerminal func(io.Writer) bool
@@ -83,15 +88,19 @@ arguments are wrong.`,
   ocm-ctl watch --interval 1s
 
   # The URL a player opens on the local mediator for rtsp://10.0.0.1/live
-  ocm-ctl url live 10.0.0.1`,
+  ocm-ctl url live 10.0.0.1
+
+  # Complete node ids, stream URLs, policies and -o values (bash; also
+  # zsh, fish, powershell): they come from the server when it answers
+  source <(ocm-ctl completion bash)`,
 		SilenceUsage:  true,
 		SilenceErrors: true, // Main prints them
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("server") {
 				o.server = cmp.Or(os.Getenv(ctlServerEnv), api.DefaultServer)
 			}
-			if o.output != "table" && o.output != "json" {
-				return fmt.Errorf("-o %q: want table or json", o.output)
+			if want := outputs(cmd); !slices.Contains(want, o.output) {
+				return fmt.Errorf("-o %q: want %s", o.output, strings.Join(want, " or "))
 			}
 			if o.timeout <= 0 {
 				return errors.New("--timeout must be positive")
@@ -107,21 +116,46 @@ arguments are wrong.`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&o.server, "server", "", "ocm-server's HTTP API, HOST:PORT or an http:// URL (default $"+ctlServerEnv+", else "+api.DefaultServer+")")
-	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json (the API's JSON, one object per line)")
+	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json (the API's JSON, one object per line); tree also dot (Graphviz)")
 	pf.DurationVar(&o.timeout, "timeout", api.DefaultTimeout, "time the server has to answer each request")
+	pf.StringVar(&o.token, "token", "", "the server's token, sent as a bearer token: actions need it when the server has one (default $"+ctlTokenEnv+")")
 	root.AddCommand(o.treeCommand(), o.nodesCommand(), o.streamsCommand(),
 		o.reconnectCommand(), o.kickCommand(), o.drainCommand(),
 		o.policyCommand(), o.watchCommand(), o.urlCommand())
+	_ = root.RegisterFlagCompletionFunc("output", completeOutputs)
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "tree", "watch":
+			c.ValidArgsFunction = firstArg(o.completeStreams)
+		case "reconnect", "kick", "drain":
+			c.ValidArgsFunction = firstArg(o.completeNodes(false))
+		case "policy":
+			c.ValidArgsFunction = completePolicies
+		}
+		if c.Name() == "reconnect" {
+			_ = c.RegisterFlagCompletionFunc("stream", o.completeStreams)
+			_ = c.RegisterFlagCompletionFunc("to", o.completeNodes(true))
+		}
+	}
 	return root
+}
+
+// outputs lists the -o values cmd takes.
+func outputs(cmd *cobra.Command) []string {
+	if cmd.Name() == "tree" {
+		return []string{"table", "json", "dot"}
+	}
+	return []string{"table", "json"}
 }
 
 // client returns the API client for --server.
 func (o *ctlOptions) client() (*api.Client, error) {
-	c, err := api.New(o.server)
+	c, err := api.New(cmp.Or(o.server, os.Getenv(ctlServerEnv), api.DefaultServer))
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
 	c.HTTP.Timeout = o.timeout
+	c.Token = cmp.Or(o.token, os.Getenv(ctlTokenEnv))
 	return c, nil
 }
 

@@ -32,10 +32,14 @@ levels are relative to the orphan. STATE says what is in flight: pending
 (the parent a handover promised it).
 
 STREAM is the origin URL, rtsp://MSHOST[:MSPORT]/MEDIA; without it, every
-stream. An unknown stream is an error (404).`,
+stream. An unknown stream is an error (404).
+
+-o dot prints the trees as one Graphviz digraph (a cluster per stream;
+orphans red, leaving orange, pending dashed, lossy bold) for dot -Tsvg.`,
 		Example: `  ocm-ctl tree
   ocm-ctl tree rtsp://10.0.0.1:554/live
-  ocm-ctl tree rtsp://10.0.0.1/live -o json | jq '.nodes[] | select(.loss > 0.01) | .node'`,
+  ocm-ctl tree rtsp://10.0.0.1/live -o json | jq '.nodes[] | select(.loss > 0.01) | .node'
+  ocm-ctl tree -o dot | dot -Tsvg > tree.svg`,
 		Args: ctlArgs(0, 1),
 		RunE: o.withClient(func(cmd *cobra.Command, c *api.Client, args []string) error {
 			trees, raw, list, err := o.fetchTrees(cmd.Context(), c, args)
@@ -66,8 +70,11 @@ func (o *ctlOptions) fetchTrees(ctx context.Context, c *api.Client, args []strin
 }
 
 func (o *ctlOptions) printTrees(w io.Writer, trees []api.Tree, raw json.RawMessage, list bool) error {
-	if o.output == "json" {
+	switch o.output {
+	case "json":
 		return printJSON(w, raw, list)
+	case "dot":
+		return writeDot(w, trees)
 	}
 	if len(trees) == 0 {
 		_, err := fmt.Fprintln(w, "no streams: no relay has joined one yet")
