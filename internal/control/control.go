@@ -69,15 +69,16 @@ const (
 
 // Modes of a resolve: why the mediator asks.
 const (
-	// ModeJoin: a first resolve; the relay joins the tree under the
-	// parent it picks and keeps the stream until active or inactive.
+	// ModeJoin: a first resolve (or one after a loss that excludes
+	// nothing any more); the relay joins the tree under the parent it
+	// picks and keeps the stream until active or inactive. No exclude.
 	ModeJoin = "join"
-	// ModeAfterLoss: the upstream the mediator played from failed (the
-	// Exclude list names what failed). Under the reconnect and gradual
-	// policies the relay first waits for the server's reconnect.
+	// ModeAfterLoss: the upstream the mediator played from failed; the
+	// exclude list (required) names what failed. Under the reconnect and
+	// gradual policies the relay first waits for the server's reconnect.
 	ModeAfterLoss = "after_loss"
 	// ModeRedirect: the light client only wants an address to send a
-	// player to; nothing is joined or kept.
+	// player to (none of the excluded ones); nothing is joined or kept.
 	ModeRedirect = "redirect"
 )
 
@@ -232,6 +233,12 @@ func (r *Resolve) Validate() error {
 		return wire.Invalid("mode is empty (want %s, %s or %s)", ModeJoin, ModeAfterLoss, ModeRedirect)
 	default:
 		return wire.Invalid("mode %.64q is not %s, %s or %s", r.Mode, ModeJoin, ModeAfterLoss, ModeRedirect)
+	}
+	switch {
+	case r.Mode == ModeAfterLoss && len(r.Exclude) == 0:
+		return wire.Invalid("mode %s without exclude: name the upstream that failed", ModeAfterLoss)
+	case r.Mode == ModeJoin && len(r.Exclude) > 0:
+		return wire.Invalid("exclude with mode %s: a resolve that excludes is %s or %s", ModeJoin, ModeAfterLoss, ModeRedirect)
 	}
 	if err := wire.CheckLen("exclude", len(r.Exclude)); err != nil {
 		return err

@@ -211,6 +211,8 @@ func TestBadLine(t *testing.T) {
 		{"wire type", `{"v":1,"type":"get_candidates","id":4,"stream":"s"}`, wire.ErrUnknownType, "get_candidates"},
 		{"no mode", `{"v":1,"type":"resolve","id":4,"stream":"s"}`, wire.ErrInvalid, "mode is empty"},
 		{"unknown mode", `{"v":1,"type":"resolve","id":4,"stream":"s","mode":"soon"}`, wire.ErrInvalid, `mode "soon" is not join, after_loss or redirect`},
+		{"after_loss excluding nothing", `{"v":1,"type":"resolve","id":4,"stream":"s","mode":"after_loss"}`, wire.ErrInvalid, "mode after_loss without exclude"},
+		{"join excluding", `{"v":1,"type":"resolve","id":4,"stream":"s","mode":"join","exclude":["h:1"]}`, wire.ErrInvalid, "exclude with mode join"},
 		{"active without upstream", `{"v":1,"type":"active","id":4,"stream":"s"}`, wire.ErrInvalid, "upstream.url is empty"},
 		{"switch without stream", `{"v":1,"type":"switch","upstream":{"url":"u"}}`, wire.ErrInvalid, "stream is empty"},
 		{"bad stats", `{"v":1,"type":"stats","streams":[{"stream":"s","readers":-1}]}`, wire.ErrInvalid, "streams[0].readers -1 is negative"},

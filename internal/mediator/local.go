@@ -49,6 +49,8 @@ func newLocal(srv *gortsplib.Server, name, kind string, desc *description.Sessio
 	return l, nil
 }
 
+func (l *local) streams() (*gortsplib.ServerStream, *tcpFan) { return l.ss, l.fan }
+
 // recordDeadline runs expire after d unless recording is called first.
 func (l *local) recordDeadline(d time.Duration, expire func()) {
 	l.recordTimer = time.AfterFunc(d, func() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -118,14 +119,14 @@ func (o *OCM) direct(ctx context.Context, req ResolveRequest, err error) (Upstre
 }
 
 // Active tells the relay the stream flows from up.
-func (o *OCM) Active(stream Origin, up Upstream) {
+func (o *OCM) Active(stream streamurl.Origin, up Upstream) {
 	if cl := o.current(); cl != nil {
 		_ = cl.Active(stream.URL(), control.Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node})
 	}
 }
 
 // Inactive tells the relay the stream is no longer relayed here.
-func (o *OCM) Inactive(stream Origin) {
+func (o *OCM) Inactive(stream streamurl.Origin) {
 	if cl := o.current(); cl != nil {
 		_ = cl.Inactive(stream.URL())
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -76,9 +77,9 @@ func attachOCM(t *testing.T, addr string, redirect bool) *OCM {
 	return o
 }
 
-func testOrigin(t *testing.T) Origin {
+func testOrigin(t *testing.T) streamurl.Origin {
 	t.Helper()
-	o, err := ParseOriginURL("rtsp://127.0.0.1:554/live")
+	o, err := streamurl.Parse("rtsp://127.0.0.1:554/live")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
-
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -69,7 +69,7 @@ func (st *state) startHandover(ss *session, stream string, w *waiter) []api.Targ
 		if mv.Target != "" {
 			addr := mv.RTSP
 			if mv.Target == tree.Origin {
-				addr, _ = originAddr(stream)
+				addr, _ = streamurl.KeyAddr(stream)
 			}
 			if addr != "" {
 				rc.Target, rc.TargetRTSP = mv.Target, addr

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
-
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -49,7 +49,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/streams", s.api(func(r *http.Request, st *state) (any, error) {
 		sums := st.forest.Streams()
 		for i := range sums {
-			sums[i].Origin, _ = originAddr(sums[i].Stream)
+			sums[i].Origin, _ = streamurl.KeyAddr(sums[i].Stream)
 		}
 		return sums, nil
 	}))
@@ -304,7 +304,7 @@ func (st *state) operatorReconnect(r *http.Request) (any, error) {
 			if id == ss.node && to != "" {
 				rc.Target = to
 				if to == wire.OriginID {
-					rc.TargetRTSP, _ = originAddr(s)
+					rc.TargetRTSP, _ = streamurl.KeyAddr(s)
 				} else if n, ok := st.forest.Node(to); ok {
 					rc.TargetRTSP = n.RTSP
 				}

@@ -44,29 +44,6 @@ func TestSharedConstants(t *testing.T) {
 	}
 }
 
-func TestOriginAddr(t *testing.T) {
-	tests := []struct {
-		stream, want string
-		ok           bool
-	}{
-		{"rtsp://ms:8554/live", "ms:8554", true},
-		{"rtsp://ms/live", "ms:554", true},
-		{"rtsps://ms/live", "ms:322", true},
-		{"rtsp://[::1]:8554/a/b", "[::1]:8554", true},
-		{"rtsp://10.0.0.1:554/live?x", "10.0.0.1:554", true},
-		{"http://ms/live", "", false},
-		{"live", "", false},
-		{"rtsp:///live", "", false},
-		{"rtsp://ms:bad/live", "", false},
-	}
-	for _, tt := range tests {
-		got, err := originAddr(tt.stream)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("originAddr(%q) = %q, %v", tt.stream, got, err)
-		}
-	}
-}
-
 func TestFillHost(t *testing.T) {
 	tests := []struct{ addr, remote, want string }{
 		{":0", "10.1.2.3:40000", "10.1.2.3:0"},

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -286,7 +287,7 @@ func (st *state) handle(ss *session, m wire.Msg) {
 
 func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 	st.m.candidates++
-	origin, err := originAddr(g.Stream)
+	origin, err := streamurl.KeyAddr(g.Stream)
 	if err != nil {
 		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
 		return
@@ -312,7 +313,7 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 
 func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 	if j.Parent == tree.Origin {
-		if _, err := originAddr(j.Stream); err != nil {
+		if _, err := streamurl.KeyAddr(j.Stream); err != nil {
 			ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
 			return
 		}

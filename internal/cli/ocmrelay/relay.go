@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/relay"
 )
@@ -88,7 +88,7 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	log := cli.NewLogger(cmd.ErrOrStderr(), o.debug)
 	events := event.NewWriter(cmd.OutOrStdout())
-	allow, err := mediator.ParseAllowList(o.allowOrigin)
+	allow, err := allow.Parse(o.allowOrigin)
 	if err != nil {
 		return err
 	}

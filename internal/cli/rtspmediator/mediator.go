@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
@@ -127,9 +128,9 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 			return err
 		}
 	}
-	var allow *mediator.AllowList
+	var allowed *allow.List
 	if o.allowOrigin != "" {
-		if allow, err = mediator.ParseAllowList(o.allowOrigin); err != nil {
+		if allowed, err = allow.Parse(o.allowOrigin); err != nil {
 			return err
 		}
 	}
@@ -147,7 +148,7 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		Publish:           o.publish,
 		TestSource:        o.testSource,
 		Resolver:          res,
-		Allow:             allow,
+		Allow:             allowed,
 		StallTimeout:      o.stallTimeout,
 		Linger:            o.linger,
 		StatsInterval:     o.statsInterval,
