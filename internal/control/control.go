@@ -301,8 +301,11 @@ type Client struct {
 	wc *wire.Client
 }
 
-// NewClient starts reading c. Say Hello first.
-func NewClient(c *Conn) *Client { return &Client{wire.NewClient(c)} }
+// NewClient starts reading c (opts as for wire.NewClient). Say Hello
+// first.
+func NewClient(c *Conn, opts ...wire.ClientOption) *Client {
+	return &Client{wire.NewClient(c, opts...)}
+}
 
 // Pushes delivers what the relay sends unasked: *Switch, *wire.Error
 // (re 0, or answering a request that gave up), a late *Welcome. It is

@@ -169,7 +169,9 @@ func (o *OCM) dial(ctx context.Context) (*control.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := control.NewClient(control.NewConn(nc))
+	cl := control.NewClient(control.NewConn(nc), wire.OnSkip(func(err error) {
+		o.Log.Warn("ignoring a bad message from ocm-relay", "err", err)
+	}))
 	o.cl = cl
 	o.wg.Add(1)
 	go o.readPushes(cl)

@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"reflect"
 	"strings"
@@ -22,6 +23,7 @@ type fakeRelay struct {
 	ln      net.Listener
 	welcome control.Welcome
 	answer  func(*control.Resolve) wire.Body
+	garbage string // written before the welcome
 
 	mu       sync.Mutex
 	resolves []control.Resolve
@@ -34,11 +36,11 @@ func startFakeRelay(t *testing.T, welcome control.Welcome, answer func(*control.
 		t.Fatal(err)
 	}
 	f := &fakeRelay{ln: ln, welcome: welcome, answer: answer}
-	testutil.Serve(t, ln, guard, func(nc net.Conn) { f.serve(control.NewConn(nc)) })
+	testutil.Serve(t, ln, guard, func(nc net.Conn) { f.serve(nc, control.NewConn(nc)) })
 	return f
 }
 
-func (f *fakeRelay) serve(c *control.Conn) {
+func (f *fakeRelay) serve(nc net.Conn, c *control.Conn) {
 	for {
 		m, err := c.ReadMsg()
 		if err != nil {
@@ -46,6 +48,9 @@ func (f *fakeRelay) serve(c *control.Conn) {
 		}
 		switch b := m.Body.(type) {
 		case *control.Hello:
+			if f.garbage != "" {
+				_, _ = nc.Write([]byte(f.garbage))
+			}
 			w := f.welcome
 			_ = c.Reply(m.ID, &w)
 		case *control.Resolve:
@@ -67,10 +72,14 @@ func (f *fakeRelay) asked() []control.Resolve {
 	return append([]control.Resolve(nil), f.resolves...)
 }
 
-// attachOCM starts a mediator resolving through the relay at addr.
-func attachOCM(t *testing.T, addr string, redirect bool) *OCM {
+// attachOCM starts a mediator resolving through the relay at addr; log
+// (if not nil) gets the resolver's log.
+func attachOCM(t *testing.T, addr string, redirect bool, log *testutil.Buffer) *OCM {
 	t.Helper()
 	o := &OCM{Addr: addr, Redirect: redirect}
+	if log != nil {
+		o.Log = slog.New(slog.NewTextHandler(log, nil))
+	}
 	m := startMediator(t, func(m *Mediator) { m.Resolver = o })
 	o.Attach(m)
 	t.Cleanup(o.Close)
@@ -97,14 +106,14 @@ func TestOCMResolveModes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
 
-	o := attachOCM(t, relay.ln.Addr().String(), false)
+	o := attachOCM(t, relay.ln.Addr().String(), false, nil)
 	for _, req := range []ResolveRequest{{Origin: origin}, {Origin: origin, Exclude: []string{"127.0.0.1:8556"}}} {
 		got, err := o.Resolve(ctx, req)
 		if want := (Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node}); err != nil || got != want {
 			t.Fatalf("resolve %+v = %+v, %v; want %+v", req, got, err, want)
 		}
 	}
-	light := attachOCM(t, relay.ln.Addr().String(), true)
+	light := attachOCM(t, relay.ln.Addr().String(), true, nil)
 	if got, err := light.Resolve(ctx, ResolveRequest{Origin: origin}); err != nil || !got.Redirect || got.URL != up.URL {
 		t.Fatalf("light client's resolve = %+v, %v; want a redirect to %s", got, err, up.URL)
 	}
@@ -120,12 +129,15 @@ func TestOCMResolveModes(t *testing.T) {
 
 // TestOCMRelayAnswers: the relay's welcome says whether relays may pull
 // from this host; a refused resolve is an error carrying the relay's
-// reason, not a fallback to the origin.
+// reason, not a fallback to the origin; a line from the relay that is not
+// a message is logged, saying what was wrong, and skipped.
 func TestOCMRelayAnswers(t *testing.T) {
 	relay := startFakeRelay(t, control.Welcome{Node: "n1", Willing: false}, func(r *control.Resolve) wire.Body {
 		return &wire.Error{Code: control.CodeNoUpstream, Message: "no usable parent for " + r.Stream}
 	})
-	o := attachOCM(t, relay.ln.Addr().String(), false)
+	relay.garbage = "not json\n"
+	var log testutil.Buffer
+	o := attachOCM(t, relay.ln.Addr().String(), false, &log)
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
 	origin := testOrigin(t)
@@ -135,6 +147,9 @@ func TestOCMRelayAnswers(t *testing.T) {
 	}
 	if o.AcceptsRelays() {
 		t.Error("a passive relay's welcome left the mediator accepting relays")
+	}
+	if got := log.String(); !strings.Contains(got, "ignoring a bad message from ocm-relay") || !strings.Contains(got, "not a JSON object") {
+		t.Errorf("a bad line from the relay is not logged with what was wrong:\n%s", got)
 	}
 }
 
@@ -154,7 +169,7 @@ func TestOCMRelayGone(t *testing.T) {
 	nobody := ln.Addr().String()
 	ln.Close()
 	for name, addr := range map[string]string{"hangs up": hangUp.ln.Addr().String(), "no relay": nobody} {
-		o := attachOCM(t, addr, false)
+		o := attachOCM(t, addr, false, nil)
 		if got, err := o.Resolve(ctx, ResolveRequest{Origin: origin}); err != nil || got != direct {
 			t.Errorf("%s: resolve = %+v, %v; want the origin %+v", name, got, err, direct)
 		}

@@ -28,6 +28,8 @@ type Client struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
+	onSkip func(error) // a line skipped as bad input; nil: silently
+
 	mu      sync.Mutex
 	waiting map[uint64]chan Msg
 	queue   []Msg // pushes not yet taken
@@ -35,11 +37,22 @@ type Client struct {
 	err     error
 }
 
+// A ClientOption configures NewClient.
+type ClientOption func(*Client)
+
+// OnSkip has f called, from the client's reader goroutine, with the error
+// of each line the client skips as bad input (IsBadMessage: malformed,
+// invalid, of an unknown type), so that it can be logged.
+func OnSkip(f func(error)) ClientOption { return func(cl *Client) { cl.onSkip = f } }
+
 // NewClient starts reading c. Say Hello first.
-func NewClient(c *Conn) *Client {
+func NewClient(c *Conn, opts ...ClientOption) *Client {
 	cl := &Client{conn: c, pushes: make(chan Msg), notify: make(chan struct{}, 1),
 		done: make(chan struct{}), fwdDone: make(chan struct{}), closing: make(chan struct{}),
 		waiting: map[uint64]chan Msg{}}
+	for _, o := range opts {
+		o(cl)
+	}
 	go cl.read()
 	go cl.forward()
 	return cl
@@ -84,8 +97,11 @@ func (cl *Client) read() {
 		var m Msg
 		m, err = cl.conn.ReadMsg()
 		if err != nil {
-			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnknownType) {
-				continue // a newer or broken server: skip the line
+			if IsBadMessage(err) {
+				if cl.onSkip != nil {
+					cl.onSkip(err)
+				}
+				continue // a newer or broken peer: skip the line
 			}
 			break
 		}
