@@ -15,11 +15,14 @@
 //	relay -> mediator  {"v":1,"type":"switch","stream":URL,"upstream":{...}} (push: make-before-break)
 //	either way         {"v":1,"type":"error","re":N,"code":CODE,"message":TEXT}
 //
-// An error with re answers that request (a resolve that found nothing, a
-// refused hello, a bad line that had an id); with re 0 it answers a line
-// without one, or a message that is not answered (an active over a
-// limit). A line of another version is answered with an error (code
-// version) and the connection closed, as is a line over MaxLine.
+// A resolve in mode after_loss names in exclude the upstream that failed;
+// one in mode join excludes nothing. An error with re answers that
+// message: a request (a resolve that found nothing, a refused hello), a
+// bad line that had an id, or an active the relay refused (nobody waits
+// for that one: the mediator's Client hands it to Pushes). With re 0 it
+// answers a line without an id, or says why the relay closes (too many
+// control clients). A line of another version is answered with an error
+// (code version) and the connection closed, as is a line over MaxLine.
 //
 // The relay keeps a stream it resolved only until the mediator says
 // active (its upstream plays) or inactive (it never played, or stopped),
