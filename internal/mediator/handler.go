@@ -10,6 +10,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/pion/rtp"
 )
 
@@ -73,7 +74,7 @@ func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx)
 			} else {
 				m.Log.Info("publisher left", "path", "/"+s.name, "packets", n, "err", ctx.Error)
 			}
-			m.Events.Emit("publisher", map[string]any{"path": "/" + s.name, "state": "left", "packets": s.pktsIn.Load()})
+			m.Events.Emit(event.Publisher{Path: "/" + s.name, State: "left", Packets: s.pktsIn.Load()})
 			s.close()
 		} else {
 			s.readers.Add(-1)
@@ -214,7 +215,7 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	m.locals[name] = l
 	m.sessions[ctx.Session] = l
 	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())
-	m.Events.Emit("publisher", map[string]any{"path": "/" + name, "state": "announced"})
+	m.Events.Emit(event.Publisher{Path: "/" + name, State: "announced"})
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
@@ -297,7 +298,7 @@ func (m *Mediator) redirect(ctx context.Context, o Origin) *base.Response {
 		return errorResponse(base.StatusBadGateway, fmt.Sprintf("no upstream for %s: %v", o.URL(), err))
 	}
 	m.Log.Info("redirecting player", "stream", o.URL(), "to", up.URL)
-	m.Events.Emit("redirect", map[string]any{"stream": o.URL(), "to": up.URL, "node": up.Node})
+	m.Events.Emit(event.Redirect{Stream: o.URL(), To: up.URL, Node: up.Node})
 	return &base.Response{StatusCode: base.StatusFound, Header: base.Header{"Location": base.HeaderValue{up.URL}}}
 }
 

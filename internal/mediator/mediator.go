@@ -423,7 +423,7 @@ func (m *Mediator) statsLoop() {
 			return
 		case now := <-t.C:
 			m.mu.Lock()
-			var lines []map[string]any
+			var lines []event.StreamStats
 			for _, l := range m.locals {
 				lines = append(lines, l.stats(now))
 			}
@@ -433,12 +433,12 @@ func (m *Mediator) statsLoop() {
 			}
 			m.mu.Unlock()
 			for _, r := range relays {
-				if s := r.stats(now); s != nil {
+				if s, ok := r.stats(now); ok {
 					lines = append(lines, s)
 				}
 			}
 			for _, s := range lines {
-				m.Events.Emit("stats", s)
+				m.Events.Emit(s)
 			}
 			m.connStats()
 		}
@@ -454,8 +454,8 @@ func (m *Mediator) connStats() {
 		return
 	}
 	m.guardWas = gs
-	m.Events.Emit("conns", map[string]any{"open": gs.Open, "max_conns": gs.Max, "refused": gs.Refused,
-		"silent_closed": gs.Expired, "accept_errors": gs.AcceptErr})
+	m.Events.Emit(event.Conns{Open: gs.Open, MaxConns: gs.Max, Refused: gs.Refused,
+		SilentClosed: gs.Expired, AcceptErrors: gs.AcceptErr})
 }
 
 func setDefault(d *time.Duration, v time.Duration) {

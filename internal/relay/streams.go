@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -142,7 +143,7 @@ func (r *Relay) drop(stream, why string) {
 		}
 	}
 	r.Log.Debug("stream left", "stream", stream, "why", why)
-	r.Events.Emit("left", map[string]any{"stream": stream, "reason": why})
+	r.Events.Emit(event.Left{Stream: stream, Reason: why})
 }
 
 // dropIf drops the streams for which cond holds (checked again under each

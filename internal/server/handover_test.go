@@ -2,13 +2,14 @@ package server
 
 import (
 	"context"
-	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
