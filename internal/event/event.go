@@ -185,3 +185,14 @@ func Names() []string {
 	}
 	return out
 }
+
+// Of returns the events of type T among es, in order.
+func Of[T Event](es []Event) []T {
+	var out []T
+	for _, e := range es {
+		if v, ok := e.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -297,8 +299,8 @@ func TestDroppedMidMessageRepairs(t *testing.T) {
 		t.Fatalf("shape %q, want %q", got, want)
 	}
 	var failed bool
-	for _, ev := range ts.events.Events(t) {
-		if ev["event"] == "node_failed" && ev["node"] == "a" && ev["cause"] == "closed mid-message" {
+	for _, ev := range testutil.Find[event.NodeFailed](t, ts.events) {
+		if ev.Node == "a" && ev.Cause == "closed mid-message" {
 			failed = true
 		}
 	}
@@ -327,7 +329,7 @@ func TestPolicies(t *testing.T) {
 			b.mustJoin(stream, "a")
 			c.mustJoin(stream, "b")
 			a.c.Close()
-			ts.waitEvent(t, "node_failed", "a")
+			waitEvent[event.NodeFailed](t, ts, "a")
 			for _, r := range []*relay{b, c} {
 				want := tt.want[r.id]
 				if len(want) > 0 {
@@ -668,8 +670,9 @@ func TestDuplicateNodeRefused(t *testing.T) {
 		}
 	}
 	for _, ev := range ts.events.Events(t) {
-		if ev["event"] == "node_replaced" || ev["event"] == "node_failed" {
-			t.Fatalf("event %v", ev)
+		switch ev.(type) {
+		case event.NodeReplaced, event.NodeFailed:
+			t.Fatalf("event %T %+v", ev, ev)
 		}
 	}
 	body := ts.metrics(t)
@@ -835,8 +838,8 @@ func TestReadyEventFirst(t *testing.T) {
 	ts := startServer(t, nil)
 	newRelay(t, "a", 1).dial(ts.Addr(), "")
 	evs := ts.events.Events(t)
-	if evs[0]["event"] != "ready" || evs[0]["ocm"] != ts.Addr() || evs[0]["http"] != ts.HTTPAddr() {
-		t.Fatalf("first event %+v", evs[0])
+	if r, ok := evs[0].(event.ServerReady); !ok || r.OCM != ts.Addr() || r.HTTP != ts.HTTPAddr() {
+		t.Fatalf("first event %T %+v", evs[0], evs[0])
 	}
 }
 
@@ -888,7 +891,7 @@ func TestReportReattachesDropped(t *testing.T) {
 	c.mustJoin(stream, "b")
 	d.mustJoin(stream, "c")
 	a.c.Close()
-	ts.waitEvent(t, "node_failed", "a")
+	waitEvent[event.NodeFailed](t, ts, "a")
 	if got := ts.shape(t, stream); got != "" {
 		t.Fatalf("after dropping a's subtree the tree is %q, want empty", got)
 	}
@@ -935,17 +938,14 @@ func TestFailureCausesFixed(t *testing.T) {
 			}
 		}
 		r.nc.Close()
-		ts.waitEvent(t, "node_failed", id)
+		waitEvent[event.NodeFailed](t, ts, id)
 	}
 	details := 0
-	for _, ev := range ts.events.Events(t) {
-		if ev["event"] != "node_failed" {
-			continue
+	for _, ev := range testutil.Find[event.NodeFailed](t, ts.events) {
+		if !slices.Contains(failureCauses, ev.Cause) {
+			t.Errorf("node_failed cause %q is not one of %q", ev.Cause, failureCauses)
 		}
-		if !slices.Contains(failureCauses, ev["cause"].(string)) {
-			t.Errorf("node_failed cause %q is not one of %q", ev["cause"], failureCauses)
-		}
-		if d, _ := ev["detail"].(string); d != "" {
+		if ev.Detail != "" {
 			details++
 		}
 	}
