@@ -18,11 +18,13 @@
 //	rtsp-mediator ready (MediatorReady), publisher, redirect, upstream,
 //	              stats (StreamStats), conns
 //	rtp-fanout    ready (FanoutReady), sdp, stats (FanoutStats), reply
-//	rtsp-mediator read  progress, summary
+//	rtsp-mediator read  progress (ReadProgress), summary (ReadSummary)
+//	bench's floor ready (FloorReady)
 //
 // Some names are shared by tools that print different fields ("ready",
 // "stats", "left"); Decode tells them apart by a field only one of them
-// has (see kinds).
+// has (see kinds). Decode refuses a field its type does not have, so a
+// field renamed on one side only fails the reader's test at once.
 package event
 
 import (
