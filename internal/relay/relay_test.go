@@ -791,7 +791,7 @@ func TestActive(t *testing.T) {
 		g.setOpen(true)
 		// keepServer reconnects (after its backoff) and declares the stream.
 		waitUntil(t, "the server rebuilds a<origin@1", func() bool {
-			var snap tree.TreeSnapshot
+			var snap api.Tree
 			return srv.getJSON(t, "/api/v1/tree?stream="+stream, &snap) == 200 && shape(snap) == "a<origin@1"
 		})
 	})

@@ -1,4 +1,4 @@
-package cli
+package ocmprobe
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -87,12 +88,12 @@ func startTinyRTSP(t *testing.T) string {
 func runProbeCmd(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := NewProbeCommand()
+	cmd := NewCommand()
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
-	code = Main(cmd)
+	code = cli.Main(cmd)
 	t.Logf("ocm-probe %s -> %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out.String(), errb.String())
 	return code, out.String(), errb.String()
 }
@@ -373,8 +374,8 @@ func TestProbeReadLongLine(t *testing.T) {
 
 func TestProbeBytes(t *testing.T) {
 	for n, want := range map[uint64]string{0: "-", 512: "512 B", 1536: "1.5 KiB", 3 << 30: "3.0 GiB", 5 << 40: "5.0 TiB"} {
-		if got := probeBytes(n); got != want {
-			t.Errorf("probeBytes(%d) = %q, want %q", n, got, want)
+		if got := cli.Bytes(n); got != want {
+			t.Errorf("cli.Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }
