@@ -179,15 +179,6 @@ func DecodeTime(line []byte) (Event, time.Time, error) {
 	return e, at, nil
 }
 
-// Names returns the name of every event type, once each.
-func Names() []string {
-	out := make([]string, 0, len(kinds))
-	for n := range kinds {
-		out = append(out, n)
-	}
-	return out
-}
-
 // Of returns the events of type T among es, in order.
 func Of[T Event](es []Event) []T {
 	var out []T
