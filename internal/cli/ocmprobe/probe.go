@@ -35,6 +35,7 @@ type probeOptions struct {
 	explain        bool
 	origin         string
 	originCapacity int
+	prefer         string
 	w              probe.Weights
 }
 
@@ -62,8 +63,12 @@ lower is better:
   rtt_ms + W_load*clients/capacity + W_level*level + W_cpu*cpu_busy
 
 Rejected: no answer within --timeout, not willing, no free capacity, CPU at
-or above --max-cpu, level at or above --max-level. Every term is printed,
-with the reasons and the winner.
+or above --max-cpu, level at or above --max-level. When every candidate is
+rejected and some only for --max-cpu, a relay takes the best of those as a
+last resort, and so does the ranking. --prefer NODE ranks as a relay going
+back under its old parent NODE after an ancestor failed: NODE first whenever
+it is eligible, whatever its score. Every term is printed, with the reasons
+and the winner: the parent a relay would pick.
 
 Exit status: 0 if at least one peer answered, 1 otherwise. Unreachable
 peers are listed as such; bad stdin lines are reported on stderr with their
@@ -98,6 +103,7 @@ line number and skipped.`,
 	f.DurationVar(&o.timeout, "timeout", probe.DefaultTimeout, "time a peer has to answer (one retransmission included)")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json (one line per peer)")
 	f.BoolVar(&o.explain, "explain", false, "rank the peers as ocm-relay would and show every score term (needs --stream)")
+	f.StringVar(&o.prefer, "prefer", "", "with --explain: rank as a relay going back under its old parent NODE (first whenever eligible)")
 	f.StringVar(&o.origin, "origin", "", "add the origin at HOST:PORT as a candidate (probed by RTSP OPTIONS)")
 	f.IntVar(&o.originCapacity, "origin-capacity", probeOriginCapacity, "relays the origin accepts, for --origin and stdin origins without a capacity")
 	f.Float64Var(&o.w.Load, "w-load", def.Load, "score weight of the load (clients/capacity)")
@@ -148,13 +154,13 @@ func runProbe(cmd *cobra.Command, args []string, o *probeOptions) error {
 	var answered int
 	var err error
 	if o.explain {
-		choices := probe.Select(cmd.Context(), peers, o.stream, w)
-		for _, c := range choices {
+		sel := probe.Select(cmd.Context(), peers, o.stream, w, o.prefer)
+		for _, c := range sel.Choices {
 			if c.Result.Err == nil {
 				answered++
 			}
 		}
-		err = o.printExplain(cmd.OutOrStdout(), choices, w)
+		err = o.printExplain(cmd.OutOrStdout(), sel, w)
 	} else {
 		results := probe.ProbeAll(cmd.Context(), peers, o.stream, o.timeout)
 		for _, r := range results {
@@ -181,6 +187,8 @@ func (o *probeOptions) validate() error {
 		return errors.New("--timeout must be positive")
 	case o.explain && o.stream == "":
 		return errors.New("--explain needs --stream: a candidate's level is per stream")
+	case o.prefer != "" && !o.explain:
+		return errors.New("--prefer only changes the ranking of --explain")
 	case o.w.Load < 0 || o.w.Level < 0 || o.w.CPU < 0:
 		return errors.New("--w-load, --w-level and --w-cpu must not be negative")
 	case o.w.MaxCPU <= 0:
@@ -336,6 +344,10 @@ type explainLine struct {
 	Terms    *probe.Terms `json:"terms,omitempty"`
 	Score    *float64     `json:"score,omitempty"`
 	Rejected string       `json:"rejected,omitempty"`
+	// Waived: taken as a last resort despite this (every candidate was
+	// rejected, this one only for the CPU ceiling).
+	Waived    string `json:"waived,omitempty"`
+	Preferred bool   `json:"preferred,omitempty"` // the old parent, first whenever eligible
 }
 
 // explainUsed are the metrics the score used.
@@ -348,11 +360,13 @@ type explainUsed struct {
 	Willing      bool    `json:"willing"`
 }
 
-func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Weights) error {
+func (o *probeOptions) printExplain(w io.Writer, sel probe.Selection, wt probe.Weights) error {
+	cs := sel.Choices
 	if o.output == "json" {
 		ev := event.NewWriter(w)
 		for i, c := range cs {
-			l := explainLine{Node: cmp.Or(c.Result.Info.Node, c.Candidate.Node), Peer: c.Result.Addr, Via: c.Result.Via, Rejected: c.Rejected}
+			l := explainLine{Node: cmp.Or(c.Result.Info.Node, c.Candidate.Node), Peer: c.Result.Addr, Via: c.Result.Via,
+				Rejected: c.Rejected, Waived: c.Waived, Preferred: c.Preferred}
 			if c.Eligible() {
 				l.Rank, l.Winner = i+1, i == 0
 			}
@@ -368,8 +382,13 @@ func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Wei
 	}
 	fmt.Fprintf(w, "stream %s\nscore = rtt_ms + %g*clients/capacity + %g*level + %g*cpu_busy, lower is better\n",
 		o.stream, wt.Load, wt.Level, wt.CPU)
-	fmt.Fprintf(w, "rejected: no answer within %v, not willing, no free capacity, CPU >= %.0f%%, level >= %d\n\n",
+	fmt.Fprintf(w, "rejected: no answer within %v, not willing, no free capacity, CPU >= %.0f%%, level >= %d\n",
 		wt.Timeout, wt.MaxCPU*100, wt.MaxLevel)
+	fmt.Fprintln(w, "a relay tries the eligible ones in rank order; if none is, those over the CPU ceiling only, best first")
+	if o.prefer != "" {
+		fmt.Fprintf(w, "old parent %s first whenever eligible\n", o.prefer)
+	}
+	fmt.Fprintln(w)
 	t := cli.NewTable(w)
 	t.Header("RANK", "NODE", "PEER", "VIA", "RTT MS", "LOAD", "LEVEL", "CPU", "SCORE", "VERDICT")
 	for i, c := range cs {
@@ -378,6 +397,12 @@ func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Wei
 			rank, verdict = strconv.Itoa(i+1), "eligible"
 			if i == 0 {
 				verdict = "WINNER"
+			}
+			switch {
+			case c.Waived != "":
+				verdict += " (last resort: " + c.Waived + ")"
+			case c.Preferred:
+				verdict += " (old parent)"
 			}
 		}
 		row := []string{rank, probeChoiceNode(c), c.Result.Addr, c.Result.Via, "-", "-", "-", "-", "-", verdict}
@@ -395,9 +420,11 @@ func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Wei
 	if err := t.Render(); err != nil {
 		return err
 	}
-	if len(cs) > 0 && cs[0].Eligible() {
-		c := cs[0]
+	if c, ok := sel.Winner(); ok {
 		fmt.Fprintf(w, "\nwinner: %s at %s, score %.2f\n", probeChoiceNode(c), cmp.Or(c.Candidate.RTSP, c.Result.Addr), c.Score)
+		if sel.LastResort {
+			fmt.Fprintln(w, "every candidate was rejected: the best of those over the CPU ceiling only is taken as a last resort")
+		}
 	} else {
 		fmt.Fprintln(w, "\nno eligible candidate: a relay would find no parent")
 	}
