@@ -290,7 +290,7 @@ func (s *Server) Start() error {
 	s.Log = s.Log.With("component", "ocm-server")
 
 	// The ready line comes before anything a connection could cause.
-	s.Events.Emit("ready", map[string]any{"ocm": ln.Addr().String(), "http": httpAddr})
+	s.Events.Emit(event.ServerReady{OCM: ln.Addr().String(), HTTP: httpAddr})
 	s.Log.Info("listening", "ocm", ln.Addr().String(), "http", httpAddr,
 		"recovery", s.Recovery, "heartbeat", s.Heartbeat, "token", s.Token != "")
 
