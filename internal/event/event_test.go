@@ -15,8 +15,8 @@ import (
 // samples holds one value of every event type, every field set, so a
 // round trip shows each field survives under its tag.
 var samples = []Event{
-	ServerReady{OCM: "127.0.0.1:7070", HTTP: "127.0.0.1:8080"},
-	NodeJoined{Node: "a", Remote: "127.0.0.1:5000", RTSP: "127.0.0.1:8554", Probe: "127.0.0.1:9000", Willing: true, Capacity: 4, Cores: 2, Streams: 1},
+	ServerReady{OCM: "127.0.0.1:0", HTTP: "127.0.0.1:0", Version: "v1.2.3"},
+	NodeJoined{Node: "a", Remote: "127.0.0.1:0", RTSP: "127.0.0.1:0", Probe: "127.0.0.1:0", Willing: true, Capacity: 4, Cores: 2, Streams: 1},
 	NodeLeft{NodeGone{Node: "a", Remote: "r", Cause: "closed", Detail: "d", Streams: []string{"s"}, Policy: "reconnect"}},
 	NodeFailed{NodeGone{Node: "a", Remote: "r", Cause: "heartbeat", Detail: "d", Streams: []string{"s", "t"}, Policy: "drop"}},
 	NodeReplaced{Node: "a", OldRemote: "o", Remote: "r"},
@@ -36,8 +36,8 @@ var samples = []Event{
 	NodeQuarantined{Node: "p", Stream: "s", Children: []string{"a", "b"}, Reason: "r", Offences: 1, CleanMs: 10000},
 	NodeReleased{Node: "p", CleanMs: 10000, Offences: 1},
 
-	RelayReady{Control: "127.0.0.1:1", Probe: "127.0.0.1:2", Node: "a", Server: "127.0.0.1:7070", Willing: true, Capacity: 4},
-	ServerLink{State: "connected", Server: "127.0.0.1:7070", Node: "a", Recovery: "reconnect", Code: "c"},
+	RelayReady{Control: "127.0.0.1:0", Probe: "127.0.0.1:0", Node: "a", Server: "127.0.0.1:0", Willing: true, Capacity: 4, Version: "v1.2.3"},
+	ServerLink{State: "connected", Server: "127.0.0.1:0", Node: "a", Recovery: "reconnect", Code: "c"},
 	Joined{Stream: "s", Parent: "p", Upstream: "rtsp://h/s", Level: 1, Score: 1.5, Candidates: 3, Handover: true},
 	Fallback{Stream: "s", Reason: "r"},
 	Reconnect{Stream: "s", Reason: "r", Target: "t", Parent: "p"},
@@ -45,7 +45,7 @@ var samples = []Event{
 	Left{Stream: "s", Reason: "idle"},
 	LeftOverlay{Streams: []string{"s", "t"}},
 
-	MediatorReady{RTSP: "127.0.0.1:8554", Resolver: "ocm", Publish: true, AllowOrigin: "any", MaxConns: 1000, RTP: "127.0.0.1:8000", RTCP: "127.0.0.1:8001", TestSource: "rtsp://127.0.0.1:8554/test"},
+	MediatorReady{RTSP: "127.0.0.1:0", Resolver: "ocm", Publish: true, AllowOrigin: "any", MaxConns: 1000, RTP: "127.0.0.1:0", RTCP: "127.0.0.1:0", TestSource: "rtsp://127.0.0.1:0/test", Version: "v1.2.3"},
 	Publisher{Path: "/p", State: "left", Packets: 7},
 	Redirect{Stream: "s", To: "rtsp://h/s", Node: "b"},
 	Upstream{Stream: "s", State: "playing", Upstream: "rtsp://h/s", Node: "b", Reason: "r"},
@@ -54,14 +54,14 @@ var samples = []Event{
 		RelayCounters: &RelayCounters{Upstream: "rtsp://h/s", PacketsForwarded: 6, Duplicates: 7, Switches: 8}},
 	Conns{Open: 1, MaxConns: 2, Refused: 3, SilentClosed: 4, AcceptErrors: 5},
 
-	FanoutReady{From: "127.0.0.1:5004", To: []string{"udp://127.0.0.1:6000"}, SDP: "/tmp/x.sdp"},
+	FanoutReady{From: "127.0.0.1:0", To: []string{"udp://127.0.0.1:0"}, SDP: "/tmp/x.sdp", Version: "v1.2.3"},
 	SDP{Path: "/tmp/x.sdp"},
-	FanoutStats{In: fanout.InStats{Packets: 1, Bytes: 2}, Drops: 3, Outputs: 1, Out: []fanout.OutStats{{To: "udp://127.0.0.1:6000", Packets: 1}}},
-	FanoutStats{In: fanout.InStats{Packets: 1}, Drops: 3, Outputs: 900, Total: &fanout.OutTotals{Packets: 9, WithDrops: 1}, Worst: []fanout.OutStats{{To: "udp://127.0.0.1:6000", Drops: 2}}},
-	Reply{fanout.Reply{Op: "add", ID: json.RawMessage(`7`), OK: true, To: "udp://127.0.0.1:6000", Stats: &fanout.Stats{Drops: 1}, Error: "e"}},
+	FanoutStats{In: fanout.InStats{Packets: 1, Bytes: 2}, Drops: 3, Outputs: 1, Out: []fanout.OutStats{{To: "udp://127.0.0.1:0", Packets: 1}}},
+	FanoutStats{In: fanout.InStats{Packets: 1}, Drops: 3, Outputs: 900, Total: &fanout.OutTotals{Packets: 9, WithDrops: 1}, Worst: []fanout.OutStats{{To: "udp://127.0.0.1:0", Drops: 2}}},
+	Reply{fanout.Reply{Op: "add", ID: json.RawMessage(`7`), OK: true, To: "udp://127.0.0.1:0", Stats: &fanout.Stats{Drops: 1}, Error: "e"}},
 	ReadProgress{ReadCounts{URL: "rtsp://h/s", Packets: 1, Frames: 2, Lost: 3, Renumbered: 4, FirstPacketMs: 1.25}},
 	ReadSummary{ReadCounts{URL: "rtsp://h/s", Packets: 1, Frames: 2, Lost: 3, Renumbered: 4, FirstPacketMs: 1.25}},
-	FloorReady{Addr: "127.0.0.1:1"},
+	FloorReady{Addr: "127.0.0.1:0"},
 }
 
 func TestRoundTrip(t *testing.T) {

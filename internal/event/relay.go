@@ -22,6 +22,7 @@ type RelayReady struct {
 	Server   string `json:"server"` // --server, "" without one
 	Willing  bool   `json:"willing"`
 	Capacity int    `json:"capacity"`
+	Version  string `json:"version,omitempty"` // the build (see --version)
 }
 
 // ServerLink ("server") is a change of the relay's session with

@@ -29,6 +29,8 @@ func init() {
 type ServerReady struct {
 	OCM  string `json:"ocm"`  // the relays' TCP address, HOST:PORT
 	HTTP string `json:"http"` // the HTTP API's address, "" without one
+	// Version is the build (see --version), "" when not known.
+	Version string `json:"version,omitempty"`
 }
 
 // NodeJoined: a relay said hello and was welcomed.

@@ -24,6 +24,8 @@ type FanoutReady struct {
 	From string   `json:"from"` // the input address
 	To   []string `json:"to"`   // the outputs at start
 	SDP  string   `json:"sdp,omitempty"`
+	// Version is the build (see --version).
+	Version string `json:"version,omitempty"`
 }
 
 // SDP: rtp-fanout wrote the SDP of its input to Path.

@@ -102,7 +102,7 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 		return err
 	}
 	events.Emit(event.RelayReady{Control: r.ControlAddr(), Probe: r.ProbeAddr(), Node: r.NodeID,
-		Server: o.server, Willing: o.willing, Capacity: o.capacity})
+		Server: o.server, Willing: o.willing, Capacity: o.capacity, Version: cli.Version()})
 	log.Info("relay ready", "node", r.NodeID, "control", r.ControlAddr(), "probe", r.ProbeAddr())
 	select {
 	case <-r.Done():

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -33,7 +34,7 @@ func TestServerCommandReadyAndToken(t *testing.T) {
 	}
 	e, err := event.Decode(lines.Bytes())
 	ready, _ := e.(event.ServerReady)
-	if err != nil || ready.OCM == "" || ready.HTTP == "" {
+	if err != nil || ready.OCM == "" || ready.HTTP == "" || ready.Version == "" || ready.Version != cli.Version() {
 		t.Fatalf("first line %q (%v)", lines.Text(), err)
 	}
 	go func() { // keep stdout flowing

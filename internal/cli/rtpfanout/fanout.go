@@ -174,7 +174,7 @@ func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
 		return err
 	}
 	defer f.Close()
-	ready := event.FanoutReady{From: f.Addr(), To: f.List(), SDP: o.sdp}
+	ready := event.FanoutReady{From: f.Addr(), To: f.List(), SDP: o.sdp, Version: cli.Version()}
 	sdpMu.Lock()
 	ev.Emit(ready)
 	readyOut = true

@@ -173,7 +173,7 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 	}
 
 	ready := event.MediatorReady{RTSP: m.Addr(), Resolver: o.resolver, Publish: o.publish,
-		AllowOrigin: m.Allow.String(), MaxConns: m.MaxConns}
+		AllowOrigin: m.Allow.String(), MaxConns: m.MaxConns, Version: cli.Version()}
 	if u := m.UDPAddrs(); len(u) == 2 {
 		ready.RTP, ready.RTCP = u[0], u[1]
 	}
