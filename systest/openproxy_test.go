@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
@@ -77,7 +78,7 @@ func TestNoOpenProxy(t *testing.T) {
 			t.Errorf("DESCRIBE %s answered %q, want 403 saying %q", url, line, tc.says)
 		}
 	}
-	if ev := b.events("upstream"); len(ev) > 0 {
+	if ev := eventsOf[event.Upstream](b); len(ev) > 0 {
 		t.Errorf("B opened upstreams it must not: %v", ev)
 	}
 
@@ -120,8 +121,8 @@ func TestRelayServerOnlyForAllowedOrigins(t *testing.T) {
 	argv := append(append([]string(nil), inNS...), tool("ocm-relay"), "--control", "127.0.0.1:0",
 		"--probe", "127.0.0.1:0", "--willing=false", "--token", "tok-secret")
 	relay := start(t, "relay (no --server)", argv[0], argv[1:]...)
-	ready, _ := relay.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
-	ctl := control.NewClient(control.NewConn(dialIn(t, ns, ready.str("control"))))
+	ready, _ := waitEvent(t, relay, "its ready line", 0, func(event.RelayReady) bool { return true })
+	ctl := control.NewClient(control.NewConn(dialIn(t, ns, ready.Control)))
 	t.Cleanup(func() { ctl.Close() })
 	resolve := func(stream string) (control.Upstream, error) {
 		t.Helper()

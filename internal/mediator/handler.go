@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/ocm-overlay/ocm/internal/allow"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
@@ -73,7 +74,7 @@ func (m *Mediator) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx)
 		} else {
 			m.Log.Info("publisher left", "path", "/"+s.name, "packets", n, "err", ctx.Error)
 		}
-		m.Events.Emit("publisher", map[string]any{"path": "/" + s.name, "state": "left", "packets": s.pktsIn.Load()})
+		m.Events.Emit(event.Publisher{Path: "/" + s.name, State: "left", Packets: s.pktsIn.Load()})
 		s.close()
 	}
 }
@@ -253,7 +254,7 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	}
 	ctx.Session.SetUserData(&target{path: ctx.Path, stream: l})
 	m.Log.Info("publisher announced", "path", "/"+name, "remote", ctx.Conn.NetConn().RemoteAddr())
-	m.Events.Emit("publisher", map[string]any{"path": "/" + name, "state": "announced"})
+	m.Events.Emit(event.Publisher{Path: "/" + name, State: "announced"})
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
@@ -354,7 +355,7 @@ func (m *Mediator) redirect(ctx context.Context, o streamurl.Origin) *base.Respo
 		return errorResponse(base.StatusBadGateway, fmt.Sprintf("no upstream for %s: %v", o.URL(), err))
 	}
 	m.Log.Info("redirecting player", "stream", o.URL(), "to", up.URL)
-	m.Events.Emit("redirect", map[string]any{"stream": o.URL(), "to": up.URL, "node": up.Node})
+	m.Events.Emit(event.Redirect{Stream: o.URL(), To: up.URL, Node: up.Node})
 	return &base.Response{StatusCode: base.StatusFound, Header: base.Header{"Location": base.HeaderValue{up.URL}}}
 }
 

@@ -400,18 +400,18 @@ func (m *Mediator) statsLoop() {
 		case <-m.ctx.Done():
 			return
 		case now := <-t.C:
-			var lines []map[string]any
+			var lines []event.StreamStats
 			all := m.reg.streams(false)
 			for _, l := range all.locals {
 				lines = append(lines, l.stats(now))
 			}
 			for _, r := range all.relays {
-				if s := r.stats(now); s != nil {
+				if s, ok := r.stats(now); ok {
 					lines = append(lines, s)
 				}
 			}
 			for _, s := range lines {
-				m.Events.Emit("stats", s)
+				m.Events.Emit(s)
 			}
 			m.connStats()
 		}
@@ -427,8 +427,8 @@ func (m *Mediator) connStats() {
 		return
 	}
 	m.guardWas = gs
-	m.Events.Emit("conns", map[string]any{"open": gs.Open, "max_conns": gs.Max, "refused": gs.Refused,
-		"silent_closed": gs.Expired, "accept_errors": gs.AcceptErr})
+	m.Events.Emit(event.Conns{Open: gs.Open, MaxConns: gs.Max, Refused: gs.Refused,
+		SilentClosed: gs.Expired, AcceptErrors: gs.AcceptErr})
 }
 
 func setDefault(d *time.Duration, v time.Duration) {

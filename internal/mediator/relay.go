@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/retry"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
@@ -290,7 +291,7 @@ func (r *relay) feed() {
 		}
 		lost := r.current.Load()
 		r.log.Warn("upstream lost", "upstream", lost.URL, "err", err)
-		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "lost", "upstream": lost.URL, "reason": err.Error()})
+		r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "lost", Upstream: lost.URL, Reason: err.Error()})
 		if time.Since(started) > r.m.StallTimeout && r.pktsIn.Load() > in {
 			backoff.Reset() // it played: a new loss, not a flapping upstream
 		}
@@ -397,7 +398,7 @@ func (r *relay) serve(desc *description.Session) error {
 func (r *relay) becameActive(up Upstream) {
 	r.current.Store(&up)
 	r.log.Info("upstream playing", "upstream", up.URL)
-	r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "playing", "upstream": up.URL, "node": up.Node})
+	r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "playing", Upstream: up.URL, Node: up.Node})
 	if n, ok := r.m.Resolver.(Notifier); ok {
 		n.Active(r.origin, up)
 	}
@@ -445,7 +446,7 @@ func (r *relay) switchTo(p *pull, up Upstream) *pull {
 	np, active, err := r.open(up)
 	if err != nil {
 		r.log.Warn("switch failed, keeping upstream", "upstream", p.up.URL, "to", up.URL, "err", err)
-		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "switch-failed", "upstream": up.URL, "reason": err.Error()})
+		r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "switch-failed", Upstream: up.URL, Reason: err.Error()})
 		return nil
 	}
 	timer := time.NewTimer(r.m.SwitchTimeout)
@@ -526,32 +527,30 @@ func (r *relay) shutdown() {
 		n.Inactive(r.origin)
 	}
 	if r.current.Load() != nil {
-		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "closed"})
+		r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "closed"})
 	}
 }
 
-func (r *relay) stats(now time.Time) map[string]any {
+func (r *relay) stats(now time.Time) (event.StreamStats, bool) {
 	if !r.isReady() {
-		return nil // r.ss and r.fwd are being set up, or failed
+		return event.StreamStats{}, false // r.ss and r.fwd are being set up, or failed
 	}
 	readers, _ := r.readerCounts()
-	st := map[string]any{
-		"stream":  r.origin.URL(),
-		"kind":    "relay",
-		"readers": readers,
-	}
-	if up := r.current.Load(); up != nil {
-		st["upstream"] = up.URL
-	}
 	fwd, dropped, lost := r.fwd.counters()
-	st["packets_in"] = r.pktsIn.Load()
-	st["packets_forwarded"] = fwd
-	st["duplicates"] = dropped
-	st["lost"] = lost
-	st["switches"] = r.switches.Load()
-	st["packets_out"] = r.ss.Stats().RTPPacketsSent + r.fan.pktsOut.Load()
-	st["bitrate_bps"] = r.bitrate.rate(now, r.bytesIn.Load())
-	return st
+	rc := &event.RelayCounters{PacketsForwarded: fwd, Duplicates: dropped, Switches: r.switches.Load()}
+	if up := r.current.Load(); up != nil {
+		rc.Upstream = up.URL
+	}
+	return event.StreamStats{
+		Stream:        r.origin.URL(),
+		Kind:          "relay",
+		Readers:       int64(readers),
+		PacketsIn:     r.pktsIn.Load(),
+		PacketsOut:    r.ss.Stats().RTPPacketsSent + r.fan.pktsOut.Load(),
+		Lost:          lost,
+		BitrateBPS:    r.bitrate.rate(now, r.bytesIn.Load()),
+		RelayCounters: rc,
+	}, true
 }
 
 func payloadTypes(desc *description.Session) []map[uint8]bool {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -206,9 +208,9 @@ func TestControlHelloAddress(t *testing.T) {
 			if got := advertised(); got != want {
 				t.Errorf("server advertises a at %q, want %q", got, want)
 			}
-			for _, e := range srv.events.Find(t, "node_joined") {
-				if e["node"] == "a" && e["rtsp"] != want {
-					t.Errorf("a said hello at %v", e["rtsp"])
+			for _, e := range testutil.Find[event.NodeJoined](t, srv.events) {
+				if e.Node == "a" && e.RTSP != want {
+					t.Errorf("a said hello at %v", e.RTSP)
 				}
 			}
 		})

@@ -262,7 +262,7 @@ func (r *Relay) Leave(ctx context.Context) {
 			}()
 		}
 		wg.Wait()
-		r.Events.Emit("left", map[string]any{"streams": streams})
+		r.Events.Emit(event.LeftOverlay{Streams: streams})
 		t := time.NewTimer(leaveGrace)
 		select {
 		case <-t.C:

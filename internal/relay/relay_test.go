@@ -14,8 +14,10 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/server"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -81,15 +83,15 @@ func TestResolveOriginOnly(t *testing.T) {
 			}
 
 			// The session announced the policy; the join was reported.
-			conn := r.events.Find(t, "server")
-			if len(conn) == 0 || conn[0]["state"] != "connected" || conn[0]["recovery"] != string(policy) {
+			conn := testutil.Find[event.ServerLink](t, r.events)
+			if len(conn) == 0 || conn[0].State != "connected" || conn[0].Recovery != string(policy) {
 				t.Errorf("server events = %v, want connected with recovery %s", conn, policy)
 			}
-			joined := r.events.Find(t, "joined")
-			if len(joined) != 1 || joined[0]["parent"] != wire.OriginID || joined[0]["level"] != 1.0 {
+			joined := testutil.Find[event.Joined](t, r.events)
+			if len(joined) != 1 || joined[0].Parent != wire.OriginID || joined[0].Level != 1 {
 				t.Errorf("joined events = %v, want one under origin at level 1", joined)
 			}
-			if fb := r.events.Find(t, "fallback"); len(fb) != 0 {
+			if fb := testutil.Find[event.Fallback](t, r.events); len(fb) != 0 {
 				t.Errorf("fallback with a server up: %v", fb)
 			}
 		})
@@ -115,8 +117,8 @@ func TestResolveRelayCandidate(t *testing.T) {
 	if got := shape(srv.tree(t, stream)); got != "a<origin@1 b<a@2" {
 		t.Errorf("tree = %q, want a<origin@1 b<a@2", got)
 	}
-	joined := b.events.Find(t, "joined")
-	if len(joined) != 1 || joined[0]["parent"] != "a" || joined[0]["level"] != 2.0 || joined[0]["upstream"] != upB.URL {
+	joined := testutil.Find[event.Joined](t, b.events)
+	if len(joined) != 1 || joined[0].Parent != "a" || joined[0].Level != 2 || joined[0].Upstream != upB.URL {
 		t.Errorf("b: joined events = %v, want one under a at level 2", joined)
 	}
 	// b now relays the stream at level 2 and says so to probes.
@@ -183,14 +185,14 @@ func TestResolveFallback(t *testing.T) {
 			if want := originUp(origin.Addr()); up != want {
 				t.Fatalf("upstream = %+v, want %+v", up, want)
 			}
-			fb := a.events.Find(t, "fallback")
-			if len(fb) != 1 || fb[0]["stream"] != stream {
+			fb := testutil.Find[event.Fallback](t, a.events)
+			if len(fb) != 1 || fb[0].Stream != stream {
 				t.Fatalf("fallback events = %v, want one for %s", fb, stream)
 			}
-			if reason, _ := fb[0]["reason"].(string); !strings.Contains(reason, tc.reason) {
+			if reason := fb[0].Reason; !strings.Contains(reason, tc.reason) {
 				t.Errorf("fallback reason = %q, want it to mention %q", reason, tc.reason)
 			}
-			if j := a.events.Find(t, "joined"); len(j) != 0 {
+			if j := testutil.Find[event.Joined](t, a.events); len(j) != 0 {
 				t.Errorf("joined without a server: %v", j)
 			}
 		})
@@ -410,11 +412,11 @@ func TestLeaveHandsChildOver(t *testing.T) {
 	if got := shape(srv.tree(t, stream)); got != "b<origin@1" {
 		t.Errorf("tree = %q, want b<origin@1", got)
 	}
-	done := srv.events.Find(t, "handover_done")
-	if len(done) != 1 || done[0]["node"] != "a" || done[0]["result"] != "switched" {
+	done := testutil.Find[event.HandoverDone](t, srv.events)
+	if len(done) != 1 || done[0].Node != "a" || done[0].Result != "switched" {
 		t.Errorf("handover_done events = %v, want a switched", done)
 	}
-	if l := a.events.Find(t, "left"); len(l) != 1 {
+	if l := leftEvents(t, a.events); len(l) != 1 {
 		t.Errorf("a: left events = %v, want one", l)
 	}
 	a.log.mu.Lock()
@@ -455,8 +457,8 @@ func TestParentFailure(t *testing.T) {
 			}
 			a.Close()
 			waitUntil(t, "server notices a failed", func() bool {
-				for _, e := range srv.events.Find(t, "node_failed") {
-					if e["node"] == "a" {
+				for _, e := range testutil.Find[event.NodeFailed](t, srv.events) {
+					if e.Node == "a" {
 						return true
 					}
 				}
@@ -688,7 +690,7 @@ func TestReconnectForStreamLeft(t *testing.T) {
 	})
 	a, _ := join(t, "a", fs.Addr(), stream, nil)
 	a.med.send(&control.Inactive{Stream: stream})
-	waitUntil(t, "left sent and acked", func() bool { return len(a.events.Find(t, "left")) == 1 })
+	waitUntil(t, "left sent and acked", func() bool { return len(leftEvents(t, a.events)) == 1 })
 
 	// As session.push would, but synchronously: when it returns, the
 	// relay has decided.
@@ -833,7 +835,7 @@ func TestActive(t *testing.T) {
 		if want := originUp(origin.Addr()); up != want {
 			t.Fatalf("upstream = %+v, want %+v", up, want)
 		}
-		if fb := a.events.Find(t, "fallback"); len(fb) != 1 {
+		if fb := testutil.Find[event.Fallback](t, a.events); len(fb) != 1 {
 			t.Fatalf("fallback events = %v, want one", fb)
 		}
 		a.med.send(&control.Active{Stream: stream, Upstream: up})
@@ -985,8 +987,8 @@ func TestDuplicateNodeIDLogged(t *testing.T) {
 		t.Errorf("refusal logged as %q, want an error naming --node-id", line)
 	}
 	waitUntil(t, "the refused event", func() bool {
-		for _, ev := range second.events.Find(t, "server") {
-			if ev["state"] == "refused" && ev["code"] == wire.CodeDuplicateNode {
+		for _, ev := range testutil.Find[event.ServerLink](t, second.events) {
+			if ev.State == "refused" && ev.Code == wire.CodeDuplicateNode {
 				return true
 			}
 		}
@@ -1041,4 +1043,16 @@ func TestBlackHolePassedOver(t *testing.T) {
 		t.Fatalf("v3 resolved %+v: bh and the relays below it must not be offered", r.Upstream)
 	}
 	t.Logf("v3: %s", r.Error)
+}
+
+// leftEvents returns b's "left" events, of one stream or of every stream.
+func leftEvents(t *testing.T, b *testutil.Buffer) []event.Event {
+	t.Helper()
+	var out []event.Event
+	for _, e := range b.Events(t) {
+		if e.EventName() == "left" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

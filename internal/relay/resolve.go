@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -139,7 +140,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	sess, err := r.ensureSession(ctx)
 	if sess == nil {
 		r.Log.Warn("ocm-server unreachable: pulling from the origin directly", "stream", stream, "err", err)
-		r.Events.Emit("fallback", map[string]any{"stream": stream, "reason": fmt.Sprint(err)})
+		r.Events.Emit(event.Fallback{Stream: stream, Reason: fmt.Sprint(err)})
 		return originUpstream(o), nil
 	}
 	cands, err := sess.cl.Candidates(ctx, stream, excludeNodes)
@@ -205,8 +206,8 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		}
 		r.Log.Info("joined", "stream", stream, "parent", ch.Candidate.Node, "level", level,
 			"score", fmt.Sprintf("%.1f", ch.Score), "rtt_ms", fmt.Sprintf("%.2f", float64(ch.Result.RTT.Microseconds())/1000))
-		r.Events.Emit("joined", map[string]any{"stream": stream, "parent": ch.Candidate.Node, "upstream": up.URL,
-			"level": level, "score": ch.Score, "candidates": len(choices)})
+		r.Events.Emit(event.Joined{Stream: stream, Parent: ch.Candidate.Node, Upstream: up.URL,
+			Level: level, Score: ch.Score, Candidates: len(choices)})
 		return up, nil
 	}
 	return control.Upstream{}, fmt.Errorf("no usable parent for %s: %s", stream, strings.Join(reasons, "; "))
@@ -253,7 +254,7 @@ func (r *Relay) serverFor(ctx context.Context, o streamurl.Origin) bool {
 	if err != nil {
 		r.Log.Warn("no --server, and the origin's host may not serve as one: pulling from the origin directly "+
 			"(give --server, or name the origin in --allow-origin)", "stream", o.URL(), "err", err)
-		r.Events.Emit("fallback", map[string]any{"stream": o.URL(), "reason": "no --server, and the origin is not in --allow-origin"})
+		r.Events.Emit(event.Fallback{Stream: o.URL(), Reason: "no --server, and the origin is not in --allow-origin"})
 		return false
 	}
 	_ = r.call(ctx, func(st *state) {
@@ -284,7 +285,7 @@ func upstreamFor(o streamurl.Origin, c wire.Candidate) control.Upstream {
 // and pushes the switch to the mediator (make-before-break there).
 func (r *Relay) onReconnect(b *wire.Reconnect) {
 	r.Log.Info("reconnect", "stream", b.Stream, "reason", b.Reason, "target", b.Target, "parent", b.Parent)
-	r.Events.Emit("reconnect", map[string]any{"stream": b.Stream, "reason": b.Reason, "target": b.Target, "parent": b.Parent})
+	r.Events.Emit(event.Reconnect{Stream: b.Stream, Reason: b.Reason, Target: b.Target, Parent: b.Parent})
 	o, err := streamurl.Parse(b.Stream)
 	if err != nil {
 		r.Log.Warn("reconnect for a bad stream", "stream", b.Stream, "err", err)
@@ -368,7 +369,7 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 				if !r.setParent(stream, c, up, level, sess) {
 					return streamUpstream{}, errLeftMeanwhile(stream)
 				}
-				r.Events.Emit("joined", map[string]any{"stream": stream, "parent": b.Target, "upstream": up.URL, "level": level, "handover": true})
+				r.Events.Emit(event.Joined{Stream: stream, Parent: b.Target, Upstream: up.URL, Level: level, Handover: true})
 				return streamUpstream{stream, up}, nil
 			}
 			r.Log.Warn("handover target refused, resolving instead", "target", b.Target, "err", err)
@@ -530,6 +531,6 @@ func (r *Relay) pushSwitch(stream string, up control.Upstream) {
 // onDrain hands the children over and leaves.
 func (r *Relay) onDrain(b *wire.Drain) {
 	r.Log.Info("drain requested by ocm-server", "reason", b.Reason)
-	r.Events.Emit("drain", map[string]any{"reason": b.Reason})
+	r.Events.Emit(event.Drain{Reason: b.Reason})
 	r.Leave(r.ctx)
 }

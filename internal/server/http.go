@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
+
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -73,7 +75,7 @@ func (s *Server) handler() http.Handler {
 			return nil, badRequest("%v", err)
 		}
 		if p != st.policy {
-			st.s.Events.Emit("policy_changed", map[string]any{"from": string(st.policy), "to": string(p)})
+			st.s.Events.Emit(event.PolicyChanged{From: string(st.policy), To: string(p)})
 			st.s.Log.Info("recovery policy changed", "from", st.policy, "to", p)
 			st.policy = p
 		}

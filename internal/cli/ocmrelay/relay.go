@@ -101,8 +101,8 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	if err := r.Start(); err != nil {
 		return err
 	}
-	events.Emit("ready", map[string]any{"control": r.ControlAddr(), "probe": r.ProbeAddr(), "node": r.NodeID,
-		"server": o.server, "willing": o.willing, "capacity": o.capacity})
+	events.Emit(event.RelayReady{Control: r.ControlAddr(), Probe: r.ProbeAddr(), Node: r.NodeID,
+		Server: o.server, Willing: o.willing, Capacity: o.capacity, Version: cli.Version()})
 	log.Info("relay ready", "node", r.NodeID, "control", r.ControlAddr(), "probe", r.ProbeAddr())
 	select {
 	case <-r.Done():
