@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
@@ -223,11 +223,11 @@ func fanoutRun(ctx context.Context, bin string, rx *fanoutReceivers, inputPPS fl
 		return fanoutMeasure{}, err
 	}
 	defer p.stop()
-	ready, err := p.next("ready")
+	ready, err := nextFanout[event.FanoutReady](p)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
-	from, _ := ready["from"].(string)
+	from := ready.From
 	u, err := url.Parse(from)
 	if err != nil {
 		return fanoutMeasure{}, fmt.Errorf("ready line: from %q: %w", from, err)
@@ -335,13 +335,13 @@ func fanoutFeed(ctx context.Context, to netip.AddrPort, pps float64) error {
 type fanoutProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	lines  chan map[string]any
+	lines  chan event.Event
 	stderr strings.Builder
 	mu     sync.Mutex
 }
 
 func startFanoutProc(ctx context.Context, bin string, args []string) (*fanoutProc, error) {
-	p := &fanoutProc{cmd: exec.CommandContext(ctx, bin, args...), lines: make(chan map[string]any, 64)}
+	p := &fanoutProc{cmd: exec.CommandContext(ctx, bin, args...), lines: make(chan event.Event, 64)}
 	p.cmd.Stderr = &fanoutLockedWriter{mu: &p.mu, w: &p.stderr}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -357,9 +357,10 @@ func startFanoutProc(ctx context.Context, bin string, args []string) (*fanoutPro
 		defer close(p.lines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.lines <- m
+			if e, err := event.Decode(sc.Bytes()); err == nil {
+				p.lines <- e
+			} else {
+				fmt.Fprintf(&fanoutLockedWriter{mu: &p.mu, w: &p.stderr}, "bench: rtp-fanout stdout: %v\n", err)
 			}
 		}
 	}()
@@ -383,19 +384,22 @@ func (p *fanoutProc) errText() string {
 	return p.stderr.String()
 }
 
-func (p *fanoutProc) next(event string) (map[string]any, error) {
+// nextFanout returns p's next event T, skipping others.
+func nextFanout[T event.Event](p *fanoutProc) (T, error) {
+	var zero T
+	name := zero.EventName()
 	timeout := time.After(30 * time.Second)
 	for {
 		select {
-		case m, ok := <-p.lines:
+		case e, ok := <-p.lines:
 			if !ok {
-				return nil, fmt.Errorf("rtp-fanout exited before %q: %s", event, p.errText())
+				return zero, fmt.Errorf("rtp-fanout exited before %q: %s", name, p.errText())
 			}
-			if m["event"] == event {
-				return m, nil
+			if v, ok := e.(T); ok {
+				return v, nil
 			}
 		case <-timeout:
-			return nil, fmt.Errorf("no %q line from rtp-fanout: %s", event, p.errText())
+			return zero, fmt.Errorf("no %q line from rtp-fanout: %s", name, p.errText())
 		}
 	}
 }
@@ -407,22 +411,13 @@ func (p *fanoutProc) stats() (fanoutCounts, error) {
 	if _, err := io.WriteString(p.stdin, `{"op":"stats"}`+"\n"); err != nil {
 		return fanoutCounts{}, err
 	}
-	rep, err := p.next("reply")
+	rep, err := nextFanout[event.Reply](p)
 	if err != nil {
 		return fanoutCounts{}, err
 	}
-	var s struct {
-		In struct {
-			Packets uint64 `json:"packets"`
-		} `json:"in"`
-		Drops uint64 `json:"drops"`
-		Out   []struct {
-			Packets uint64 `json:"packets"`
-		} `json:"out"`
-	}
-	b, _ := json.Marshal(rep["stats"])
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fanoutCounts{}, err
+	s := rep.Stats
+	if s == nil {
+		return fanoutCounts{}, fmt.Errorf("rtp-fanout stats reply without stats: %+v", rep)
 	}
 	c := fanoutCounts{in: s.In.Packets, drops: s.Drops}
 	for _, o := range s.Out {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // The synthetic stream shared by the mediator case's publisher and the
@@ -102,7 +103,7 @@ func floorMain(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer ln.Close()
-	_ = json.NewEncoder(stdout).Encode(map[string]any{"event": "ready", "addr": ln.Addr().String()})
+	event.NewWriter(stdout).Emit(event.FloorReady{Addr: ln.Addr().String()})
 
 	go func() { <-ctx.Done(); ln.Close() }()
 	conns := make([]net.Conn, 0, *readers)
@@ -209,7 +210,7 @@ func startFloor(ctx context.Context, mode string, n int) (*floorRun, error) {
 		return nil, err
 	}
 	f := &floorRun{proc: p}
-	addr, err := p.ReadyString("addr")
+	addr, err := readyAddr(p, "addr", func(r event.FloorReady) string { return r.Addr })
 	if err != nil {
 		f.Close()
 		return nil, err

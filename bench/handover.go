@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 func init() {
@@ -211,10 +213,8 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}()
 
 	// Wait for the relay's exit and every child's new upstream.
-	newUpstream := func(m map[string]any) bool {
-		node, _ := m["node"].(string)
-		up, _ := m["upstream"].(string)
-		return m["state"] == "playing" && node != H.id && !strings.Contains(up, H.rtsp)
+	newUpstream := func(e event.Upstream) bool {
+		return e.State == "playing" && e.Node != H.id && !strings.Contains(e.Upstream, H.rtsp)
 	}
 	switchedAt := map[string]time.Duration{}
 	deadline := sigterm.Add(hovLimit)
@@ -230,8 +230,8 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 			if _, ok := switchedAt[c]; ok {
 				continue
 			}
-			for _, e := range byID[c].med.EventsSince("upstream", sigterm) {
-				if newUpstream(e.M) {
+			for _, e := range eventsSince[event.Upstream](byID[c].med, sigterm) {
+				if newUpstream(e.E) {
 					switchedAt[c] = e.At.Sub(sigterm)
 					break
 				}
@@ -297,39 +297,36 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 
 	// The server's side: the handover's end, and the targets it planned.
-	for _, e := range srv.p.EventsSince("handover_done", sigterm) {
-		if e.M["node"] == H.id {
-			run.serverResult, _ = e.M["result"].(string)
+	for _, e := range eventsSince[event.HandoverDone](srv.p, sigterm) {
+		if e.E.Node == H.id {
+			run.serverResult = e.E.Result
 			run.serverTime = e.At.Sub(sigterm)
-			if r, ok := e.M["remaining"].([]any); ok {
-				run.remaining = len(r)
-			}
+			run.remaining = len(e.E.Remaining)
 			break
 		}
 	}
-	for _, e := range srv.p.EventsSince("handover_started", sigterm) {
-		if e.M["node"] != H.id {
+	for _, e := range eventsSince[event.HandoverStarted](srv.p, sigterm) {
+		if e.E.Node != H.id {
 			continue
 		}
-		planned, _ := e.M["children"].([]any)
-		for _, p := range planned {
-			pm, _ := p.(map[string]any)
-			node, _ := pm["node"].(string)
-			target, _ := pm["target"].(string)
+		for _, mv := range e.E.Children {
 			run.targetsPlanned++
-			if target != "" && ea[node] == target {
+			if mv.Target != "" && ea[mv.Node] == mv.Target {
 				run.targetsMatched++
 			}
 		}
 		break
 	}
-	for _, e := range H.relay.EventsSince("left", sigterm) {
-		run.left = e.At.Sub(sigterm)
-		break
+	// The first "left" line: of one stream, or of the overlay.
+	if l := eventsSince[event.Left](H.relay, sigterm); len(l) > 0 {
+		run.left = l[0].At.Sub(sigterm)
+	}
+	if l := eventsSince[event.LeftOverlay](H.relay, sigterm); len(l) > 0 && (run.left == 0 || l[0].At.Sub(sigterm) < run.left) {
+		run.left = l[0].At.Sub(sigterm)
 	}
 	for _, c := range run.children {
-		for _, e := range byID[c].relay.EventsSince("reconnect", sigterm) {
-			if e.M["parent"] == H.id {
+		for _, e := range eventsSince[event.Reconnect](byID[c].relay, sigterm) {
+			if e.E.Parent == H.id {
 				run.reconnect = append(run.reconnect, e.At.Sub(sigterm))
 				break
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/pion/rtp"
 )
 
@@ -53,7 +54,7 @@ func runMediator(ctx context.Context, o options) ([]result, error) {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	defer origin.Stop()
-	originAddr, err := origin.ReadyString("rtsp")
+	originAddr, err := readyAddr(origin, "rtsp", func(r event.MediatorReady) string { return r.RTSP })
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +103,7 @@ func (m *mediatorBench) startRelay(ctx context.Context) (*proc, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("relay: %w", err)
 	}
-	addr, err := p.ReadyString("rtsp")
+	addr, err := readyAddr(p, "rtsp", func(r event.MediatorReady) string { return r.RTSP })
 	if err != nil {
 		p.Stop()
 		return nil, "", err

@@ -41,6 +41,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/pion/rtp"
 )
 
@@ -96,7 +97,7 @@ func startOvlOrigin(ctx context.Context, bin string) (*ovlNet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	addr, err := p.ReadyString("rtsp")
+	addr, err := readyAddr(p, "rtsp", func(r event.MediatorReady) string { return r.RTSP })
 	if err != nil {
 		p.Stop()
 		return nil, err
@@ -124,8 +125,8 @@ func (n *ovlNet) startServer(ctx context.Context, originCap int, policy string) 
 	}
 	s := &ovlServer{p: p}
 	var err1, err2 error
-	s.ocm, err1 = p.ReadyString("ocm")
-	s.http, err2 = p.ReadyString("http")
+	s.ocm, err1 = readyAddr(p, "ocm", func(r event.ServerReady) string { return r.OCM })
+	s.http, err2 = readyAddr(p, "http", func(r event.ServerReady) string { return r.HTTP })
 	if err := errors.Join(err1, err2); err != nil {
 		p.Kill()
 		return nil, err
@@ -156,7 +157,7 @@ func (n *ovlNet) startHost(ctx context.Context, srv *ovlServer, id string, capac
 	if err != nil {
 		return nil, fmt.Errorf("host %s relay: %w", id, err)
 	}
-	control, err := h.relay.ReadyString("control")
+	control, err := readyAddr(h.relay, "control", func(r event.RelayReady) string { return r.Control })
 	if err != nil {
 		h.relay.Kill()
 		return nil, err
@@ -169,7 +170,7 @@ func (n *ovlNet) startHost(ctx context.Context, srv *ovlServer, id string, capac
 		h.relay.Kill()
 		return nil, fmt.Errorf("host %s mediator: %w", id, err)
 	}
-	if h.rtsp, err = h.med.ReadyString("rtsp"); err != nil {
+	if h.rtsp, err = readyAddr(h.med, "rtsp", func(r event.MediatorReady) string { return r.RTSP }); err != nil {
 		h.kill()
 		return nil, err
 	}
@@ -571,8 +572,8 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := h.relay.WaitEvent(ctx, "server", h.started, func(m map[string]any) bool {
-			return m["state"] == "connected"
+		if _, err := waitEvent(ctx, h.relay, h.started, func(e event.ServerLink) bool {
+			return e.State == "connected"
 		}, 5*time.Second); err != nil {
 			h.kill()
 			return nil, fmt.Errorf("cold host: %w", err)
@@ -588,16 +589,15 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 		cold = append(cold, c.elapsed)
 		coldFrames = append(coldFrames, c.frames)
 		// Where the time went, from the tools' own events (as read here).
-		j := h.relay.EventsSince("joined", c.start)
-		pl := h.med.EventsSince("upstream", c.start)
-		if len(j) > 0 && len(pl) > 0 && pl[0].M["state"] == "playing" {
+		j := eventsSince[event.Joined](h.relay, c.start)
+		pl := eventsSince[event.Upstream](h.med, c.start)
+		if len(j) > 0 && len(pl) > 0 && pl[0].E.State == "playing" {
 			resolve = append(resolve, j[0].At.Sub(c.start))
 			pull = append(pull, pl[0].At.Sub(j[0].At))
 			firstAfterPlay = append(firstAfterPlay, c.elapsed-pl[0].At.Sub(c.start))
-			parent, _ := j[0].M["parent"].(string)
-			parents[parent]++
-			if nc, ok := j[0].M["candidates"].(float64); ok {
-				candidates = append(candidates, int(nc))
+			parents[j[0].E.Parent]++
+			if nc := j[0].E.Candidates; nc > 0 { // a resolve, not a handover
+				candidates = append(candidates, nc)
 			}
 		}
 		w, err := measureJoin(ctx, h.url(n), ref)
@@ -966,12 +966,12 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 
 	for _, id := range rChildren {
 		var lost, playing bool
-		for _, e := range byID[id].med.EventsSince("upstream", kill) {
+		for _, e := range eventsSince[event.Upstream](byID[id].med, kill) {
 			switch {
-			case e.M["state"] == "lost" && !lost:
+			case e.E.State == "lost" && !lost:
 				lost = true
 				run.childLost = append(run.childLost, e.At.Sub(kill))
-			case e.M["state"] == "playing" && !playing:
+			case e.E.State == "playing" && !playing:
 				playing = true
 				run.childPlaying = append(run.childPlaying, e.At.Sub(kill))
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // proc is one tool started by a bench case: its ready line, its later JSON
@@ -20,12 +21,13 @@ import (
 type proc struct {
 	name  string
 	cmd   *exec.Cmd
-	Ready map[string]any // the first JSON line with "event":"ready"
+	Ready event.Event // the first event line named "ready"
 
-	mu     sync.Mutex
-	last   map[string]map[string]any // the latest line of each event name
-	log    map[string][]timedEvent   // the latest eventLogMax lines of each event, with arrival times
-	stderr tailBuffer
+	mu      sync.Mutex
+	last    map[string]event.Event  // the latest line of each event name
+	log     map[string][]timedEvent // the latest eventLogMax lines of each event, with arrival times
+	badLine error                   // the first stdout line that is not an event
+	stderr  tailBuffer
 
 	exited  chan struct{} // closed when the process has exited
 	waitErr error
@@ -44,12 +46,12 @@ func startTool(ctx context.Context, path string, args []string, readyTimeout tim
 func startToolEnv(ctx context.Context, path string, args, env []string, readyTimeout time.Duration) (*proc, error) {
 	p := &proc{
 		name:   fmt.Sprintf("%s %s", baseName(path), strings.Join(args, " ")),
-		last:   map[string]map[string]any{},
+		last:   map[string]event.Event{},
 		log:    map[string][]timedEvent{},
 		exited: make(chan struct{}),
 	}
 	p.stderr.max = 16 << 10
-	ready := make(chan map[string]any, 1)
+	ready := make(chan event.Event, 1)
 	p.cmd = exec.Command(path, args...)
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
@@ -94,10 +96,13 @@ func startToolEnv(ctx context.Context, path string, args, env []string, readyTim
 	}
 }
 
-// timedEvent is one JSON event line and when this process read it.
-type timedEvent struct {
+// timedEvent is one event line and when this process read it.
+type timedEvent = timed[event.Event]
+
+// timed is an event and when this process read it.
+type timed[T event.Event] struct {
 	At time.Time
-	M  map[string]any
+	E  T
 }
 
 // eventLogMax bounds the lines kept per event name.
@@ -105,18 +110,24 @@ const eventLogMax = 256
 
 // event handles one stdout line: it keeps the latest line of every event,
 // a log of recent ones with their arrival times, and hands over the first
-// ready line. Lines that are not JSON are ignored.
-func (p *proc) event(line []byte, ready chan<- map[string]any) {
+// ready line. Lines that are not events are kept out; the first one is
+// reported when a wait fails.
+func (p *proc) event(line []byte, ready chan<- event.Event) {
 	at := time.Now()
-	var m map[string]any
-	if json.Unmarshal(line, &m) != nil {
+	m, err := event.Decode(line)
+	if err != nil {
+		p.mu.Lock()
+		if p.badLine == nil {
+			p.badLine = err
+		}
+		p.mu.Unlock()
 		return
 	}
-	name, _ := m["event"].(string)
+	name := m.EventName()
 	p.mu.Lock()
 	_, seen := p.last["ready"]
 	p.last[name] = m
-	l := append(p.log[name], timedEvent{At: at, M: m})
+	l := append(p.log[name], timedEvent{At: at, E: m})
 	if len(l) > eventLogMax {
 		l = append(l[:0], l[len(l)-eventLogMax:]...)
 	}
@@ -155,57 +166,67 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// ReadyString returns a string field of the ready line ("rtsp", "addr", ...).
-func (p *proc) ReadyString(key string) (string, error) {
-	s, ok := p.Ready[key].(string)
-	if !ok || s == "" {
-		return "", fmt.Errorf("%s: ready line has no %q: %v", p.name, key, p.Ready)
+// readyAddr returns an address of p's ready line, a T: get picks the field
+// named key. A ready line of another tool, or without it, is an error.
+func readyAddr[T event.Event](p *proc, key string, get func(T) string) (string, error) {
+	r, ok := p.Ready.(T)
+	if s := get(r); ok && s != "" {
+		return s, nil
 	}
-	return s, nil
+	return "", fmt.Errorf("%s: ready line has no %q: %+v", p.name, key, p.Ready)
 }
 
 // LastEvent returns the latest line of the named event, or nil.
-func (p *proc) LastEvent(name string) map[string]any {
+func (p *proc) LastEvent(name string) event.Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.last[name]
 }
 
-// EventsSince returns the lines of the named event read at or after t, in
-// order, with the times they were read (at most the latest eventLogMax).
-func (p *proc) EventsSince(name string, t time.Time) []timedEvent {
+// eventsSince returns p's events T read at or after t, in order, with the
+// times they were read (at most the latest eventLogMax of their name).
+func eventsSince[T event.Event](p *proc, t time.Time) []timed[T] {
+	var zero T
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []timedEvent
-	for _, e := range p.log[name] {
-		if !e.At.Before(t) {
-			out = append(out, e)
+	var out []timed[T]
+	for _, e := range p.log[zero.EventName()] {
+		if v, ok := e.E.(T); ok && !e.At.Before(t) {
+			out = append(out, timed[T]{At: e.At, E: v})
 		}
 	}
 	return out
 }
 
-// WaitEvent waits up to limit for a line of the named event read at or
-// after since for which match (nil: any) is true, and returns it.
-func (p *proc) WaitEvent(ctx context.Context, name string, since time.Time, match func(map[string]any) bool, limit time.Duration) (timedEvent, error) {
+// waitEvent waits up to limit for an event T of p read at or after since
+// for which match (nil: any) is true, and returns it.
+func waitEvent[T event.Event](ctx context.Context, p *proc, since time.Time, match func(T) bool, limit time.Duration) (timed[T], error) {
+	var zero T
+	name := zero.EventName()
 	deadline := time.Now().Add(limit)
 	for {
-		for _, e := range p.EventsSince(name, since) {
-			if match == nil || match(e.M) {
+		for _, e := range eventsSince[T](p, since) {
+			if match == nil || match(e.E) {
 				return e, nil
 			}
 		}
 		if !p.Alive() {
-			return timedEvent{}, fmt.Errorf("%s exited waiting for a %q event: %v\n%s", p.name, name, p.exitErr(), p.StderrTail())
+			return timed[T]{}, fmt.Errorf("%s exited waiting for a %q event: %v\n%s", p.name, name, p.exitErr(), p.StderrTail())
 		}
 		if time.Now().After(deadline) {
-			return timedEvent{}, fmt.Errorf("%s: no %q event within %v", p.name, name, limit)
+			p.mu.Lock()
+			bad := p.badLine
+			p.mu.Unlock()
+			if bad != nil {
+				return timed[T]{}, fmt.Errorf("%s: no %q event within %v (and a line that is not an event: %v)", p.name, name, limit, bad)
+			}
+			return timed[T]{}, fmt.Errorf("%s: no %q event within %v", p.name, name, limit)
 		}
 		t := time.NewTimer(5 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return timedEvent{}, ctx.Err()
+			return timed[T]{}, ctx.Err()
 		case <-t.C:
 		}
 	}

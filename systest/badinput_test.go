@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // TestBadInput sends a mediator requests it must refuse, and garbage it
@@ -57,7 +59,7 @@ func TestBadInput(t *testing.T) {
 		if !strict.waitStderr(func(s string) bool { return hasLine(s, "origin not allowed", origin.addr) }) {
 			t.Errorf("B's log does not say origin %s was not allowed", origin.addr)
 		}
-		if ev := strict.events("upstream"); len(ev) > 0 {
+		if ev := eventsOf[event.Upstream](strict); len(ev) > 0 {
 			t.Errorf("B opened an upstream to an origin it must not reach: %v", ev)
 		}
 	})
@@ -78,7 +80,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("junk-while-playing", func(t *testing.T) {
 		url := enhanced(b.addr, "test", origin.addr)
 		r := startReader(t, "reader", url)
-		r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
+		waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
 
 		junk := make([]byte, 64<<10)
 		rng := rand.NewChaCha8([32]byte{1})
@@ -102,15 +104,15 @@ func TestBadInput(t *testing.T) {
 			}
 		}
 		stalledPlayer(t, b.addr, url)
-		b.waitEvent(t, "stats counting the stalled player as a reader", 0, func(e event) bool {
-			return e.str("event") == "stats" && e.str("stream") == "rtsp://"+origin.addr+"/test" && e.num("readers") >= 2
+		waitEvent(t, b, "stats counting the stalled player as a reader", 0, func(e event.StreamStats) bool {
+			return e.Stream == "rtsp://"+origin.addr+"/test" && e.Readers >= 2
 		})
 		reset := dial(t, b.addr)
 		_ = reset.(*net.TCPConn).SetLinger(0) // close with RST
 		reset.Close()
 
 		after := packetsSoFar(r)
-		r.waitEvent(t, "150 packets more after the junk", 0, progressAtLeast(after+150))
+		waitEvent(t, r, "150 packets more after the junk", 0, progressAtLeast(after+150))
 
 		// B still serves a new player while the junk connections hang on.
 		out, errOut, err := run(t, tool("rtsp-mediator"), "read", url, "--duration", "2s")
@@ -119,9 +121,9 @@ func TestBadInput(t *testing.T) {
 		}
 
 		sum := stopReader(t, r)
-		t.Logf("reader: %v packets, %v lost", sum.num("packets"), sum.num("lost"))
-		if sum.num("lost") != 0 {
-			t.Errorf("the reader lost %v packets; the junk must not disturb it", sum.num("lost"))
+		t.Logf("reader: %v packets, %v lost", sum.Packets, sum.Lost)
+		if sum.Lost != 0 {
+			t.Errorf("the reader lost %v packets; the junk must not disturb it", sum.Lost)
 		}
 		if b.exited() {
 			t.Errorf("B exited: %v", b.err)

@@ -42,6 +42,6 @@ func TestChain(t *testing.T) {
 
 	// The video went through A: B pulled from A with the enhanced URL, A
 	// from the origin itself.
-	b.waitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", enhanced(a.addr, "test", origin.addr)))
-	a.waitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.addr+"/test"))
+	waitEvent(t, b, "an upstream playing from A", 0, upstreamEvent("playing", enhanced(a.addr, "test", origin.addr)))
+	waitEvent(t, a, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.addr+"/test"))
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // Chaos test sizes: relay hosts are killed and restarted at random; viewer
@@ -111,7 +113,7 @@ func TestChaos(t *testing.T) {
 	reopened := 0
 	reopen := func(final bool) {
 		for _, h := range o.hosts {
-			if h.med.exited() || !h.player.exited() || len(h.player.events("progress")) > 0 {
+			if h.med.exited() || !h.player.exited() || len(eventsOf[event.ReadProgress](h.player)) > 0 {
 				continue // the host is down, its player is running, or its session closed
 			}
 			gap, limit := time.Second, 3
@@ -181,7 +183,7 @@ func TestChaos(t *testing.T) {
 						}
 					}
 				}
-				if p := o.byName[victim].player; p.exited() && len(p.events("progress")) > 0 {
+				if p := o.byName[victim].player; p.exited() && len(eventsOf[event.ReadProgress](p)) > 0 {
 					checkPlayer(t, p) // its session closed before its host was killed
 				}
 				o.byName[victim].kill()
@@ -317,15 +319,15 @@ func longestStall(series []sample, from time.Time) time.Duration {
 // not wait for the player's packets. n numbers the restarts in the logs.
 func restartHost(t *testing.T, o *overlay, h *host, n int) *host {
 	t.Helper()
-	ready := h.relay.events("ready")
+	ready := eventsOf[event.RelayReady](h.relay)
 	if len(ready) == 0 {
 		t.Fatalf("%s's relay printed no ready line", h.name)
 	}
 	name := fmt.Sprintf("%s#%d", h.name, n)
 	args := slices.Clone(h.relay.cmd.Args[1:])
-	args = append(args, "--control", ready[0].str("control"), "--probe", ready[0].str("probe"))
+	args = append(args, "--control", ready[0].Control, "--probe", ready[0].Probe)
 	r := startRelayAt(t, name+"/relay", args)
-	m := startMediatorAt(t, name+"/mediator", h.med.addr, "--resolver", "ocm", "--control", ready[0].str("control"))
+	m := startMediatorAt(t, name+"/mediator", h.med.addr, "--resolver", "ocm", "--control", ready[0].Control)
 	nh := &host{name: h.name, relay: r, med: m}
 	nh.player = startPlayer(t, name+"/player", enhanced(m.addr, "test", o.origin.addr))
 	return nh
@@ -339,7 +341,7 @@ func startRelayAt(t *testing.T, name string, args []string) *proc {
 		r := start(t, name, tool("ocm-relay"), args...)
 		deadline := time.Now().Add(patience)
 		for time.Now().Before(deadline) {
-			if len(r.events("ready")) > 0 {
+			if len(eventsOf[event.RelayReady](r)) > 0 {
 				return r
 			}
 			if r.exited() {

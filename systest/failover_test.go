@@ -19,17 +19,17 @@ func TestFailover(t *testing.T) {
 		viaA2 := enhanced(a2.addr, "test", origin.addr)
 
 		r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
-		r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
-		b.waitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
+		waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
+		waitEvent(t, b, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
 
 		a.kill()
-		_, lost := b.waitEvent(t, "A's upstream lost", 0, upstreamEvent("lost", viaA))
+		_, lost := waitEvent(t, b, "A's upstream lost", 0, upstreamEvent("lost", viaA))
 		atKill := packetsSoFar(r)
-		b.waitEvent(t, "an upstream playing from A2 after losing A", lost, upstreamEvent("playing", viaA2))
-		r.waitEvent(t, "150 packets more after the kill", 0, progressAtLeast(atKill+150))
+		waitEvent(t, b, "an upstream playing from A2 after losing A", lost, upstreamEvent("playing", viaA2))
+		waitEvent(t, r, "150 packets more after the kill", 0, progressAtLeast(atKill+150))
 
 		sum := stopReader(t, r)
-		t.Logf("reader: %v packets, %v lost in the failover", sum.num("packets"), sum.num("lost"))
+		t.Logf("reader: %v packets, %v lost in the failover", sum.Packets, sum.Lost)
 	})
 
 	t.Run("parent-restarted", func(t *testing.T) {
@@ -40,17 +40,17 @@ func TestFailover(t *testing.T) {
 		viaA := enhanced(a.addr, "test", origin.addr)
 
 		r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
-		r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
-		b.waitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
+		waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
+		waitEvent(t, b, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
 
 		a.kill()
-		_, lost := b.waitEvent(t, "A's upstream lost", 0, upstreamEvent("lost", viaA))
+		_, lost := waitEvent(t, b, "A's upstream lost", 0, upstreamEvent("lost", viaA))
 		atKill := packetsSoFar(r)
 		startMediatorAt(t, "A (restarted)", a.addr)
-		b.waitEvent(t, "an upstream playing from the restarted A", lost, upstreamEvent("playing", viaA))
-		r.waitEvent(t, "150 packets more after the restart", 0, progressAtLeast(atKill+150))
+		waitEvent(t, b, "an upstream playing from the restarted A", lost, upstreamEvent("playing", viaA))
+		waitEvent(t, r, "150 packets more after the restart", 0, progressAtLeast(atKill+150))
 
 		sum := stopReader(t, r)
-		t.Logf("reader: %v packets, %v lost in the outage", sum.num("packets"), sum.num("lost"))
+		t.Logf("reader: %v packets, %v lost in the outage", sum.Packets, sum.Lost)
 	})
 }

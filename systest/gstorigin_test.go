@@ -32,7 +32,7 @@ func TestThirdPartyOrigin(t *testing.T) {
 			gstLaunch(t, url, "tcp", 75).check(t, "gst-launch over TCP", 320, 240)
 		})
 	})
-	m.waitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
+	waitEvent(t, m, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
 }
 
 // startGstOrigin starts GStreamer's RTSP server (testdata/gst-rtsp-origin.py)

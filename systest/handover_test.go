@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // TestHandover: a relay H with children and grandchildren leaves the
@@ -70,13 +72,13 @@ func handover(t *testing.T, how string) {
 	if h.relay.err != nil {
 		t.Errorf("%s's ocm-relay exited with %v\n%s", leaving, h.relay.err, tail(h.relay.stderrText(), 20))
 	}
-	done, _ := o.srv.waitEvent(t, "handover_done for "+leaving, srvFrom, func(e event) bool {
-		return e.str("event") == "handover_done" && e.str("node") == leaving
+	done, _ := waitEvent(t, o.srv, "handover_done for "+leaving, srvFrom, func(e event.HandoverDone) bool {
+		return e.Node == leaving
 	})
 	t.Logf("%s's relay exited %s after the %s; the server's handover ended %q, remaining %v",
-		leaving, exited.Round(time.Millisecond), how, done.str("result"), done["remaining"])
-	if done.str("result") != "switched" {
-		t.Errorf("handover of %s ended %q, want switched: %v", leaving, done.str("result"), done)
+		leaving, exited.Round(time.Millisecond), how, done.Result, done.Remaining)
+	if done.Result != "switched" {
+		t.Errorf("handover of %s ended %q, want switched: %+v", leaving, done.Result, done)
 	}
 
 	others := o.names(leaving)
@@ -108,7 +110,7 @@ func handover(t *testing.T, how string) {
 				t.Errorf("%s's player below %s lost %.0f packets in the handover", x.name, leaving, lost)
 			}
 		}
-		moved := eventsSince(x.relay, "joined", began)
+		moved := eventsSince[event.Joined](x.relay, began)
 		lines = append(lines, fmt.Sprintf("%s (%s): %.0f lost, %d joins", x.name, role, lost, moved))
 	}
 	t.Logf("players:\n%s", strings.Join(lines, "\n"))

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // interopStream is a stream of the interop matrix: where it comes from,
@@ -88,8 +90,8 @@ func publishStream(t *testing.T, origin *mediator, s *interopStream) {
 	s.media, s.origin = s.name, origin.addr
 	start(t, "publisher", "ffmpeg", joinArgs([]string{"-nostdin", "-hide_banner", "-loglevel", "warning"}, s.publish,
 		[]string{"-f", "rtsp", "-rtsp_transport", "tcp", s.originURL()})...)
-	origin.waitEvent(t, "the publisher announced on /"+s.media, 0, func(e event) bool {
-		return e.str("event") == "publisher" && e.str("path") == "/"+s.media && e.str("state") == "announced"
+	waitEvent(t, origin, "the publisher announced on /"+s.media, 0, func(e event.Publisher) bool {
+		return e.Path == "/"+s.media && e.State == "announced"
 	})
 }
 
@@ -155,7 +157,7 @@ func TestInterop(t *testing.T) {
 
 	playing := func(t *testing.T, m *mediator, up string) {
 		t.Helper()
-		m.waitEvent(t, "an upstream playing from "+up, 0, upstreamEvent("playing", up))
+		waitEvent(t, m, "an upstream playing from "+up, 0, upstreamEvent("playing", up))
 	}
 	paths := []interopPath{
 		{name: "origin"},
@@ -170,9 +172,8 @@ func TestInterop(t *testing.T) {
 			playing(t, host, s.originURL())
 		}},
 		{name: "redirect", at: light, via: func(t *testing.T, s *interopStream) {
-			light.waitEvent(t, "a redirect to the overlay host", 0, func(e event) bool {
-				return e.str("event") == "redirect" && e.str("stream") == s.originURL() &&
-					e.str("to") == enhanced(host.addr, s.media, s.origin)
+			waitEvent(t, light, "a redirect to the overlay host", 0, func(e event.Redirect) bool {
+				return e.Stream == s.originURL() && e.To == enhanced(host.addr, s.media, s.origin)
 			})
 		}},
 	}
@@ -193,7 +194,7 @@ func TestInterop(t *testing.T) {
 				// The keeper holds the overlay host in the stream's tree,
 				// right under the origin, for the whole run.
 				keeper := startReader(t, "host/keeper", enhanced(host.addr, s.media, s.origin))
-				keeper.waitEvent(t, "the stream through the overlay host", 0, progressAtLeast(50))
+				waitEvent(t, keeper, "the stream through the overlay host", 0, progressAtLeast(50))
 
 				var cells sync.WaitGroup
 				for _, p := range paths {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // ocmServer is a running ocm-server.
@@ -21,8 +23,8 @@ func startServer(t *testing.T, name string, args ...string) *ocmServer {
 	args = append([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--heartbeat", "500ms",
 		"--report-interval", "1s"}, args...)
 	p := start(t, name, tool("ocm-server"), args...)
-	e, _ := p.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
-	return &ocmServer{proc: p, ocm: e.str("ocm"), http: e.str("http")}
+	e, _ := waitEvent(t, p, "its ready line", 0, func(event.ServerReady) bool { return true })
+	return &ocmServer{proc: p, ocm: e.OCM, http: e.HTTP}
 }
 
 // tree fetches a stream's tree from the server's API.
@@ -142,8 +144,8 @@ func startOCMRelay(t *testing.T, name, server string, args ...string) (*proc, st
 	args = append([]string{"--server", server, "--control", "127.0.0.1:0", "--probe", "127.0.0.1:0",
 		"--node-id", name, "--max-cpu", "1"}, args...)
 	r := start(t, name+"/relay", tool("ocm-relay"), args...)
-	e, _ := r.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
-	return r, e.str("control")
+	e, _ := waitEvent(t, r, "its ready line", 0, func(event.RelayReady) bool { return true })
+	return r, e.Control
 }
 
 // signal sends sig to the host's relay and mediator (SIGSTOP freezes
@@ -180,7 +182,7 @@ func TestOverlayTree(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		h := startHost(t, fmt.Sprintf("v%d", i), srv.ocm, "--capacity", "2")
 		h.player = startReader(t, h.name+"/player", enhanced(h.med.addr, "test", origin.addr))
-		h.player.waitEvent(t, "its first packets", 0, progressAtLeast(20))
+		waitEvent(t, h.player, "its first packets", 0, progressAtLeast(20))
 		hosts = append(hosts, h)
 		names = append(names, h.name)
 	}
@@ -223,7 +225,7 @@ func TestOverlayTree(t *testing.T) {
 	t.Logf("killing %s", victim.name)
 	victim.kill()
 	for _, h := range survivors {
-		h.player.waitEvent(t, "packets after the kill", 0, progressAtLeast(atKill[h]+100))
+		waitEvent(t, h.player, "packets after the kill", 0, progressAtLeast(atKill[h]+100))
 	}
 	srv.waitTree(t, stream, left)
 
@@ -236,13 +238,13 @@ func TestOverlayTree(t *testing.T) {
 	srv2 := startServer(t, "server (restarted)", "--origin-capacity", "2", "--listen", srv.ocm, "--http", srv.http)
 	srv2.waitTree(t, stream, left)
 	for _, h := range survivors {
-		h.player.waitEvent(t, "packets after the server restart", 0, progressAtLeast(atKill[h]+100))
+		waitEvent(t, h.player, "packets after the server restart", 0, progressAtLeast(atKill[h]+100))
 		if h.relay.exited() || h.med.exited() {
 			t.Fatalf("%s died", h.name)
 		}
 	}
 	for _, h := range survivors {
 		sum := stopReader(t, h.player)
-		t.Logf("%s: %v packets, %v lost", h.name, sum.num("packets"), sum.num("lost"))
+		t.Logf("%s: %v packets, %v lost", h.name, sum.Packets, sum.Lost)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // Helpers for the overlay tests with many hosts: players that report
@@ -54,7 +56,7 @@ func (o *overlay) join(t *testing.T, name string, relayArgs ...string) *host {
 	t.Helper()
 	h := startHost(t, name, o.srv.ocm, relayArgs...)
 	h.player = startPlayer(t, name+"/player", enhanced(h.med.addr, "test", o.origin.addr))
-	h.player.waitEvent(t, "its first packets", 0, progressAtLeast(10))
+	waitEvent(t, h.player, "its first packets", 0, progressAtLeast(10))
 	o.hosts = append(o.hosts, h)
 	o.byName[name] = h
 	return h
@@ -167,12 +169,11 @@ type sample struct {
 
 func progressSeries(p *proc) []sample {
 	var out []sample
-	for _, e := range p.events("progress") {
-		at, err := time.Parse(time.RFC3339Nano, e.str("time"))
-		if err != nil {
+	for _, e := range timedEventsOf[event.ReadProgress](p) {
+		if e.At.IsZero() {
 			continue
 		}
-		out = append(out, sample{at, e.num("packets"), e.num("lost")})
+		out = append(out, sample{e.At, float64(e.E.Packets), float64(e.E.Lost)})
 	}
 	return out
 }
@@ -247,7 +248,7 @@ func waitReceiving(t *testing.T, what string, players []*proc, n float64) {
 		from[p] = packetsSoFar(p)
 	}
 	for _, p := range players {
-		p.waitEvent(t, what, 0, progressAtLeast(from[p]+n))
+		waitEvent(t, p, what, 0, progressAtLeast(from[p]+n))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 var errTimeout = errors.New("killed: still running after the liveness limit")
@@ -155,15 +157,17 @@ func goRead(t *testing.T, url string) {
 	if err != nil {
 		t.Fatalf("rtsp-mediator read %s: %v\n%s", url, err, errOut)
 	}
-	var sum event
+	var sum event.ReadSummary
 	for _, l := range strings.Split(out, "\n") {
-		if e := parseEvent(l); e.str("event") == "summary" {
-			sum = e
+		if e, _ := parseEvent(l); e != nil {
+			if s, ok := e.(event.ReadSummary); ok {
+				sum = s
+			}
 		}
 	}
-	t.Logf("rtsp-mediator read: %v frames, %v packets, %v lost", sum.num("frames"), sum.num("packets"), sum.num("lost"))
-	if sum.num("frames") < minFrames || sum.num("lost") != 0 {
-		t.Errorf("rtsp-mediator read %s: summary %v, want at least %d frames and nothing lost", url, sum, minFrames)
+	t.Logf("rtsp-mediator read: %v frames, %v packets, %v lost", sum.Frames, sum.Packets, sum.Lost)
+	if sum.Frames < minFrames || sum.Lost != 0 {
+		t.Errorf("rtsp-mediator read %s: summary %+v, want at least %d frames and nothing lost", url, sum, minFrames)
 	}
 }
 

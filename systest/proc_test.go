@@ -2,7 +2,6 @@ package systest
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // patience bounds every wait: a liveness limit for a shared, noisy machine,
@@ -210,44 +211,58 @@ func (p *proc) waitLine(t *testing.T, what string, from int, match func(string) 
 	return line, at
 }
 
-// event is one JSON line of a tool's stdout.
-type event map[string]any
-
-func (e event) str(key string) string {
-	s, _ := e[key].(string)
-	return s
-}
-
-func (e event) num(key string) float64 {
-	f, _ := e[key].(float64)
-	return f
-}
-
-func parseEvent(line string) event {
-	var e event
-	if json.Unmarshal([]byte(line), &e) != nil {
-		return nil
+// parseEvent decodes one stdout line, with the time the tool wrote in it;
+// nil if the line is not an event.
+func parseEvent(line string) (event.Event, time.Time) {
+	e, at, err := event.DecodeTime([]byte(line))
+	if err != nil {
+		return nil, time.Time{}
 	}
-	return e
+	return e, at
 }
 
-// waitEvent is waitLine for JSON events.
-func (p *proc) waitEvent(t *testing.T, what string, from int, match func(event) bool) (event, int) {
+// lineSource is a running tool's stdout: a *proc, or what embeds one.
+type lineSource interface {
+	waitLine(t *testing.T, what string, from int, match func(string) bool) (string, int)
+	stdoutLines() []string
+}
+
+// waitEvent is waitLine for events T.
+func waitEvent[T event.Event](t *testing.T, p lineSource, what string, from int, match func(T) bool) (T, int) {
 	t.Helper()
 	line, i := p.waitLine(t, what, from, func(s string) bool {
-		e := parseEvent(s)
-		return e != nil && match(e)
+		e, _ := parseEvent(s)
+		v, ok := e.(T)
+		return ok && match(v)
 	})
-	return parseEvent(line), i
+	e, _ := parseEvent(line)
+	return e.(T), i
 }
 
-// events returns the JSON events named name printed so far.
-func (p *proc) events(name string) []event {
-	var out []event
+// timed is an event and the time its tool wrote in it.
+type timed[T event.Event] struct {
+	At time.Time
+	E  T
+}
+
+// timedEventsOf returns the events T printed so far, with their times.
+func timedEventsOf[T event.Event](p lineSource) []timed[T] {
+	var out []timed[T]
 	for _, l := range p.stdoutLines() {
-		if e := parseEvent(l); e != nil && e.str("event") == name {
-			out = append(out, e)
+		if e, at := parseEvent(l); e != nil {
+			if v, ok := e.(T); ok {
+				out = append(out, timed[T]{at, v})
+			}
 		}
+	}
+	return out
+}
+
+// eventsOf returns the events T printed so far.
+func eventsOf[T event.Event](p lineSource) []T {
+	var out []T
+	for _, e := range timedEventsOf[T](p) {
+		out = append(out, e.E)
 	}
 	return out
 }
@@ -303,11 +318,12 @@ func tryMediatorVia(t *testing.T, name string, launcher []string, args ...string
 	}); err != nil {
 		return nil, fmt.Errorf("%s printed no ready line: %v:\n%s", name, err, p.stderrText())
 	}
-	e := parseEvent(first)
-	if e.str("event") != "ready" || e.str("rtsp") == "" {
+	e, _ := parseEvent(first)
+	ready, ok := e.(event.MediatorReady)
+	if !ok || ready.RTSP == "" {
 		return nil, fmt.Errorf("%s: first stdout line is not a ready event: %s", name, first)
 	}
-	return &mediator{proc: p, addr: e.str("rtsp")}, nil
+	return &mediator{proc: p, addr: ready.RTSP}, nil
 }
 
 // startMediatorAt starts a mediator on a fixed address, as a restarted host
@@ -383,9 +399,9 @@ func enhanced(mediatorAddr, media, originAddr string) string {
 
 // upstreamEvent matches a mediator's upstream event in state with the
 // upstream URL up.
-func upstreamEvent(state, up string) func(event) bool {
-	return func(e event) bool {
-		return e.str("event") == "upstream" && e.str("state") == state && e.str("upstream") == up
+func upstreamEvent(state, up string) func(event.Upstream) bool {
+	return func(e event.Upstream) bool {
+		return e.State == state && e.Upstream == up
 	}
 }
 
@@ -397,22 +413,22 @@ func startReader(t *testing.T, name, url string) *proc {
 }
 
 // progressAtLeast matches a reader's progress line once packets >= n.
-func progressAtLeast(n float64) func(event) bool {
-	return func(e event) bool { return e.str("event") == "progress" && e.num("packets") >= n }
+func progressAtLeast(n float64) func(event.ReadProgress) bool {
+	return func(e event.ReadProgress) bool { return float64(e.Packets) >= n }
 }
 
 // packetsSoFar is the packet count of the reader's latest progress line.
 func packetsSoFar(r *proc) float64 {
-	ev := r.events("progress")
+	ev := eventsOf[event.ReadProgress](r)
 	if len(ev) == 0 {
 		return 0
 	}
-	return ev[len(ev)-1].num("packets")
+	return float64(ev[len(ev)-1].Packets)
 }
 
 // stopReader stops a reader and returns its summary line; the reader must
 // exit cleanly, its session never having ended under it.
-func stopReader(t *testing.T, r *proc) event {
+func stopReader(t *testing.T, r *proc) event.ReadSummary {
 	t.Helper()
 	if r.exited() {
 		t.Fatalf("%s exited before it was stopped (%v); its session ended", r.name, r.err)
@@ -423,7 +439,7 @@ func stopReader(t *testing.T, r *proc) event {
 	if s := r.stderrText(); strings.Contains(s, "session ended") {
 		t.Errorf("%s reports its session ended:\n%s", r.name, s)
 	}
-	ev := r.events("summary")
+	ev := eventsOf[event.ReadSummary](r)
 	if len(ev) != 1 {
 		t.Fatalf("%s printed %d summary lines, want 1", r.name, len(ev))
 	}

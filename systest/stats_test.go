@@ -1,6 +1,10 @@
 package systest
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+)
 
 // TestStats checks the stats lines a relay prints while a player reads
 // through it: origin -> A -> B, the player on B.
@@ -12,32 +16,35 @@ func TestStats(t *testing.T) {
 	b := startMediator(t, "B", "--resolver", "parent:"+a.addr)
 	stream := "rtsp://" + origin.addr + "/test"
 	r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
-	r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
+	waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
 
-	ev, _ := b.waitEvent(t, "stats with a reader, packets in and out and a bitrate", 0, func(e event) bool {
-		return e.str("event") == "stats" && e.str("stream") == stream && e.num("readers") >= 1 &&
-			e.num("packets_in") > 0 && e.num("packets_out") > 0 && e.num("bitrate_bps") > 0
+	ev, _ := waitEvent(t, b, "stats with a reader, packets in and out and a bitrate", 0, func(e event.StreamStats) bool {
+		return e.Stream == stream && e.Readers >= 1 && e.PacketsIn > 0 && e.PacketsOut > 0 && e.BitrateBPS > 0
 	})
-	t.Logf("B: %v", ev)
-	if up, want := ev.str("upstream"), enhanced(a.addr, "test", origin.addr); up != want {
+	t.Logf("B: %+v %+v", ev, ev.RelayCounters)
+	if ev.RelayCounters == nil {
+		t.Fatalf("B's stats line of a relayed stream has no relay counters: %+v", ev)
+	}
+	if up, want := ev.Upstream, enhanced(a.addr, "test", origin.addr); up != want {
 		t.Errorf("B's stats say upstream %q, want %q", up, want)
 	}
-	for _, e := range b.events("stats") {
-		for _, key := range []string{"stream", "readers", "upstream", "packets_in", "packets_out", "lost", "bitrate_bps"} {
-			if _, ok := e[key]; !ok {
-				t.Errorf("B's stats line has no %q: %v", key, e)
-			}
+	// Every field is in each line by its type (Decode refuses unknown
+	// ones); a relayed stream's lines carry the relay's counters and its
+	// upstream.
+	for _, e := range eventsOf[event.StreamStats](b) {
+		if e.Kind != "relay" || e.RelayCounters == nil || e.Upstream == "" {
+			t.Errorf("B's stats line has no relay counters or upstream: %+v", e)
 		}
-		if e.str("stream") != stream {
-			t.Errorf("B's stats line is about stream %q, want %q", e.str("stream"), stream)
+		if e.Stream != stream {
+			t.Errorf("B's stats line is about stream %q, want %q", e.Stream, stream)
 		}
-		if _, ok := e["lost"].(float64); !ok || e.num("lost") > e.num("packets_in") {
-			t.Errorf("B's stats line has lost %v for %v packets in", e["lost"], e["packets_in"])
+		if e.Lost > e.PacketsIn {
+			t.Errorf("B's stats line has lost %v for %v packets in", e.Lost, e.PacketsIn)
 		}
 	}
 	// A counts B as its reader.
-	a.waitEvent(t, "stats with B as a reader", 0, func(e event) bool {
-		return e.str("event") == "stats" && e.str("stream") == stream && e.num("readers") >= 1 && e.num("packets_out") > 0
+	waitEvent(t, a, "stats with B as a reader", 0, func(e event.StreamStats) bool {
+		return e.Stream == stream && e.Readers >= 1 && e.PacketsOut > 0
 	})
 	stopReader(t, r)
 }

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
@@ -43,7 +43,7 @@ func buildBinary(t *testing.T) string {
 type proc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	lines  chan map[string]any
+	lines  chan event.Event
 	stderr *testutil.Buffer
 	exited chan struct{}
 	err    error
@@ -51,7 +51,7 @@ type proc struct {
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), lines: make(chan map[string]any, 1000), stderr: &testutil.Buffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: exec.Command(name, args...), lines: make(chan event.Event, 1000), stderr: &testutil.Buffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	// Through an io.Pipe, Wait returns only once all output is copied, so
 	// the last lines are not lost.
@@ -68,9 +68,8 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 		defer close(p.lines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.lines <- m
+			if e, err := event.Decode(sc.Bytes()); err == nil {
+				p.lines <- e
 			}
 		}
 	}()
@@ -90,20 +89,23 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
-func (p *proc) next(t *testing.T, event string) map[string]any {
+// next returns p's next event T, skipping others.
+func next[T event.Event](t *testing.T, p *proc) T {
 	t.Helper()
+	var zero T
+	name := zero.EventName()
 	timeout := time.After(60 * time.Second)
 	for {
 		select {
-		case m, ok := <-p.lines:
+		case e, ok := <-p.lines:
 			if !ok {
-				t.Fatalf("stdout closed before a %q line; stderr:\n%s", event, p.stderr)
+				t.Fatalf("stdout closed before a %q line; stderr:\n%s", name, p.stderr)
 			}
-			if m["event"] == event {
-				return m
+			if v, ok := e.(T); ok {
+				return v
 			}
 		case <-timeout:
-			t.Fatalf("no %q line; stderr:\n%s", event, p.stderr)
+			t.Fatalf("no %q line; stderr:\n%s", name, p.stderr)
 		}
 	}
 }
@@ -119,10 +121,9 @@ func (p *proc) wait(t *testing.T) error {
 	}
 }
 
-func inputPort(t *testing.T, ready map[string]any) netip.AddrPort {
+func inputPort(t *testing.T, ready event.FanoutReady) netip.AddrPort {
 	t.Helper()
-	from, _ := ready["from"].(string)
-	ap, err := netip.ParseAddrPort(strings.TrimPrefix(from, "udp://"))
+	ap, err := netip.ParseAddrPort(strings.TrimPrefix(ready.From, "udp://"))
 	if err != nil {
 		t.Fatalf("ready line without a bound input: %v", ready)
 	}
@@ -147,12 +148,12 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 		}
 	}()
 	p := startProc(t, bin, "--from", "udp://127.0.0.1:0", "--stats-interval", "100ms")
-	in := inputPort(t, p.next(t, "ready"))
+	in := inputPort(t, next[event.FanoutReady](t, p))
 
 	to := "udp://" + rc.LocalAddr().String()
 	fmt.Fprintf(p.stdin, `{"op":"add","to":%q}`+"\n", to)
-	if rep := p.next(t, "reply"); rep["ok"] != true {
-		t.Fatalf("add: %v", rep)
+	if rep := next[event.Reply](t, p); !rep.OK {
+		t.Fatalf("add: %+v", rep)
 	}
 	sc, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(in))
 	if err != nil {
@@ -184,18 +185,17 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 	if err := p.wait(t); err != nil {
 		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.stderr)
 	}
-	var last map[string]any
-	for m := range p.lines {
-		if m["event"] == "stats" {
-			last = m
+	var last *event.FanoutStats
+	for e := range p.lines {
+		if st, ok := e.(event.FanoutStats); ok {
+			last = &st
 		}
 	}
 	if last == nil {
 		t.Fatal("no stats line")
 	}
-	out := last["out"].([]any)
-	if len(out) != 1 || out[0].(map[string]any)["packets"] != float64(100) {
-		t.Errorf("final stats: %v", last)
+	if len(last.Out) != 1 || last.Out[0].Packets != 100 {
+		t.Errorf("final stats: %+v", *last)
 	}
 }
 
@@ -256,13 +256,13 @@ func TestNetnsMulticastLAN(t *testing.T) {
 		"--from", "udp://127.0.0.1:0",
 		"--to", "udp://"+group.String()+"?ttl=1",
 		"--iface", a.Dev, "--sdp", sdp, "--stats-interval", "500ms")
-	in := inputPort(t, f.next(t, "ready"))
+	in := inputPort(t, next[event.FanoutReady](t, f))
 
 	ff := startProc(t, "ip", "netns", "exec", a.NS, "ffmpeg", "-nostdin", "-loglevel", "error",
 		"-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "120",
 		"-c:v", "libx264", "-g", "25", "-f", "rtp", fmt.Sprintf("rtp://127.0.0.1:%d", in.Port()))
 	_ = ff
-	f.next(t, "sdp")
+	next[event.SDP](t, f)
 	data, err := os.ReadFile(sdp)
 	if err != nil {
 		t.Fatal(err)
@@ -295,9 +295,9 @@ func TestNetnsMulticastLAN(t *testing.T) {
 			t.Errorf("%s: %d packets with a TTL other than 1 (last %d)", name, r.BadTTL.Load(), r.TTL.Load())
 		}
 	}
-	st := f.next(t, "stats")
-	if st["drops"] != float64(0) {
-		t.Errorf("drops in %v", st)
+	st := next[event.FanoutStats](t, f)
+	if st.Drops != 0 {
+		t.Errorf("drops in %+v", st)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
 // TestStreamsPruned: whatever way a stream ends (the mediator says
@@ -25,7 +26,7 @@ func TestStreamsPruned(t *testing.T) {
 		end    func(t *testing.T, r *testRelay, med *fakeMediator, stream string)
 	}{
 		{"inactive", true, func(t *testing.T, _ *testRelay, med *fakeMediator, stream string) {
-			med.send(control.Msg{Op: control.OpInactive, Stream: stream})
+			med.send(&control.Inactive{Stream: stream})
 		}},
 		{"never active", false, func(*testing.T, *testRelay, *fakeMediator, string) {}},
 		{"mediator gone", true, func(t *testing.T, _ *testRelay, med *fakeMediator, _ string) {
@@ -42,14 +43,14 @@ func TestStreamsPruned(t *testing.T) {
 			med.hello(startRTSP(t).Addr())
 			up := med.resolve(stream)
 			if tc.active {
-				med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+				med.send(&control.Active{Stream: stream, Upstream: up})
 				// Had the active come after ActiveTimeout, the stream
 				// would have been left and joined again: either way, once
 				// the active is read the relay has it, playing.
 				med.sync()
 				// Another local process cannot make the relay leave it.
 				other := dialMediator(t, r.ControlAddr())
-				other.send(control.Msg{Op: control.OpInactive, Stream: stream})
+				other.send(&control.Inactive{Stream: stream})
 				other.sync()
 				r.log.wait(t, "inactive ignored")
 				time.Sleep(2 * r.ActiveTimeout) // an active stream does not expire
@@ -71,7 +72,7 @@ func TestStreamsPruned(t *testing.T) {
 		med := dialMediator(t, r.ControlAddr())
 		med.hello(startRTSP(t).Addr())
 		stream := streamOn(refusingAddr(t)) // the origin does not answer probes
-		if rep := med.call(control.Msg{Op: control.OpResolve, Stream: stream}); rep.Error == "" {
+		if rep := med.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin}); rep.Error == "" {
 			t.Fatalf("resolve of a stream on a closed port = %+v, want an error", rep)
 		}
 		if got := r.mapSizes(); got != (relayMaps{}) {
@@ -100,7 +101,7 @@ func TestHelloOnlyWhatPlays(t *testing.T) {
 		n, ok := serverNode(t, srv, "a")
 		return ok && len(n.Streams) == 0
 	})
-	med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+	med.send(&control.Active{Stream: stream, Upstream: up})
 	med.sync()
 	if got := shape(srv.tree(t, stream)); got != "a<origin@1" {
 		t.Errorf("tree after active = %q, want a<origin@1", got)
@@ -125,7 +126,7 @@ func TestHelloWithinLineLimit(t *testing.T) {
 	for i := range DefaultMaxStreams - 1 {
 		s := fmt.Sprintf("rtsp://%s/%s-%d", origin.Addr(), long, i)
 		streams = append(streams, s)
-		med.send(control.Msg{Op: control.OpActive, Stream: s, Upstream: &up})
+		med.send(&control.Active{Stream: s, Upstream: up})
 	}
 	med.sync()
 	n, _ := serverNode(t, srv, "a")
@@ -142,5 +143,44 @@ func TestHelloWithinLineLimit(t *testing.T) {
 	waitUntil(t, "the server has a in every stream played", func() bool {
 		n, _ := serverNode(t, srv, "a")
 		return slices.Equal(n.Streams, streams)
+	})
+}
+
+// TestActiveDuringHello: a stream the mediator says it plays while the
+// relay's hello is on its way (the hello did not list it, the session is
+// not the current one yet) is joined as soon as the session is: the
+// server does not wait for a report or the next reconnect to learn the
+// edge (TestHelloOnlyWhatPlays failed now and then on this race).
+func TestActiveDuringHello(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate { return nil })
+	hello, hold := make(chan *wire.Hello, 1), make(chan struct{})
+	fs.beforeWelcome = func(h *wire.Hello) { hello <- h; <-hold }
+	r := startRelay(t, "a", fs.Addr(), nil)
+	med := dialMediator(t, r.ControlAddr())
+	med.hello(startRTSP(t).Addr()) // the relay can connect now
+	var h *wire.Hello
+	select {
+	case h = <-hello:
+	case <-time.After(20 * time.Second):
+		close(hold)
+		t.Fatal("no hello")
+	}
+	if len(h.Streams) != 0 {
+		t.Errorf("hello declares %+v before anything plays", h.Streams)
+	}
+	med.send(&control.Active{Stream: stream, Upstream: originUp(origin.Addr())})
+	med.sync()
+	close(hold) // the welcome
+	waitUntil(t, "the relay joins the stream it plays in the new session", func() bool {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for _, m := range fs.requests {
+			if j, ok := m.Body.(*wire.Joined); ok && j.Stream == stream && j.Parent == wire.OriginID {
+				return true
+			}
+		}
+		return false
 	})
 }

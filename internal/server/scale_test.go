@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -84,7 +86,7 @@ func TestPromiseEndsWithRequester(t *testing.T) {
 		t.Fatalf("y offered %q, want o1 o2 p (o0 promised to x)", got)
 	}
 	x.nc.Close()
-	ts.waitEvent(t, "node_left", "x")
+	waitEvent[event.NodeLeft](t, ts, "x")
 	if got := offered(newRelay(t, "z", 1).dial(ts.Addr(), "")); got != "o0 o2 p" {
 		t.Fatalf("z offered %q after x left, want o0 o2 p (o1 promised to y)", got)
 	}
@@ -111,8 +113,8 @@ func TestFullRefusalsRateLimited(t *testing.T) {
 	}
 	c.sync()
 	events := 0
-	for _, ev := range ts.events.Find(t, "join_rejected") {
-		if ev["code"] == wire.CodeFull {
+	for _, ev := range testutil.Find[event.JoinRejected](t, ts.events) {
+		if ev.Code == wire.CodeFull {
 			events++
 		}
 	}
@@ -199,7 +201,7 @@ func TestMaxRelaysRefusesBusy(t *testing.T) {
 		t.Fatal("the busy connection stays open")
 	}
 	a.nc.Close()
-	ts.waitEvent(t, "node_left", "a")
+	waitEvent[event.NodeLeft](t, ts, "a")
 	// The place frees when a's connection goroutine ends, just after.
 	deadline := time.Now().Add(guard)
 	for {
