@@ -154,6 +154,7 @@ func (st *state) sweep() {
 	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
 	st.forest.ExpireExpectations(now)
+	st.forest.ExpirePromises(time.Now()) // wall clock, as when they were made
 	st.pruneLosses(now)
 }
 
@@ -325,6 +326,7 @@ func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 			return
 		}
 	}
+	st.forest.ExpirePromises(time.Now())
 	res, err := st.forest.Join(j.Stream, ss.node, j.Parent)
 	if err != nil {
 		code := errorCode(err)
