@@ -60,36 +60,56 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 	var relays []Candidate
 	var homeCand *Candidate
 	own, _ := f.promised[Member{stream, requester}]
-	for _, m := range t.list {
-		id, n := m.id, m.node
-		if k > 0 && len(relays) >= k && m.level > relays[k-1].Level && id != home {
-			continue // deeper than the k best so far
+	selfParent := ""
+	if self != nil {
+		selfParent = self.parent
+	}
+	// One member's slots look different to the requester than to others:
+	// its home, the parent it holds a promise under, its current parent.
+	// They are ranked here, the rest come from the cache (topcache.go).
+	specials := []string{home, own.parent, selfParent}
+	fast := false
+	if k > 0 {
+		relays, fast = f.fastCandidates(t, stream, requester, self, exclude, k, specials...)
+	}
+	if fast {
+		for i, id := range specials {
+			m := t.members[id]
+			if m == nil || slices.Contains(specials[:i], id) {
+				continue
+			}
+			cand, ok := f.candidateOf(t, stream, m, requester, self, own.parent, exclude, nil)
+			switch {
+			case !ok:
+			case id == home:
+				homeCand = &cand
+			default:
+				relays = insertRanked(relays, cand, k)
+			}
 		}
-		if id == requester || !n.Willing || m.leaving {
-			continue
+	} else {
+		// One pass over the members keeps the best k so far (all if
+		// k <= 0): a member that cannot beat the k-th is dropped after the
+		// O(1) tests, so the walks up the tree (attached, below the
+		// requester, below a quarantined node) are made for a handful of
+		// members, not for all.
+		relays = nil
+		prune := func(c *Candidate) bool {
+			return k > 0 && len(relays) >= k && c.ID != home && !better(c, &relays[k-1])
 		}
-		c := f.taken(stream, m, requester, own.parent)
-		if self != nil && self.parent == id {
-			c--
+		for _, m := range t.list {
+			if k > 0 && len(relays) >= k && m.level > relays[k-1].Level && m.id != home {
+				continue // deeper than the k best so far
+			}
+			cand, ok := f.candidateOf(t, stream, m, requester, self, own.parent, exclude, prune)
+			switch {
+			case !ok:
+			case m.id == home && k > 0:
+				homeCand = &cand
+			default:
+				relays = insertRanked(relays, cand, k)
+			}
 		}
-		if c >= n.Capacity {
-			continue
-		}
-		cand := Candidate{ID: id, Level: m.level, Clients: c, Capacity: n.Capacity}
-		if k > 0 && len(relays) >= k && id != home && !better(&cand, &relays[k-1]) {
-			continue
-		}
-		if slices.Contains(exclude, id) || !t.attached(id) || self != nil && t.descends(id, requester) ||
-			f.quarantinedAbove(t, id) != "" {
-			continue
-		}
-		cand.RTSP, cand.Probe, cand.Cores, cand.CPU = n.RTSP, n.Probe, n.Cores, n.CPU
-		if id == home && k > 0 {
-			h := cand
-			homeCand = &h
-			continue
-		}
-		relays = insertRanked(relays, cand, k)
 	}
 	if homeCand != nil {
 		// The requester's home (its current parent, or the one a handover
@@ -106,6 +126,35 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 		return relays
 	}
 	return append(out, relays...)
+}
+
+// candidateOf returns m as a candidate for requester, false if it is not
+// one (itself, unwilling, leaving, full as the requester counts, excluded,
+// detached, below the requester or below a quarantined node). prune, if
+// set, may drop it once its rank is known, before the walks up the tree.
+func (f *Forest) candidateOf(t *tree, stream string, m *member, requester string, self *member, ownPromise string,
+	exclude []string, prune func(*Candidate) bool) (Candidate, bool) {
+	id, n := m.id, m.node
+	if id == requester || !n.Willing || m.leaving {
+		return Candidate{}, false
+	}
+	c := f.taken(stream, m, requester, ownPromise)
+	if self != nil && self.parent == id {
+		c--
+	}
+	if c >= n.Capacity {
+		return Candidate{}, false
+	}
+	cand := Candidate{ID: id, Level: m.level, Clients: c, Capacity: n.Capacity}
+	if prune != nil && prune(&cand) {
+		return Candidate{}, false
+	}
+	if slices.Contains(exclude, id) || !t.attached(id) || self != nil && t.descends(id, requester) ||
+		f.quarantinedAbove(t, id) != "" {
+		return Candidate{}, false
+	}
+	cand.RTSP, cand.Probe, cand.Cores, cand.CPU = n.RTSP, n.Probe, n.Cores, n.CPU
+	return cand, true
 }
 
 // better is the candidates' order: lower level first, then least loaded

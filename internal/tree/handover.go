@@ -53,6 +53,7 @@ func (f *Forest) Handover(stream, node string) ([]Move, error) {
 		f.nleaving++
 	}
 	lm.leaving = true
+	t.invalidate()
 
 	kids := sortedKeys(lm.children)
 	size := make(map[string]int, len(kids))

@@ -91,6 +91,11 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 		Stream: stream, Node: node, Parent: parent, From: from, Level: level, Subtree: t.relevel(m),
 	})
 	if created {
+		f.refresh(t, m) // a new leaf: one member to rank
+	} else {
+		t.invalidate() // a subtree moved
+	}
+	if created {
 		f.resolvePending(t, stream, node, res)
 	}
 	return nil
@@ -137,6 +142,7 @@ func (f *Forest) Hello(info NodeInfo, edges []Edge, pol Policy, now time.Time) (
 		f.nodes[info.ID] = n
 	}
 	n.NodeInfo = info
+	f.refreshNode(n)
 	if n.children-f.leavingKids(info.ID, "") > n.Capacity {
 		f.shed(n, now, &res)
 	}
@@ -240,6 +246,7 @@ func (f *Forest) Report(node string, r Report, now time.Time) error {
 	n.CPU, n.Clients, n.LastReport = r.CPU, r.Clients, now
 	if r.Willing != nil {
 		n.Willing = *r.Willing
+		f.refreshNode(n)
 	}
 	for _, s := range r.Streams {
 		if t := f.streams[s.Stream]; t != nil {

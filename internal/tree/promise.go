@@ -45,6 +45,7 @@ func (f *Forest) Promise(stream, node, parent string, until time.Time) {
 		f.under[stream]++
 	} else if n := f.nodes[parent]; n != nil {
 		n.promised++
+		f.refreshNode(n)
 	}
 	// Deadlines are now plus a constant, so appending keeps the order.
 	f.queue = append(f.queue, queued{Member{stream, node}, until})
@@ -82,6 +83,7 @@ func (f *Forest) unpromise(m Member) {
 	if p.parent != Origin {
 		if n := f.nodes[p.parent]; n != nil {
 			n.promised--
+			f.refreshNode(n)
 		}
 	} else if f.under[m.Stream]--; f.under[m.Stream] <= 0 {
 		delete(f.under, m.Stream)

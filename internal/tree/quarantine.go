@@ -15,6 +15,7 @@ func (f *Forest) Quarantine(node, reason string) error {
 	}
 	recount(&f.nquarantined, n.Quarantine, reason)
 	n.Quarantine = reason
+	f.invalidateAll() // its subtree is (or is no longer) offered
 	return nil
 }
 

@@ -221,6 +221,7 @@ type member struct {
 	orphanSince time.Time // orphans only: when it was last detached or told
 	leaving     bool      // handing its children over (Handover); takes no new ones
 	node        *Node     // its registered node (a member never outlives it)
+	inTop       bool      // in tree.top
 	idx         int       // its index in tree.list
 	stats       StreamStats
 	statsAt     time.Time
@@ -232,6 +233,9 @@ type tree struct {
 	members  map[string]*member
 	list     []*member // the members again, for scans (a slice walks far faster than a map)
 	npending int       // members with a pending parent (setPending): lets joins skip a scan
+	top      []*member // the best offerable members, ranked (topcache.go)
+	topValid bool      // top is up to date
+	topAll   bool      // top holds every offerable member
 }
 
 // Forest is every node and every stream's tree.
@@ -331,6 +335,7 @@ func (f *Forest) link(t *tree, m *member, parent string) {
 	pm.children[m.id] = struct{}{}
 	f.nodes[parent].children++
 	m.level = pm.level + 1
+	f.refreshNode(f.nodes[parent])
 }
 
 // unlink detaches m from its parent, leaving it an orphan.
@@ -345,8 +350,10 @@ func (f *Forest) unlink(t *tree, m *member) {
 		}
 		if pn := f.nodes[m.parent]; pn != nil {
 			pn.children--
+			defer f.refreshNode(pn)
 		}
 	}
+	t.invalidate() // m's subtree is detached
 	m.parent = ""
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"sort"
 )
 
 // Validate checks every invariant of the forest: members are registered
@@ -171,6 +173,7 @@ func (f *Forest) validateCounts(bad func(format string, a ...any)) {
 		}
 	}
 	for s, t := range f.streams {
+		f.validateTop(s, t, bad)
 		if len(t.list) != len(t.members) {
 			bad("%s: %d members listed, %d held", s, len(t.list), len(t.members))
 		}
@@ -179,5 +182,43 @@ func (f *Forest) validateCounts(bad func(format string, a ...any)) {
 				bad("%s: member %s misplaced in the list", s, m.id)
 			}
 		}
+	}
+}
+
+// validateTop checks a valid cache of best members against a rebuild.
+func (f *Forest) validateTop(s string, t *tree, bad func(format string, a ...any)) {
+	in := 0
+	for _, m := range t.list {
+		if m.inTop {
+			in++
+		}
+	}
+	if !t.topValid {
+		if in > 0 || len(t.top) > 0 {
+			bad("%s: invalid cache holds %d members (%d marked)", s, len(t.top), in)
+		}
+		return
+	}
+	var want []*member
+	n := 0
+	for _, m := range t.list {
+		if f.offerable(t, m) {
+			n++
+			want = append(want, m)
+		}
+	}
+	sort.Slice(want, func(i, j int) bool { return rankLess(want[i], want[j]) })
+	if len(want) > len(t.top) {
+		want = want[:len(t.top)]
+	}
+	if in != len(t.top) || t.topAll && n != len(t.top) || !slices.Equal(want, t.top) {
+		var got, exp []string
+		for _, m := range t.top {
+			got = append(got, m.id)
+		}
+		for _, m := range want {
+			exp = append(exp, m.id)
+		}
+		bad("%s: cache of best members %v (all %v, %d marked), want %v of %d offerable", s, got, t.topAll, in, exp, n)
 	}
 }
