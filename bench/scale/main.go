@@ -53,7 +53,8 @@ it starts a fresh ocm-server (built from this module unless --bin or
   full_per_join        "full" refusals per successful join
   failed               relays that had no parent within --join-timeout
   bytes_per_node       server RSS growth per relay (VmRSS, steady state)
-  cpu_joining          server cores used while joining
+  cpu_joining          server cores used while joining (and this process's:
+                       on one host, both share the cores)
   steady_cpu_fraction  server cores used in steady state (--steady window)
   tree_api_ms          GET /api/v1/tree?stream=S (and its size in bytes)
   recovery_ms_1000_descendants

@@ -7,7 +7,10 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +35,10 @@ type result struct {
 	OtherRefused int     `json:"other_refusals"`
 	RSSBytes     int64   `json:"server_rss_bytes"`
 	BytesPerNode float64 `json:"bytes_per_node"`
-	CPUJoining   float64 `json:"cpu_joining"`         // cores
-	SteadyCPU    float64 `json:"steady_cpu_fraction"` // cores
+	CPUJoining   float64 `json:"cpu_joining"`              // cores
+	LoadCPU      float64 `json:"load_process_cpu_joining"` // this process's cores while joining (it shares the host)
+	LoadAvg      float64 `json:"host_loadavg_1m"`          // after joining: context for every figure on a shared host
+	SteadyCPU    float64 `json:"steady_cpu_fraction"`      // cores
 	HeartbeatP99 float64 `json:"heartbeat_ms_p99_steady"`
 	HBFailures   int     `json:"heartbeat_failures"`
 	TreeAPIMs    float64 `json:"tree_api_ms"`
@@ -97,6 +102,7 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	// Join phase: batch relays at a time, the next batch once every relay
 	// of this one has a parent (or gave up).
 	cpu := srv.cpuStart()
+	self := (&serverProc{pid: os.Getpid()}).cpuStart()
 	t0 := time.Now()
 	var lastJoin time.Time
 	var firstErr error
@@ -135,7 +141,7 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 			return res, ctx.Err()
 		}
 	}
-	res.CPUJoining = cpu.done()
+	res.CPUJoining, res.LoadCPU, res.LoadAvg = cpu.done(), self.done(), loadAvg()
 	if res.Joined > 0 {
 		res.JoinsPerS = float64(res.Joined) / lastJoin.Sub(t0).Seconds()
 	}
@@ -303,4 +309,21 @@ func repair(ctx context.Context, o options, srv *serverProc, tr api.Tree, byID m
 			return ctx.Err()
 		}
 	}
+}
+
+// loadAvg returns the host's one-minute load average (-1 if unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
