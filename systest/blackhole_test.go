@@ -21,7 +21,7 @@ type nodeView struct {
 
 func (s *ocmServer) nodes(t *testing.T) []nodeView {
 	t.Helper()
-	res, err := http.Get("http://" + s.http + "/api/v1/nodes")
+	res, err := http.Get("http://" + s.HTTP + "/api/v1/nodes")
 	if err != nil {
 		t.Fatalf("GET nodes: %v", err)
 	}
@@ -47,15 +47,15 @@ func TestBlackHolePassedOver(t *testing.T) {
 	o.join(t, "v1")
 	o.join(t, "v2")
 	tv := o.srv.waitTree(t, o.stream, []string{"bh", "v1", "v2"})
-	if kids := tv.below("bh"); len(kids) != 2 {
+	if kids := tv.Below("bh"); len(kids) != 2 {
 		t.Fatalf("tree before the freeze: %s", tv)
 	}
 
-	if err := bh.med.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := bh.Med.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	frozen := time.Now()
-	t.Cleanup(func() { _ = bh.med.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { _ = bh.Med.Signal(syscall.SIGCONT) })
 
 	var reason string
 	deadline := time.Now().Add(patience)
@@ -79,16 +79,16 @@ func TestBlackHolePassedOver(t *testing.T) {
 	}
 
 	// A host joining now is offered nothing below bh.
-	v3 := startHost(t, "v3", o.srv.ocm)
-	startPlayer(t, "v3/player", enhanced(v3.med.addr, "test", o.origin.addr))
-	if !v3.relay.waitStderr(func(s string) bool { return strings.Contains(s, "offers no parent") }) {
-		t.Fatalf("v3's relay never said it was offered no parent:\n%s", tail(v3.relay.stderrText(), 20))
+	v3 := startHost(t, "v3", o.srv.OCM)
+	startPlayer(t, "v3/player", enhanced(v3.Med.Addr, "test", o.origin.Addr))
+	if !v3.Relay.WaitStderr(func(s string) bool { return strings.Contains(s, "offers no parent") }) {
+		t.Fatalf("v3's relay never said it was offered no parent:\n%s", tail(v3.Relay.Stderr(), 20))
 	}
 	tv, err := o.srv.tree(t, o.stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(tv.below("bh"), "v3") {
+	if slices.Contains(tv.Below("bh"), "v3") {
 		t.Errorf("v3 placed below the black hole: %s", tv)
 	}
 	if got := o.srv.metric(t, "ocm_nodes_quarantined"); got != "1" {
@@ -100,7 +100,7 @@ func TestBlackHolePassedOver(t *testing.T) {
 // absent.
 func (s *ocmServer) metric(t *testing.T, name string) string {
 	t.Helper()
-	res, err := http.Get("http://" + s.http + "/metrics")
+	res, err := http.Get("http://" + s.HTTP + "/metrics")
 	if err != nil {
 		t.Fatalf("GET metrics: %v", err)
 	}

@@ -10,8 +10,8 @@ func TestChain(t *testing.T) {
 	t.Parallel()
 	origin := startMediator(t, "origin", "--test-source", "test")
 	a := startMediator(t, "A")
-	b := startMediatorUDP(t, "B", "--resolver", "parent:"+a.addr)
-	url := enhanced(b.addr, "test", origin.addr)
+	b := startMediatorUDP(t, "B", "--resolver", "parent:"+a.Addr)
+	url := enhanced(b.Addr, "test", origin.Addr)
 
 	t.Run("players", func(t *testing.T) {
 		t.Run("go-reader", func(t *testing.T) {
@@ -42,6 +42,6 @@ func TestChain(t *testing.T) {
 
 	// The video went through A: B pulled from A with the enhanced URL, A
 	// from the origin itself.
-	b.waitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", enhanced(a.addr, "test", origin.addr)))
-	a.waitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.addr+"/test"))
+	b.WaitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", enhanced(a.Addr, "test", origin.Addr)))
+	a.WaitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.Addr+"/test"))
 }

@@ -30,20 +30,20 @@ func TestConnectionFlood(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startMediatorVia(t, "B", []string{"prlimit", "--nofile=256:256", "--"}, tc.args...)
-			url := enhanced(b.addr, "test", origin.addr)
+			url := enhanced(b.Addr, "test", origin.Addr)
 			r := startReader(t, "reader", url)
-			r.waitEvent(t, "50 packets", 0, progressAtLeast(50))
+			r.WaitEvent(t, "50 packets", 0, progressAtLeast(50))
 			before := packetsSoFar(r)
 			floodStart := time.Now()
 
-			flood := floodConns(t, b.addr, 3*files)
+			flood := floodConns(t, b.Addr, 3*files)
 			t.Logf("%d silent connections opened to B (file limit %d)", len(flood), files)
-			if !b.waitStderr(func(s string) bool { return strings.Contains(s, tc.logSays) }) {
+			if !b.WaitStderr(func(s string) bool { return strings.Contains(s, tc.logSays) }) {
 				t.Errorf("B's log does not say %q", tc.logSays)
 			}
-			r.waitEvent(t, "150 packets more during the flood", 0, progressAtLeast(before+150))
-			if b.exited() {
-				t.Fatalf("B died in the flood: %v\n%s", b.err, tail(b.stderrText(), 20))
+			r.WaitEvent(t, "150 packets more during the flood", 0, progressAtLeast(before+150))
+			if b.Exited() {
+				t.Fatalf("B died in the flood: %v\n%s", b.Err(), tail(b.Stderr(), 20))
 			}
 			during := packetsSoFar(r) - before
 			for _, c := range flood {
@@ -63,20 +63,20 @@ func TestConnectionFlood(t *testing.T) {
 				}
 				time.Sleep(250 * time.Millisecond)
 			}
-			if b.exited() {
-				t.Fatalf("B died: %v", b.err)
+			if b.Exited() {
+				t.Fatalf("B died: %v", b.Err())
 			}
 			stall := longestStall(progressSeries(r), floodStart)
 			sum := stopReader(t, r)
 			t.Logf("reader: %.0f packets during the flood, %.0f in all, %.0f lost, longest stall since the flood began %s",
-				during, sum.num("packets"), sum.num("lost"), stall.Round(time.Millisecond))
-			if sum.num("lost") != 0 {
-				t.Errorf("the reader lost %.0f packets in the flood", sum.num("lost"))
+				during, sum.Num("packets"), sum.Num("lost"), stall.Round(time.Millisecond))
+			if sum.Num("lost") != 0 {
+				t.Errorf("the reader lost %.0f packets in the flood", sum.Num("lost"))
 			}
-			if ev := b.events("conns"); len(ev) > 0 {
+			if ev := b.Events("conns"); len(ev) > 0 {
 				last := ev[len(ev)-1]
 				t.Logf("B's last conns line: open %.0f, max %.0f, refused %.0f, silent closed %.0f, accept errors %.0f",
-					last.num("open"), last.num("max_conns"), last.num("refused"), last.num("silent_closed"), last.num("accept_errors"))
+					last.Num("open"), last.Num("max_conns"), last.Num("refused"), last.Num("silent_closed"), last.Num("accept_errors"))
 			} else {
 				t.Error("B printed no conns line about the flood")
 			}

@@ -14,7 +14,7 @@ func TestThirdPartyOrigin(t *testing.T) {
 
 	originAddr := startGstOrigin(t)
 	m := startMediator(t, "mediator")
-	url := enhanced(m.addr, "test", originAddr)
+	url := enhanced(m.Addr, "test", originAddr)
 
 	t.Run("players", func(t *testing.T) {
 		t.Run("go-reader", func(t *testing.T) {
@@ -32,7 +32,7 @@ func TestThirdPartyOrigin(t *testing.T) {
 			gstLaunch(t, url, "tcp", 75).check(t, "gst-launch over TCP", 320, 240)
 		})
 	})
-	m.waitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
+	m.WaitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
 }
 
 // startGstOrigin starts GStreamer's RTSP server (testdata/gst-rtsp-origin.py)
@@ -40,6 +40,6 @@ func TestThirdPartyOrigin(t *testing.T) {
 func startGstOrigin(t *testing.T) string {
 	t.Helper()
 	gst := start(t, "gst-rtsp-server", pythonPath, "testdata/gst-rtsp-origin.py", "0")
-	line, _ := gst.waitLine(t, "its ready line", 0, func(s string) bool { return strings.HasPrefix(s, "ready ") })
+	line, _ := gst.WaitLine(t, "its ready line", 0, func(s string) bool { return strings.HasPrefix(s, "ready ") })
 	return strings.TrimPrefix(line, "ready ")
 }

@@ -33,7 +33,7 @@ func handover(t *testing.T, how string) {
 
 	// H: the relay with the most descendants among those with grandchildren
 	// (with the origin taking 2 and 8 hosts of capacity 2 there is one).
-	desc := tv.descendants()
+	desc := tv.Descendants()
 	leaving := ""
 	for _, n := range tv.Nodes {
 		if desc[n.Node] > len(n.Children) && (leaving == "" || desc[n.Node] > desc[leaving]) {
@@ -43,40 +43,40 @@ func handover(t *testing.T, how string) {
 	if leaving == "" {
 		t.Fatalf("no relay has grandchildren:\n%s", tv)
 	}
-	below := tv.below(leaving)
+	below := tv.Below(leaving)
 	t.Logf("tree before, %s leaves (%s) with %d descendants %v:\n%s", leaving, how, len(below), below, tv)
 	h := o.byName[leaving]
 	lostBefore := map[string]float64{}
 	for _, x := range o.hosts {
-		lostBefore[x.name] = lostSoFar(x.player)
+		lostBefore[x.Name] = lostSoFar(x.player)
 	}
-	srvFrom := len(o.srv.stdoutLines())
+	srvFrom := len(o.srv.Lines())
 
 	began := time.Now()
 	switch how {
 	case "sigterm":
-		if err := h.relay.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := h.Relay.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 	case "drain":
 		o.srv.post(t, "/api/v1/drain", url.Values{"node": {leaving}})
 	}
 	select {
-	case <-h.relay.done:
+	case <-h.Relay.Done():
 	case <-time.After(patience):
 		t.Fatalf("%s's ocm-relay still runs %s after the %s", leaving, patience, how)
 	}
 	exited := time.Since(began)
-	if h.relay.err != nil {
-		t.Errorf("%s's ocm-relay exited with %v\n%s", leaving, h.relay.err, tail(h.relay.stderrText(), 20))
+	if h.Relay.Err() != nil {
+		t.Errorf("%s's ocm-relay exited with %v\n%s", leaving, h.Relay.Err(), tail(h.Relay.Stderr(), 20))
 	}
-	done, _ := o.srv.waitEvent(t, "handover_done for "+leaving, srvFrom, func(e event) bool {
-		return e.str("event") == "handover_done" && e.str("node") == leaving
+	done, _ := o.srv.WaitEvent(t, "handover_done for "+leaving, srvFrom, func(e event) bool {
+		return e.Str("event") == "handover_done" && e.Str("node") == leaving
 	})
 	t.Logf("%s's relay exited %s after the %s; the server's handover ended %q, remaining %v",
-		leaving, exited.Round(time.Millisecond), how, done.str("result"), done["remaining"])
-	if done.str("result") != "switched" {
-		t.Errorf("handover of %s ended %q, want switched: %v", leaving, done.str("result"), done)
+		leaving, exited.Round(time.Millisecond), how, done.Str("result"), done.Field("remaining"))
+	if done.Str("result") != "switched" {
+		t.Errorf("handover of %s ended %q, want switched: %v", leaving, done.Str("result"), done)
 	}
 
 	others := o.names(leaving)
@@ -97,23 +97,23 @@ func handover(t *testing.T, how string) {
 	var lines []string
 	for _, x := range o.hosts {
 		checkPlayer(t, x.player)
-		lost := lostSoFar(x.player) - lostBefore[x.name]
+		lost := lostSoFar(x.player) - lostBefore[x.Name]
 		role := "elsewhere"
 		switch {
-		case x.name == leaving:
+		case x.Name == leaving:
 			role = "on H"
-		case contains(below, x.name):
+		case contains(below, x.Name):
 			role = "below H"
 			if lost != 0 {
-				t.Errorf("%s's player below %s lost %.0f packets in the handover", x.name, leaving, lost)
+				t.Errorf("%s's player below %s lost %.0f packets in the handover", x.Name, leaving, lost)
 			}
 		}
-		moved := eventsSince(x.relay, "joined", began)
-		lines = append(lines, fmt.Sprintf("%s (%s): %.0f lost, %d joins", x.name, role, lost, moved))
+		moved := eventsSince(x.Relay, "joined", began)
+		lines = append(lines, fmt.Sprintf("%s (%s): %.0f lost, %d joins", x.Name, role, lost, moved))
 	}
 	t.Logf("players:\n%s", strings.Join(lines, "\n"))
-	if h.med.exited() {
-		t.Errorf("%s's mediator exited (%v)", leaving, h.med.err)
+	if h.Med.Exited() {
+		t.Errorf("%s's mediator exited (%v)", leaving, h.Med.Err())
 	}
 }
 

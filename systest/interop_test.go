@@ -85,11 +85,11 @@ func publishStream(t *testing.T, origin *mediator, s *interopStream) {
 	t.Helper()
 	require(t, "ffmpeg")
 	require(t, s.needs...)
-	s.media, s.origin = s.name, origin.addr
+	s.media, s.origin = s.name, origin.Addr
 	start(t, "publisher", "ffmpeg", joinArgs([]string{"-nostdin", "-hide_banner", "-loglevel", "warning"}, s.publish,
 		[]string{"-f", "rtsp", "-rtsp_transport", "tcp", s.originURL()})...)
-	origin.waitEvent(t, "the publisher announced on /"+s.media, 0, func(e event) bool {
-		return e.str("event") == "publisher" && e.str("path") == "/"+s.media && e.str("state") == "announced"
+	origin.WaitEvent(t, "the publisher announced on /"+s.media, 0, func(e event) bool {
+		return e.Str("event") == "publisher" && e.Str("path") == "/"+s.media && e.Str("state") == "announced"
 	})
 }
 
@@ -105,7 +105,7 @@ func (p interopPath) url(s *interopStream) string {
 	if p.at == nil {
 		return s.originURL()
 	}
-	return enhanced(p.at.addr, s.media, s.origin)
+	return enhanced(p.at.Addr, s.media, s.origin)
 }
 
 // interopReaders are the players, each over TCP and UDP.
@@ -143,19 +143,19 @@ func TestInterop(t *testing.T) {
 	origin := startMediatorUDP(t, "origin", "--publish", "--debug")
 	relay1 := startMediatorUDP(t, "relay1", debug...)
 	first := startMediator(t, "relay2-first", debug...)
-	relay2 := startMediatorUDP(t, "relay2", append([]string{"--resolver", "parent:" + first.addr}, debug...)...)
+	relay2 := startMediatorUDP(t, "relay2", append([]string{"--resolver", "parent:" + first.Addr}, debug...)...)
 	// The overlay: one host whose relay the server places under each
 	// stream's origin (capacity 1, taken by the host's keeper below), and a
 	// light client whose 302 so goes to that host, never to the origin.
 	srv := startServer(t, "server", "--origin-capacity", "1")
-	_, control := startOCMRelay(t, "host", srv.ocm)
+	_, control := startOCMRelay(t, "host", srv.OCM)
 	host := startMediatorUDP(t, "host/mediator", append([]string{"--resolver", "ocm", "--control", control}, debug...)...)
-	_, control = startOCMRelay(t, "light", srv.ocm, "--willing=false")
+	_, control = startOCMRelay(t, "light", srv.OCM, "--willing=false")
 	light := startMediator(t, "light/mediator", "--resolver", "redirect", "--control", control)
 
 	playing := func(t *testing.T, m *mediator, up string) {
 		t.Helper()
-		m.waitEvent(t, "an upstream playing from "+up, 0, upstreamEvent("playing", up))
+		m.WaitEvent(t, "an upstream playing from "+up, 0, upstreamEvent("playing", up))
 	}
 	paths := []interopPath{
 		{name: "origin"},
@@ -163,16 +163,16 @@ func TestInterop(t *testing.T) {
 			playing(t, relay1, s.originURL())
 		}},
 		{name: "relay2", at: relay2, via: func(t *testing.T, s *interopStream) {
-			playing(t, relay2, enhanced(first.addr, s.media, s.origin))
+			playing(t, relay2, enhanced(first.Addr, s.media, s.origin))
 			playing(t, first, s.originURL())
 		}},
 		{name: "overlay", at: host, via: func(t *testing.T, s *interopStream) {
 			playing(t, host, s.originURL())
 		}},
 		{name: "redirect", at: light, via: func(t *testing.T, s *interopStream) {
-			light.waitEvent(t, "a redirect to the overlay host", 0, func(e event) bool {
-				return e.str("event") == "redirect" && e.str("stream") == s.originURL() &&
-					e.str("to") == enhanced(host.addr, s.media, s.origin)
+			light.WaitEvent(t, "a redirect to the overlay host", 0, func(e event) bool {
+				return e.Str("event") == "redirect" && e.Str("stream") == s.originURL() &&
+					e.Str("to") == enhanced(host.Addr, s.media, s.origin)
 			})
 		}},
 	}
@@ -192,8 +192,8 @@ func TestInterop(t *testing.T) {
 				}
 				// The keeper holds the overlay host in the stream's tree,
 				// right under the origin, for the whole run.
-				keeper := startReader(t, "host/keeper", enhanced(host.addr, s.media, s.origin))
-				keeper.waitEvent(t, "the stream through the overlay host", 0, progressAtLeast(50))
+				keeper := startReader(t, "host/keeper", enhanced(host.Addr, s.media, s.origin))
+				keeper.WaitEvent(t, "the stream through the overlay host", 0, progressAtLeast(50))
 
 				var cells sync.WaitGroup
 				for _, p := range paths {

@@ -30,16 +30,16 @@ func TestMulticastAV(t *testing.T) {
 	inA := []string{"ip", "netns", "exec", a.NS}
 
 	origin := startMediatorVia(t, "origin", inA, "--publish")
-	s.media, s.origin = s.name, origin.addr
+	s.media, s.origin = s.name, origin.Addr
 	start(t, "publisher", "ip", joinArgs(inA[1:], []string{"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning"},
 		s.publish, []string{"-f", "rtsp", "-rtsp_transport", "tcp", s.originURL()})...)
-	origin.waitEvent(t, "the publisher announced", 0, func(e event) bool {
-		return e.str("event") == "publisher" && e.str("state") == "announced"
+	origin.WaitEvent(t, "the publisher announced", 0, func(e event) bool {
+		return e.Str("event") == "publisher" && e.Str("state") == "announced"
 	})
 	relay := startMediatorVia(t, "relay", inA, "--listen", a.IP.String()+":0",
 		"--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
 		"--multicast-range", "239.255.42.0/24", "--multicast-rtp", "8002", "--allow-origin", "loopback")
-	url := enhanced(relay.addr, s.media, s.origin)
+	url := enhanced(relay.Addr, s.media, s.origin)
 
 	for name, h := range map[string]netnstest.Host{"b": b, "c": c} {
 		t.Run("ffprobe-on-"+name, func(t *testing.T) {
@@ -49,7 +49,7 @@ func TestMulticastAV(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if !t.Failed() {
-			t.Logf("relay stats: %s", fmt.Sprint(relay.events("stats")[len(relay.events("stats"))-1]))
+			t.Logf("relay stats: %s", fmt.Sprint(relay.Events("stats")[len(relay.Events("stats"))-1]))
 		}
 	})
 }

@@ -23,7 +23,7 @@ func TestMediatorMulticast(t *testing.T) {
 		"--listen", a.IP.String()+":8554", "--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
 		"--multicast-range", "239.255.42.0/24", "--multicast-rtp", "8002", "--test-source", "test",
 		"--stats-interval", "500ms").
-		waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
+		WaitEvent(t, "its ready line", 0, func(e event) bool { return e.Str("event") == "ready" })
 	// A third listener on host c counts the group's packets and their TTL.
 	rc := netnstest.JoinGroup(t, c, group, 1)
 

@@ -57,7 +57,7 @@ func TestNoOpenProxy(t *testing.T) {
 	t.Parallel()
 	origin := startMediatorVia(t, "origin", inNS, "--test-source", "test")
 	b := startMediatorVia(t, "B (all interfaces)", inNS, "--listen", "0.0.0.0:0")
-	_, oport, _ := net.SplitHostPort(origin.addr)
+	_, oport, _ := net.SplitHostPort(origin.Addr)
 
 	for _, tc := range []struct{ query, says string }{
 		{"169.254.169.254", "link-local"},
@@ -69,22 +69,22 @@ func TestNoOpenProxy(t *testing.T) {
 		{"127.0.0.1:" + oport, "not in --allow-origin"},
 		{"0.0.0.0:" + oport, "unspecified"},
 	} {
-		url := enhanced(onLoopback(b.addr), "test", tc.query)
-		line := statusLineOn(t, dialIn(t, ns, onLoopback(b.addr)), url)
+		url := enhanced(onLoopback(b.Addr), "test", tc.query)
+		line := statusLineOn(t, dialIn(t, ns, onLoopback(b.Addr)), url)
 		t.Logf("%s: %s", tc.query, line)
 		if !strings.HasPrefix(line, "RTSP/1.0 403 ") || !strings.Contains(line, tc.says) {
 			t.Errorf("DESCRIBE %s answered %q, want 403 saying %q", url, line, tc.says)
 		}
 	}
-	if ev := b.events("upstream"); len(ev) > 0 {
+	if ev := b.Events("upstream"); len(ev) > 0 {
 		t.Errorf("B opened upstreams it must not: %v", ev)
 	}
 
 	// Told about the origin, a mediator on all interfaces relays it.
 	told := startMediatorVia(t, "C (all interfaces, --allow-origin 127.0.0.1)", inNS,
 		"--listen", "0.0.0.0:0", "--allow-origin", "127.0.0.1")
-	url := enhanced(onLoopback(told.addr), "test", "127.0.0.1:"+oport)
-	if line := statusLineOn(t, dialIn(t, ns, onLoopback(told.addr)), url); !strings.HasPrefix(line, "RTSP/1.0 200 ") {
+	url := enhanced(onLoopback(told.Addr), "test", "127.0.0.1:"+oport)
+	if line := statusLineOn(t, dialIn(t, ns, onLoopback(told.Addr)), url); !strings.HasPrefix(line, "RTSP/1.0 200 ") {
 		t.Errorf("DESCRIBE %s answered %q, want 200", url, line)
 	}
 }
@@ -119,8 +119,8 @@ func TestRelayServerOnlyForAllowedOrigins(t *testing.T) {
 	argv := append(append([]string(nil), inNS...), tool("ocm-relay"), "--control", "127.0.0.1:0",
 		"--probe", "127.0.0.1:0", "--willing=false", "--token", "tok-secret")
 	relay := start(t, "relay (no --server)", argv[0], argv[1:]...)
-	ready, _ := relay.waitEvent(t, "its ready line", 0, func(e event) bool { return e.str("event") == "ready" })
-	ctl := control.NewConn(dialIn(t, ns, ready.str("control")))
+	ready, _ := relay.WaitEvent(t, "its ready line", 0, func(e event) bool { return e.Str("event") == "ready" })
+	ctl := control.NewConn(dialIn(t, ns, ready.Str("control")))
 	resolve := func(stream string) control.Msg {
 		t.Helper()
 		if err := ctl.Write(control.Msg{Op: control.OpResolve, ID: 1, Stream: stream}); err != nil {
@@ -141,7 +141,7 @@ func TestRelayServerOnlyForAllowedOrigins(t *testing.T) {
 	if m := resolve(stream); m.Upstream == nil || m.Upstream.URL != stream {
 		t.Fatalf("resolve %s: %+v, want the origin itself", stream, m)
 	}
-	if !relay.waitStderr(func(s string) bool { return strings.Contains(s, "may not serve as one") }) {
+	if !relay.WaitStderr(func(s string) bool { return strings.Contains(s, "may not serve as one") }) {
 		t.Error("the relay's log does not say why it pulls directly")
 	}
 	// The control: an origin on this host is allowed, so its host gets

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 var errTimeout = errors.New("killed: still running after the liveness limit")
@@ -22,7 +24,7 @@ func run(t *testing.T, name string, args ...string) (stdout, stderr string, err 
 	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = dieWithTest()
+	cmd.SysProcAttr = lab.DieWithParent()
 	cmd.WaitDelay = 2 * time.Second
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -157,12 +159,12 @@ func goRead(t *testing.T, url string) {
 	}
 	var sum event
 	for _, l := range strings.Split(out, "\n") {
-		if e := parseEvent(l); e.str("event") == "summary" {
+		if e, _ := lab.ParseEvent(l); e.Name == "summary" {
 			sum = e
 		}
 	}
-	t.Logf("rtsp-mediator read: %v frames, %v packets, %v lost", sum.num("frames"), sum.num("packets"), sum.num("lost"))
-	if sum.num("frames") < minFrames || sum.num("lost") != 0 {
+	t.Logf("rtsp-mediator read: %v frames, %v packets, %v lost", sum.Num("frames"), sum.Num("packets"), sum.Num("lost"))
+	if sum.Num("frames") < minFrames || sum.Num("lost") != 0 {
 		t.Errorf("rtsp-mediator read %s: summary %v, want at least %d frames and nothing lost", url, sum, minFrames)
 	}
 }

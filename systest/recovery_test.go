@@ -1,6 +1,7 @@
 package systest
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -85,7 +86,7 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	t.Logf("%d hosts joined in %s, depth %d", len(o.hosts), time.Since(began).Round(time.Millisecond), tv.Depth)
 
 	// The victim: the node with the most descendants, at least 20.
-	desc := tv.descendants()
+	desc := tv.Descendants()
 	victim := ""
 	for n, c := range desc {
 		if c >= 20 && (victim == "" || c > desc[victim] || c == desc[victim] && n < victim) {
@@ -95,11 +96,11 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	if victim == "" {
 		t.Fatalf("no relay has 20 descendants:\n%s", tv)
 	}
-	orphans := tv.below(victim)
+	orphans := tv.Below(victim)
 	t.Logf("tree before the kill, victim %s with %d descendants:\n%s", victim, len(orphans), tv)
 
 	survivors := o.names(victim)
-	before := tv.edges()
+	before := tv.Edges()
 	for e := range before {
 		if e[0] == victim || e[1] == victim {
 			delete(before, e)
@@ -111,7 +112,7 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	}
 
 	killAt := time.Now()
-	o.byName[victim].kill()
+	o.byName[victim].Kill()
 	r := recoveryResult{policy: policy, victim: victim, orphans: len(orphans), was: len(before)}
 	after, err := o.srv.awaitTree(t, o.stream, survivors, patience)
 	r.treeValid = time.Since(killAt)
@@ -124,13 +125,13 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	// Every survivor's player receives again: two seconds of video more
 	// than it had at the kill.
 	for _, n := range survivors {
-		o.byName[n].player.waitEvent(t, "packets after the kill", 0, progressAtLeast(atKill[n]+140))
+		o.byName[n].player.WaitEvent(t, "packets after the kill", 0, progressAtLeast(atKill[n]+140))
 	}
 	if r.treeErr == nil {
 		// The tree must stay valid, not only pass once.
 		after, err = o.srv.tree(t, o.stream)
 		if err == nil {
-			err = after.check(survivors)
+			err = after.Check(survivors)
 		}
 		if err != nil {
 			t.Errorf("under %s, the tree was valid %s after the kill but not later: %v\n%s", policy, r.treeValid, err, after)
@@ -141,13 +142,13 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	for _, n := range survivors {
 		h := o.byName[n]
 		checkPlayer(t, h.player)
-		if h.relay.exited() || h.med.exited() {
-			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", n, h.relay.err, h.med.err)
+		if h.Relay.Exited() || h.Med.Exited() {
+			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", n, h.Relay.Err(), h.Med.Err())
 		}
 	}
 	t.Logf("tree after recovery:\n%s", after)
 
-	now := after.edges()
+	now := after.Edges()
 	for e := range before {
 		if now[e] {
 			r.kept++
@@ -170,12 +171,12 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	t.Logf("orphans' players:\n%s", strings.Join(lines, "\n"))
 	r.median, r.max = durations(times)
 	for _, n := range survivors {
-		if d, ok := upstreamRestored(o.byName[n].med.proc, killAt); ok {
+		if d, ok := upstreamRestored(o.byName[n].Med.Proc, killAt); ok {
 			r.broken++
 			r.restored = max(r.restored, d)
 		}
-		r.joins += eventsSince(o.byName[n].relay, "joined", killAt)
-		r.reconnects += eventsSince(o.byName[n].relay, "reconnect", killAt)
+		r.joins += eventsSince(o.byName[n].Relay, "joined", killAt)
+		r.reconnects += eventsSince(o.byName[n].Relay, "reconnect", killAt)
 	}
 	return r
 }
@@ -184,12 +185,12 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 // upstream after at, how long from at until it played from a new one.
 func upstreamRestored(p *proc, at time.Time) (time.Duration, bool) {
 	var lost bool
-	for _, e := range p.events("upstream") {
-		ts, err := time.Parse(time.RFC3339Nano, e.str("time"))
+	for _, e := range p.Events("upstream") {
+		ts, err := time.Parse(time.RFC3339Nano, e.Str("time"))
 		if err != nil || !ts.After(at) {
 			continue
 		}
-		switch e.str("state") {
+		switch e.Str("state") {
 		case "lost":
 			lost = true
 		case "playing":
@@ -222,8 +223,8 @@ func missing(tv treeView, want []string) []string {
 // eventsSince counts p's events named name stamped after at.
 func eventsSince(p *proc, name string, at time.Time) int {
 	n := 0
-	for _, e := range p.events(name) {
-		if ts, err := time.Parse(time.RFC3339Nano, e.str("time")); err == nil && ts.After(at) {
+	for _, e := range p.Events(name) {
+		if ts, err := time.Parse(time.RFC3339Nano, e.Str("time")); err == nil && ts.After(at) {
 			n++
 		}
 	}
@@ -234,20 +235,5 @@ func eventsSince(p *proc, name string, at time.Time) int {
 // returns the last tree and what was wrong with it.
 func (s *ocmServer) awaitTree(t *testing.T, stream string, want []string, within time.Duration) (treeView, error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var tv treeView
-	var err error
-	for {
-		var got treeView
-		if got, err = s.tree(t, stream); err == nil {
-			tv = got
-			if err = tv.check(want); err == nil {
-				return tv, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return tv, err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return s.WaitTree(context.Background(), stream, within, func(tv treeView) error { return tv.Check(want) })
 }
