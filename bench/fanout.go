@@ -6,27 +6,23 @@ package main
 // destinations with sendmmsg and nothing else.
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/ocm-overlay/ocm/internal/lab"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
@@ -56,12 +52,12 @@ func runFanoutBench(ctx context.Context, o options) ([]result, error) {
 		return nil, fmt.Errorf("floor: %w", err)
 	}
 	offered := fanoutOverload * floor.sentPPS / fanoutDests
-	sat, err := fanoutRun(ctx, bin, rx, offered, o.Duration)
+	sat, err := fanoutRun(ctx, o.Lab, bin, rx, offered, o.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("fanout at saturation: %w", err)
 	}
 	live := float64(4_000_000) / 8 / fanoutPacketSize
-	live4, err := fanoutRun(ctx, bin, rx, live, o.Duration)
+	live4, err := fanoutRun(ctx, o.Lab, bin, rx, live, o.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("fanout at 4 Mbit/s: %w", err)
 	}
@@ -97,7 +93,7 @@ func runFanoutBench(ctx context.Context, o options) ([]result, error) {
 			"live_4mbps_floor_cpu_percent":         fanoutRound2(liveFloor.cpuBusy * 100),
 			"live_4mbps_floor_cpu_ns_per_packet":   fanoutRound(liveFloor.cpuPerPacket),
 			"live_4mbps_ratio_cpu_floor_vs_fanout": fanoutRound2(liveFloor.cpuPerPacket / live4.cpuPerPacket),
-			"load_average_1m":                      loadAverage(),
+			"load_average_1m":                      lab.LoadAverage(),
 		},
 		Notes: []string{
 			"floor: one thread, one unconnected socket, one sendmmsg of the packet to all 100 destinations per packet, run flat out",
@@ -213,21 +209,21 @@ func fanoutThreadCPU() time.Duration {
 
 // fanoutRun starts rtp-fanout to the receivers, feeds it inputPPS for a
 // warm-up second and then d, and measures the window.
-func fanoutRun(ctx context.Context, bin string, rx *fanoutReceivers, inputPPS float64, d time.Duration) (fanoutMeasure, error) {
+func fanoutRun(ctx context.Context, c lab.Cleaner, bin string, rx *fanoutReceivers, inputPPS float64, d time.Duration) (fanoutMeasure, error) {
 	args := []string{"--from", "udp://127.0.0.1:0?rtcp=0", "--stats-interval", "0"}
 	for _, a := range rx.addrs {
 		args = append(args, "--to", "udp://"+a.String())
 	}
-	p, err := startFanoutProc(ctx, bin, args)
+	p, err := startFanoutProc(c, bin, args)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
-	defer p.stop()
-	ready, err := p.next("ready")
+	defer p.Stop()
+	addrs, err := p.ReadyAddrs(ctx, "from")
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
-	from, _ := ready["from"].(string)
+	from := addrs[0]
 	u, err := url.Parse(from)
 	if err != nil {
 		return fanoutMeasure{}, fmt.Errorf("ready line: from %q: %w", from, err)
@@ -252,7 +248,7 @@ func fanoutRun(ctx context.Context, bin string, rx *fanoutReceivers, inputPPS fl
 	case <-ctx.Done():
 		return fanoutMeasure{}, ctx.Err()
 	}
-	s0, err := p.stats()
+	s0, err := p.stats(ctx)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
@@ -262,7 +258,7 @@ func fanoutRun(ctx context.Context, bin string, rx *fanoutReceivers, inputPPS fl
 	case <-ctx.Done():
 		return fanoutMeasure{}, ctx.Err()
 	}
-	s1, err := p.stats()
+	s1, err := p.stats(ctx)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
@@ -331,101 +327,48 @@ func fanoutFeed(ctx context.Context, to netip.AddrPort, pps float64) error {
 	}
 }
 
-// fanoutProc is a running rtp-fanout.
+// fanoutProc is a running rtp-fanout, asked for its counters over stdin.
 type fanoutProc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan map[string]any
-	stderr strings.Builder
-	mu     sync.Mutex
+	*lab.Proc
+	replies int // stdout lines already read for replies
 }
 
-func startFanoutProc(ctx context.Context, bin string, args []string) (*fanoutProc, error) {
-	p := &fanoutProc{cmd: exec.CommandContext(ctx, bin, args...), lines: make(chan map[string]any, 64)}
-	p.cmd.Stderr = &fanoutLockedWriter{mu: &p.mu, w: &p.stderr}
-	stdout, err := p.cmd.StdoutPipe()
+func startFanoutProc(c lab.Cleaner, bin string, args []string) (*fanoutProc, error) {
+	p, err := lab.StartWith(c, lab.Options{Stdin: true, StopLimit: 10 * time.Second}, "rtp-fanout", bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.lines <- m
-			}
-		}
-	}()
-	return p, nil
-}
-
-type fanoutLockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *fanoutLockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func (p *fanoutProc) errText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-func (p *fanoutProc) next(event string) (map[string]any, error) {
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case m, ok := <-p.lines:
-			if !ok {
-				return nil, fmt.Errorf("rtp-fanout exited before %q: %s", event, p.errText())
-			}
-			if m["event"] == event {
-				return m, nil
-			}
-		case <-timeout:
-			return nil, fmt.Errorf("no %q line from rtp-fanout: %s", event, p.errText())
-		}
-	}
+	return &fanoutProc{Proc: p}, nil
 }
 
 type fanoutCounts struct{ in, sent, drops uint64 }
 
 // stats asks the process for its counters over its stdin.
-func (p *fanoutProc) stats() (fanoutCounts, error) {
-	if _, err := io.WriteString(p.stdin, `{"op":"stats"}`+"\n"); err != nil {
+func (p *fanoutProc) stats(ctx context.Context) (fanoutCounts, error) {
+	if err := p.Send(`{"op":"stats"}`); err != nil {
 		return fanoutCounts{}, err
 	}
-	rep, err := p.next("reply")
+	rep, err := p.Await(ctx, 30*time.Second, p.replies, lab.Named("reply", nil))
 	if err != nil {
-		return fanoutCounts{}, err
+		return fanoutCounts{}, fmt.Errorf("no reply from rtp-fanout: %w\n%s", err, p.StderrTail())
 	}
+	p.replies = rep.Index + 1
 	var s struct {
-		In struct {
-			Packets uint64 `json:"packets"`
-		} `json:"in"`
-		Drops uint64 `json:"drops"`
-		Out   []struct {
-			Packets uint64 `json:"packets"`
-		} `json:"out"`
+		Stats struct {
+			In struct {
+				Packets uint64 `json:"packets"`
+			} `json:"in"`
+			Drops uint64 `json:"drops"`
+			Out   []struct {
+				Packets uint64 `json:"packets"`
+			} `json:"out"`
+		} `json:"stats"`
 	}
-	b, _ := json.Marshal(rep["stats"])
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := rep.Decode(&s); err != nil {
 		return fanoutCounts{}, err
 	}
-	c := fanoutCounts{in: s.In.Packets, drops: s.Drops}
-	for _, o := range s.Out {
+	c := fanoutCounts{in: s.Stats.In.Packets, drops: s.Stats.Drops}
+	for _, o := range s.Stats.Out {
 		c.sent += o.Packets
 	}
 	return c, nil
@@ -433,25 +376,8 @@ func (p *fanoutProc) stats() (fanoutCounts, error) {
 
 // cpu is the process's user+system time, all threads.
 func (p *fanoutProc) cpu() time.Duration {
-	d, _ := cpuTime(p.cmd.Process.Pid)
+	d, _ := p.CPUTime()
 	return d
-}
-
-func (p *fanoutProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for range p.lines {
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-	_ = p.cmd.Wait()
 }
 
 // fanoutReceivers are the 100 destinations: sockets drained by one

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 func init() {
@@ -94,7 +96,7 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := startOvlOrigin(ctx, o.Bin)
+	n, err := startOvlOrigin(o)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +107,7 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ref.close()
+	defer ref.Close()
 	var runs []hovRun
 	for k := range reps {
 		run, err := hovHandoverRun(ctx, n, ref)
@@ -127,17 +129,17 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 // hovHandoverRun builds the tree on a fresh server, makes H leave and measures.
 func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, error) {
 	run := hovRun{lost: map[string]int{}}
-	srv, err := n.startServer(ctx, hovOriginCap, "")
+	srv, err := n.startServer(hovOriginCap, "")
 	if err != nil {
 		return run, err
 	}
 	var hosts []*ovlHost
 	defer func() {
-		srv.p.Kill()
+		srv.Kill()
 		killHosts(hosts)
 	}()
 	for i := range hovHosts {
-		h, err := n.startHost(ctx, srv, fmt.Sprintf("h%d", i+1), hovHostCap)
+		h, err := n.startHost(srv, fmt.Sprintf("h%d", i+1), hovHostCap)
 		if err != nil {
 			return run, err
 		}
@@ -147,14 +149,14 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 		}
 	}
 	run.hosts = len(hosts)
-	before, err := waitTree(ctx, srv, n.stream(), 5*time.Second, func(t *ovlTree) bool {
-		return t.attached() == len(hosts)
+	before, err := waitTree(ctx, srv, n.stream(), 5*time.Second, func(t lab.Tree) bool {
+		return t.Attached() == len(hosts)
 	})
 	if err != nil {
 		return run, fmt.Errorf("tree before the handover: %w", err)
 	}
 	run.depth = before.Depth
-	eb := before.edges()
+	eb := before.Parents()
 	kids := map[string][]string{}
 	for c, p := range eb {
 		kids[p] = append(kids[p], c)
@@ -164,7 +166,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	// the one with the most descendants.
 	for _, nd := range before.Nodes {
 		id := nd.Node
-		d := before.descendants(id)
+		d := before.Below(id)
 		if len(kids[id]) < 2 || len(d) <= len(kids[id]) {
 			continue
 		}
@@ -187,7 +189,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 		return run, err
 	}
 	for _, h := range hosts {
-		if a, ok := h.player.last(); !ok || time.Since(a.at) > 500*time.Millisecond {
+		if a, ok := h.player.Last(); !ok || time.Since(a.At) > 500*time.Millisecond {
 			return run, fmt.Errorf("the player on %s is not receiving before the handover", h.id)
 		}
 	}
@@ -204,17 +206,15 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 	go func() {
 		select {
-		case <-H.relay.exited:
+		case <-H.relay.Done():
 			exited <- time.Now()
 		case <-time.After(hovLimit):
 		}
 	}()
 
 	// Wait for the relay's exit and every child's new upstream.
-	newUpstream := func(m map[string]any) bool {
-		node, _ := m["node"].(string)
-		up, _ := m["upstream"].(string)
-		return m["state"] == "playing" && node != H.id && !strings.Contains(up, H.rtsp)
+	newUpstream := func(e lab.Event) bool {
+		return e.Str("state") == "playing" && e.Str("node") != H.id && !strings.Contains(e.Str("upstream"), H.rtsp)
 	}
 	switchedAt := map[string]time.Duration{}
 	deadline := sigterm.Add(hovLimit)
@@ -231,7 +231,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 				continue
 			}
 			for _, e := range byID[c].med.EventsSince("upstream", sigterm) {
-				if newUpstream(e.M) {
+				if newUpstream(e) {
 					switchedAt[c] = e.At.Sub(sigterm)
 					break
 				}
@@ -247,7 +247,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	if !run.exitOK {
 		run.exit = hovLimit
 	} else {
-		run.exitErr = H.relay.exitErr()
+		run.exitErr = H.relay.Err()
 	}
 	for _, c := range run.children {
 		if d, ok := switchedAt[c]; ok {
@@ -266,13 +266,13 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 
 	// The tree: H gone, everyone else attached.
 	others := len(hosts) - 1
-	after, terr := waitTree(ctx, srv, n.stream(), hovTreeLimit, func(t *ovlTree) bool {
+	after, terr := waitTree(ctx, srv, n.stream(), hovTreeLimit, func(t lab.Tree) bool {
 		for _, nd := range t.Nodes {
 			if nd.Node == H.id {
 				return false
 			}
 		}
-		return t.attached() == others
+		return t.Attached() == others
 	})
 	if after == nil {
 		return run, fmt.Errorf("cannot read the tree after the handover: %v", terr)
@@ -286,7 +286,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 			run.hGone = false
 		}
 	}
-	ea := after.edges()
+	ea := after.Parents()
 	for _, h := range hosts {
 		if h.id != H.id && ea[h.id] == "" {
 			run.detached++
@@ -297,27 +297,33 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 
 	// The server's side: the handover's end, and the targets it planned.
-	for _, e := range srv.p.EventsSince("handover_done", sigterm) {
-		if e.M["node"] == H.id {
-			run.serverResult, _ = e.M["result"].(string)
-			run.serverTime = e.At.Sub(sigterm)
-			if r, ok := e.M["remaining"].([]any); ok {
-				run.remaining = len(r)
+	for _, e := range srv.EventsSince("handover_done", sigterm) {
+		if e.Str("node") == H.id {
+			var done struct {
+				Result    string `json:"result"`
+				Remaining []any  `json:"remaining"`
 			}
+			_ = e.Decode(&done)
+			run.serverResult = done.Result
+			run.serverTime = e.At.Sub(sigterm)
+			run.remaining = len(done.Remaining)
 			break
 		}
 	}
-	for _, e := range srv.p.EventsSince("handover_started", sigterm) {
-		if e.M["node"] != H.id {
+	for _, e := range srv.EventsSince("handover_started", sigterm) {
+		if e.Str("node") != H.id {
 			continue
 		}
-		planned, _ := e.M["children"].([]any)
-		for _, p := range planned {
-			pm, _ := p.(map[string]any)
-			node, _ := pm["node"].(string)
-			target, _ := pm["target"].(string)
+		var started struct {
+			Children []struct {
+				Node   string `json:"node"`
+				Target string `json:"target"`
+			} `json:"children"`
+		}
+		_ = e.Decode(&started)
+		for _, p := range started.Children {
 			run.targetsPlanned++
-			if target != "" && ea[node] == target {
+			if p.Target != "" && ea[p.Node] == p.Target {
 				run.targetsMatched++
 			}
 		}
@@ -329,7 +335,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 	for _, c := range run.children {
 		for _, e := range byID[c].relay.EventsSince("reconnect", sigterm) {
-			if e.M["parent"] == H.id {
+			if e.Str("parent") == H.id {
 				run.reconnect = append(run.reconnect, e.At.Sub(sigterm))
 				break
 			}
@@ -338,13 +344,13 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 
 	// The players: loss, duplicates and silence over the window.
 	from := sigterm.Add(-hovBefore)
-	expect, haveExpect := lastBefore(ref.arrivals(), end.Add(-hovTailMargin))
+	expect, haveExpect := lastBefore(ref.Arrivals(), end.Add(-hovTailMargin))
 	below := map[string]bool{}
 	for _, id := range run.below {
 		below[id] = true
 	}
 	for _, h := range hosts {
-		ps := analyseHandover(h.player.arrivals(), from, end, expect.seq, haveExpect)
+		ps := analyseHandover(h.player.Arrivals(), from, end, expect.Seq, haveExpect)
 		switch {
 		case h.id == H.id:
 			run.hLost = ps.lost
@@ -359,15 +365,15 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 		default:
 			run.othersLost += ps.lost
 		}
-		if err := h.player.failed(); err != nil && h.id != H.id {
+		if err := h.player.Failed(); err != nil && h.id != H.id {
 			run.ended = append(run.ended, fmt.Sprintf("%s: %v", h.id, err))
 		}
 	}
-	run.hMedAlive = H.med.Alive()
+	run.hMedAlive = !H.med.Exited()
 
 	// How the children's mediators switched, from their logs.
 	for _, c := range run.children {
-		tail := logSince(byID[c].med.StderrTail(), from)
+		tail := logSince(byID[c].med.Stderr(), from)
 		run.overlapped += countLines(tail, `msg="switching upstream"`)
 		run.lostUp += countLines(tail, `msg="upstream lost"`)
 		run.stalled += countLines(tail, "old upstream stalled")
@@ -378,12 +384,12 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 		}
 	}
 	run.overlapped -= run.stalled + run.forced + run.failed
-	if l := lastLogLine(logSince(H.relay.StderrTail(), from), "level=WARN"); l != "" {
+	if l := lastLogLine(logSince(H.relay.Stderr(), from), "level=WARN"); l != "" {
 		run.warnings = append(run.warnings, H.id+" relay: "+l)
 	}
 	// Losing its relay is what H's mediator is expected to log; anything else is news.
 	var hMed []string
-	for _, l := range strings.Split(logSince(H.med.StderrTail(), from), "\n") {
+	for _, l := range strings.Split(logSince(H.med.Stderr(), from), "\n") {
 		if !strings.Contains(l, `msg="lost the connection to ocm-relay"`) {
 			hMed = append(hMed, l)
 		}
@@ -429,11 +435,11 @@ func (g hovGap) describe(t0 time.Time) string {
 // (expectSeq, the last the origin had sent a margin before end, when
 // haveExpect; else the last one received), the duplicates, and the longest
 // silence, the window's edges included.
-func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, haveExpect bool) hovPlayer {
+func analyseHandover(arr []lab.Arrival, from, end time.Time, expectSeq uint16, haveExpect bool) hovPlayer {
 	var r hovPlayer
-	var in []ovlArrival
+	var in []lab.Arrival
 	for _, a := range arr {
-		if !a.at.Before(from) && !a.at.After(end) {
+		if !a.At.Before(from) && !a.At.After(end) {
 			in = append(in, a)
 		}
 	}
@@ -443,16 +449,16 @@ func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, ha
 	}
 	prev := from
 	for _, a := range in {
-		r.silence = max(r.silence, a.at.Sub(prev))
-		prev = a.at
+		r.silence = max(r.silence, a.At.Sub(prev))
+		prev = a.At
 	}
 	r.silence = max(r.silence, end.Sub(prev))
 
-	base := in[0].seq
-	first := map[int]ovlArrival{} // offset from base -> its first arrival
+	base := in[0].Seq
+	first := map[int]lab.Arrival{} // offset from base -> its first arrival
 	hi := 0
 	for _, a := range in {
-		e := int(int16(a.seq - base))
+		e := int(int16(a.Seq - base))
 		if _, ok := first[e]; ok {
 			r.dups++
 			continue
@@ -476,7 +482,7 @@ func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, ha
 		}
 		g := hovGap{first: base + uint16(e)}
 		if a, ok := first[e-1]; ok {
-			g.after = a.at
+			g.after = a.At
 		}
 		for e+1 <= top {
 			if _, ok := first[e+1]; ok {
@@ -486,7 +492,7 @@ func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, ha
 		}
 		g.last = base + uint16(e)
 		if a, ok := first[e+1]; ok {
-			g.resumed = a.at
+			g.resumed = a.At
 		}
 		r.gaps = append(r.gaps, g)
 	}
@@ -639,7 +645,7 @@ func hovResult(runs []hovRun) result {
 		"lost_packets_elsewhere":      othersLost,
 		"lost_packets_player_on_h":    hLost,
 		"host_cpus":                   runtime.NumCPU(),
-		"host_load1":                  loadAverage(),
+		"host_load1":                  lab.LoadAverage(),
 	}
 	if len(reconnect) > 0 {
 		m["child_reconnect_ms_p50"] = ms(median(reconnect))

@@ -129,7 +129,10 @@ func (r *Reader) start(u *base.URL, onPacket func(*rtp.Packet)) error {
 func (r *Reader) read(c *conn.Conn, onPacket func(*rtp.Packet)) {
 	defer close(r.done)
 	var pkt rtp.Packet
-	next := map[byte]uint16{} // per RTP channel: the sequence number expected
+	var next [256]int32 // per channel: the sequence number expected, -1 before the first
+	for i := range next {
+		next[i] = -1
+	}
 	for {
 		if r.timeout > 0 {
 			_ = r.nc.SetReadDeadline(time.Now().Add(r.timeout))
@@ -149,12 +152,13 @@ func (r *Reader) read(c *conn.Conn, onPacket func(*rtp.Packet)) {
 		if pkt.Unmarshal(fr.Payload) != nil {
 			continue
 		}
-		if want, seen := next[byte(fr.Channel)]; seen {
-			if gap := int16(pkt.SequenceNumber - want); gap > 0 {
+		ch := byte(fr.Channel)
+		if want := next[ch]; want >= 0 {
+			if gap := int16(pkt.SequenceNumber - uint16(want)); gap > 0 {
 				r.lost.Add(int64(gap))
 			}
 		}
-		next[byte(fr.Channel)] = pkt.SequenceNumber + 1
+		next[ch] = int32(pkt.SequenceNumber + 1)
 		r.packets.Add(1)
 		if onPacket != nil {
 			onPacket(&pkt)

@@ -132,18 +132,20 @@ func (t Tree) children() map[string][]string {
 	return children
 }
 
-// Below lists node's descendants, sorted.
+// Below lists node's attached descendants, by the parent links, sorted.
 func (t Tree) Below(node string) []string {
-	children := t.children()
-	var out []string
-	var walk func(string)
-	walk = func(n string) {
-		for _, ch := range children[n] {
-			out = append(out, ch)
-			walk(ch)
-		}
+	kids := map[string][]string{}
+	for c, p := range t.Parents() {
+		kids[p] = append(kids[p], c)
 	}
-	walk(node)
+	var out []string
+	queue := []string{node}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		out = append(out, kids[n]...)
+		queue = append(queue, kids[n]...)
+	}
 	sort.Strings(out)
 	return out
 }
