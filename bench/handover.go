@@ -96,21 +96,16 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := startOvlOrigin(o)
+	// The reference player on the origin tells up to which packet every
+	// player must have received by the window's end.
+	n, err := startOvlNet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.origin.Stop()
-	// The reference: a player on the origin, which tells up to which
-	// packet every player must have received by the window's end.
-	ref, err := dialReference(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	defer ref.Close()
+	defer n.close()
 	var runs []hovRun
 	for k := range reps {
-		run, err := hovHandoverRun(ctx, n, ref)
+		run, err := hovHandoverRun(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("handover %d: %w", k+1, err)
 		}
@@ -127,31 +122,22 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 }
 
 // hovHandoverRun builds the tree on a fresh server, makes H leave and measures.
-func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, error) {
+func hovHandoverRun(ctx context.Context, n *ovlNet) (hovRun, error) {
 	run := hovRun{lost: map[string]int{}}
-	srv, err := n.startServer(hovOriginCap, "")
+	ref := n.ref
+	tr, err := n.startTree(hovOriginCap, "")
 	if err != nil {
 		return run, err
 	}
-	var hosts []*ovlHost
-	defer func() {
-		srv.Kill()
-		killHosts(hosts)
-	}()
+	defer tr.close()
 	for i := range hovHosts {
-		h, err := n.startHost(srv, fmt.Sprintf("h%d", i+1), hovHostCap)
-		if err != nil {
+		if _, err := tr.add(ctx, fmt.Sprintf("h%d", i+1), hovHostCap); err != nil {
 			return run, err
 		}
-		hosts = append(hosts, h)
-		if err := h.play(ctx, n); err != nil {
-			return run, fmt.Errorf("%w\nrelay: %s\nmediator: %s", err, h.relay.StderrTail(), h.med.StderrTail())
-		}
 	}
+	hosts, srv := tr.hosts, tr.srv
 	run.hosts = len(hosts)
-	before, err := waitTree(ctx, srv, n.stream(), 5*time.Second, func(t lab.Tree) bool {
-		return t.Attached() == len(hosts)
-	})
+	before, err := tr.built(ctx)
 	if err != nil {
 		return run, fmt.Errorf("tree before the handover: %w", err)
 	}
@@ -179,10 +165,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 	run.children = slices.Clone(kids[run.leaving])
 	sort.Strings(run.children)
-	byID := map[string]*ovlHost{}
-	for _, h := range hosts {
-		byID[h.id] = h
-	}
+	byID := tr.byID()
 	H := byID[run.leaving]
 
 	if err := sleepCtx(ctx, hovSteady); err != nil {

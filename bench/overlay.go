@@ -68,16 +68,19 @@ var (
 // they are switched off here (see the notes).
 var ovlRelaySelection = []string{"--max-cpu", "1.01", "--w-cpu", "0"}
 
-// ovlNet is an origin and, per measurement, a server.
+// ovlNet is an origin and a reference player on it: what the origin sent,
+// and when, is the yardstick for the players behind relays. Each
+// measurement builds its own tree (an ovlTree) on it.
 type ovlNet struct {
 	o          options
 	origin     *lab.Mediator
 	originAddr string
+	ref        *ovlPlayer
 }
 
 func (n *ovlNet) stream() string { return fmt.Sprintf("rtsp://%s/%s", n.originAddr, ovlMedia) }
 
-func startOvlOrigin(o options) (*ovlNet, error) {
+func startOvlNet(ctx context.Context, o options) (*ovlNet, error) {
 	if err := o.Tools.Check("ocm-server"); err != nil {
 		return nil, err
 	}
@@ -85,10 +88,32 @@ func startOvlOrigin(o options) (*ovlNet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	return &ovlNet{o: o, origin: p, originAddr: p.Addr}, nil
+	n := &ovlNet{o: o, origin: p, originAddr: p.Addr}
+	if n.ref, err = dialOvlPlayer(n.stream()); err == nil {
+		if err = n.ref.waitFirst(ctx, 5*time.Second); err != nil {
+			n.ref.Close()
+		}
+	}
+	if err != nil {
+		_ = p.Stop()
+		return nil, fmt.Errorf("reference player: %w", err)
+	}
+	return n, nil
 }
 
-func (n *ovlNet) startServer(originCap int, policy string) (*lab.Server, error) {
+func (n *ovlNet) close() {
+	n.ref.Close()
+	_ = n.origin.Stop()
+}
+
+// ovlTree is one measurement's ocm-server and the hosts that joined it.
+type ovlTree struct {
+	n     *ovlNet
+	srv   *lab.Server
+	hosts []*ovlHost
+}
+
+func (n *ovlNet) startTree(originCap int, policy string) (*ovlTree, error) {
 	args := []string{"--origin-capacity", strconv.Itoa(originCap)}
 	if policy != "" {
 		args = append(args, "--recovery", policy)
@@ -97,7 +122,41 @@ func (n *ovlNet) startServer(originCap int, policy string) (*lab.Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("ocm-server: %w", err)
 	}
-	return s, nil
+	return &ovlTree{n: n, srv: s}, nil
+}
+
+// close kills the server and every host.
+func (t *ovlTree) close() {
+	t.srv.Kill()
+	killHosts(t.hosts)
+}
+
+// add starts a host with a player and waits for the player's first packet.
+func (t *ovlTree) add(ctx context.Context, id string, capacity int) (*ovlHost, error) {
+	h, err := t.n.startHost(t.srv, id, capacity)
+	if err != nil {
+		return nil, err
+	}
+	t.hosts = append(t.hosts, h)
+	if err := h.play(ctx, t.n); err != nil {
+		return nil, fmt.Errorf("%w\nrelay: %s\nmediator: %s", err, h.relay.StderrTail(), h.med.StderrTail())
+	}
+	return h, nil
+}
+
+// built waits until the server's tree has every host attached.
+func (t *ovlTree) built(ctx context.Context) (*lab.Tree, error) {
+	return waitTree(ctx, t.srv, t.n.stream(), 5*time.Second, func(tr lab.Tree) bool {
+		return tr.Attached() == len(t.hosts)
+	})
+}
+
+func (t *ovlTree) byID() map[string]*ovlHost {
+	m := map[string]*ovlHost{}
+	for _, h := range t.hosts {
+		m[h.id] = h
+	}
+	return m
 }
 
 // ovlHost is one viewer host: its relay, its mediator and (once played)
@@ -167,21 +226,6 @@ func killHosts(hosts []*ovlHost) {
 type ovlPlayer struct {
 	*lab.Reader
 	lab.Recorder
-}
-
-// dialReference opens a player on the origin itself and waits for its
-// first packet: what the origin sent, and when, is the yardstick for the
-// players behind relays.
-func dialReference(ctx context.Context, n *ovlNet) (*ovlPlayer, error) {
-	ref, err := dialOvlPlayer(n.stream())
-	if err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
-	}
-	if err := ref.waitFirst(ctx, 5*time.Second); err != nil {
-		ref.Close()
-		return nil, fmt.Errorf("reference player: %w", err)
-	}
-	return ref, nil
 }
 
 // dialOvlPlayer plays u with a read timeout: a player that tolerates
@@ -285,33 +329,22 @@ func measureJoin(ctx context.Context, u string, ref *ovlPlayer) (ovlJoin, error)
 }
 
 func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
-	n, err := startOvlOrigin(o)
+	n, err := startOvlNet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.origin.Stop()
-	srv, err := n.startServer(4, "")
+	defer n.close()
+	tr, err := n.startTree(4, "")
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Kill()
-	ref, err := dialReference(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	defer ref.Close()
+	defer tr.close()
+	srv, ref := tr.srv, n.ref
 
 	// Hosts already relaying: a cold host's candidates are the origin and
 	// these, so its join includes probing relays, not only the origin.
-	var warm []*ovlHost
-	defer func() { killHosts(warm) }()
 	for i := range ovlJoinWarmHosts {
-		h, err := n.startHost(srv, fmt.Sprintf("w%d", i+1), 4)
-		if err != nil {
-			return nil, err
-		}
-		warm = append(warm, h)
-		if err := h.play(ctx, n); err != nil {
+		if _, err := tr.add(ctx, fmt.Sprintf("w%d", i+1), 4); err != nil {
 			return nil, err
 		}
 	}
@@ -493,24 +526,19 @@ func runOverlayRecovery(ctx context.Context, o options) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := startOvlOrigin(o)
+	// The reference player on the origin tells which packets the origin
+	// sent after the kill.
+	n, err := startOvlNet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.origin.Stop()
-	// The reference: a player on the origin itself, which tells which
-	// packets the origin sent after the kill.
-	ref, err := dialReference(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	defer ref.Close()
+	defer n.close()
 
 	var results []result
 	for _, policy := range policies {
 		var runs []ovlKill
 		for k := range kills {
-			run, err := ovlRecoveryRun(ctx, n, ref, policy)
+			run, err := ovlRecoveryRun(ctx, n, policy)
 			if err != nil {
 				return results, fmt.Errorf("%s, kill %d: %w", policy, k+1, err)
 			}
@@ -549,45 +577,30 @@ type ovlKill struct {
 }
 
 // ovlRecoveryRun builds the tree on a fresh server, kills R and measures.
-func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy string) (ovlKill, error) {
+func ovlRecoveryRun(ctx context.Context, n *ovlNet, policy string) (ovlKill, error) {
 	var run ovlKill
-	srv, err := n.startServer(1, policy)
+	ref := n.ref
+	tr, err := n.startTree(1, policy)
 	if err != nil {
 		return run, err
 	}
-	var hosts []*ovlHost
-	defer func() {
-		srv.Kill()
-		killHosts(hosts)
-	}()
+	defer tr.close()
 
 	// R first: with origin capacity 1 it takes the origin's only slot, so
 	// every later host joins somewhere below it.
 	buildStart := time.Now()
-	add := func(id string, capacity int) (*ovlHost, error) {
-		h, err := n.startHost(srv, id, capacity)
-		if err != nil {
-			return nil, err
-		}
-		hosts = append(hosts, h)
-		if err := h.play(ctx, n); err != nil {
-			return nil, fmt.Errorf("%w\nrelay: %s\nmediator: %s", err, h.relay.StderrTail(), h.med.StderrTail())
-		}
-		return h, nil
-	}
-	r, err := add("R", ovlRCapacity)
+	r, err := tr.add(ctx, "R", ovlRCapacity)
 	if err != nil {
 		return run, err
 	}
 	for i := range ovlDescendants {
-		if _, err := add(fmt.Sprintf("v%02d", i+1), ovlHostCapacity); err != nil {
+		if _, err := tr.add(ctx, fmt.Sprintf("v%02d", i+1), ovlHostCapacity); err != nil {
 			return run, err
 		}
 	}
+	hosts := tr.hosts
 	run.hosts = len(hosts)
-	before, err := waitTree(ctx, srv, n.stream(), 5*time.Second, func(t lab.Tree) bool {
-		return t.Attached() == len(hosts)
-	})
+	before, err := tr.built(ctx)
 	if err != nil {
 		return run, fmt.Errorf("tree before the kill: %w", err)
 	}
@@ -606,10 +619,7 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 		}
 	}
 	run.rChildren = len(rChildren)
-	byID := map[string]*ovlHost{}
-	for _, h := range hosts {
-		byID[h.id] = h
-	}
+	byID := tr.byID()
 	var orphans []*ovlHost
 	for _, id := range desc {
 		orphans = append(orphans, byID[id])
@@ -665,7 +675,7 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 	survivors := len(hosts) - 1
 	var lastEdges map[string]string
 	lastChange := time.Now()
-	after, _ := waitTree(ctx, srv, n.stream(), ovlTreeLimit, func(t lab.Tree) bool {
+	after, _ := waitTree(ctx, tr.srv, n.stream(), ovlTreeLimit, func(t lab.Tree) bool {
 		e := t.Parents()
 		if !maps2Equal(e, lastEdges) {
 			lastEdges, lastChange = e, time.Now()

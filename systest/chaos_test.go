@@ -225,17 +225,10 @@ func TestChaos(t *testing.T) {
 			len(all), patience, err, missing(after, all), after)
 	}
 	t.Logf("tree valid %s after the chaos:\n%s", time.Since(settle).Round(time.Millisecond), after)
-	var players []*proc
-	for _, h := range o.hosts {
-		players = append(players, h.player)
-	}
-	waitReceiving(t, "packets after the chaos", players, 70)
+	waitReceiving(t, "packets after the chaos", o.players(), 70)
 	var lines []string
 	for _, h := range o.hosts {
-		checkPlayer(t, h.player)
-		if h.Relay.Exited() || h.Med.Exited() {
-			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", h.Name, h.Relay.Err(), h.Med.Err())
-		}
+		checkHost(t, h)
 		if slices.Contains(viewers, h.Name) {
 			s := progressSeries(h.player)
 			lines = append(lines, fmt.Sprintf("%s: %.0f packets, %.0f lost, longest stall %s",

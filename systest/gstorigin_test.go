@@ -16,22 +16,7 @@ func TestThirdPartyOrigin(t *testing.T) {
 	m := startMediator(t, "mediator")
 	url := enhanced(m.Addr, "test", originAddr)
 
-	t.Run("players", func(t *testing.T) {
-		t.Run("go-reader", func(t *testing.T) {
-			t.Parallel()
-			goRead(t, url)
-		})
-		t.Run("ffprobe-tcp", func(t *testing.T) {
-			require(t, "ffprobe")
-			t.Parallel()
-			ffprobe(t, url, "tcp").check(t, "ffprobe over TCP", 320, 240)
-		})
-		t.Run("gst-tcp", func(t *testing.T) {
-			require(t, "gstreamer")
-			t.Parallel()
-			gstLaunch(t, url, "tcp", 75).check(t, "gst-launch over TCP", 320, 240)
-		})
-	})
+	playAll(t, url, 320, 240, goReader, ffprobeTCP, gstTCP)
 	m.WaitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
 }
 

@@ -89,11 +89,7 @@ func handover(t *testing.T, how string) {
 
 	// Every player goes on receiving, a second of video more; below H with
 	// no sequence gap.
-	var players []*proc
-	for _, x := range o.hosts {
-		players = append(players, x.player)
-	}
-	waitReceiving(t, "packets after the handover", players, 70)
+	waitReceiving(t, "packets after the handover", o.players(), 70)
 	var lines []string
 	for _, x := range o.hosts {
 		checkPlayer(t, x.player)

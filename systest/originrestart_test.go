@@ -89,10 +89,7 @@ func restartOrigin(t *testing.T, policy string, capacity int) string {
 	var lines []string
 	var times []time.Duration
 	for _, h := range o.hosts {
-		checkPlayer(t, h.player)
-		if h.Relay.Exited() || h.Med.Exited() {
-			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", h.Name, h.Relay.Err(), h.Med.Err())
-		}
+		checkHost(t, h)
 		d, ok := back[h.Name]
 		if !ok {
 			t.Errorf("under %s with origin capacity %d, %s's player received nothing within %s of the origin's return (down %s)",

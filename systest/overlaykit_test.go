@@ -155,6 +155,25 @@ func checkPlayer(t *testing.T, p *proc) {
 	}
 }
 
+// checkHost is checkPlayer for h's player, and fails t if h's relay or
+// mediator died.
+func checkHost(t *testing.T, h *host) {
+	t.Helper()
+	checkPlayer(t, h.player)
+	if h.Relay.Exited() || h.Med.Exited() {
+		t.Errorf("%s's relay or mediator died: relay %v, mediator %v", h.Name, h.Relay.Err(), h.Med.Err())
+	}
+}
+
+// players are the hosts' players.
+func (o *overlay) players() []*proc {
+	var out []*proc
+	for _, h := range o.hosts {
+		out = append(out, h.player)
+	}
+	return out
+}
+
 // waitReceiving waits until each player has n packets more than it had
 // when the call began.
 func waitReceiving(t *testing.T, what string, players []*proc, n float64) {

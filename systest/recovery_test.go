@@ -140,11 +140,7 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	}
 	until := time.Now()
 	for _, n := range survivors {
-		h := o.byName[n]
-		checkPlayer(t, h.player)
-		if h.Relay.Exited() || h.Med.Exited() {
-			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", n, h.Relay.Err(), h.Med.Err())
-		}
+		checkHost(t, o.byName[n])
 	}
 	t.Logf("tree after recovery:\n%s", after)
 
