@@ -188,6 +188,12 @@ func (r *Reader) Failed() error {
 	}
 }
 
+// Wait waits until the session ends and returns why.
+func (r *Reader) Wait() error {
+	<-r.done
+	return r.Failed()
+}
+
 // Close ends the connection and waits for the reading goroutine, so what
 // its callback fed can be read.
 func (r *Reader) Close() {

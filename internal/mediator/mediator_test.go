@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
@@ -31,7 +32,7 @@ func startMediator(t *testing.T, configure func(m *Mediator)) *Mediator {
 
 // reader is an RTSP client that records the sequence numbers it receives.
 type reader struct {
-	c    *gortsplib.Client
+	c    *lab.Reader
 	mu   sync.Mutex
 	seqs []uint16
 	done chan error
