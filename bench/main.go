@@ -1,6 +1,8 @@
 // Command bench is `make bench`: it runs every registered case against the
 // built binaries, measures a floor in the same run where a case has one, and
-// prints a table and a JSON report (also written to .bench/report.json).
+// prints a table and a JSON report (also written to .bench/report.json). The
+// tools run, and the players play, through internal/lab, as in the system
+// tests.
 package main
 
 import (
