@@ -4,12 +4,9 @@ package main
 // LAN of network namespaces with ffmpeg and ffprobe.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -22,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
-	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 func buildBinary(t *testing.T) string {
@@ -39,92 +36,49 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// proc is a running rtp-fanout (or anything printing JSON lines).
+// proc is a running rtp-fanout (or anything printing JSON lines): lab's
+// process, read one event after another.
 type proc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan map[string]any
-	stderr *testutil.Buffer
-	exited chan struct{}
-	err    error
+	*lab.Proc
+	read int // stdout lines already consumed by next
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), lines: make(chan map[string]any, 1000), stderr: &testutil.Buffer{}, exited: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	// Through an io.Pipe, Wait returns only once all output is copied, so
-	// the last lines are not lost.
-	stdout, stdoutW := io.Pipe()
-	p.cmd.Stdout = stdoutW
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+	p, err := lab.StartWith(t, lab.Options{Stdin: true}, filepath.Base(name), name, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.lines <- m
-			}
-		}
-	}()
-	go func() {
-		p.err = p.cmd.Wait()
-		stdoutW.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		go func() { // unblock the copy if nobody reads any more
-			for range p.lines {
-			}
-		}()
-		<-p.exited
-	})
-	return p
+	return &proc{Proc: p}
 }
 
-func (p *proc) next(t *testing.T, event string) map[string]any {
+// next returns the first event named event after those next returned.
+func (p *proc) next(t *testing.T, event string) lab.Event {
 	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case m, ok := <-p.lines:
-			if !ok {
-				t.Fatalf("stdout closed before a %q line; stderr:\n%s", event, p.stderr)
-			}
-			if m["event"] == event {
-				return m
-			}
-		case <-timeout:
-			t.Fatalf("no %q line; stderr:\n%s", event, p.stderr)
-		}
+	e, err := p.Await(context.Background(), 60*time.Second, p.read, lab.Named(event, nil))
+	if err != nil {
+		t.Fatalf("no %q line: %v; stderr:\n%s", event, err, p.Stderr())
 	}
+	p.read = e.Index + 1
+	return e
 }
 
 func (p *proc) wait(t *testing.T) error {
 	t.Helper()
 	select {
-	case <-p.exited:
-		return p.err
+	case <-p.Done():
+		return p.Err()
 	case <-time.After(60 * time.Second):
-		t.Fatalf("process did not exit; stderr:\n%s", p.stderr)
+		t.Fatalf("process did not exit; stderr:\n%s", p.Stderr())
 		return nil
 	}
 }
 
-func inputPort(t *testing.T, ready map[string]any) netip.AddrPort {
+func inputPort(t *testing.T, ready lab.Event) netip.AddrPort {
 	t.Helper()
-	from, _ := ready["from"].(string)
-	ap, err := netip.ParseAddrPort(strings.TrimPrefix(from, "udp://"))
+	ap, err := netip.ParseAddrPort(strings.TrimPrefix(ready.Str("from"), "udp://"))
 	if err != nil {
-		t.Fatalf("ready line without a bound input: %v", ready)
+		t.Fatalf("ready line without a bound input: %s", ready.Line)
 	}
 	return ap
 }
@@ -150,9 +104,11 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 	in := inputPort(t, p.next(t, "ready"))
 
 	to := "udp://" + rc.LocalAddr().String()
-	fmt.Fprintf(p.stdin, `{"op":"add","to":%q}`+"\n", to)
-	if rep := p.next(t, "reply"); rep["ok"] != true {
-		t.Fatalf("add: %v", rep)
+	if err := p.Send(fmt.Sprintf(`{"op":"add","to":%q}`, to)); err != nil {
+		t.Fatal(err)
+	}
+	if rep := p.next(t, "reply"); rep.Field("ok") != true {
+		t.Fatalf("add: %s", rep.Line)
 	}
 	sc, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(in))
 	if err != nil {
@@ -175,27 +131,26 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if got.Load() != 100 {
-		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.stderr)
+		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.Stderr())
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.wait(t); err != nil {
-		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.stderr)
+		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.Stderr())
 	}
-	var last map[string]any
-	for m := range p.lines {
-		if m["event"] == "stats" {
-			last = m
-		}
-	}
-	if last == nil {
+	last, ok := p.Last("stats")
+	if !ok {
 		t.Fatal("no stats line")
 	}
-	out := last["out"].([]any)
-	if len(out) != 1 || out[0].(map[string]any)["packets"] != float64(100) {
-		t.Errorf("final stats: %v", last)
+	var st struct {
+		Out []struct {
+			Packets float64 `json:"packets"`
+		} `json:"out"`
+	}
+	if err := last.Decode(&st); err != nil || len(st.Out) != 1 || st.Out[0].Packets != 100 {
+		t.Errorf("final stats: %s", last.Line)
 	}
 }
 
@@ -296,8 +251,8 @@ func TestNetnsMulticastLAN(t *testing.T) {
 		}
 	}
 	st := f.next(t, "stats")
-	if st["drops"] != float64(0) {
-		t.Errorf("drops in %v", st)
+	if st.Field("drops") != float64(0) {
+		t.Errorf("drops in %s", st.Line)
 	}
 }
 
