@@ -1,7 +1,7 @@
 package systest
 
 import (
-	"encoding/json"
+	"context"
 	"io"
 	"net/http"
 	"slices"
@@ -9,25 +9,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
-// nodeView is one element of GET /api/v1/nodes, the fields these tests read.
-type nodeView struct {
-	ID               string `json:"id"`
-	Quarantined      bool   `json:"quarantined"`
-	QuarantineReason string `json:"quarantine_reason"`
-	Connected        string `json:"connected"`
-}
-
-func (s *ocmServer) nodes(t *testing.T) []nodeView {
+// nodes returns GET /api/v1/nodes.
+func (s *ocmServer) nodes(t *testing.T) []api.Node {
 	t.Helper()
-	res, err := http.Get("http://" + s.HTTP + "/api/v1/nodes")
+	out, _, err := s.API.Nodes(context.Background())
 	if err != nil {
-		t.Fatalf("GET nodes: %v", err)
-	}
-	defer res.Body.Close()
-	var out []nodeView
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
 		t.Fatalf("GET nodes: %v", err)
 	}
 	return out
@@ -74,7 +64,7 @@ func TestBlackHolePassedOver(t *testing.T) {
 	if !strings.Contains(reason, "v1") || !strings.Contains(reason, "v2") {
 		t.Errorf("reason %q does not name its children", reason)
 	}
-	if i := slices.IndexFunc(o.srv.nodes(t), func(n nodeView) bool { return n.ID == "bh" }); i < 0 {
+	if i := slices.IndexFunc(o.srv.nodes(t), func(n api.Node) bool { return n.ID == "bh" }); i < 0 {
 		t.Fatal("bh left the overlay: the test froze the wrong process")
 	}
 

@@ -1,10 +1,11 @@
-// Command ocm-relay is the per-host agent of the overlay; see internal/cli.
+// Command ocm-relay is the per-host agent of the overlay; see internal/cli/ocmrelay.NewCommand.
 package main
 
 import (
 	"os"
 
 	"github.com/ocm-overlay/ocm/internal/cli"
+	"github.com/ocm-overlay/ocm/internal/cli/ocmrelay"
 )
 
-func main() { os.Exit(cli.Main(cli.NewRelayCommand())) }
+func main() { os.Exit(cli.Main(ocmrelay.NewCommand())) }

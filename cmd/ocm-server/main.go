@@ -1,11 +1,12 @@
 // Command ocm-server keeps the overlay's relay trees; see
-// internal/cli.NewServerCommand.
+// internal/cli/ocmserver.NewCommand.
 package main
 
 import (
 	"os"
 
 	"github.com/ocm-overlay/ocm/internal/cli"
+	"github.com/ocm-overlay/ocm/internal/cli/ocmserver"
 )
 
-func main() { os.Exit(cli.Main(cli.NewServerCommand())) }
+func main() { os.Exit(cli.Main(ocmserver.NewCommand())) }

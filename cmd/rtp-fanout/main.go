@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/ocm-overlay/ocm/internal/cli"
+	"github.com/ocm-overlay/ocm/internal/cli/rtpfanout"
 )
 
-func main() { os.Exit(cli.Main(cli.NewFanoutCommand())) }
+func main() { os.Exit(cli.Main(rtpfanout.NewCommand())) }

@@ -21,7 +21,13 @@ import (
 //
 // OCM_CPUPROFILE=FILE writes a CPU profile of the whole run to FILE, for
 // looking at where a relay spends its time (go tool pprof FILE).
+//
+// Every tool gets --version (see Version), and its errors are printed here
+// once, never also by cobra.
 func Main(cmd *cobra.Command) int {
+	cmd.Version = Version()
+	cmd.SetVersionTemplate(cmd.Name() + " {{.Version}}\n")
+	cmd.SilenceErrors = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if path := os.Getenv("OCM_CPUPROFILE"); path != "" {
@@ -31,7 +37,7 @@ func Main(cmd *cobra.Command) int {
 		}
 	}
 	if err := cmd.ExecuteContext(ctx); err != nil {
-		if !errors.Is(err, errSilent) {
+		if !errors.Is(err, ErrSilent) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.Name(), err)
 		}
 		return 1
@@ -39,11 +45,11 @@ func Main(cmd *cobra.Command) int {
 	return 0
 }
 
-// errSilent is returned by commands that already reported their error.
-var errSilent = errors.New("error already reported")
+// ErrSilent is returned by commands that already reported their error.
+var ErrSilent = errors.New("error already reported")
 
-// newLogger returns the slog logger every tool uses: text on stderr.
-func newLogger(w io.Writer, debug bool) *slog.Logger {
+// NewLogger returns the slog logger every tool uses: text on stderr.
+func NewLogger(w io.Writer, debug bool) *slog.Logger {
 	level := slog.LevelInfo
 	if debug {
 		level = slog.LevelDebug

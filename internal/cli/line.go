@@ -8,13 +8,13 @@ import (
 	"io"
 )
 
-// errLineTooLong is wrapped by the error for a stdin line over its limit.
-var errLineTooLong = errors.New("line too long")
+// ErrLineTooLong is wrapped by the error for a stdin line over its limit.
+var ErrLineTooLong = errors.New("line too long")
 
-// readLine returns the next line of br, trimmed. A line over max bytes
+// ReadLine returns the next line of br, trimmed. A line over max bytes
 // (its newline not counted) is consumed, never held whole, and reported
-// as an error wrapping errLineTooLong; reading can go on after it.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
+// as an error wrapping ErrLineTooLong; reading can go on after it.
+func ReadLine(br *bufio.Reader, max int) ([]byte, error) {
 	var buf []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
@@ -29,7 +29,7 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 			if err != nil && !errors.Is(err, io.EOF) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: more than %d bytes", errLineTooLong, max)
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrLineTooLong, max)
 		}
 		buf = append(buf, chunk...)
 		if !errors.Is(err, bufio.ErrBufferFull) {

@@ -2,11 +2,11 @@ package lab
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"os"
-	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
 // mediatorDefaults come before a caller's own flags, which override them:
@@ -48,7 +48,8 @@ func Enhanced(mediatorAddr, media, originAddr string) string {
 // Server is a running ocm-server.
 type Server struct {
 	*Proc
-	OCM, HTTP string // its relay listener and its HTTP API
+	OCM, HTTP string      // its relay listener and its HTTP API
+	API       *api.Client // a client of that API
 }
 
 // serverDefaults: free loopback ports, and heartbeats and reports often
@@ -68,20 +69,18 @@ func StartServer(c Cleaner, tools Tools, name string, args ...string) (*Server, 
 		p.Kill()
 		return nil, err
 	}
-	return &Server{Proc: p, OCM: addrs[0], HTTP: addrs[1]}, nil
+	client, err := api.New(addrs[1])
+	if err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return &Server{Proc: p, OCM: addrs[0], HTTP: addrs[1], API: client}, nil
 }
 
 // Post sends an action to the server's API.
 func (s *Server) Post(path string, q url.Values) error {
-	res, err := apiHTTP.Post("http://"+s.HTTP+path+"?"+q.Encode(), "", nil)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", path, err)
-	}
-	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s?%s: %s", path, q.Encode(), res.Status)
-	}
-	return nil
+	_, err := s.API.Do(context.Background(), http.MethodPost, path, q)
+	return err
 }
 
 // StartRelay starts the ocm-relay of node name, connected to the server at
@@ -144,5 +143,3 @@ func (h *Host) Stop() {
 	_ = h.Med.Stop()
 	_ = h.Relay.Stop()
 }
-
-var apiHTTP = &http.Client{Timeout: 3 * time.Second}

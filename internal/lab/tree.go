@@ -2,41 +2,22 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
-// Tree is one stream's tree as ocm-server's API returns it: the server's
-// own type, so the tests and bench read what it writes.
-type Tree struct{ tree.TreeSnapshot }
+// Tree is one stream's tree as ocm-server's API returns it: the API's own
+// type, so the tests and bench read what the server writes.
+type Tree struct{ api.Tree }
 
 // Tree fetches a stream's tree from the server's API.
 func (s *Server) Tree(ctx context.Context, stream string) (Tree, error) {
-	var t Tree
-	u := fmt.Sprintf("http://%s/api/v1/tree?stream=%s", s.HTTP, url.QueryEscape(stream))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return t, err
-	}
-	res, err := apiHTTP.Do(req)
-	if err != nil {
-		return t, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return t, fmt.Errorf("GET %s: %s", u, res.Status)
-	}
-	if err := json.NewDecoder(res.Body).Decode(&t.TreeSnapshot); err != nil {
-		return t, fmt.Errorf("GET %s: %w", u, err)
-	}
-	return t, nil
+	t, _, err := s.API.Tree(ctx, stream)
+	return Tree{t}, err
 }
 
 // WaitTree polls the tree until ok accepts it (nil error), or limit passes

@@ -4,13 +4,13 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
 func TestTreeBelow(t *testing.T) {
 	var tr Tree
 	add := func(node, parent string, attached bool) {
-		tr.Nodes = append(tr.Nodes, tree.MemberSnapshot{Node: node, Parent: parent, Attached: attached})
+		tr.Nodes = append(tr.Nodes, api.Member{Node: node, Parent: parent, Attached: attached})
 	}
 	add("R", "origin", true)
 	add("a", "R", true)

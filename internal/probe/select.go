@@ -102,9 +102,15 @@ type Choice struct {
 	// Overridden lists the probe's claims that contradicted the server's
 	// view and were replaced by it ("" if none): see Evaluate.
 	Overridden string
+	// Waived is the CPU ceiling's rejection, set aside because no
+	// candidate was eligible (Selection.LastResort).
+	Waived string
+	// Preferred: taken first as the old parent, whatever its score.
+	Preferred bool
 }
 
-// Eligible reports whether the choice passed every filter.
+// Eligible reports whether the choice passed every filter (or, as a last
+// resort, had its CPU ceiling waived: see Decide).
 func (c Choice) Eligible() bool { return c.Rejected == "" }
 
 // LastResort returns, when no choice is eligible, those rejected only for
@@ -124,22 +130,78 @@ func LastResort(cs []Choice) []Choice {
 	return out
 }
 
+// Selection is a relay's decision over its candidates, and its
+// explanation: Choices holds every candidate in the order a relay tries
+// them (it joins the first the server accepts), so Choices[0], when
+// eligible, is the parent a relay picks.
+type Selection struct {
+	Choices []Choice
+	// LastResort: no candidate passed every filter, so those rejected
+	// only for the CPU ceiling come first, eligible, their rejection kept
+	// in Choice.Waived.
+	LastResort bool
+}
+
+// Winner returns the choice a relay takes first, if any.
+func (s Selection) Winner() (Choice, bool) {
+	if len(s.Choices) == 0 || !s.Choices[0].Eligible() {
+		return Choice{}, false
+	}
+	return s.Choices[0], true
+}
+
 // Select probes every candidate in parallel (each within w.Timeout, all
-// within ctx) and returns them all: the eligible ones first, best score
-// first, then the rejected ones in their original order. The first choice
-// is the one to take if it is eligible.
-func Select(ctx context.Context, cands []wire.Candidate, stream string, w Weights) []Choice {
+// within ctx) and decides as a relay does (see Decide). ocm-relay and
+// ocm-probe --explain both rank with it, so the explanation is the
+// relay's choice.
+func Select(ctx context.Context, cands []wire.Candidate, stream string, w Weights, prefer string) Selection {
 	w = w.withDefaults()
 	res := ProbeAll(ctx, cands, stream, w.Timeout)
 	out := make([]Choice, len(cands))
 	for i, c := range cands {
 		out[i] = Evaluate(c, res[i], w)
 	}
-	Rank(out)
-	return out
+	return Decide(out, prefer)
 }
 
-// Rank sorts choices as Select returns them. Ties go to the shallower,
+// Decide orders evaluated choices the way a relay tries them: the
+// eligible ones first, best score first (see Rank), then the rejected
+// ones in their original order; prefer (a node id, "" for none), the old
+// parent a relay goes back under after an ancestor failed, comes first
+// whenever it is eligible, whatever its score, so the tree keeps its
+// shape; and when no choice is eligible, the ones rejected only for the
+// CPU ceiling are taken as a last resort (see LastResort).
+func Decide(cs []Choice, prefer string) Selection {
+	cs = slices.Clone(cs)
+	Rank(cs)
+	if prefer != "" {
+		for i, c := range cs {
+			if c.Candidate.Node == prefer && c.Eligible() {
+				c.Preferred = true
+				cs = slices.Concat([]Choice{c}, cs[:i], cs[i+1:])
+				break
+			}
+		}
+	}
+	busy := LastResort(cs)
+	if len(busy) == 0 {
+		return Selection{Choices: cs}
+	}
+	out := make([]Choice, 0, len(cs))
+	for _, c := range busy {
+		c.Waived, c.Rejected = c.Rejected, ""
+		out = append(out, c)
+	}
+	for _, c := range cs {
+		if !c.OverCPU {
+			out = append(out, c)
+		}
+	}
+	return Selection{Choices: out, LastResort: true}
+}
+
+// Rank sorts choices: the eligible ones first, best score first, then the
+// rejected ones in their original order. Ties go to the shallower,
 // then the closer candidate, then by node id, so the order is stable.
 func Rank(cs []Choice) {
 	slices.SortStableFunc(cs, func(a, b Choice) int {

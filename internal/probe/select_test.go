@@ -219,7 +219,7 @@ func TestSelect(t *testing.T) {
 	// A heavy level weight keeps the order independent of loopback RTTs.
 	w := DefaultWeights()
 	w.Level = 1000
-	got := Select(context.Background(), cands, stream, w)
+	got := Select(context.Background(), cands, stream, w, "").Choices
 	if len(got) != len(cands) {
 		t.Fatalf("%d choices for %d candidates", len(got), len(cands))
 	}
@@ -252,7 +252,7 @@ func TestSelect(t *testing.T) {
 
 	// With room at the origin, the origin (level 0) wins.
 	cands[0].Clients = 1
-	got = Select(context.Background(), cands, stream, w)
+	got = Select(context.Background(), cands, stream, w, "").Choices
 	if got[0].Candidate.Node != wire.OriginID || !got[0].Eligible() {
 		t.Errorf("winner = %s %q, want the origin", got[0].Candidate.Node, got[0].Rejected)
 	}
@@ -270,7 +270,7 @@ func TestSelectLiar(t *testing.T) {
 	}
 	w := DefaultWeights()
 	w.Timeout = 5 * time.Second // a slow answer on a loaded machine must not reject anyone
-	got := Select(context.Background(), cands, stream, w)
+	got := Select(context.Background(), cands, stream, w, "").Choices
 	for _, c := range got {
 		t.Logf("%s: level %d, score %.2f, terms %+v, overridden %q, rejected %q",
 			c.Candidate.Node, c.Level, c.Score, c.Terms, c.Overridden, c.Rejected)
@@ -292,7 +292,7 @@ func TestSelectLiar(t *testing.T) {
 
 func TestSelectOriginDown(t *testing.T) {
 	cands := []wire.Candidate{{Node: wire.OriginID, RTSP: closedTCP(t), Capacity: 4}}
-	got := Select(context.Background(), cands, stream, Weights{Timeout: 5 * time.Second})
+	got := Select(context.Background(), cands, stream, Weights{Timeout: 5 * time.Second}, "").Choices
 	if len(got) != 1 || got[0].Eligible() {
 		t.Fatalf("choices = %+v", got)
 	}
@@ -302,7 +302,7 @@ func TestSelectOriginDown(t *testing.T) {
 }
 
 func TestSelectNone(t *testing.T) {
-	if got := Select(context.Background(), nil, stream, DefaultWeights()); len(got) != 0 {
+	if got := Select(context.Background(), nil, stream, DefaultWeights(), "").Choices; len(got) != 0 {
 		t.Errorf("choices = %+v", got)
 	}
 }
@@ -319,5 +319,66 @@ func TestLastResort(t *testing.T) {
 	}
 	if got := LastResort([]Choice{full}); len(got) != 0 {
 		t.Fatalf("full candidates are never a last resort: %v", got)
+	}
+}
+
+// TestDecide: the order a relay tries its candidates in, which is also
+// what ocm-probe --explain prints: the old parent first whenever it is
+// eligible, and when nobody is eligible the candidates over the CPU
+// ceiling only, best first, as a last resort.
+func TestDecide(t *testing.T) {
+	mk := func(node string, score float64, rejected string) Choice {
+		return Choice{Candidate: wire.Candidate{Node: node}, Score: score, Rejected: rejected}
+	}
+	hot := func(node string, score float64) Choice {
+		c := mk(node, score, "CPU 95% busy, max 90%")
+		c.OverCPU = true
+		return c
+	}
+	cases := []struct {
+		name       string
+		in         []Choice
+		prefer     string
+		want       string // node:verdict in order; verdict ok, waived, preferred or rejected
+		lastResort bool
+	}{
+		{"by score", []Choice{mk("b", 9, ""), mk("a", 3, ""), hot("h", 1)}, "",
+			"a:ok b:ok h:rejected", false},
+		{"old parent first", []Choice{mk("b", 9, ""), mk("a", 3, ""), mk("old", 30, "")}, "old",
+			"old:preferred a:ok b:ok", false},
+		{"old parent not eligible", []Choice{mk("a", 3, ""), mk("old", 1, "not willing")}, "old",
+			"a:ok old:rejected", false},
+		{"every candidate over the CPU ceiling", []Choice{mk("full", 1, "no free capacity"), hot("h7", 7), hot("h3", 3)}, "",
+			"h3:waived h7:waived full:rejected", true},
+		{"nobody", []Choice{mk("full", 1, "no free capacity"), mk("gone", 0, "no answer")}, "",
+			"full:rejected gone:rejected", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sel := Decide(tc.in, tc.prefer)
+			var got []string
+			for _, c := range sel.Choices {
+				v := "ok"
+				switch {
+				case !c.Eligible():
+					v = "rejected"
+				case c.Waived != "":
+					v = "waived"
+				case c.Preferred:
+					v = "preferred"
+				}
+				got = append(got, c.Candidate.Node+":"+v)
+			}
+			if strings.Join(got, " ") != tc.want || sel.LastResort != tc.lastResort {
+				t.Errorf("Decide = %v (last resort %v), want %s (last resort %v)", got, sel.LastResort, tc.want, tc.lastResort)
+			}
+			w, ok := sel.Winner()
+			if ok != (len(sel.Choices) > 0 && sel.Choices[0].Eligible()) || (ok && w.Candidate.Node != sel.Choices[0].Candidate.Node) {
+				t.Errorf("winner = %s %v", w.Candidate.Node, ok)
+			}
+		})
+	}
+	if c := Decide([]Choice{hot("h", 1)}, "").Choices[0]; c.Waived != "CPU 95% busy, max 90%" || !c.OverCPU {
+		t.Errorf("last resort choice = %+v: want its rejection kept in Waived", c)
 	}
 }

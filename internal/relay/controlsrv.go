@@ -33,21 +33,25 @@ func (r *Relay) acceptControl() {
 			continue
 		}
 		c := control.NewConn(nc)
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
+		closed, full := true, false
+		_ = r.call(r.ctx, func(st *state) {
+			if closed = st.closed; closed {
+				return
+			}
+			if full = len(st.mediators) >= r.MaxControlClients; !full {
+				st.mediators[c] = true
+			}
+		})
+		if closed {
 			c.Close()
 			return
 		}
-		if len(r.mediators) >= r.MaxControlClients {
-			r.mu.Unlock()
+		if full {
 			r.Log.Warn("control client refused: too many", "remote", c.RemoteAddr(), "max", r.MaxControlClients)
 			_ = c.Write(control.Msg{Error: fmt.Sprintf("too many control clients: %d connected (--max-control-clients)", r.MaxControlClients)})
 			c.Close()
 			continue
 		}
-		r.mediators[c] = true
-		r.mu.Unlock()
 		r.wg.Add(1)
 		go r.serveMediator(c)
 	}
@@ -58,9 +62,7 @@ func (r *Relay) serveMediator(c *control.Conn) {
 	log := r.Log.With("mediator", c.RemoteAddr())
 	refused := 0 // actives refused; the first is logged, the rest counted
 	defer func() {
-		r.mu.Lock()
-		delete(r.mediators, c)
-		r.mu.Unlock()
+		_ = r.call(context.Background(), func(st *state) { delete(st.mediators, c) })
 		c.Close()
 		if refused > 1 {
 			log.Warn("control client gone", "actives_refused", refused)
@@ -147,18 +149,21 @@ func (r *Relay) onHello(rtsp string) error {
 	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return fmt.Errorf("rtsp address %q has no valid port", rtsp)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch r.medRTSP {
-	case "":
-		r.medRTSP = rtsp
-		r.Log.Info("mediator's RTSP address", "rtsp", rtsp)
-		return nil
-	case rtsp:
-		return nil
+	var err error
+	if cerr := r.call(r.ctx, func(st *state) {
+		switch st.medRTSP {
+		case "":
+			st.medRTSP = rtsp
+			r.Log.Info("mediator's RTSP address", "rtsp", rtsp)
+		case rtsp:
+		default:
+			err = fmt.Errorf("rtsp address %q refused: this relay advertises %q, said by the first mediator; "+
+				"restart ocm-relay or give it --rtsp to change it", rtsp, st.medRTSP)
+		}
+	}); cerr != nil {
+		return cerr
 	}
-	return fmt.Errorf("rtsp address %q refused: this relay advertises %q, said by the first mediator; "+
-		"restart ocm-relay or give it --rtsp to change it", rtsp, r.medRTSP)
+	return err
 }
 
 // onActive records the upstream the mediator plays a stream from: from
@@ -175,39 +180,52 @@ func (r *Relay) onActive(c *control.Conn, m control.Msg) error {
 		return fmt.Errorf("active: %w", err)
 	}
 	stream, up := o.URL(), *m.Upstream
-	defer r.lockStream(stream)()
-	st, err := r.claim(stream, c)
+	release, err := r.acquire(r.ctx, stream)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	sess := r.sess
-	known := st.parent != "" && st.upstream.URL == up.URL && st.joinedIn == sess
-	node := up.Node
-	if node == "" {
-		node = st.nodes[up.Addr]
+	defer release()
+	var sess *session
+	var node string
+	tell := false
+	if cerr := r.call(r.ctx, func(st *state) {
+		var ss *streamState
+		if ss, _, err = st.claim(stream, c, r.MaxStreams); err != nil {
+			return
+		}
+		sess = st.session()
+		known := ss.parent != "" && ss.upstream.URL == up.URL && ss.joinedIn == sess
+		if node = up.Node; node == "" {
+			node = ss.nodes[up.Addr]
+		}
+		ss.playing, ss.answered, ss.upstream = true, time.Time{}, up
+		if !known && node != "" && sess == nil {
+			ss.parent, ss.parentRTSP, ss.joinedIn = node, up.Addr, nil // said in the next hello
+		}
+		ss.settle()
+		tell = !known && node != "" && sess != nil
+	}); cerr != nil {
+		return cerr
 	}
-	st.phase, st.upstream = stateActive, up
-	if !known && node != "" && sess == nil {
-		st.parent, st.parentRTSP, st.joinedIn = node, up.Addr, nil // said in the next hello
-	}
-	r.mu.Unlock()
-	if known || node == "" || sess == nil {
-		return nil
+	if err != nil || !tell {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, DefaultCallTimeout)
 	defer cancel()
-	am, err := sess.call(ctx, &wire.Joined{Stream: stream, Parent: node})
+	level, err := sess.cl.Join(ctx, stream, node)
 	if err != nil {
 		r.Log.Warn("server refused the upstream in use", "stream", stream, "parent", node, "err", err)
 		return nil
 	}
-	r.mu.Lock()
-	st.parent, st.parentRTSP, st.joinedIn = node, up.Addr, sess
-	if ack, ok := am.Body.(*wire.Ack); ok && ack.Level > 0 {
-		st.level = ack.Level
-	}
-	r.mu.Unlock()
+	_ = r.call(r.ctx, func(st *state) {
+		if ss := st.streams[stream]; ss != nil {
+			ss.parent, ss.parentRTSP, ss.joinedIn = node, up.Addr, sess
+			if level > 0 {
+				ss.level = level
+			}
+			ss.settle()
+		}
+	})
 	return nil
 }
 
@@ -220,12 +238,18 @@ func (r *Relay) onInactive(c *control.Conn, stream string) {
 		return
 	}
 	stream = o.URL()
-	defer r.lockStream(stream)()
-	r.mu.Lock()
-	st := r.streams[stream]
-	mine := st != nil && (st.owner == c || !r.mediators[st.owner])
-	r.mu.Unlock()
-	if st == nil {
+	release, err := r.acquire(r.ctx, stream)
+	if err != nil {
+		return
+	}
+	defer release()
+	found, mine := false, false
+	_ = r.call(r.ctx, func(st *state) {
+		ss := st.streams[stream]
+		found = ss != nil
+		mine = found && (ss.owner == c || !st.mediators[ss.owner])
+	})
+	if !found {
 		return
 	}
 	if !mine {
@@ -236,33 +260,36 @@ func (r *Relay) onInactive(c *control.Conn, stream string) {
 }
 
 func (r *Relay) onStats(streams []control.StreamStats) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range streams {
-		if st := r.streams[s.Stream]; st != nil {
-			st.stats = s
+	_ = r.call(r.ctx, func(st *state) {
+		for _, s := range streams {
+			if ss := st.streams[s.Stream]; ss != nil {
+				ss.stats = s
+			}
 		}
-	}
+	})
 }
 
 // report builds the periodic report from the mediator's latest stats.
-func (r *Relay) report() *wire.Report {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *Relay) report() (rep *wire.Report, err error) {
+	err = r.call(r.ctx, func(st *state) { rep = st.report(r) })
+	return rep, err
+}
+
+func (st *state) report(r *Relay) *wire.Report {
 	w := r.Willing
 	rep := &wire.Report{CPU: r.cpu.Busy(), Willing: &w}
-	for s, st := range r.streams {
-		if st.phase != stateActive {
+	for s, ss := range st.streams {
+		if !ss.playing || ss.phase == phaseLeaving {
 			continue // not playing: nothing to report
 		}
-		cur, prev := st.stats, st.reported
+		cur, prev := ss.stats, ss.reported
 		loss := 0.0
 		if dl, dp := cur.Lost-min(prev.Lost, cur.Lost), cur.PacketsIn-min(prev.PacketsIn, cur.PacketsIn); dl+dp > 0 {
 			loss = float64(dl) / float64(dl+dp)
 		}
-		st.reported = cur
+		ss.reported = cur
 		rep.Clients += cur.Readers
-		rep.Streams = append(rep.Streams, wire.StreamReport{Stream: s, Parent: st.parent, Level: st.level,
+		rep.Streams = append(rep.Streams, wire.StreamReport{Stream: s, Parent: ss.parent, Level: ss.level,
 			Readers: cur.Readers, Loss: min(loss, 1), Bitrate: cur.BitrateBPS})
 	}
 	slices.SortFunc(rep.Streams, func(a, b wire.StreamReport) int { return strings.Compare(a.Stream, b.Stream) })
@@ -270,10 +297,10 @@ func (r *Relay) report() *wire.Report {
 	if k := fitLine(len(all), func(k int) int { rep.Streams = all[:k]; return encodedLen(rep) }); k < len(all) {
 		// Each report takes the next streams in turn, so the server
 		// re-attaches every stream a hello could not declare.
-		from := r.reportFrom % len(all)
+		from := st.reportFrom % len(all)
 		all = slices.Concat(all[from:], all[:from])
 		k = fitLine(len(all), func(k int) int { rep.Streams = all[:k]; return encodedLen(rep) })
-		r.reportFrom = from + max(k, 1)
+		st.reportFrom = from + max(k, 1)
 		r.Log.Warn("report over the line limit: streams in turn", "streams", len(all), "reported", k)
 		rep.Streams = all[:k]
 	}

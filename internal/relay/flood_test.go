@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/textproto"
@@ -220,17 +221,20 @@ func TestMadeUpStreamsFlood(t *testing.T) {
 	}
 }
 
-// relayMaps is how many entries the relay's maps hold.
+// relayMaps is how many entries the relay's maps hold: streams, streams
+// acted on (turns), candidate addresses known, resolves waiting for a
+// RECONNECT.
 type relayMaps struct {
-	Streams, Resolving, Nodes, Waiting int
+	Streams, Turns, Nodes, Waiting int
 }
 
 func (r *Relay) mapSizes() relayMaps {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := relayMaps{Streams: len(r.streams), Resolving: len(r.resolving), Waiting: len(r.waiting)}
-	for _, st := range r.streams {
-		m.Nodes += len(st.nodes)
-	}
+	var m relayMaps
+	_ = r.call(context.Background(), func(st *state) {
+		m = relayMaps{Streams: len(st.streams), Turns: len(st.turns), Waiting: len(st.waiting)}
+		for _, ss := range st.streams {
+			m.Nodes += len(ss.nodes)
+		}
+	})
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/probe"
@@ -309,9 +310,9 @@ func (ts *testServer) post(t *testing.T, path string) {
 }
 
 // tree returns the server's tree of stream.
-func (ts *testServer) tree(t *testing.T, stream string) tree.TreeSnapshot {
+func (ts *testServer) tree(t *testing.T, stream string) api.Tree {
 	t.Helper()
-	var snap tree.TreeSnapshot
+	var snap api.Tree
 	if st := ts.getJSON(t, "/api/v1/tree?stream="+stream, &snap); st != http.StatusOK {
 		t.Fatalf("GET tree of %s: status %d", stream, st)
 	}
@@ -320,7 +321,7 @@ func (ts *testServer) tree(t *testing.T, stream string) tree.TreeSnapshot {
 
 // shape renders a tree as "node<parent@level" by node, orphans with parent
 // "-".
-func shape(snap tree.TreeSnapshot) string {
+func shape(snap api.Tree) string {
 	var parts []string
 	for _, m := range snap.Nodes {
 		p := m.Parent

@@ -80,31 +80,20 @@ type Relay struct {
 	Events *event.Writer
 	Log    *slog.Logger
 
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	ctlLn    net.Listener
-	resp     *probe.Responder
-	cpu      *probe.CPUSampler
-	serverMu sync.Mutex // serialises connecting to the server
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	ctlLn     net.Listener
+	resp      *probe.Responder
+	cpu       *probe.CPUSampler
 
 	resolveSlots chan struct{} // one per resolve in progress
 
-	mu        sync.Mutex
-	server    string // the address in use
-	sess      *session
-	streams   map[string]*streamState // at most MaxStreams; added and removed under the stream's lock
-	mediators map[*control.Conn]bool  // at most MaxControlClients
-	// medRTSP is the RTSP address the first mediator said it listens on:
-	// without --rtsp, the address the relay advertises, for good.
-	medRTSP string
-	waiting map[string][]chan *wire.Reconnect // resolves waiting for a RECONNECT, by stream
-	// resolving holds one lock per stream while someone decides about
-	// it, so the relay's own recovery, the server's reconnects and the
-	// mediator's active and inactive never act on a stream at once.
-	resolving  map[string]*streamLock
-	reportFrom int // where the next report starts when not every stream fits
-	closed     bool
+	// reqs carries requests to the state goroutine (run), which owns
+	// the relay's state; loopEnd is closed when it has stopped.
+	reqs    chan func(*state)
+	loopEnd chan struct{}
 }
 
 // Start validates the configuration and starts the control socket, the
@@ -149,12 +138,9 @@ func (r *Relay) Start() error {
 		}
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.streams = map[string]*streamState{}
-	r.mediators = map[*control.Conn]bool{}
-	r.waiting = map[string][]chan *wire.Reconnect{}
-	r.resolving = map[string]*streamLock{}
 	r.resolveSlots = make(chan struct{}, r.MaxResolves)
-	r.server = r.Server
+	r.reqs = make(chan func(*state))
+	r.loopEnd = make(chan struct{})
 
 	var err error
 	r.ctlLn, err = net.Listen("tcp", r.Control)
@@ -169,7 +155,8 @@ func (r *Relay) Start() error {
 		r.cancel()
 		return fmt.Errorf("probe responder: %w", err)
 	}
-	r.wg.Add(3)
+	r.wg.Add(4)
+	go r.run(newState(r.Server))
 	go r.acceptControl()
 	go r.keepServer()
 	go r.expirePending()
@@ -218,18 +205,19 @@ func (r *Relay) ProbeAddr() string { return r.resp.Addr() }
 // Close leaves the overlay at once: the server notices the closed
 // connection and repairs the tree.
 func (r *Relay) Close() {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return
-	}
-	r.closed = true
-	sess := r.sess
-	meds := make([]*control.Conn, 0, len(r.mediators))
-	for c := range r.mediators {
-		meds = append(meds, c)
-	}
-	r.mu.Unlock()
+	r.closeOnce.Do(r.close)
+}
+
+func (r *Relay) close() {
+	var sess *session
+	var meds []*control.Conn
+	_ = r.call(context.Background(), func(st *state) {
+		st.closed = true
+		sess = st.sess
+		for c := range st.mediators {
+			meds = append(meds, c)
+		}
+	})
 	r.cancel()
 	r.ctlLn.Close()
 	if sess != nil {
@@ -249,15 +237,16 @@ func (r *Relay) Close() {
 // timeout); the relay keeps serving a moment more so the children's
 // make-before-break switches finish, then closes.
 func (r *Relay) Leave(ctx context.Context) {
-	r.mu.Lock()
-	sess := r.sess
+	var sess *session
 	var streams []string
-	for s, st := range r.streams {
-		if st.phase != stateResolving {
-			streams = append(streams, s)
+	_ = r.call(ctx, func(st *state) {
+		sess = st.sess
+		for s, ss := range st.streams {
+			if ss.phase != phaseResolving && ss.phase != phaseLeaving {
+				streams = append(streams, s)
+			}
 		}
-	}
-	r.mu.Unlock()
+	})
 	if sess != nil && len(streams) > 0 {
 		wait := sess.welcome.Handover() + time.Second
 		var wg sync.WaitGroup
@@ -267,7 +256,7 @@ func (r *Relay) Leave(ctx context.Context) {
 				defer wg.Done()
 				cctx, cancel := context.WithTimeout(ctx, max(wait, DefaultCallTimeout))
 				defer cancel()
-				if _, err := sess.call(cctx, &wire.Left{Stream: s}); err != nil {
+				if err := sess.cl.Leave(cctx, s); err != nil {
 					r.Log.Warn("leave", "stream", s, "err", err)
 				}
 			}()
@@ -286,18 +275,18 @@ func (r *Relay) Leave(ctx context.Context) {
 
 // probeInfo answers other relays' probes.
 func (r *Relay) probeInfo(stream string) probe.Info {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	info := probe.Info{Node: r.NodeID, Level: -1, Cores: runtime.NumCPU(), CPU: r.cpu.Busy(),
 		FreeMem: probe.FreeMemory(), Willing: r.Willing}
 	children := 0
-	for s, st := range r.streams {
-		info.Clients += st.stats.Readers
-		children += st.stats.RelayReaders
-		if s == stream && st.parent != "" {
-			info.Level = st.level
+	_ = r.call(r.ctx, func(st *state) {
+		for s, ss := range st.streams {
+			info.Clients += ss.stats.Readers
+			children += ss.stats.RelayReaders
+			if s == stream && ss.parent != "" && ss.phase != phaseLeaving {
+				info.Level = ss.level
+			}
 		}
-	}
+	})
 	info.FreeCapacity = max(r.Capacity-children, 0)
 	return info
 }
@@ -307,9 +296,9 @@ func (r *Relay) rtspAddr() string {
 	if r.RTSP != "" {
 		return r.RTSP
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.medRTSP
+	var a string
+	_ = r.call(r.ctx, func(st *state) { a = st.medRTSP })
+	return a
 }
 
 // errNoRTSP: a willing relay waits for its mediator's address.

@@ -543,6 +543,51 @@ func TestResolveAfterLoss(t *testing.T) {
 	}
 }
 
+// TestLossAfterReconnectAnswered: under reconnect, the server's
+// RECONNECT for a failed parent came and found no new parent; a while
+// later the mediator, which lost that parent, resolves without it. The
+// server has said all it will about that failure, so the relay resolves
+// at once instead of waiting for a second RECONNECT (it used to wait
+// whenever the first had come more than 2 s before).
+func TestLossAfterReconnectAnswered(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	p1 := startRTSP(t).Addr()
+	p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	r2 := startRTSP(t).Addr()
+	r2Probe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	var p1Failed, r2Up atomic.Bool
+	fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
+		switch {
+		case !p1Failed.Load():
+			return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+		case r2Up.Load():
+			return []wire.Candidate{{Node: "r2", RTSP: r2, Probe: r2Probe.Addr(), Level: 1, Capacity: 4}}
+		}
+		return nil // nobody has room
+	})
+	fs.recovery = wire.RecoveryReconnect
+	a, up := join(t, "a", fs.Addr(), stream, nil)
+	if up.Node != "p1" {
+		t.Fatalf("first upstream = %+v, want p1", up)
+	}
+	p1Failed.Store(true)
+	fs.push(&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentFailed, Parent: "p1"})
+	a.log.wait(t, "reconnect: no new parent")
+	// Long after the RECONNECT (the old rule forgot it after 2 s), a
+	// relay with room comes up and the mediator reports the loss.
+	time.Sleep(3 * time.Second)
+	r2Up.Store(true)
+	r := a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+	want := control.Upstream{URL: enhanced(r2, origin.Addr()), Addr: r2, Node: "r2"}
+	if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
+		t.Fatalf("resolve after the loss = %+v %+v, want %+v", r, r.Upstream, want)
+	}
+	if a.log.has("waiting for the server's reconnect") {
+		t.Error("the relay waited for a second reconnect about a failure the server had answered")
+	}
+}
+
 // TestLossWithServerUnanswering: under reconnect, a relay whose upstream
 // stalled cannot ask the server whether its parent is still there (the
 // connection drops as it asks). A RECONNECT could only come over a
@@ -651,11 +696,15 @@ func TestReconnectForStreamLeft(t *testing.T) {
 	if got := fs.types(); !slices.Equal(got, want) {
 		t.Errorf("requests = %v, want %v: the relay joined a stream it left", got, want)
 	}
-	a.mu.Lock()
-	st := a.streams[stream]
-	a.mu.Unlock()
-	if st != nil {
-		t.Errorf("the relay receives %s again, parent %q", stream, st.parent)
+	var again bool
+	var parent string
+	_ = a.call(ctxGuard(t), func(st *state) {
+		if ss := st.streams[stream]; ss != nil {
+			again, parent = true, ss.parent
+		}
+	})
+	if again {
+		t.Errorf("the relay receives %s again, parent %q", stream, parent)
 	}
 }
 
@@ -789,7 +838,7 @@ func TestActive(t *testing.T) {
 		g.setOpen(true)
 		// keepServer reconnects (after its backoff) and declares the stream.
 		waitUntil(t, "the server rebuilds a<origin@1", func() bool {
-			var snap tree.TreeSnapshot
+			var snap api.Tree
 			return srv.getJSON(t, "/api/v1/tree?stream="+stream, &snap) == 200 && shape(snap) == "a<origin@1"
 		})
 	})

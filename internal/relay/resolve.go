@@ -28,59 +28,75 @@ func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.M
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", m.Stream, err)
 	}
 	stream := o.URL()
+	// A mediator that lost its upstream names it in the exclude list.
+	afterLoss := len(m.Exclude) > 0
 	var b *wire.Reconnect
-	if len(m.Exclude) > 0 {
-		b = r.reconnectAfterLoss(ctx, stream)
+	if afterLoss {
+		b = r.waitForReconnect(ctx, stream, m.Exclude)
 	}
-	defer r.lockStream(stream)()
-	st, err := r.claim(stream, owner)
+	release, err := r.acquire(ctx, stream)
+	if err != nil {
+		return control.Upstream{}, err
+	}
+	defer release()
+	fresh := false
+	if cerr := r.call(ctx, func(st *state) {
+		var ss *streamState
+		if ss, fresh, err = st.claim(stream, owner, r.MaxStreams); err != nil {
+			return
+		}
+		ss.phase = phaseSwitching
+		if fresh {
+			ss.phase = phaseResolving
+		}
+	}); cerr != nil {
+		return control.Upstream{}, cerr
+	}
 	if err != nil {
 		return control.Upstream{}, err
 	}
 	var up control.Upstream
-	if len(m.Exclude) > 0 {
+	if afterLoss {
 		up, err = r.resolveAfterLoss(ctx, stream, m.Exclude, b)
 	} else {
 		up, err = r.resolveExcluding(ctx, stream, nil, false)
 	}
-	r.settle(stream, st, err == nil)
+	ok := err == nil
+	_ = r.call(context.Background(), func(st *state) {
+		ss := st.streams[stream]
+		switch {
+		case ss == nil:
+		case fresh && !ok:
+			// Only resolving for this request: forget it.
+			delete(st.streams, stream)
+		case fresh:
+			// Reserved under its parent until the mediator plays it.
+			ss.answered = time.Now()
+			ss.settle()
+		default:
+			ss.settle()
+		}
+	})
 	return up, err
 }
 
-// reconnectAfterLoss is the wait of a mediator that lost its upstream:
-// under the reconnect and gradual policies, when a node above
-// failed, it first waits for the server's RECONNECT, unless one came just
-// now.
-func (r *Relay) reconnectAfterLoss(ctx context.Context, stream string) *wire.Reconnect {
-	r.mu.Lock()
-	recent := false
-	if st := r.streams[stream]; st != nil {
-		recent = time.Since(st.lastReconnect) < 2*time.Second
-	}
-	r.mu.Unlock()
-	if recent {
-		return nil
-	}
-	return r.waitForReconnect(ctx, stream)
-}
-
 // resolveAfterLoss answers a mediator that lost its upstream: with the
-// RECONNECT it waited for, where it says; else a fresh resolve excluding
-// what failed. Hold the stream's lock.
+// RECONNECT it waited for, where it says; else where a RECONNECT handled
+// meanwhile moved the stream; else a fresh resolve excluding what failed.
+// Call it in the stream's turn.
 func (r *Relay) resolveAfterLoss(ctx context.Context, stream string, exclude []string, b *wire.Reconnect) (control.Upstream, error) {
 	if b != nil {
 		up, err := r.reconnectUpstream(ctx, b)
 		return up.Upstream, err
 	}
-	// A server reconnect handled while we waited for the lock may have
-	// found the new parent already.
-	r.mu.Lock()
-	st := r.streams[stream]
 	var moved control.Upstream
-	if st != nil && st.parent != "" && st.upstream.URL != "" && !slices.Contains(exclude, st.upstream.Addr) {
-		moved = st.upstream
+	if err := r.call(ctx, func(st *state) {
+		if ss := st.streams[stream]; ss != nil && ss.parent != "" && ss.upstream.URL != "" && !slices.Contains(exclude, ss.upstream.Addr) {
+			moved = ss.upstream
+		}
+	}); err != nil {
+		return control.Upstream{}, err
 	}
-	r.mu.Unlock()
 	if moved.URL != "" {
 		return moved, nil
 	}
@@ -102,20 +118,22 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	if !r.serverFor(ctx, o) {
 		return originUpstream(o), nil
 	}
-	r.mu.Lock()
-	var known map[string]string
-	if st := r.streams[stream]; st != nil {
-		known = st.nodes
-	}
 	excludeNodes := make([]string, 0, len(exclude))
-	for _, a := range exclude {
-		if n, ok := known[a]; ok {
-			excludeNodes = append(excludeNodes, n)
-		} else if a == o.Addr() {
-			excludeNodes = append(excludeNodes, wire.OriginID)
+	if err := r.call(ctx, func(st *state) {
+		var known map[string]string
+		if ss := st.streams[stream]; ss != nil {
+			known = ss.nodes
 		}
+		for _, a := range exclude {
+			if n, ok := known[a]; ok {
+				excludeNodes = append(excludeNodes, n)
+			} else if a == o.Addr() {
+				excludeNodes = append(excludeNodes, wire.OriginID)
+			}
+		}
+	}); err != nil {
+		return control.Upstream{}, err
 	}
-	r.mu.Unlock()
 
 	sess, err := r.ensureSession(ctx)
 	if sess == nil {
@@ -123,7 +141,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		r.Events.Emit("fallback", map[string]any{"stream": stream, "reason": fmt.Sprint(err)})
 		return originUpstream(o), nil
 	}
-	m, err := sess.call(ctx, &wire.GetCandidates{Stream: stream, Exclude: excludeNodes})
+	cands, err := sess.cl.Candidates(ctx, stream, excludeNodes)
 	if err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) {
@@ -132,46 +150,35 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		r.Log.Warn("ocm-server did not answer: pulling from the origin directly", "stream", stream, "err", err)
 		return originUpstream(o), nil
 	}
-	cands, _ := m.Body.(*wire.Candidates)
-	if cands == nil || len(cands.Candidates) == 0 {
+	if len(cands) == 0 {
 		return control.Upstream{}, fmt.Errorf("ocm-server offers no parent with free capacity for %s", stream)
 	}
 	if !redirect {
-		r.mu.Lock()
-		if st := r.streams[stream]; st != nil {
-			st.nodes = make(map[string]string, len(cands.Candidates))
-			for _, c := range cands.Candidates {
-				st.nodes[c.RTSP] = c.Node
+		_ = r.call(ctx, func(st *state) {
+			if ss := st.streams[stream]; ss != nil {
+				ss.nodes = make(map[string]string, len(cands))
+				for _, c := range cands {
+					ss.nodes[c.RTSP] = c.Node
+				}
 			}
-		}
-		r.mu.Unlock()
+		})
 	}
 
 	// The candidate list carries the server's level and load of each
 	// candidate; Select scores with them, not with what a candidate's
-	// probe answer says about itself (see probe.Evaluate).
-	choices := probe.Select(ctx, cands.Candidates, stream, r.Weights)
+	// probe answer says about itself (see probe.Evaluate). It is the
+	// ranking ocm-probe --explain prints.
+	sel := probe.Select(ctx, cands, stream, r.Weights, prefer)
+	choices := sel.Choices
 	for _, ch := range choices {
 		if ch.Overridden != "" {
 			r.Log.Info("candidate's probe answer contradicts ocm-server: scored with the server's view",
 				"stream", stream, "candidate", ch.Candidate.Node, "overridden", ch.Overridden)
 		}
 	}
-	if prefer != "" {
-		for i, ch := range choices {
-			if ch.Candidate.Node == prefer && ch.Eligible() {
-				choices = append([]probe.Choice{ch}, append(choices[:i:i], choices[i+1:]...)...)
-				break
-			}
-		}
-	}
-	if busy := probe.LastResort(choices); len(busy) > 0 {
+	if sel.LastResort {
 		r.Log.Warn("every candidate is over the CPU ceiling: taking the best of them", "stream", stream,
-			"max_cpu", r.Weights.MaxCPU, "best", busy[0].Candidate.Node)
-		for i := range busy {
-			busy[i].Rejected = ""
-		}
-		choices = append(busy, choices...)
+			"max_cpu", r.Weights.MaxCPU, "best", choices[0].Candidate.Node)
 	}
 	var reasons []string
 	for _, ch := range choices {
@@ -183,15 +190,14 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		if redirect {
 			return up, nil
 		}
-		am, err := sess.call(ctx, &wire.Joined{Stream: stream, Parent: ch.Candidate.Node})
+		level, err := sess.cl.Join(ctx, stream, ch.Candidate.Node)
 		if err != nil {
 			reasons = append(reasons, ch.Candidate.Node+": "+err.Error())
 			r.Log.Info("parent refused", "stream", stream, "parent", ch.Candidate.Node, "err", err)
 			continue
 		}
-		level := ch.Candidate.Level + 1
-		if ack, ok := am.Body.(*wire.Ack); ok && ack.Level > 0 {
-			level = ack.Level
+		if level <= 0 {
+			level = ch.Candidate.Level + 1
 		}
 		if !r.setParent(stream, ch.Candidate, up, level, sess) {
 			return control.Upstream{}, errLeftMeanwhile(stream)
@@ -205,23 +211,24 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	return control.Upstream{}, fmt.Errorf("no usable parent for %s: %s", stream, strings.Join(reasons, "; "))
 }
 
-// setParent records the parent the server accepted in sess. Hold the
-// stream's lock. It reports false, having told the server we leave, when
-// the relay no longer receives the stream (its mediator went away
-// meanwhile).
+// setParent records the parent the server accepted in sess. Call it in
+// the stream's turn. It reports false, having told the server we leave,
+// when the relay no longer receives the stream.
 func (r *Relay) setParent(stream string, c wire.Candidate, up control.Upstream, level int, sess *session) bool {
-	r.mu.Lock()
-	st := r.streams[stream]
-	if st != nil {
-		st.parent, st.parentRTSP, st.level, st.upstream, st.joinedIn = c.Node, c.RTSP, level, up, sess
-	}
-	r.mu.Unlock()
-	if st == nil {
+	found := false
+	_ = r.call(context.Background(), func(st *state) {
+		if ss := st.streams[stream]; ss != nil {
+			found = true
+			ss.parent, ss.parentRTSP, ss.level, ss.upstream, ss.joinedIn = c.Node, c.RTSP, level, up, sess
+			ss.reconnectedFrom = ""
+		}
+	})
+	if !found {
 		ctx, cancel := context.WithTimeout(r.ctx, DefaultCallTimeout)
 		defer cancel()
-		_, _ = sess.call(ctx, &wire.Left{Stream: stream})
+		_ = sess.cl.Leave(ctx, stream)
 	}
-	return st != nil
+	return found
 }
 
 // errLeftMeanwhile: the stream was left while its new parent was chosen.
@@ -234,9 +241,10 @@ func errLeftMeanwhile(stream string) error {
 // relay has a server to ask. The server is the address the allow list
 // checked, so a name that resolves elsewhere later gains nothing.
 func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
-	r.mu.Lock()
-	known := r.server != ""
-	r.mu.Unlock()
+	known := false
+	if err := r.call(ctx, func(st *state) { known = st.server != "" }); err != nil {
+		return false
+	}
 	if known {
 		return true
 	}
@@ -247,12 +255,12 @@ func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
 		r.Events.Emit("fallback", map[string]any{"stream": o.URL(), "reason": "no --server, and the origin is not in --allow-origin"})
 		return false
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.server == "" {
-		r.server = net.JoinHostPort(addrs[0].String(), r.ServerPort)
-		r.Log.Info("no --server given: using the origin host", "server", r.server, "origin", o.Addr())
-	}
+	_ = r.call(ctx, func(st *state) {
+		if st.server == "" {
+			st.server = net.JoinHostPort(addrs[0].String(), r.ServerPort)
+			r.Log.Info("no --server given: using the origin host", "server", st.server, "origin", o.Addr())
+		}
+	})
 	return true
 }
 
@@ -271,36 +279,52 @@ func upstreamFor(o mediator.Origin, c wire.Candidate) control.Upstream {
 
 // onReconnect obeys the server. A resolve from the mediator that is waiting
 // for this RECONNECT (under the reconnect and gradual policies) takes it
-// over; otherwise the relay finds the new upstream and pushes the switch
-// to the mediator (make-before-break there).
+// over; otherwise the relay finds the new upstream, in the stream's turn,
+// and pushes the switch to the mediator (make-before-break there).
 func (r *Relay) onReconnect(b *wire.Reconnect) {
 	r.Log.Info("reconnect", "stream", b.Stream, "reason", b.Reason, "target", b.Target, "parent", b.Parent)
-	if o, err := mediator.ParseOriginURL(b.Stream); err == nil {
-		r.mu.Lock()
-		if st := r.streams[o.URL()]; st != nil {
-			st.lastReconnect = time.Now()
-		}
-		r.mu.Unlock()
-	}
 	r.Events.Emit("reconnect", map[string]any{"stream": b.Stream, "reason": b.Reason, "target": b.Target, "parent": b.Parent})
-	if r.deliverReconnect(b) {
-		return
-	}
 	o, err := mediator.ParseOriginURL(b.Stream)
 	if err != nil {
 		r.Log.Warn("reconnect for a bad stream", "stream", b.Stream, "err", err)
 		return
 	}
-	unlock := r.lockStream(o.URL())
-	if r.stale(o.URL(), b) {
-		unlock()
+	stream := o.URL()
+	delivered := false
+	if r.call(r.ctx, func(st *state) {
+		if ss := st.streams[stream]; ss != nil {
+			// The server has answered the loss of this upstream: a
+			// mediator that lost it waits for nothing more.
+			ss.reconnectedFrom = ss.upstream.Addr
+		}
+		delivered = st.deliverReconnect(stream, b)
+	}) != nil || delivered {
+		return
+	}
+	release, err := r.acquire(r.ctx, stream)
+	if err != nil {
+		return
+	}
+	stale := true
+	_ = r.call(r.ctx, func(st *state) {
+		if ss := st.streams[stream]; ss != nil && !movedOn(ss, b) {
+			stale, ss.phase = false, phaseSwitching
+		}
+	})
+	if stale {
+		release()
 		r.Log.Info("reconnect is stale: already moved to another parent", "stream", b.Stream, "parent", b.Parent)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 2*DefaultCallTimeout)
 	defer cancel()
 	up, err := r.reconnectUpstream(ctx, b)
-	unlock()
+	_ = r.call(context.Background(), func(st *state) {
+		if ss := st.streams[stream]; ss != nil {
+			ss.settle()
+		}
+	})
+	release()
 	if err != nil {
 		r.Log.Warn("reconnect: no new parent", "stream", b.Stream, "err", err)
 		return
@@ -308,20 +332,14 @@ func (r *Relay) onReconnect(b *wire.Reconnect) {
 	r.pushSwitch(up.stream, up.Upstream)
 }
 
-// stale reports whether a reconnect is for a stream the relay no longer
-// receives, or about the parent b.Parent when the relay already moved to
-// another one (its own recovery was faster than the server's message).
-func (r *Relay) stale(stream string, b *wire.Reconnect) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := r.streams[stream]
-	if st == nil {
-		return true // not relayed here (any more): nothing to move
-	}
+// movedOn reports whether a reconnect is about the parent b.Parent when the
+// relay already moved to another one (its own recovery was faster than
+// the server's message).
+func movedOn(ss *streamState, b *wire.Reconnect) bool {
 	if b.Parent == "" || b.Target != "" {
 		return false
 	}
-	return st.parent != "" && st.parent != b.Parent
+	return ss.parent != "" && ss.parent != b.Parent
 }
 
 type streamUpstream struct {
@@ -341,16 +359,11 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 	if b.Target != "" && b.TargetRTSP != "" {
 		c := wire.Candidate{Node: b.Target, RTSP: b.TargetRTSP}
 		up := upstreamFor(o, c)
-		r.mu.Lock()
-		sess := r.sess
-		r.mu.Unlock()
+		var sess *session
+		_ = r.call(ctx, func(st *state) { sess = st.sess })
 		if sess != nil {
-			am, err := sess.call(ctx, &wire.Joined{Stream: stream, Parent: b.Target})
+			level, err := sess.cl.Join(ctx, stream, b.Target)
 			if err == nil {
-				level := 0
-				if ack, ok := am.Body.(*wire.Ack); ok {
-					level = ack.Level
-				}
 				if !r.setParent(stream, c, up, level, sess) {
 					return streamUpstream{}, errLeftMeanwhile(stream)
 				}
@@ -360,21 +373,23 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 			r.Log.Warn("handover target refused, resolving instead", "target", b.Target, "err", err)
 		}
 	}
-	r.mu.Lock()
 	var exclude []string
 	var prefer string
-	if st := r.streams[stream]; st != nil && st.upstream.Addr != "" {
-		switch b.Reason {
-		case wire.ReasonAncestorFailed:
-			// Our parent lives; an ancestor died. Going back under the
-			// same parent once it has rejoined keeps the tree's shape.
-			prefer = st.parent
-		case wire.ReasonOperator:
-		default:
-			exclude = append(exclude, st.upstream.Addr)
+	if err := r.call(ctx, func(st *state) {
+		if ss := st.streams[stream]; ss != nil && ss.upstream.Addr != "" {
+			switch b.Reason {
+			case wire.ReasonAncestorFailed:
+				// Our parent lives; an ancestor died. Going back under the
+				// same parent once it has rejoined keeps the tree's shape.
+				prefer = ss.parent
+			case wire.ReasonOperator:
+			default:
+				exclude = append(exclude, ss.upstream.Addr)
+			}
 		}
+	}); err != nil {
+		return streamUpstream{}, err
 	}
-	r.mu.Unlock()
 	up, err := r.resolveChoosing(ctx, stream, exclude, false, prefer)
 	return streamUpstream{stream, up}, err
 }
@@ -384,26 +399,34 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 // longer has its parent) it waits for the server's RECONNECT (which orders
 // the rebuild level by level) instead of racing its siblings, up to a
 // fallback timeout. It returns the RECONNECT, or nil when the relay should
-// resolve on its own.
-func (r *Relay) waitForReconnect(ctx context.Context, stream string) *wire.Reconnect {
-	r.mu.Lock()
-	sess := r.sess
-	if sess == nil {
-		r.mu.Unlock()
+// resolve on its own: also when a RECONNECT already answered the loss of
+// what the mediator lost (exclude), or the stream has moved off it.
+func (r *Relay) waitForReconnect(ctx context.Context, stream string, exclude []string) *wire.Reconnect {
+	var sess *session
+	var ch chan *wire.Reconnect
+	var parent string
+	var fallback time.Duration
+	if err := r.call(ctx, func(st *state) {
+		if sess = st.sess; sess == nil {
+			return
+		}
+		level := 0
+		if ss := st.streams[stream]; ss != nil {
+			if slices.Contains(exclude, ss.reconnectedFrom) ||
+				(ss.upstream.Addr != "" && !slices.Contains(exclude, ss.upstream.Addr)) {
+				return
+			}
+			level, parent = ss.level, ss.parent
+		}
+		fallback = sess.welcome.StallWait(level)
+		if !sess.welcome.WaitsForReconnect() || fallback <= 0 {
+			return
+		}
+		ch = make(chan *wire.Reconnect, 1)
+		st.waiting[stream] = append(st.waiting[stream], ch)
+	}); err != nil || ch == nil {
 		return nil
 	}
-	level, parent := 0, ""
-	if st := r.streams[stream]; st != nil {
-		level, parent = st.level, st.parent
-	}
-	fallback := sess.welcome.StallWait(level)
-	if !sess.welcome.WaitsForReconnect() || fallback <= 0 {
-		r.mu.Unlock()
-		return nil
-	}
-	ch := make(chan *wire.Reconnect, 1)
-	r.waiting[stream] = append(r.waiting[stream], ch)
-	r.mu.Unlock()
 	defer r.forgetWaiter(stream, ch)
 	if !r.parentGone(ctx, sess, stream, parent) {
 		select {
@@ -444,41 +467,32 @@ func (r *Relay) parentGone(ctx context.Context, sess *session, stream, parent st
 	case wire.OriginID:
 		return false
 	}
-	m, err := sess.call(ctx, &wire.GetCandidates{Stream: stream})
+	cands, err := sess.cl.Candidates(ctx, stream, nil)
 	if err != nil {
 		return false
 	}
-	cands, _ := m.Body.(*wire.Candidates)
-	if cands == nil {
-		return false
-	}
-	return !slices.ContainsFunc(cands.Candidates, func(c wire.Candidate) bool { return c.Node == parent })
+	return !slices.ContainsFunc(cands, func(c wire.Candidate) bool { return c.Node == parent })
 }
 
 func (r *Relay) forgetWaiter(stream string, ch chan *wire.Reconnect) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ws := r.waiting[stream]
-	for i, w := range ws {
-		if w == ch {
-			r.waiting[stream] = append(ws[:i], ws[i+1:]...)
-			break
+	_ = r.call(context.Background(), func(st *state) {
+		ws := st.waiting[stream]
+		for i, w := range ws {
+			if w == ch {
+				st.waiting[stream] = append(ws[:i], ws[i+1:]...)
+				break
+			}
 		}
-	}
-	if len(r.waiting[stream]) == 0 {
-		delete(r.waiting, stream)
-	}
+		if len(st.waiting[stream]) == 0 {
+			delete(st.waiting, stream)
+		}
+	})
 }
 
-// deliverReconnect hands b to resolves waiting for it, if any.
-func (r *Relay) deliverReconnect(b *wire.Reconnect) bool {
-	o, err := mediator.ParseOriginURL(b.Stream)
-	if err != nil {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ws := r.waiting[o.URL()]
+// deliverReconnect hands b to the resolves of stream waiting for it, if
+// any.
+func (st *state) deliverReconnect(stream string, b *wire.Reconnect) bool {
+	ws := st.waiting[stream]
 	if len(ws) == 0 {
 		return false
 	}
@@ -488,23 +502,23 @@ func (r *Relay) deliverReconnect(b *wire.Reconnect) bool {
 		default:
 		}
 	}
-	delete(r.waiting, o.URL())
+	delete(st.waiting, stream)
 	return true
 }
 
 // pushSwitch tells the mediator that plays stream (every connected one if
 // it is gone) to move it to up.
 func (r *Relay) pushSwitch(stream string, up control.Upstream) {
-	r.mu.Lock()
 	var meds []*control.Conn
-	if st := r.streams[stream]; st != nil && r.mediators[st.owner] {
-		meds = append(meds, st.owner)
-	} else {
-		for c := range r.mediators {
+	_ = r.call(r.ctx, func(st *state) {
+		if ss := st.streams[stream]; ss != nil && st.mediators[ss.owner] {
+			meds = append(meds, ss.owner)
+			return
+		}
+		for c := range st.mediators {
 			meds = append(meds, c)
 		}
-	}
-	r.mu.Unlock()
+	})
 	for _, c := range meds {
 		if err := c.Write(control.Msg{Op: control.OpSwitch, Stream: stream, Upstream: &up}); err != nil {
 			r.Log.Warn("cannot push switch to mediator", "err", err)

@@ -37,15 +37,19 @@ func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
 	if !r.Willing || hello.RTSP == "" {
 		hello.Willing, hello.RTSP = false, ""
 	}
-	r.mu.Lock()
-	for s, st := range r.streams {
-		// Only what plays: a stream still resolving or waiting for media
-		// is joined again, if at all, when the mediator says it plays.
-		if st.parent != "" && st.phase == stateActive {
-			hello.Streams = append(hello.Streams, wire.Relayed{Stream: s, Parent: st.parent, ParentRTSP: st.parentRTSP, Level: st.level})
+	if err := r.call(ctx, func(st *state) {
+		for s, ss := range st.streams {
+			// Only what plays: a stream still resolving or waiting for
+			// media is joined again, if at all, when the mediator says it
+			// plays; one being left is gone.
+			if ss.parent != "" && ss.playing && ss.phase != phaseLeaving {
+				hello.Streams = append(hello.Streams, wire.Relayed{Stream: s, Parent: ss.parent, ParentRTSP: ss.parentRTSP, Level: ss.level})
+			}
 		}
+	}); err != nil {
+		cl.Close()
+		return nil, err
 	}
-	r.mu.Unlock()
 	// MaxStreams bounds the list; long stream names could still take it
 	// past the line limit, and a hello over it would never get us in.
 	slices.SortFunc(hello.Streams, func(a, b wire.Relayed) int { return strings.Compare(a.Stream, b.Stream) })
@@ -63,13 +67,16 @@ func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
 		return nil, fmt.Errorf("hello to %s: %w", addr, err)
 	}
 	sess := &session{r: r, cl: cl, addr: addr, welcome: *w, done: make(chan struct{})}
-	r.mu.Lock()
-	for _, d := range hello.Streams {
-		if st := r.streams[d.Stream]; st != nil && st.parent == d.Parent {
-			st.joinedIn = sess // the server rebuilt the edge from the hello
+	if err := r.call(ctx, func(st *state) {
+		for _, d := range hello.Streams {
+			if ss := st.streams[d.Stream]; ss != nil && ss.parent == d.Parent {
+				ss.joinedIn = sess // the server rebuilt the edge from the hello
+			}
 		}
+	}); err != nil {
+		cl.Close()
+		return nil, err
 	}
-	r.mu.Unlock()
 	return sess, nil
 }
 
@@ -110,7 +117,11 @@ func (s *session) run() {
 				}
 			}()
 		case <-rt.C:
-			if err := s.cl.Report(s.r.report()); err != nil {
+			rep, err := s.r.report()
+			if err != nil {
+				return
+			}
+			if err := s.cl.Report(rep); err != nil {
 				return
 			}
 		}
@@ -135,12 +146,6 @@ func (s *session) push(m wire.Msg) {
 	}
 }
 
-// call sends a request and waits for its answer; an error answer is a
-// *wire.Error.
-func (s *session) call(ctx context.Context, b wire.Body) (wire.Msg, error) {
-	return s.cl.Request(ctx, b)
-}
-
 func (s *session) close() {
 	s.once.Do(func() {
 		close(s.done)
@@ -161,9 +166,8 @@ func (r *Relay) keepServer() {
 			switch {
 			case errors.As(err, &we) && we.Code == wire.CodeDuplicateNode:
 				if !refused {
-					r.mu.Lock()
-					server := r.server
-					r.mu.Unlock()
+					var server string
+					_ = r.call(r.ctx, func(st *state) { server = st.server })
 					r.Log.Error("ocm-server refuses our node id: another relay is connected with it; give each relay its own --node-id (retrying)",
 						"node", r.NodeID, "server", server, "err", we.Message)
 					r.Events.Emit("server", map[string]any{"state": "refused", "code": we.Code, "node": r.NodeID})
@@ -184,23 +188,50 @@ func (r *Relay) keepServer() {
 }
 
 // ensureSession returns the current session, connecting if there is none
-// and the server address is known.
+// and the server address is known; one connection is made at a time, the
+// other callers wait for it.
 func (r *Relay) ensureSession(ctx context.Context) (*session, error) {
-	r.serverMu.Lock()
-	defer r.serverMu.Unlock()
-	r.mu.Lock()
-	sess, addr := r.sess, r.server
-	r.mu.Unlock()
-	if sess != nil {
-		select {
-		case <-sess.done:
-		default:
-			return sess, nil
+	for {
+		var sess *session
+		var addr string
+		var dialing chan struct{}
+		mine := false
+		if err := r.call(ctx, func(st *state) {
+			if sess = st.session(); sess != nil || st.server == "" {
+				return
+			}
+			if st.dialing == nil {
+				st.dialing, mine, addr = make(chan struct{}), true, st.server
+			}
+			dialing = st.dialing
+		}); err != nil {
+			return nil, err
 		}
+		switch {
+		case sess != nil:
+			return sess, nil
+		case dialing == nil:
+			return nil, nil // no server known
+		case !mine:
+			select {
+			case <-dialing:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		sess, err := r.connect(ctx, addr)
+		_ = r.call(context.Background(), func(st *state) {
+			close(st.dialing)
+			st.dialing = nil
+		})
+		return sess, err
 	}
-	if addr == "" {
-		return nil, nil
-	}
+}
+
+// connect dials the server at addr and makes the session the current
+// one. Only the caller that set state.dialing calls it.
+func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 	if r.Willing && r.rtspAddr() == "" {
 		// Offering ourselves to others needs the address they reach our
 		// mediator on; it says so in its hello.
@@ -210,25 +241,27 @@ func (r *Relay) ensureSession(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	closed := true
+	_ = r.call(context.Background(), func(st *state) {
+		if closed = st.closed; !closed {
+			st.sess = sess
+		}
+	})
+	if closed {
 		sess.close()
 		return nil, errClosed
 	}
-	r.sess = sess
-	r.mu.Unlock()
 	r.Log.Info("connected to ocm-server", "server", addr, "recovery", sess.welcome.Recovery)
 	r.Events.Emit("server", map[string]any{"state": "connected", "server": addr, "node": sess.welcome.Node, "recovery": sess.welcome.Recovery})
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		sess.run()
-		r.mu.Lock()
-		if r.sess == sess {
-			r.sess = nil
-		}
-		r.mu.Unlock()
+		_ = r.call(context.Background(), func(st *state) {
+			if st.sess == sess {
+				st.sess = nil
+			}
+		})
 		if r.ctx.Err() == nil {
 			r.Events.Emit("server", map[string]any{"state": "disconnected", "server": addr})
 		}

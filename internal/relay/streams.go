@@ -2,8 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -11,162 +9,59 @@ import (
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
-// streamPhase is where a stream the relay receives stands.
-type streamPhase int
-
-const (
-	// stateResolving: the mediator asked for an upstream and the relay
-	// is choosing one; nothing is promised yet.
-	stateResolving streamPhase = iota
-	// statePending: the relay answered an upstream and reserved the slot
-	// under it at the server, but the mediator has not said it plays:
-	// not in the hello nor in reports, and left if no active comes
-	// within ActiveTimeout.
-	statePending
-	// stateActive: the mediator plays it; listed in the hello and
-	// reported, until the mediator says inactive or disconnects.
-	stateActive
-)
-
-// streamState is what the relay knows of one stream it receives.
-type streamState struct {
-	phase      streamPhase
-	since      time.Time     // when it became pending
-	owner      *control.Conn // the mediator that resolved or plays it
-	parent     string        // node id, or wire.OriginID
-	parentRTSP string
-	level      int
-	upstream   control.Upstream
-	// joinedIn is the server session that accepted parent; in another
-	// session (the server restarted or we reconnected) the server may not
-	// know it.
-	joinedIn *session
-	// nodes maps the RTSP addresses of the last candidates offered for
-	// this stream to their node ids: the mediator names upstreams by
-	// address.
-	nodes         map[string]string
-	lastReconnect time.Time // when the server last said reconnect
-	stats         control.StreamStats
-	reported      control.StreamStats // at the last report, for rates
-}
-
-// errTooManyStreams answers a mediator asking for one stream more than
-// MaxStreams.
-var errTooManyStreams = errors.New("stream limit reached")
-
-// streamLock is a per-stream mutex that lives only while someone holds or
-// waits for it.
-type streamLock struct {
-	mu   sync.Mutex
-	refs int // holders and waiters, under Relay.mu
-}
-
-// lockStream serialises the relay's decisions about one stream: its own
-// recovery, the server's reconnects and the mediator's active and
-// inactive must not act on it at once. Streams enter and leave
-// r.streams only under their lock.
-func (r *Relay) lockStream(stream string) (unlock func()) {
-	r.mu.Lock()
-	l := r.resolving[stream]
-	if l == nil {
-		l = &streamLock{}
-		r.resolving[stream] = l
-	}
-	l.refs++
-	r.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		r.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(r.resolving, stream)
-		}
-		r.mu.Unlock()
-	}
-}
-
-// claim returns the state of stream for a mediator about to resolve or
-// play it, making one (in phase resolving) if the relay has none and is
-// under MaxStreams. Hold the stream's lock.
-func (r *Relay) claim(stream string, owner *control.Conn) (*streamState, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if st := r.streams[stream]; st != nil {
-		if owner != nil {
-			st.owner = owner
-		}
-		return st, nil
-	}
-	if len(r.streams) >= r.MaxStreams {
-		return nil, fmt.Errorf("%w: this relay already receives %d streams (--max-streams); not taking %s",
-			errTooManyStreams, r.MaxStreams, stream)
-	}
-	st := &streamState{phase: stateResolving, owner: owner}
-	r.streams[stream] = st
-	return st, nil
-}
-
-// settle ends a mediator's resolve of st: a stream that got an upstream
-// waits for the mediator's active; one the relay was only resolving for
-// this request is forgotten if the resolve failed. Hold the stream's lock.
-func (r *Relay) settle(stream string, st *streamState, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if st.phase != stateResolving || r.streams[stream] != st {
-		return
-	}
-	if !ok {
-		delete(r.streams, stream)
-		return
-	}
-	st.phase, st.since = statePending, time.Now()
-}
-
 // drop forgets stream and tells the server, which hands any children
-// over. Hold the stream's lock.
+// over. Call it in the stream's turn.
 func (r *Relay) drop(stream, why string) {
-	r.mu.Lock()
-	_, ok := r.streams[stream]
-	delete(r.streams, stream)
-	sess := r.sess
-	r.mu.Unlock()
-	if !ok {
+	var sess *session
+	found := false
+	if r.call(r.ctx, func(st *state) {
+		if s := st.streams[stream]; s != nil {
+			found, sess = true, st.sess
+			s.phase = phaseLeaving
+		}
+	}) != nil || !found {
 		return
 	}
 	if sess != nil {
 		// The handover of children may hold the ack a while.
 		ctx, cancel := context.WithTimeout(r.ctx, max(sess.welcome.Handover()+time.Second, DefaultCallTimeout))
 		defer cancel()
-		if _, err := sess.call(ctx, &wire.Left{Stream: stream}); err != nil {
+		if err := sess.cl.Leave(ctx, stream); err != nil {
 			r.Log.Info("left", "stream", stream, "why", why, "err", err)
 		}
 	}
+	_ = r.call(context.Background(), func(st *state) { delete(st.streams, stream) })
 	r.Log.Debug("stream left", "stream", stream, "why", why)
 	r.Events.Emit("left", map[string]any{"stream": stream, "reason": why})
 }
 
-// dropIf drops the streams for which cond holds (checked again under each
-// stream's lock), all at once: a handover each may take a while.
+// dropIf drops the streams for which cond holds (checked again in each
+// stream's turn), all at once: a handover each may take a while.
 func (r *Relay) dropIf(why string, cond func(*streamState) bool) {
-	r.mu.Lock()
 	var streams []string
-	for s, st := range r.streams {
-		if cond(st) {
-			streams = append(streams, s)
+	_ = r.call(r.ctx, func(st *state) {
+		for s, ss := range st.streams {
+			if cond(ss) {
+				streams = append(streams, s)
+			}
 		}
-	}
-	r.mu.Unlock()
+	})
 	var wg sync.WaitGroup
 	for _, s := range streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer r.lockStream(s)()
-			r.mu.Lock()
-			st := r.streams[s]
-			still := st != nil && cond(st)
-			r.mu.Unlock()
-			if still && r.ctx.Err() == nil {
+			release, err := r.acquire(r.ctx, s)
+			if err != nil {
+				return
+			}
+			defer release()
+			still := false
+			_ = r.call(r.ctx, func(st *state) {
+				ss := st.streams[s]
+				still = ss != nil && cond(ss)
+			})
+			if still {
 				r.drop(s, why)
 			}
 		}()
@@ -186,8 +81,8 @@ func (r *Relay) expirePending() {
 		case <-r.ctx.Done():
 			return
 		case now := <-t.C:
-			r.dropIf("no active from the mediator within "+r.ActiveTimeout.String(), func(st *streamState) bool {
-				return st.phase == statePending && now.Sub(st.since) >= r.ActiveTimeout
+			r.dropIf("no active from the mediator within "+r.ActiveTimeout.String(), func(ss *streamState) bool {
+				return !ss.playing && !ss.answered.IsZero() && now.Sub(ss.answered) >= r.ActiveTimeout
 			})
 		}
 	}
@@ -199,7 +94,7 @@ func (r *Relay) dropOwned(c *control.Conn) {
 	if r.ctx.Err() != nil {
 		return // closing: the server drops us whole
 	}
-	r.dropIf("the mediator's control connection closed", func(st *streamState) bool { return st.owner == c })
+	r.dropIf("the mediator's control connection closed", func(ss *streamState) bool { return ss.owner == c })
 }
 
 // lineBudget is what a message to the server may take of its line, with

@@ -1,9 +1,10 @@
 package server
 
 import (
-	"github.com/ocm-overlay/ocm/internal/api"
 	"sort"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"

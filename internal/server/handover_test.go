@@ -2,13 +2,14 @@ package server
 
 import (
 	"context"
-	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -129,7 +130,7 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 				t.Fatalf("shape %q, want %q", got, want)
 			}
 			ts.validate(t)
-			var snap tree.TreeSnapshot
+			var snap api.Tree
 			ts.getJSON(t, "/api/v1/tree?stream="+stream, &snap)
 			for _, m := range snap.Nodes {
 				if m.Leaving != (m.Node == "L") {
@@ -270,10 +271,8 @@ func TestHandoverChildGone(t *testing.T) {
 
 func TestHandoverLeavingNodeFails(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.HandoverTimeout = time.Hour })
-	L := newRelay(t, "L", 2).dial(ts.Addr(), "")
-	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
-	L.mustJoin(stream, "origin")
-	c.mustJoin(stream, "L")
+	rs := ts.chain(t, "L", "c")
+	L, c := rs[0], rs[1]
 	L.sendOnly(&wire.Left{Stream: stream})
 	c.waitReconnect()
 	L.c.Close()
@@ -454,12 +453,8 @@ func TestGradualTellsNodeWhenParentIsBack(t *testing.T) {
 // A level whose nodes are gone (failed meanwhile) does not hold the next.
 func TestGradualLevelGone(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.Recovery = tree.Gradual; s.ReconnectStep = time.Hour })
-	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
-	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
-	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
-	a.mustJoin(stream, "origin")
-	b.mustJoin(stream, "a")
-	c.mustJoin(stream, "b")
+	rs := ts.chain(t, "a", "b", "c")
+	a, b, c := rs[0], rs[1], rs[2]
 	a.c.Close()
 	b.waitReconnect()
 	b.c.Close()

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/testutil"
-	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -108,7 +108,7 @@ func (ts *testServer) validate(t *testing.T) {
 // orphans with parent "-".
 func (ts *testServer) shape(t *testing.T, s string) string {
 	t.Helper()
-	var snap tree.TreeSnapshot
+	var snap api.Tree
 	ts.getJSON(t, "/api/v1/tree?stream="+s, &snap)
 	var parts []string
 	for _, m := range snap.Nodes {
@@ -425,4 +425,21 @@ func rawConn(t *testing.T, addr string) (net.Conn, *wire.Conn) {
 	c := wire.NewConn(nc)
 	c.SetReadTimeout(guard)
 	return nc, c
+}
+
+// chain connects a relay of capacity 2 for each id and joins each one
+// under the one before it, the first under the origin: a chain
+// origin <- ids[0] <- ids[1] <- ...
+func (ts *testServer) chain(t *testing.T, ids ...string) []*relay {
+	t.Helper()
+	rs := make([]*relay, len(ids))
+	parent := "origin"
+	for i, id := range ids {
+		rs[i] = newRelay(t, id, 2).dial(ts.Addr(), "")
+	}
+	for i, r := range rs {
+		r.mustJoin(stream, parent)
+		parent = ids[i]
+	}
+	return rs
 }

@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
@@ -37,22 +39,19 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/nodes", s.api(func(r *http.Request, st *state) (any, error) {
 		out := make([]api.Node, 0, len(st.sessions))
 		for _, n := range st.forest.Nodes() {
-			an := api.Node{NodeSnapshot: n}
 			if ss := st.sessions[n.ID]; ss != nil {
-				an.Remote, an.Connected, an.LastSeen = ss.remote, ss.since, ss.lastSeen
+				n.Remote, n.Connected, n.LastSeen = ss.remote, ss.since, ss.lastSeen
 			}
-			out = append(out, an)
+			out = append(out, n)
 		}
 		return out, nil
 	}))
 	mux.HandleFunc("GET /api/v1/streams", s.api(func(r *http.Request, st *state) (any, error) {
 		sums := st.forest.Streams()
-		out := make([]api.Stream, 0, len(sums))
-		for _, sum := range sums {
-			o, _ := originAddr(sum.Stream)
-			out = append(out, api.Stream{StreamSummary: sum, Origin: o})
+		for i := range sums {
+			sums[i].Origin, _ = originAddr(sums[i].Stream)
 		}
-		return out, nil
+		return sums, nil
 	}))
 	mux.HandleFunc("GET /api/v1/tree", s.api(func(r *http.Request, st *state) (any, error) {
 		stream := r.URL.Query().Get("stream")
@@ -144,6 +143,51 @@ func (s *Server) limited(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// authorized lets a request through when it carries the token its method
+// needs: a POST (an action) needs Token when one is set; a read needs
+// APIReadToken or Token when APIReadToken is set. Tokens are compared in
+// constant time. Otherwise the answer is 401 with a JSON message.
+func (s *Server) authorized(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var want []string
+		switch {
+		case r.Method == http.MethodPost && s.Token != "":
+			want = []string{s.Token}
+		case r.Method != http.MethodPost && s.APIReadToken != "":
+			want = []string{s.APIReadToken, s.Token}
+		default:
+			h.ServeHTTP(w, r)
+			return
+		}
+		got, ok := bearer(r)
+		for _, tok := range want {
+			if ok && tok != "" && subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		what := "changing the overlay"
+		if r.Method != http.MethodPost {
+			what = "reading the API"
+		}
+		msg := what + " needs the server's token: send Authorization: Bearer TOKEN (ocm-ctl --token or $OCM_TOKEN)"
+		if ok {
+			msg = "wrong token for " + what
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ocm-server"`)
+		writeJSONError(w, http.StatusUnauthorized, msg)
+	})
+}
+
+// bearer returns the request's bearer token.
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
 }
 
 // writeJSONError writes {"error": msg} with status.

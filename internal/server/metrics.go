@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
 // metrics are the state goroutine's counters. They are written in the
@@ -41,7 +41,7 @@ type metricsSnapshot struct {
 	sessions    int
 	handovers   int // under way
 	quarantined int
-	streams     []tree.StreamSummary
+	streams     []api.Stream
 }
 
 func (st *state) metricsSnapshot() metricsSnapshot {
@@ -95,12 +95,12 @@ func (ms metricsSnapshot) write(w io.Writer) {
 	gauge("ocm_nodes_quarantined", "Relays quarantined now: not offered as parents.", ms.quarantined)
 	series := []struct {
 		name, help string
-		v          func(tree.StreamSummary) int
+		v          func(api.Stream) int
 	}{
-		{"ocm_tree_nodes", "Members of a stream's tree.", func(s tree.StreamSummary) int { return s.Nodes }},
-		{"ocm_tree_orphans", "Detached members of a stream's tree.", func(s tree.StreamSummary) int { return s.Orphans }},
-		{"ocm_tree_depth", "Deepest attached level of a stream's tree.", func(s tree.StreamSummary) int { return s.Depth }},
-		{"ocm_origin_children", "Relays pulling a stream from the origin.", func(s tree.StreamSummary) int { return s.OriginChildren }},
+		{"ocm_tree_nodes", "Members of a stream's tree.", func(s api.Stream) int { return s.Nodes }},
+		{"ocm_tree_orphans", "Detached members of a stream's tree.", func(s api.Stream) int { return s.Orphans }},
+		{"ocm_tree_depth", "Deepest attached level of a stream's tree.", func(s api.Stream) int { return s.Depth }},
+		{"ocm_origin_children", "Relays pulling a stream from the origin.", func(s api.Stream) int { return s.OriginChildren }},
 	}
 	for _, se := range series {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", se.name, se.help, se.name)

@@ -17,10 +17,10 @@
 //
 // HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
 //
-//	GET  /api/v1/nodes                   every node: tree.NodeSnapshot + remote, connected, last_seen
+//	GET  /api/v1/nodes                   every node: api.Node + remote, connected, last_seen
 //	                                     (quarantined, quarantine_reason: see stall.go)
-//	GET  /api/v1/streams                 every stream: tree.StreamSummary + origin
-//	GET  /api/v1/tree?stream=S           one tree.TreeSnapshot (404 if unknown)
+//	GET  /api/v1/streams                 every stream: api.Stream + origin
+//	GET  /api/v1/tree?stream=S           one api.Tree (404 if unknown)
 //	GET  /api/v1/tree                    every tree, as a list
 //	GET  /api/v1/policy                  recovery policy and timings
 //	POST /api/v1/policy?recovery=P       change the recovery policy
@@ -52,7 +52,7 @@ import (
 // Defaults, applied by Start to zero fields.
 const (
 	DefaultListen         = ":7070"
-	DefaultHTTP           = ":7080"
+	DefaultHTTP           = "127.0.0.1:7080"
 	DefaultRecovery       = tree.Repair
 	DefaultReportInterval = 10 * time.Second
 	DefaultHeartbeat      = 2 * time.Second // a node silent for MissedHeartbeats intervals has failed
@@ -112,7 +112,13 @@ type Server struct {
 	// means none (every relay must find a relay parent: only useful in
 	// tests), zero means the default.
 	OriginCapacity int
-	Token          string // shared secret relays must present; empty: none
+	// Token is the shared secret relays present in their hello; when set,
+	// every state-changing API call (POST) must carry it too, as
+	// "Authorization: Bearer TOKEN". Empty: none.
+	Token string
+	// APIReadToken, when set, closes the API's reads (GET, /metrics) too:
+	// they need it or Token as their bearer token. Empty: reads are open.
+	APIReadToken string
 	// ReconnectStep is the longest delay between the levels told under
 	// the gradual policy: the next level goes as soon as the previous one
 	// has rejoined.
@@ -271,8 +277,12 @@ func (s *Server) Start() error {
 		// (server-sent events); each handler gets its own deadline
 		// instead (see limited). ReadTimeout covers headers and body, and
 		// ends once the body is read, so it does not limit a stream.
-		s.httpSrv = &http.Server{Handler: s.limited(s.handler()), ReadTimeout: s.HTTPReadTimeout,
+		s.httpSrv = &http.Server{Handler: s.limited(s.authorized(s.handler())), ReadTimeout: s.HTTPReadTimeout,
 			IdleTimeout: s.HTTPIdleTimeout, MaxHeaderBytes: s.HTTPMaxHeaderBytes}
+		if ta, ok := hl.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && s.Token == "" {
+			s.Log.Warn("the HTTP API listens beyond this host without a token: anyone who reaches "+
+				httpAddr+" can move, kick and drain relays; set --token (or $OCM_TOKEN)", "http", httpAddr)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.reqs = make(chan func(*state))

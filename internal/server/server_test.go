@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -319,12 +320,8 @@ func TestPolicies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.pol), func(t *testing.T) {
 			ts := startServer(t, func(s *Server) { s.Recovery = tt.pol; s.ReconnectStep = time.Millisecond })
-			a := newRelay(t, "a", 2).dial(ts.Addr(), "")
-			b := newRelay(t, "b", 2).dial(ts.Addr(), "")
-			c := newRelay(t, "c", 2).dial(ts.Addr(), "")
-			a.mustJoin(stream, "origin")
-			b.mustJoin(stream, "a")
-			c.mustJoin(stream, "b")
+			rs := ts.chain(t, "a", "b", "c")
+			a, b, c := rs[0], rs[1], rs[2]
 			a.c.Close()
 			ts.waitEvent(t, "node_failed", "a")
 			for _, r := range []*relay{b, c} {
@@ -351,12 +348,8 @@ func TestPolicies(t *testing.T) {
 // its step is not told.
 func TestGradualSkipsRejoined(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.Recovery = tree.Gradual; s.ReconnectStep = time.Hour })
-	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
-	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
-	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
-	a.mustJoin(stream, "origin")
-	b.mustJoin(stream, "a")
-	c.mustJoin(stream, "b")
+	rs := ts.chain(t, "a", "b", "c")
+	a, b, c := rs[0], rs[1], rs[2]
 	a.c.Close()
 	if rc := b.waitReconnect(); rc.Reason != wire.ReasonParentFailed {
 		t.Fatalf("b: %+v", rc)
@@ -380,10 +373,8 @@ func TestGradualSkipsRejoined(t *testing.T) {
 // talking survives.
 func TestHeartbeatMissed(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.Heartbeat = time.Minute })
-	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
-	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
-	a.mustJoin(stream, "origin")
-	b.mustJoin(stream, "a")
+	rs := ts.chain(t, "a", "b")
+	a, b := rs[0], rs[1]
 
 	ts.clock.Advance(2 * time.Minute)
 	ts.sweep(t)
@@ -606,7 +597,7 @@ func TestRestartRebuilds(t *testing.T) {
 	if got := ts2.shape(t, "rtsp://127.0.0.1:5554/second"); got != before2 {
 		t.Fatalf("rebuilt %q\nwant    %q", got, before2)
 	}
-	var snap tree.TreeSnapshot
+	var snap api.Tree
 	ts2.getJSON(t, "/api/v1/tree?stream="+stream, &snap)
 	for _, m := range snap.Nodes {
 		if !m.Attached {
@@ -623,10 +614,8 @@ func TestDuplicateNodeRefused(t *testing.T) {
 	// Each refusal first waits for the live connection to end; not long
 	// here, as it never does.
 	ts := startServer(t, func(s *Server) { s.duplicateGrace = 20 * time.Millisecond })
-	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
-	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
-	a.mustJoin(stream, "origin")
-	b.mustJoin(stream, "a")
+	rs := ts.chain(t, "a", "b")
+	a, b := rs[0], rs[1]
 	const attempts = 20
 	for i := range attempts {
 		imp := newRelay(t, "a", 100)
@@ -719,7 +708,7 @@ func TestReport(t *testing.T) {
 			t.Fatal("unwilling a still offered")
 		}
 	}
-	var snap tree.TreeSnapshot
+	var snap api.Tree
 	ts.getJSON(t, "/api/v1/tree?stream="+stream, &snap)
 	if m := snap.Nodes[0]; m.Readers != 2 || m.Loss != 0.02 || m.Bitrate != 1e6 {
 		t.Fatalf("member %+v", m)
@@ -733,19 +722,15 @@ func TestReport(t *testing.T) {
 
 func TestHTTPAPI(t *testing.T) {
 	ts := startServer(t, nil)
-	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
-	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
-	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
-	a.mustJoin(stream, "origin")
-	b.mustJoin(stream, "a")
-	c.mustJoin(stream, "b")
+	rs := ts.chain(t, "a", "b", "c")
+	a, b, c := rs[0], rs[1], rs[2]
 
 	var streams []api.Stream
 	ts.getJSON(t, "/api/v1/streams", &streams)
 	if len(streams) != 1 || streams[0].Stream != stream || streams[0].Nodes != 3 || streams[0].Depth != 3 || streams[0].Origin != "127.0.0.1:5554" {
 		t.Fatalf("streams %+v", streams)
 	}
-	var trees []tree.TreeSnapshot
+	var trees []api.Tree
 	ts.getJSON(t, "/api/v1/tree", &trees)
 	if len(trees) != 1 || len(trees[0].Nodes) != 3 {
 		t.Fatalf("trees %+v", trees)
@@ -878,14 +863,8 @@ func TestCloseIdempotent(t *testing.T) {
 // reconnect.
 func TestReportReattachesDropped(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.Recovery = tree.Drop })
-	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
-	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
-	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
-	d := newRelay(t, "d", 2).dial(ts.Addr(), "")
-	a.mustJoin(stream, "origin")
-	b.mustJoin(stream, "a")
-	c.mustJoin(stream, "b")
-	d.mustJoin(stream, "c")
+	rs := ts.chain(t, "a", "b", "c", "d")
+	a, b, c, d := rs[0], rs[1], rs[2], rs[3]
 	a.c.Close()
 	ts.waitEvent(t, "node_failed", "a")
 	if got := ts.shape(t, stream); got != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/pion/rtp"
 )
 
@@ -85,20 +86,6 @@ func hasNALU(au [][]byte, typ h264.NALUType) bool {
 	return false
 }
 
-// requireTool returns the path of an external tool, skipping the test when
-// it is missing, except in CI where a missing tool is a broken setup.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not on PATH (required when CI is set)", name)
-		}
-		t.Skipf("%s not on PATH: skipping the check of the clip with a real decoder", name)
-	}
-	return p
-}
-
 // TestClipDecodesWithFFmpeg checks the embedded bytes, not the file next to
 // the source, so a stale clip.h264 cannot hide a broken embed.
 func TestClipDecodesWithFFmpeg(t *testing.T) {
@@ -108,7 +95,7 @@ func TestClipDecodesWithFFmpeg(t *testing.T) {
 	}
 
 	t.Run("ffmpeg decodes without errors", func(t *testing.T) {
-		ffmpeg := requireTool(t, "ffmpeg")
+		ffmpeg := testutil.RequireTool(t, "ffmpeg")
 		out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) != 0 {
 			t.Fatalf("ffmpeg: %v\n%s", err, out)
@@ -116,7 +103,7 @@ func TestClipDecodesWithFFmpeg(t *testing.T) {
 	})
 
 	t.Run("ffprobe sees 250 frames of 640x360 H264", func(t *testing.T) {
-		ffprobe := requireTool(t, "ffprobe")
+		ffprobe := testutil.RequireTool(t, "ffprobe")
 		out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-select_streams", "v:0",
 			"-show_entries", "stream=codec_name,width,height,nb_read_frames,has_b_frames",
 			"-of", "default=noprint_wrappers=1", path).CombinedOutput()

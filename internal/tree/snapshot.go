@@ -2,82 +2,23 @@ package tree
 
 import (
 	"sort"
-	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
-// TreeSnapshot is one stream's tree as the HTTP API shows it.
-type TreeSnapshot struct {
-	Stream string           `json:"stream"`
-	Origin OriginSnapshot   `json:"origin"`
-	Nodes  []MemberSnapshot `json:"nodes"` // attached first, by level then id; then detached
-	Depth  int              `json:"depth"` // deepest attached level
-}
-
-// OriginSnapshot is the origin's place in a tree.
-type OriginSnapshot struct {
-	Children []string `json:"children"`
-	Capacity int      `json:"capacity"`
-}
-
-// MemberSnapshot is one node in one stream's tree.
-type MemberSnapshot struct {
-	Node          string   `json:"node"`
-	Parent        string   `json:"parent,omitempty"` // empty for an orphan
-	Level         int      `json:"level"`            // relative while detached
-	Children      []string `json:"children"`
-	Clients       int      `json:"clients"` // children over all streams
-	Capacity      int      `json:"capacity"`
-	Attached      bool     `json:"attached"`
-	PendingParent string   `json:"pending_parent,omitempty"`
-	Leaving       bool     `json:"leaving,omitempty"`         // handing its children over
-	Reserved      string   `json:"reserved_parent,omitempty"` // parent a handover promised it
-	// From the node's last report, zero before one.
-	Readers int     `json:"readers"`
-	Loss    float64 `json:"loss"`
-	Bitrate float64 `json:"bitrate"`
-}
-
-// NodeSnapshot is one registered node.
-type NodeSnapshot struct {
-	ID         string     `json:"id"`
-	RTSP       string     `json:"rtsp,omitempty"`
-	Probe      string     `json:"probe,omitempty"`
-	Willing    bool       `json:"willing"`
-	Capacity   int        `json:"capacity"`
-	Cores      int        `json:"cores,omitempty"`
-	Children   int        `json:"children"` // over all streams
-	CPU        float64    `json:"cpu"`
-	Clients    int        `json:"clients"` // reported readers
-	LastReport *time.Time `json:"last_report,omitempty"`
-	Streams    []string   `json:"streams"`
-	// Quarantined nodes are not offered as parents; the reason says why
-	// and until when (see Forest.Quarantine).
-	Quarantined      bool   `json:"quarantined"`
-	QuarantineReason string `json:"quarantine_reason,omitempty"`
-}
-
-// StreamSummary is one line of the stream list.
-type StreamSummary struct {
-	Stream         string `json:"stream"`
-	Nodes          int    `json:"nodes"`
-	Attached       int    `json:"attached"`
-	Orphans        int    `json:"orphans"`
-	Pending        int    `json:"pending"`
-	Depth          int    `json:"depth"`
-	OriginChildren int    `json:"origin_children"`
-}
+// The snapshots are the HTTP API's shapes (package api), filled here.
 
 // Tree returns the snapshot of one stream's tree.
-func (f *Forest) Tree(stream string) (TreeSnapshot, bool) {
+func (f *Forest) Tree(stream string) (api.Tree, bool) {
 	t := f.streams[stream]
 	if t == nil {
-		return TreeSnapshot{}, false
+		return api.Tree{}, false
 	}
-	s := TreeSnapshot{Stream: stream, Origin: OriginSnapshot{Children: sortedKeys(t.origin), Capacity: f.originCap}}
-	s.Nodes = make([]MemberSnapshot, 0, len(t.members))
+	s := api.Tree{Stream: stream, Origin: api.TreeOrigin{Children: sortedKeys(t.origin), Capacity: f.originCap}}
+	s.Nodes = make([]api.Member, 0, len(t.members))
 	for id, m := range t.members {
 		n := f.nodes[id]
-		ms := MemberSnapshot{
+		ms := api.Member{
 			Node: id, Parent: m.parent, Level: m.level, Children: sortedKeys(m.children),
 			Attached: t.attached(id), PendingParent: m.pending, Leaving: m.leaving,
 			Reserved: f.reserved[Member{stream, id}].parent,
@@ -105,8 +46,8 @@ func (f *Forest) Tree(stream string) (TreeSnapshot, bool) {
 }
 
 // Trees returns every stream's tree, by stream.
-func (f *Forest) Trees() []TreeSnapshot {
-	out := make([]TreeSnapshot, 0, len(f.streams))
+func (f *Forest) Trees() []api.Tree {
+	out := make([]api.Tree, 0, len(f.streams))
 	for _, s := range sortedKeys(f.streams) {
 		t, _ := f.Tree(s)
 		out = append(out, t)
@@ -115,11 +56,11 @@ func (f *Forest) Trees() []TreeSnapshot {
 }
 
 // Streams summarises every stream, by stream.
-func (f *Forest) Streams() []StreamSummary {
-	out := make([]StreamSummary, 0, len(f.streams))
+func (f *Forest) Streams() []api.Stream {
+	out := make([]api.Stream, 0, len(f.streams))
 	for _, s := range sortedKeys(f.streams) {
 		t := f.streams[s]
-		sum := StreamSummary{Stream: s, Nodes: len(t.members), OriginChildren: len(t.origin)}
+		sum := api.Stream{Stream: s, Nodes: len(t.members), OriginChildren: len(t.origin)}
 		for id, m := range t.members {
 			switch {
 			case t.attached(id):
@@ -138,12 +79,12 @@ func (f *Forest) Streams() []StreamSummary {
 }
 
 // Node returns one registered node.
-func (f *Forest) Node(id string) (NodeSnapshot, bool) {
+func (f *Forest) Node(id string) (api.Node, bool) {
 	n := f.nodes[id]
 	if n == nil {
-		return NodeSnapshot{}, false
+		return api.Node{}, false
 	}
-	s := NodeSnapshot{
+	s := api.Node{
 		ID: id, RTSP: n.RTSP, Probe: n.Probe, Willing: n.Willing, Capacity: n.Capacity, Cores: n.Cores,
 		Children: n.children, CPU: n.CPU, Clients: n.Clients, Streams: f.streamsOf(id),
 		Quarantined: n.Quarantine != "", QuarantineReason: n.Quarantine,
@@ -159,8 +100,8 @@ func (f *Forest) Node(id string) (NodeSnapshot, bool) {
 }
 
 // Nodes returns every registered node, by id.
-func (f *Forest) Nodes() []NodeSnapshot {
-	out := make([]NodeSnapshot, 0, len(f.nodes))
+func (f *Forest) Nodes() []api.Node {
+	out := make([]api.Node, 0, len(f.nodes))
 	for _, id := range sortedKeys(f.nodes) {
 		n, _ := f.Node(id)
 		out = append(out, n)

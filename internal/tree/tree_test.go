@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
 const S = "rtsp://ms:554/live"
@@ -688,7 +690,7 @@ func TestSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts, ok := f.Tree(S)
-	if !ok || ts.Depth != 3 || !reflect.DeepEqual(ts.Origin, OriginSnapshot{Children: []string{"a"}, Capacity: 3}) {
+	if !ok || ts.Depth != 3 || !reflect.DeepEqual(ts.Origin, api.TreeOrigin{Children: []string{"a"}, Capacity: 3}) {
 		t.Fatalf("tree %+v", ts)
 	}
 	if ts.Nodes[0].Node != "a" || !reflect.DeepEqual(ts.Nodes[0].Children, []string{"b"}) || !ts.Nodes[2].Attached {
@@ -698,7 +700,7 @@ func TestSnapshots(t *testing.T) {
 		t.Fatal("unknown stream found")
 	}
 	sums := f.Streams()
-	want := []StreamSummary{
+	want := []api.Stream{
 		{Stream: S, Nodes: 3, Attached: 3, Depth: 3, OriginChildren: 1},
 		{Stream: "s2", Nodes: 1, Attached: 1, Depth: 1, OriginChildren: 1},
 	}

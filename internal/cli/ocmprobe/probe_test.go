@@ -1,4 +1,4 @@
-package cli
+package ocmprobe
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -87,12 +88,12 @@ func startTinyRTSP(t *testing.T) string {
 func runProbeCmd(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := NewProbeCommand()
+	cmd := NewCommand()
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
-	code = Main(cmd)
+	code = cli.Main(cmd)
 	t.Logf("ocm-probe %s -> %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out.String(), errb.String())
 	return code, out.String(), errb.String()
 }
@@ -316,6 +317,70 @@ func TestProbeCommandNoEligible(t *testing.T) {
 	}
 }
 
+// TestProbeCommandExplainLastResort: when every peer is over the CPU
+// ceiling a relay still takes the best of them (a busy parent beats no
+// video), so --explain names that winner instead of saying a relay would
+// find no parent.
+func TestProbeCommandExplainLastResort(t *testing.T) {
+	hot, _ := startProbeResponder(t, probe.Info{Node: "hot", Level: 1, CPU: 0.95, Willing: true, FreeCapacity: 4})
+	hotter, _ := startProbeResponder(t, probe.Info{Node: "hotter", Level: 1, CPU: 0.97, Willing: true, FreeCapacity: 4})
+	full, _ := startProbeResponder(t, probe.Info{Node: "full", Level: 1, CPU: 0.1, Willing: true, FreeCapacity: 0})
+	// hotter sits deeper in the server's tree, so the order does not
+	// hang on loopback RTTs.
+	stdin := `{"node":"hot","probe":"` + hot.Addr() + `","level":1,"capacity":4}` + "\n" +
+		`{"node":"hotter","probe":"` + hotter.Addr() + `","level":3,"capacity":4}` + "\n" +
+		`{"node":"full","probe":"` + full.Addr() + `","level":1,"clients":4,"capacity":4}` + "\n"
+	code, out, _ := runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if strings.Contains(out, "would find no parent") {
+		t.Error("--explain says a relay would find no parent; a relay takes the best busy one")
+	}
+	if row := strings.Join(tableRow(t, out, "WINNER"), " "); !strings.HasPrefix(row, "1 hot ") ||
+		!strings.Contains(row, "last resort: CPU 95% busy, max 90%") {
+		t.Errorf("winner row %q, want hot as a last resort", row)
+	}
+	if row := tableRow(t, out, hotter.Addr()); row[0] != "2" {
+		t.Errorf("hotter row %q, want rank 2", row)
+	}
+	if row := strings.Join(tableRow(t, out, full.Addr()), " "); !strings.Contains(row, "rejected: no free capacity") {
+		t.Errorf("full row %q", row)
+	}
+	if !strings.Contains(out, "winner: hot at ") {
+		t.Error("no winner line")
+	}
+}
+
+// TestProbeCommandExplainPrefer: a relay going back under its old parent
+// after an ancestor failed takes it whenever it is eligible, even when
+// another candidate scores better; --prefer ranks the same way.
+func TestProbeCommandExplainPrefer(t *testing.T) {
+	near, _ := startProbeResponder(t, probe.Info{Node: "near", Level: 1, CPU: 0.1, Willing: true, FreeCapacity: 4})
+	old, _ := startProbeResponder(t, probe.Info{Node: "old", Level: 1, CPU: 0.1, Willing: true, FreeCapacity: 4})
+	stdin := `{"node":"near","probe":"` + near.Addr() + `","level":1,"capacity":4}` + "\n" +
+		`{"node":"old","probe":"` + old.Addr() + `","level":5,"capacity":4}` + "\n"
+	args := []string{"--explain", "--stream", probeTestStream, "--timeout", "1s", "--w-level", "1000"}
+	_, out, _ := runProbeCmd(t, stdin, args...)
+	if row := tableRow(t, out, "WINNER"); row[1] != "near" {
+		t.Errorf("without --prefer the winner is %q, want near", row)
+	}
+	code, out, _ := runProbeCmd(t, stdin, append(args, "--prefer", "old")...)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if row := strings.Join(tableRow(t, out, "WINNER"), " "); !strings.HasPrefix(row, "1 old ") || !strings.Contains(row, "(old parent)") {
+		t.Errorf("winner row %q, want old as the old parent", row)
+	}
+	if row := tableRow(t, out, near.Addr()); row[0] != "2" {
+		t.Errorf("near row %q, want rank 2", row)
+	}
+	code, _, errOut := runProbeCmd(t, stdin, "--prefer", "old")
+	if code != 1 || !strings.Contains(errOut, "--prefer only changes the ranking of --explain") {
+		t.Errorf("--prefer without --explain: exit %d, stderr %q", code, errOut)
+	}
+}
+
 func TestProbeCommandNobodyAnswers(t *testing.T) {
 	dead := silentProbePeer(t)
 	code, out, errOut := runProbeCmd(t, "", "--timeout", "100ms", dead)
@@ -373,8 +438,8 @@ func TestProbeReadLongLine(t *testing.T) {
 
 func TestProbeBytes(t *testing.T) {
 	for n, want := range map[uint64]string{0: "-", 512: "512 B", 1536: "1.5 KiB", 3 << 30: "3.0 GiB", 5 << 40: "5.0 TiB"} {
-		if got := probeBytes(n); got != want {
-			t.Errorf("probeBytes(%d) = %q, want %q", n, got, want)
+		if got := cli.Bytes(n); got != want {
+			t.Errorf("cli.Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

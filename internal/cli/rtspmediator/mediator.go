@@ -1,4 +1,4 @@
-package cli
+package rtspmediator
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
 )
@@ -33,8 +34,8 @@ type mediatorOptions struct {
 	debug             bool
 }
 
-// NewMediatorCommand builds rtsp-mediator.
-func NewMediatorCommand() *cobra.Command {
+// NewCommand builds rtsp-mediator.
+func NewCommand() *cobra.Command {
 	o := &mediatorOptions{}
 	cmd := &cobra.Command{
 		Use:   "rtsp-mediator",
@@ -113,7 +114,7 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 }
 
 func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
-	log := newLogger(cmd.ErrOrStderr(), o.debug)
+	log := cli.NewLogger(cmd.ErrOrStderr(), o.debug)
 	var res mediator.Resolver
 	var ocm *mediator.OCM
 	var err error

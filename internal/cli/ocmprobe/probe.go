@@ -1,23 +1,19 @@
-package cli
+package ocmprobe
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
@@ -39,11 +35,12 @@ type probeOptions struct {
 	explain        bool
 	origin         string
 	originCapacity int
+	prefer         string
 	w              probe.Weights
 }
 
-// NewProbeCommand returns the ocm-probe command.
-func NewProbeCommand() *cobra.Command {
+// NewCommand returns the ocm-probe command.
+func NewCommand() *cobra.Command {
 	o := &probeOptions{w: probe.DefaultWeights()}
 	cmd := &cobra.Command{
 		Use:   "ocm-probe [HOST:PORT...]",
@@ -66,8 +63,12 @@ lower is better:
   rtt_ms + W_load*clients/capacity + W_level*level + W_cpu*cpu_busy
 
 Rejected: no answer within --timeout, not willing, no free capacity, CPU at
-or above --max-cpu, level at or above --max-level. Every term is printed,
-with the reasons and the winner.
+or above --max-cpu, level at or above --max-level. When every candidate is
+rejected and some only for --max-cpu, a relay takes the best of those as a
+last resort, and so does the ranking. --prefer NODE ranks as a relay going
+back under its old parent NODE after an ancestor failed: NODE first whenever
+it is eligible, whatever its score. Every term is printed, with the reasons
+and the winner: the parent a relay would pick.
 
 Exit status: 0 if at least one peer answered, 1 otherwise. Unreachable
 peers are listed as such; bad stdin lines are reported on stderr with their
@@ -102,6 +103,7 @@ line number and skipped.`,
 	f.DurationVar(&o.timeout, "timeout", probe.DefaultTimeout, "time a peer has to answer (one retransmission included)")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json (one line per peer)")
 	f.BoolVar(&o.explain, "explain", false, "rank the peers as ocm-relay would and show every score term (needs --stream)")
+	f.StringVar(&o.prefer, "prefer", "", "with --explain: rank as a relay going back under its old parent NODE (first whenever eligible)")
 	f.StringVar(&o.origin, "origin", "", "add the origin at HOST:PORT as a candidate (probed by RTSP OPTIONS)")
 	f.IntVar(&o.originCapacity, "origin-capacity", probeOriginCapacity, "relays the origin accepts, for --origin and stdin origins without a capacity")
 	f.Float64Var(&o.w.Load, "w-load", def.Load, "score weight of the load (clients/capacity)")
@@ -124,7 +126,7 @@ func runProbe(cmd *cobra.Command, args []string, o *probeOptions) error {
 			useStdin = true
 			continue
 		}
-		if err := checkHostPort(a); err != nil {
+		if err := cli.CheckHostPort(a); err != nil {
 			return err
 		}
 		peers = append(peers, wire.Candidate{Probe: a})
@@ -152,13 +154,13 @@ func runProbe(cmd *cobra.Command, args []string, o *probeOptions) error {
 	var answered int
 	var err error
 	if o.explain {
-		choices := probe.Select(cmd.Context(), peers, o.stream, w)
-		for _, c := range choices {
+		sel := probe.Select(cmd.Context(), peers, o.stream, w, o.prefer)
+		for _, c := range sel.Choices {
 			if c.Result.Err == nil {
 				answered++
 			}
 		}
-		err = o.printExplain(cmd.OutOrStdout(), choices, w)
+		err = o.printExplain(cmd.OutOrStdout(), sel, w)
 	} else {
 		results := probe.ProbeAll(cmd.Context(), peers, o.stream, o.timeout)
 		for _, r := range results {
@@ -185,6 +187,8 @@ func (o *probeOptions) validate() error {
 		return errors.New("--timeout must be positive")
 	case o.explain && o.stream == "":
 		return errors.New("--explain needs --stream: a candidate's level is per stream")
+	case o.prefer != "" && !o.explain:
+		return errors.New("--prefer only changes the ranking of --explain")
 	case o.w.Load < 0 || o.w.Level < 0 || o.w.CPU < 0:
 		return errors.New("--w-load, --w-level and --w-cpu must not be negative")
 	case o.w.MaxCPU <= 0:
@@ -195,7 +199,7 @@ func (o *probeOptions) validate() error {
 		return errors.New("--origin-capacity must not be negative")
 	}
 	if o.origin != "" {
-		if err := checkHostPort(o.origin); err != nil {
+		if err := cli.CheckHostPort(o.origin); err != nil {
 			return fmt.Errorf("--origin: %w", err)
 		}
 	}
@@ -206,17 +210,6 @@ func (o *probeOptions) validate() error {
 			return fmt.Errorf("--stream: %w", err)
 		}
 		o.stream = org.URL()
-	}
-	return nil
-}
-
-func checkHostPort(a string) error {
-	_, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return fmt.Errorf("%q is not HOST:PORT", a)
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return fmt.Errorf("%q: bad port %q", a, port)
 	}
 	return nil
 }
@@ -232,10 +225,10 @@ func (o *probeOptions) readPeers(r io.Reader, bad func(line int, err error)) []w
 	var out []wire.Candidate
 	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
-		line, err := readLine(br, probeMaxLine)
+		line, err := cli.ReadLine(br, probeMaxLine)
 		if err != nil && !errors.Is(err, io.EOF) {
 			bad(n, err)
-			if !errors.Is(err, errLineTooLong) {
+			if !errors.Is(err, cli.ErrLineTooLong) {
 				return out // a read error: nothing more will come
 			}
 			continue
@@ -280,7 +273,7 @@ func (o *probeOptions) parsePeer(line []byte) (wire.Candidate, error) {
 	}
 	for _, a := range []string{c.Probe, c.RTSP} {
 		if a != "" {
-			if err := checkHostPort(a); err != nil {
+			if err := cli.CheckHostPort(a); err != nil {
 				return c, err
 			}
 		}
@@ -308,13 +301,13 @@ func (o *probeOptions) printResults(w io.Writer, peers []wire.Candidate, results
 				l.Error = probe.FailureReason(r.Err, o.timeout)
 			} else {
 				info := r.Info
-				l.Info, l.RTTms, l.Node = &info, probeMS(r.RTT), cmp.Or(info.Node, l.Node)
+				l.Info, l.RTTms, l.Node = &info, cli.MS(r.RTT), cmp.Or(info.Node, l.Node)
 			}
 			ev.Write(l)
 		}
 		return nil
 	}
-	t := newProbeTable(w)
+	t := cli.NewTable(w)
 	t.Header("PEER", "VIA", "RTT MS", "NODE", "CLIENTS", "LEVEL", "CORES", "CPU", "FREE MEM", "WILLING", "FREE CAP", "STATUS")
 	for i, r := range results {
 		node := cmp.Or(r.Info.Node, peers[i].Node, "-")
@@ -326,13 +319,13 @@ func (o *probeOptions) printResults(w io.Writer, peers []wire.Candidate, results
 			continue
 		}
 		in := r.Info
-		cpu, cores, mem := probePct(in.CPU), probeDash(in.Cores), probeBytes(in.FreeMem)
+		cpu, cores, mem := cli.Pct(in.CPU), cli.Dash(in.Cores), cli.Bytes(in.FreeMem)
 		if r.Via == probe.ViaRTSP && in.CPU == 0 {
 			cpu = "-" // not measured: an RTSP probe only says it is alive
 		}
-		if err := t.Append(r.Addr, r.Via, fmt.Sprintf("%.3f", probeMS(r.RTT)), node,
-			strconv.Itoa(in.Clients), probeLevelStr(in.Level), cores, cpu, mem,
-			probeYesNo(in.Willing), strconv.Itoa(in.FreeCapacity), "ok"); err != nil {
+		if err := t.Append(r.Addr, r.Via, fmt.Sprintf("%.3f", cli.MS(r.RTT)), node,
+			strconv.Itoa(in.Clients), cli.Level(in.Level), cores, cpu, mem,
+			cli.YesNo(in.Willing), strconv.Itoa(in.FreeCapacity), "ok"); err != nil {
 			return err
 		}
 	}
@@ -351,6 +344,10 @@ type explainLine struct {
 	Terms    *probe.Terms `json:"terms,omitempty"`
 	Score    *float64     `json:"score,omitempty"`
 	Rejected string       `json:"rejected,omitempty"`
+	// Waived: taken as a last resort despite this (every candidate was
+	// rejected, this one only for the CPU ceiling).
+	Waived    string `json:"waived,omitempty"`
+	Preferred bool   `json:"preferred,omitempty"` // the old parent, first whenever eligible
 }
 
 // explainUsed are the metrics the score used.
@@ -363,17 +360,19 @@ type explainUsed struct {
 	Willing      bool    `json:"willing"`
 }
 
-func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Weights) error {
+func (o *probeOptions) printExplain(w io.Writer, sel probe.Selection, wt probe.Weights) error {
+	cs := sel.Choices
 	if o.output == "json" {
 		ev := event.NewWriter(w)
 		for i, c := range cs {
-			l := explainLine{Node: cmp.Or(c.Result.Info.Node, c.Candidate.Node), Peer: c.Result.Addr, Via: c.Result.Via, Rejected: c.Rejected}
+			l := explainLine{Node: cmp.Or(c.Result.Info.Node, c.Candidate.Node), Peer: c.Result.Addr, Via: c.Result.Via,
+				Rejected: c.Rejected, Waived: c.Waived, Preferred: c.Preferred}
 			if c.Eligible() {
 				l.Rank, l.Winner = i+1, i == 0
 			}
 			if c.Result.Err == nil {
 				terms, score := c.Terms, c.Score
-				l.RTTms, l.Terms, l.Score = probeMS(c.Result.RTT), &terms, &score
+				l.RTTms, l.Terms, l.Score = cli.MS(c.Result.RTT), &terms, &score
 				l.Metrics = &explainUsed{Clients: c.Clients, Capacity: c.Capacity, FreeCapacity: c.FreeCapacity,
 					Level: c.Level, CPU: c.CPU, Willing: c.Willing}
 			}
@@ -383,9 +382,14 @@ func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Wei
 	}
 	fmt.Fprintf(w, "stream %s\nscore = rtt_ms + %g*clients/capacity + %g*level + %g*cpu_busy, lower is better\n",
 		o.stream, wt.Load, wt.Level, wt.CPU)
-	fmt.Fprintf(w, "rejected: no answer within %v, not willing, no free capacity, CPU >= %.0f%%, level >= %d\n\n",
+	fmt.Fprintf(w, "rejected: no answer within %v, not willing, no free capacity, CPU >= %.0f%%, level >= %d\n",
 		wt.Timeout, wt.MaxCPU*100, wt.MaxLevel)
-	t := newProbeTable(w)
+	fmt.Fprintln(w, "a relay tries the eligible ones in rank order; if none is, those over the CPU ceiling only, best first")
+	if o.prefer != "" {
+		fmt.Fprintf(w, "old parent %s first whenever eligible\n", o.prefer)
+	}
+	fmt.Fprintln(w)
+	t := cli.NewTable(w)
 	t.Header("RANK", "NODE", "PEER", "VIA", "RTT MS", "LOAD", "LEVEL", "CPU", "SCORE", "VERDICT")
 	for i, c := range cs {
 		rank, verdict := "-", "rejected: "+c.Rejected
@@ -394,13 +398,19 @@ func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Wei
 			if i == 0 {
 				verdict = "WINNER"
 			}
+			switch {
+			case c.Waived != "":
+				verdict += " (last resort: " + c.Waived + ")"
+			case c.Preferred:
+				verdict += " (old parent)"
+			}
 		}
 		row := []string{rank, probeChoiceNode(c), c.Result.Addr, c.Result.Via, "-", "-", "-", "-", "-", verdict}
 		if c.Result.Err == nil {
 			row[4] = fmt.Sprintf("%.3f", c.Terms.RTT)
 			row[5] = fmt.Sprintf("%.2f (%d/%d)", c.Terms.Load, c.Clients, c.Capacity)
-			row[6] = fmt.Sprintf("%.2f (%s)", c.Terms.Level, probeLevelStr(c.Level))
-			row[7] = fmt.Sprintf("%.2f (%s)", c.Terms.CPU, probePct(c.CPU))
+			row[6] = fmt.Sprintf("%.2f (%s)", c.Terms.Level, cli.Level(c.Level))
+			row[7] = fmt.Sprintf("%.2f (%s)", c.Terms.CPU, cli.Pct(c.CPU))
 			row[8] = fmt.Sprintf("%.2f", c.Score)
 		}
 		if err := t.Append(row); err != nil {
@@ -410,9 +420,11 @@ func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Wei
 	if err := t.Render(); err != nil {
 		return err
 	}
-	if len(cs) > 0 && cs[0].Eligible() {
-		c := cs[0]
+	if c, ok := sel.Winner(); ok {
 		fmt.Fprintf(w, "\nwinner: %s at %s, score %.2f\n", probeChoiceNode(c), cmp.Or(c.Candidate.RTSP, c.Result.Addr), c.Score)
+		if sel.LastResort {
+			fmt.Fprintln(w, "every candidate was rejected: the best of those over the CPU ceiling only is taken as a last resort")
+		}
 	} else {
 		fmt.Fprintln(w, "\nno eligible candidate: a relay would find no parent")
 	}
@@ -421,89 +433,4 @@ func (o *probeOptions) printExplain(w io.Writer, cs []probe.Choice, wt probe.Wei
 
 func probeChoiceNode(c probe.Choice) string {
 	return cmp.Or(c.Result.Info.Node, c.Candidate.Node, "-")
-}
-
-// probeTable is a borderless table in the style of kubectl, its lines
-// stripped of the padding tablewriter leaves at their end.
-type probeTable struct {
-	*tablewriter.Table
-	buf bytes.Buffer
-	w   io.Writer
-}
-
-func newProbeTable(w io.Writer) *probeTable {
-	t := &probeTable{w: w}
-	t.Table = tablewriter.NewTable(&t.buf,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
-			Borders: tw.BorderNone,
-			Symbols: tw.NewSymbols(tw.StyleNone),
-			Settings: tw.Settings{
-				Separators: tw.Separators{BetweenRows: tw.Off, BetweenColumns: tw.Off},
-				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
-			},
-		})),
-		tablewriter.WithPadding(tw.Padding{Right: "   ", Overwrite: true}),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignment(tw.AlignLeft),
-		tablewriter.WithRowAlignment(tw.AlignLeft),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
-	)
-	return t
-}
-
-// Render writes the table.
-func (t *probeTable) Render() error {
-	if err := t.Table.Render(); err != nil {
-		return err
-	}
-	var out bytes.Buffer
-	for l := range bytes.Lines(t.buf.Bytes()) {
-		out.Write(bytes.TrimRight(l, " \r\n"))
-		out.WriteByte('\n')
-	}
-	_, err := t.w.Write(out.Bytes())
-	return err
-}
-
-func probeMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func probePct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
-
-func probeLevelStr(l int) string {
-	if l < 0 {
-		return "-"
-	}
-	return strconv.Itoa(l)
-}
-
-func probeDash(n int) string {
-	if n == 0 {
-		return "-"
-	}
-	return strconv.Itoa(n)
-}
-
-func probeYesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-// bytesHuman prints a byte count in binary units, "-" for 0 (unknown).
-func probeBytes(n uint64) string {
-	if n == 0 {
-		return "-"
-	}
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

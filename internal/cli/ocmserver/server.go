@@ -1,4 +1,4 @@
-package cli
+package ocmserver
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -25,6 +26,7 @@ type serverOptions struct {
 	handover       time.Duration
 	orphanGrace    time.Duration
 	token          string
+	apiReadToken   string
 	debug          bool
 	httpRead       time.Duration
 	httpWrite      time.Duration
@@ -37,8 +39,8 @@ type serverOptions struct {
 	quarantine     time.Duration
 }
 
-// NewServerCommand returns the ocm-server command.
-func NewServerCommand() *cobra.Command {
+// NewCommand returns the ocm-server command.
+func NewCommand() *cobra.Command {
 	o := &serverOptions{}
 	cmd := &cobra.Command{
 		Use:   "ocm-server",
@@ -79,10 +81,21 @@ interrupting any stream. A JSON API and Prometheus metrics are served over
 HTTP (/api/v1/nodes, /api/v1/streams, /api/v1/tree, /api/v1/reconnect,
 /api/v1/drain, /metrics).
 
+Access: the HTTP API listens on 127.0.0.1:7080 by default. With a token
+(--token or $OCM_TOKEN), which relays present in their hello, every action
+(POST: reconnect, kick, drain, policy) needs "Authorization: Bearer TOKEN"
+and is answered 401 without it; reads (GET, /metrics) stay open unless
+--api-read-token is set, then they need that token or --token. Binding
+--http beyond loopback without a token prints a warning.
+
 stdout carries JSON lines: first {"event":"ready","ocm":ADDR,"http":ADDR},
 then node and tree events. Logs go to stderr.`,
-		Example: `  # Defaults: OCM on :7070, HTTP on :7080, repair policy
+		Example: `  # Defaults: OCM on :7070, HTTP API on 127.0.0.1:7080, repair policy
   ocm-server
+
+  # The API reachable from other hosts: actions need the token
+  OCM_TOKEN=s3cret ocm-server --http :7080
+  curl -s -X POST -H 'Authorization: Bearer s3cret' 'host:7080/api/v1/drain?node=r3'
 
   # Any free ports (read them from the ready line), a shared token
   OCM_TOKEN=s3cret ocm-server --listen 127.0.0.1:0 --http 127.0.0.1:0
@@ -101,6 +114,9 @@ then node and tree events. Logs go to stderr.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("token") {
 				o.token = os.Getenv("OCM_TOKEN")
+			}
+			if !cmd.Flags().Changed("api-read-token") {
+				o.apiReadToken = os.Getenv("OCM_API_READ_TOKEN")
 			}
 			return o.run(cmd)
 		},
@@ -136,7 +152,8 @@ then node and tree events. Logs go to stderr.`,
 	f.IntVar(&o.httpMaxHeader, "http-max-header-bytes", server.DefaultHTTPMaxHeaderBytes, "largest HTTP request header accepted")
 	f.Int64Var(&o.httpMaxBody, "http-max-body", server.DefaultHTTPMaxBody,
 		"largest HTTP request body accepted (413 above; the API takes its parameters in the query)")
-	f.StringVar(&o.token, "token", "", "shared secret relays must present (default $OCM_TOKEN)")
+	f.StringVar(&o.token, "token", "", "shared secret relays present, also required of API actions (POST) as a bearer token (default $OCM_TOKEN)")
+	f.StringVar(&o.apiReadToken, "api-read-token", "", "bearer token API reads (GET, /metrics) need, besides --token (default $OCM_API_READ_TOKEN; empty: reads are open)")
 	f.BoolVar(&o.debug, "debug", false, "debug logging")
 	return cmd
 }
@@ -175,6 +192,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		HandoverTimeout:    o.handover,
 		OrphanGrace:        o.orphanGrace,
 		Token:              o.token,
+		APIReadToken:       o.apiReadToken,
 		StallWindow:        o.stallWindow,
 		StallLimit:         stallLimit,
 		StallConfirm:       o.stallConfirm,
@@ -184,7 +202,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		HTTPIdleTimeout:    o.httpIdle,
 		HTTPMaxHeaderBytes: o.httpMaxHeader,
 		HTTPMaxBody:        o.httpMaxBody,
-		Log:                newLogger(cmd.ErrOrStderr(), o.debug),
+		Log:                cli.NewLogger(cmd.ErrOrStderr(), o.debug),
 		Events:             event.NewWriter(cmd.OutOrStdout()),
 	}
 	if err := s.Start(); err != nil {

@@ -1,4 +1,4 @@
-package cli
+package rtpfanout
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/fanout"
 )
@@ -37,9 +38,9 @@ type fanoutOptions struct {
 	debug         bool
 }
 
-// NewFanoutCommand is rtp-fanout: one RTP input relayed to many unicast
+// NewCommand is rtp-fanout: one RTP input relayed to many unicast
 // and multicast UDP outputs.
-func NewFanoutCommand() *cobra.Command {
+func NewCommand() *cobra.Command {
 	o := &fanoutOptions{}
 	cmd := &cobra.Command{
 		Use:   "rtp-fanout --from URL --to URL [--to URL]...",
@@ -137,7 +138,7 @@ func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
 		return fmt.Errorf("--stats-detail %d: want 0 or more", o.statsDetail)
 	}
 	ctx := cmd.Context()
-	log := newLogger(cmd.ErrOrStderr(), o.debug).With("component", "fanout")
+	log := cli.NewLogger(cmd.ErrOrStderr(), o.debug).With("component", "fanout")
 	ev := event.NewWriter(cmd.OutOrStdout())
 
 	f := &fanout.Fanout{
@@ -256,8 +257,8 @@ func (e *sendErrors) emit(ev *event.Writer, log *slog.Logger, s fanout.Summary) 
 func readControl(r io.Reader, maxLine int, f *fanout.Fanout, ev *event.Writer, log *slog.Logger) {
 	br := bufio.NewReaderSize(r, 4096)
 	for {
-		line, err := readLine(br, maxLine)
-		if errors.Is(err, errLineTooLong) {
+		line, err := cli.ReadLine(br, maxLine)
+		if errors.Is(err, cli.ErrLineTooLong) {
 			log.Warn("control command failed", "err", err)
 			ev.Emit("reply", fanout.Reply{Error: err.Error()}.Fields())
 			continue

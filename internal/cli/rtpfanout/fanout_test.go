@@ -1,4 +1,4 @@
-package cli
+package rtpfanout
 
 import (
 	"bufio"
@@ -37,7 +37,7 @@ func startFanoutCmd(t *testing.T, args ...string) *fanoutRun {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	r := &fanoutRun{stdin: inW, lines: make(chan map[string]any, 1000), stderr: &testutil.Buffer{}, done: make(chan struct{}), cancel: cancel}
-	cmd := NewFanoutCommand()
+	cmd := NewCommand()
 	cmd.SetArgs(args)
 	cmd.SetIn(inR)
 	cmd.SetOut(outW)
@@ -242,7 +242,7 @@ func TestFanoutCommandErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			cmd := NewFanoutCommand()
+			cmd := NewCommand()
 			cmd.SetArgs(c.args)
 			cmd.SetIn(strings.NewReader(""))
 			cmd.SetOut(&out)

@@ -1,4 +1,4 @@
-package cli
+package ocmrelay
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
@@ -26,8 +27,8 @@ type relayOptions struct {
 	debug                        bool
 }
 
-// NewRelayCommand builds ocm-relay.
-func NewRelayCommand() *cobra.Command {
+// NewCommand builds ocm-relay.
+func NewCommand() *cobra.Command {
 	o := &relayOptions{weights: probe.DefaultWeights()}
 	cmd := &cobra.Command{
 		Use:   "ocm-relay",
@@ -85,7 +86,7 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 }
 
 func runRelay(cmd *cobra.Command, o *relayOptions) error {
-	log := newLogger(cmd.ErrOrStderr(), o.debug)
+	log := cli.NewLogger(cmd.ErrOrStderr(), o.debug)
 	events := event.NewWriter(cmd.OutOrStdout())
 	allow, err := mediator.ParseAllowList(o.allowOrigin)
 	if err != nil {

@@ -1,4 +1,4 @@
-package cli
+package rtpfanout
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/fanout"
 	"github.com/ocm-overlay/ocm/internal/testutil"
@@ -135,7 +136,7 @@ func TestFanoutCommandStatsLineBounded(t *testing.T) {
 // errors remembered per output are only those of a listed stats line.
 func TestFanoutSendErrorsLogBounded(t *testing.T) {
 	var logs testutil.Buffer
-	log := newLogger(&logs, false)
+	log := cli.NewLogger(&logs, false)
 	var out testutil.Buffer
 	ev := event.NewWriter(&out)
 	var seen sendErrors

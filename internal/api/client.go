@@ -1,7 +1,8 @@
-// Package ctlapi is a client of ocm-server's HTTP API (see package server
-// for the endpoints). Every call returns the decoded value and the JSON the
-// server sent, so that tools can print the API's own JSON.
-package ctlapi
+package api
+
+// The client of ocm-server's HTTP API (see package server for the
+// endpoints). Every call returns the decoded value and the JSON the server
+// sent, so that tools can print the API's own JSON.
 
 import (
 	"bytes"
@@ -9,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ocm-overlay/ocm/internal/api"
 	"io"
 	"mime"
 	"net"
@@ -17,8 +17,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/ocm-overlay/ocm/internal/tree"
 )
 
 // DefaultServer is the HTTP API address ocm-server listens on by default.
@@ -29,15 +27,6 @@ const DefaultTimeout = 5 * time.Second
 
 // maxBody bounds an API answer.
 const maxBody = 64 << 20
-
-// The API's shapes, shared with the server.
-type (
-	Node   = api.Node
-	Stream = api.Stream
-	Policy = api.Policy
-	Sent   = api.Sent
-	Target = api.Target
-)
 
 // ReconnectOptions are the optional parameters of Reconnect.
 type ReconnectOptions struct {
@@ -51,6 +40,9 @@ type Client struct {
 	base   *url.URL
 	server string // as the user gave it, for messages
 	HTTP   *http.Client
+	// Token, when set, is sent as "Authorization: Bearer TOKEN": the
+	// server wants it for actions, and for reads with --api-read-token.
+	Token string
 }
 
 // New returns a client of the API at server: HOST:PORT (":PORT" means
@@ -129,6 +121,9 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values) (jso
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -137,6 +132,11 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values) (jso
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // drop `Get "http://...":`, the server is in the message
+		}
+		if strings.Contains(err.Error(), "malformed HTTP") {
+			// A JSON line where a status line should be: the relays' port.
+			err = fmt.Errorf("it does not speak HTTP: is %s ocm-server's OCM port (--listen, relays connect there)? "+
+				"ocm-ctl wants its HTTP API address (--http, default %s)", c.server, DefaultServer)
 		}
 		return nil, &UnreachableError{Server: c.server, Err: err}
 	}
@@ -195,15 +195,15 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, v 
 }
 
 // Trees returns every stream's tree.
-func (c *Client) Trees(ctx context.Context) ([]tree.TreeSnapshot, json.RawMessage, error) {
-	var out []tree.TreeSnapshot
+func (c *Client) Trees(ctx context.Context) ([]Tree, json.RawMessage, error) {
+	var out []Tree
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/tree", nil, &out)
 	return out, raw, err
 }
 
 // Tree returns one stream's tree; an unknown stream is a 404 *APIError.
-func (c *Client) Tree(ctx context.Context, stream string) (tree.TreeSnapshot, json.RawMessage, error) {
-	var out tree.TreeSnapshot
+func (c *Client) Tree(ctx context.Context, stream string) (Tree, json.RawMessage, error) {
+	var out Tree
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/tree", url.Values{"stream": {stream}}, &out)
 	return out, raw, err
 }

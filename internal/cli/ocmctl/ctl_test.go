@@ -1,4 +1,4 @@
-package cli
+package ocmctl
 
 import (
 	"bytes"
@@ -19,7 +19,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ocm-overlay/ocm/internal/ctlapi"
+	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -35,13 +36,13 @@ const (
 var ctlTestNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // ctlTrees are the canned trees: every state the drawing shows.
-func ctlTrees() []tree.TreeSnapshot {
-	return []tree.TreeSnapshot{
+func ctlTrees() []api.Tree {
+	return []api.Tree{
 		{
 			Stream: ctlTestStream,
-			Origin: tree.OriginSnapshot{Children: []string{"a", "b"}, Capacity: 4},
+			Origin: api.TreeOrigin{Children: []string{"a", "b"}, Capacity: 4},
 			Depth:  2,
-			Nodes: []tree.MemberSnapshot{
+			Nodes: []api.Member{
 				{Node: "a", Parent: wire.OriginID, Level: 1, Children: []string{"c", "d"}, Clients: 2, Capacity: 4,
 					Attached: true, Readers: 3, Bitrate: 1.5e6},
 				{Node: "b", Parent: wire.OriginID, Level: 1, Children: []string{}, Clients: 1, Capacity: 2,
@@ -56,8 +57,8 @@ func ctlTrees() []tree.TreeSnapshot {
 		},
 		{
 			Stream: ctlTestOther,
-			Origin: tree.OriginSnapshot{Children: []string{}, Capacity: 4},
-			Nodes:  []tree.MemberSnapshot{},
+			Origin: api.TreeOrigin{Children: []string{}, Capacity: 4},
+			Nodes:  []api.Member{},
 		},
 	}
 }
@@ -78,13 +79,13 @@ NODE     LEVEL   CHILDREN   READERS   LOSS   BITRATE   STATE
 origin   0       0/4        -         -      -
 `
 
-func ctlNodes() []ctlapi.Node {
+func ctlNodes() []api.Node {
 	report := ctlTestNow.Add(-3 * time.Second)
-	return []ctlapi.Node{
-		{NodeSnapshot: tree.NodeSnapshot{ID: "a", RTSP: "10.0.0.5:8554", Probe: "10.0.0.5:7072", Willing: true,
-			Capacity: 4, Cores: 8, Children: 2, CPU: 0.42, Clients: 3, LastReport: &report, Streams: []string{ctlTestStream}},
+	return []api.Node{
+		{ID: "a", RTSP: "10.0.0.5:8554", Probe: "10.0.0.5:7072", Willing: true,
+			Capacity: 4, Cores: 8, Children: 2, CPU: 0.42, Clients: 3, LastReport: &report, Streams: []string{ctlTestStream},
 			Remote: "10.0.0.5:40000", Connected: ctlTestNow.Add(-(2*time.Hour + 5*time.Minute)), LastSeen: ctlTestNow.Add(-time.Second)},
-		{NodeSnapshot: tree.NodeSnapshot{ID: "p", Capacity: 0, Streams: []string{}},
+		{ID: "p", Capacity: 0, Streams: []string{},
 			Connected: ctlTestNow.Add(-90 * time.Second), LastSeen: ctlTestNow},
 	}
 }
@@ -94,10 +95,10 @@ a      yes       2/4        3         42%   8       1         10.0.0.5:8554   10
 p      no        0/0        0         0%    -       0         -               -                1m30s   0s     -
 `
 
-func ctlStreams() []ctlapi.Stream {
-	return []ctlapi.Stream{
-		{StreamSummary: tree.StreamSummary{Stream: ctlTestStream, Nodes: 6, Attached: 4, Orphans: 1, Pending: 1, Depth: 2, OriginChildren: 2}, Origin: "ms:554"},
-		{StreamSummary: tree.StreamSummary{Stream: ctlTestOther}, Origin: "ms:554"},
+func ctlStreams() []api.Stream {
+	return []api.Stream{
+		{Stream: ctlTestStream, Nodes: 6, Attached: 4, Orphans: 1, Pending: 1, Depth: 2, OriginChildren: 2, Origin: "ms:554"},
+		{Stream: ctlTestOther, Origin: "ms:554"},
 	}
 }
 
@@ -112,13 +113,13 @@ type fakeAPI struct {
 	*httptest.Server
 	mu     sync.Mutex
 	reqs   []string // "METHOD /path?query"
-	policy ctlapi.Policy
+	policy api.Policy
 	fail   int // answer this many requests with 503 first
 }
 
 func startFakeAPI(t *testing.T) *fakeAPI {
 	t.Helper()
-	f := &fakeAPI{policy: ctlapi.Policy{Recovery: "repair", HeartbeatMs: 2000, ReportMs: 10000, MaxCandidates: 5,
+	f := &fakeAPI{policy: api.Policy{Recovery: "repair", HeartbeatMs: 2000, ReportMs: 10000, MaxCandidates: 5,
 		OriginCapacity: 4, ReconnectStepMs: 500, HandoverMs: 2000, OrphanGraceMs: 30000}}
 	nodes := map[string]bool{"a": true, "b": true, "c": true, "d": true, "e": true, "f": true}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -189,18 +190,18 @@ func startFakeAPI(t *testing.T) *fakeAPI {
 			f.mu.Unlock()
 			reply(200, pol)
 		case "POST /api/v1/reconnect":
-			out := ctlapi.Sent{Sent: []ctlapi.Target{{Node: node, Stream: ctlTestStream, Type: wire.TypeReconnect, Target: q.Get("to")}}}
+			out := api.Sent{Sent: []api.Target{{Node: node, Stream: ctlTestStream, Type: wire.TypeReconnect, Target: q.Get("to")}}}
 			if q.Get("subtree") == "1" {
-				out.Sent = append(out.Sent, ctlapi.Target{Node: "c", Stream: ctlTestStream, Type: wire.TypeReconnect})
+				out.Sent = append(out.Sent, api.Target{Node: "c", Stream: ctlTestStream, Type: wire.TypeReconnect})
 			}
 			if node == "f" {
-				out.Sent = []ctlapi.Target{}
+				out.Sent = []api.Target{}
 			}
 			reply(200, out)
 		case "POST /api/v1/kick":
-			reply(200, ctlapi.Sent{Sent: []ctlapi.Target{{Node: node, Type: wire.TypeError}}})
+			reply(200, api.Sent{Sent: []api.Target{{Node: node, Type: wire.TypeError}}})
 		case "POST /api/v1/drain":
-			reply(200, ctlapi.Sent{Sent: []ctlapi.Target{{Node: node, Type: wire.TypeDrain},
+			reply(200, api.Sent{Sent: []api.Target{{Node: node, Type: wire.TypeDrain},
 				{Node: "c", Stream: ctlTestStream, Type: wire.TypeReconnect, Target: "b"}}})
 		default:
 			http.NotFound(w, r)
@@ -252,38 +253,38 @@ func newCtlForTest(mod func(*ctlOptions)) *cobra.Command {
 }
 
 func TestCtlTree(t *testing.T) {
-	api := startFakeAPI(t)
-	out, _, err := runCtl(t, nil, "--server", api.addr(), "tree")
+	fake := startFakeAPI(t)
+	out, _, err := runCtl(t, nil, "--server", fake.addr(), "tree")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out != ctlTreesWant {
 		t.Errorf("tree:\n%s\nwant:\n%s", out, ctlTreesWant)
 	}
-	if got := api.requests(); !reflect.DeepEqual(got, []string{"GET /api/v1/tree?"}) {
+	if got := fake.requests(); !reflect.DeepEqual(got, []string{"GET /api/v1/tree?"}) {
 		t.Errorf("requests %q", got)
 	}
 
 	// One stream, named as users write it: normalised to the tree's key.
 	for _, s := range []string{"rtsp://ms:554/other", "rtsp://MS/other", "rtsp://localhost:8554/other?ms", "rtsp://ms/other/"} {
-		out, _, err = runCtl(t, nil, "--server", api.addr(), "tree", s)
+		out, _, err = runCtl(t, nil, "--server", fake.addr(), "tree", s)
 		if err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
 		if want := ctlTreesWant[strings.Index(ctlTreesWant, "rtsp://ms:554/other"):]; out != want {
 			t.Errorf("tree %s:\n%s\nwant:\n%s", s, out, want)
 		}
-		if got := api.requests(); len(got) != 1 || got[0] != "GET /api/v1/tree?stream="+url.QueryEscape(ctlTestOther) {
+		if got := fake.requests(); len(got) != 1 || got[0] != "GET /api/v1/tree?stream="+url.QueryEscape(ctlTestOther) {
 			t.Errorf("tree %s: requests %q", s, got)
 		}
 	}
 
 	// An unknown stream: the server's 404 message.
-	_, _, err = runCtl(t, nil, "--server", api.addr(), "tree", "rtsp://ms/nope")
-	if err == nil || err.Error() != `no tree for stream "rtsp://ms:554/nope" (404 Not Found)` || !ctlapi.IsNotFound(err) {
+	_, _, err = runCtl(t, nil, "--server", fake.addr(), "tree", "rtsp://ms/nope")
+	if err == nil || err.Error() != `no tree for stream "rtsp://ms:554/nope" (404 Not Found)` || !api.IsNotFound(err) {
 		t.Errorf("unknown stream: %v", err)
 	}
-	_, _, err = runCtl(t, nil, "--server", api.addr(), "tree", "rtsp://ms:99999/live")
+	_, _, err = runCtl(t, nil, "--server", fake.addr(), "tree", "rtsp://ms:99999/live")
 	if err == nil || !strings.Contains(err.Error(), "port") {
 		t.Errorf("bad stream URL: %v", err)
 	}
@@ -293,10 +294,10 @@ func TestCtlTree(t *testing.T) {
 // but a drawing must survive.
 func TestCtlTreeShapes(t *testing.T) {
 	var b bytes.Buffer
-	renderTree(&b, tree.TreeSnapshot{
+	renderTree(&b, api.Tree{
 		Stream: ctlTestStream,
-		Origin: tree.OriginSnapshot{Children: []string{"a", "ghost"}, Capacity: 2},
-		Nodes: []tree.MemberSnapshot{
+		Origin: api.TreeOrigin{Children: []string{"a", "ghost"}, Capacity: 2},
+		Nodes: []api.Member{
 			{Node: "a", Parent: wire.OriginID, Level: 1, Children: []string{}, Attached: true},
 			{Node: "x", Parent: "y", Level: 3, Children: []string{"y"}},
 			{Node: "y", Parent: "x", Level: 4, Children: []string{"x"}},
@@ -339,7 +340,7 @@ func ctlCells(s string) [][]string {
 }
 
 func TestCtlTables(t *testing.T) {
-	api := startFakeAPI(t)
+	fake := startFakeAPI(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -356,7 +357,7 @@ handover timeout   2s
 orphan grace       30s
 `},
 	} {
-		out, _, err := runCtl(t, nil, append([]string{"--server", api.addr()}, tc.args...)...)
+		out, _, err := runCtl(t, nil, append([]string{"--server", fake.addr()}, tc.args...)...)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
@@ -368,7 +369,7 @@ orphan grace       30s
 
 // TestCtlJSON checks -o json prints the API's own JSON, one object a line.
 func TestCtlJSON(t *testing.T) {
-	api := startFakeAPI(t)
+	fake := startFakeAPI(t)
 	trees, nodes, streams := ctlTrees(), ctlNodes(), ctlStreams()
 	for _, tc := range []struct {
 		args []string
@@ -378,12 +379,12 @@ func TestCtlJSON(t *testing.T) {
 		{[]string{"tree", "rtsp://ms/live"}, []any{trees[0]}},
 		{[]string{"nodes"}, []any{nodes[0], nodes[1]}},
 		{[]string{"streams"}, []any{streams[0], streams[1]}},
-		{[]string{"policy"}, []any{api.policy}},
-		{[]string{"kick", "a"}, []any{ctlapi.Sent{Sent: []ctlapi.Target{{Node: "a", Type: wire.TypeError}}}}},
-		{[]string{"reconnect", "f"}, []any{ctlapi.Sent{Sent: []ctlapi.Target{}}}},
+		{[]string{"policy"}, []any{fake.policy}},
+		{[]string{"kick", "a"}, []any{api.Sent{Sent: []api.Target{{Node: "a", Type: wire.TypeError}}}}},
+		{[]string{"reconnect", "f"}, []any{api.Sent{Sent: []api.Target{}}}},
 		{[]string{"watch", "--count", "2", "--interval", "1ms"}, []any{trees[0], trees[1], trees[0], trees[1]}},
 	} {
-		out, _, err := runCtl(t, nil, append([]string{"--server", api.addr(), "-o", "json"}, tc.args...)...)
+		out, _, err := runCtl(t, nil, append([]string{"--server", fake.addr(), "-o", "json"}, tc.args...)...)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
@@ -401,7 +402,7 @@ func TestCtlJSON(t *testing.T) {
 }
 
 func TestCtlActions(t *testing.T) {
-	api := startFakeAPI(t)
+	fake := startFakeAPI(t)
 	for _, tc := range []struct {
 		args []string
 		reqs []string
@@ -439,14 +440,14 @@ orphan grace       30s
 		{[]string{"policy", "gradual"}, []string{"GET /api/v1/policy?", "POST /api/v1/policy?recovery=gradual"},
 			"recovery policy unchanged: already gradual\n"},
 	} {
-		out, _, err := runCtl(t, nil, append([]string{"--server", api.addr()}, tc.args...)...)
+		out, _, err := runCtl(t, nil, append([]string{"--server", fake.addr()}, tc.args...)...)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
 		if !strings.HasPrefix(out, tc.want) {
 			t.Errorf("%v:\n%s\nwant:\n%s", tc.args, out, tc.want)
 		}
-		if got := api.requests(); !reflect.DeepEqual(got, tc.reqs) {
+		if got := fake.requests(); !reflect.DeepEqual(got, tc.reqs) {
 			t.Errorf("%v: requests %q, want %q", tc.args, got, tc.reqs)
 		}
 	}
@@ -461,7 +462,7 @@ orphan grace       30s
 		{[]string{"drain", "zz"}, `no node "zz" (404 Not Found)`},
 		{[]string{"policy", "bogus"}, `unknown recovery policy "bogus" (want repair, drop, reconnect or gradual) (400 Bad Request)`},
 	} {
-		out, _, err := runCtl(t, nil, append([]string{"--server", api.addr()}, tc.args...)...)
+		out, _, err := runCtl(t, nil, append([]string{"--server", fake.addr()}, tc.args...)...)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v: error %v, want %s", tc.args, err, tc.want)
 		}
@@ -473,7 +474,7 @@ orphan grace       30s
 
 // TestCtlMain checks what the process prints and returns on errors.
 func TestCtlMain(t *testing.T) {
-	api := startFakeAPI(t)
+	fake := startFakeAPI(t)
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadAddr := strings.TrimPrefix(dead.URL, "http://")
 	dead.Close()
@@ -481,7 +482,7 @@ func TestCtlMain(t *testing.T) {
 		args []string
 		want string // stderr
 	}{
-		{[]string{"--server", api.addr(), "kick", "zz"}, `ocm-ctl: no node "zz" (404 Not Found)` + "\n"},
+		{[]string{"--server", fake.addr(), "kick", "zz"}, `ocm-ctl: no node "zz" (404 Not Found)` + "\n"},
 		{[]string{"--server", deadAddr, "nodes"}, "ocm-ctl: cannot reach ocm-server at " + deadAddr + ": dial tcp " + deadAddr + ": connect: connection refused\n"},
 		{[]string{"kick"}, "ocm-ctl: missing arguments: usage: ocm-ctl kick NODE [flags] (see ocm-ctl kick --help)\n"},
 		{[]string{"kick", "a", "b"}, "ocm-ctl: too many arguments: usage: ocm-ctl kick NODE [flags] (see ocm-ctl kick --help)\n"},
@@ -489,12 +490,12 @@ func TestCtlMain(t *testing.T) {
 		{[]string{"--server", "nohost", "nodes"}, `ocm-ctl: --server: server "nohost" is not HOST:PORT` + "\n"},
 		{[]string{"frobnicate"}, `ocm-ctl: unknown command "frobnicate" for "ocm-ctl"` + "\n"},
 	} {
-		cmd := NewCtlCommand()
+		cmd := NewCommand()
 		var out, errb bytes.Buffer
 		cmd.SetOut(&out)
 		cmd.SetErr(&errb)
 		cmd.SetArgs(tc.args)
-		if code := Main(cmd); code != 1 {
+		if code := cli.Main(cmd); code != 1 {
 			t.Errorf("%v: exit %d", tc.args, code)
 		}
 		if errb.String() != tc.want {
@@ -507,28 +508,28 @@ func TestCtlMain(t *testing.T) {
 }
 
 func TestCtlServerAddress(t *testing.T) {
-	api := startFakeAPI(t)
+	fake := startFakeAPI(t)
 	// The default, without $OCM_SERVER (url never talks to the server).
 	t.Setenv(ctlServerEnv, "")
 	var opts *ctlOptions
 	keep := func(o *ctlOptions) { opts = o }
-	if _, _, err := runCtlWith(t, nil, keep, "url", "live", "ms"); err != nil || opts.server != ctlapi.DefaultServer {
-		t.Errorf("default server %q (%v), want %s", opts.server, err, ctlapi.DefaultServer)
+	if _, _, err := runCtlWith(t, nil, keep, "url", "live", "ms"); err != nil || opts.server != api.DefaultServer {
+		t.Errorf("default server %q (%v), want %s", opts.server, err, api.DefaultServer)
 	}
 
 	// $OCM_SERVER when --server is not given; --server wins.
-	t.Setenv(ctlServerEnv, api.addr())
+	t.Setenv(ctlServerEnv, fake.addr())
 	if _, _, err := runCtl(t, nil, "policy"); err != nil {
 		t.Errorf("from $%s: %v", ctlServerEnv, err)
 	}
 	_, _, err := runCtl(t, nil, "--server", "127.0.0.1:1", "policy")
-	var ue *ctlapi.UnreachableError
+	var ue *api.UnreachableError
 	if !errors.As(err, &ue) || ue.Server != "127.0.0.1:1" {
 		t.Errorf("--server over $%s: %v", ctlServerEnv, err)
 	}
 	// An http:// URL; ":PORT" is this host.
-	_, port, _ := net.SplitHostPort(api.addr())
-	for _, s := range []string{api.URL, api.URL + "/", ":" + port} {
+	_, port, _ := net.SplitHostPort(fake.addr())
+	for _, s := range []string{fake.URL, fake.URL + "/", ":" + port} {
 		if _, _, err := runCtl(t, nil, "--server", s, "policy"); err != nil {
 			t.Errorf("--server %s: %v", s, err)
 		}
@@ -573,11 +574,11 @@ func TestCtlServerAddress(t *testing.T) {
 }
 
 func TestCtlWatch(t *testing.T) {
-	api := startFakeAPI(t)
-	frame := "every 1ms from " + api.addr() + " at 2025-03-01 12:00:00\n\n" + ctlTreesWant
+	fake := startFakeAPI(t)
+	frame := "every 1ms from " + fake.addr() + " at 2025-03-01 12:00:00\n\n" + ctlTreesWant
 
 	// Not a terminal: drawings one after the other.
-	out, stderr, err := runCtl(t, nil, "--server", api.addr(), "watch", "--interval", "1ms", "--count", "2")
+	out, stderr, err := runCtl(t, nil, "--server", fake.addr(), "watch", "--interval", "1ms", "--count", "2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,29 +588,29 @@ func TestCtlWatch(t *testing.T) {
 
 	// A terminal: clear the screen first. An error is shown, and watch
 	// goes on; the last round decides the exit status.
-	api.requests()
-	api.mu.Lock()
-	api.fail = 1
-	api.mu.Unlock()
+	fake.requests()
+	fake.mu.Lock()
+	fake.fail = 1
+	fake.mu.Unlock()
 	term := func(o *ctlOptions) { o.isTerminal = func(io.Writer) bool { return true } }
-	out, stderr, err = runCtlWith(t, nil, term, "--server", api.addr(), "watch", "--interval", "1ms", "--count", "2", "rtsp://ms/other")
+	out, stderr, err = runCtlWith(t, nil, term, "--server", fake.addr(), "watch", "--interval", "1ms", "--count", "2", "rtsp://ms/other")
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := "\x1b[H\x1b[2Jevery 1ms from " + api.addr() + " at 2025-03-01 12:00:00\n\n"
+	head := "\x1b[H\x1b[2Jevery 1ms from " + fake.addr() + " at 2025-03-01 12:00:00\n\n"
 	other := ctlTreesWant[strings.Index(ctlTreesWant, "rtsp://ms:554/other"):]
 	if want := head + "error: server closed (503 Service Unavailable)\n" + head + other; out != want || stderr != "" {
 		t.Errorf("watch on a terminal:\n%q\nwant:\n%q\nstderr %q", out, want, stderr)
 	}
-	if got := api.requests(); len(got) != 2 {
+	if got := fake.requests(); len(got) != 2 {
 		t.Errorf("requests %q", got)
 	}
 
 	// Not a terminal: errors go to stderr; the last round failing fails.
-	api.mu.Lock()
-	api.fail = 2
-	api.mu.Unlock()
-	out, stderr, err = runCtl(t, nil, "--server", api.addr(), "watch", "--interval", "1ms", "--count", "2")
+	fake.mu.Lock()
+	fake.fail = 2
+	fake.mu.Unlock()
+	out, stderr, err = runCtl(t, nil, "--server", fake.addr(), "watch", "--interval", "1ms", "--count", "2")
 	if err == nil || stderr != strings.Repeat("ocm-ctl: server closed (503 Service Unavailable)\n", 2) ||
 		strings.Count(out, "every 1ms") != 2 {
 		t.Errorf("failing watch: err %v\nstdout %q\nstderr %q", err, out, stderr)
@@ -620,10 +621,10 @@ func TestCtlWatch(t *testing.T) {
 	done := make(chan error, 1)
 	var buf testutil.Buffer
 	go func() {
-		cmd := NewCtlCommand()
+		cmd := NewCommand()
 		cmd.SetOut(&buf)
 		cmd.SetErr(&buf)
-		cmd.SetArgs([]string{"--server", api.addr(), "watch", "--interval", "5ms"})
+		cmd.SetArgs([]string{"--server", fake.addr(), "watch", "--interval", "5ms"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -644,7 +645,7 @@ func TestCtlWatch(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"--interval", "0"}, {"--count", "-1"}, {"rtsp://ms:0/x"}} {
-		if _, _, err := runCtl(t, nil, append([]string{"--server", api.addr(), "watch"}, args...)...); err == nil {
+		if _, _, err := runCtl(t, nil, append([]string{"--server", fake.addr(), "watch"}, args...)...); err == nil {
 			t.Errorf("watch %v: no error", args)
 		}
 	}
@@ -722,13 +723,19 @@ func TestCtlHelp(t *testing.T) {
 
 // TestCtlAgainstServer runs ocm-ctl against a real ocm-server with fake
 // relays, decoding every answer strictly: a field the server adds or
-// renames fails here, so ctlapi's copies of its types cannot drift.
+// renames fails here, so the api package's types cannot drift.
 func TestCtlAgainstServer(t *testing.T) {
 	srv := &server.Server{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Heartbeat: time.Hour, OriginCapacity: 2}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	// The relays' port instead of the API's: say so, not "malformed HTTP
+	// status code".
+	if _, _, err := runCtl(t, nil, "--server", srv.Addr(), "tree"); err == nil ||
+		!strings.Contains(err.Error(), "OCM port") || strings.Contains(err.Error(), "malformed") {
+		t.Errorf("--server at the OCM port: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const stream = "rtsp://127.0.0.1:554/live"
@@ -788,36 +795,36 @@ func TestCtlAgainstServer(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 	}
-	var tr tree.TreeSnapshot
+	var tr api.Tree
 	strict([]string{"tree", "rtsp://127.0.0.1/live"}, &tr)
 	if tr.Stream != stream || tr.Depth != 3 || len(tr.Nodes) != 3 || tr.Nodes[2].Bitrate != 2e6 {
 		t.Errorf("tree: %+v", tr)
 	}
-	if trs := ctlStrictLines[tree.TreeSnapshot](t, run("tree")); len(trs) != 1 || !reflect.DeepEqual(trs[0], tr) {
+	if trs := ctlStrictLines[api.Tree](t, run("tree")); len(trs) != 1 || !reflect.DeepEqual(trs[0], tr) {
 		t.Errorf("trees: %+v", trs)
 	}
-	ns := ctlStrictLines[ctlapi.Node](t, run("nodes"))
+	ns := ctlStrictLines[api.Node](t, run("nodes"))
 	if len(ns) != 3 || ns[0].ID != "r1" || ns[0].Remote == "" || ns[0].Connected.IsZero() || ns[0].LastReport == nil || ns[0].CPU != 0.25 {
 		t.Errorf("nodes: %+v", ns)
 	}
-	var s ctlapi.Stream
+	var s api.Stream
 	strict([]string{"streams"}, &s)
 	if s.Stream != stream || s.Origin != "127.0.0.1:554" || s.Attached != 3 {
 		t.Errorf("streams: %+v", s)
 	}
-	var p ctlapi.Policy
+	var p api.Policy
 	strict([]string{"policy"}, &p)
 	if p.Recovery != "repair" || p.OriginCapacity != 2 || p.HeartbeatMs != time.Hour.Milliseconds() || p.HandoverMs == 0 {
 		t.Errorf("policy: %+v", p)
 	}
-	var sent ctlapi.Sent
+	var sent api.Sent
 	strict([]string{"reconnect", "r2", "--subtree"}, &sent)
-	if want := []ctlapi.Target{{Node: "r2", Stream: stream, Type: wire.TypeReconnect},
+	if want := []api.Target{{Node: "r2", Stream: stream, Type: wire.TypeReconnect},
 		{Node: "r3", Stream: stream, Type: wire.TypeReconnect}}; !reflect.DeepEqual(sent.Sent, want) {
 		t.Errorf("reconnect --subtree: %+v", sent)
 	}
 	strict([]string{"reconnect", "r3", "--to", "r1"}, &sent)
-	if want := []ctlapi.Target{{Node: "r3", Stream: stream, Type: wire.TypeReconnect, Target: "r1"}}; !reflect.DeepEqual(sent.Sent, want) {
+	if want := []api.Target{{Node: "r3", Stream: stream, Type: wire.TypeReconnect, Target: "r1"}}; !reflect.DeepEqual(sent.Sent, want) {
 		t.Errorf("reconnect --to: %+v", sent)
 	}
 	strict([]string{"policy", "gradual"}, &p)
@@ -871,7 +878,7 @@ origin           0       1/2        -         -      -
 
 	// drain a leaf, kick another: the server's answers, then the nodes.
 	strict([]string{"drain", "r3"}, &sent)
-	if len(sent.Sent) != 1 || sent.Sent[0] != (ctlapi.Target{Node: "r3", Type: wire.TypeDrain}) {
+	if len(sent.Sent) != 1 || sent.Sent[0] != (api.Target{Node: "r3", Type: wire.TypeDrain}) {
 		t.Errorf("drain: %+v", sent)
 	}
 	out, _, err = runCtl(t, ctx, "--server", addr, "kick", "r2")

@@ -1,4 +1,4 @@
-package cli
+package ocmserver
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 func TestServerCommandReadyAndToken(t *testing.T) {
 	t.Setenv("OCM_TOKEN", "s3cret")
 	pr, pw := io.Pipe()
-	cmd := NewServerCommand()
+	cmd := NewCommand()
 	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--recovery", "gradual",
 		"--reconnect-step", "250ms", "--handover-timeout", "3s"})
 	cmd.SetOut(pw)
@@ -81,7 +81,7 @@ func TestServerCommandBadFlags(t *testing.T) {
 		{"--listen", "127.0.0.1:-5", "--http", "off"},
 		{"extra-arg"},
 	} {
-		cmd := NewServerCommand()
+		cmd := NewCommand()
 		cmd.SetArgs(args)
 		var stderr strings.Builder
 		cmd.SetOut(io.Discard)
@@ -103,7 +103,7 @@ func TestServerCommandStepFlags(t *testing.T) {
 		{[]string{"--reconnect-step", "250ms"}, "250ms"},
 		{[]string{"--gradual-step", "100ms"}, "100ms"},
 	} {
-		cmd := NewServerCommand()
+		cmd := NewCommand()
 		if err := cmd.Flags().Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}
