@@ -36,9 +36,6 @@ func StartMediator(c Cleaner, tools Tools, name string, launcher []string, args 
 	return &Mediator{Proc: p, Addr: addr[0]}, nil
 }
 
-// URL is the plain URL of media on m.
-func (m *Mediator) URL(media string) string { return "rtsp://" + m.Addr + "/" + media }
-
 // Enhanced is the URL a player opens on a mediator to get media from the
 // origin: rtsp://MEDIATOR/MEDIA?ORIGIN.
 func Enhanced(mediatorAddr, media, originAddr string) string {
