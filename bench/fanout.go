@@ -22,6 +22,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -219,11 +220,11 @@ func fanoutRun(ctx context.Context, c lab.Cleaner, bin string, rx *fanoutReceive
 		return fanoutMeasure{}, err
 	}
 	defer p.Stop()
-	addrs, err := p.ReadyAddrs(ctx, "from")
+	ready, err := lab.Ready[event.FanoutReady](ctx, p, lab.Patience)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
-	from := addrs[0]
+	from := ready.From
 	u, err := url.Parse(from)
 	if err != nil {
 		return fanoutMeasure{}, fmt.Errorf("ready line: from %q: %w", from, err)
@@ -348,27 +349,17 @@ func (p *fanoutProc) stats(ctx context.Context) (fanoutCounts, error) {
 	if err := p.Send(`{"op":"stats"}`); err != nil {
 		return fanoutCounts{}, err
 	}
-	rep, err := p.Await(ctx, 30*time.Second, p.replies, lab.Named("reply", nil))
+	rep, err := lab.Await[event.Reply](ctx, p, 30*time.Second, p.replies, nil)
 	if err != nil {
 		return fanoutCounts{}, fmt.Errorf("no reply from rtp-fanout: %w\n%s", err, p.StderrTail())
 	}
 	p.replies = rep.Index + 1
-	var s struct {
-		Stats struct {
-			In struct {
-				Packets uint64 `json:"packets"`
-			} `json:"in"`
-			Drops uint64 `json:"drops"`
-			Out   []struct {
-				Packets uint64 `json:"packets"`
-			} `json:"out"`
-		} `json:"stats"`
+	s := rep.E.Stats
+	if s == nil {
+		return fanoutCounts{}, fmt.Errorf("rtp-fanout stats reply without stats: %+v", rep.E)
 	}
-	if err := rep.Decode(&s); err != nil {
-		return fanoutCounts{}, err
-	}
-	c := fanoutCounts{in: s.Stats.In.Packets, drops: s.Stats.Drops}
-	for _, o := range s.Stats.Out {
+	c := fanoutCounts{in: s.In.Packets, drops: s.Drops}
+	for _, o := range s.Out {
 		c.sent += o.Packets
 	}
 	return c, nil

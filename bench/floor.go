@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
@@ -104,7 +104,7 @@ func floorMain(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer ln.Close()
-	_ = json.NewEncoder(stdout).Encode(map[string]any{"event": "ready", "addr": ln.Addr().String()})
+	event.NewWriter(stdout).Emit(event.FloorReady{Addr: ln.Addr().String()})
 
 	go func() { <-ctx.Done(); ln.Close() }()
 	conns := make([]net.Conn, 0, *readers)
@@ -211,12 +211,12 @@ func startFloor(ctx context.Context, c lab.Cleaner, mode string, n int) (*floorR
 		return nil, err
 	}
 	f := &floorRun{proc: p}
-	addrs, err := p.ReadyAddrs(ctx, "addr")
+	ready, err := lab.Ready[event.FloorReady](ctx, p, lab.Patience)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	addr := addrs[0]
+	addr := ready.Addr
 	d := net.Dialer{Timeout: 5 * time.Second}
 	for range n {
 		c, err := d.DialContext(ctx, "tcp", addr)

@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
@@ -196,8 +197,8 @@ func hovHandoverRun(ctx context.Context, n *ovlNet) (hovRun, error) {
 	}()
 
 	// Wait for the relay's exit and every child's new upstream.
-	newUpstream := func(e lab.Event) bool {
-		return e.Str("state") == "playing" && e.Str("node") != H.id && !strings.Contains(e.Str("upstream"), H.rtsp)
+	newUpstream := func(e event.Upstream) bool {
+		return e.State == "playing" && e.Node != H.id && !strings.Contains(e.Upstream, H.rtsp)
 	}
 	switchedAt := map[string]time.Duration{}
 	deadline := sigterm.Add(hovLimit)
@@ -213,8 +214,8 @@ func hovHandoverRun(ctx context.Context, n *ovlNet) (hovRun, error) {
 			if _, ok := switchedAt[c]; ok {
 				continue
 			}
-			for _, e := range byID[c].med.EventsSince("upstream", sigterm) {
-				if newUpstream(e) {
+			for _, e := range lab.EventsSince[event.Upstream](byID[c].med, sigterm) {
+				if newUpstream(e.E) {
 					switchedAt[c] = e.At.Sub(sigterm)
 					break
 				}
@@ -280,45 +281,36 @@ func hovHandoverRun(ctx context.Context, n *ovlNet) (hovRun, error) {
 	}
 
 	// The server's side: the handover's end, and the targets it planned.
-	for _, e := range srv.EventsSince("handover_done", sigterm) {
-		if e.Str("node") == H.id {
-			var done struct {
-				Result    string `json:"result"`
-				Remaining []any  `json:"remaining"`
-			}
-			_ = e.Decode(&done)
-			run.serverResult = done.Result
+	for _, e := range lab.EventsSince[event.HandoverDone](srv, sigterm) {
+		if e.E.Node == H.id {
+			run.serverResult = e.E.Result
 			run.serverTime = e.At.Sub(sigterm)
-			run.remaining = len(done.Remaining)
+			run.remaining = len(e.E.Remaining)
 			break
 		}
 	}
-	for _, e := range srv.EventsSince("handover_started", sigterm) {
-		if e.Str("node") != H.id {
+	for _, e := range lab.EventsSince[event.HandoverStarted](srv, sigterm) {
+		if e.E.Node != H.id {
 			continue
 		}
-		var started struct {
-			Children []struct {
-				Node   string `json:"node"`
-				Target string `json:"target"`
-			} `json:"children"`
-		}
-		_ = e.Decode(&started)
-		for _, p := range started.Children {
+		for _, mv := range e.E.Children {
 			run.targetsPlanned++
-			if p.Target != "" && ea[p.Node] == p.Target {
+			if mv.Target != "" && ea[mv.Node] == mv.Target {
 				run.targetsMatched++
 			}
 		}
 		break
 	}
-	for _, e := range H.relay.EventsSince("left", sigterm) {
-		run.left = e.At.Sub(sigterm)
-		break
+	// The first "left" line: of one stream, or of the overlay.
+	if l := lab.EventsSince[event.Left](H.relay, sigterm); len(l) > 0 {
+		run.left = l[0].At.Sub(sigterm)
+	}
+	if l := lab.EventsSince[event.LeftOverlay](H.relay, sigterm); len(l) > 0 && (run.left == 0 || l[0].At.Sub(sigterm) < run.left) {
+		run.left = l[0].At.Sub(sigterm)
 	}
 	for _, c := range run.children {
-		for _, e := range byID[c].relay.EventsSince("reconnect", sigterm) {
-			if e.Str("parent") == H.id {
+		for _, e := range lab.EventsSince[event.Reconnect](byID[c].relay, sigterm) {
+			if e.E.Parent == H.id {
 				run.reconnect = append(run.reconnect, e.At.Sub(sigterm))
 				break
 			}

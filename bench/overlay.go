@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
@@ -370,9 +371,9 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := h.relay.Await(ctx, 5*time.Second, 0, lab.Named("server", func(e lab.Event) bool {
-			return e.Str("state") == "connected"
-		})); err != nil {
+		if _, err := lab.Await(ctx, h.relay, 5*time.Second, 0, func(e event.ServerLink) bool {
+			return e.State == "connected"
+		}); err != nil {
 			h.kill()
 			return nil, fmt.Errorf("cold host: %w", err)
 		}
@@ -387,15 +388,15 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 		cold = append(cold, c.elapsed)
 		coldFrames = append(coldFrames, c.frames)
 		// Where the time went, from the tools' own events (as read here).
-		j := h.relay.EventsSince("joined", c.start)
-		pl := h.med.EventsSince("upstream", c.start)
-		if len(j) > 0 && len(pl) > 0 && pl[0].Str("state") == "playing" {
+		j := lab.EventsSince[event.Joined](h.relay, c.start)
+		pl := lab.EventsSince[event.Upstream](h.med, c.start)
+		if len(j) > 0 && len(pl) > 0 && pl[0].E.State == "playing" {
 			resolve = append(resolve, j[0].At.Sub(c.start))
 			pull = append(pull, pl[0].At.Sub(j[0].At))
 			firstAfterPlay = append(firstAfterPlay, c.elapsed-pl[0].At.Sub(c.start))
-			parents[j[0].Str("parent")]++
-			if _, ok := j[0].Field("candidates").(float64); ok {
-				candidates = append(candidates, int(j[0].Num("candidates")))
+			parents[j[0].E.Parent]++
+			if nc := j[0].E.Candidates; nc > 0 { // a resolve, not a handover
+				candidates = append(candidates, nc)
 			}
 		}
 		w, err := measureJoin(ctx, h.url(n), ref)
@@ -741,12 +742,12 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, policy string) (ovlKill, err
 
 	for _, id := range rChildren {
 		var lost, playing bool
-		for _, e := range byID[id].med.EventsSince("upstream", kill) {
+		for _, e := range lab.EventsSince[event.Upstream](byID[id].med, kill) {
 			switch {
-			case e.Str("state") == "lost" && !lost:
+			case e.E.State == "lost" && !lost:
 				lost = true
 				run.childLost = append(run.childLost, e.At.Sub(kill))
-			case e.Str("state") == "playing" && !playing:
+			case e.E.State == "playing" && !playing:
 				playing = true
 				run.childPlaying = append(run.childPlaying, e.At.Sub(kill))
 			}

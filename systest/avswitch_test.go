@@ -39,7 +39,7 @@ func TestAVSwitch(t *testing.T) {
 		srv := startServer(t, "server", "--origin-capacity", "1")
 		p := startHostWith(t, "p", srv.OCM, nil)
 		p.player = startReader(t, "p/player", enhanced(p.Med.Addr, s.media, s.origin))
-		p.player.WaitEvent(t, "the stream through p", 0, progressAtLeast(50))
+		waitEvent(t, p.player, "the stream through p", 0, progressAtLeast(50))
 		c := startHostWith(t, "c", srv.OCM, nil)
 		avSwitch(t, s, c.Med, enhanced(p.Med.Addr, s.media, s.origin), s.originURL(), p.Kill)
 	})
@@ -53,7 +53,7 @@ func avSwitch(t *testing.T, s *interopStream, relay *mediator, before, after str
 	t.Helper()
 	kinds := trackKinds(s.tracks)
 	g, r := gstDecoding(t, enhanced(relay.Addr, s.media, s.origin), "tcp", kinds)
-	relay.WaitEvent(t, "an upstream playing from "+before, 0, upstreamEvent("playing", before))
+	waitEvent(t, relay, "an upstream playing from "+before, 0, upstreamEvent("playing", before))
 
 	// A buffer printed so far came before the kill, and so did any that
 	// GStreamer holds in its jitterbuffer; a buffer whose pts is more than
@@ -70,7 +70,7 @@ func avSwitch(t *testing.T, s *interopStream, relay *mediator, before, after str
 	// The relay notices the loss, or the overlay moves it first (the
 	// server sees the parent's ocm-relay die, and may tell the child
 	// before its RTSP connection closes): either way it plays from after.
-	relay.WaitEvent(t, "an upstream playing from "+after, from, upstreamEvent("playing", after))
+	waitEvent(t, relay, "an upstream playing from "+after, from, upstreamEvent("playing", after))
 	switched := time.Since(began)
 	r.waitBuffers(t, g, "every track after the kill", kinds, minFrames, killed, newer)
 

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // TestBadInput sends a mediator requests it must refuse, and garbage it
@@ -57,7 +59,7 @@ func TestBadInput(t *testing.T) {
 		if !strict.WaitStderr(func(s string) bool { return hasLine(s, "origin not allowed", origin.Addr) }) {
 			t.Errorf("B's log does not say origin %s was not allowed", origin.Addr)
 		}
-		if ev := strict.Events("upstream"); len(ev) > 0 {
+		if ev := eventsOf[event.Upstream](strict); len(ev) > 0 {
 			t.Errorf("B opened an upstream to an origin it must not reach: %v", ev)
 		}
 	})
@@ -78,7 +80,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("junk-while-playing", func(t *testing.T) {
 		url := enhanced(b.Addr, "test", origin.Addr)
 		r := startReader(t, "reader", url)
-		r.WaitEvent(t, "50 packets", 0, progressAtLeast(50))
+		waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
 
 		junk := make([]byte, 64<<10)
 		rng := rand.NewChaCha8([32]byte{1})
@@ -102,15 +104,15 @@ func TestBadInput(t *testing.T) {
 			}
 		}
 		stalledPlayer(t, b.Addr, url)
-		b.WaitEvent(t, "stats counting the stalled player as a reader", 0, func(e event) bool {
-			return e.Str("event") == "stats" && e.Str("stream") == "rtsp://"+origin.Addr+"/test" && e.Num("readers") >= 2
+		waitEvent(t, b, "stats counting the stalled player as a reader", 0, func(e event.StreamStats) bool {
+			return e.Stream == "rtsp://"+origin.Addr+"/test" && e.Readers >= 2
 		})
 		reset := dial(t, b.Addr)
 		_ = reset.(*net.TCPConn).SetLinger(0) // close with RST
 		reset.Close()
 
 		after := packetsSoFar(r)
-		r.WaitEvent(t, "150 packets more after the junk", 0, progressAtLeast(after+150))
+		waitEvent(t, r, "150 packets more after the junk", 0, progressAtLeast(after+150))
 
 		// B still serves a new player while the junk connections hang on.
 		out, errOut, err := run(t, tool("rtsp-mediator"), "read", url, "--duration", "2s")
@@ -119,9 +121,9 @@ func TestBadInput(t *testing.T) {
 		}
 
 		sum := stopReader(t, r)
-		t.Logf("reader: %v packets, %v lost", sum.Num("packets"), sum.Num("lost"))
-		if sum.Num("lost") != 0 {
-			t.Errorf("the reader lost %v packets; the junk must not disturb it", sum.Num("lost"))
+		t.Logf("reader: %v packets, %v lost", sum.Packets, sum.Lost)
+		if sum.Lost != 0 {
+			t.Errorf("the reader lost %v packets; the junk must not disturb it", sum.Lost)
 		}
 		if b.Exited() {
 			t.Errorf("B exited: %v", b.Err())

@@ -17,6 +17,6 @@ func TestChain(t *testing.T) {
 
 	// The video went through A: B pulled from A with the enhanced URL, A
 	// from the origin itself.
-	b.WaitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", enhanced(a.Addr, "test", origin.Addr)))
-	a.WaitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.Addr+"/test"))
+	waitEvent(t, b, "an upstream playing from A", 0, upstreamEvent("playing", enhanced(a.Addr, "test", origin.Addr)))
+	waitEvent(t, a, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.Addr+"/test"))
 }

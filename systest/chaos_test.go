@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
@@ -113,7 +114,7 @@ func TestChaos(t *testing.T) {
 	reopened := 0
 	reopen := func(final bool) {
 		for _, h := range o.hosts {
-			if h.Med.Exited() || !h.player.Exited() || len(h.player.Events("progress")) > 0 {
+			if h.Med.Exited() || !h.player.Exited() || len(eventsOf[event.ReadProgress](h.player)) > 0 {
 				continue // the host is down, its player is running, or its session closed
 			}
 			gap, limit := time.Second, 3
@@ -183,7 +184,7 @@ func TestChaos(t *testing.T) {
 						}
 					}
 				}
-				if p := o.byName[victim].player; p.Exited() && len(p.Events("progress")) > 0 {
+				if p := o.byName[victim].player; p.Exited() && len(eventsOf[event.ReadProgress](p)) > 0 {
 					checkPlayer(t, p) // its session closed before its host was killed
 				}
 				o.byName[victim].Kill()
@@ -312,15 +313,15 @@ func longestStall(series []sample, from time.Time) time.Duration {
 // not wait for the player's packets. n numbers the restarts in the logs.
 func restartHost(t *testing.T, o *overlay, h *host, n int) *host {
 	t.Helper()
-	ready := h.Relay.Events("ready")
+	ready := eventsOf[event.RelayReady](h.Relay)
 	if len(ready) == 0 {
 		t.Fatalf("%s's relay printed no ready line", h.Name)
 	}
 	name := fmt.Sprintf("%s#%d", h.Name, n)
 	args := slices.Clone(h.Relay.Args)
-	args = append(args, "--control", ready[0].Str("control"), "--probe", ready[0].Str("probe"))
+	args = append(args, "--control", ready[0].Control, "--probe", ready[0].Probe)
 	r := startRelayAt(t, name+"/relay", args)
-	m := startMediatorAt(t, name+"/mediator", h.Med.Addr, "--resolver", "ocm", "--control", ready[0].Str("control"))
+	m := startMediatorAt(t, name+"/mediator", h.Med.Addr, "--resolver", "ocm", "--control", ready[0].Control)
 	nh := &host{Host: &lab.Host{Name: h.Name, Relay: r, Med: m}}
 	nh.player = startPlayer(t, name+"/player", enhanced(m.Addr, "test", o.origin.Addr))
 	return nh
@@ -334,7 +335,7 @@ func startRelayAt(t *testing.T, name string, args []string) *proc {
 		r := start(t, name, tool("ocm-relay"), args...)
 		deadline := time.Now().Add(patience)
 		for time.Now().Before(deadline) {
-			if len(r.Events("ready")) > 0 {
+			if len(eventsOf[event.RelayReady](r)) > 0 {
 				return r
 			}
 			if r.Exited() {

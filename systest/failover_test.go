@@ -16,22 +16,22 @@ func TestFailover(t *testing.T) {
 		t.Parallel()
 		f := killFirstParent(t, "A2")
 		viaA2 := enhanced(f.parents[1].Addr, "test", f.origin.Addr)
-		f.b.WaitEvent(t, "an upstream playing from A2 after losing A", f.lost, upstreamEvent("playing", viaA2))
-		f.r.WaitEvent(t, "150 packets more after the kill", 0, progressAtLeast(f.atKill+150))
+		waitEvent(t, f.b, "an upstream playing from A2 after losing A", f.lost, upstreamEvent("playing", viaA2))
+		waitEvent(t, f.r, "150 packets more after the kill", 0, progressAtLeast(f.atKill+150))
 
 		sum := stopReader(t, f.r)
-		t.Logf("reader: %v packets, %v lost in the failover", sum.Num("packets"), sum.Num("lost"))
+		t.Logf("reader: %v packets, %v lost in the failover", sum.Packets, sum.Lost)
 	})
 
 	t.Run("parent-restarted", func(t *testing.T) {
 		t.Parallel()
 		f := killFirstParent(t)
 		startMediatorAt(t, "A (restarted)", f.parents[0].Addr)
-		f.b.WaitEvent(t, "an upstream playing from the restarted A", f.lost, upstreamEvent("playing", f.viaA))
-		f.r.WaitEvent(t, "150 packets more after the restart", 0, progressAtLeast(f.atKill+150))
+		waitEvent(t, f.b, "an upstream playing from the restarted A", f.lost, upstreamEvent("playing", f.viaA))
+		waitEvent(t, f.r, "150 packets more after the restart", 0, progressAtLeast(f.atKill+150))
 
 		sum := stopReader(t, f.r)
-		t.Logf("reader: %v packets, %v lost in the outage", sum.Num("packets"), sum.Num("lost"))
+		t.Logf("reader: %v packets, %v lost in the outage", sum.Packets, sum.Lost)
 	})
 }
 
@@ -62,11 +62,11 @@ func killFirstParent(t *testing.T, more ...string) *failover {
 	f.viaA = enhanced(addrs[0], "test", f.origin.Addr)
 
 	f.r = startReader(t, "reader", enhanced(f.b.Addr, "test", f.origin.Addr))
-	f.r.WaitEvent(t, "50 packets", 0, progressAtLeast(50))
-	f.b.WaitEvent(t, "an upstream playing from A", 0, upstreamEvent("playing", f.viaA))
+	waitEvent(t, f.r, "50 packets", 0, progressAtLeast(50))
+	waitEvent(t, f.b, "an upstream playing from A", 0, upstreamEvent("playing", f.viaA))
 
 	f.parents[0].Kill()
-	_, f.lost = f.b.WaitEvent(t, "A's upstream lost", 0, upstreamEvent("lost", f.viaA))
+	_, f.lost = waitEvent(t, f.b, "A's upstream lost", 0, upstreamEvent("lost", f.viaA))
 	f.atKill = packetsSoFar(f.r)
 	return f
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // TestConnectionFlood: silent TCP connections by the hundred, more than
@@ -32,7 +34,7 @@ func TestConnectionFlood(t *testing.T) {
 			b := startMediatorVia(t, "B", []string{"prlimit", "--nofile=256:256", "--"}, tc.args...)
 			url := enhanced(b.Addr, "test", origin.Addr)
 			r := startReader(t, "reader", url)
-			r.WaitEvent(t, "50 packets", 0, progressAtLeast(50))
+			waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
 			before := packetsSoFar(r)
 			floodStart := time.Now()
 
@@ -41,7 +43,7 @@ func TestConnectionFlood(t *testing.T) {
 			if !b.WaitStderr(func(s string) bool { return strings.Contains(s, tc.logSays) }) {
 				t.Errorf("B's log does not say %q", tc.logSays)
 			}
-			r.WaitEvent(t, "150 packets more during the flood", 0, progressAtLeast(before+150))
+			waitEvent(t, r, "150 packets more during the flood", 0, progressAtLeast(before+150))
 			if b.Exited() {
 				t.Fatalf("B died in the flood: %v\n%s", b.Err(), tail(b.Stderr(), 20))
 			}
@@ -68,15 +70,15 @@ func TestConnectionFlood(t *testing.T) {
 			}
 			stall := longestStall(progressSeries(r), floodStart)
 			sum := stopReader(t, r)
-			t.Logf("reader: %.0f packets during the flood, %.0f in all, %.0f lost, longest stall since the flood began %s",
-				during, sum.Num("packets"), sum.Num("lost"), stall.Round(time.Millisecond))
-			if sum.Num("lost") != 0 {
-				t.Errorf("the reader lost %.0f packets in the flood", sum.Num("lost"))
+			t.Logf("reader: %.0f packets during the flood, %d in all, %d lost, longest stall since the flood began %s",
+				during, sum.Packets, sum.Lost, stall.Round(time.Millisecond))
+			if sum.Lost != 0 {
+				t.Errorf("the reader lost %d packets in the flood", sum.Lost)
 			}
-			if ev := b.Events("conns"); len(ev) > 0 {
+			if ev := eventsOf[event.Conns](b); len(ev) > 0 {
 				last := ev[len(ev)-1]
-				t.Logf("B's last conns line: open %.0f, max %.0f, refused %.0f, silent closed %.0f, accept errors %.0f",
-					last.Num("open"), last.Num("max_conns"), last.Num("refused"), last.Num("silent_closed"), last.Num("accept_errors"))
+				t.Logf("B's last conns line: open %d, max %d, refused %d, silent closed %d, accept errors %d",
+					last.Open, last.MaxConns, last.Refused, last.SilentClosed, last.AcceptErrors)
 			} else {
 				t.Error("B printed no conns line about the flood")
 			}

@@ -17,7 +17,7 @@ func TestThirdPartyOrigin(t *testing.T) {
 	url := enhanced(m.Addr, "test", originAddr)
 
 	playAll(t, url, 320, 240, goReader, ffprobeTCP, gstTCP)
-	m.WaitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
+	waitEvent(t, m, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
 }
 
 // startGstOrigin starts GStreamer's RTSP server (testdata/gst-rtsp-origin.py)

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // TestHandover: a relay H with children and grandchildren leaves the
@@ -70,13 +72,13 @@ func handover(t *testing.T, how string) {
 	if h.Relay.Err() != nil {
 		t.Errorf("%s's ocm-relay exited with %v\n%s", leaving, h.Relay.Err(), tail(h.Relay.Stderr(), 20))
 	}
-	done, _ := o.srv.WaitEvent(t, "handover_done for "+leaving, srvFrom, func(e event) bool {
-		return e.Str("event") == "handover_done" && e.Str("node") == leaving
+	done, _ := waitEvent(t, o.srv, "handover_done for "+leaving, srvFrom, func(e event.HandoverDone) bool {
+		return e.Node == leaving
 	})
 	t.Logf("%s's relay exited %s after the %s; the server's handover ended %q, remaining %v",
-		leaving, exited.Round(time.Millisecond), how, done.Str("result"), done.Field("remaining"))
-	if done.Str("result") != "switched" {
-		t.Errorf("handover of %s ended %q, want switched: %v", leaving, done.Str("result"), done)
+		leaving, exited.Round(time.Millisecond), how, done.Result, done.Remaining)
+	if done.Result != "switched" {
+		t.Errorf("handover of %s ended %q, want switched: %+v", leaving, done.Result, done)
 	}
 
 	others := o.names(leaving)
@@ -104,7 +106,7 @@ func handover(t *testing.T, how string) {
 				t.Errorf("%s's player below %s lost %.0f packets in the handover", x.Name, leaving, lost)
 			}
 		}
-		moved := eventsSince(x.Relay, "joined", began)
+		moved := eventsSince[event.Joined](x.Relay, began)
 		lines = append(lines, fmt.Sprintf("%s (%s): %.0f lost, %d joins", x.Name, role, lost, moved))
 	}
 	t.Logf("players:\n%s", strings.Join(lines, "\n"))

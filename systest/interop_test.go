@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // interopStream is a stream of the interop matrix: where it comes from,
@@ -88,8 +90,8 @@ func publishStream(t *testing.T, origin *mediator, s *interopStream) {
 	s.media, s.origin = s.name, origin.Addr
 	start(t, "publisher", "ffmpeg", joinArgs([]string{"-nostdin", "-hide_banner", "-loglevel", "warning"}, s.publish,
 		[]string{"-f", "rtsp", "-rtsp_transport", "tcp", s.originURL()})...)
-	origin.WaitEvent(t, "the publisher announced on /"+s.media, 0, func(e event) bool {
-		return e.Str("event") == "publisher" && e.Str("path") == "/"+s.media && e.Str("state") == "announced"
+	waitEvent(t, origin, "the publisher announced on /"+s.media, 0, func(e event.Publisher) bool {
+		return e.Path == "/"+s.media && e.State == "announced"
 	})
 }
 
@@ -155,7 +157,7 @@ func TestInterop(t *testing.T) {
 
 	playing := func(t *testing.T, m *mediator, up string) {
 		t.Helper()
-		m.WaitEvent(t, "an upstream playing from "+up, 0, upstreamEvent("playing", up))
+		waitEvent(t, m, "an upstream playing from "+up, 0, upstreamEvent("playing", up))
 	}
 	paths := []interopPath{
 		{name: "origin"},
@@ -170,9 +172,8 @@ func TestInterop(t *testing.T) {
 			playing(t, host, s.originURL())
 		}},
 		{name: "redirect", at: light, via: func(t *testing.T, s *interopStream) {
-			light.WaitEvent(t, "a redirect to the overlay host", 0, func(e event) bool {
-				return e.Str("event") == "redirect" && e.Str("stream") == s.originURL() &&
-					e.Str("to") == enhanced(host.Addr, s.media, s.origin)
+			waitEvent(t, light, "a redirect to the overlay host", 0, func(e event.Redirect) bool {
+				return e.Stream == s.originURL() && e.To == enhanced(host.Addr, s.media, s.origin)
 			})
 		}},
 	}
@@ -193,7 +194,7 @@ func TestInterop(t *testing.T) {
 				// The keeper holds the overlay host in the stream's tree,
 				// right under the origin, for the whole run.
 				keeper := startReader(t, "host/keeper", enhanced(host.Addr, s.media, s.origin))
-				keeper.WaitEvent(t, "the stream through the overlay host", 0, progressAtLeast(50))
+				waitEvent(t, keeper, "the stream through the overlay host", 0, progressAtLeast(50))
 
 				var cells sync.WaitGroup
 				for _, p := range paths {

@@ -3,6 +3,8 @@ package systest
 import (
 	"strings"
 	"testing"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // TestLightClientAndPassive: a host running rtsp-mediator --resolver
@@ -18,17 +20,17 @@ func TestLightClientAndPassive(t *testing.T) {
 
 	a := startHost(t, "a", srv.OCM, "--capacity", "3")
 	a.player = startReader(t, "a/player", enhanced(a.Med.Addr, "test", origin.Addr))
-	a.player.WaitEvent(t, "packets", 0, progressAtLeast(20))
+	waitEvent(t, a.player, "packets", 0, progressAtLeast(20))
 
 	// The passive host joins under a (the origin is full) and plays.
 	p := startHost(t, "p", srv.OCM, "--willing=false")
 	p.player = startReader(t, "p/player", enhanced(p.Med.Addr, "test", origin.Addr))
-	p.player.WaitEvent(t, "packets", 0, progressAtLeast(20))
+	waitEvent(t, p.player, "packets", 0, progressAtLeast(20))
 
 	// Another relay is never placed under the passive host.
 	b := startHost(t, "b", srv.OCM, "--capacity", "2")
 	b.player = startReader(t, "b/player", enhanced(b.Med.Addr, "test", origin.Addr))
-	b.player.WaitEvent(t, "packets", 0, progressAtLeast(20))
+	waitEvent(t, b.player, "packets", 0, progressAtLeast(20))
 	tv := srv.waitTree(t, stream, []string{"a", "p", "b"})
 	for _, n := range tv.Nodes {
 		if n.Parent == "p" {
@@ -52,9 +54,9 @@ func TestLightClientAndPassive(t *testing.T) {
 	url := enhanced(light.Addr, "test", origin.Addr)
 	ffprobe(t, url, "tcp").check(t, "ffprobe via a 302", 640, 360)
 	gstLaunch(t, url, "tcp", 50).check(t, "gst-launch via a 302", 640, 360)
-	ev, _ := light.WaitEvent(t, "a redirect event", 0, func(e event) bool { return e.Str("event") == "redirect" })
-	if to := ev.Str("to"); !strings.Contains(to, "?"+origin.Addr) {
+	ev, _ := waitEvent(t, light, "a redirect event", 0, func(event.Redirect) bool { return true })
+	if to := ev.To; !strings.Contains(to, "?"+origin.Addr) {
 		t.Fatalf("redirected to %q, want a relay's enhanced URL", to)
 	}
-	t.Logf("light client redirected players to %s", ev.Str("to"))
+	t.Logf("light client redirected players to %s", ev.To)
 }

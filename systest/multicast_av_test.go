@@ -1,9 +1,9 @@
 package systest
 
 import (
-	"fmt"
 	"testing"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
 )
 
@@ -33,8 +33,8 @@ func TestMulticastAV(t *testing.T) {
 	s.media, s.origin = s.name, origin.Addr
 	start(t, "publisher", "ip", joinArgs(inA[1:], []string{"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning"},
 		s.publish, []string{"-f", "rtsp", "-rtsp_transport", "tcp", s.originURL()})...)
-	origin.WaitEvent(t, "the publisher announced", 0, func(e event) bool {
-		return e.Str("event") == "publisher" && e.Str("state") == "announced"
+	waitEvent(t, origin, "the publisher announced", 0, func(e event.Publisher) bool {
+		return e.State == "announced"
 	})
 	relay := startMediatorVia(t, "relay", inA, "--listen", a.IP.String()+":0",
 		"--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
@@ -49,7 +49,8 @@ func TestMulticastAV(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if !t.Failed() {
-			t.Logf("relay stats: %s", fmt.Sprint(relay.Events("stats")[len(relay.Events("stats"))-1]))
+			st := eventsOf[event.StreamStats](relay)
+			t.Logf("relay stats: %+v %+v", st[len(st)-1], st[len(st)-1].RelayCounters)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
 )
 
@@ -19,11 +20,11 @@ func TestMediatorMulticast(t *testing.T) {
 	a, b, c := l.Hosts[0], l.Hosts[1], l.Hosts[2]
 	group := netip.MustParseAddrPort("239.255.42.1:8002") // the range's first group, the RTP port
 
-	start(t, "mediator", "ip", "netns", "exec", a.NS, tool("rtsp-mediator"),
+	waitEvent(t, start(t, "mediator", "ip", "netns", "exec", a.NS, tool("rtsp-mediator"),
 		"--listen", a.IP.String()+":8554", "--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
 		"--multicast-range", "239.255.42.0/24", "--multicast-rtp", "8002", "--test-source", "test",
-		"--stats-interval", "500ms").
-		WaitEvent(t, "its ready line", 0, func(e event) bool { return e.Str("event") == "ready" })
+		"--stats-interval", "500ms"),
+		"its ready line", 0, func(event.MediatorReady) bool { return true })
 	// A third listener on host c counts the group's packets and their TTL.
 	rc := netnstest.JoinGroup(t, c, group, 1)
 

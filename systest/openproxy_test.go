@@ -1,6 +1,7 @@
 package systest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
@@ -76,7 +78,7 @@ func TestNoOpenProxy(t *testing.T) {
 			t.Errorf("DESCRIBE %s answered %q, want 403 saying %q", url, line, tc.says)
 		}
 	}
-	if ev := b.Events("upstream"); len(ev) > 0 {
+	if ev := eventsOf[event.Upstream](b); len(ev) > 0 {
 		t.Errorf("B opened upstreams it must not: %v", ev)
 	}
 
@@ -119,34 +121,26 @@ func TestRelayServerOnlyForAllowedOrigins(t *testing.T) {
 	argv := append(append([]string(nil), inNS...), tool("ocm-relay"), "--control", "127.0.0.1:0",
 		"--probe", "127.0.0.1:0", "--willing=false", "--token", "tok-secret")
 	relay := start(t, "relay (no --server)", argv[0], argv[1:]...)
-	ready, _ := relay.WaitEvent(t, "its ready line", 0, func(e event) bool { return e.Str("event") == "ready" })
-	ctl := control.NewConn(dialIn(t, ns, ready.Str("control")))
-	resolve := func(stream string) control.Msg {
+	ready, _ := waitEvent(t, relay, "its ready line", 0, func(event.RelayReady) bool { return true })
+	ctl := control.NewClient(control.NewConn(dialIn(t, ns, ready.Control)))
+	t.Cleanup(func() { ctl.Close() })
+	resolve := func(stream string) (control.Upstream, error) {
 		t.Helper()
-		if err := ctl.Write(control.Msg{Op: control.OpResolve, ID: 1, Stream: stream}); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			m, err := ctl.Read()
-			if err != nil {
-				t.Fatalf("resolve %s: %v", stream, err)
-			}
-			if m.Re == 1 {
-				return m
-			}
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		return ctl.Resolve(ctx, &control.Resolve{Stream: stream, Mode: control.ModeJoin})
 	}
 
 	stream := "rtsp://" + other + ":554/live"
-	if m := resolve(stream); m.Upstream == nil || m.Upstream.URL != stream {
-		t.Fatalf("resolve %s: %+v, want the origin itself", stream, m)
+	if up, err := resolve(stream); err != nil || up.URL != stream {
+		t.Fatalf("resolve %s: %+v, %v; want the origin itself", stream, up, err)
 	}
 	if !relay.WaitStderr(func(s string) bool { return strings.Contains(s, "may not serve as one") }) {
 		t.Error("the relay's log does not say why it pulls directly")
 	}
 	// The control: an origin on this host is allowed, so its host gets
 	// the hello; one to the other host would have come first.
-	resolve("rtsp://127.0.0.1:554/live")
+	_, _ = resolve("rtsp://127.0.0.1:554/live")
 	select {
 	case line := <-hellos["127.0.0.1"]:
 		if !strings.Contains(line, "tok-secret") {

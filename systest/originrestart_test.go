@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // originBackBound is how long after the restarted origin's ready line every
@@ -67,10 +69,11 @@ func restartOrigin(t *testing.T, policy string, capacity int) string {
 	down := 3*time.Second + rand.N(2*time.Second)
 	time.Sleep(down)
 	origin := startMediatorAt(t, "origin (restarted)", addr, "--test-source", "test")
-	ready, err := time.Parse(time.RFC3339Nano, origin.Events("ready")[0].Str("time"))
-	if err != nil {
-		t.Fatalf("restarted origin's ready line: %v", err)
+	readies := timedEventsOf[event.MediatorReady](origin)
+	if len(readies) == 0 || readies[0].At.IsZero() {
+		t.Fatalf("restarted origin's ready line has no time: %+v", readies)
 	}
+	ready := readies[0].At
 
 	// Wait until every player has a new packet, or the bound is over.
 	back := map[string]time.Duration{}

@@ -100,7 +100,7 @@ func TestOverlayTree(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		h := startHost(t, fmt.Sprintf("v%d", i), srv.OCM, "--capacity", "2")
 		h.player = startReader(t, h.Name+"/player", enhanced(h.Med.Addr, "test", origin.Addr))
-		h.player.WaitEvent(t, "its first packets", 0, progressAtLeast(20))
+		waitEvent(t, h.player, "its first packets", 0, progressAtLeast(20))
 		hosts = append(hosts, h)
 		names = append(names, h.Name)
 	}
@@ -143,7 +143,7 @@ func TestOverlayTree(t *testing.T) {
 	t.Logf("killing %s", victim.Name)
 	victim.Kill()
 	for _, h := range survivors {
-		h.player.WaitEvent(t, "packets after the kill", 0, progressAtLeast(atKill[h]+100))
+		waitEvent(t, h.player, "packets after the kill", 0, progressAtLeast(atKill[h]+100))
 	}
 	srv.waitTree(t, stream, left)
 
@@ -156,13 +156,13 @@ func TestOverlayTree(t *testing.T) {
 	srv2 := startServer(t, "server (restarted)", "--origin-capacity", "2", "--listen", srv.OCM, "--http", srv.HTTP)
 	srv2.waitTree(t, stream, left)
 	for _, h := range survivors {
-		h.player.WaitEvent(t, "packets after the server restart", 0, progressAtLeast(atKill[h]+100))
+		waitEvent(t, h.player, "packets after the server restart", 0, progressAtLeast(atKill[h]+100))
 		if h.Relay.Exited() || h.Med.Exited() {
 			t.Fatalf("%s died", h.Name)
 		}
 	}
 	for _, h := range survivors {
 		sum := stopReader(t, h.player)
-		t.Logf("%s: %v packets, %v lost", h.Name, sum.Num("packets"), sum.Num("lost"))
+		t.Logf("%s: %v packets, %v lost", h.Name, sum.Packets, sum.Lost)
 	}
 }

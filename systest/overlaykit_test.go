@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // Helpers for the overlay tests with many hosts: players that report
@@ -52,7 +54,7 @@ func (o *overlay) join(t *testing.T, name string, relayArgs ...string) *host {
 	t.Helper()
 	h := startHost(t, name, o.srv.OCM, relayArgs...)
 	h.player = startPlayer(t, name+"/player", enhanced(h.Med.Addr, "test", o.origin.Addr))
-	h.player.WaitEvent(t, "its first packets", 0, progressAtLeast(10))
+	waitEvent(t, h.player, "its first packets", 0, progressAtLeast(10))
 	o.hosts = append(o.hosts, h)
 	o.byName[name] = h
 	return h
@@ -84,12 +86,11 @@ type sample struct {
 
 func progressSeries(p *proc) []sample {
 	var out []sample
-	for _, e := range p.Events("progress") {
-		at, err := time.Parse(time.RFC3339Nano, e.Str("time"))
-		if err != nil {
+	for _, e := range timedEventsOf[event.ReadProgress](p) {
+		if e.At.IsZero() {
 			continue
 		}
-		out = append(out, sample{at, e.Num("packets"), e.Num("lost")})
+		out = append(out, sample{e.At, float64(e.E.Packets), float64(e.E.Lost)})
 	}
 	return out
 }
@@ -183,7 +184,7 @@ func waitReceiving(t *testing.T, what string, players []*proc, n float64) {
 		from[p] = packetsSoFar(p)
 	}
 	for _, p := range players {
-		p.WaitEvent(t, what, 0, progressAtLeast(from[p]+n))
+		waitEvent(t, p, what, 0, progressAtLeast(from[p]+n))
 	}
 }
 

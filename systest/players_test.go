@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
@@ -197,15 +198,17 @@ func goRead(t *testing.T, url string) {
 	if err != nil {
 		t.Fatalf("rtsp-mediator read %s: %v\n%s", url, err, errOut)
 	}
-	var sum event
+	var sum event.ReadSummary
 	for _, l := range strings.Split(out, "\n") {
-		if e, _ := lab.ParseEvent(l); e.Name == "summary" {
-			sum = e
+		if e, _ := parseEvent(l); e != nil {
+			if s, ok := e.(event.ReadSummary); ok {
+				sum = s
+			}
 		}
 	}
-	t.Logf("rtsp-mediator read: %v frames, %v packets, %v lost", sum.Num("frames"), sum.Num("packets"), sum.Num("lost"))
-	if sum.Num("frames") < minFrames || sum.Num("lost") != 0 {
-		t.Errorf("rtsp-mediator read %s: summary %v, want at least %d frames and nothing lost", url, sum, minFrames)
+	t.Logf("rtsp-mediator read: %v frames, %v packets, %v lost", sum.Frames, sum.Packets, sum.Lost)
+	if sum.Frames < minFrames || sum.Lost != 0 {
+		t.Errorf("rtsp-mediator read %s: summary %+v, want at least %d frames and nothing lost", url, sum, minFrames)
 	}
 }
 

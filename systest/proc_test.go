@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 // The processes of these tests are internal/lab's: proc a running tool,
-// event one JSON line of its stdout, mediator an rtsp-mediator.
+// mediator an rtsp-mediator; their events are internal/event's types.
 type (
 	proc     = lab.Proc
-	event    = lab.Event
 	mediator = lab.Mediator
 )
 
@@ -32,6 +32,41 @@ func start(t *testing.T, name, path string, args ...string) *proc {
 	}
 	return p
 }
+
+// parseEvent decodes one line of a finished run's stdout, with the time the
+// tool wrote in it; nil if the line is not an event.
+func parseEvent(line string) (event.Event, time.Time) {
+	e, at, err := event.DecodeTime([]byte(line))
+	if err != nil {
+		return nil, time.Time{}
+	}
+	return e, at
+}
+
+// waitEvent waits for p's first event T at stdout line from or later that
+// match accepts, and returns it and its line.
+func waitEvent[T event.Event](t *testing.T, p lab.Source, what string, from int, match func(T) bool) (T, int) {
+	t.Helper()
+	return lab.WaitEvent(t, p, what, from, match)
+}
+
+// timed is an event and the time its tool wrote in it.
+type timed[T event.Event] struct {
+	At time.Time
+	E  T
+}
+
+// timedEventsOf returns the events T printed so far, with their times.
+func timedEventsOf[T event.Event](p lab.Source) []timed[T] {
+	var out []timed[T]
+	for _, e := range lab.EventsSince[T](p, time.Time{}) {
+		out = append(out, timed[T]{e.Time, e.E})
+	}
+	return out
+}
+
+// eventsOf returns the events T printed so far.
+func eventsOf[T event.Event](p lab.Source) []T { return lab.Events[T](p) }
 
 // mediatorArgs come before a test's own flags, which override them: stats
 // often enough to watch (lab adds TCP only on a free loopback port).
@@ -137,10 +172,10 @@ var enhanced = lab.Enhanced
 
 // upstreamEvent matches a mediator's upstream event in state with the
 // upstream URL up.
-func upstreamEvent(state, up string) func(event) bool {
-	return lab.Named("upstream", func(e event) bool {
-		return e.Str("state") == state && e.Str("upstream") == up
-	})
+func upstreamEvent(state, up string) func(event.Upstream) bool {
+	return func(e event.Upstream) bool {
+		return e.State == state && e.Upstream == up
+	}
 }
 
 // startReader runs `rtsp-mediator read URL` until stopped: a Go player that
@@ -151,19 +186,19 @@ func startReader(t *testing.T, name, url string) *proc {
 }
 
 // progressAtLeast matches a reader's progress line once packets >= n.
-func progressAtLeast(n float64) func(event) bool {
-	return lab.Named("progress", func(e event) bool { return e.Num("packets") >= n })
+func progressAtLeast(n float64) func(event.ReadProgress) bool {
+	return func(e event.ReadProgress) bool { return float64(e.Packets) >= n }
 }
 
 // packetsSoFar is the packet count of the reader's latest progress line.
 func packetsSoFar(r *proc) float64 {
-	e, _ := r.Last("progress")
-	return e.Num("packets")
+	e, _ := lab.Last[event.ReadProgress](r)
+	return float64(e.Packets)
 }
 
 // stopReader stops a reader and returns its summary line; the reader must
 // exit cleanly, its session never having ended under it.
-func stopReader(t *testing.T, r *proc) event {
+func stopReader(t *testing.T, r *proc) event.ReadSummary {
 	t.Helper()
 	if r.Exited() {
 		t.Fatalf("%s exited before it was stopped (%v); its session ended", r.Name, r.Err())
@@ -174,7 +209,7 @@ func stopReader(t *testing.T, r *proc) event {
 	if s := r.Stderr(); strings.Contains(s, "session ended") {
 		t.Errorf("%s reports its session ended:\n%s", r.Name, s)
 	}
-	ev := r.Events("summary")
+	ev := eventsOf[event.ReadSummary](r)
 	if len(ev) != 1 {
 		t.Fatalf("%s printed %d summary lines, want 1", r.Name, len(ev))
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // TestPublish has ffmpeg publish a file into a mediator (the origin) and a
@@ -28,12 +30,12 @@ func TestPublish(t *testing.T) {
 	// The command line a user would type.
 	start(t, "publisher", "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
 		"-re", "-i", mp4, "-c", "copy", "-f", "rtsp", "rtsp://"+origin.Addr+"/live")
-	origin.WaitEvent(t, "the publisher announced on /live", 0, func(e event) bool {
-		return e.Str("event") == "publisher" && e.Str("path") == "/live" && e.Str("state") == "announced"
+	waitEvent(t, origin, "the publisher announced on /live", 0, func(e event.Publisher) bool {
+		return e.Path == "/live" && e.State == "announced"
 	})
 
 	ffprobe(t, enhanced(relay.Addr, "live", origin.Addr), "tcp").check(t, "ffprobe through the relay", 320, 240)
-	relay.WaitEvent(t, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.Addr+"/live"))
+	waitEvent(t, relay, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.Addr+"/live"))
 }
 
 // TestAnnounceWithoutRecord: a client that ANNOUNCEs a path and never
@@ -51,8 +53,8 @@ func TestAnnounceWithoutRecord(t *testing.T) {
 
 	announced := func() int {
 		n := 0
-		for _, e := range origin.Events("publisher") {
-			if e.Str("path") == "/live" && e.Str("state") == "announced" {
+		for _, e := range eventsOf[event.Publisher](origin) {
+			if e.Path == "/live" && e.State == "announced" {
 				n++
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // recoveryHosts is the size of the recovery test's overlay.
@@ -125,7 +127,7 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	// Every survivor's player receives again: two seconds of video more
 	// than it had at the kill.
 	for _, n := range survivors {
-		o.byName[n].player.WaitEvent(t, "packets after the kill", 0, progressAtLeast(atKill[n]+140))
+		waitEvent(t, o.byName[n].player, "packets after the kill", 0, progressAtLeast(atKill[n]+140))
 	}
 	if r.treeErr == nil {
 		// The tree must stay valid, not only pass once.
@@ -171,8 +173,8 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 			r.broken++
 			r.restored = max(r.restored, d)
 		}
-		r.joins += eventsSince(o.byName[n].Relay, "joined", killAt)
-		r.reconnects += eventsSince(o.byName[n].Relay, "reconnect", killAt)
+		r.joins += eventsSince[event.Joined](o.byName[n].Relay, killAt)
+		r.reconnects += eventsSince[event.Reconnect](o.byName[n].Relay, killAt)
 	}
 	return r
 }
@@ -181,12 +183,12 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 // upstream after at, how long from at until it played from a new one.
 func upstreamRestored(p *proc, at time.Time) (time.Duration, bool) {
 	var lost bool
-	for _, e := range p.Events("upstream") {
-		ts, err := time.Parse(time.RFC3339Nano, e.Str("time"))
-		if err != nil || !ts.After(at) {
+	for _, e := range timedEventsOf[event.Upstream](p) {
+		ts := e.At
+		if !ts.After(at) {
 			continue
 		}
-		switch e.Str("state") {
+		switch e.E.State {
 		case "lost":
 			lost = true
 		case "playing":
@@ -216,11 +218,11 @@ func missing(tv treeView, want []string) []string {
 	return out
 }
 
-// eventsSince counts p's events named name stamped after at.
-func eventsSince(p *proc, name string, at time.Time) int {
+// eventsSince counts p's events T stamped after at.
+func eventsSince[T event.Event](p *proc, at time.Time) int {
 	n := 0
-	for _, e := range p.Events(name) {
-		if ts, err := time.Parse(time.RFC3339Nano, e.Str("time")); err == nil && ts.After(at) {
+	for _, e := range timedEventsOf[T](p) {
+		if e.At.After(at) {
 			n++
 		}
 	}

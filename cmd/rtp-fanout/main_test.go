@@ -4,9 +4,11 @@ package main
 // LAN of network namespaces with ffmpeg and ffprobe.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -19,8 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocm-overlay/ocm/internal/lab"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 func buildBinary(t *testing.T) string {
@@ -36,49 +39,93 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// proc is a running rtp-fanout (or anything printing JSON lines): lab's
-// process, read one event after another.
+// proc is a running rtp-fanout (or anything printing JSON lines).
 type proc struct {
-	*lab.Proc
-	read int // stdout lines already consumed by next
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan event.Event
+	stderr *testutil.Buffer
+	exited chan struct{}
+	err    error
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p, err := lab.StartWith(t, lab.Options{Stdin: true}, filepath.Base(name), name, args...)
-	if err != nil {
+	p := &proc{cmd: exec.Command(name, args...), lines: make(chan event.Event, 1000), stderr: &testutil.Buffer{}, exited: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	// Through an io.Pipe, Wait returns only once all output is copied, so
+	// the last lines are not lost.
+	stdout, stdoutW := io.Pipe()
+	p.cmd.Stdout = stdoutW
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	return &proc{Proc: p}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if e, err := event.Decode(sc.Bytes()); err == nil {
+				p.lines <- e
+			}
+		}
+	}()
+	go func() {
+		p.err = p.cmd.Wait()
+		stdoutW.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		go func() { // unblock the copy if nobody reads any more
+			for range p.lines {
+			}
+		}()
+		<-p.exited
+	})
+	return p
 }
 
-// next returns the first event named event after those next returned.
-func (p *proc) next(t *testing.T, event string) lab.Event {
+// next returns p's next event T, skipping others.
+func next[T event.Event](t *testing.T, p *proc) T {
 	t.Helper()
-	e, err := p.Await(context.Background(), 60*time.Second, p.read, lab.Named(event, nil))
-	if err != nil {
-		t.Fatalf("no %q line: %v; stderr:\n%s", event, err, p.Stderr())
+	var zero T
+	name := zero.EventName()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case e, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("stdout closed before a %q line; stderr:\n%s", name, p.stderr)
+			}
+			if v, ok := e.(T); ok {
+				return v
+			}
+		case <-timeout:
+			t.Fatalf("no %q line; stderr:\n%s", name, p.stderr)
+		}
 	}
-	p.read = e.Index + 1
-	return e
 }
 
 func (p *proc) wait(t *testing.T) error {
 	t.Helper()
 	select {
-	case <-p.Done():
-		return p.Err()
+	case <-p.exited:
+		return p.err
 	case <-time.After(60 * time.Second):
-		t.Fatalf("process did not exit; stderr:\n%s", p.Stderr())
+		t.Fatalf("process did not exit; stderr:\n%s", p.stderr)
 		return nil
 	}
 }
 
-func inputPort(t *testing.T, ready lab.Event) netip.AddrPort {
+func inputPort(t *testing.T, ready event.FanoutReady) netip.AddrPort {
 	t.Helper()
-	ap, err := netip.ParseAddrPort(strings.TrimPrefix(ready.Str("from"), "udp://"))
+	ap, err := netip.ParseAddrPort(strings.TrimPrefix(ready.From, "udp://"))
 	if err != nil {
-		t.Fatalf("ready line without a bound input: %s", ready.Line)
+		t.Fatalf("ready line without a bound input: %v", ready)
 	}
 	return ap
 }
@@ -101,14 +148,12 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 		}
 	}()
 	p := startProc(t, bin, "--from", "udp://127.0.0.1:0", "--stats-interval", "100ms")
-	in := inputPort(t, p.next(t, "ready"))
+	in := inputPort(t, next[event.FanoutReady](t, p))
 
 	to := "udp://" + rc.LocalAddr().String()
-	if err := p.Send(fmt.Sprintf(`{"op":"add","to":%q}`, to)); err != nil {
-		t.Fatal(err)
-	}
-	if rep := p.next(t, "reply"); rep.Field("ok") != true {
-		t.Fatalf("add: %s", rep.Line)
+	fmt.Fprintf(p.stdin, `{"op":"add","to":%q}`+"\n", to)
+	if rep := next[event.Reply](t, p); !rep.OK {
+		t.Fatalf("add: %+v", rep)
 	}
 	sc, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(in))
 	if err != nil {
@@ -131,26 +176,26 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if got.Load() != 100 {
-		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.Stderr())
+		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.stderr)
 	}
 
-	if err := p.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.wait(t); err != nil {
-		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.Stderr())
+		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.stderr)
 	}
-	last, ok := p.Last("stats")
-	if !ok {
+	var last *event.FanoutStats
+	for e := range p.lines {
+		if st, ok := e.(event.FanoutStats); ok {
+			last = &st
+		}
+	}
+	if last == nil {
 		t.Fatal("no stats line")
 	}
-	var st struct {
-		Out []struct {
-			Packets float64 `json:"packets"`
-		} `json:"out"`
-	}
-	if err := last.Decode(&st); err != nil || len(st.Out) != 1 || st.Out[0].Packets != 100 {
-		t.Errorf("final stats: %s", last.Line)
+	if len(last.Out) != 1 || last.Out[0].Packets != 100 {
+		t.Errorf("final stats: %+v", *last)
 	}
 }
 
@@ -211,13 +256,13 @@ func TestNetnsMulticastLAN(t *testing.T) {
 		"--from", "udp://127.0.0.1:0",
 		"--to", "udp://"+group.String()+"?ttl=1",
 		"--iface", a.Dev, "--sdp", sdp, "--stats-interval", "500ms")
-	in := inputPort(t, f.next(t, "ready"))
+	in := inputPort(t, next[event.FanoutReady](t, f))
 
 	ff := startProc(t, "ip", "netns", "exec", a.NS, "ffmpeg", "-nostdin", "-loglevel", "error",
 		"-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "120",
 		"-c:v", "libx264", "-g", "25", "-f", "rtp", fmt.Sprintf("rtp://127.0.0.1:%d", in.Port()))
 	_ = ff
-	f.next(t, "sdp")
+	next[event.SDP](t, f)
 	data, err := os.ReadFile(sdp)
 	if err != nil {
 		t.Fatal(err)
@@ -250,9 +295,9 @@ func TestNetnsMulticastLAN(t *testing.T) {
 			t.Errorf("%s: %d packets with a TTL other than 1 (last %d)", name, r.BadTTL.Load(), r.TTL.Load())
 		}
 	}
-	st := f.next(t, "stats")
-	if st.Field("drops") != float64(0) {
-		t.Errorf("drops in %s", st.Line)
+	st := next[event.FanoutStats](t, f)
+	if st.Drops != 0 {
+		t.Errorf("drops in %+v", st)
 	}
 }
 

@@ -3,14 +3,17 @@ package control_test
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
 // guard bounds blocking reads so a bug fails instead of hanging; it is a
@@ -53,32 +56,37 @@ func pair(t *testing.T) (client, srv *control.Conn, raw net.Conn) {
 	return client, srv, raw
 }
 
-func willing(b bool) *bool { return &b }
-
-// messages are one of each shape the protocol uses.
+// messages are one of each type, in the direction the protocol uses.
 var messages = []struct {
 	name string
-	m    control.Msg
+	m    wire.Msg
 }{
-	{"hello", control.Msg{Op: control.OpHello, ID: 1, RTSP: "10.0.0.2:8554"}},
-	{"hello reply", control.Msg{Re: 1, Node: "n1", Willing: willing(true)}},
-	{"hello reply passive", control.Msg{Re: 1, Node: "n1", Willing: willing(false)}},
-	{"resolve", control.Msg{Op: control.OpResolve, ID: 2, Stream: "rtsp://ms:554/cam",
-		Exclude: []string{"10.0.0.3:8554", "10.0.0.4:8554"}, Redirect: true}},
-	{"resolve reply", control.Msg{Re: 2, Upstream: &control.Upstream{URL: "rtsp://10.0.0.3:8554/cam?ms:554",
-		Addr: "10.0.0.3:8554", Node: "n3"}}},
-	{"resolve error", control.Msg{Re: 2, Error: "no usable parent"}},
-	{"active", control.Msg{Op: control.OpActive, Stream: "rtsp://ms:554/cam",
-		Upstream: &control.Upstream{URL: "rtsp://ms:554/cam", Addr: "ms:554", Node: "origin"}}},
-	{"inactive", control.Msg{Op: control.OpInactive, Stream: "rtsp://ms:554/cam"}},
-	{"stats", control.Msg{Op: control.OpStats, Streams: []control.StreamStats{
+	{"hello", wire.Msg{ID: 1, Body: &control.Hello{RTSP: "10.0.0.2:8554"}}},
+	{"welcome", wire.Msg{ID: 1, Re: 1, Body: &control.Welcome{Node: "n1", Willing: true}}},
+	{"welcome passive", wire.Msg{ID: 1, Re: 1, Body: &control.Welcome{Node: "n1", Willing: false}}},
+	{"resolve", wire.Msg{ID: 2, Body: &control.Resolve{Stream: "rtsp://ms:554/cam", Mode: control.ModeAfterLoss,
+		Exclude: []string{"10.0.0.3:8554", "10.0.0.4:8554"}}}},
+	{"resolve redirect", wire.Msg{ID: 2, Body: &control.Resolve{Stream: "rtsp://ms:554/cam", Mode: control.ModeRedirect}}},
+	{"resolved", wire.Msg{ID: 2, Re: 2, Body: &control.Resolved{Upstream: control.Upstream{URL: "rtsp://10.0.0.3:8554/cam?ms:554",
+		Addr: "10.0.0.3:8554", Node: "n3"}}}},
+	{"resolve error", wire.Msg{ID: 3, Re: 2, Body: &wire.Error{Code: control.CodeNoUpstream, Message: "no usable parent"}}},
+	{"active", wire.Msg{ID: 4, Body: &control.Active{Stream: "rtsp://ms:554/cam",
+		Upstream: control.Upstream{URL: "rtsp://ms:554/cam", Addr: "ms:554", Node: "origin"}}}},
+	{"inactive", wire.Msg{ID: 5, Body: &control.Inactive{Stream: "rtsp://ms:554/cam"}}},
+	{"stats", wire.Msg{ID: 6, Body: &control.Stats{Streams: []control.StreamStats{
 		{Stream: "rtsp://ms:554/cam", Upstream: "rtsp://ms:554/cam", Readers: 3, RelayReaders: 1,
 			PacketsIn: 1 << 40, Lost: 7, BitrateBPS: 2.5e6},
 		{Stream: "rtsp://ms:554/other"},
-	}}},
-	{"switch", control.Msg{Op: control.OpSwitch, Stream: "rtsp://ms:554/cam",
-		Upstream: &control.Upstream{URL: "rtsp://10.0.0.5:8554/cam?ms:554", Addr: "10.0.0.5:8554"}}},
-	{"unicode", control.Msg{Op: control.OpResolve, ID: 3, Stream: "rtsp://ms:554/caméra <&> \"q\"\u2028"}},
+	}}}},
+	{"switch", wire.Msg{ID: 7, Body: &control.Switch{Stream: "rtsp://ms:554/cam",
+		Upstream: control.Upstream{URL: "rtsp://10.0.0.5:8554/cam?ms:554", Addr: "10.0.0.5:8554"}}}},
+	{"unicode", wire.Msg{ID: 8, Body: &control.Resolve{Stream: "rtsp://ms:554/caméra <&> \"q\"\u2028", Mode: control.ModeJoin}}},
+}
+
+// decoded is m as a reader sees it: the envelope's version and type set.
+func decoded(m wire.Msg) wire.Msg {
+	m.V, m.Type = control.Version, m.Body.Type()
+	return m
 }
 
 // TestRoundTrip: what one end writes, the other reads unchanged, in both
@@ -91,23 +99,24 @@ func TestRoundTrip(t *testing.T) {
 				name string
 				w, r *control.Conn
 			}{{"client to server", client, srv}, {"server to client", srv, client}} {
-				if err := dir.w.Write(tc.m); err != nil {
+				if err := dir.w.WriteMsg(tc.m); err != nil {
 					t.Fatalf("%s: write: %v", dir.name, err)
 				}
-				got, err := dir.r.Read()
+				got, err := dir.r.ReadMsg()
 				if err != nil {
 					t.Fatalf("%s: read: %v", dir.name, err)
 				}
-				if !reflect.DeepEqual(got, tc.m) {
-					t.Errorf("%s: read %+v, want %+v", dir.name, got, tc.m)
+				if want := decoded(tc.m); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: read %+v, want %+v", dir.name, got, want)
 				}
 			}
 		})
 	}
 }
 
-// TestWireFormat: one JSON object per line, empty fields left out, so a
-// mediator written in another language can speak it.
+// TestWireFormat: one JSON object per line in wire's envelope, empty
+// fields left out, so a mediator written in another language can speak
+// it.
 func TestWireFormat(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -120,8 +129,9 @@ func TestWireFormat(t *testing.T) {
 			return
 		}
 		c := control.NewConn(nc)
-		_ = c.Write(control.Msg{Op: control.OpHello, ID: 1, RTSP: "h:1"})
-		_ = c.Write(control.Msg{Re: 1, Willing: willing(false)})
+		_ = c.WriteMsg(wire.Msg{ID: 1, Body: &control.Hello{RTSP: "h:1"}})
+		_ = c.WriteMsg(wire.Msg{Re: 1, Body: &control.Welcome{}})
+		_ = c.WriteMsg(wire.Msg{ID: 2, Body: &control.Resolve{Stream: "s", Mode: control.ModeJoin}})
 		c.Close()
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
@@ -131,7 +141,11 @@ func TestWireFormat(t *testing.T) {
 	defer nc.Close()
 	_ = nc.SetReadDeadline(time.Now().Add(guard))
 	br := bufio.NewReader(nc)
-	for _, want := range []string{`{"op":"hello","id":1,"rtsp":"h:1"}`, `{"re":1,"willing":false}`} {
+	for _, want := range []string{
+		`{"v":1,"type":"hello","id":1,"rtsp":"h:1"}`,
+		`{"v":1,"type":"welcome","re":1,"willing":false}`,
+		`{"v":1,"type":"resolve","id":2,"stream":"s","mode":"join"}`,
+	} {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
@@ -142,8 +156,8 @@ func TestWireFormat(t *testing.T) {
 	}
 }
 
-// TestConcurrentWrites: Write is safe for concurrent use; every message
-// arrives whole.
+// TestConcurrentWrites: WriteMsg is safe for concurrent use; every
+// message arrives whole.
 func TestConcurrentWrites(t *testing.T) {
 	client, srv, _ := pair(t)
 	const writers, each = 8, 50
@@ -153,9 +167,9 @@ func TestConcurrentWrites(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				m := control.Msg{Op: control.OpStats, ID: uint64(w*each + i + 1),
-					Streams: []control.StreamStats{{Stream: strings.Repeat("x", 1000+i)}}}
-				if err := client.Write(m); err != nil {
+				m := wire.Msg{ID: uint64(w*each + i + 1),
+					Body: &control.Stats{Streams: []control.StreamStats{{Stream: strings.Repeat("x", 1000+i)}}}}
+				if err := client.WriteMsg(m); err != nil {
 					t.Errorf("write: %v", err)
 					return
 				}
@@ -164,11 +178,12 @@ func TestConcurrentWrites(t *testing.T) {
 	}
 	seen := map[uint64]bool{}
 	for range writers * each {
-		m, err := srv.Read()
+		m, err := srv.ReadMsg()
 		if err != nil {
 			t.Fatalf("read after %d messages: %v", len(seen), err)
 		}
-		if seen[m.ID] || m.ID == 0 || len(m.Streams) != 1 || !strings.HasPrefix(m.Streams[0].Stream, "xxx") {
+		st, ok := m.Body.(*control.Stats)
+		if seen[m.ID] || m.ID == 0 || !ok || len(st.Streams) != 1 || !strings.HasPrefix(st.Streams[0].Stream, "xxx") {
 			t.Fatalf("bad or repeated message %d", m.ID)
 		}
 		seen[m.ID] = true
@@ -176,19 +191,32 @@ func TestConcurrentWrites(t *testing.T) {
 	wg.Wait()
 }
 
-// TestBadLine: a line that is not a message is an ErrBadMessage, and the
-// next good line still reads; blank lines are skipped.
+// TestBadLine: a line that is not a message of the link is a bad-message
+// error naming what was wrong, with the envelope's id when there was one,
+// and the next good line still reads; blank lines are skipped.
 func TestBadLine(t *testing.T) {
 	cases := []struct {
 		name, line string
+		err        error
+		says       string // in the error
 	}{
-		{"not json", "hello there"},
-		{"truncated object", `{"op":"hello"`},
-		{"wrong type", `{"op":5}`},
-		{"negative id", `{"op":"resolve","id":-1}`},
-		{"array", `["hello"]`},
-		{"willing not a bool", `{"re":1,"willing":"yes"}`},
-		{"binary", "\x00\xff\xfe"},
+		{"not json", "hello there", wire.ErrMalformed, "not a JSON object"},
+		{"truncated object", `{"v":1,"type":"hello"`, wire.ErrMalformed, "unexpected end"},
+		{"wrong type", `{"v":1,"type":5}`, wire.ErrMalformed, "type"},
+		{"negative id", `{"v":1,"type":"resolve","id":-1}`, wire.ErrMalformed, "id"},
+		{"array", `["hello"]`, wire.ErrMalformed, "not a JSON object"},
+		{"willing not a bool", `{"v":1,"type":"welcome","re":1,"willing":"yes"}`, wire.ErrMalformed, "willing"},
+		{"binary", "\x00\xff\xfe", wire.ErrMalformed, "not a JSON object"},
+		{"unknown type", `{"v":1,"type":"frobnicate","id":4}`, wire.ErrUnknownType, `"frobnicate" (not a control message)`},
+		{"wire type", `{"v":1,"type":"get_candidates","id":4,"stream":"s"}`, wire.ErrUnknownType, "get_candidates"},
+		{"no mode", `{"v":1,"type":"resolve","id":4,"stream":"s"}`, wire.ErrInvalid, "mode is empty"},
+		{"unknown mode", `{"v":1,"type":"resolve","id":4,"stream":"s","mode":"soon"}`, wire.ErrInvalid, `mode "soon" is not join, after_loss or redirect`},
+		{"after_loss excluding nothing", `{"v":1,"type":"resolve","id":4,"stream":"s","mode":"after_loss"}`, wire.ErrInvalid, "mode after_loss without exclude"},
+		{"join excluding", `{"v":1,"type":"resolve","id":4,"stream":"s","mode":"join","exclude":["h:1"]}`, wire.ErrInvalid, "exclude with mode join"},
+		{"active without upstream", `{"v":1,"type":"active","id":4,"stream":"s"}`, wire.ErrInvalid, "upstream.url is empty"},
+		{"switch without stream", `{"v":1,"type":"switch","upstream":{"url":"u"}}`, wire.ErrInvalid, "stream is empty"},
+		{"bad stats", `{"v":1,"type":"stats","streams":[{"stream":"s","readers":-1}]}`, wire.ErrInvalid, "streams[0].readers -1 is negative"},
+		{"stream not text", `{"v":1,"type":"inactive","stream":"a\u0001b"}`, wire.ErrInvalid, "stream has control characters or invalid UTF-8"},
 	}
 	client, srv, raw := pair(t)
 	for _, tc := range cases {
@@ -196,44 +224,70 @@ func TestBadLine(t *testing.T) {
 			if _, err := raw.Write([]byte(tc.line + "\n\n\r\n")); err != nil {
 				t.Fatal(err)
 			}
-			good := control.Msg{Op: control.OpInactive, Stream: "rtsp://ms:554/" + tc.name}
-			if err := client.Write(good); err != nil {
+			good := wire.Msg{ID: 9, Body: &control.Inactive{Stream: "rtsp://ms:554/" + tc.name}}
+			if err := client.WriteMsg(good); err != nil {
 				t.Fatal(err)
 			}
-			_, err := srv.Read()
-			if !errors.Is(err, control.ErrBadMessage) {
-				t.Fatalf("read %q: err = %v, want ErrBadMessage", tc.line, err)
+			m, err := srv.ReadMsg()
+			if !errors.Is(err, tc.err) || !wire.IsBadMessage(err) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("read %q: err = %v, want %v saying %q", tc.line, err, tc.err, tc.says)
+			}
+			if strings.Contains(tc.line, `"id":4`) && m.ID != 4 {
+				t.Errorf("read %q: envelope id %d, want 4 (to answer with re)", tc.line, m.ID)
 			}
 			// The blank lines after it (with or without "\r") are skipped.
-			got, err := srv.Read()
+			got, err := srv.ReadMsg()
 			if err != nil {
 				t.Fatalf("read after the bad line: %v", err)
 			}
-			if !reflect.DeepEqual(got, good) {
-				t.Errorf("read %+v, want %+v", got, good)
+			if want := decoded(good); !reflect.DeepEqual(got, want) {
+				t.Errorf("read %+v, want %+v", got, want)
 			}
 		})
 	}
 }
 
-// TestLongLine: a line up to the limit reads; a longer one is an error
-// that is not ErrBadMessage (the connection cannot go on).
+// TestVersion: the control link is versioned like wire: a line without v
+// (the flat messages of before) or of another version is ErrVersion,
+// which is not a bad message (the peer answers and closes).
+func TestVersion(t *testing.T) {
+	for _, line := range []string{
+		`{"op":"hello","id":1,"rtsp":"h:1"}`,
+		`{"v":2,"type":"hello","id":1,"rtsp":"h:1"}`,
+	} {
+		m, err := control.Link.Decode([]byte(line))
+		if !errors.Is(err, wire.ErrVersion) || wire.IsBadMessage(err) || wire.ErrorCode(err) != wire.CodeVersion {
+			t.Errorf("decode %s: err = %v, want ErrVersion", line, err)
+		}
+		if m.ID != 1 {
+			t.Errorf("decode %s: id %d, want 1 (to answer with re)", line, m.ID)
+		}
+	}
+	if _, err := control.Link.Encode(wire.Msg{V: 2, Body: &control.Inactive{Stream: "s"}}); !errors.Is(err, wire.ErrVersion) {
+		t.Errorf("encode v=2: err = %v, want ErrVersion", err)
+	}
+}
+
+// TestLongLine: a line up to the limit reads; a longer one is
+// ErrLineTooLong, which is not a bad message (the connection cannot go
+// on: the relay answers and closes).
 func TestLongLine(t *testing.T) {
 	// padded returns a message whose JSON line is n bytes long.
+	const head, tail = `{"v":1,"type":"error","code":"x","message":"`, `"}`
 	padded := func(n int) []byte {
-		const head, tail = `{"op":"inactive","stream":"`, `"}`
 		return []byte(head + strings.Repeat("a", n-len(head)-len(tail)) + tail)
 	}
 	t.Run("under the limit", func(t *testing.T) {
 		_, srv, raw := pair(t)
 		line := padded(control.MaxLine - 1)
 		go func() { _, _ = raw.Write(append(line, '\n')) }()
-		m, err := srv.Read()
+		m, err := srv.ReadMsg()
 		if err != nil {
 			t.Fatalf("read a %d-byte line: %v", len(line), err)
 		}
-		if m.Op != control.OpInactive || len(m.Stream) != len(line)-len(`{"op":"inactive","stream":""}`) {
-			t.Errorf("read %q with a %d-byte stream", m.Op, len(m.Stream))
+		e, ok := m.Body.(*wire.Error)
+		if !ok || len(e.Message) != len(line)-len(head+tail) {
+			t.Errorf("read %q with a %d-byte line", m.Type, len(line))
 		}
 	})
 	t.Run("over the limit", func(t *testing.T) {
@@ -241,37 +295,34 @@ func TestLongLine(t *testing.T) {
 		line := padded(control.MaxLine + 100)
 		go func() {
 			_, _ = raw.Write(append(line, '\n'))
-			_, _ = raw.Write([]byte(`{"op":"inactive","stream":"s"}` + "\n"))
+			_, _ = raw.Write([]byte(`{"v":1,"type":"inactive","stream":"s"}` + "\n"))
 		}()
-		_, err := srv.Read()
-		if err == nil || errors.Is(err, control.ErrBadMessage) {
+		_, err := srv.ReadMsg()
+		if err == nil || wire.IsBadMessage(err) {
 			t.Fatalf("read a %d-byte line: err = %v, want a fatal error", len(line), err)
 		}
-		if !errors.Is(err, bufio.ErrTooLong) {
-			t.Errorf("err = %v, want bufio.ErrTooLong", err)
-		}
-		if _, err2 := srv.Read(); err2 == nil {
-			t.Errorf("read went on after a line too long")
+		if !errors.Is(err, wire.ErrLineTooLong) || !strings.Contains(err.Error(), strconv.Itoa(control.MaxLine)) {
+			t.Errorf("err = %v, want ErrLineTooLong naming the limit", err)
 		}
 	})
 }
 
 // TestLineOfMaxLine: MaxLine "bounds one message": a line of exactly
-// MaxLine bytes should read (as wire.MaxLineLen allows a line of that
-// length without its terminator).
+// MaxLine bytes reads (wire's limit is on the line without its
+// terminator).
 func TestLineOfMaxLine(t *testing.T) {
 	_, srv, raw := pair(t)
-	const head, tail = `{"op":"inactive","stream":"`, `"}`
+	const head, tail = `{"v":1,"type":"error","code":"x","message":"`, `"}`
 	line := head + strings.Repeat("a", control.MaxLine-len(head)-len(tail)) + tail
 	go func() { _, _ = raw.Write([]byte(line + "\n")) }()
-	if _, err := srv.Read(); err != nil {
+	if _, err := srv.ReadMsg(); err != nil {
 		t.Fatalf("read a line of exactly MaxLine bytes: %v", err)
 	}
 }
 
-// TestWriteOverMaxLine: Write must not send what the peer's Read refuses:
-// the peer would drop the connection (a stats message listing every
-// stream grows with the number of streams).
+// TestWriteOverMaxLine: WriteMsg must not send what the peer's ReadMsg
+// refuses: the peer would drop the connection (a stats message listing
+// every stream grows with the number of streams).
 func TestWriteOverMaxLine(t *testing.T) {
 	client, srv, _ := pair(t)
 	var streams []control.StreamStats
@@ -281,30 +332,33 @@ func TestWriteOverMaxLine(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := srv.Read()
+		_, err := srv.ReadMsg()
 		done <- err
 	}()
-	if err := client.Write(control.Msg{Op: control.OpStats, Streams: streams}); err == nil {
-		t.Errorf("Write sent a %d-stream stats message over MaxLine without error; the peer read: %v",
+	err := client.WriteMsg(wire.Msg{Body: &control.Stats{Streams: streams}})
+	if err == nil {
+		t.Errorf("WriteMsg sent a %d-stream stats message over MaxLine without error; the peer read: %v",
 			len(streams), <-done)
+	} else if !errors.Is(err, wire.ErrLineTooLong) {
+		t.Errorf("err = %v, want ErrLineTooLong", err)
 	}
 }
 
-// TestReadAfterClose: the peer closing is net.ErrClosed; writing on a
-// closed Conn is an error.
+// TestReadAfterClose: the peer closing is io.EOF; writing on a closed
+// Conn is an error.
 func TestReadAfterClose(t *testing.T) {
 	client, srv, _ := pair(t)
-	if err := client.Write(control.Msg{Op: control.OpInactive, Stream: "s"}); err != nil {
+	if err := client.WriteMsg(wire.Msg{Body: &control.Inactive{Stream: "s"}}); err != nil {
 		t.Fatal(err)
 	}
 	client.Close()
-	if m, err := srv.Read(); err != nil || m.Stream != "s" {
+	if m, err := srv.ReadMsg(); err != nil || m.Body.(*control.Inactive).Stream != "s" {
 		t.Fatalf("read before the close = %+v, %v", m, err)
 	}
-	if _, err := srv.Read(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("read after the peer closed: err = %v, want net.ErrClosed", err)
+	if _, err := srv.ReadMsg(); !errors.Is(err, io.EOF) {
+		t.Errorf("read after the peer closed: err = %v, want io.EOF", err)
 	}
-	if err := client.Write(control.Msg{Op: control.OpInactive}); err == nil {
+	if err := client.WriteMsg(wire.Msg{Body: &control.Inactive{Stream: "s"}}); err == nil {
 		t.Error("write on a closed Conn succeeded")
 	}
 	if client.RemoteAddr() == nil || client.RemoteAddr().String() == "" {

@@ -25,27 +25,6 @@ type Reply struct {
 	Error string          `json:"error,omitempty"`
 }
 
-// Fields returns the reply as a map, for event.Writer.Emit.
-func (r Reply) Fields() map[string]any {
-	m := map[string]any{"ok": r.OK}
-	if r.Op != "" {
-		m["op"] = r.Op
-	}
-	if len(r.ID) > 0 {
-		m["id"] = r.ID
-	}
-	if r.To != nil {
-		m["to"] = r.To
-	}
-	if r.Stats != nil {
-		m["stats"] = r.Stats
-	}
-	if r.Error != "" {
-		m["error"] = r.Error
-	}
-	return m
-}
-
 // Handle executes one control line and returns its answer; a malformed
 // line gets an error reply and changes nothing.
 func (f *Fanout) Handle(line []byte) Reply {

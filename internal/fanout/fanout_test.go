@@ -86,7 +86,7 @@ func TestAddRemoveAtRunTime(t *testing.T) {
 	handle := func(line string) Reply {
 		t.Helper()
 		r := f.Handle([]byte(line))
-		if _, err := json.Marshal(r.Fields()); err != nil {
+		if _, err := json.Marshal(r); err != nil {
 			t.Fatalf("reply does not encode: %v", err)
 		}
 		return r

@@ -124,7 +124,7 @@ func FuzzHandle(f *testing.F) {
 		var want []string
 		for line := range bytes.SplitSeq(data, []byte("\n")) {
 			r := fo.Handle(line)
-			if _, err := json.Marshal(r.Fields()); err != nil {
+			if _, err := json.Marshal(r); err != nil {
 				t.Fatalf("%q: reply %+v does not encode: %v", line, r, err)
 			}
 			if r.OK == (r.Error != "") {

@@ -71,7 +71,7 @@ func TestSummary(t *testing.T) {
 	}
 
 	sum = f.Summary(detail)
-	b, err := json.Marshal(sum.Fields())
+	b, err := json.Marshal(sum)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,20 +161,3 @@ func addWorst(worst []OutStats, o OutStats) []OutStats {
 	}
 	return slices.Insert(worst, i, o)
 }
-
-// Fields returns the summary as a map, for event.Writer.Emit: "out" lists
-// every output, or, beyond the detail, "out_total" and "worst" stand in
-// for it.
-func (s Summary) Fields() map[string]any {
-	m := map[string]any{"in": s.In, "drops": s.Drops, "outputs": s.Outputs}
-	if s.Out != nil {
-		m["out"] = s.Out
-		return m
-	}
-	m["out_total"] = s.Total
-	m["worst"] = s.Worst
-	if s.Worst == nil {
-		m["worst"] = []OutStats{}
-	}
-	return m
-}

@@ -1,61 +1,135 @@
 package lab
 
 import (
-	"encoding/json"
+	"context"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
-// Event is one JSON line a tool printed on stdout. Every reading of event
-// fields goes through its methods, so a typed decoding replaces them here.
+// Event is one event line a tool printed on stdout, decoded into its type
+// by internal/event: the one place lines become events.
 type Event struct {
-	Name  string    // its "event" field
-	At    time.Time // when this process read the line
-	Index int       // its line number on stdout, from 0
-	Line  string    // the line as printed
-
-	fields map[string]any
+	E     event.Event // the typed event
+	Time  time.Time   // the time the tool wrote in it
+	At    time.Time   // when this process read it
+	Index int         // its line number on stdout, from 0
+	Line  string      // the line as printed
 }
 
-// decodeEvent reads one stdout line; ok is false if it is not a JSON object.
-func decodeEvent(line string, at time.Time, index int) (e Event, ok bool) {
-	if json.Unmarshal([]byte(line), &e.fields) != nil || e.fields == nil {
-		return Event{}, false
+// Name is the event's name ("ready", "upstream", ...).
+func (e Event) Name() string { return e.E.EventName() }
+
+// decodeEvent reads one stdout line; the error says why it is not an event.
+func decodeEvent(line string, at time.Time, index int) (Event, error) {
+	e, ts, err := event.DecodeTime([]byte(line))
+	if err != nil {
+		return Event{}, err
 	}
-	e.Name, _ = e.fields["event"].(string)
-	e.At, e.Index, e.Line = at, index, line
-	return e, true
+	return Event{E: e, Time: ts, At: at, Index: index, Line: line}, nil
 }
 
-// Str returns a string field ("" if absent or not a string).
-func (e Event) Str(key string) string {
-	s, _ := e.fields[key].(string)
-	return s
+// Timed is an event of type T as a process printed it.
+type Timed[T event.Event] struct {
+	E     T
+	Time  time.Time // the time the tool wrote in it
+	At    time.Time // when this process read it
+	Index int       // its line number on stdout
 }
 
-// Num returns a number field (0 if absent or not a number).
-func (e Event) Num(key string) float64 {
-	f, _ := e.fields[key].(float64)
-	return f
+// Source is a running tool whose events can be read: a *Proc, or what
+// embeds one (*Mediator, *Server).
+type Source interface {
+	labProc() *Proc
 }
 
-// Has reports whether the event has the field.
-func (e Event) Has(key string) bool {
-	_, ok := e.fields[key]
-	return ok
+func (p *Proc) labProc() *Proc { return p }
+
+func timed[T event.Event](e Event) (Timed[T], bool) {
+	v, ok := e.E.(T)
+	return Timed[T]{E: v, Time: e.Time, At: e.At, Index: e.Index}, ok
 }
 
-// Field returns a field as JSON decoding made it (string, float64, bool,
-// []any, map[string]any), nil if absent.
-func (e Event) Field(key string) any { return e.fields[key] }
+// EventsSince returns s's events T read at or after t (zero: all), in
+// order.
+func EventsSince[T event.Event](s Source, t time.Time) []Timed[T] {
+	p := s.labProc()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Timed[T]
+	for _, e := range p.events {
+		if v, ok := timed[T](e); ok && !e.At.Before(t) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
 
-// ParseEvent reads one line of a tool's stdout printed elsewhere (a
-// finished run's output); ok is false if it is not a JSON object.
-func ParseEvent(line string) (e Event, ok bool) { return decodeEvent(line, time.Time{}, -1) }
+// Events returns s's events T so far.
+func Events[T event.Event](s Source) []T {
+	var out []T
+	for _, e := range EventsSince[T](s, time.Time{}) {
+		out = append(out, e.E)
+	}
+	return out
+}
 
-// Decode unmarshals the whole line into v, for nested fields.
-func (e Event) Decode(v any) error { return json.Unmarshal([]byte(e.Line), v) }
+// Last returns s's latest event T.
+func Last[T event.Event](s Source) (T, bool) {
+	ev := EventsSince[T](s, time.Time{})
+	if len(ev) == 0 {
+		var zero T
+		return zero, false
+	}
+	return ev[len(ev)-1].E, true
+}
 
-// Named matches the events called name for which match (nil: any) holds.
-func Named(name string, match func(Event) bool) func(Event) bool {
-	return func(e Event) bool { return e.Name == name && (match == nil || match(e)) }
+// Await returns s's first event T at stdout line from or later that match
+// (nil: any) accepts; it fails if none comes within limit, the process
+// exits first or ctx ends.
+func Await[T event.Event](ctx context.Context, s Source, limit time.Duration, from int, match func(T) bool) (Timed[T], error) {
+	p := s.labProc()
+	var found Timed[T]
+	next := 0 // index into p.events: those before were rejected
+	err := p.watch(ctx, limit, func() bool {
+		for ; next < len(p.events); next++ {
+			if v, ok := timed[T](p.events[next]); ok && v.Index >= from && (match == nil || match(v.E)) {
+				found = v
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		var zero T
+		err = p.explain(err, zero.EventName())
+	}
+	return found, err
+}
+
+// WaitEvent is Await for tests: it waits up to Patience and fails t with
+// what was awaited. It returns the event and its line index.
+func WaitEvent[T event.Event](t TB, s Source, what string, from int, match func(T) bool) (T, int) {
+	t.Helper()
+	e, err := Await(context.Background(), s, Patience, from, match)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+	return e.E, e.Index
+}
+
+// Ready waits up to limit for s's first stdout line, which must be its
+// ready event, a T (the addresses it bound), and returns it.
+func Ready[T event.Event](ctx context.Context, s Source, limit time.Duration) (T, error) {
+	p := s.labProc()
+	var zero T
+	e, err := p.Ready(ctx, limit)
+	if err != nil {
+		return zero, err
+	}
+	v, ok := e.E.(T)
+	if !ok {
+		return zero, errNotReady(p, e.Line)
+	}
+	return v, nil
 }

@@ -21,8 +21,8 @@ type Cleaner interface {
 	Cleanup(func())
 }
 
-// T is the part of testing.TB that the test helpers (WaitEvent, ...) use.
-type T interface {
+// TB is the part of testing.TB that the test helpers (WaitEvent, ...) use.
+type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 }

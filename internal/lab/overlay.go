@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // mediatorDefaults come before a caller's own flags, which override them:
@@ -28,12 +29,15 @@ func StartMediator(c Cleaner, tools Tools, name string, launcher []string, args 
 	if err != nil {
 		return nil, err
 	}
-	addr, err := p.ReadyAddrs(context.Background(), "rtsp")
+	ready, err := Ready[event.MediatorReady](context.Background(), p, Patience)
+	if err == nil && ready.RTSP == "" {
+		err = errNotReady(p, p.Lines()[0])
+	}
 	if err != nil {
 		p.Kill()
 		return nil, err
 	}
-	return &Mediator{Proc: p, Addr: addr[0]}, nil
+	return &Mediator{Proc: p, Addr: ready.RTSP}, nil
 }
 
 // Enhanced is the URL a player opens on a mediator to get media from the
@@ -61,17 +65,17 @@ func StartServer(c Cleaner, tools Tools, name string, args ...string) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := p.ReadyAddrs(context.Background(), "ocm", "http")
+	ready, err := Ready[event.ServerReady](context.Background(), p, Patience)
 	if err != nil {
 		p.Kill()
 		return nil, err
 	}
-	client, err := api.New(addrs[1])
+	client, err := api.New(ready.HTTP)
 	if err != nil {
 		p.Kill()
 		return nil, err
 	}
-	return &Server{Proc: p, OCM: addrs[0], HTTP: addrs[1], API: client}, nil
+	return &Server{Proc: p, OCM: ready.OCM, HTTP: ready.HTTP, API: client}, nil
 }
 
 // Post sends an action to the server's API.
@@ -90,12 +94,12 @@ func StartRelay(c Cleaner, tools Tools, name, server string, args ...string) (*P
 	if err != nil {
 		return nil, "", err
 	}
-	control, err := r.ReadyAddrs(context.Background(), "control")
+	ready, err := Ready[event.RelayReady](context.Background(), r, Patience)
 	if err != nil {
 		r.Kill()
 		return nil, "", err
 	}
-	return r, control[0], nil
+	return r, ready.Control, nil
 }
 
 // Host is one viewer host: an ocm-relay and its rtsp-mediator with

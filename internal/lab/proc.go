@@ -46,6 +46,7 @@ type Proc struct {
 	err     error // its exit status, valid after done
 	lines   []string
 	events  []Event
+	badLine error // why the first line that is not an event is not one
 	partial []byte
 	stderr  []byte
 	changed chan struct{} // closed and replaced when a line arrives or the process exits
@@ -133,8 +134,10 @@ func (w stdoutLines) Write(b []byte) (int, error) {
 			break
 		}
 		line := string(p.partial[:i])
-		if e, ok := decodeEvent(line, at, len(p.lines)); ok {
+		if e, err := decodeEvent(line, at, len(p.lines)); err == nil {
 			p.events = append(p.events, e)
+		} else if p.badLine == nil {
+			p.badLine = err
 		}
 		p.lines = append(p.lines, line)
 		p.partial = p.partial[i+1:]
@@ -281,7 +284,7 @@ func (p *Proc) watch(ctx context.Context, limit time.Duration, cond func() bool)
 // WaitLine returns the first stdout line at index from or later that match
 // accepts, and its index. It fails t if none comes within Patience or the
 // process exits first.
-func (p *Proc) WaitLine(t T, what string, from int, match func(string) bool) (string, int) {
+func (p *Proc) WaitLine(t TB, what string, from int, match func(string) bool) (string, int) {
 	t.Helper()
 	line, at := "", -1
 	err := p.Watch(context.Background(), Patience, func(lines []string) bool {
@@ -300,63 +303,16 @@ func (p *Proc) WaitLine(t T, what string, from int, match func(string) bool) (st
 	return line, at
 }
 
-// Await returns the first event at stdout line from or later that match
-// accepts; it fails if none comes within limit, the process exits first or
-// ctx ends.
-func (p *Proc) Await(ctx context.Context, limit time.Duration, from int, match func(Event) bool) (Event, error) {
-	var found Event
-	next := 0 // index into p.events: those before were rejected
-	err := p.watch(ctx, limit, func() bool {
-		for ; next < len(p.events); next++ {
-			if e := p.events[next]; e.Index >= from && match(e) {
-				found = e
-				return true
-			}
-		}
-		return false
-	})
-	return found, err
-}
-
-// WaitEvent is Await for tests: it waits up to Patience and fails t with
-// what was awaited. It returns the event and its line index.
-func (p *Proc) WaitEvent(t T, what string, from int, match func(Event) bool) (Event, int) {
-	t.Helper()
-	e, err := p.Await(context.Background(), Patience, from, match)
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-	return e, e.Index
-}
-
-// Events returns the events named name printed so far.
-func (p *Proc) Events(name string) []Event {
-	return p.EventsSince(name, time.Time{})
-}
-
-// EventsSince returns the events named name read at or after t, in order.
-func (p *Proc) EventsSince(name string, t time.Time) []Event {
+// explain adds to a failed wait for an event named name the first stdout
+// line that is not an event, if any: a renamed field shows there.
+func (p *Proc) explain(err error, name string) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []Event
-	for _, e := range p.events {
-		if e.Name == name && !e.At.Before(t) {
-			out = append(out, e)
-		}
+	bad := p.badLine
+	p.mu.Unlock()
+	if bad != nil {
+		return fmt.Errorf("%w (no %q event; a line that is not an event: %v)", err, name, bad)
 	}
-	return out
-}
-
-// Last returns the latest event named name.
-func (p *Proc) Last(name string) (Event, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i := len(p.events) - 1; i >= 0; i-- {
-		if p.events[i].Name == name {
-			return p.events[i], true
-		}
-	}
-	return Event{}, false
+	return err
 }
 
 // Ready waits up to limit for the process's first stdout line, which must
@@ -373,27 +329,14 @@ func (p *Proc) Ready(ctx context.Context, limit time.Duration) (Event, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.events) == 0 || p.events[0].Index != 0 || p.events[0].Name != "ready" {
-		return Event{}, fmt.Errorf("%s: first stdout line is not a ready event: %s", p.Name, first)
+	if len(p.events) == 0 || p.events[0].Index != 0 || p.events[0].Name() != "ready" {
+		return Event{}, errNotReady(p, first)
 	}
 	return p.events[0], nil
 }
 
-// ReadyAddrs waits for the ready event and returns its string fields keys
-// (the addresses the tool bound: "rtsp", "ocm", "http", "control", ...);
-// each must be there.
-func (p *Proc) ReadyAddrs(ctx context.Context, keys ...string) ([]string, error) {
-	e, err := p.Ready(ctx, Patience)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		if out[i] = e.Str(k); out[i] == "" {
-			return nil, fmt.Errorf("%s: ready line has no %q: %s", p.Name, k, e.Line)
-		}
-	}
-	return out, nil
+func errNotReady(p *Proc, first string) error {
+	return fmt.Errorf("%s: first stdout line is not a ready event: %s", p.Name, first)
 }
 
 // WaitStderr waits up to Patience until match accepts the process's

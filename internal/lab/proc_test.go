@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // Lines split across writes come out whole, in order; a trailing partial
@@ -12,20 +14,23 @@ import (
 func TestStdoutLinesSplitAcrossWrites(t *testing.T) {
 	p := &Proc{changed: make(chan struct{})}
 	w := stdoutLines{p}
-	for _, chunk := range []string{`{"event":"a","n":1}` + "\n" + `{"event"`, `:"b"}`, "\n\n", `tail`} {
+	for _, chunk := range []string{`{"event":"progress","packets":1}` + "\n" + `{"event"`, `:"summary"}`, "\n\n", `tail`} {
 		if _, err := w.Write([]byte(chunk)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := []string{`{"event":"a","n":1}`, `{"event":"b"}`, ``}
+	want := []string{`{"event":"progress","packets":1}`, `{"event":"summary"}`, ``}
 	if got := p.Lines(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines %q, want %q", got, want)
 	}
-	if ev := p.Events("b"); len(ev) != 1 || ev[0].Index != 1 {
-		t.Fatalf("events b: %+v, want one at line 1", ev)
+	if ev := EventsSince[event.ReadSummary](p, time.Time{}); len(ev) != 1 || ev[0].Index != 1 {
+		t.Fatalf("summary events: %+v, want one at line 1", ev)
 	}
-	if e, ok := p.Last("a"); !ok || e.Num("n") != 1 {
-		t.Fatalf("last a: %+v %v", e, ok)
+	if e, ok := Last[event.ReadProgress](p); !ok || e.Packets != 1 {
+		t.Fatalf("last progress: %+v %v", e, ok)
+	}
+	if p.badLine == nil {
+		t.Error("the empty line was taken for an event")
 	}
 }
 
@@ -42,28 +47,28 @@ func sh(t *testing.T, script string) *Proc {
 
 func TestReadyEventsAndKill(t *testing.T) {
 	p := sh(t, `echo '{"event":"ready","rtsp":"127.0.0.1:1"}'; echo '{"event":"progress","packets":3}'; echo not json; echo '{"event":"progress","packets":7}'; exec sleep 60`)
-	addrs, err := p.ReadyAddrs(context.Background(), "rtsp")
-	if err != nil || addrs[0] != "127.0.0.1:1" {
-		t.Fatalf("ready: %v %v", addrs, err)
+	ready, err := Ready[event.MediatorReady](context.Background(), p, Patience)
+	if err != nil || ready.RTSP != "127.0.0.1:1" {
+		t.Fatalf("ready: %+v %v", ready, err)
 	}
-	e, err := p.Await(context.Background(), Patience, 2, Named("progress", nil))
-	if err != nil || e.Num("packets") != 7 || e.Index != 3 {
+	e, err := Await[event.ReadProgress](context.Background(), p, Patience, 2, nil)
+	if err != nil || e.E.Packets != 7 || e.Index != 3 {
 		t.Fatalf("progress from line 2: %+v %v", e, err)
 	}
-	if _, err := p.Await(context.Background(), 100*time.Millisecond, 0, Named("summary", nil)); err == nil {
-		t.Fatal("awaited an event that never came")
+	if _, err := Await[event.ReadSummary](context.Background(), p, 100*time.Millisecond, 0, nil); err == nil || !strings.Contains(err.Error(), "not json") {
+		t.Fatalf("awaited an event that never came: %v (the error should show the line that is no event)", err)
 	}
 	p.Kill()
 	if !p.Exited() || p.Err() == nil {
 		t.Fatalf("after SIGKILL: exited %v, status %v", p.Exited(), p.Err())
 	}
-	if _, err := p.Await(context.Background(), Patience, 0, Named("summary", nil)); err == nil || !strings.Contains(err.Error(), "exited") {
+	if _, err := Await[event.ReadSummary](context.Background(), p, Patience, 0, nil); err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("await on an exited process: %v", err)
 	}
 }
 
 func TestReadyMustComeFirst(t *testing.T) {
-	p := sh(t, `echo '{"event":"stats"}'; echo '{"event":"ready","rtsp":"x"}'; exec sleep 60`)
+	p := sh(t, `echo '{"event":"progress"}'; echo '{"event":"ready","rtsp":"x"}'; exec sleep 60`)
 	if _, err := p.Ready(context.Background(), Patience); err == nil || !strings.Contains(err.Error(), "not a ready event") {
 		t.Fatalf("ready after another line: %v", err)
 	}
@@ -92,15 +97,15 @@ func TestStopAsksFirst(t *testing.T) {
 func TestStdinSend(t *testing.T) {
 	var c Cleanups
 	defer c.Run()
-	p, err := StartWith(&c, Options{Stdin: true}, "sh", "/bin/sh", "-c", `read l; echo "{\"event\":\"reply\",\"got\":$l}"`)
+	p, err := StartWith(&c, Options{Stdin: true}, "sh", "/bin/sh", "-c", `read l; echo "{\"event\":\"progress\",\"url\":$l}"`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Send(`"x"`); err != nil {
 		t.Fatal(err)
 	}
-	e, err := p.Await(context.Background(), Patience, 0, Named("reply", nil))
-	if err != nil || e.Str("got") != "x" {
+	e, err := Await[event.ReadProgress](context.Background(), p, Patience, 0, nil)
+	if err != nil || e.E.URL != "x" {
 		t.Fatalf("reply %+v %v", e, err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+
+	"github.com/ocm-overlay/ocm/internal/allow"
 )
 
 // errResolve marks a failure to find an upstream, as opposed to one found
@@ -23,7 +25,7 @@ var errResolve = errors.New("resolve")
 // would otherwise read hosts it can reach on the asker's behalf. The
 // whole error goes to the log.
 func publicCause(err error) string {
-	var refused *RefusedError
+	var refused *allow.RefusedError
 	var status liberrors.ErrClientBadStatusCode
 	var dnsErr *net.DNSError
 	var netErr net.Error

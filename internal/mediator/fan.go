@@ -131,7 +131,8 @@ func (f *tcpFan) has(sess *gortsplib.ServerSession) bool {
 }
 
 // play maps the session's medias to interleaved channels the way gortsplib
-// assigned them, and starts sending once the PLAY answer is queued.
+// assigned them, and starts sending once the PLAY answer is queued. It
+// relies on SetuppedMedias listing the medias in SETUP order.
 func (f *tcpFan) play(sess *gortsplib.ServerSession) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -143,11 +144,38 @@ func (f *tcpFan) play(sess *gortsplib.ServerSession) error {
 	if len(medias) != len(r.setups) {
 		return fmt.Errorf("%d medias set up, %d SETUP requests seen", len(medias), len(r.setups))
 	}
+	chans, err := interleavedChannels(r.setups)
+	if err != nil {
+		return err
+	}
 	channel := make([]int, len(f.desc.Medias))
 	for i := range channel {
 		channel[i] = -1
 	}
-	var used []int
+	for i, medi := range medias {
+		idx := slices.Index(f.desc.Medias, medi)
+		if idx < 0 {
+			return fmt.Errorf("a set-up media is not in the stream")
+		}
+		channel[idx] = chans[i]
+	}
+	r.channel = channel
+	r.conn.mu.Lock()
+	r.conn.afterResponse = func() { f.start(r) }
+	r.conn.mu.Unlock()
+	return nil
+}
+
+// interleavedChannels returns the RTP channel of each SETUP of a session,
+// in order, given the interleaved IDs each asked for (nil: none). It
+// copies what gortsplib v4.16.2 answers but does not export: the channel
+// asked for, else the lowest even channel whose pair overlaps no channel
+// pair already set up (ServerSession.findFreeChannelPair). The fan sends
+// on these channels without seeing gortsplib's answer;
+// TestFanChannelsMatchGortsplib fails if gortsplib starts choosing
+// otherwise.
+func interleavedChannels(setups []*[2]int) ([]int, error) {
+	used := make([]int, 0, len(setups))
 	inUse := func(ch int) bool {
 		for _, u := range used {
 			if u == ch || u+1 == ch || u == ch+1 {
@@ -156,29 +184,20 @@ func (f *tcpFan) play(sess *gortsplib.ServerSession) error {
 		}
 		return false
 	}
-	for i, medi := range medias {
-		idx := slices.Index(f.desc.Medias, medi)
-		if idx < 0 {
-			return fmt.Errorf("a set-up media is not in the stream")
-		}
+	for _, ids := range setups {
 		var ch int
-		if ids := r.setups[i]; ids != nil {
+		if ids != nil {
 			ch = ids[0]
 		} else {
 			for ch = 0; inUse(ch); ch += 2 {
 			}
 		}
 		if ch < 0 || ch > 254 {
-			return fmt.Errorf("interleaved channel %d out of range", ch)
+			return nil, fmt.Errorf("interleaved channel %d out of range", ch)
 		}
-		channel[idx] = ch
 		used = append(used, ch)
 	}
-	r.channel = channel
-	r.conn.mu.Lock()
-	r.conn.afterResponse = func() { f.start(r) }
-	r.conn.mu.Unlock()
-	return nil
+	return used, nil
 }
 
 func (f *tcpFan) start(r *fanReader) {

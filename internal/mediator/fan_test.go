@@ -96,8 +96,8 @@ func (r *rawReader) frames(n int) []*base.InterleavedFrame {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// setupPlay describes url and sets up its one media with transport th.
-func (r *rawReader) setupPlay(url, transport string) headers.Transport {
+// describe returns the description a DESCRIBE of url answers.
+func (r *rawReader) describe(url string) *description.Session {
 	r.t.Helper()
 	res := r.do(base.Describe, url, base.Header{"Accept": base.HeaderValue{"application/sdp"}})
 	var sd sdp.SessionDescription
@@ -108,12 +108,19 @@ func (r *rawReader) setupPlay(url, transport string) headers.Transport {
 	if err := desc.Unmarshal(&sd); err != nil {
 		r.t.Fatal(err)
 	}
+	return &desc
+}
+
+// setupPlay describes url and sets up its one media with transport th.
+func (r *rawReader) setupPlay(url, transport string) headers.Transport {
+	r.t.Helper()
+	desc := r.describe(url)
 	u, _ := base.ParseURL(url)
 	mu, err := desc.Medias[0].URL(u)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	res = r.do(base.Setup, mu.String(), base.Header{"Transport": base.HeaderValue{transport}})
+	res := r.do(base.Setup, mu.String(), base.Header{"Transport": base.HeaderValue{transport}})
 	var th headers.Transport
 	if err := th.Unmarshal(res.Header["Transport"]); err != nil {
 		r.t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/pion/rtp"
 )
 
@@ -48,6 +49,8 @@ func newLocal(srv *gortsplib.Server, name, kind string, desc *description.Sessio
 	l.bitrate.start(time.Now())
 	return l, nil
 }
+
+func (l *local) streams() (*gortsplib.ServerStream, *tcpFan) { return l.ss, l.fan }
 
 // recordDeadline runs expire after d unless recording is called first.
 func (l *local) recordDeadline(d time.Duration, expire func()) {
@@ -93,15 +96,15 @@ func (l *local) write(medi *description.Media, pkt *rtp.Packet) {
 	}
 }
 
-func (l *local) stats(now time.Time) map[string]any {
-	return map[string]any{
-		"stream":      "/" + l.name,
-		"kind":        l.kind,
-		"readers":     l.readers.Load(),
-		"packets_in":  l.pktsIn.Load(),
-		"packets_out": l.ss.Stats().RTPPacketsSent + l.fan.pktsOut.Load(),
-		"lost":        l.lost.Load(),
-		"bitrate_bps": l.bitrate.rate(now, l.bytesIn.Load()),
+func (l *local) stats(now time.Time) event.StreamStats {
+	return event.StreamStats{
+		Stream:     "/" + l.name,
+		Kind:       l.kind,
+		Readers:    l.readers.Load(),
+		PacketsIn:  l.pktsIn.Load(),
+		PacketsOut: l.ss.Stats().RTPPacketsSent + l.fan.pktsOut.Load(),
+		Lost:       l.lost.Load(),
+		BitrateBPS: l.bitrate.rate(now, l.bytesIn.Load()),
 	}
 }
 

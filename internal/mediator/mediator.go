@@ -5,7 +5,6 @@ package mediator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,8 +17,10 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testsrc"
 )
 
@@ -62,7 +63,7 @@ type Mediator struct {
 	// TestSource, when set, serves the built-in test stream at /TestSource.
 	TestSource string
 	Resolver   Resolver
-	Allow      *AllowList // nil: DefaultAllowList(Listen)
+	Allow      *allow.List // nil: allow.Default(Listen)
 
 	StallTimeout       time.Duration
 	FirstPacketTimeout time.Duration
@@ -105,11 +106,8 @@ type Mediator struct {
 	guard    *connGuard
 	guardWas guardConnStats // at the last stats line
 
-	mu       sync.Mutex
-	relays   map[string]*relay
-	locals   map[string]*local
-	sessions map[*gortsplib.ServerSession]any // *relay or *local the session reads or publishes
-	closed   bool
+	reg       *registry // the streams served here
+	closeOnce sync.Once
 }
 
 // Start validates the configuration, listens, and starts serving.
@@ -142,7 +140,7 @@ func (m *Mediator) Start() error {
 		return fmt.Errorf("give both the RTP and RTCP UDP addresses, or neither")
 	}
 	if m.Allow == nil {
-		m.Allow = DefaultAllowList(m.Listen)
+		m.Allow = allow.Default(m.Listen)
 	}
 	if m.MaxConns < 0 {
 		return fmt.Errorf("--max-conns %d is negative (0 picks the default)", m.MaxConns)
@@ -156,9 +154,6 @@ func (m *Mediator) Start() error {
 	m.guard = &connGuard{max: maxConns, timeout: m.RequestTimeout, log: m.Log}
 
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.relays = map[string]*relay{}
-	m.locals = map[string]*local{}
-	m.sessions = map[*gortsplib.ServerSession]any{}
 
 	if m.MulticastRange != "" {
 		if _, _, err := net.ParseCIDR(m.MulticastRange); err != nil {
@@ -209,8 +204,11 @@ func (m *Mediator) Start() error {
 		m.srv.MulticastIPRange = m.MulticastRange
 		m.srv.MulticastRTPPort, m.srv.MulticastRTCPPort = m.MulticastPorts[0], m.MulticastPorts[1]
 	}
+	m.reg = newRegistry()
+	go m.reg.run()
 	if err := m.srv.Start(); err != nil {
 		m.cancel()
+		m.reg.shutdown()
 		return fmt.Errorf("listen: %w", err)
 	}
 
@@ -218,6 +216,7 @@ func (m *Mediator) Start() error {
 		if err := m.startTestSource(); err != nil {
 			m.srv.Close()
 			m.cancel()
+			m.reg.shutdown()
 			return err
 		}
 	}
@@ -236,29 +235,21 @@ func (m *Mediator) UDPAddrs() []string { return m.udpAddrs }
 
 // Close stops serving and waits for every goroutine. It is idempotent.
 func (m *Mediator) Close() {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	m.closed = true
-	relays := make([]*relay, 0, len(m.relays))
-	for _, r := range m.relays {
-		relays = append(relays, r)
-	}
-	m.mu.Unlock()
+	m.closeOnce.Do(m.close)
+}
 
+func (m *Mediator) close() {
+	relays := m.reg.streams(true).relays // and no new relay from now on
 	m.cancel()
 	for _, r := range relays {
 		<-r.done
 	}
-	m.srv.Close()
+	m.srv.Close() // publishers' sessions close and unregister their paths
 	m.wg.Wait()
-	m.mu.Lock()
-	for _, l := range m.locals {
+	for _, l := range m.reg.streams(false).locals {
 		l.close()
 	}
-	m.mu.Unlock()
+	m.reg.shutdown()
 }
 
 // Wait blocks until the server fails or is closed.
@@ -273,13 +264,16 @@ func (m *Mediator) Wait() error {
 // Switch moves the relay of the stream to up, make-before-break. It returns
 // an error if the stream is not relayed here.
 func (m *Mediator) Switch(streamURL string, up Upstream) error {
-	o, err := ParseOriginURL(streamURL)
+	o, err := streamurl.Parse(streamURL)
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	r := m.relays[o.URL()]
-	m.mu.Unlock()
+	var r *relay
+	for _, c := range m.reg.streams(false).relays {
+		if c.origin == o {
+			r = c
+		}
+	}
 	if r == nil {
 		return fmt.Errorf("stream %s is not relayed here", o.URL())
 	}
@@ -289,12 +283,7 @@ func (m *Mediator) Switch(streamURL string, up Upstream) error {
 
 // StreamStats reports every relayed stream for the local ocm-relay.
 func (m *Mediator) StreamStats() []control.StreamStats {
-	m.mu.Lock()
-	relays := make([]*relay, 0, len(m.relays))
-	for _, r := range m.relays {
-		relays = append(relays, r)
-	}
-	m.mu.Unlock()
+	relays := m.reg.streams(false).relays
 	out := make([]control.StreamStats, 0, len(relays))
 	for _, r := range relays {
 		if !r.isReady() {
@@ -314,12 +303,10 @@ func (m *Mediator) StreamStats() []control.StreamStats {
 
 // currentUpstreams returns the upstream each relayed stream plays from.
 func (m *Mediator) currentUpstreams() map[string]Upstream {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := map[string]Upstream{}
-	for k, r := range m.relays {
+	for _, r := range m.reg.streams(false).relays {
 		if up := r.current.Load(); up != nil {
-			out[k] = *up
+			out[r.origin.URL()] = *up
 		}
 	}
 	return out
@@ -327,14 +314,11 @@ func (m *Mediator) currentUpstreams() map[string]Upstream {
 
 // Streams lists the origin URLs relayed here with their current upstreams.
 func (m *Mediator) Streams() map[string]string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := map[string]string{}
-	for k, r := range m.relays {
+	for _, r := range m.reg.streams(false).relays {
+		out[r.origin.URL()] = ""
 		if up := r.current.Load(); up != nil {
-			out[k] = up.URL
-		} else {
-			out[k] = ""
+			out[r.origin.URL()] = up.URL
 		}
 	}
 	return out
@@ -353,41 +337,34 @@ func (m *Mediator) pullConfig() pullConfig {
 	return cfg
 }
 
-// relayFor returns the relay of o, creating and starting it if needed.
-func (m *Mediator) relayFor(o Origin) (*relay, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, errors.New("mediator is closing")
-	}
-	if r, ok := m.relays[o.URL()]; ok {
-		r.touch()
-		return r, nil
-	}
-	r := newRelay(m, o)
-	m.relays[o.URL()] = r
-	go r.run()
-	return r, nil
-}
-
-func (m *Mediator) removeRelay(r *relay) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.relays[r.origin.URL()] == r {
-		delete(m.relays, r.origin.URL())
+// relayFor returns the relay of o, creating and starting it if needed,
+// with another linger to live.
+func (m *Mediator) relayFor(o streamurl.Origin) (*relay, error) {
+	for {
+		r, err := m.reg.relay(o, func(o streamurl.Origin) *relay {
+			r := newRelay(m, o)
+			go r.run()
+			return r
+		})
+		if err != nil {
+			return nil, err
+		}
+		if r.touch() {
+			return r, nil
+		}
+		// It closed since: it is unregistered, so the next ask creates one.
 	}
 }
 
-// removeRelayIfIdle unregisters r if it still has no readers, so no new
-// reader can find it while it closes.
-func (m *Mediator) removeRelayIfIdle(r *relay) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r.readerCount() > 0 || m.relays[r.origin.URL()] != r {
-		return false
+// lives reports whether s still serves new readers here.
+func (m *Mediator) lives(s served) bool {
+	switch s := s.(type) {
+	case *relay:
+		return s.isReady() && s.ctx.Err() == nil
+	case *local:
+		return m.reg.local(s.name) == s
 	}
-	delete(m.relays, r.origin.URL())
-	return true
+	return false
 }
 
 func (m *Mediator) startTestSource() error {
@@ -401,9 +378,10 @@ func (m *Mediator) startTestSource() error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.locals[name] = l
-	m.mu.Unlock()
+	if _, err := m.reg.add(name, func() (*local, error) { return l, nil }); err != nil {
+		l.close()
+		return fmt.Errorf("test source /%s: %w", name, err)
+	}
 	medi := desc.Medias[0]
 	m.wg.Add(1)
 	go func() {
@@ -422,23 +400,18 @@ func (m *Mediator) statsLoop() {
 		case <-m.ctx.Done():
 			return
 		case now := <-t.C:
-			m.mu.Lock()
-			var lines []map[string]any
-			for _, l := range m.locals {
+			var lines []event.StreamStats
+			all := m.reg.streams(false)
+			for _, l := range all.locals {
 				lines = append(lines, l.stats(now))
 			}
-			relays := make([]*relay, 0, len(m.relays))
-			for _, r := range m.relays {
-				relays = append(relays, r)
-			}
-			m.mu.Unlock()
-			for _, r := range relays {
-				if s := r.stats(now); s != nil {
+			for _, r := range all.relays {
+				if s, ok := r.stats(now); ok {
 					lines = append(lines, s)
 				}
 			}
 			for _, s := range lines {
-				m.Events.Emit("stats", s)
+				m.Events.Emit(s)
 			}
 			m.connStats()
 		}
@@ -454,27 +427,14 @@ func (m *Mediator) connStats() {
 		return
 	}
 	m.guardWas = gs
-	m.Events.Emit("conns", map[string]any{"open": gs.Open, "max_conns": gs.Max, "refused": gs.Refused,
-		"silent_closed": gs.Expired, "accept_errors": gs.AcceptErr})
+	m.Events.Emit(event.Conns{Open: gs.Open, MaxConns: gs.Max, Refused: gs.Refused,
+		SilentClosed: gs.Expired, AcceptErrors: gs.AcceptErr})
 }
 
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
 		*d = v
 	}
-}
-
-// loopbackOnly reports whether addr listens only on a loopback address.
-func loopbackOnly(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // errorResponse builds an RTSP error answer whose status line carries the

@@ -12,7 +12,9 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/lab"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
@@ -92,7 +94,7 @@ func (r *reader) gaps() (gaps, dups int) {
 
 func TestRelayChainAndMakeBeforeBreakSwitch(t *testing.T) {
 	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := Origin{Host: "127.0.0.1", Media: "test"}
+	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
 	fmt.Sscan(portOf(origin.Addr()), &o.Port)
 	relayA := startMediator(t, nil)
 	relayB := startMediator(t, nil)
@@ -122,7 +124,7 @@ func TestRelayChainAndMakeBeforeBreakSwitch(t *testing.T) {
 
 func TestUpstreamLossKeepsReaderSession(t *testing.T) {
 	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := Origin{Host: "127.0.0.1", Media: "test"}
+	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
 	fmt.Sscan(portOf(origin.Addr()), &o.Port)
 	relayA := startMediator(t, nil)
 	relayB := startMediator(t, nil)
@@ -143,7 +145,7 @@ func TestUpstreamLossKeepsReaderSession(t *testing.T) {
 
 func TestBadRequests(t *testing.T) {
 	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	allow, _ := ParseAllowList("192.0.2.0/24")
+	allow, _ := allow.Parse("192.0.2.0/24")
 	strict := startMediator(t, func(m *Mediator) { m.Allow = allow })
 	m := startMediator(t, nil)
 	closed := closedPort(t)
@@ -224,7 +226,7 @@ func closedPort(t *testing.T) string {
 // last one leaves; a reader coming back opens it again.
 func TestSharedUpstreamAndLinger(t *testing.T) {
 	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := Origin{Host: "127.0.0.1", Media: "test"}
+	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
 	fmt.Sscan(portOf(origin.Addr()), &o.Port)
 	relay := startMediator(t, func(m *Mediator) { m.Linger = 200 * time.Millisecond })
 

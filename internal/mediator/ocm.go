@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
+	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
 // OCM resolves through the ocm-relay on this host (its control socket):
@@ -27,9 +29,7 @@ type OCM struct {
 
 	m       *Mediator
 	mu      sync.Mutex
-	conn    *control.Conn
-	pending map[uint64]chan control.Msg
-	nextID  atomic.Uint64
+	cl      *control.Client
 	willing atomic.Bool
 	node    atomic.Pointer[string]
 	ctx     context.Context
@@ -45,7 +45,6 @@ func (o *OCM) Attach(m *Mediator) {
 		o.Log = m.Log
 	}
 	o.Log = o.Log.With("relay", o.Addr)
-	o.pending = map[uint64]chan control.Msg{}
 	o.willing.Store(true)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	o.wg.Add(1)
@@ -59,10 +58,11 @@ func (o *OCM) Close() {
 	}
 	o.cancel()
 	o.mu.Lock()
-	if o.conn != nil {
-		o.conn.Close()
-	}
+	cl := o.cl
 	o.mu.Unlock()
+	if cl != nil {
+		cl.Close()
+	}
 	o.wg.Wait()
 }
 
@@ -75,121 +75,136 @@ func (o *OCM) AcceptsRelays() bool { return o.willing.Load() }
 
 // Resolve asks the relay; if it cannot be reached, the origin itself.
 func (o *OCM) Resolve(ctx context.Context, req ResolveRequest) (Upstream, error) {
-	reply, err := o.call(ctx, control.Msg{Op: control.OpResolve, Stream: req.Origin.URL(),
-		Exclude: req.Exclude, Redirect: o.Redirect})
-	if err != nil {
-		if errors.Is(err, errNoRelay) {
-			o.Log.Warn("ocm-relay unreachable, pulling from the origin directly", "stream", req.Origin.URL(), "err", err)
-			return Direct{}.Resolve(ctx, req)
-		}
-		return Upstream{}, err
+	cl := o.client(ctx)
+	if cl == nil {
+		return o.direct(ctx, req, fmt.Errorf("%w at %s", errNoRelay, o.Addr))
 	}
-	if reply.Error != "" {
-		return Upstream{}, fmt.Errorf("ocm-relay: %s", reply.Error)
+	up, err := cl.Resolve(ctx, &control.Resolve{Stream: req.Origin.URL(), Mode: o.mode(req), Exclude: req.Exclude})
+	var refused *wire.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &refused):
+		return Upstream{}, fmt.Errorf("ocm-relay: %s", refused.Message)
+	case ctx.Err() != nil:
+		return Upstream{}, fmt.Errorf("ocm-relay did not answer: %w", ctx.Err())
+	case errors.Is(err, wire.ErrInvalid): // an answer of another type
+		return Upstream{}, fmt.Errorf("ocm-relay: %w", err)
+	default: // the connection failed or ended under the request
+		cl.Close()
+		return o.direct(ctx, req, fmt.Errorf("%w at %s: %v", errNoRelay, o.Addr, err))
 	}
-	if reply.Upstream == nil || reply.Upstream.URL == "" {
+	if up.URL == "" {
 		return Upstream{}, fmt.Errorf("ocm-relay answered no upstream")
 	}
-	up := Upstream{URL: reply.Upstream.URL, Addr: reply.Upstream.Addr, Node: reply.Upstream.Node, Redirect: o.Redirect}
-	return up, nil
+	return Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node, Redirect: o.Redirect}, nil
+}
+
+// mode says why the mediator resolves: the relay acts on it, never on
+// the fields of the request. A resolve excluding upstreams is one after
+// a loss (the stream's goroutine excludes only what failed it).
+func (o *OCM) mode(req ResolveRequest) string {
+	switch {
+	case o.Redirect:
+		return control.ModeRedirect
+	case len(req.Exclude) > 0:
+		return control.ModeAfterLoss
+	}
+	return control.ModeJoin
+}
+
+// direct is the fallback when the relay cannot be reached: the origin.
+func (o *OCM) direct(ctx context.Context, req ResolveRequest, err error) (Upstream, error) {
+	o.Log.Warn("ocm-relay unreachable, pulling from the origin directly", "stream", req.Origin.URL(), "err", err)
+	return Direct{}.Resolve(ctx, req)
 }
 
 // Active tells the relay the stream flows from up.
-func (o *OCM) Active(stream Origin, up Upstream) {
-	o.send(control.Msg{Op: control.OpActive, Stream: stream.URL(),
-		Upstream: &control.Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node}})
+func (o *OCM) Active(stream streamurl.Origin, up Upstream) {
+	if cl := o.current(); cl != nil {
+		_ = cl.Active(stream.URL(), control.Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node})
+	}
 }
 
 // Inactive tells the relay the stream is no longer relayed here.
-func (o *OCM) Inactive(stream Origin) {
-	o.send(control.Msg{Op: control.OpInactive, Stream: stream.URL()})
+func (o *OCM) Inactive(stream streamurl.Origin) {
+	if cl := o.current(); cl != nil {
+		_ = cl.Inactive(stream.URL())
+	}
 }
 
 var errNoRelay = errors.New("no connection to ocm-relay")
 
-func (o *OCM) call(ctx context.Context, m control.Msg) (control.Msg, error) {
-	c := o.connection(ctx)
-	if c == nil {
-		return control.Msg{}, fmt.Errorf("%w at %s", errNoRelay, o.Addr)
-	}
-	m.ID = o.nextID.Add(1)
-	ch := make(chan control.Msg, 1)
+func (o *OCM) current() *control.Client {
 	o.mu.Lock()
-	o.pending[m.ID] = ch
-	o.mu.Unlock()
-	defer func() {
-		o.mu.Lock()
-		delete(o.pending, m.ID)
-		o.mu.Unlock()
-	}()
-	if err := c.Write(m); err != nil {
-		c.Close()
-		return control.Msg{}, fmt.Errorf("%w at %s: %v", errNoRelay, o.Addr, err)
-	}
-	select {
-	case r, ok := <-ch:
-		if !ok {
-			return control.Msg{}, fmt.Errorf("%w at %s: connection lost", errNoRelay, o.Addr)
-		}
-		return r, nil
-	case <-ctx.Done():
-		return control.Msg{}, fmt.Errorf("ocm-relay did not answer: %w", ctx.Err())
-	}
+	defer o.mu.Unlock()
+	return o.cl
 }
 
-func (o *OCM) send(m control.Msg) {
-	o.mu.Lock()
-	c := o.conn
-	o.mu.Unlock()
-	if c != nil {
-		_ = c.Write(m)
-	}
-}
-
-// connection returns the current connection, dialing at once if there is
+// client returns the current connection, dialing at once if there is
 // none (a resolve should not wait for the reconnect loop's backoff).
-func (o *OCM) connection(ctx context.Context) *control.Conn {
-	o.mu.Lock()
-	c := o.conn
-	o.mu.Unlock()
-	if c != nil {
-		return c
+func (o *OCM) client(ctx context.Context) *control.Client {
+	if cl := o.current(); cl != nil {
+		return cl
 	}
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	c, err := o.dial(dctx)
+	cl, err := o.dial(dctx)
 	if err != nil {
 		return nil
 	}
-	return c
+	return cl
 }
 
-func (o *OCM) dial(ctx context.Context) (*control.Conn, error) {
+func (o *OCM) dial(ctx context.Context) (*control.Client, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.conn != nil {
-		return o.conn, nil
+	if o.cl != nil {
+		return o.cl, nil
+	}
+	if err := o.ctx.Err(); err != nil {
+		return nil, err // closed: a resolve still under way goes direct
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, err
 	}
-	c := control.NewConn(nc)
-	o.conn = c
+	cl := control.NewClient(control.NewConn(nc), wire.OnSkip(func(err error) {
+		o.Log.Warn("ignoring a bad message from ocm-relay", "err", err)
+	}))
+	o.cl = cl
 	o.wg.Add(1)
-	go o.readLoop(c)
-	if err := c.Write(control.Msg{Op: control.OpHello, ID: o.nextID.Add(1), RTSP: o.m.Addr()}); err != nil {
-		c.Close()
+	go o.readPushes(cl)
+	w, err := cl.Hello(ctx, o.m.Addr())
+	var refused *wire.Error
+	switch {
+	case err == nil:
+		o.welcome(w)
+	case errors.As(err, &refused):
+		o.Log.Warn("ocm-relay refused", "err", err) // the relay still resolves for us
+	case ctx.Err() != nil:
+		// Keep the connection: a late welcome comes as a push.
+		o.Log.Warn("ocm-relay did not answer the hello yet", "err", err)
+	default:
+		cl.Close()
+		o.cl = nil
+		return nil, err
 	}
 	// A relay that restarted knows nothing of the streams relayed here:
 	// tell it, so it reports them and says them in its hello.
 	for stream, up := range o.m.currentUpstreams() {
-		_ = c.Write(control.Msg{Op: control.OpActive, Stream: stream,
-			Upstream: &control.Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node}})
+		_ = cl.Active(stream, control.Upstream{URL: up.URL, Addr: up.Addr, Node: up.Node})
 	}
 	o.Log.Info("connected to ocm-relay")
-	return c, nil
+	return cl, nil
+}
+
+func (o *OCM) welcome(w *control.Welcome) {
+	o.willing.Store(w.Willing)
+	if w.Node != "" {
+		n := w.Node
+		o.node.Store(&n)
+	}
 }
 
 // keepConnected redials the relay when the connection drops and sends it
@@ -199,15 +214,12 @@ func (o *OCM) keepConnected() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		o.mu.Lock()
-		c := o.conn
-		o.mu.Unlock()
-		if c == nil {
+		if cl := o.current(); cl == nil {
 			ctx, cancel := context.WithTimeout(o.ctx, time.Second)
 			_, _ = o.dial(ctx)
 			cancel()
 		} else {
-			_ = c.Write(control.Msg{Op: control.OpStats, Streams: o.m.StreamStats()})
+			_ = cl.Stats(o.m.StreamStats())
 		}
 		select {
 		case <-o.ctx.Done():
@@ -217,60 +229,35 @@ func (o *OCM) keepConnected() {
 	}
 }
 
-func (o *OCM) readLoop(c *control.Conn) {
+// readPushes obeys what the relay sends unasked until the connection
+// ends, then forgets the connection so the next use redials.
+func (o *OCM) readPushes(cl *control.Client) {
 	defer o.wg.Done()
 	defer func() {
 		o.mu.Lock()
-		if o.conn == c {
-			o.conn = nil
-		}
-		for id, ch := range o.pending {
-			close(ch)
-			delete(o.pending, id)
+		if o.cl == cl {
+			o.cl = nil
 		}
 		o.mu.Unlock()
-		c.Close()
+		cl.Close()
 		if o.ctx.Err() == nil {
 			o.Log.Warn("lost the connection to ocm-relay")
 		}
 	}()
-	for {
-		m, err := c.Read()
-		if errors.Is(err, control.ErrBadMessage) {
-			o.Log.Warn("ignoring a bad message from ocm-relay", "err", err)
-			continue
-		}
-		if err != nil {
-			return
-		}
-		switch {
-		case m.Re != 0:
-			if m.Willing != nil {
-				o.willing.Store(*m.Willing)
+	for m := range cl.Pushes() {
+		switch b := m.Body.(type) {
+		case *control.Switch:
+			up := Upstream{URL: b.Upstream.URL, Addr: b.Upstream.Addr, Node: b.Upstream.Node}
+			if err := o.m.Switch(b.Stream, up); err != nil {
+				o.Log.Info("switch ignored", "stream", b.Stream, "err", err)
 			}
-			if m.Node != "" {
-				n := m.Node
-				o.node.Store(&n)
-			}
-			o.mu.Lock()
-			ch := o.pending[m.Re]
-			delete(o.pending, m.Re)
-			o.mu.Unlock()
-			if ch != nil {
-				ch <- m
-			} else if m.Error != "" {
-				o.Log.Warn("ocm-relay refused", "err", m.Error) // the hello: nobody waits for it
-			}
-		case m.Op == control.OpSwitch && m.Upstream != nil:
-			up := Upstream{URL: m.Upstream.URL, Addr: m.Upstream.Addr, Node: m.Upstream.Node}
-			if err := o.m.Switch(m.Stream, up); err != nil {
-				o.Log.Info("switch ignored", "stream", m.Stream, "err", err)
-			}
-		case m.Error != "":
+		case *control.Welcome: // answering a hello that gave up waiting
+			o.welcome(b)
+		case *wire.Error:
 			// An active over the relay's stream limit, a refused connection.
-			o.Log.Warn("ocm-relay says", "err", m.Error)
+			o.Log.Warn("ocm-relay says", "err", b)
 		default:
-			o.Log.Debug("ignoring control message", "op", m.Op)
+			o.Log.Debug("ignoring control message", "type", m.Type)
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
+
+	"github.com/ocm-overlay/ocm/internal/allow"
 )
 
 // pull is one RTSP client session reading a stream from an upstream.
@@ -36,7 +38,7 @@ type pullConfig struct {
 	Transport   *gortsplib.Transport // nil: automatic (UDP, then TCP)
 	// Allow, when set, checks every address the pull dials, redirects
 	// included: set for pulls from the origin itself.
-	Allow *AllowList
+	Allow *allow.List
 }
 
 // openPull connects to up, describes, sets up every media and plays.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,7 +12,9 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/retry"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 // During a make-before-break switch, an old upstream silent for oldStalled
@@ -27,10 +28,14 @@ const (
 var errStall = errors.New("no RTP within the stall timeout")
 
 // relay serves one origin stream pulled from an upstream that can change
-// under its readers.
+// under its readers. Its goroutine run owns the readers and the linger
+// and decides when the stream closes; feed, which run starts, owns the
+// upstream, the forwarder and the served streams. Packets go from the
+// upstream's reader goroutine through the forwarder to the readers
+// without either goroutine.
 type relay struct {
 	m      *Mediator
-	origin Origin
+	origin streamurl.Origin
 	log    *slog.Logger
 
 	ctx    context.Context
@@ -45,11 +50,13 @@ type relay struct {
 	fwd     *forwarder
 	failErr error
 
-	switchReq chan Upstream
+	switchReq chan Upstream // to feed: one pending request, the newest
 
-	mu      sync.Mutex
-	readers map[*gortsplib.ServerSession]bool // true: the reader is a downstream relay
-	linger  *time.Timer
+	// Requests to run, the goroutine that owns the readers and the linger.
+	addReader    chan addReaderReq
+	removeReader chan *gortsplib.ServerSession
+	touchReq     chan chan bool
+	countReq     chan chan readerCounts
 
 	current  atomic.Pointer[Upstream]
 	switches atomic.Uint64
@@ -59,23 +66,158 @@ type relay struct {
 	inRate   rateMeter // for the relay's reports
 }
 
-func newRelay(m *Mediator, o Origin) *relay {
+func newRelay(m *Mediator, o streamurl.Origin) *relay {
 	ctx, cancel := context.WithCancel(m.ctx)
 	r := &relay{
-		m:         m,
-		origin:    o,
-		log:       m.Log.With("stream", o.URL()),
-		ctx:       ctx,
-		cancel:    cancel,
-		done:      make(chan struct{}),
-		ready:     make(chan struct{}),
-		switchReq: make(chan Upstream, 1),
-		readers:   map[*gortsplib.ServerSession]bool{},
+		m:            m,
+		origin:       o,
+		log:          m.Log.With("stream", o.URL()),
+		ctx:          ctx,
+		cancel:       cancel,
+		done:         make(chan struct{}),
+		ready:        make(chan struct{}),
+		switchReq:    make(chan Upstream, 1),
+		addReader:    make(chan addReaderReq),
+		removeReader: make(chan *gortsplib.ServerSession),
+		touchReq:     make(chan chan bool),
+		countReq:     make(chan chan readerCounts),
 	}
-	r.linger = time.AfterFunc(m.Linger, r.lingerExpired)
 	r.bitrate.start(time.Now())
 	r.inRate.start(time.Now())
 	return r
+}
+
+func (r *relay) streams() (*gortsplib.ServerStream, *tcpFan) { return r.ss, r.fan }
+
+// relayState is where a relay is in its life, as run sees it.
+type relayState int
+
+const (
+	relayStarting relayState = iota // feed is opening the first upstream
+	relayServing                    // readers are served (the upstream may be between two)
+	relayClosing                    // unregistered: no new readers; feed is closing
+)
+
+type addReaderReq struct {
+	ss      *gortsplib.ServerSession
+	isRelay bool // the reader is a downstream relay
+	res     chan bool
+}
+
+type readerCounts struct{ all, relays int }
+
+// run owns the relay's readers: it adds and removes them, counts them, and
+// when none has come for a linger closes the stream: unregistered first,
+// so a new reader finds or creates another relay instead.
+func (r *relay) run() {
+	defer close(r.done)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		r.feed()
+	}()
+	readers := map[*gortsplib.ServerSession]bool{}
+	// The linger runs only while serving with no readers: a relay still
+	// opening its first upstream is what a DESCRIBE waits for.
+	linger := time.NewTimer(r.m.Linger)
+	linger.Stop()
+	defer linger.Stop()
+	state, ready := relayStarting, r.ready
+	closing := func() {
+		state = relayClosing
+		linger.Stop()
+		r.cancel()
+	}
+	for {
+		select {
+		case <-ready:
+			ready = nil
+			if r.failErr == nil {
+				state = relayServing
+				if len(readers) == 0 {
+					linger.Reset(r.m.Linger)
+				}
+			}
+		case q := <-r.addReader:
+			if state == relayClosing {
+				q.res <- false
+				continue
+			}
+			readers[q.ss] = q.isRelay
+			linger.Stop()
+			q.res <- true
+		case ss := <-r.removeReader:
+			delete(readers, ss)
+			if len(readers) == 0 && state == relayServing {
+				linger.Reset(r.m.Linger)
+			}
+		case res := <-r.touchReq:
+			if state == relayServing && len(readers) == 0 {
+				linger.Reset(r.m.Linger)
+			}
+			res <- state != relayClosing
+		case res := <-r.countReq:
+			c := readerCounts{all: len(readers)}
+			for _, isRelay := range readers {
+				if isRelay {
+					c.relays++
+				}
+			}
+			res <- c
+		case <-linger.C:
+			if len(readers) == 0 && state == relayServing && r.m.reg.forget(r) {
+				r.log.Info("closing upstream: no readers", "linger", r.m.Linger)
+				closing()
+			}
+		case <-fed:
+			// The first upstream failed, or the relay or the mediator closed.
+			if state != relayClosing {
+				r.m.reg.forget(r)
+			}
+			return
+		}
+	}
+}
+
+// ask sends q to run and waits for its reply; ok is false once run has
+// returned.
+func askRelay[Q any, R any](r *relay, ch chan Q, q Q, res chan R) (reply R, ok bool) {
+	select {
+	case ch <- q:
+		return <-res, true
+	case <-r.done:
+		return reply, false
+	}
+}
+
+// add makes ss a reader; false when the relay is closing, and the reader
+// must find the stream again.
+func (r *relay) add(ss *gortsplib.ServerSession, isRelay bool) bool {
+	res := make(chan bool, 1)
+	ok, _ := askRelay(r, r.addReader, addReaderReq{ss: ss, isRelay: isRelay, res: res}, res)
+	return ok
+}
+
+func (r *relay) remove(ss *gortsplib.ServerSession) {
+	select {
+	case r.removeReader <- ss:
+	case <-r.done:
+	}
+}
+
+// touch keeps a relay with no readers alive for another linger, when a
+// DESCRIBE finds it; false when it is closing.
+func (r *relay) touch() bool {
+	res := make(chan bool, 1)
+	ok, _ := askRelay(r, r.touchReq, res, res)
+	return ok
+}
+
+// readerCounts returns all readers and those that are relays.
+func (r *relay) readerCounts() (all, relays int) {
+	res := make(chan readerCounts, 1)
+	c, _ := askRelay(r, r.countReq, res, res)
+	return c.all, c.relays
 }
 
 // waitReady waits until the first upstream is playing or has failed.
@@ -88,50 +230,6 @@ func (r *relay) waitReady(ctx context.Context) error {
 	}
 }
 
-func (r *relay) addReader(ss *gortsplib.ServerSession, isRelay bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.readers[ss] = isRelay
-	r.linger.Stop()
-}
-
-func (r *relay) removeReader(ss *gortsplib.ServerSession) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.readers, ss)
-	if len(r.readers) == 0 {
-		r.linger.Reset(r.m.Linger)
-	}
-}
-
-// touch keeps a relay with no readers alive for another linger, called when
-// a DESCRIBE finds it.
-func (r *relay) touch() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.readers) == 0 {
-		r.linger.Reset(r.m.Linger)
-	}
-}
-
-func (r *relay) readerCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.readers)
-}
-
-// readerCounts returns all readers and those that are relays.
-func (r *relay) readerCounts() (all, relays int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, isRelay := range r.readers {
-		if isRelay {
-			relays++
-		}
-	}
-	return len(r.readers), relays
-}
-
 // isReady reports whether the stream is being served (r.ss and r.fwd set).
 func (r *relay) isReady() bool {
 	select {
@@ -139,13 +237,6 @@ func (r *relay) isReady() bool {
 		return r.failErr == nil
 	default:
 		return false
-	}
-}
-
-func (r *relay) lingerExpired() {
-	if r.m.removeRelayIfIdle(r) {
-		r.log.Info("closing upstream: no readers", "linger", r.m.Linger)
-		r.cancel()
 	}
 }
 
@@ -177,10 +268,9 @@ const (
 	excludeFor = 5 * time.Second
 )
 
-// run keeps the stream fed: resolve, pull, watch, and on loss resolve again
-// avoiding what failed, with backoff, until the relay is closed.
-func (r *relay) run() {
-	defer close(r.done)
+// feed keeps the stream fed: resolve, pull, watch, and on loss resolve
+// again avoiding what failed, with backoff, until the relay is closed.
+func (r *relay) feed() {
 	defer r.shutdown()
 
 	ex := exclusions{ttl: excludeFor}
@@ -190,7 +280,6 @@ func (r *relay) run() {
 		r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
 		r.failErr = err
 		close(r.ready)
-		r.m.removeRelay(r)
 		return
 	}
 	close(r.ready)
@@ -202,7 +291,7 @@ func (r *relay) run() {
 		}
 		lost := r.current.Load()
 		r.log.Warn("upstream lost", "upstream", lost.URL, "err", err)
-		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "lost", "upstream": lost.URL, "reason": err.Error()})
+		r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "lost", Upstream: lost.URL, Reason: err.Error()})
 		if time.Since(started) > r.m.StallTimeout && r.pktsIn.Load() > in {
 			backoff.Reset() // it played: a new loss, not a flapping upstream
 		}
@@ -309,7 +398,7 @@ func (r *relay) serve(desc *description.Session) error {
 func (r *relay) becameActive(up Upstream) {
 	r.current.Store(&up)
 	r.log.Info("upstream playing", "upstream", up.URL)
-	r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "playing", "upstream": up.URL, "node": up.Node})
+	r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "playing", Upstream: up.URL, Node: up.Node})
 	if n, ok := r.m.Resolver.(Notifier); ok {
 		n.Active(r.origin, up)
 	}
@@ -357,7 +446,7 @@ func (r *relay) switchTo(p *pull, up Upstream) *pull {
 	np, active, err := r.open(up)
 	if err != nil {
 		r.log.Warn("switch failed, keeping upstream", "upstream", p.up.URL, "to", up.URL, "err", err)
-		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "switch-failed", "upstream": up.URL, "reason": err.Error()})
+		r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "switch-failed", Upstream: up.URL, Reason: err.Error()})
 		return nil
 	}
 	timer := time.NewTimer(r.m.SwitchTimeout)
@@ -428,7 +517,6 @@ func (r *relay) write(media int, pkt *rtp.Packet) {
 
 // shutdown closes what run opened; readers' sessions end with the stream.
 func (r *relay) shutdown() {
-	r.linger.Stop()
 	if r.ss != nil {
 		r.fan.close()
 		r.ss.Close()
@@ -439,31 +527,30 @@ func (r *relay) shutdown() {
 		n.Inactive(r.origin)
 	}
 	if r.current.Load() != nil {
-		r.m.Events.Emit("upstream", map[string]any{"stream": r.origin.URL(), "state": "closed"})
+		r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "closed"})
 	}
 }
 
-func (r *relay) stats(now time.Time) map[string]any {
+func (r *relay) stats(now time.Time) (event.StreamStats, bool) {
 	if !r.isReady() {
-		return nil // r.ss and r.fwd are being set up, or failed
+		return event.StreamStats{}, false // r.ss and r.fwd are being set up, or failed
 	}
-	st := map[string]any{
-		"stream":  r.origin.URL(),
-		"kind":    "relay",
-		"readers": r.readerCount(),
-	}
-	if up := r.current.Load(); up != nil {
-		st["upstream"] = up.URL
-	}
+	readers, _ := r.readerCounts()
 	fwd, dropped, lost := r.fwd.counters()
-	st["packets_in"] = r.pktsIn.Load()
-	st["packets_forwarded"] = fwd
-	st["duplicates"] = dropped
-	st["lost"] = lost
-	st["switches"] = r.switches.Load()
-	st["packets_out"] = r.ss.Stats().RTPPacketsSent + r.fan.pktsOut.Load()
-	st["bitrate_bps"] = r.bitrate.rate(now, r.bytesIn.Load())
-	return st
+	rc := &event.RelayCounters{PacketsForwarded: fwd, Duplicates: dropped, Switches: r.switches.Load()}
+	if up := r.current.Load(); up != nil {
+		rc.Upstream = up.URL
+	}
+	return event.StreamStats{
+		Stream:        r.origin.URL(),
+		Kind:          "relay",
+		Readers:       int64(readers),
+		PacketsIn:     r.pktsIn.Load(),
+		PacketsOut:    r.ss.Stats().RTPPacketsSent + r.fan.pktsOut.Load(),
+		Lost:          lost,
+		BitrateBPS:    r.bitrate.rate(now, r.bytesIn.Load()),
+		RelayCounters: rc,
+	}, true
 }
 
 func payloadTypes(desc *description.Session) []map[uint8]bool {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 // Upstream is where a stream is pulled from.
@@ -22,7 +24,7 @@ type Upstream struct {
 
 // ResolveRequest asks a resolver for an upstream of one stream.
 type ResolveRequest struct {
-	Origin  Origin
+	Origin  streamurl.Origin
 	Exclude []string // upstream addresses that failed recently
 }
 
@@ -37,9 +39,9 @@ type Resolver interface {
 // server).
 type Notifier interface {
 	// Active is called when a stream starts flowing from up.
-	Active(stream Origin, up Upstream)
+	Active(stream streamurl.Origin, up Upstream)
 	// Inactive is called when the mediator stops relaying a stream.
-	Inactive(stream Origin)
+	Inactive(stream streamurl.Origin)
 }
 
 // Direct pulls every stream from its origin: the overlay-less mode.

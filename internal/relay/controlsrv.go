@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/retry"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -48,7 +48,8 @@ func (r *Relay) acceptControl() {
 		}
 		if full {
 			r.Log.Warn("control client refused: too many", "remote", c.RemoteAddr(), "max", r.MaxControlClients)
-			_ = c.Write(control.Msg{Error: fmt.Sprintf("too many control clients: %d connected (--max-control-clients)", r.MaxControlClients)})
+			_ = c.Reply(0, &wire.Error{Code: control.CodeBusy,
+				Message: fmt.Sprintf("too many control clients: %d connected (--max-control-clients)", r.MaxControlClients)})
 			c.Close()
 			continue
 		}
@@ -70,32 +71,40 @@ func (r *Relay) serveMediator(c *control.Conn) {
 		r.dropOwned(c)
 	}()
 	for {
-		m, err := c.Read()
-		if errors.Is(err, control.ErrBadMessage) {
-			log.Warn("bad control message", "err", err)
-			_ = c.Write(control.Msg{Error: err.Error()})
+		m, err := c.ReadMsg()
+		if err != nil {
+			if !wire.IsBadMessage(err) && !errors.Is(err, wire.ErrVersion) && !errors.Is(err, wire.ErrLineTooLong) {
+				return // the connection ended
+			}
+			if errors.Is(err, wire.ErrUnknownType) {
+				log.Debug("unknown control message", "err", err) // a newer mediator's
+			} else {
+				log.Warn("bad control message", "err", err)
+			}
+			_ = c.Reply(m.ID, &wire.Error{Code: wire.ErrorCode(err), Message: "bad control message: " + err.Error()})
+			if !wire.IsBadMessage(err) {
+				// Another version, or a line over the limit: nothing more
+				// will read. Let the peer read the answer before closing.
+				c.Linger(time.Second)
+				return
+			}
 			continue
 		}
-		if err != nil {
-			return
-		}
-		switch m.Op {
-		case control.OpHello:
-			reply := control.Msg{Re: m.ID, Node: r.NodeID}
-			if err := r.onHello(m.RTSP); err != nil {
+		switch b := m.Body.(type) {
+		case *control.Hello:
+			if err := r.onHello(b.RTSP); err != nil {
 				log.Warn("control hello refused", "err", err)
-				reply = control.Msg{Re: m.ID, Error: err.Error()}
-			} else {
-				w := r.Willing
-				reply.Willing = &w
+				_ = c.Reply(m.ID, &wire.Error{Code: control.CodeRefused, Message: err.Error()})
+				continue
 			}
-			_ = c.Write(reply)
-		case control.OpResolve:
+			_ = c.Reply(m.ID, &control.Welcome{Node: r.NodeID, Willing: r.Willing})
+		case *control.Resolve:
 			select {
 			case r.resolveSlots <- struct{}{}:
 			default:
-				log.Warn("resolve refused: too many in progress", "stream", m.Stream, "max", r.MaxResolves)
-				_ = c.Write(control.Msg{Re: m.ID, Error: fmt.Sprintf("too many resolves in progress: %d (--max-resolves); try again", r.MaxResolves)})
+				log.Warn("resolve refused: too many in progress", "stream", b.Stream, "max", r.MaxResolves)
+				_ = c.Reply(m.ID, &wire.Error{Code: control.CodeBusy,
+					Message: fmt.Sprintf("too many resolves in progress: %d (--max-resolves); try again", r.MaxResolves)})
 				continue
 			}
 			r.wg.Add(1)
@@ -104,32 +113,28 @@ func (r *Relay) serveMediator(c *control.Conn) {
 				defer func() { <-r.resolveSlots }()
 				ctx, cancel := context.WithTimeout(r.ctx, 3*DefaultCallTimeout)
 				defer cancel()
-				up, err := r.resolveFor(ctx, c, m)
-				reply := control.Msg{Re: m.ID}
+				up, err := r.resolveFor(ctx, c, b)
 				if err != nil {
-					reply.Error = err.Error()
-					log.Warn("resolve failed", "stream", m.Stream, "err", err)
-				} else {
-					reply.Upstream = &up
+					log.Warn("resolve failed", "stream", b.Stream, "err", err)
+					_ = c.Reply(m.ID, &wire.Error{Code: control.CodeNoUpstream, Message: err.Error()})
+					return
 				}
-				_ = c.Write(reply)
+				_ = c.Reply(m.ID, &control.Resolved{Upstream: up})
 			}()
-		case control.OpActive:
-			if err := r.onActive(c, m); err != nil {
+		case *control.Active:
+			if err := r.onActive(c, b); err != nil {
 				if refused++; refused == 1 {
-					log.Warn("active refused (further ones counted, logged when the client goes)", "stream", m.Stream, "err", err)
+					log.Warn("active refused (further ones counted, logged when the client goes)", "stream", b.Stream, "err", err)
 				}
-				_ = c.Write(control.Msg{Re: m.ID, Error: err.Error()})
+				_ = c.Reply(m.ID, &wire.Error{Code: control.CodeRefused, Message: err.Error()})
 			}
-		case control.OpInactive:
-			r.onInactive(c, m.Stream)
-		case control.OpStats:
-			r.onStats(m.Streams)
+		case *control.Inactive:
+			r.onInactive(c, b.Stream)
+		case *control.Stats:
+			r.onStats(b.Streams)
 		default:
-			log.Debug("unknown control op", "op", m.Op)
-			if m.ID != 0 {
-				_ = c.Write(control.Msg{Re: m.ID, Error: "unknown op " + m.Op})
-			}
+			log.Debug("unexpected control message", "type", m.Type)
+			_ = c.Reply(m.ID, &wire.Error{Code: wire.CodeUnexpected, Message: "unexpected " + m.Type + " from a mediator"})
 		}
 	}
 }
@@ -171,15 +176,12 @@ func (r *Relay) onHello(rtsp string) error {
 // does not have that parent for us (the upstream is not the one resolved,
 // the origin was pulled directly while the server was away, or the server
 // is another session), tell it.
-func (r *Relay) onActive(c *control.Conn, m control.Msg) error {
-	if m.Upstream == nil {
-		return fmt.Errorf("active for %q without an upstream", m.Stream)
-	}
-	o, err := mediator.ParseOriginURL(m.Stream)
+func (r *Relay) onActive(c *control.Conn, m *control.Active) error {
+	o, err := streamurl.Parse(m.Stream)
 	if err != nil {
 		return fmt.Errorf("active: %w", err)
 	}
-	stream, up := o.URL(), *m.Upstream
+	stream, up := o.URL(), m.Upstream
 	release, err := r.acquire(r.ctx, stream)
 	if err != nil {
 		return err
@@ -233,7 +235,7 @@ func (r *Relay) onActive(c *control.Conn, m control.Msg) error {
 // to play: a resolve that did not lead to media). Only the mediator that
 // resolved or plays the stream may say so.
 func (r *Relay) onInactive(c *control.Conn, stream string) {
-	o, err := mediator.ParseOriginURL(stream)
+	o, err := streamurl.Parse(stream)
 	if err != nil {
 		return
 	}

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -21,7 +22,7 @@ import (
 type controlClient struct {
 	c    *control.Conn
 	mu   sync.Mutex
-	msgs []control.Msg
+	msgs []ctlMsg
 	done chan struct{}
 }
 
@@ -35,12 +36,12 @@ func dialControl(t *testing.T, addr string) *controlClient {
 	go func() {
 		defer close(cc.done)
 		for {
-			m, err := cc.c.Read()
-			if err != nil && !errors.Is(err, control.ErrBadMessage) {
+			m, err := cc.c.ReadMsg()
+			if err != nil && !wire.IsBadMessage(err) {
 				return
 			}
 			cc.mu.Lock()
-			cc.msgs = append(cc.msgs, m)
+			cc.msgs = append(cc.msgs, ctlMsgOf(m))
 			cc.mu.Unlock()
 		}
 	}()
@@ -53,10 +54,11 @@ func (cc *controlClient) close() {
 	<-cc.done
 }
 
-func (cc *controlClient) write(t *testing.T, m control.Msg) {
+// write sends body with message id id.
+func (cc *controlClient) write(t *testing.T, id uint64, body wire.Body) {
 	t.Helper()
-	if err := cc.c.Write(m); err != nil {
-		t.Fatalf("control write %s: %v", m.Op, err)
+	if err := cc.c.WriteMsg(wire.Msg{ID: id, Body: body}); err != nil {
+		t.Fatalf("control write %s: %v", body.Type(), err)
 	}
 }
 
@@ -74,13 +76,13 @@ func (cc *controlClient) errors() []string {
 }
 
 // reply waits for the answer to id.
-func (cc *controlClient) reply(t *testing.T, id uint64) control.Msg {
+func (cc *controlClient) reply(t *testing.T, id uint64) ctlMsg {
 	t.Helper()
-	var r control.Msg
+	var r ctlMsg
 	waitUntil(t, fmt.Sprintf("the answer to message %d", id), func() bool {
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
-		i := slices.IndexFunc(cc.msgs, func(m control.Msg) bool { return m.Re == id })
+		i := slices.IndexFunc(cc.msgs, func(m ctlMsg) bool { return m.Re == id })
 		if i >= 0 {
 			r = cc.msgs[i]
 		}
@@ -115,13 +117,13 @@ func TestControlActiveFlood(t *testing.T) {
 	stream := streamOn(origin.Addr())
 	med.resolve(stream) // connected to the server
 	up := originUp(origin.Addr())
-	med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+	med.send(&control.Active{Stream: stream, Upstream: up})
 
 	evil := dialControl(t, r.ControlAddr())
 	for i := range flood {
-		evil.write(t, control.Msg{Op: control.OpActive, Stream: fmt.Sprintf("rtsp://%s/made-up-%d", origin.Addr(), i), Upstream: &up})
+		evil.write(t, 0, &control.Active{Stream: fmt.Sprintf("rtsp://%s/made-up-%d", origin.Addr(), i), Upstream: up})
 	}
-	evil.write(t, control.Msg{Op: "barrier", ID: 1})
+	evil.write(t, 1, unknownBody{"barrier"})
 	evil.reply(t, 1)
 	sizes := r.mapSizes()
 	n, _ := serverNode(t, srv, "a")
@@ -206,9 +208,9 @@ func TestControlHelloAddress(t *testing.T) {
 			if got := advertised(); got != want {
 				t.Errorf("server advertises a at %q, want %q", got, want)
 			}
-			for _, e := range srv.events.Find(t, "node_joined") {
-				if e["node"] == "a" && e["rtsp"] != want {
-					t.Errorf("a said hello at %v", e["rtsp"])
+			for _, e := range testutil.Find[event.NodeJoined](t, srv.events) {
+				if e.Node == "a" && e.RTSP != want {
+					t.Errorf("a said hello at %v", e.RTSP)
 				}
 			}
 		})
@@ -241,7 +243,7 @@ func TestControlClientLimit(t *testing.T) {
 	waitUntil(t, "a new client is served", func() bool {
 		cc := dialControl(t, r.ControlAddr())
 		defer cc.close()
-		cc.write(t, control.Msg{Op: control.OpHello, ID: 1})
+		cc.write(t, 1, &control.Hello{})
 		for {
 			select {
 			case <-cc.done:
@@ -249,7 +251,7 @@ func TestControlClientLimit(t *testing.T) {
 			case <-time.After(10 * time.Millisecond):
 			}
 			cc.mu.Lock()
-			served := slices.ContainsFunc(cc.msgs, func(m control.Msg) bool { return m.Re == 1 && m.Error == "" })
+			served := slices.ContainsFunc(cc.msgs, func(m ctlMsg) bool { return m.Re == 1 && m.Error == "" })
 			cc.mu.Unlock()
 			if served {
 				return true
@@ -277,15 +279,15 @@ func TestResolveLimit(t *testing.T) {
 	t.Cleanup(unblock) // before the fake server's cleanup waits for it
 	r := startRelay(t, "a", fs.Addr(), func(r *Relay) { r.MaxResolves = 1 })
 	cc := dialControl(t, r.ControlAddr())
-	cc.write(t, control.Msg{Op: control.OpHello, ID: 1, RTSP: startRTSP(t).Addr()})
+	cc.write(t, 1, &control.Hello{RTSP: startRTSP(t).Addr()})
 	cc.reply(t, 1)
-	cc.write(t, control.Msg{Op: control.OpResolve, ID: 2, Stream: stream})
+	cc.write(t, 2, &control.Resolve{Stream: stream, Mode: control.ModeJoin})
 	select {
 	case <-asked:
 	case <-time.After(guard):
 		t.Fatalf("the first resolve did not reach the server within %v", guard)
 	}
-	cc.write(t, control.Msg{Op: control.OpResolve, ID: 3, Stream: streamOn(startRTSP(t).Addr())})
+	cc.write(t, 3, &control.Resolve{Stream: streamOn(startRTSP(t).Addr()), Mode: control.ModeJoin})
 	second := cc.reply(t, 3)
 	unblock()
 	if !strings.Contains(second.Error, "--max-resolves") {

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -159,8 +160,8 @@ func nodeStreams(t *testing.T, ts *testServer, node string) []string {
 // hellos counts the server's node_joined events for node.
 func hellos(t *testing.T, ts *testServer, node string) int {
 	n := 0
-	for _, e := range ts.events.Find(t, "node_joined") {
-		if e["node"] == node {
+	for _, e := range testutil.Find[event.NodeJoined](t, ts.events) {
+		if e.Node == node {
 			n++
 		}
 	}

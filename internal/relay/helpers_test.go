@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -367,19 +366,52 @@ func startRelay(t *testing.T, id, serverAddr string, mod func(*Relay)) *testRela
 	return tr
 }
 
-// fakeMediator is rtsp-mediator's side of the control socket, written
-// with control.Conn: requests wait for the reply with their id; pushed
-// switches queue up.
+// fakeMediator is rtsp-mediator's side of the control socket, on the
+// control.Client the mediator uses: requests wait for their answer;
+// pushed switches queue up.
 type fakeMediator struct {
 	t        *testing.T
 	c        *control.Conn
-	nextID   atomic.Uint64
-	mu       sync.Mutex
-	pending  map[uint64]chan control.Msg
-	switches chan control.Msg
-	bad      chan control.Msg // replies with an error and no id (bad lines)
+	cl       *control.Client
+	switches chan ctlMsg
+	bad      chan ctlMsg // pushed errors (bad lines, refused actives)
 	done     chan struct{}
 }
+
+// ctlMsg is what a test reads of a message from the relay: a welcome
+// (Node, Willing), a resolved or a switch (Stream, Upstream), or an error
+// (its message in Error).
+type ctlMsg struct {
+	Re       uint64
+	Stream   string
+	Upstream *control.Upstream
+	Node     string
+	Willing  *bool
+	Code     string
+	Error    string
+}
+
+func ctlMsgOf(m wire.Msg) ctlMsg {
+	c := ctlMsg{Re: m.Re}
+	switch b := m.Body.(type) {
+	case *control.Welcome:
+		c.Node, c.Willing = b.Node, &b.Willing
+	case *control.Resolved:
+		c.Upstream = &b.Upstream
+	case *control.Switch:
+		c.Stream, c.Upstream = b.Stream, &b.Upstream
+	case *wire.Error:
+		c.Code, c.Error = b.Code, b.Message
+	}
+	return c
+}
+
+// unknownBody is a message of a type the relay does not know: it is
+// answered with an error, which makes it a barrier.
+type unknownBody struct{ typ string }
+
+func (u unknownBody) Type() string  { return u.typ }
+func (unknownBody) Validate() error { return nil }
 
 func dialMediator(t *testing.T, addr string) *fakeMediator {
 	t.Helper()
@@ -387,11 +419,12 @@ func dialMediator(t *testing.T, addr string) *fakeMediator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &fakeMediator{t: t, c: control.NewConn(nc), pending: map[uint64]chan control.Msg{},
-		switches: make(chan control.Msg, 64), bad: make(chan control.Msg, 64), done: make(chan struct{})}
+	m := &fakeMediator{t: t, c: control.NewConn(nc),
+		switches: make(chan ctlMsg, 64), bad: make(chan ctlMsg, 64), done: make(chan struct{})}
+	m.cl = control.NewClient(m.c)
 	go m.read()
 	t.Cleanup(func() {
-		m.c.Close()
+		m.cl.Close()
 		<-m.done
 	})
 	return m
@@ -399,72 +432,50 @@ func dialMediator(t *testing.T, addr string) *fakeMediator {
 
 func (m *fakeMediator) read() {
 	defer close(m.done)
-	for {
-		msg, err := m.c.Read()
-		if errors.Is(err, control.ErrBadMessage) {
+	for msg := range m.cl.Pushes() {
+		if _, ok := msg.Body.(*control.Switch); ok {
+			m.switches <- ctlMsgOf(msg)
 			continue
 		}
-		if err != nil {
-			return
-		}
-		switch {
-		case msg.Re != 0:
-			m.mu.Lock()
-			ch := m.pending[msg.Re]
-			delete(m.pending, msg.Re)
-			m.mu.Unlock()
-			if ch != nil {
-				ch <- msg
-			}
-		case msg.Op == control.OpSwitch:
-			m.switches <- msg
+		select {
+		case m.bad <- ctlMsgOf(msg):
 		default:
-			m.bad <- msg
 		}
 	}
 }
 
-// call sends msg with a fresh id and returns the reply.
-func (m *fakeMediator) call(msg control.Msg) control.Msg {
+// call sends body and returns the answer.
+func (m *fakeMediator) call(body wire.Body) ctlMsg {
 	m.t.Helper()
-	msg.ID = m.nextID.Add(1)
-	ch := make(chan control.Msg, 1)
-	m.mu.Lock()
-	m.pending[msg.ID] = ch
-	m.mu.Unlock()
-	if err := m.c.Write(msg); err != nil {
-		m.t.Fatalf("control write %s: %v", msg.Op, err)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	r, err := m.cl.Request(ctx, body)
+	var e *wire.Error
+	if err != nil && !errors.As(err, &e) {
+		m.t.Fatalf("no answer to %s: %v", body.Type(), err)
 	}
-	select {
-	case r := <-ch:
-		return r
-	case <-m.done:
-		m.t.Fatalf("control connection ended waiting for the reply to %s", msg.Op)
-	case <-time.After(guard):
-		m.t.Fatalf("no reply to %s within %v", msg.Op, guard)
-	}
-	return control.Msg{}
+	return ctlMsgOf(r)
 }
 
-// send sends msg, which has no reply.
-func (m *fakeMediator) send(msg control.Msg) {
+// send sends body, which has no answer.
+func (m *fakeMediator) send(body wire.Body) {
 	m.t.Helper()
-	if err := m.c.Write(msg); err != nil {
-		m.t.Fatalf("control write %s: %v", msg.Op, err)
+	if _, err := m.c.Send(body); err != nil {
+		m.t.Fatalf("control write %s: %v", body.Type(), err)
 	}
 }
 
 // hello says the mediator's RTSP address and returns the reply.
-func (m *fakeMediator) hello(rtsp string) control.Msg {
+func (m *fakeMediator) hello(rtsp string) ctlMsg {
 	m.t.Helper()
-	return m.call(control.Msg{Op: control.OpHello, RTSP: rtsp})
+	return m.call(&control.Hello{RTSP: rtsp})
 }
 
-// resolve asks where to pull stream from; it fails the test on an error
-// reply.
+// resolve asks where to pull stream from (a first resolve); it fails the
+// test on an error reply.
 func (m *fakeMediator) resolve(stream string) control.Upstream {
 	m.t.Helper()
-	r := m.call(control.Msg{Op: control.OpResolve, Stream: stream})
+	r := m.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin})
 	if r.Error != "" {
 		m.t.Fatalf("resolve %s: %s", stream, r.Error)
 	}
@@ -474,18 +485,18 @@ func (m *fakeMediator) resolve(stream string) control.Upstream {
 	return *r.Upstream
 }
 
-// sync is a barrier: an unknown op is answered (with an error), so every
+// sync is a barrier: an unknown type is answered (with an error), so every
 // message the relay wrote before that answer has been read when it
 // returns.
 func (m *fakeMediator) sync() {
 	m.t.Helper()
-	if r := m.call(control.Msg{Op: "test-barrier"}); r.Error == "" {
-		m.t.Fatalf("unknown op answered without error: %+v", r)
+	if r := m.call(unknownBody{"test-barrier"}); r.Error == "" {
+		m.t.Fatalf("unknown type answered without error: %+v", r)
 	}
 }
 
 // waitSwitch returns the next switch pushed by the relay.
-func (m *fakeMediator) waitSwitch() control.Msg {
+func (m *fakeMediator) waitSwitch() ctlMsg {
 	m.t.Helper()
 	select {
 	case s := <-m.switches:
@@ -495,7 +506,7 @@ func (m *fakeMediator) waitSwitch() control.Msg {
 	case <-time.After(guard):
 		m.t.Fatalf("no switch within %v", guard)
 	}
-	return control.Msg{}
+	return ctlMsg{}
 }
 
 // noSwitch fails the test if a switch was pushed before a barrier.

@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -72,7 +72,7 @@ type Relay struct {
 	// when Server is empty (nil: loopback only): the relay sends its
 	// hello and token there, so a player naming any origin must not
 	// choose where they go. Other origins are pulled directly.
-	AllowOrigin *mediator.AllowList
+	AllowOrigin *allow.List
 	// ServerPort is the port of a server taken from the origin's host
 	// (empty: DefaultServerPort).
 	ServerPort string
@@ -122,7 +122,7 @@ func (r *Relay) Start() error {
 		return err
 	}
 	if r.AllowOrigin == nil {
-		r.AllowOrigin, _ = mediator.ParseAllowList("loopback")
+		r.AllowOrigin, _ = allow.Parse("loopback")
 	}
 	if r.ServerPort == "" {
 		r.ServerPort = DefaultServerPort
@@ -262,7 +262,7 @@ func (r *Relay) Leave(ctx context.Context) {
 			}()
 		}
 		wg.Wait()
-		r.Events.Emit("left", map[string]any{"streams": streams})
+		r.Events.Emit(event.LeftOverlay{Streams: streams})
 		t := time.NewTimer(leaveGrace)
 		select {
 		case <-t.C:

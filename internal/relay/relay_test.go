@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"errors"
+	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,8 +14,10 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/server"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -34,7 +39,7 @@ func join(t *testing.T, id, serverAddr, stream string, mod func(*Relay)) (*membe
 	m.med = dialMediator(t, m.ControlAddr())
 	m.med.hello(m.rtsp)
 	up := m.med.resolve(stream)
-	m.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+	m.med.send(&control.Active{Stream: stream, Upstream: up})
 	m.med.sync()
 	return m, up
 }
@@ -78,15 +83,15 @@ func TestResolveOriginOnly(t *testing.T) {
 			}
 
 			// The session announced the policy; the join was reported.
-			conn := r.events.Find(t, "server")
-			if len(conn) == 0 || conn[0]["state"] != "connected" || conn[0]["recovery"] != string(policy) {
+			conn := testutil.Find[event.ServerLink](t, r.events)
+			if len(conn) == 0 || conn[0].State != "connected" || conn[0].Recovery != string(policy) {
 				t.Errorf("server events = %v, want connected with recovery %s", conn, policy)
 			}
-			joined := r.events.Find(t, "joined")
-			if len(joined) != 1 || joined[0]["parent"] != wire.OriginID || joined[0]["level"] != 1.0 {
+			joined := testutil.Find[event.Joined](t, r.events)
+			if len(joined) != 1 || joined[0].Parent != wire.OriginID || joined[0].Level != 1 {
 				t.Errorf("joined events = %v, want one under origin at level 1", joined)
 			}
-			if fb := r.events.Find(t, "fallback"); len(fb) != 0 {
+			if fb := testutil.Find[event.Fallback](t, r.events); len(fb) != 0 {
 				t.Errorf("fallback with a server up: %v", fb)
 			}
 		})
@@ -112,8 +117,8 @@ func TestResolveRelayCandidate(t *testing.T) {
 	if got := shape(srv.tree(t, stream)); got != "a<origin@1 b<a@2" {
 		t.Errorf("tree = %q, want a<origin@1 b<a@2", got)
 	}
-	joined := b.events.Find(t, "joined")
-	if len(joined) != 1 || joined[0]["parent"] != "a" || joined[0]["level"] != 2.0 || joined[0]["upstream"] != upB.URL {
+	joined := testutil.Find[event.Joined](t, b.events)
+	if len(joined) != 1 || joined[0].Parent != "a" || joined[0].Level != 2 || joined[0].Upstream != upB.URL {
 		t.Errorf("b: joined events = %v, want one under a at level 2", joined)
 	}
 	// b now relays the stream at level 2 and says so to probes.
@@ -180,14 +185,14 @@ func TestResolveFallback(t *testing.T) {
 			if want := originUp(origin.Addr()); up != want {
 				t.Fatalf("upstream = %+v, want %+v", up, want)
 			}
-			fb := a.events.Find(t, "fallback")
-			if len(fb) != 1 || fb[0]["stream"] != stream {
+			fb := testutil.Find[event.Fallback](t, a.events)
+			if len(fb) != 1 || fb[0].Stream != stream {
 				t.Fatalf("fallback events = %v, want one for %s", fb, stream)
 			}
-			if reason, _ := fb[0]["reason"].(string); !strings.Contains(reason, tc.reason) {
+			if reason := fb[0].Reason; !strings.Contains(reason, tc.reason) {
 				t.Errorf("fallback reason = %q, want it to mention %q", reason, tc.reason)
 			}
-			if j := a.events.Find(t, "joined"); len(j) != 0 {
+			if j := testutil.Find[event.Joined](t, a.events); len(j) != 0 {
 				t.Errorf("joined without a server: %v", j)
 			}
 		})
@@ -407,11 +412,11 @@ func TestLeaveHandsChildOver(t *testing.T) {
 	if got := shape(srv.tree(t, stream)); got != "b<origin@1" {
 		t.Errorf("tree = %q, want b<origin@1", got)
 	}
-	done := srv.events.Find(t, "handover_done")
-	if len(done) != 1 || done[0]["node"] != "a" || done[0]["result"] != "switched" {
+	done := testutil.Find[event.HandoverDone](t, srv.events)
+	if len(done) != 1 || done[0].Node != "a" || done[0].Result != "switched" {
 		t.Errorf("handover_done events = %v, want a switched", done)
 	}
-	if l := a.events.Find(t, "left"); len(l) != 1 {
+	if l := leftEvents(t, a.events); len(l) != 1 {
 		t.Errorf("a: left events = %v, want one", l)
 	}
 	a.log.mu.Lock()
@@ -452,8 +457,8 @@ func TestParentFailure(t *testing.T) {
 			}
 			a.Close()
 			waitUntil(t, "server notices a failed", func() bool {
-				for _, e := range srv.events.Find(t, "node_failed") {
-					if e["node"] == "a" {
+				for _, e := range testutil.Find[event.NodeFailed](t, srv.events) {
+					if e.Node == "a" {
 						return true
 					}
 				}
@@ -462,7 +467,7 @@ func TestParentFailure(t *testing.T) {
 
 			want := originUp(origin.Addr())
 			if policy == tree.Drop {
-				r := b.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upB.Addr}})
+				r := b.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{upB.Addr}})
 				if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
 					t.Fatalf("b: resolve after the stall = %+v %+v, want %+v", r, r.Upstream, want)
 				}
@@ -480,11 +485,11 @@ func TestParentFailure(t *testing.T) {
 	}
 }
 
-// TestResolveAfterLoss: a mediator that lost its upstream resolves with it
-// excluded. Under reconnect (and gradual), when the server no longer has
-// the lost parent (it failed), the relay waits for the server's reconnect
-// and answers with the parent it names, pushing no switch; under repair it
-// resolves at once, excluding the lost parent.
+// TestResolveAfterLoss: a mediator that lost its upstream resolves in
+// after_loss mode, with it excluded. Under reconnect (and gradual), when
+// the server no longer has the lost parent (it failed), the relay waits
+// for the server's reconnect and answers with the parent it names, pushing
+// no switch; under repair it resolves at once, excluding the lost parent.
 func TestResolveAfterLoss(t *testing.T) {
 	cases := []struct {
 		recovery string
@@ -515,16 +520,16 @@ func TestResolveAfterLoss(t *testing.T) {
 			}
 			p1Failed.Store(true)
 
-			reply := make(chan control.Msg, 1)
+			reply := make(chan ctlMsg, 1)
 			go func() {
-				reply <- a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+				reply <- a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{up.Addr}})
 			}()
 			if tc.recovery == wire.RecoveryReconnect {
 				a.log.wait(t, "waiting for the server's reconnect")
 				fs.push(&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentFailed, Parent: "p1",
 					Target: "r2", TargetRTSP: other})
 			}
-			var r control.Msg
+			var r ctlMsg
 			select {
 			case r = <-reply:
 			case <-time.After(guard):
@@ -578,7 +583,7 @@ func TestLossAfterReconnectAnswered(t *testing.T) {
 	// relay with room comes up and the mediator reports the loss.
 	time.Sleep(3 * time.Second)
 	r2Up.Store(true)
-	r := a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+	r := a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{up.Addr}})
 	want := control.Upstream{URL: enhanced(r2, origin.Addr()), Addr: r2, Node: "r2"}
 	if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
 		t.Fatalf("resolve after the loss = %+v %+v, want %+v", r, r.Upstream, want)
@@ -611,7 +616,7 @@ func TestLossWithServerUnanswering(t *testing.T) {
 	fs.hangUp = func(g *wire.GetCandidates) bool { return asked.Add(1) == 2 } // the check after the loss
 	a, up := join(t, "a", fs.Addr(), stream, nil)
 
-	r := a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{up.Addr}})
+	r := a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{up.Addr}})
 	fallback := r.Upstream != nil && *r.Upstream == originUp(origin.Addr())
 	if !fallback && !strings.Contains(r.Error, "no parent") {
 		t.Fatalf("resolve answered upstream %+v, error %q; want no parent, or the origin directly", r.Upstream, r.Error)
@@ -645,15 +650,15 @@ func TestOriginOutage(t *testing.T) {
 
 			// noParent checks an answer that says there is no parent, and
 			// not that the relay waited for a reconnect until it gave up.
-			noParent := func(who string, r control.Msg) {
+			noParent := func(who string, r ctlMsg) {
 				t.Helper()
 				if r.Error == "" || !strings.Contains(r.Error, "parent") || strings.Contains(r.Error, "deadline") {
 					t.Fatalf("%s: resolve answered upstream %+v, error %q; want an error saying there is no parent", who, r.Upstream, r.Error)
 				}
 			}
-			noParent("a, origin excluded", a.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upA.Addr}}))
-			noParent("a, origin down", a.med.call(control.Msg{Op: control.OpResolve, Stream: stream}))
-			noParent("b, a excluded", b.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{upB.Addr}}))
+			noParent("a, origin excluded", a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{upA.Addr}}))
+			noParent("a, origin down", a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin}))
+			noParent("b, a excluded", b.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{upB.Addr}}))
 			if up := b.med.resolve(stream); up != upB {
 				t.Fatalf("b: resolve without exclusions = %+v, want a again (%+v)", up, upB)
 			}
@@ -684,8 +689,8 @@ func TestReconnectForStreamLeft(t *testing.T) {
 		return []wire.Candidate{{Node: wire.OriginID, RTSP: origin.Addr(), Capacity: 4}}
 	})
 	a, _ := join(t, "a", fs.Addr(), stream, nil)
-	a.med.send(control.Msg{Op: control.OpInactive, Stream: stream})
-	waitUntil(t, "left sent and acked", func() bool { return len(a.events.Find(t, "left")) == 1 })
+	a.med.send(&control.Inactive{Stream: stream})
+	waitUntil(t, "left sent and acked", func() bool { return len(leftEvents(t, a.events)) == 1 })
 
 	// As session.push would, but synchronously: when it returns, the
 	// relay has decided.
@@ -811,7 +816,7 @@ func TestActive(t *testing.T) {
 		// The address alone names a: the relay learnt it from candidates.
 		up := relayUp(a, origin.Addr())
 		up.Node = ""
-		b.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+		b.med.send(&control.Active{Stream: stream, Upstream: up})
 		b.med.sync() // active is handled before the next message is read
 		if got := shape(srv.tree(t, stream)); got != "a<origin@1 b<a@2" {
 			t.Errorf("tree = %q, want a<origin@1 b<a@2", got)
@@ -830,10 +835,10 @@ func TestActive(t *testing.T) {
 		if want := originUp(origin.Addr()); up != want {
 			t.Fatalf("upstream = %+v, want %+v", up, want)
 		}
-		if fb := a.events.Find(t, "fallback"); len(fb) != 1 {
+		if fb := testutil.Find[event.Fallback](t, a.events); len(fb) != 1 {
 			t.Fatalf("fallback events = %v, want one", fb)
 		}
-		a.med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+		a.med.send(&control.Active{Stream: stream, Upstream: up})
 		a.med.sync()
 		g.setOpen(true)
 		// keepServer reconnects (after its backoff) and declares the stream.
@@ -851,7 +856,7 @@ func TestStatsReported(t *testing.T) {
 	stream := streamOn(origin.Addr())
 	srv := startServer(t, tree.Repair, func(s *server.Server) { s.ReportInterval = 20 * time.Millisecond })
 	a, _ := join(t, "a", srv.Addr(), stream, nil)
-	a.med.send(control.Msg{Op: control.OpStats, Streams: []control.StreamStats{
+	a.med.send(&control.Stats{Streams: []control.StreamStats{
 		{Stream: stream, Readers: 3, RelayReaders: 1, PacketsIn: 90, Lost: 10, BitrateBPS: 1e6},
 		{Stream: "rtsp://127.0.0.1:1/unknown", Readers: 7}, // not relayed: ignored
 	}})
@@ -872,7 +877,10 @@ func TestStatsReported(t *testing.T) {
 }
 
 // TestControlBadInput: a bad line is answered with an error and the
-// connection goes on; an unknown op with an id is answered with an error.
+// connection goes on; an unknown type or an invalid message with an id is
+// answered with an error naming what was wrong; a line of another
+// version (the flat messages of before) is answered and the connection
+// closed.
 func TestControlBadInput(t *testing.T) {
 	r := startRelay(t, "a", refusingAddr(t), nil)
 	nc, err := net.Dial("tcp", r.ControlAddr())
@@ -880,25 +888,64 @@ func TestControlBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	_ = nc.SetReadDeadline(time.Now().Add(guard))
 	if _, err := nc.Write([]byte("this is not json\n")); err != nil {
 		t.Fatal(err)
 	}
 	c := control.NewConn(nc)
-	m, err := c.Read()
-	if err != nil || m.Re != 0 || !strings.Contains(m.Error, "bad control message") {
-		t.Fatalf("answer to a bad line = %+v, %v; want an error without re", m, err)
+	read := func() ctlMsg {
+		t.Helper()
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return ctlMsgOf(m)
 	}
-	if err := c.Write(control.Msg{Op: "frobnicate", ID: 7}); err != nil {
+	if m := read(); m.Re != 0 || m.Code != wire.CodeBadRequest || !strings.Contains(m.Error, "bad control message") {
+		t.Fatalf("answer to a bad line = %+v; want an error without re", m)
+	}
+	if err := c.WriteMsg(wire.Msg{ID: 7, Body: unknownBody{"frobnicate"}}); err != nil {
 		t.Fatal(err)
 	}
-	if m, err = c.Read(); err != nil || m.Re != 7 || !strings.Contains(m.Error, "unknown op frobnicate") {
-		t.Fatalf("answer to an unknown op = %+v, %v", m, err)
+	if m := read(); m.Re != 7 || m.Code != wire.CodeUnknownType || !strings.Contains(m.Error, `"frobnicate"`) {
+		t.Fatalf("answer to an unknown type = %+v", m)
 	}
-	if err := c.Write(control.Msg{Op: control.OpHello, ID: 8, RTSP: "127.0.0.1:5554"}); err != nil {
+	if _, err := nc.Write([]byte(`{"v":1,"type":"resolve","id":9,"stream":"rtsp://127.0.0.1:1/x","mode":"later"}` + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	if m, err = c.Read(); err != nil || m.Re != 8 || m.Node != "a" {
-		t.Fatalf("hello after bad input = %+v, %v", m, err)
+	if m := read(); m.Re != 9 || m.Code != wire.CodeBadRequest || !strings.Contains(m.Error, `mode "later"`) {
+		t.Fatalf("answer to a resolve of an unknown mode = %+v", m)
+	}
+	if err := c.WriteMsg(wire.Msg{ID: 8, Body: &control.Hello{RTSP: "127.0.0.1:5554"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m.Re != 8 || m.Node != "a" {
+		t.Fatalf("hello after bad input = %+v", m)
+	}
+	if _, err := nc.Write([]byte(`{"op":"hello","id":10,"rtsp":"127.0.0.1:5554"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m.Code != wire.CodeVersion || !strings.Contains(m.Error, `no "v" field`) {
+		t.Fatalf("answer to an unversioned line = %+v", m)
+	}
+	if m, err := c.ReadMsg(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after a line of another version: read %+v, %v; want the connection closed", m, err)
+	}
+
+	// A line over the limit is answered, naming the limit, and closed.
+	nc2, err := net.Dial("tcp", r.ControlAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	_ = nc2.SetReadDeadline(time.Now().Add(guard))
+	c = control.NewConn(nc2)
+	go func() { _, _ = nc2.Write([]byte(strings.Repeat("a", control.MaxLine+100) + "\n")) }()
+	if m := read(); m.Code != wire.CodeLineTooLong || !strings.Contains(m.Error, strconv.Itoa(control.MaxLine)) {
+		t.Fatalf("answer to a line over the limit = %+v", m)
+	}
+	if m, err := c.ReadMsg(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after a line over the limit: read %+v, %v; want the connection closed", m, err)
 	}
 }
 
@@ -940,8 +987,8 @@ func TestDuplicateNodeIDLogged(t *testing.T) {
 		t.Errorf("refusal logged as %q, want an error naming --node-id", line)
 	}
 	waitUntil(t, "the refused event", func() bool {
-		for _, ev := range second.events.Find(t, "server") {
-			if ev["state"] == "refused" && ev["code"] == wire.CodeDuplicateNode {
+		for _, ev := range testutil.Find[event.ServerLink](t, second.events) {
+			if ev.State == "refused" && ev.Code == wire.CodeDuplicateNode {
 				return true
 			}
 		}
@@ -975,7 +1022,7 @@ func TestBlackHolePassedOver(t *testing.T) {
 	}
 	for _, v := range victims {
 		// The mediator's upstream stalled: it asks again without it.
-		r := v.med.call(control.Msg{Op: control.OpResolve, Stream: stream, Exclude: []string{bh.rtsp}})
+		r := v.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{bh.rtsp}})
 		t.Logf("%s after the stall: upstream %+v, error %q", v.NodeID, r.Upstream, r.Error)
 	}
 	waitUntil(t, "bh quarantined", func() bool {
@@ -991,9 +1038,21 @@ func TestBlackHolePassedOver(t *testing.T) {
 	})
 	v3 := startRelay(t, "v3", srv.Addr(), func(r *Relay) { r.RTSP = startRTSP(t).Addr() })
 	med := dialMediator(t, v3.ControlAddr())
-	r := med.call(control.Msg{Op: control.OpResolve, Stream: stream})
+	r := med.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin})
 	if r.Error == "" || r.Upstream != nil {
 		t.Fatalf("v3 resolved %+v: bh and the relays below it must not be offered", r.Upstream)
 	}
 	t.Logf("v3: %s", r.Error)
+}
+
+// leftEvents returns b's "left" events, of one stream or of every stream.
+func leftEvents(t *testing.T, b *testutil.Buffer) []event.Event {
+	t.Helper()
+	var out []event.Event
+	for _, e := range b.Events(t) {
+		if e.EventName() == "left" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
-	"github.com/ocm-overlay/ocm/internal/mediator"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -19,17 +20,18 @@ import (
 // from. A redirect (light client) only picks: nothing joins, nothing is
 // kept. Otherwise the relay takes the stream (within MaxStreams) until
 // the mediator says it plays it, or ActiveTimeout passes.
-func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m control.Msg) (control.Upstream, error) {
-	if m.Redirect {
+func (r *Relay) resolveFor(ctx context.Context, owner *control.Conn, m *control.Resolve) (control.Upstream, error) {
+	if m.Mode == control.ModeRedirect {
 		return r.resolveExcluding(ctx, m.Stream, m.Exclude, true)
 	}
-	o, err := mediator.ParseOriginURL(m.Stream)
+	o, err := streamurl.Parse(m.Stream)
 	if err != nil {
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", m.Stream, err)
 	}
 	stream := o.URL()
-	// A mediator that lost its upstream names it in the exclude list.
-	afterLoss := len(m.Exclude) > 0
+	// A mediator that lost its upstream says so (and names it in the
+	// exclude list, unless it forgot what failed).
+	afterLoss := m.Mode == control.ModeAfterLoss
 	var b *wire.Reconnect
 	if afterLoss {
 		b = r.waitForReconnect(ctx, stream, m.Exclude)
@@ -110,7 +112,7 @@ func (r *Relay) resolveExcluding(ctx context.Context, stream string, exclude []s
 // resolveChoosing is resolveExcluding that takes the candidate prefer
 // whenever it is eligible, whatever its score.
 func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []string, redirect bool, prefer string) (control.Upstream, error) {
-	o, err := mediator.ParseOriginURL(stream)
+	o, err := streamurl.Parse(stream)
 	if err != nil {
 		return control.Upstream{}, fmt.Errorf("stream %q: %w", stream, err)
 	}
@@ -138,7 +140,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	sess, err := r.ensureSession(ctx)
 	if sess == nil {
 		r.Log.Warn("ocm-server unreachable: pulling from the origin directly", "stream", stream, "err", err)
-		r.Events.Emit("fallback", map[string]any{"stream": stream, "reason": fmt.Sprint(err)})
+		r.Events.Emit(event.Fallback{Stream: stream, Reason: fmt.Sprint(err)})
 		return originUpstream(o), nil
 	}
 	cands, err := sess.cl.Candidates(ctx, stream, excludeNodes)
@@ -204,8 +206,8 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		}
 		r.Log.Info("joined", "stream", stream, "parent", ch.Candidate.Node, "level", level,
 			"score", fmt.Sprintf("%.1f", ch.Score), "rtt_ms", fmt.Sprintf("%.2f", float64(ch.Result.RTT.Microseconds())/1000))
-		r.Events.Emit("joined", map[string]any{"stream": stream, "parent": ch.Candidate.Node, "upstream": up.URL,
-			"level": level, "score": ch.Score, "candidates": len(choices)})
+		r.Events.Emit(event.Joined{Stream: stream, Parent: ch.Candidate.Node, Upstream: up.URL,
+			Level: level, Score: ch.Score, Candidates: len(choices)})
 		return up, nil
 	}
 	return control.Upstream{}, fmt.Errorf("no usable parent for %s: %s", stream, strings.Join(reasons, "; "))
@@ -240,7 +242,7 @@ func errLeftMeanwhile(stream string) error {
 // none was given and the origin is in AllowOrigin; it reports whether the
 // relay has a server to ask. The server is the address the allow list
 // checked, so a name that resolves elsewhere later gains nothing.
-func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
+func (r *Relay) serverFor(ctx context.Context, o streamurl.Origin) bool {
 	known := false
 	if err := r.call(ctx, func(st *state) { known = st.server != "" }); err != nil {
 		return false
@@ -252,7 +254,7 @@ func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
 	if err != nil {
 		r.Log.Warn("no --server, and the origin's host may not serve as one: pulling from the origin directly "+
 			"(give --server, or name the origin in --allow-origin)", "stream", o.URL(), "err", err)
-		r.Events.Emit("fallback", map[string]any{"stream": o.URL(), "reason": "no --server, and the origin is not in --allow-origin"})
+		r.Events.Emit(event.Fallback{Stream: o.URL(), Reason: "no --server, and the origin is not in --allow-origin"})
 		return false
 	}
 	_ = r.call(ctx, func(st *state) {
@@ -264,13 +266,13 @@ func (r *Relay) serverFor(ctx context.Context, o mediator.Origin) bool {
 	return true
 }
 
-func originUpstream(o mediator.Origin) control.Upstream {
+func originUpstream(o streamurl.Origin) control.Upstream {
 	return control.Upstream{URL: o.URL(), Addr: o.Addr(), Node: wire.OriginID}
 }
 
 // upstreamFor is the URL to pull stream from candidate c: the origin's own
 // URL, or the enhanced URL on a relay.
-func upstreamFor(o mediator.Origin, c wire.Candidate) control.Upstream {
+func upstreamFor(o streamurl.Origin, c wire.Candidate) control.Upstream {
 	if c.Node == wire.OriginID {
 		return control.Upstream{URL: o.URL(), Addr: c.RTSP, Node: c.Node}
 	}
@@ -283,8 +285,8 @@ func upstreamFor(o mediator.Origin, c wire.Candidate) control.Upstream {
 // and pushes the switch to the mediator (make-before-break there).
 func (r *Relay) onReconnect(b *wire.Reconnect) {
 	r.Log.Info("reconnect", "stream", b.Stream, "reason", b.Reason, "target", b.Target, "parent", b.Parent)
-	r.Events.Emit("reconnect", map[string]any{"stream": b.Stream, "reason": b.Reason, "target": b.Target, "parent": b.Parent})
-	o, err := mediator.ParseOriginURL(b.Stream)
+	r.Events.Emit(event.Reconnect{Stream: b.Stream, Reason: b.Reason, Target: b.Target, Parent: b.Parent})
+	o, err := streamurl.Parse(b.Stream)
 	if err != nil {
 		r.Log.Warn("reconnect for a bad stream", "stream", b.Stream, "err", err)
 		return
@@ -351,7 +353,7 @@ type streamUpstream struct {
 // names (joined there), or a fresh resolve that excludes the parent the
 // reason says is gone.
 func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (streamUpstream, error) {
-	o, err := mediator.ParseOriginURL(b.Stream)
+	o, err := streamurl.Parse(b.Stream)
 	if err != nil {
 		return streamUpstream{}, fmt.Errorf("reconnect for a bad stream %q: %w", b.Stream, err)
 	}
@@ -367,7 +369,7 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 				if !r.setParent(stream, c, up, level, sess) {
 					return streamUpstream{}, errLeftMeanwhile(stream)
 				}
-				r.Events.Emit("joined", map[string]any{"stream": stream, "parent": b.Target, "upstream": up.URL, "level": level, "handover": true})
+				r.Events.Emit(event.Joined{Stream: stream, Parent: b.Target, Upstream: up.URL, Level: level, Handover: true})
 				return streamUpstream{stream, up}, nil
 			}
 			r.Log.Warn("handover target refused, resolving instead", "target", b.Target, "err", err)
@@ -520,7 +522,7 @@ func (r *Relay) pushSwitch(stream string, up control.Upstream) {
 		}
 	})
 	for _, c := range meds {
-		if err := c.Write(control.Msg{Op: control.OpSwitch, Stream: stream, Upstream: &up}); err != nil {
+		if _, err := c.Send(&control.Switch{Stream: stream, Upstream: up}); err != nil {
 			r.Log.Warn("cannot push switch to mediator", "err", err)
 		}
 	}
@@ -529,6 +531,6 @@ func (r *Relay) pushSwitch(stream string, up control.Upstream) {
 // onDrain hands the children over and leaves.
 func (r *Relay) onDrain(b *wire.Drain) {
 	r.Log.Info("drain requested by ocm-server", "reason", b.Reason)
-	r.Events.Emit("drain", map[string]any{"reason": b.Reason})
+	r.Events.Emit(event.Drain{Reason: b.Reason})
 	r.Leave(r.ctx)
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocm-overlay/ocm/internal/mediator"
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
@@ -24,8 +24,8 @@ func TestServerFromOriginOnlyWhenAllowed(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	stream := "rtsp://127.0.0.2:554/" + media
 
-	start := func(id, allow string) *testRelay {
-		a, err := mediator.ParseAllowList(allow)
+	start := func(id, spec string) *testRelay {
+		a, err := allow.Parse(spec)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/retry"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -170,7 +171,7 @@ func (r *Relay) keepServer() {
 					_ = r.call(r.ctx, func(st *state) { server = st.server })
 					r.Log.Error("ocm-server refuses our node id: another relay is connected with it; give each relay its own --node-id (retrying)",
 						"node", r.NodeID, "server", server, "err", we.Message)
-					r.Events.Emit("server", map[string]any{"state": "refused", "code": we.Code, "node": r.NodeID})
+					r.Events.Emit(event.ServerLink{State: "refused", Code: we.Code, Node: r.NodeID})
 				}
 				refused = true
 			case err != nil:
@@ -252,7 +253,7 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 		return nil, errClosed
 	}
 	r.Log.Info("connected to ocm-server", "server", addr, "recovery", sess.welcome.Recovery)
-	r.Events.Emit("server", map[string]any{"state": "connected", "server": addr, "node": sess.welcome.Node, "recovery": sess.welcome.Recovery})
+	r.Events.Emit(event.ServerLink{State: "connected", Server: addr, Node: sess.welcome.Node, Recovery: sess.welcome.Recovery})
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -263,7 +264,7 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 			}
 		})
 		if r.ctx.Err() == nil {
-			r.Events.Emit("server", map[string]any{"state": "disconnected", "server": addr})
+			r.Events.Emit(event.ServerLink{State: "disconnected", Server: addr})
 		}
 	}()
 	return sess, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -32,7 +33,7 @@ func (r *Relay) drop(stream, why string) {
 	}
 	_ = r.call(context.Background(), func(st *state) { delete(st.streams, stream) })
 	r.Log.Debug("stream left", "stream", stream, "why", why)
-	r.Events.Emit("left", map[string]any{"stream": stream, "reason": why})
+	r.Events.Emit(event.Left{Stream: stream, Reason: why})
 }
 
 // dropIf drops the streams for which cond holds (checked again in each

@@ -25,7 +25,7 @@ func TestStreamsPruned(t *testing.T) {
 		end    func(t *testing.T, r *testRelay, med *fakeMediator, stream string)
 	}{
 		{"inactive", true, func(t *testing.T, _ *testRelay, med *fakeMediator, stream string) {
-			med.send(control.Msg{Op: control.OpInactive, Stream: stream})
+			med.send(&control.Inactive{Stream: stream})
 		}},
 		{"never active", false, func(*testing.T, *testRelay, *fakeMediator, string) {}},
 		{"mediator gone", true, func(t *testing.T, _ *testRelay, med *fakeMediator, _ string) {
@@ -42,14 +42,14 @@ func TestStreamsPruned(t *testing.T) {
 			med.hello(startRTSP(t).Addr())
 			up := med.resolve(stream)
 			if tc.active {
-				med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+				med.send(&control.Active{Stream: stream, Upstream: up})
 				// Had the active come after ActiveTimeout, the stream
 				// would have been left and joined again: either way, once
 				// the active is read the relay has it, playing.
 				med.sync()
 				// Another local process cannot make the relay leave it.
 				other := dialMediator(t, r.ControlAddr())
-				other.send(control.Msg{Op: control.OpInactive, Stream: stream})
+				other.send(&control.Inactive{Stream: stream})
 				other.sync()
 				r.log.wait(t, "inactive ignored")
 				time.Sleep(2 * r.ActiveTimeout) // an active stream does not expire
@@ -71,7 +71,7 @@ func TestStreamsPruned(t *testing.T) {
 		med := dialMediator(t, r.ControlAddr())
 		med.hello(startRTSP(t).Addr())
 		stream := streamOn(refusingAddr(t)) // the origin does not answer probes
-		if rep := med.call(control.Msg{Op: control.OpResolve, Stream: stream}); rep.Error == "" {
+		if rep := med.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin}); rep.Error == "" {
 			t.Fatalf("resolve of a stream on a closed port = %+v, want an error", rep)
 		}
 		if got := r.mapSizes(); got != (relayMaps{}) {
@@ -100,7 +100,7 @@ func TestHelloOnlyWhatPlays(t *testing.T) {
 		n, ok := serverNode(t, srv, "a")
 		return ok && len(n.Streams) == 0
 	})
-	med.send(control.Msg{Op: control.OpActive, Stream: stream, Upstream: &up})
+	med.send(&control.Active{Stream: stream, Upstream: up})
 	med.sync()
 	if got := shape(srv.tree(t, stream)); got != "a<origin@1" {
 		t.Errorf("tree after active = %q, want a<origin@1", got)
@@ -125,7 +125,7 @@ func TestHelloWithinLineLimit(t *testing.T) {
 	for i := range DefaultMaxStreams - 1 {
 		s := fmt.Sprintf("rtsp://%s/%s-%d", origin.Addr(), long, i)
 		streams = append(streams, s)
-		med.send(control.Msg{Op: control.OpActive, Stream: s, Upstream: &up})
+		med.send(&control.Active{Stream: s, Upstream: up})
 	}
 	med.sync()
 	n, _ := serverNode(t, srv, "a")

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -42,7 +44,7 @@ func (st *state) left(ss *session, re uint64, stream string) {
 		return
 	}
 	ss.reply(re, &wire.Ack{})
-	st.s.Events.Emit("tree_left", map[string]any{"stream": stream, "node": ss.node})
+	st.s.Events.Emit(event.TreeLeft{Stream: stream, Node: ss.node})
 	st.apply(res, ss.node+" left")
 }
 
@@ -62,28 +64,28 @@ func (st *state) startHandover(ss *session, stream string, w *waiter) []api.Targ
 		h.waiters = append(h.waiters, *w)
 	}
 	st.handovers[tree.Member{Stream: stream, Node: ss.node}] = h
-	planned := make([]map[string]any, 0, len(moves))
+	planned := make([]event.HandoverMove, 0, len(moves))
 	sent := []api.Target{}
 	for _, mv := range moves {
 		rc := &wire.Reconnect{Stream: stream, Reason: wire.ReasonParentLeft, Parent: ss.node}
 		if mv.Target != "" {
 			addr := mv.RTSP
 			if mv.Target == tree.Origin {
-				addr, _ = originAddr(stream)
+				addr, _ = streamurl.KeyAddr(stream)
 			}
 			if addr != "" {
 				rc.Target, rc.TargetRTSP = mv.Target, addr
 			}
 		}
-		planned = append(planned, map[string]any{"node": mv.Node, "target": rc.Target, "level": mv.Level})
+		planned = append(planned, event.HandoverMove{Node: mv.Node, Target: rc.Target, Level: mv.Level})
 		if cs := st.sessions[mv.Node]; cs != nil {
 			st.sendReconnect(cs, rc)
 			sent = append(sent, api.Target{Node: mv.Node, Stream: stream, Type: wire.TypeReconnect, Target: rc.Target})
 		}
 	}
 	st.m.handovers.inc("started")
-	st.s.Events.Emit("handover_started", map[string]any{"stream": stream, "node": ss.node, "children": planned,
-		"timeout_ms": st.s.HandoverTimeout.Milliseconds()})
+	st.s.Events.Emit(event.HandoverStarted{Stream: stream, Node: ss.node, Children: planned,
+		TimeoutMs: st.s.HandoverTimeout.Milliseconds()})
 	ss.log.Info("handover started", "stream", stream, "children", len(moves))
 	st.progress()
 	return sent
@@ -122,10 +124,9 @@ func (st *state) endHandover(h *handover, result string) {
 		}
 	}
 	st.m.handovers.inc(result)
-	st.s.Events.Emit("handover_done", map[string]any{"stream": h.stream, "node": h.node, "result": result,
-		"remaining": remaining})
+	st.s.Events.Emit(event.HandoverDone{Stream: h.stream, Node: h.node, Result: result, Remaining: remaining})
 	if member {
-		st.s.Events.Emit("tree_left", map[string]any{"stream": h.stream, "node": h.node})
+		st.s.Events.Emit(event.TreeLeft{Stream: h.stream, Node: h.node})
 	}
 	st.s.Log.Info("handover done", "stream", h.stream, "node", h.node, "result", result, "remaining", len(remaining))
 	st.apply(res, h.node+" handover "+result)
@@ -150,7 +151,7 @@ func (st *state) sortedHandovers() []*handover {
 func (st *state) drain(ss *session) api.Sent {
 	ss.drained = true
 	ss.push(&wire.Drain{Reason: wire.ReasonOperator})
-	st.s.Events.Emit("drain_sent", map[string]any{"node": ss.node})
+	st.s.Events.Emit(event.DrainSent{Node: ss.node})
 	out := api.Sent{Sent: []api.Target{{Node: ss.node, Type: wire.TypeDrain}}}
 	for _, s := range st.forest.StreamsOf(ss.node) {
 		if st.handovers[tree.Member{Stream: s, Node: ss.node}] == nil {

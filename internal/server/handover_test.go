@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -179,12 +181,12 @@ func TestHandoverLeftWaitsForChildren(t *testing.T) {
 					t.Fatalf("%s told %v after the handover", r.id, got)
 				}
 			}
-			if evs := ts.events.Find(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "switched" {
+			if evs := testutil.Find[event.HandoverDone](t, ts.events); len(evs) != 1 || evs[0].Result != "switched" {
 				t.Fatalf("handover_done events %v", evs)
 			}
 			// L closes after the ack: a clean leave, nobody told.
 			leaving.Close()
-			ts.waitEvent(t, "node_left", "L")
+			waitEvent[event.NodeLeft](t, ts, "L")
 			c1.sync()
 			if got := c1.reconnects(); len(got) != 0 {
 				t.Fatalf("c1 told %v after L closed", got)
@@ -223,7 +225,7 @@ func TestHandoverTimeout(t *testing.T) {
 		t.Fatalf("shape %q, want %q", got, want)
 	}
 	ts.validate(t)
-	if evs := ts.events.Find(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "timeout" {
+	if evs := testutil.Find[event.HandoverDone](t, ts.events); len(evs) != 1 || evs[0].Result != "timeout" {
 		t.Fatalf("handover_done events %v", evs)
 	}
 	// The promised slot is free again: c2 joins the origin's last but one.
@@ -284,7 +286,7 @@ func TestHandoverLeavingNodeFails(t *testing.T) {
 			t.Fatalf("handovers %+v", st.handovers)
 		}
 	})
-	if evs := ts.events.Find(t, "handover_done"); len(evs) != 1 || evs[0]["result"] != "gone" {
+	if evs := testutil.Find[event.HandoverDone](t, ts.events); len(evs) != 1 || evs[0].Result != "gone" {
 		t.Fatalf("handover_done events %v", evs)
 	}
 	ts.validate(t)

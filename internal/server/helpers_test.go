@@ -122,24 +122,47 @@ func (ts *testServer) shape(t *testing.T, s string) string {
 	return strings.Join(parts, " ")
 }
 
-// waitEvent waits until the server has emitted the event name for node,
+// waitEvent waits until the server has emitted an event T for node,
 // for instance node_failed after a test closed that relay's connection:
 // the server's reader goroutine sees the close some time later, and under
 // drop nothing is sent to anyone that a test could wait for instead.
-func (ts *testServer) waitEvent(t *testing.T, name, node string) {
+func waitEvent[T nodeEvent](t *testing.T, ts *testServer, node string) T {
 	t.Helper()
-	ts.waitEvents(t, name, node, 1)
+	return waitEvents[T](t, ts, node, 1)[0]
 }
 
-// waitEvents waits until the server has emitted n events name for node
-// and returns them.
-func (ts *testServer) waitEvents(t *testing.T, name, node string, n int) []map[string]any {
+// nodeEvent is an event about one node.
+type nodeEvent interface {
+	event.Event
+	event.NodeFailed | event.NodeLeft | event.NodeReleased | event.NodeQuarantined | event.ChildStalled
+}
+
+// nodeOf returns the node an event is about.
+func nodeOf(e event.Event) string {
+	switch e := e.(type) {
+	case event.NodeFailed:
+		return e.Node
+	case event.NodeLeft:
+		return e.Node
+	case event.NodeReleased:
+		return e.Node
+	case event.NodeQuarantined:
+		return e.Node
+	case event.ChildStalled:
+		return e.Node
+	}
+	return ""
+}
+
+// waitEvents waits until the server has emitted n events T for node and
+// returns them.
+func waitEvents[T nodeEvent](t *testing.T, ts *testServer, node string, n int) []T {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var got []map[string]any
-		for _, ev := range ts.events.Events(t) {
-			if ev["event"] == name && ev["node"] == node {
+		var got []T
+		for _, ev := range testutil.Find[T](t, ts.events) {
+			if nodeOf(ev) == node {
 				got = append(got, ev)
 			}
 		}
@@ -147,7 +170,8 @@ func (ts *testServer) waitEvents(t *testing.T, name, node string, n int) []map[s
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server emitted %d of %d %s for %s; events:\n%s", len(got), n, name, node, ts.events.String())
+			var zero T
+			t.Fatalf("the server emitted %d of %d %s for %s; events:\n%s", len(got), n, zero.EventName(), node, ts.events.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -49,7 +51,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/streams", s.api(func(r *http.Request, st *state) (any, error) {
 		sums := st.forest.Streams()
 		for i := range sums {
-			sums[i].Origin, _ = originAddr(sums[i].Stream)
+			sums[i].Origin, _ = streamurl.KeyAddr(sums[i].Stream)
 		}
 		return sums, nil
 	}))
@@ -73,7 +75,7 @@ func (s *Server) handler() http.Handler {
 			return nil, badRequest("%v", err)
 		}
 		if p != st.policy {
-			st.s.Events.Emit("policy_changed", map[string]any{"from": string(st.policy), "to": string(p)})
+			st.s.Events.Emit(event.PolicyChanged{From: string(st.policy), To: string(p)})
 			st.s.Log.Info("recovery policy changed", "from", st.policy, "to", p)
 			st.policy = p
 		}
@@ -304,7 +306,7 @@ func (st *state) operatorReconnect(r *http.Request) (any, error) {
 			if id == ss.node && to != "" {
 				rc.Target = to
 				if to == wire.OriginID {
-					rc.TargetRTSP, _ = originAddr(s)
+					rc.TargetRTSP, _ = streamurl.KeyAddr(s)
 				} else if n, ok := st.forest.Node(to); ok {
 					rc.TargetRTSP = n.RTSP
 				}

@@ -119,6 +119,8 @@ type Server struct {
 	// APIReadToken, when set, closes the API's reads (GET, /metrics) too:
 	// they need it or Token as their bearer token. Empty: reads are open.
 	APIReadToken string
+	// Version is the build, said in the ready line; empty: not said.
+	Version string
 	// ReconnectStep is the longest delay between the levels told under
 	// the gradual policy: the next level goes as soon as the previous one
 	// has rejoined.
@@ -290,7 +292,7 @@ func (s *Server) Start() error {
 	s.Log = s.Log.With("component", "ocm-server")
 
 	// The ready line comes before anything a connection could cause.
-	s.Events.Emit("ready", map[string]any{"ocm": ln.Addr().String(), "http": httpAddr})
+	s.Events.Emit(event.ServerReady{OCM: ln.Addr().String(), HTTP: httpAddr, Version: s.Version})
 	s.Log.Info("listening", "ocm", ln.Addr().String(), "http", httpAddr,
 		"recovery", s.Recovery, "heartbeat", s.Heartbeat, "token", s.Token != "")
 

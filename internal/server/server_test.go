@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -40,29 +42,6 @@ func TestSharedConstants(t *testing.T) {
 	for _, p := range pairs {
 		if p[0] != p[1] {
 			t.Errorf("wire %q != tree %q", p[0], p[1])
-		}
-	}
-}
-
-func TestOriginAddr(t *testing.T) {
-	tests := []struct {
-		stream, want string
-		ok           bool
-	}{
-		{"rtsp://ms:8554/live", "ms:8554", true},
-		{"rtsp://ms/live", "ms:554", true},
-		{"rtsps://ms/live", "ms:322", true},
-		{"rtsp://[::1]:8554/a/b", "[::1]:8554", true},
-		{"rtsp://10.0.0.1:554/live?x", "10.0.0.1:554", true},
-		{"http://ms/live", "", false},
-		{"live", "", false},
-		{"rtsp:///live", "", false},
-		{"rtsp://ms:bad/live", "", false},
-	}
-	for _, tt := range tests {
-		got, err := originAddr(tt.stream)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("originAddr(%q) = %q, %v", tt.stream, got, err)
 		}
 	}
 }
@@ -297,8 +276,8 @@ func TestDroppedMidMessageRepairs(t *testing.T) {
 		t.Fatalf("shape %q, want %q", got, want)
 	}
 	var failed bool
-	for _, ev := range ts.events.Events(t) {
-		if ev["event"] == "node_failed" && ev["node"] == "a" && ev["cause"] == "closed mid-message" {
+	for _, ev := range testutil.Find[event.NodeFailed](t, ts.events) {
+		if ev.Node == "a" && ev.Cause == "closed mid-message" {
 			failed = true
 		}
 	}
@@ -323,7 +302,7 @@ func TestPolicies(t *testing.T) {
 			rs := ts.chain(t, "a", "b", "c")
 			a, b, c := rs[0], rs[1], rs[2]
 			a.c.Close()
-			ts.waitEvent(t, "node_failed", "a")
+			waitEvent[event.NodeFailed](t, ts, "a")
 			for _, r := range []*relay{b, c} {
 				want := tt.want[r.id]
 				if len(want) > 0 {
@@ -656,8 +635,9 @@ func TestDuplicateNodeRefused(t *testing.T) {
 		}
 	}
 	for _, ev := range ts.events.Events(t) {
-		if ev["event"] == "node_replaced" || ev["event"] == "node_failed" {
-			t.Fatalf("event %v", ev)
+		switch ev.(type) {
+		case event.NodeReplaced, event.NodeFailed:
+			t.Fatalf("event %T %+v", ev, ev)
 		}
 	}
 	body := ts.metrics(t)
@@ -819,8 +799,8 @@ func TestReadyEventFirst(t *testing.T) {
 	ts := startServer(t, nil)
 	newRelay(t, "a", 1).dial(ts.Addr(), "")
 	evs := ts.events.Events(t)
-	if evs[0]["event"] != "ready" || evs[0]["ocm"] != ts.Addr() || evs[0]["http"] != ts.HTTPAddr() {
-		t.Fatalf("first event %+v", evs[0])
+	if r, ok := evs[0].(event.ServerReady); !ok || r.OCM != ts.Addr() || r.HTTP != ts.HTTPAddr() {
+		t.Fatalf("first event %T %+v", evs[0], evs[0])
 	}
 }
 
@@ -866,7 +846,7 @@ func TestReportReattachesDropped(t *testing.T) {
 	rs := ts.chain(t, "a", "b", "c", "d")
 	a, b, c, d := rs[0], rs[1], rs[2], rs[3]
 	a.c.Close()
-	ts.waitEvent(t, "node_failed", "a")
+	waitEvent[event.NodeFailed](t, ts, "a")
 	if got := ts.shape(t, stream); got != "" {
 		t.Fatalf("after dropping a's subtree the tree is %q, want empty", got)
 	}
@@ -913,17 +893,14 @@ func TestFailureCausesFixed(t *testing.T) {
 			}
 		}
 		r.nc.Close()
-		ts.waitEvent(t, "node_failed", id)
+		waitEvent[event.NodeFailed](t, ts, id)
 	}
 	details := 0
-	for _, ev := range ts.events.Events(t) {
-		if ev["event"] != "node_failed" {
-			continue
+	for _, ev := range testutil.Find[event.NodeFailed](t, ts.events) {
+		if !slices.Contains(failureCauses, ev.Cause) {
+			t.Errorf("node_failed cause %q is not one of %q", ev.Cause, failureCauses)
 		}
-		if !slices.Contains(failureCauses, ev["cause"].(string)) {
-			t.Errorf("node_failed cause %q is not one of %q", ev["cause"], failureCauses)
-		}
-		if d, _ := ev["detail"].(string); d != "" {
+		if ev.Detail != "" {
 			details++
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -310,6 +311,6 @@ func (s *Server) refuse(c *wire.Conn, log *slog.Logger, re uint64, code, msg str
 // badInput logs and reports one rejected input.
 func (s *Server) badInput(log *slog.Logger, remote, code string, err error) {
 	log.Warn("rejected input", "code", code, "err", err)
-	s.Events.Emit("rejected", map[string]any{"remote": remote, "code": code, "message": err.Error()})
+	s.Events.Emit(event.Rejected{Remote: remote, Code: code, Message: err.Error()})
 	_ = s.call(s.ctx, func(st *state) { st.m.rejected.inc(code) })
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -122,8 +123,8 @@ func (st *state) confirmStalls(now time.Time) {
 			verdict, why = stallExcused, "the parent lost its own upstream"
 		}
 		st.m.stalls.inc(verdict)
-		st.s.Events.Emit("child_stalled", map[string]any{"stream": k.Stream, "node": r.parent, "child": k.Node,
-			"verdict": verdict, "why": why})
+		st.s.Events.Emit(event.ChildStalled{Stream: k.Stream, Node: r.parent, Child: k.Node,
+			Verdict: verdict, Why: why})
 		r.sess.log.Info("child stalled under it", "stream", k.Stream, "child", k.Node, "verdict", verdict, "why", why)
 		if verdict == stallCounted {
 			st.countStall(r.parent, k, r.at)
@@ -187,8 +188,8 @@ func (st *state) countStall(parent string, child tree.Member, at time.Time) {
 		return
 	}
 	st.m.quarantines++
-	st.s.Events.Emit("node_quarantined", map[string]any{"node": parent, "stream": child.Stream, "children": victims,
-		"reason": reason, "offences": sp.offences, "clean_ms": clean.Milliseconds()})
+	st.s.Events.Emit(event.NodeQuarantined{Node: parent, Stream: child.Stream, Children: victims,
+		Reason: reason, Offences: sp.offences, CleanMs: clean.Milliseconds()})
 	st.s.Log.Warn("node quarantined: its children stall under it", "node", parent, "stream", child.Stream,
 		"children", victims, "clean_needed", clean)
 }
@@ -227,8 +228,7 @@ func (st *state) quarantineReport(ss *session, r *wire.Report) {
 	}
 	sp.quarantined, sp.cleanSince = time.Time{}, time.Time{}
 	clear(sp.victims)
-	st.s.Events.Emit("node_released", map[string]any{"node": ss.node, "clean_ms": need.Milliseconds(),
-		"offences": sp.offences})
+	st.s.Events.Emit(event.NodeReleased{Node: ss.node, CleanMs: need.Milliseconds(), Offences: sp.offences})
 	ss.log.Info("quarantine lifted: its reports are clean", "clean_for", need)
 }
 

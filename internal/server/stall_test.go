@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -59,9 +61,9 @@ func TestBlackHoleQuarantined(t *testing.T) {
 	// The first victim: counted, not enough. Asking again changes nothing.
 	victims[0].stall(stream, "bh")
 	victims[0].stall(stream, "bh")
-	ev := ts.waitEvents(t, "child_stalled", "bh", 1)
-	if ev[0]["child"] != "v1" || ev[0]["verdict"] != stallCounted {
-		t.Fatalf("first stall: %v", ev[0])
+	ev := waitEvent[event.ChildStalled](t, ts, "bh")
+	if ev.Child != "v1" || ev.Verdict != stallCounted {
+		t.Fatalf("first stall: %+v", ev)
 	}
 	if got := offered(victims[2].candidates(stream)); !slices.Contains(got, "bh") {
 		t.Fatalf("after one victim bh is no longer offered: %v", got)
@@ -69,9 +71,9 @@ func TestBlackHoleQuarantined(t *testing.T) {
 
 	// The second: quarantined.
 	victims[1].stall(stream, "bh")
-	q := ts.waitEvents(t, "node_quarantined", "bh", 1)[0]
-	t.Logf("quarantined: %v", q["reason"])
-	if n := len(ts.events.Find(t, "child_stalled")); n != 2 {
+	q := waitEvent[event.NodeQuarantined](t, ts, "bh")
+	t.Logf("quarantined: %v", q.Reason)
+	if n := len(testutil.Find[event.ChildStalled](t, ts.events)); n != 2 {
 		t.Errorf("%d child_stalled events, want 2 (v1's repeated ask is one stall)", n)
 	}
 	got := offered(victims[2].candidates(stream))
@@ -121,7 +123,7 @@ func TestBlackHoleQuarantined(t *testing.T) {
 	report(0, 1e6)
 	ts.clock.Advance(time.Minute)
 	report(0, 1e6)
-	ts.waitEvent(t, "node_released", "bh")
+	waitEvent[event.NodeReleased](t, ts, "bh")
 	if n := nodeEntry(t, ts, "bh"); n.Quarantined || n.QuarantineReason != "" {
 		t.Errorf("after clean reports: quarantined %v %q", n.Quarantined, n.QuarantineReason)
 	}
@@ -140,9 +142,9 @@ func TestStallExcused(t *testing.T) {
 		rs["p"].stall(stream, wire.OriginID) // the origin went away
 		rs["c1"].stall(stream, "p")
 		rs["c2"].stall(stream, "p")
-		for _, ev := range ts.waitEvents(t, "child_stalled", "p", 2) {
-			if ev["verdict"] != stallExcused || !strings.Contains(ev["why"].(string), "lost its own upstream") {
-				t.Errorf("stall %v, want excused", ev)
+		for _, ev := range waitEvents[event.ChildStalled](t, ts, "p", 2) {
+			if ev.Verdict != stallExcused || !strings.Contains(ev.Why, "lost its own upstream") {
+				t.Errorf("stall %+v, want excused", ev)
 			}
 		}
 		if n := nodeEntry(t, ts, "p"); n.Quarantined {
@@ -164,9 +166,9 @@ func TestStallExcused(t *testing.T) {
 		rs["p"].mustJoin(stream, "origin")
 		rs["c1"].stall(stream, "p")
 		rs["c2"].stall(stream, "p")
-		for _, ev := range ts.waitEvents(t, "child_stalled", "p", 2) {
-			if ev["verdict"] != stallExcused {
-				t.Errorf("stall %v, want excused", ev)
+		for _, ev := range waitEvents[event.ChildStalled](t, ts, "p", 2) {
+			if ev.Verdict != stallExcused {
+				t.Errorf("stall %+v, want excused", ev)
 			}
 		}
 		if n := nodeEntry(t, ts, "p"); n.Quarantined {
@@ -180,13 +182,13 @@ func TestStallExcused(t *testing.T) {
 		rs["c1"].stall(stream, "p")
 		rs["c2"].stall(stream, "p")
 		rs["p"].c.Close()
-		ts.waitEvent(t, "node_failed", "p")
+		waitEvent[event.NodeFailed](t, ts, "p")
 		// p comes back at once with the same id: it starts clean.
 		p2 := newRelay(t, "p", 4).dial(ts.Addr(), "")
 		p2.mustJoin(stream, "origin")
 		// Judge every pending stall now, whatever the clock.
 		ts.check(t, func(st *state) { st.confirmStalls(time.Now().Add(time.Hour)) })
-		if got := ts.events.Find(t, "child_stalled"); len(got) != 0 {
+		if got := testutil.Find[event.ChildStalled](t, ts.events); len(got) != 0 {
 			t.Errorf("stalls under a failed parent judged: %v", got)
 		}
 		if n := nodeEntry(t, ts, "p"); n.Quarantined {

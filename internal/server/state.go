@@ -7,6 +7,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -192,16 +194,13 @@ func (st *state) removeNode(ss *session, end ending) {
 		st.s.Log.Error("remove node", "node", ss.node, "err", err)
 		return
 	}
-	kv := map[string]any{"node": ss.node, "remote": ss.remote, "cause": end.cause, "streams": streams,
-		"policy": string(st.policy)}
-	if end.detail != "" {
-		kv["detail"] = end.detail
-	}
+	gone := event.NodeGone{Node: ss.node, Remote: ss.remote, Cause: end.cause, Detail: end.detail, Streams: streams,
+		Policy: string(st.policy)}
 	if end.clean && len(streams) == 0 {
-		st.s.Events.Emit("node_left", kv)
+		st.s.Events.Emit(event.NodeLeft{NodeGone: gone})
 		ss.log.Info("node left", "cause", end.cause)
 	} else {
-		st.s.Events.Emit("node_failed", kv)
+		st.s.Events.Emit(event.NodeFailed{NodeGone: gone})
 		st.m.failures.inc(end.cause)
 		ss.log.Warn("node failed", "cause", end.cause, "detail", end.detail, "streams", len(streams), "policy", st.policy,
 			"notified", len(res.Notices()))
@@ -224,14 +223,14 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 		msg := fmt.Sprintf("node id %q is in use by a live connection: each relay needs its own --node-id", h.Node)
 		ss.replyAndClose(re, &wire.Error{Code: wire.CodeDuplicateNode, Message: msg})
 		st.m.rejected.inc(wire.CodeDuplicateNode)
-		st.s.Events.Emit("rejected", map[string]any{"remote": ss.remote, "code": wire.CodeDuplicateNode, "node": h.Node,
-			"live_remote": old.remote, "message": msg})
+		st.s.Events.Emit(event.Rejected{Remote: ss.remote, Code: wire.CodeDuplicateNode, Node: h.Node,
+			LiveRemote: old.remote, Message: msg})
 		ss.log.Warn("hello refused: node id in use", "live_remote", old.remote)
 		return false
 	} else if old != nil {
 		ss.drained = old.drained // a drained relay reconnecting is still leaving
 		old.sendAndClose(&wire.Error{Code: wire.CodeReplaced, Message: "a newer connection said hello as " + h.Node})
-		st.s.Events.Emit("node_replaced", map[string]any{"node": h.Node, "old_remote": old.remote, "remote": ss.remote})
+		st.s.Events.Emit(event.NodeReplaced{Node: h.Node, OldRemote: old.remote, Remote: ss.remote})
 		ss.log.Info("connection replaced", "old_remote", old.remote)
 	}
 	st.sessions[h.Node] = ss
@@ -253,9 +252,9 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 		HandoverMs: st.s.HandoverTimeout.Milliseconds(), ReconnectStepMs: st.s.ReconnectStep.Milliseconds(),
 	})
 	st.m.hellos++
-	st.s.Events.Emit("node_joined", map[string]any{
-		"node": h.Node, "remote": ss.remote, "rtsp": info.RTSP, "probe": info.Probe, "willing": h.Willing,
-		"capacity": h.Capacity, "cores": h.Cores, "streams": len(h.Streams),
+	st.s.Events.Emit(event.NodeJoined{
+		Node: h.Node, Remote: ss.remote, RTSP: info.RTSP, Probe: info.Probe, Willing: h.Willing,
+		Capacity: h.Capacity, Cores: h.Cores, Streams: len(h.Streams),
 	})
 	ss.log.Info("hello", "rtsp", info.RTSP, "willing", h.Willing, "capacity", h.Capacity, "streams", len(h.Streams))
 	st.apply(res, "hello from "+h.Node)
@@ -286,7 +285,7 @@ func (st *state) handle(ss *session, m wire.Msg) {
 
 func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 	st.m.candidates++
-	origin, err := originAddr(g.Stream)
+	origin, err := streamurl.KeyAddr(g.Stream)
 	if err != nil {
 		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
 		return
@@ -312,7 +311,7 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 
 func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 	if j.Parent == tree.Origin {
-		if _, err := originAddr(j.Stream); err != nil {
+		if _, err := streamurl.KeyAddr(j.Stream); err != nil {
 			ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
 			return
 		}
@@ -322,8 +321,8 @@ func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 		code := errorCode(err)
 		st.m.joinErrors.inc(code)
 		ss.reply(re, &wire.Error{Code: code, Message: err.Error()})
-		st.s.Events.Emit("join_rejected", map[string]any{"stream": j.Stream, "node": ss.node, "parent": j.Parent,
-			"code": code, "message": err.Error()})
+		st.s.Events.Emit(event.JoinRejected{Stream: j.Stream, Node: ss.node, Parent: j.Parent,
+			Code: code, Message: err.Error()})
 		ss.log.Warn("join rejected", "stream", j.Stream, "parent", j.Parent, "err", err)
 		return
 	}
@@ -378,17 +377,17 @@ func (st *state) reconcile(ss *session, r *wire.Report) {
 // reconnects.
 func (st *state) apply(res tree.Result, cause string) {
 	for _, c := range res.Changes {
-		st.s.Events.Emit("tree_joined", map[string]any{"stream": c.Stream, "node": c.Node, "parent": c.Parent,
-			"from": c.From, "level": c.Level, "subtree": c.Subtree})
+		st.s.Events.Emit(event.TreeJoined{Stream: c.Stream, Node: c.Node, Parent: c.Parent,
+			From: c.From, Level: c.Level, Subtree: c.Subtree})
 	}
 	for _, e := range res.Pending {
-		st.s.Events.Emit("tree_pending", map[string]any{"stream": e.Stream, "node": e.Node, "parent": e.Parent})
+		st.s.Events.Emit(event.TreePending{Stream: e.Stream, Node: e.Node, Parent: e.Parent})
 	}
 	for _, m := range res.Orphaned {
-		st.s.Events.Emit("tree_orphaned", map[string]any{"stream": m.Stream, "node": m.Node, "cause": cause})
+		st.s.Events.Emit(event.TreeOrphaned{Stream: m.Stream, Node: m.Node, Cause: cause})
 	}
 	for _, m := range res.Removed {
-		st.s.Events.Emit("tree_removed", map[string]any{"stream": m.Stream, "node": m.Node, "cause": cause})
+		st.s.Events.Emit(event.TreeRemoved{Stream: m.Stream, Node: m.Node, Cause: cause})
 	}
 	if len(res.Groups) > 0 {
 		st.notify(res.Groups[0], false)
@@ -503,8 +502,7 @@ func (st *state) sendReconnect(ss *session, r *wire.Reconnect) {
 	ss.push(r)
 	st.movedUpstream(tree.Member{Stream: r.Stream, Node: ss.node})
 	st.m.reconnects.inc(r.Reason)
-	st.s.Events.Emit("reconnect_sent", map[string]any{"stream": r.Stream, "node": ss.node, "reason": r.Reason,
-		"target": r.Target})
+	st.s.Events.Emit(event.ReconnectSent{Stream: r.Stream, Node: ss.node, Reason: r.Reason, Target: r.Target})
 	ss.log.Info("reconnect sent", "stream", r.Stream, "reason", r.Reason, "target", r.Target)
 }
 

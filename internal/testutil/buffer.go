@@ -3,10 +3,11 @@ package testutil
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 // Buffer is an io.Writer safe for concurrent use: a tool's stdout or
@@ -28,32 +29,26 @@ func (b *Buffer) String() string {
 	return b.buf.String()
 }
 
-// Events decodes the JSON event lines written so far; a line that is not
-// JSON fails the test.
-func (b *Buffer) Events(t testing.TB) []map[string]any {
+// Events decodes the event lines written so far into their types; a line
+// that is not an event of package event fails the test.
+func (b *Buffer) Events(t testing.TB) []event.Event {
 	t.Helper()
-	var out []map[string]any
+	var out []event.Event
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		if line == "" {
 			continue
 		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
+		e, err := event.Decode([]byte(line))
+		if err != nil {
 			t.Fatalf("event line %q: %v", line, err)
 		}
-		out = append(out, m)
+		out = append(out, e)
 	}
 	return out
 }
 
-// Find returns the events named name ("event" field), in order.
-func (b *Buffer) Find(t testing.TB, name string) []map[string]any {
+// Find returns the events of type T written to b so far, in order.
+func Find[T event.Event](t testing.TB, b *Buffer) []T {
 	t.Helper()
-	var out []map[string]any
-	for _, e := range b.Events(t) {
-		if e["event"] == name {
-			out = append(out, e)
-		}
-	}
-	return out
+	return event.Of[T](b.Events(t))
 }

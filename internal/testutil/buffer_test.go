@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/ocm-overlay/ocm/internal/event"
 )
 
 func TestBuffer(t *testing.T) {
@@ -13,14 +15,18 @@ func TestBuffer(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fmt.Fprintf(&b, "{\"event\":\"e%d\",\"n\":%d}\n", i%2, i)
+			if i%2 == 1 {
+				fmt.Fprintf(&b, "{\"event\":\"drain\",\"reason\":\"r%d\"}\n", i)
+			} else {
+				fmt.Fprintf(&b, "{\"event\":\"drain_sent\",\"node\":\"n%d\"}\n", i)
+			}
 		}()
 	}
 	wg.Wait()
 	if got := len(b.Events(t)); got != 8 {
 		t.Fatalf("%d events, want 8", got)
 	}
-	if got := len(b.Find(t, "e1")); got != 4 {
-		t.Fatalf("%d e1 events, want 4", got)
+	if got := len(Find[event.Drain](t, &b)); got != 4 {
+		t.Fatalf("%d drain events, want 4", got)
 	}
 }

@@ -32,6 +32,18 @@ func PublishAV(t testing.TB, url string, seq func(n int) uint16) {
 			PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1,
 		}}},
 	}}
+	Publish(t, url, desc, func(n, i int) *rtp.Packet {
+		return &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: desc.Medias[i].Formats[0].PayloadType(),
+			SequenceNumber: seq(n) + uint16(i)*20000, Timestamp: uint32(n) * 160, SSRC: uint32(i + 1), Marker: true},
+			Payload: []byte{0x05, 1, 2, 3}}
+	})
+}
+
+// Publish publishes desc to url (RTSP ANNOUNCE and RECORD over TCP, with
+// gortsplib's client), writing packet(n, i), the n-th packet of media i,
+// for every media every 20 ms until the test ends.
+func Publish(t testing.TB, url string, desc *description.Session, packet func(n, i int) *rtp.Packet) {
+	t.Helper()
 	tcp := gortsplib.TransportTCP
 	c := &gortsplib.Client{Transport: &tcp}
 	if err := c.StartRecording(url, desc); err != nil {
@@ -51,10 +63,7 @@ func PublishAV(t testing.TB, url string, seq func(n int) uint16) {
 			case <-tick.C:
 			}
 			for i, medi := range desc.Medias {
-				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: medi.Formats[0].PayloadType(),
-					SequenceNumber: seq(n) + uint16(i)*20000, Timestamp: uint32(n) * 160, SSRC: uint32(i + 1), Marker: true},
-					Payload: []byte{0x05, 1, 2, 3}}
-				if err := c.WritePacketRTP(medi, pkt); err != nil {
+				if err := c.WritePacketRTP(medi, packet(n, i)); err != nil {
 					return
 				}
 			}

@@ -11,9 +11,10 @@ import (
 // Client.Err tells why.
 var ErrClosed = errors.New("ocm connection closed")
 
-// Client is the relay side of a connection: one reader goroutine routes
-// each reply to the request waiting for it, and everything else the
-// server pushes (reconnect, drain, an error with re 0) to Pushes, in
+// Client is the requesting side of a connection of any Link (the relay
+// on the Server link, the mediator on the control link): one reader
+// goroutine routes each reply to the request waiting for it, and
+// everything else the peer pushes (reconnect, drain, an error with re 0) to Pushes, in
 // order, with the answers nobody waits for (an error answering a report,
 // a reply that came after its request gave up). Pushes are queued without bound, so a consumer busy with a
 // request never stalls the replies. Requests may be made from any
@@ -27,6 +28,8 @@ type Client struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
+	onSkip func(error) // a line skipped as bad input; nil: silently
+
 	mu      sync.Mutex
 	waiting map[uint64]chan Msg
 	queue   []Msg // pushes not yet taken
@@ -34,11 +37,22 @@ type Client struct {
 	err     error
 }
 
+// A ClientOption configures NewClient.
+type ClientOption func(*Client)
+
+// OnSkip has f called, from the client's reader goroutine, with the error
+// of each line the client skips as bad input (IsBadMessage: malformed,
+// invalid, of an unknown type), so that it can be logged.
+func OnSkip(f func(error)) ClientOption { return func(cl *Client) { cl.onSkip = f } }
+
 // NewClient starts reading c. Say Hello first.
-func NewClient(c *Conn) *Client {
+func NewClient(c *Conn, opts ...ClientOption) *Client {
 	cl := &Client{conn: c, pushes: make(chan Msg), notify: make(chan struct{}, 1),
 		done: make(chan struct{}), fwdDone: make(chan struct{}), closing: make(chan struct{}),
 		waiting: map[uint64]chan Msg{}}
+	for _, o := range opts {
+		o(cl)
+	}
 	go cl.read()
 	go cl.forward()
 	return cl
@@ -83,8 +97,11 @@ func (cl *Client) read() {
 		var m Msg
 		m, err = cl.conn.ReadMsg()
 		if err != nil {
-			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnknownType) {
-				continue // a newer or broken server: skip the line
+			if IsBadMessage(err) {
+				if cl.onSkip != nil {
+					cl.onSkip(err)
+				}
+				continue // a newer or broken peer: skip the line
 			}
 			break
 		}
@@ -175,8 +192,9 @@ func (cl *Client) Request(ctx context.Context, body Body) (Msg, error) {
 	}
 }
 
-// expect makes a request and checks the answer's type.
-func expect[T Body](ctx context.Context, cl *Client, body Body) (T, error) {
+// Expect makes a request and checks the answer's type: the typed calls
+// of every link are built on it.
+func Expect[T Body](ctx context.Context, cl *Client, body Body) (T, error) {
 	var zero T
 	m, err := cl.Request(ctx, body)
 	if err != nil {
@@ -193,7 +211,7 @@ func expect[T Body](ctx context.Context, cl *Client, body Body) (T, error) {
 // ErrBadToken, a version the server does not speak ErrVersion (both also
 // unwrap to the *Error received).
 func (cl *Client) Hello(ctx context.Context, h *Hello) (*Welcome, error) {
-	w, err := expect[*Welcome](ctx, cl, h)
+	w, err := Expect[*Welcome](ctx, cl, h)
 	var e *Error
 	if errors.As(err, &e) {
 		switch e.Code {
@@ -208,7 +226,7 @@ func (cl *Client) Hello(ctx context.Context, h *Hello) (*Welcome, error) {
 
 // Candidates asks for parents for a stream.
 func (cl *Client) Candidates(ctx context.Context, stream string, exclude []string) ([]Candidate, error) {
-	c, err := expect[*Candidates](ctx, cl, &GetCandidates{Stream: stream, Exclude: exclude})
+	c, err := Expect[*Candidates](ctx, cl, &GetCandidates{Stream: stream, Exclude: exclude})
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +236,7 @@ func (cl *Client) Candidates(ctx context.Context, stream string, exclude []strin
 // Join reports the parent taken for a stream and returns the level the
 // server computed. On error (a *Error with a Code*), pick another parent.
 func (cl *Client) Join(ctx context.Context, stream, parent string) (int, error) {
-	a, err := expect[*Ack](ctx, cl, &Joined{Stream: stream, Parent: parent})
+	a, err := Expect[*Ack](ctx, cl, &Joined{Stream: stream, Parent: parent})
 	if err != nil {
 		return 0, err
 	}
@@ -230,13 +248,13 @@ func (cl *Client) Join(ctx context.Context, stream, parent string) (int, error) 
 // to their new parents or after Welcome.Handover: give ctx a little more
 // than that, and keep serving the children until Leave returns.
 func (cl *Client) Leave(ctx context.Context, stream string) error {
-	_, err := expect[*Ack](ctx, cl, &Left{Stream: stream})
+	_, err := Expect[*Ack](ctx, cl, &Left{Stream: stream})
 	return err
 }
 
 // Heartbeat sends a heartbeat and waits for its echo.
 func (cl *Client) Heartbeat(ctx context.Context) error {
-	_, err := expect[*Heartbeat](ctx, cl, &Heartbeat{})
+	_, err := Expect[*Heartbeat](ctx, cl, &Heartbeat{})
 	return err
 }
 

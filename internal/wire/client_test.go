@@ -126,3 +126,30 @@ func TestClientRequestContext(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestClientSkipsBadLines: a line the client cannot use is skipped, told
+// to OnSkip with what was wrong, and the request still gets its answer.
+func TestClientSkipsBadLines(t *testing.T) {
+	srv, peer := pair(t)
+	skipped := make(chan error, 4)
+	cl := NewClient(NewConn(peer), OnSkip(func(err error) { skipped <- err }))
+	defer cl.Close()
+	go func() {
+		m, err := srv.ReadMsg()
+		if err != nil {
+			return
+		}
+		_, _ = srv.nc.Write([]byte("not json\n" + `{"v":1,"type":"frobnicate"}` + "\n"))
+		_ = srv.Reply(m.ID, &Heartbeat{})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cl.Heartbeat(ctx); err != nil {
+		t.Fatalf("heartbeat after bad lines: %v", err)
+	}
+	for _, want := range []error{ErrMalformed, ErrUnknownType} {
+		if err := <-skipped; !errors.Is(err, want) {
+			t.Errorf("skipped %v, want %v", err, want)
+		}
+	}
+}

@@ -16,10 +16,17 @@ type envelope struct {
 	Re   uint64 `json:"re"`
 }
 
-// Decode parses one line (without its "\n") into a message and validates
-// it. On ErrVersion, ErrUnknownType and ErrInvalid the returned Msg still
-// holds the envelope (Type, ID), so the receiver can answer with re set.
-func Decode(line []byte) (Msg, error) {
+// Decode parses one line of the Server link; see Link.Decode.
+func Decode(line []byte) (Msg, error) { return Server.Decode(line) }
+
+// Encode returns the line of m on the Server link; see Link.Encode.
+func Encode(m Msg) ([]byte, error) { return Server.Encode(m) }
+
+// Decode parses one line (without its "\n") into a message of the link
+// and validates it. On ErrVersion, ErrUnknownType and ErrInvalid the
+// returned Msg still holds the envelope (Type, ID), so the receiver can
+// answer with re set.
+func (l *Link) Decode(line []byte) (Msg, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' {
 		return Msg{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
@@ -30,18 +37,18 @@ func Decode(line []byte) (Msg, error) {
 	}
 	m := Msg{Type: env.Type, ID: env.ID, Re: env.Re}
 	if env.V == nil {
-		return m, fmt.Errorf("%w: no \"v\" field (want %d)", ErrVersion, Version)
+		return m, fmt.Errorf("%w: no \"v\" field (want %d)", ErrVersion, l.Version)
 	}
 	m.V = *env.V
-	if m.V != Version {
-		return m, fmt.Errorf("%w: v=%d (want %d)", ErrVersion, m.V, Version)
+	if m.V != l.Version {
+		return m, fmt.Errorf("%w: v=%d (want %d)", ErrVersion, m.V, l.Version)
 	}
 	if env.Type == "" {
 		return m, fmt.Errorf("%w: no \"type\" field", ErrMalformed)
 	}
-	body := newBody(env.Type)
+	body := l.New(env.Type)
 	if body == nil {
-		return m, fmt.Errorf("%w: %.64q", ErrUnknownType, env.Type)
+		return m, fmt.Errorf("%w: %.64q (not a %s message)", ErrUnknownType, env.Type, l.Name)
 	}
 	// The envelope fields are in the same object; body types have no
 	// fields of those names, so they are simply ignored here.
@@ -57,12 +64,12 @@ func Decode(line []byte) (Msg, error) {
 
 // Encode returns the line for m, without its "\n". It validates the body
 // (a program bug otherwise would only show on the peer). V is written as
-// Version when 0; Type is taken from the body.
-func Encode(m Msg) ([]byte, error) {
+// the link's Version when 0; Type is taken from the body.
+func (l *Link) Encode(m Msg) ([]byte, error) {
 	if m.Body == nil {
 		return nil, fmt.Errorf("%w: no body", ErrInvalid)
 	}
-	if m.V != 0 && m.V != Version {
+	if m.V != 0 && m.V != l.Version {
 		return nil, fmt.Errorf("%w: v=%d", ErrVersion, m.V)
 	}
 	if m.Type != "" && m.Type != m.Body.Type() {
@@ -77,7 +84,7 @@ func Encode(m Msg) ([]byte, error) {
 	}
 	b := make([]byte, 0, len(body)+64)
 	b = append(b, `{"v":`...)
-	b = strconv.AppendInt(b, Version, 10)
+	b = strconv.AppendInt(b, int64(l.Version), 10)
 	b = append(b, `,"type":`...)
 	b = strconv.AppendQuote(b, m.Body.Type()) // types are plain ASCII
 	if m.ID != 0 {

@@ -13,10 +13,11 @@ import (
 	"time"
 )
 
-// Conn is one OCM connection: a line reader with a length limit and
+// Conn is one connection of a Link: a line reader with a length limit and
 // deadlines, and a writer safe for concurrent use. ReadMsg must be called
 // from one goroutine at a time.
 type Conn struct {
+	link    *Link
 	nc      net.Conn
 	r       *bufio.Reader
 	maxLine int
@@ -32,15 +33,13 @@ type Conn struct {
 	closeErr  error
 }
 
-// NewConn wraps nc with the default limits: lines up to MaxLineLen, no
-// read deadline, a 10 s write deadline.
-func NewConn(nc net.Conn) *Conn {
-	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 4096), maxLine: MaxLineLen}
-	c.writeTimeout.Store(int64(10 * time.Second))
-	return c
-}
+// NewConn wraps nc for the Server link: lines up to MaxLineLen, no read
+// deadline, a 10 s write deadline.
+func NewConn(nc net.Conn) *Conn { return Server.NewConn(nc) }
 
-// Dial connects to an OCM server.
+func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReaderSize(nc, 4096) }
+
+// Dial connects to an OCM server (the Server link).
 func Dial(network, addr string, timeout time.Duration) (*Conn, error) {
 	nc, err := net.DialTimeout(network, addr, timeout)
 	if err != nil {
@@ -89,7 +88,7 @@ func (c *Conn) ReadMsg() (Msg, error) {
 		if len(line) == 0 {
 			continue // blank lines keep nothing alive but are harmless
 		}
-		return Decode(line)
+		return c.link.Decode(line)
 	}
 }
 
@@ -154,7 +153,7 @@ func (c *Conn) tooLong() error {
 // WriteMsg encodes m and writes it as one line. Safe for concurrent use;
 // each message is written whole.
 func (c *Conn) WriteMsg(m Msg) error {
-	b, err := Encode(m)
+	b, err := c.link.Encode(m)
 	if err != nil {
 		return err
 	}
@@ -203,8 +202,7 @@ func (c *Conn) Discard(d time.Duration) {
 	for left := d; left > 0; left = time.Until(deadline) {
 		c.SetReadTimeout(left)
 		_, err := c.ReadMsg()
-		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInvalid) &&
-			!errors.Is(err, ErrVersion) && !errors.Is(err, ErrUnknownType) && !errors.Is(err, ErrLineTooLong) {
+		if err != nil && !IsBadMessage(err) && !errors.Is(err, ErrVersion) && !errors.Is(err, ErrLineTooLong) {
 			return
 		}
 	}

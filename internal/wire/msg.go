@@ -306,79 +306,89 @@ func newBody(typ string) Body {
 	return nil
 }
 
-func invalid(format string, a ...any) error {
+// Invalid returns an ErrInvalid naming what is wrong; the Check*
+// helpers below build on it, for the Validate methods of every link.
+func Invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
 }
 
-// checkID validates a node id; origin says whether OriginID is allowed.
-func checkID(field, id string, origin bool) error {
+// CheckID validates a node id; origin says whether OriginID is allowed.
+func CheckID(field, id string, origin bool) error {
 	switch {
 	case id == "":
-		return invalid("%s is empty", field)
+		return Invalid("%s is empty", field)
 	case len(id) > MaxNodeIDLen:
-		return invalid("%s is longer than %d bytes", field, MaxNodeIDLen)
-	case !printable(id):
-		return invalid("%s has control characters or invalid UTF-8", field)
+		return Invalid("%s is longer than %d bytes", field, MaxNodeIDLen)
+	case !Printable(id):
+		return Invalid("%s has control characters or invalid UTF-8", field)
 	case !origin && id == OriginID:
-		return invalid("%s %q is reserved for the origin", field, OriginID)
+		return Invalid("%s %q is reserved for the origin", field, OriginID)
 	}
 	return nil
 }
 
-func checkStream(field, s string) error {
+// CheckStream validates a non-empty printable string of at most
+// MaxStreamLen bytes (a stream key, a URL).
+func CheckStream(field, s string) error {
 	switch {
 	case s == "":
-		return invalid("%s is empty", field)
+		return Invalid("%s is empty", field)
 	case len(s) > MaxStreamLen:
-		return invalid("%s is longer than %d bytes", field, MaxStreamLen)
-	case !printable(s):
-		return invalid("%s has control characters or invalid UTF-8", field)
+		return Invalid("%s is longer than %d bytes", field, MaxStreamLen)
+	case !Printable(s):
+		return Invalid("%s has control characters or invalid UTF-8", field)
 	}
 	return nil
 }
 
-func checkAddr(field, a string, required bool) error {
+// CheckAddr validates a host:port with a non-zero port; empty is
+// accepted unless required.
+func CheckAddr(field, a string, required bool) error {
 	if a == "" {
 		if required {
-			return invalid("%s is empty", field)
+			return Invalid("%s is empty", field)
 		}
 		return nil
 	}
 	if len(a) > MaxStreamLen {
-		return invalid("%s is too long", field)
+		return Invalid("%s is too long", field)
 	}
 	_, port, err := net.SplitHostPort(a)
 	if err != nil {
-		return invalid("%s %q is not host:port", field, a)
+		return Invalid("%s %.80q is not host:port", field, a)
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return invalid("%s %q has no valid port", field, a)
+		return Invalid("%s %.80q has no valid port", field, a)
 	}
 	return nil
 }
 
-func checkFraction(field string, f float64) error {
+// CheckFraction validates a value in 0..1.
+func CheckFraction(field string, f float64) error {
 	if !(f >= 0 && f <= 1) {
-		return invalid("%s %v is outside 0..1", field, f)
+		return Invalid("%s %v is outside 0..1", field, f)
 	}
 	return nil
 }
 
-func checkCount(field string, n int) error {
+// CheckCount validates a non-negative count.
+func CheckCount(field string, n int) error {
 	if n < 0 {
-		return invalid("%s %d is negative", field, n)
+		return Invalid("%s %d is negative", field, n)
 	}
 	return nil
 }
 
-func checkLen(field string, n int) error {
+// CheckLen validates a list length of at most MaxListLen.
+func CheckLen(field string, n int) error {
 	if n > MaxListLen {
-		return invalid("%s has more than %d entries", field, MaxListLen)
+		return Invalid("%s has more than %d entries", field, MaxListLen)
 	}
 	return nil
 }
 
-func printable(s string) bool {
+// Printable reports whether s is valid UTF-8 without control characters.
+func Printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
@@ -392,108 +402,108 @@ func printable(s string) bool {
 
 // Validate implements Body.
 func (h *Hello) Validate() error {
-	if err := checkID("node", h.Node, false); err != nil {
+	if err := CheckID("node", h.Node, false); err != nil {
 		return err
 	}
-	if err := checkAddr("rtsp", h.RTSP, h.Willing); err != nil {
+	if err := CheckAddr("rtsp", h.RTSP, h.Willing); err != nil {
 		return err
 	}
-	if err := checkAddr("probe", h.Probe, false); err != nil {
+	if err := CheckAddr("probe", h.Probe, false); err != nil {
 		return err
 	}
-	if err := checkCount("capacity", h.Capacity); err != nil {
+	if err := CheckCount("capacity", h.Capacity); err != nil {
 		return err
 	}
-	if err := checkCount("cores", h.Cores); err != nil {
+	if err := CheckCount("cores", h.Cores); err != nil {
 		return err
 	}
-	if err := checkLen("streams", len(h.Streams)); err != nil {
+	if err := CheckLen("streams", len(h.Streams)); err != nil {
 		return err
 	}
 	seen := make(map[string]bool, len(h.Streams))
 	for i, r := range h.Streams {
-		if err := checkStream(fmt.Sprintf("streams[%d].stream", i), r.Stream); err != nil {
+		if err := CheckStream(fmt.Sprintf("streams[%d].stream", i), r.Stream); err != nil {
 			return err
 		}
 		if seen[r.Stream] {
-			return invalid("stream %q listed twice", r.Stream)
+			return Invalid("stream %.80q listed twice", r.Stream)
 		}
 		seen[r.Stream] = true
-		if err := checkID(fmt.Sprintf("streams[%d].parent", i), r.Parent, true); err != nil {
+		if err := CheckID(fmt.Sprintf("streams[%d].parent", i), r.Parent, true); err != nil {
 			return err
 		}
 		if r.Parent == h.Node {
-			return invalid("stream %q: node is its own parent", r.Stream)
+			return Invalid("stream %.80q: node is its own parent", r.Stream)
 		}
-		if err := checkAddr(fmt.Sprintf("streams[%d].parent_rtsp", i), r.ParentRTSP, false); err != nil {
+		if err := CheckAddr(fmt.Sprintf("streams[%d].parent_rtsp", i), r.ParentRTSP, false); err != nil {
 			return err
 		}
-		if err := checkCount(fmt.Sprintf("streams[%d].level", i), r.Level); err != nil {
+		if err := CheckCount(fmt.Sprintf("streams[%d].level", i), r.Level); err != nil {
 			return err
 		}
 	}
 	if len(h.Token) > MaxStreamLen {
-		return invalid("token is too long")
+		return Invalid("token is too long")
 	}
 	return nil
 }
 
 // Validate implements Body.
 func (w *Welcome) Validate() error {
-	if err := checkID("node", w.Node, false); err != nil {
+	if err := CheckID("node", w.Node, false); err != nil {
 		return err
 	}
 	if w.Recovery == "" {
-		return invalid("recovery is empty")
+		return Invalid("recovery is empty")
 	}
 	if w.ReportMs <= 0 || w.HeartbeatMs <= 0 {
-		return invalid("report_ms and heartbeat_ms must be positive")
+		return Invalid("report_ms and heartbeat_ms must be positive")
 	}
 	if w.HandoverMs < 0 || w.ReconnectStepMs < 0 {
-		return invalid("handover_ms and reconnect_step_ms must not be negative")
+		return Invalid("handover_ms and reconnect_step_ms must not be negative")
 	}
 	return nil
 }
 
 // Validate implements Body.
 func (g *GetCandidates) Validate() error {
-	if err := checkStream("stream", g.Stream); err != nil {
+	if err := CheckStream("stream", g.Stream); err != nil {
 		return err
 	}
-	if err := checkLen("exclude", len(g.Exclude)); err != nil {
+	if err := CheckLen("exclude", len(g.Exclude)); err != nil {
 		return err
 	}
 	for i, id := range g.Exclude {
-		if err := checkID(fmt.Sprintf("exclude[%d]", i), id, true); err != nil {
+		if err := CheckID(fmt.Sprintf("exclude[%d]", i), id, true); err != nil {
 			return err
 		}
 	}
-	return checkCount("max", g.Max)
+	return CheckCount("max", g.Max)
 }
 
 // Validate implements Body.
 func (c *Candidates) Validate() error {
-	if err := checkStream("stream", c.Stream); err != nil {
+	if err := CheckStream("stream", c.Stream); err != nil {
 		return err
 	}
-	if err := checkLen("candidates", len(c.Candidates)); err != nil {
+	if err := CheckLen("candidates", len(c.Candidates)); err != nil {
 		return err
 	}
 	for i, k := range c.Candidates {
 		f := func(s string) string { return fmt.Sprintf("candidates[%d].%s", i, s) }
-		if err := checkID(f("node"), k.Node, true); err != nil {
+		if err := CheckID(f("node"), k.Node, true); err != nil {
 			return err
 		}
-		if err := checkAddr(f("rtsp"), k.RTSP, true); err != nil {
+		if err := CheckAddr(f("rtsp"), k.RTSP, true); err != nil {
 			return err
 		}
-		if err := checkAddr(f("probe"), k.Probe, false); err != nil {
+		if err := CheckAddr(f("probe"), k.Probe, false); err != nil {
 			return err
 		}
 		for _, e := range []error{
-			checkCount(f("level"), k.Level), checkCount(f("clients"), k.Clients),
-			checkCount(f("capacity"), k.Capacity), checkCount(f("cores"), k.Cores),
-			checkFraction(f("cpu"), k.CPU),
+			CheckCount(f("level"), k.Level), CheckCount(f("clients"), k.Clients),
+			CheckCount(f("capacity"), k.Capacity), CheckCount(f("cores"), k.Cores),
+			CheckFraction(f("cpu"), k.CPU),
 		} {
 			if e != nil {
 				return e
@@ -505,49 +515,49 @@ func (c *Candidates) Validate() error {
 
 // Validate implements Body.
 func (j *Joined) Validate() error {
-	if err := checkStream("stream", j.Stream); err != nil {
+	if err := CheckStream("stream", j.Stream); err != nil {
 		return err
 	}
-	if err := checkID("parent", j.Parent, true); err != nil {
+	if err := CheckID("parent", j.Parent, true); err != nil {
 		return err
 	}
-	return checkCount("level", j.Level)
+	return CheckCount("level", j.Level)
 }
 
 // Validate implements Body.
-func (l *Left) Validate() error { return checkStream("stream", l.Stream) }
+func (l *Left) Validate() error { return CheckStream("stream", l.Stream) }
 
 // Validate implements Body.
 func (r *Report) Validate() error {
-	if err := checkFraction("cpu", r.CPU); err != nil {
+	if err := CheckFraction("cpu", r.CPU); err != nil {
 		return err
 	}
-	if err := checkCount("clients", r.Clients); err != nil {
+	if err := CheckCount("clients", r.Clients); err != nil {
 		return err
 	}
-	if err := checkLen("streams", len(r.Streams)); err != nil {
+	if err := CheckLen("streams", len(r.Streams)); err != nil {
 		return err
 	}
 	for i, s := range r.Streams {
 		f := func(n string) string { return fmt.Sprintf("streams[%d].%s", i, n) }
-		if err := checkStream(f("stream"), s.Stream); err != nil {
+		if err := CheckStream(f("stream"), s.Stream); err != nil {
 			return err
 		}
 		if s.Parent != "" {
-			if err := checkID(f("parent"), s.Parent, true); err != nil {
+			if err := CheckID(f("parent"), s.Parent, true); err != nil {
 				return err
 			}
 		}
 		for _, e := range []error{
-			checkCount(f("level"), s.Level), checkCount(f("readers"), s.Readers),
-			checkFraction(f("loss"), s.Loss),
+			CheckCount(f("level"), s.Level), CheckCount(f("readers"), s.Readers),
+			CheckFraction(f("loss"), s.Loss),
 		} {
 			if e != nil {
 				return e
 			}
 		}
 		if !(s.Bitrate >= 0) {
-			return invalid("%s %v is negative", f("bitrate"), s.Bitrate)
+			return Invalid("%s %v is negative", f("bitrate"), s.Bitrate)
 		}
 	}
 	return nil
@@ -558,30 +568,30 @@ func (*Heartbeat) Validate() error { return nil }
 
 // Validate implements Body.
 func (r *Reconnect) Validate() error {
-	if err := checkStream("stream", r.Stream); err != nil {
+	if err := CheckStream("stream", r.Stream); err != nil {
 		return err
 	}
 	if r.Reason == "" {
-		return invalid("reason is empty")
+		return Invalid("reason is empty")
 	}
 	if r.Target != "" {
-		if err := checkID("target", r.Target, true); err != nil {
+		if err := CheckID("target", r.Target, true); err != nil {
 			return err
 		}
 	}
-	return checkAddr("target_rtsp", r.TargetRTSP, false)
+	return CheckAddr("target_rtsp", r.TargetRTSP, false)
 }
 
 // Validate implements Body.
 func (*Drain) Validate() error { return nil }
 
 // Validate implements Body.
-func (a *Ack) Validate() error { return checkCount("level", a.Level) }
+func (a *Ack) Validate() error { return CheckCount("level", a.Level) }
 
 // Validate implements Body.
 func (e *Error) Validate() error {
 	if e.Code == "" {
-		return invalid("code is empty")
+		return Invalid("code is empty")
 	}
 	return nil
 }

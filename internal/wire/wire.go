@@ -1,7 +1,10 @@
 // Package wire is the OCM control protocol spoken between ocm-relay and
 // ocm-server: newline-delimited JSON over TCP, one versioned message per
 // line. It imports nothing else of this module, so both sides (and any
-// third-party tool) can use it alone.
+// third-party tool) can use it alone. Its codec, Conn and Client serve
+// every NDJSON link of the project: a Link names the version, line limit
+// and body types of one link (Server is this one; package control defines
+// the rtsp-mediator <-> ocm-relay link on the same envelope).
 //
 // # Framing
 //

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocm-overlay/ocm/internal/api"
-	"github.com/ocm-overlay/ocm/internal/mediator"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 // ctlServerEnv names ocm-ctl's --server when the flag is not given.
@@ -191,7 +191,7 @@ func ctlStream(s string) (string, error) {
 	if !strings.HasPrefix(strings.ToLower(s), "rtsp://") {
 		return s, nil
 	}
-	org, err := mediator.ParseOriginURL(s)
+	org, err := streamurl.Parse(s)
 	if err != nil {
 		return "", fmt.Errorf("stream %q: %w", s, err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocm-overlay/ocm/internal/cli"
-	"github.com/ocm-overlay/ocm/internal/mediator"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 type ctlURLOptions struct {
@@ -47,15 +47,15 @@ given instead of MEDIA and MSHOST. The server is not contacted.`,
 			if err := cli.CheckHostPort(uo.mediator); err != nil {
 				return fmt.Errorf("--mediator: %w", err)
 			}
-			var org mediator.Origin
+			var org streamurl.Origin
 			var err error
 			if len(args) == 1 {
 				if !strings.HasPrefix(strings.ToLower(args[0]), "rtsp://") {
 					return fmt.Errorf("%q: give MEDIA MSHOST[:PORT], or the origin URL rtsp://MSHOST[:PORT]/MEDIA", args[0])
 				}
-				org, err = mediator.ParseOriginURL(args[0])
+				org, err = streamurl.Parse(args[0])
 			} else {
-				org, err = mediator.ParseEnhanced(args[0], url.QueryEscape(args[1]))
+				org, err = streamurl.ParseEnhanced(args[0], url.QueryEscape(args[1]))
 			}
 			if err != nil {
 				return err

@@ -15,8 +15,8 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -205,7 +205,7 @@ func (o *probeOptions) validate() error {
 	}
 	if o.stream != "" {
 		// Relays key their trees by the normalised origin URL; ask for that.
-		org, err := mediator.ParseOriginURL(o.stream)
+		org, err := streamurl.Parse(o.stream)
 		if err != nil {
 			return fmt.Errorf("--stream: %w", err)
 		}

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
-	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/relay"
 )
@@ -88,7 +88,7 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	log := cli.NewLogger(cmd.ErrOrStderr(), o.debug)
 	events := event.NewWriter(cmd.OutOrStdout())
-	allow, err := mediator.ParseAllowList(o.allowOrigin)
+	allow, err := allow.Parse(o.allowOrigin)
 	if err != nil {
 		return err
 	}
@@ -101,8 +101,8 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	if err := r.Start(); err != nil {
 		return err
 	}
-	events.Emit("ready", map[string]any{"control": r.ControlAddr(), "probe": r.ProbeAddr(), "node": r.NodeID,
-		"server": o.server, "willing": o.willing, "capacity": o.capacity})
+	events.Emit(event.RelayReady{Control: r.ControlAddr(), Probe: r.ProbeAddr(), Node: r.NodeID,
+		Server: o.server, Willing: o.willing, Capacity: o.capacity, Version: cli.Version()})
 	log.Info("relay ready", "node", r.NodeID, "control", r.ControlAddr(), "probe", r.ProbeAddr())
 	select {
 	case <-r.Done():

@@ -193,6 +193,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		OrphanGrace:        o.orphanGrace,
 		Token:              o.token,
 		APIReadToken:       o.apiReadToken,
+		Version:            cli.Version(),
 		StallWindow:        o.stallWindow,
 		StallLimit:         stallLimit,
 		StallConfirm:       o.stallConfirm,

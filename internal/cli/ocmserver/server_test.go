@@ -3,12 +3,13 @@ package ocmserver
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/cli"
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -31,8 +32,9 @@ func TestServerCommandReadyAndToken(t *testing.T) {
 	if !lines.Scan() {
 		t.Fatalf("no ready line: %v", <-done)
 	}
-	var ready struct{ Event, OCM, HTTP string }
-	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil || ready.Event != "ready" || ready.OCM == "" || ready.HTTP == "" {
+	e, err := event.Decode(lines.Bytes())
+	ready, _ := e.(event.ServerReady)
+	if err != nil || ready.OCM == "" || ready.HTTP == "" || ready.Version == "" || ready.Version != cli.Version() {
 		t.Fatalf("first line %q (%v)", lines.Text(), err)
 	}
 	go func() { // keep stdout flowing

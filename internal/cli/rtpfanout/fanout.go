@@ -168,21 +168,18 @@ func runFanout(cmd *cobra.Command, o *fanoutOptions) error {
 			sdpHeld = path
 			return
 		}
-		ev.Emit("sdp", map[string]any{"path": path})
+		ev.Emit(event.SDP{Path: path})
 	}
 	if err := f.Start(); err != nil {
 		return err
 	}
 	defer f.Close()
-	ready := map[string]any{"from": f.Addr(), "to": f.List()}
-	if o.sdp != "" {
-		ready["sdp"] = o.sdp
-	}
+	ready := event.FanoutReady{From: f.Addr(), To: f.List(), SDP: o.sdp, Version: cli.Version()}
 	sdpMu.Lock()
-	ev.Emit("ready", ready)
+	ev.Emit(ready)
 	readyOut = true
 	if sdpHeld != "" {
-		ev.Emit("sdp", map[string]any{"path": sdpHeld})
+		ev.Emit(event.SDP{Path: sdpHeld})
 	}
 	sdpMu.Unlock()
 
@@ -225,7 +222,7 @@ type sendErrors struct {
 
 // emit writes one stats line and logs the send errors since the last.
 func (e *sendErrors) emit(ev *event.Writer, log *slog.Logger, s fanout.Summary) {
-	ev.Emit("stats", s.Fields())
+	ev.Emit(event.NewFanoutStats(s))
 	if s.Out == nil {
 		if s.Total.Errors > e.total {
 			args := []any{"errors", s.Total.Errors - e.total, "outputs_with_errors", s.Total.WithErrors}
@@ -260,7 +257,7 @@ func readControl(r io.Reader, maxLine int, f *fanout.Fanout, ev *event.Writer, l
 		line, err := cli.ReadLine(br, maxLine)
 		if errors.Is(err, cli.ErrLineTooLong) {
 			log.Warn("control command failed", "err", err)
-			ev.Emit("reply", fanout.Reply{Error: err.Error()}.Fields())
+			ev.Emit(event.Reply{Reply: fanout.Reply{Error: err.Error()}})
 			continue
 		}
 		if len(line) > 0 {
@@ -268,7 +265,7 @@ func readControl(r io.Reader, maxLine int, f *fanout.Fanout, ev *event.Writer, l
 			if !rep.OK {
 				log.Warn("control command failed", "op", rep.Op, "err", rep.Error)
 			}
-			ev.Emit("reply", rep.Fields())
+			ev.Emit(event.Reply{Reply: rep})
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
@@ -24,7 +24,7 @@ import (
 // stderr.
 type fanoutRun struct {
 	stdin  *io.PipeWriter
-	lines  chan map[string]any
+	lines  chan event.Event
 	stderr *testutil.Buffer
 	done   chan struct{} // closed when the command returned
 	err    error
@@ -36,7 +36,7 @@ func startFanoutCmd(t *testing.T, args ...string) *fanoutRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	r := &fanoutRun{stdin: inW, lines: make(chan map[string]any, 1000), stderr: &testutil.Buffer{}, done: make(chan struct{}), cancel: cancel}
+	r := &fanoutRun{stdin: inW, lines: make(chan event.Event, 1000), stderr: &testutil.Buffer{}, done: make(chan struct{}), cancel: cancel}
 	cmd := NewCommand()
 	cmd.SetArgs(args)
 	cmd.SetIn(inR)
@@ -54,12 +54,12 @@ func startFanoutCmd(t *testing.T, args ...string) *fanoutRun {
 		defer close(r.lines)
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
-			var m map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				t.Errorf("stdout line is not JSON: %q", sc.Text())
+			e, err := event.Decode(sc.Bytes())
+			if err != nil {
+				t.Errorf("stdout line is not an event: %v", err)
 				continue
 			}
-			r.lines <- m
+			r.lines <- e
 		}
 	}()
 	t.Cleanup(func() {
@@ -76,18 +76,20 @@ func startFanoutCmd(t *testing.T, args ...string) *fanoutRun {
 	return r
 }
 
-// next returns the next stdout line whose event is name, skipping others.
-func (r *fanoutRun) next(t *testing.T, name string) map[string]any {
+// next returns the next event T of r's stdout, skipping others.
+func next[T event.Event](t *testing.T, r *fanoutRun) T {
 	t.Helper()
+	var zero T
+	name := zero.EventName()
 	timeout := time.After(30 * time.Second)
 	for {
 		select {
-		case m, ok := <-r.lines:
+		case e, ok := <-r.lines:
 			if !ok {
 				t.Fatalf("stdout ended before a %q line; stderr:\n%s", name, r.stderr)
 			}
-			if m["event"] == name {
-				return m
+			if v, ok := e.(T); ok {
+				return v
 			}
 		case <-timeout:
 			t.Fatalf("no %q line; stderr:\n%s", name, r.stderr)
@@ -95,12 +97,12 @@ func (r *fanoutRun) next(t *testing.T, name string) map[string]any {
 	}
 }
 
-func (r *fanoutRun) command(t *testing.T, line string) map[string]any {
+func (r *fanoutRun) command(t *testing.T, line string) event.Reply {
 	t.Helper()
 	if _, err := io.WriteString(r.stdin, line+"\n"); err != nil {
 		t.Fatal(err)
 	}
-	return r.next(t, "reply")
+	return next[event.Reply](t, r)
 }
 
 // fanoutTestReceiver counts datagrams on a port of 127.0.0.1.
@@ -160,35 +162,35 @@ func TestFanoutCommand(t *testing.T) {
 	b, bCount := fanoutTestReceiver(t)
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--stats-interval", "20ms")
 
-	ready := r.next(t, "ready")
+	ready := next[event.FanoutReady](t, r)
 	in := fanoutInput(t, ready)
-	if fmt.Sprint(ready["to"]) != fmt.Sprint([]any{a}) {
-		t.Errorf("ready to = %v, want [%s]", ready["to"], a)
+	if fmt.Sprint(ready.To) != fmt.Sprint([]any{a}) {
+		t.Errorf("ready to = %v, want [%s]", ready.To, a)
 	}
 
 	fanoutSend(t, in, 0, 10)
 	fanoutWait(t, "10 packets at a", func() bool { return aCount.Load() == 10 })
 
-	if rep := r.command(t, `{"op":"add","to":"`+b+`","id":"x1"}`); rep["ok"] != true || rep["to"] != b || rep["id"] != "x1" {
-		t.Fatalf("add: %v", rep)
+	if rep := r.command(t, `{"op":"add","to":"`+b+`","id":"x1"}`); !rep.OK || rep.To != b || string(rep.ID) != `"x1"` {
+		t.Fatalf("add: %+v", rep)
 	}
-	if rep := r.command(t, `{"op":"list"}`); fmt.Sprint(rep["to"]) != fmt.Sprint([]any{a, b}) {
-		t.Fatalf("list: %v", rep)
+	if rep := r.command(t, `{"op":"list"}`); fmt.Sprint(rep.To) != fmt.Sprint([]any{a, b}) {
+		t.Fatalf("list: %+v", rep)
 	}
 	for _, bad := range []string{`{"op":`, `{"op":"add","to":"udp://127.0.0.1"}`, `{"op":"jump"}`} {
 		rep := r.command(t, bad)
-		if rep["ok"] != false || rep["error"] == nil {
-			t.Errorf("%s: reply %v, want an error", bad, rep)
+		if rep.OK || rep.Error == "" {
+			t.Errorf("%s: reply %+v, want an error", bad, rep)
 		}
 	}
-	if rep := r.command(t, strings.Repeat("x", maxControlLine+10)); rep["ok"] != false {
-		t.Errorf("over-long line: %v", rep)
+	if rep := r.command(t, strings.Repeat("x", maxControlLine+10)); rep.OK {
+		t.Errorf("over-long line: %+v", rep)
 	}
 	fanoutSend(t, in, 10, 5)
 	fanoutWait(t, "5 packets at b", func() bool { return bCount.Load() == 5 && aCount.Load() == 15 })
 
-	if rep := r.command(t, `{"op":"remove","to":"`+a+`"}`); rep["ok"] != true {
-		t.Fatalf("remove: %v", rep)
+	if rep := r.command(t, `{"op":"remove","to":"`+a+`"}`); !rep.OK {
+		t.Fatalf("remove: %+v", rep)
 	}
 	fanoutSend(t, in, 15, 5)
 	fanoutWait(t, "10 packets at b", func() bool { return bCount.Load() == 10 })
@@ -197,12 +199,10 @@ func TestFanoutCommand(t *testing.T) {
 	}
 
 	for {
-		st := r.next(t, "stats")
-		in := st["in"].(map[string]any)
-		if in["packets"] == float64(20) {
-			out := st["out"].([]any)
-			if len(out) != 1 || out[0].(map[string]any)["to"] != b || in["gaps"] != float64(0) {
-				t.Errorf("stats: %v", st)
+		st := next[event.FanoutStats](t, r)
+		if st.In.Packets == 20 {
+			if len(st.Out) != 1 || st.Out[0].To != b || st.In.Gaps != 0 {
+				t.Errorf("stats: %+v", st)
 			}
 			break
 		}
@@ -271,11 +271,11 @@ func TestFanoutCommandReadyBeforeSDP(t *testing.T) {
 	out := filepath.Join(dir, "out.sdp")
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--input-sdp", in, "--sdp", out, "--stats-interval", "0")
 	first := <-r.lines
-	if first["event"] != "ready" || first["sdp"] != out {
-		t.Fatalf("first line %v, want ready", first)
+	if ready, ok := first.(event.FanoutReady); !ok || ready.SDP != out {
+		t.Fatalf("first line %T %+v, want ready", first, first)
 	}
-	if m := r.next(t, "sdp"); m["path"] != out {
-		t.Errorf("sdp line %v", m)
+	if m := next[event.SDP](t, r); m.Path != out {
+		t.Errorf("sdp line %+v", m)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil || !strings.Contains(string(b), "a=rtpmap:96 H264/90000") {

@@ -49,13 +49,13 @@ func FuzzFanoutStdin(f *testing.F) {
 				want++
 			}
 		}
-		got := out.Find(t, "reply")
+		got := testutil.Find[event.Reply](t, &out)
 		if len(got) != want {
 			t.Fatalf("%d replies to %d command lines", len(got), want)
 		}
 		for _, r := range got {
-			if ok, _ := r["ok"].(bool); ok == (r["error"] != nil) {
-				t.Fatalf("reply %v", r)
+			if r.OK == (r.Error != "") {
+				t.Fatalf("reply %+v", r)
 			}
 		}
 	})

@@ -1,7 +1,7 @@
 package rtpfanout
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -14,10 +14,9 @@ import (
 )
 
 // fanoutInput is the bound input of a ready line.
-func fanoutInput(t *testing.T, ready map[string]any) netip.AddrPort {
+func fanoutInput(t *testing.T, ready event.FanoutReady) netip.AddrPort {
 	t.Helper()
-	from, _ := ready["from"].(string)
-	from, _, _ = strings.Cut(strings.TrimPrefix(from, "udp://"), "?")
+	from, _, _ := strings.Cut(strings.TrimPrefix(ready.From, "udp://"), "?")
 	in, err := netip.ParseAddrPort(from)
 	if err != nil || in.Port() == 0 {
 		t.Fatalf("ready line has no bound input: %v", ready)
@@ -38,22 +37,20 @@ func TestFanoutCommandDestinationLimit(t *testing.T) {
 	const adds, limit = 10000, 1024
 	a, aCount := fanoutTestReceiver(t)
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0?rtcp=0", "--to", a, "--stats-interval", "0")
-	in := fanoutInput(t, r.next(t, "ready"))
+	in := fanoutInput(t, next[event.FanoutReady](t, r))
 
 	accepted, refused := 1, 0 // --to a
 	var firstErr string
 	for i := range adds {
 		rep := r.command(t, `{"op":"add","to":"`+loopbackDest(i)+`"}`)
 		switch {
-		case rep["ok"] == true:
+		case rep.OK:
 			accepted++
-		case rep["ok"] == false:
+		default:
 			refused++
 			if firstErr == "" {
-				firstErr, _ = rep["error"].(string)
+				firstErr = rep.Error
 			}
-		default:
-			t.Fatalf("add %d: reply %v", i, rep)
 		}
 	}
 	t.Logf("%d adds: %d accepted, %d refused: %q", adds, accepted, refused, firstErr)
@@ -65,20 +62,20 @@ func TestFanoutCommandDestinationLimit(t *testing.T) {
 			t.Errorf("error %q does not say %q", firstErr, want)
 		}
 	}
-	if rep := r.command(t, `{"op":"list"}`); len(rep["to"].([]any)) != limit {
-		t.Errorf("list holds %d outputs, want %d", len(rep["to"].([]any)), limit)
+	if rep := r.command(t, `{"op":"list"}`); len(rep.To.([]any)) != limit {
+		t.Errorf("list holds %d outputs, want %d", len(rep.To.([]any)), limit)
 	}
 
 	// The relay goes on, and a removal makes room for one more.
 	fanoutSend(t, in, 0, 10)
 	fanoutWait(t, "10 packets at a", func() bool { return aCount.Load() == 10 })
-	if rep := r.command(t, `{"op":"remove","to":"`+loopbackDest(0)+`"}`); rep["ok"] != true {
+	if rep := r.command(t, `{"op":"remove","to":"`+loopbackDest(0)+`"}`); !rep.OK {
 		t.Fatalf("remove: %v", rep)
 	}
-	if rep := r.command(t, `{"op":"add","to":"`+loopbackDest(adds)+`"}`); rep["ok"] != true {
+	if rep := r.command(t, `{"op":"add","to":"`+loopbackDest(adds)+`"}`); !rep.OK {
 		t.Fatalf("add after a removal: %v", rep)
 	}
-	if rep := r.command(t, `{"op":"add","to":"`+loopbackDest(adds+1)+`"}`); rep["ok"] != false {
+	if rep := r.command(t, `{"op":"add","to":"`+loopbackDest(adds+1)+`"}`); rep.OK {
 		t.Fatalf("add over the limit again: %v", rep)
 	}
 }
@@ -87,12 +84,12 @@ func TestFanoutCommandDestinationLimitFlag(t *testing.T) {
 	a, _ := fanoutTestReceiver(t)
 	b, _ := fanoutTestReceiver(t)
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--max-destinations", "2", "--stats-interval", "0")
-	r.next(t, "ready")
-	if rep := r.command(t, `{"op":"add","to":"`+b+`"}`); rep["ok"] != true {
+	next[event.FanoutReady](t, r)
+	if rep := r.command(t, `{"op":"add","to":"`+b+`"}`); !rep.OK {
 		t.Fatalf("add within the limit: %v", rep)
 	}
 	rep := r.command(t, `{"op":"add","to":"`+loopbackDest(0)+`","id":3}`)
-	if rep["ok"] != false || rep["id"] != float64(3) || !strings.Contains(fmt.Sprint(rep["error"]), "2") {
+	if rep.OK || string(rep.ID) != "3" || !strings.Contains(rep.Error, "2") {
 		t.Fatalf("add over the limit: %v", rep)
 	}
 }
@@ -104,28 +101,30 @@ func TestFanoutCommandStatsLineBounded(t *testing.T) {
 	const dests, maxLine = 500, 4096
 	a, _ := fanoutTestReceiver(t)
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0?rtcp=0", "--to", a, "--stats-interval", "20ms")
-	in := fanoutInput(t, r.next(t, "ready"))
+	in := fanoutInput(t, next[event.FanoutReady](t, r))
 	for i := range dests - 1 {
-		if rep := r.command(t, `{"op":"add","to":"`+loopbackDest(i)+`"}`); rep["ok"] != true {
+		if rep := r.command(t, `{"op":"add","to":"`+loopbackDest(i)+`"}`); !rep.OK {
 			t.Fatalf("add %d: %v", i, rep)
 		}
 	}
 	fanoutSend(t, in, 0, 5)
 	for {
-		st := r.next(t, "stats")
-		n, _ := st["outputs"].(float64)
-		if out, ok := st["out"].([]any); ok && n == 0 {
-			n = float64(len(out)) // a line without the count
+		st := next[event.FanoutStats](t, r)
+		n := st.Outputs
+		if st.Out != nil && n == 0 {
+			n = len(st.Out) // a line without the count
 		}
 		if n != dests {
 			continue
 		}
-		b, _ := json.Marshal(st)
+		var line bytes.Buffer
+		event.NewWriter(&line).Emit(st) // as the tool printed it
+		b := bytes.TrimSpace(line.Bytes())
 		if len(b) > maxLine {
 			t.Fatalf("stats line of %d bytes for %d destinations, want at most %d", len(b), dests, maxLine)
 		}
 		// Until every packet is sent, then the totals say so.
-		if total, ok := st["out_total"].(map[string]any); ok && total["packets"] == float64(5*dests) {
+		if st.Total != nil && st.Total.Packets == uint64(5*dests) {
 			t.Logf("stats line with %d destinations: %d bytes", dests, len(b))
 			return
 		}
@@ -159,7 +158,7 @@ func TestFanoutSendErrorsLogBounded(t *testing.T) {
 	if seen.byTo != nil {
 		t.Errorf("errors remembered per output while summarised: %v", seen.byTo)
 	}
-	if st := out.Find(t, "stats"); len(st) != 4 || st[2]["outputs"] != float64(1000) || st[2]["out"] != nil {
+	if st := testutil.Find[event.FanoutStats](t, &out); len(st) != 4 || st[2].Outputs != 1000 || st[2].Out != nil {
 		t.Errorf("stats lines: %v", st)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
@@ -127,9 +128,9 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 			return err
 		}
 	}
-	var allow *mediator.AllowList
+	var allowed *allow.List
 	if o.allowOrigin != "" {
-		if allow, err = mediator.ParseAllowList(o.allowOrigin); err != nil {
+		if allowed, err = allow.Parse(o.allowOrigin); err != nil {
 			return err
 		}
 	}
@@ -147,7 +148,7 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		Publish:           o.publish,
 		TestSource:        o.testSource,
 		Resolver:          res,
-		Allow:             allow,
+		Allow:             allowed,
 		StallTimeout:      o.stallTimeout,
 		Linger:            o.linger,
 		StatsInterval:     o.statsInterval,
@@ -171,15 +172,15 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		defer ocm.Close()
 	}
 
-	ready := map[string]any{"rtsp": m.Addr(), "resolver": o.resolver, "publish": o.publish,
-		"allow_origin": m.Allow.String(), "max_conns": m.MaxConns}
+	ready := event.MediatorReady{RTSP: m.Addr(), Resolver: o.resolver, Publish: o.publish,
+		AllowOrigin: m.Allow.String(), MaxConns: m.MaxConns, Version: cli.Version()}
 	if u := m.UDPAddrs(); len(u) == 2 {
-		ready["rtp"], ready["rtcp"] = u[0], u[1]
+		ready.RTP, ready.RTCP = u[0], u[1]
 	}
 	if o.testSource != "" {
-		ready["test_source"] = "rtsp://" + displayAddr(m.Addr()) + "/" + strings.Trim(o.testSource, "/")
+		ready.TestSource = "rtsp://" + displayAddr(m.Addr()) + "/" + strings.Trim(o.testSource, "/")
 	}
-	events.Emit("ready", ready)
+	events.Emit(ready)
 	log.Info("serving RTSP", "addr", m.Addr(), "udp", m.UDPAddrs(), "allow_origin", m.Allow.String(), "max_conns", m.MaxConns)
 
 	errc := make(chan error, 1)

@@ -119,8 +119,13 @@ func runRead(cmd *cobra.Command, url string, o *readOptions) error {
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
 	report := func(name string) {
-		out.Emit(name, map[string]any{"url": url, "packets": n.packets, "frames": n.frames,
-			"lost": n.lost, "renumbered": n.renumbered, "first_packet_ms": float64(n.first.Microseconds()) / 1000})
+		c := event.ReadCounts{URL: url, Packets: n.packets, Frames: n.frames,
+			Lost: n.lost, Renumbered: n.renumbered, FirstPacketMs: float64(n.first.Microseconds()) / 1000}
+		if name == "summary" {
+			out.Emit(event.ReadSummary{ReadCounts: c})
+		} else {
+			out.Emit(event.ReadProgress{ReadCounts: c})
+		}
 	}
 	for {
 		select {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
@@ -18,7 +19,7 @@ func TestReadCountsPerTrack(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		seq            func(n int) uint16
-		wantRenumbered float64
+		wantRenumbered uint64
 	}{
 		{"in order", func(n int) uint16 { return uint16(1000 + n) }, 0},
 		{"renumbered", func(n int) uint16 {
@@ -46,15 +47,15 @@ func TestReadCountsPerTrack(t *testing.T) {
 			if err := cmd.ExecuteContext(ctx); err != nil {
 				t.Fatalf("read: %v\n%s", err, out.String())
 			}
-			sums := out.Find(t, "summary")
+			sums := testutil.Find[event.ReadSummary](t, &out)
 			if len(sums) != 1 {
 				t.Fatalf("want one summary line, got:\n%s", out.String())
 			}
 			s := sums[0]
-			packets, frames := s["packets"].(float64), s["frames"].(float64)
-			t.Logf("summary: %v", s)
-			if packets < 40 || s["lost"] != 0.0 || s["renumbered"] != tc.wantRenumbered {
-				t.Errorf("summary %v: want 40+ packets, 0 lost, %v renumbered", s, tc.wantRenumbered)
+			packets, frames := s.Packets, s.Frames
+			t.Logf("summary: %+v", s)
+			if packets < 40 || s.Lost != 0 || s.Renumbered != tc.wantRenumbered {
+				t.Errorf("summary %+v: want 40+ packets, 0 lost, %v renumbered", s, tc.wantRenumbered)
 			}
 			// Every packet has its marker bit; only the video's are frames.
 			if frames < packets/2-2 || frames > packets/2+2 {

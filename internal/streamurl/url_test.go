@@ -1,4 +1,4 @@
-package mediator
+package streamurl
 
 import (
 	"errors"
@@ -46,7 +46,7 @@ func TestParseEnhanced(t *testing.T) {
 }
 
 func TestEnhancedURLRoundTrip(t *testing.T) {
-	o, err := ParseOriginURL("rtsp://ms:8554/cam/1")
+	o, err := Parse("rtsp://ms:8554/cam/1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +54,31 @@ func TestEnhancedURLRoundTrip(t *testing.T) {
 	if u != "rtsp://localhost:8555/cam/1?ms:8554" {
 		t.Fatalf("enhanced URL %q", u)
 	}
-	o2, err := ParseOriginURL(u)
+	o2, err := Parse(u)
 	if err != nil || o2 != o {
 		t.Fatalf("round trip: %v %v", o2, err)
+	}
+}
+
+func TestKeyAddr(t *testing.T) {
+	tests := []struct {
+		stream, want string
+		ok           bool
+	}{
+		{"rtsp://ms:8554/live", "ms:8554", true},
+		{"rtsp://ms/live", "ms:554", true},
+		{"rtsps://ms/live", "ms:322", true},
+		{"rtsp://[::1]:8554/a/b", "[::1]:8554", true},
+		{"rtsp://10.0.0.1:554/live?x", "10.0.0.1:554", true},
+		{"http://ms/live", "", false},
+		{"live", "", false},
+		{"rtsp:///live", "", false},
+		{"rtsp://ms:bad/live", "", false},
+	}
+	for _, tt := range tests {
+		got, err := KeyAddr(tt.stream)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("KeyAddr(%q) = %q, %v", tt.stream, got, err)
+		}
 	}
 }

@@ -1,4 +1,9 @@
-package mediator
+// Package streamurl owns the stream's identity: the origin URL
+// rtsp://MSHOST:MSPORT/MEDIA that keys a stream in trees, reports and
+// metrics, and the enhanced URL rtsp://HOST:PORT/MEDIA?MSHOST:MSPORT a player
+// opens on a mediator. It parses, normalises and prints both, and imports
+// only the standard library so every tool can share it.
+package streamurl
 
 import (
 	"errors"
@@ -9,9 +14,9 @@ import (
 	"strings"
 )
 
-// DefaultOriginPort is the origin's RTSP port when the enhanced query names
-// only a host.
-const DefaultOriginPort = 554
+// DefaultPort is the origin's RTSP port when the enhanced query names only
+// a host.
+const DefaultPort = 554
 
 // ErrBadQuery is wrapped by every error about a malformed enhanced query.
 var ErrBadQuery = errors.New("malformed enhanced query")
@@ -106,11 +111,11 @@ func ParseEnhanced(path, query string) (Origin, error) {
 	if host == "" {
 		return Origin{}, fmt.Errorf("%w: %q: empty host", ErrBadQuery, q)
 	}
-	if !validHost(host) {
+	if !ValidHost(host) {
 		return Origin{}, fmt.Errorf("%w: %q is not a valid host name or address", ErrBadQuery, host)
 	}
 
-	port := DefaultOriginPort
+	port := DefaultPort
 	if portStr != "" {
 		p, err := strconv.Atoi(portStr)
 		if err != nil || p < 1 || p > 65535 {
@@ -121,9 +126,9 @@ func ParseEnhanced(path, query string) (Origin, error) {
 	return Origin{Host: strings.ToLower(host), Port: port, Media: media}, nil
 }
 
-// ParseOriginURL reads a plain origin URL, rtsp://MSHOST[:MSPORT]/MEDIA,
-// as tools and users write it.
-func ParseOriginURL(s string) (Origin, error) {
+// Parse reads an origin URL, rtsp://MSHOST[:MSPORT]/MEDIA, as tools and
+// users write it, or an enhanced URL, whose query names the origin.
+func Parse(s string) (Origin, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return Origin{}, fmt.Errorf("origin URL %q: %w", s, err)
@@ -138,7 +143,9 @@ func ParseOriginURL(s string) (Origin, error) {
 	return ParseEnhanced(u.Path, u.Host)
 }
 
-func validHost(h string) bool {
+// ValidHost reports whether h is an IP address or a DNS host name (labels
+// of letters, digits, inner hyphens and underscores).
+func ValidHost(h string) bool {
 	if net.ParseIP(h) != nil {
 		return true
 	}
@@ -158,4 +165,33 @@ func validHost(h string) bool {
 		}
 	}
 	return true
+}
+
+// KeyAddr returns the origin's RTSP address, HOST:PORT, from a stream key
+// as the tree server receives it (rtsp:// or rtsps://, a missing port being
+// the scheme's default: 554 or 322). Unlike Parse it reads the key's own
+// host even when the key carries a query, and does not normalise: the
+// server compares keys as given.
+func KeyAddr(key string) (string, error) {
+	u, err := url.Parse(key)
+	if err != nil {
+		return "", fmt.Errorf("stream key %q: %w", key, err)
+	}
+	port := ""
+	switch u.Scheme {
+	case "rtsp":
+		port = strconv.Itoa(DefaultPort)
+	case "rtsps":
+		port = "322"
+	default:
+		return "", fmt.Errorf("stream key %q is not an rtsp:// origin URL", key)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return "", fmt.Errorf("stream key %q has no origin host", key)
+	}
+	if p := u.Port(); p != "" {
+		port = p
+	}
+	return net.JoinHostPort(host, port), nil
 }

@@ -1,4 +1,4 @@
-package mediator
+package allow
 
 import (
 	"context"
@@ -36,12 +36,12 @@ var testDNS = map[string][]string{
 }
 
 func TestAllowList(t *testing.T) {
-	beyond := DefaultAllowList("0.0.0.0:0")
-	local := DefaultAllowList("127.0.0.1:0")
-	parse := func(spec string) *AllowList {
-		a, err := ParseAllowList(spec)
+	beyond := Default("0.0.0.0:0")
+	local := Default("127.0.0.1:0")
+	parse := func(spec string) *List {
+		a, err := Parse(spec)
 		if err != nil {
-			t.Fatalf("ParseAllowList(%q): %v", spec, err)
+			t.Fatalf("Parse(%q): %v", spec, err)
 		}
 		return a
 	}
@@ -49,7 +49,7 @@ func TestAllowList(t *testing.T) {
 	// for a failed lookup (not a refusal).
 	cases := []struct {
 		name string
-		list *AllowList
+		list *List
 		host string
 		want string
 	}{
@@ -136,8 +136,8 @@ func TestAllowList(t *testing.T) {
 
 func TestParseAllowListErrors(t *testing.T) {
 	for _, spec := range []string{"10.0.0.0/33", "bad_host!", "10.0.0.0/8,exa mple"} {
-		if _, err := ParseAllowList(spec); err == nil || !strings.Contains(err.Error(), "allow-origin entry") {
-			t.Errorf("ParseAllowList(%q): %v, want an error naming the entry", spec, err)
+		if _, err := Parse(spec); err == nil || !strings.Contains(err.Error(), "allow-origin entry") {
+			t.Errorf("Parse(%q): %v, want an error naming the entry", spec, err)
 		}
 	}
 }
@@ -163,7 +163,7 @@ func TestAllowListDialsWhatItChecked(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 
-	a, err := ParseAllowList("127.0.0.1")
+	a, err := Parse("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,6 @@
-package mediator
+// Package allow says which origins a mediator or a relay may reach
+// (--allow-origin), so neither becomes an open proxy into someone's network.
+package allow
 
 import (
 	"context"
@@ -7,9 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
-// AllowList says which origins enhanced requests may reach, so a mediator
+// List says which origins enhanced requests may reach, so a mediator
 // never becomes an open proxy into someone's network. Entries: "any",
 // "public" (publicly routable unicast), "loopback", "private" (RFC 1918,
 // RFC 6598 shared space, RFC 4193), a CIDR, an IP, or a host name.
@@ -25,7 +29,7 @@ import (
 // (a name listed by name passes the ranges, not the never-reached
 // addresses). Dial connects to the addresses it checked, so a name that
 // resolves differently a moment later (DNS rebinding) gains nothing.
-type AllowList struct {
+type List struct {
 	// Lookup resolves a host name; nil means the system resolver.
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 
@@ -78,9 +82,9 @@ func prefixes(cidrs ...string) []netip.Prefix {
 	return out
 }
 
-// ParseAllowList reads a comma-separated list of entries.
-func ParseAllowList(spec string) (*AllowList, error) {
-	a := &AllowList{names: map[string]bool{}, spec: spec}
+// Parse reads a comma-separated list of entries.
+func Parse(spec string) (*List, error) {
+	a := &List{names: map[string]bool{}, spec: spec}
 	for _, e := range strings.Split(spec, ",") {
 		e = strings.TrimSpace(strings.ToLower(e))
 		switch {
@@ -108,7 +112,7 @@ func ParseAllowList(spec string) (*AllowList, error) {
 				a.add(true, netip.PrefixFrom(ip, ip.BitLen()))
 				continue
 			}
-			if !validHost(e) {
+			if !streamurl.ValidHost(e) {
 				return nil, fmt.Errorf("allow-origin entry %q is not any, public, loopback, private, a CIDR, an IP or a host name", e)
 			}
 			a.names[strings.TrimSuffix(e, ".")] = true
@@ -117,30 +121,30 @@ func ParseAllowList(spec string) (*AllowList, error) {
 	return a, nil
 }
 
-// DefaultAllowList is the list of a mediator listening on listen when none
+// Default is the list of a mediator listening on listen when none
 // is given: any origin when it listens on loopback only (its players are
 // this host's users, who reach those origins anyway), else only publicly
 // routable addresses, so a player elsewhere cannot use it to reach this
 // host's network.
-func DefaultAllowList(listen string) *AllowList {
+func Default(listen string) *List {
 	if loopbackOnly(listen) {
-		a, _ := ParseAllowList("any")
+		a, _ := Parse("any")
 		a.note = "the default for a mediator listening on loopback only"
 		return a
 	}
-	a, _ := ParseAllowList("public")
+	a, _ := Parse("public")
 	a.note = "the default for a mediator listening beyond loopback; name other origins in --allow-origin"
 	return a
 }
 
-func (a *AllowList) add(explicit bool, ps ...netip.Prefix) {
+func (a *List) add(explicit bool, ps ...netip.Prefix) {
 	for _, p := range ps {
 		a.nets = append(a.nets, allowNet{p: p, explicit: explicit})
 	}
 }
 
 // String returns the list as it was given.
-func (a *AllowList) String() string { return a.spec }
+func (a *List) String() string { return a.spec }
 
 // ErrNotAllowed is wrapped by every refusal of an origin.
 var ErrNotAllowed = errors.New("origin not allowed")
@@ -165,7 +169,7 @@ func (e *RefusedError) Is(target error) bool { return target == ErrNotAllowed }
 // Check resolves host and returns its addresses if every one of them may
 // be reached; otherwise a *RefusedError for the first that may not, or
 // the lookup's error.
-func (a *AllowList) Check(ctx context.Context, host string) ([]netip.Addr, error) {
+func (a *List) Check(ctx context.Context, host string) ([]netip.Addr, error) {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ip = ip.Unmap()
@@ -200,7 +204,7 @@ func (a *AllowList) Check(ctx context.Context, host string) ([]netip.Addr, error
 
 // refuse says why ip may not be reached, or "" if it may. A listed name's
 // addresses pass the ranges but not the never-reached addresses.
-func (a *AllowList) refuse(ip netip.Addr, listed bool) string {
+func (a *List) refuse(ip netip.Addr, listed bool) string {
 	ip = canonical(ip)
 	for _, nr := range neverReached {
 		if !nr.p.Contains(ip) {
@@ -230,7 +234,7 @@ func (a *AllowList) refuse(ip netip.Addr, listed bool) string {
 
 // Dial returns a dial function that connects only to addresses Check
 // allows, and to exactly those it checked.
-func (a *AllowList) Dial(d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
+func (a *List) Dial(d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(address)
 		if err != nil {
@@ -285,4 +289,17 @@ func isPublic(ip netip.Addr) bool {
 		}
 	}
 	return true
+}
+
+// loopbackOnly reports whether addr listens only on a loopback address.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

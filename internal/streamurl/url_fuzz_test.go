@@ -1,4 +1,4 @@
-package mediator
+package streamurl
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ func checkOrigin(t *testing.T, o Origin) {
 		t.Fatalf("origin not normalised: %#v", o)
 	}
 	for _, s := range []string{o.URL(), o.EnhancedURL("localhost:0"), o.EnhancedURL("[::1]:0")} {
-		o2, err := ParseOriginURL(s)
+		o2, err := Parse(s)
 		if err != nil {
 			t.Fatalf("%#v written as %q does not parse: %v", o, s, err)
 		}
@@ -71,9 +71,9 @@ func FuzzParseEnhanced(f *testing.F) {
 	})
 }
 
-// FuzzParseOriginURL feeds stream keys and URLs as they arrive from the
+// FuzzParse feeds stream keys and URLs as they arrive from the
 // control socket, the tree server and the command line.
-func FuzzParseOriginURL(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"rtsp://ms:8554/cam/1",
 		"rtsp://localhost:8555/cam/1?ms:8554",
@@ -98,7 +98,7 @@ func FuzzParseOriginURL(f *testing.F) {
 		f.Add("rtsp://localhost:8554" + s.path + "?" + s.query)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		o, err := ParseOriginURL(s)
+		o, err := Parse(s)
 		if err != nil {
 			return
 		}
