@@ -212,23 +212,56 @@ func (r *Relay) onActive(c *control.Conn, m *control.Active) error {
 	if err != nil || !tell {
 		return err
 	}
+	r.tellJoined(sess, stream, node, up.Addr)
+	return nil
+}
+
+// tellJoined tells the server of sess that the relay receives stream from
+// node (at addr) and records the answer. The caller holds the stream's
+// turn.
+func (r *Relay) tellJoined(sess *session, stream, node, addr string) {
 	ctx, cancel := context.WithTimeout(r.ctx, DefaultCallTimeout)
 	defer cancel()
 	level, err := sess.cl.Join(ctx, stream, node)
 	if err != nil {
 		r.Log.Warn("server refused the upstream in use", "stream", stream, "parent", node, "err", err)
-		return nil
+		return
 	}
 	_ = r.call(r.ctx, func(st *state) {
 		if ss := st.streams[stream]; ss != nil {
-			ss.parent, ss.parentRTSP, ss.joinedIn = node, up.Addr, sess
+			ss.parent, ss.parentRTSP, ss.joinedIn = node, addr, sess
 			if level > 0 {
 				ss.level = level
 			}
 			ss.settle()
 		}
 	})
-	return nil
+}
+
+// declareMissed joins, in sess, each stream that plays but that sess's
+// hello did not declare: one the mediator said it plays while the hello
+// was on its way, or one the hello left out for the line limit. Each
+// waits for its turn, and is told only if it still plays from a parent
+// sess does not know.
+func (r *Relay) declareMissed(sess *session, streams []string) {
+	for _, stream := range streams {
+		release, err := r.acquire(r.ctx, stream)
+		if err != nil {
+			return
+		}
+		var node, addr string
+		_ = r.call(r.ctx, func(st *state) {
+			ss := st.streams[stream]
+			if ss != nil && ss.playing && ss.parent != "" && ss.joinedIn != sess &&
+				ss.phase != phaseLeaving && st.session() == sess {
+				node, addr = ss.parent, ss.parentRTSP
+			}
+		})
+		if node != "" {
+			r.tellJoined(sess, stream, node, addr)
+		}
+		release()
+	}
 }
 
 // onInactive leaves a stream the mediator no longer relays (or never got

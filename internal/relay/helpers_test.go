@@ -532,6 +532,9 @@ type fakeServer struct {
 	// true closes the connection instead (set it before the relay
 	// connects).
 	hangUp func(g *wire.GetCandidates) bool
+	// beforeWelcome, if set, runs before a hello is answered (set it
+	// before the relay connects).
+	beforeWelcome func(h *wire.Hello)
 
 	mu       sync.Mutex
 	conn     *wire.Conn
@@ -586,6 +589,9 @@ func (fs *fakeServer) serve(c *wire.Conn) {
 	h, ok := m.Body.(*wire.Hello)
 	if !ok {
 		return
+	}
+	if fs.beforeWelcome != nil {
+		fs.beforeWelcome(h)
 	}
 	if err := c.Reply(m.ID, &wire.Welcome{Node: h.Node, Recovery: fs.recovery, ReportMs: 3600_000,
 		HeartbeatMs: 3600_000, HandoverMs: 2000, Server: "fake"}); err != nil {

@@ -243,9 +243,15 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 		return nil, err
 	}
 	closed := true
+	var missed []string // playing, but not in the hello
 	_ = r.call(context.Background(), func(st *state) {
 		if closed = st.closed; !closed {
 			st.sess = sess
+			for s, ss := range st.streams {
+				if ss.playing && ss.parent != "" && ss.joinedIn != sess && ss.phase != phaseLeaving {
+					missed = append(missed, s)
+				}
+			}
 		}
 	})
 	if closed {
@@ -254,6 +260,14 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 	}
 	r.Log.Info("connected to ocm-server", "server", addr, "recovery", sess.welcome.Recovery)
 	r.Events.Emit(event.ServerLink{State: "connected", Server: addr, Node: sess.welcome.Node, Recovery: sess.welcome.Recovery})
+	if len(missed) > 0 {
+		slices.Sort(missed)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.declareMissed(sess, missed)
+		}()
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -10,6 +10,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
 // TestStreamsPruned: whatever way a stream ends (the mediator says
@@ -142,5 +143,44 @@ func TestHelloWithinLineLimit(t *testing.T) {
 	waitUntil(t, "the server has a in every stream played", func() bool {
 		n, _ := serverNode(t, srv, "a")
 		return slices.Equal(n.Streams, streams)
+	})
+}
+
+// TestActiveDuringHello: a stream the mediator says it plays while the
+// relay's hello is on its way (the hello did not list it, the session is
+// not the current one yet) is joined as soon as the session is: the
+// server does not wait for a report or the next reconnect to learn the
+// edge (TestHelloOnlyWhatPlays failed now and then on this race).
+func TestActiveDuringHello(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate { return nil })
+	hello, hold := make(chan *wire.Hello, 1), make(chan struct{})
+	fs.beforeWelcome = func(h *wire.Hello) { hello <- h; <-hold }
+	r := startRelay(t, "a", fs.Addr(), nil)
+	med := dialMediator(t, r.ControlAddr())
+	med.hello(startRTSP(t).Addr()) // the relay can connect now
+	var h *wire.Hello
+	select {
+	case h = <-hello:
+	case <-time.After(20 * time.Second):
+		close(hold)
+		t.Fatal("no hello")
+	}
+	if len(h.Streams) != 0 {
+		t.Errorf("hello declares %+v before anything plays", h.Streams)
+	}
+	med.send(&control.Active{Stream: stream, Upstream: originUp(origin.Addr())})
+	med.sync()
+	close(hold) // the welcome
+	waitUntil(t, "the relay joins the stream it plays in the new session", func() bool {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for _, m := range fs.requests {
+			if j, ok := m.Body.(*wire.Joined); ok && j.Stream == stream && j.Parent == wire.OriginID {
+				return true
+			}
+		}
+		return false
 	})
 }
