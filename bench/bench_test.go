@@ -2,32 +2,11 @@ package main
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 )
-
-func TestLineWriterSplitsAcrossWrites(t *testing.T) {
-	var got []string
-	w := &lineWriter{fn: func(b []byte) { got = append(got, string(b)) }}
-	for _, chunk := range []string{`{"a":1}` + "\n" + `{"b"`, `:2}`, "\n\n", `tail`} {
-		if _, err := w.Write([]byte(chunk)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := []string{`{"a":1}`, `{"b":2}`, ``}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("lines %q, want %q", got, want)
-	}
-}
-
-func TestCPUTimeOfSelf(t *testing.T) {
-	if _, err := cpuTime(0); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestPercentile(t *testing.T) {
 	v := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
@@ -66,7 +45,7 @@ func TestRecorderUnwrapsSequenceNumbers(t *testing.T) {
 }
 
 // TestFloorProcess runs the floor as the bench does, re-executing this test
-// binary, which also exercises startTool and its ready line.
+// binary, which also exercises lab.StartWith and its ready line.
 func TestFloorProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
@@ -75,7 +54,7 @@ func TestFloorProcess(t *testing.T) {
 	defer cancel()
 	for _, mode := range []string{"writev", "packet"} {
 		t.Run(mode, func(t *testing.T) {
-			f, err := startFloor(ctx, mode, 3)
+			f, err := startFloor(ctx, t, mode, 3)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,20 +6,16 @@ package main
 // destinations with sendmmsg and nothing else.
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +23,7 @@ import (
 	"unsafe"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
@@ -56,12 +53,12 @@ func runFanoutBench(ctx context.Context, o options) ([]result, error) {
 		return nil, fmt.Errorf("floor: %w", err)
 	}
 	offered := fanoutOverload * floor.sentPPS / fanoutDests
-	sat, err := fanoutRun(ctx, bin, rx, offered, o.Duration)
+	sat, err := fanoutRun(ctx, o.Lab, bin, rx, offered, o.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("fanout at saturation: %w", err)
 	}
 	live := float64(4_000_000) / 8 / fanoutPacketSize
-	live4, err := fanoutRun(ctx, bin, rx, live, o.Duration)
+	live4, err := fanoutRun(ctx, o.Lab, bin, rx, live, o.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("fanout at 4 Mbit/s: %w", err)
 	}
@@ -97,7 +94,7 @@ func runFanoutBench(ctx context.Context, o options) ([]result, error) {
 			"live_4mbps_floor_cpu_percent":         fanoutRound2(liveFloor.cpuBusy * 100),
 			"live_4mbps_floor_cpu_ns_per_packet":   fanoutRound(liveFloor.cpuPerPacket),
 			"live_4mbps_ratio_cpu_floor_vs_fanout": fanoutRound2(liveFloor.cpuPerPacket / live4.cpuPerPacket),
-			"load_average_1m":                      loadAverage(),
+			"load_average_1m":                      lab.LoadAverage(),
 		},
 		Notes: []string{
 			"floor: one thread, one unconnected socket, one sendmmsg of the packet to all 100 destinations per packet, run flat out",
@@ -213,17 +210,17 @@ func fanoutThreadCPU() time.Duration {
 
 // fanoutRun starts rtp-fanout to the receivers, feeds it inputPPS for a
 // warm-up second and then d, and measures the window.
-func fanoutRun(ctx context.Context, bin string, rx *fanoutReceivers, inputPPS float64, d time.Duration) (fanoutMeasure, error) {
+func fanoutRun(ctx context.Context, c lab.Cleaner, bin string, rx *fanoutReceivers, inputPPS float64, d time.Duration) (fanoutMeasure, error) {
 	args := []string{"--from", "udp://127.0.0.1:0?rtcp=0", "--stats-interval", "0"}
 	for _, a := range rx.addrs {
 		args = append(args, "--to", "udp://"+a.String())
 	}
-	p, err := startFanoutProc(ctx, bin, args)
+	p, err := startFanoutProc(c, bin, args)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
-	defer p.stop()
-	ready, err := nextFanout[event.FanoutReady](p)
+	defer p.Stop()
+	ready, err := lab.Ready[event.FanoutReady](ctx, p, lab.Patience)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
@@ -252,7 +249,7 @@ func fanoutRun(ctx context.Context, bin string, rx *fanoutReceivers, inputPPS fl
 	case <-ctx.Done():
 		return fanoutMeasure{}, ctx.Err()
 	}
-	s0, err := p.stats()
+	s0, err := p.stats(ctx)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
@@ -262,7 +259,7 @@ func fanoutRun(ctx context.Context, bin string, rx *fanoutReceivers, inputPPS fl
 	case <-ctx.Done():
 		return fanoutMeasure{}, ctx.Err()
 	}
-	s1, err := p.stats()
+	s1, err := p.stats(ctx)
 	if err != nil {
 		return fanoutMeasure{}, err
 	}
@@ -331,93 +328,35 @@ func fanoutFeed(ctx context.Context, to netip.AddrPort, pps float64) error {
 	}
 }
 
-// fanoutProc is a running rtp-fanout.
+// fanoutProc is a running rtp-fanout, asked for its counters over stdin.
 type fanoutProc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan event.Event
-	stderr strings.Builder
-	mu     sync.Mutex
+	*lab.Proc
+	replies int // stdout lines already read for replies
 }
 
-func startFanoutProc(ctx context.Context, bin string, args []string) (*fanoutProc, error) {
-	p := &fanoutProc{cmd: exec.CommandContext(ctx, bin, args...), lines: make(chan event.Event, 64)}
-	p.cmd.Stderr = &fanoutLockedWriter{mu: &p.mu, w: &p.stderr}
-	stdout, err := p.cmd.StdoutPipe()
+func startFanoutProc(c lab.Cleaner, bin string, args []string) (*fanoutProc, error) {
+	p, err := lab.StartWith(c, lab.Options{Stdin: true, StopLimit: 10 * time.Second}, "rtp-fanout", bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if e, err := event.Decode(sc.Bytes()); err == nil {
-				p.lines <- e
-			} else {
-				fmt.Fprintf(&fanoutLockedWriter{mu: &p.mu, w: &p.stderr}, "bench: rtp-fanout stdout: %v\n", err)
-			}
-		}
-	}()
-	return p, nil
-}
-
-type fanoutLockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *fanoutLockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func (p *fanoutProc) errText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-// nextFanout returns p's next event T, skipping others.
-func nextFanout[T event.Event](p *fanoutProc) (T, error) {
-	var zero T
-	name := zero.EventName()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case e, ok := <-p.lines:
-			if !ok {
-				return zero, fmt.Errorf("rtp-fanout exited before %q: %s", name, p.errText())
-			}
-			if v, ok := e.(T); ok {
-				return v, nil
-			}
-		case <-timeout:
-			return zero, fmt.Errorf("no %q line from rtp-fanout: %s", name, p.errText())
-		}
-	}
+	return &fanoutProc{Proc: p}, nil
 }
 
 type fanoutCounts struct{ in, sent, drops uint64 }
 
 // stats asks the process for its counters over its stdin.
-func (p *fanoutProc) stats() (fanoutCounts, error) {
-	if _, err := io.WriteString(p.stdin, `{"op":"stats"}`+"\n"); err != nil {
+func (p *fanoutProc) stats(ctx context.Context) (fanoutCounts, error) {
+	if err := p.Send(`{"op":"stats"}`); err != nil {
 		return fanoutCounts{}, err
 	}
-	rep, err := nextFanout[event.Reply](p)
+	rep, err := lab.Await[event.Reply](ctx, p, 30*time.Second, p.replies, nil)
 	if err != nil {
-		return fanoutCounts{}, err
+		return fanoutCounts{}, fmt.Errorf("no reply from rtp-fanout: %w\n%s", err, p.StderrTail())
 	}
-	s := rep.Stats
+	p.replies = rep.Index + 1
+	s := rep.E.Stats
 	if s == nil {
-		return fanoutCounts{}, fmt.Errorf("rtp-fanout stats reply without stats: %+v", rep)
+		return fanoutCounts{}, fmt.Errorf("rtp-fanout stats reply without stats: %+v", rep.E)
 	}
 	c := fanoutCounts{in: s.In.Packets, drops: s.Drops}
 	for _, o := range s.Out {
@@ -428,25 +367,8 @@ func (p *fanoutProc) stats() (fanoutCounts, error) {
 
 // cpu is the process's user+system time, all threads.
 func (p *fanoutProc) cpu() time.Duration {
-	d, _ := cpuTime(p.cmd.Process.Pid)
+	d, _ := p.CPUTime()
 	return d
-}
-
-func (p *fanoutProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for range p.lines {
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-	_ = p.cmd.Wait()
 }
 
 // fanoutReceivers are the 100 destinations: sockets drained by one

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 // The synthetic stream shared by the mediator case's publisher and the
@@ -191,7 +192,7 @@ func putRTPHeader(b []byte, seq uint16, ts uint32, marker bool) {
 // floorRun is one measurement of the floor: the process, and the bench's
 // readers draining it.
 type floorRun struct {
-	proc     *proc
+	proc     *lab.Proc
 	conns    []net.Conn
 	received atomic.Int64 // bytes, summed over readers
 	wg       sync.WaitGroup
@@ -199,22 +200,23 @@ type floorRun struct {
 
 // startFloor starts the floor process in mode for n readers and connects
 // them; each reader discards what it reads.
-func startFloor(ctx context.Context, mode string, n int) (*floorRun, error) {
+func startFloor(ctx context.Context, c lab.Cleaner, mode string, n int) (*floorRun, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	p, err := startToolEnv(ctx, exe, []string{"-mode", mode, "-readers", strconv.Itoa(n)},
-		[]string{floorEnv + "=1"}, 10*time.Second)
+	p, err := lab.StartWith(c, lab.Options{Env: []string{floorEnv + "=1"}, StopLimit: 3 * time.Second},
+		"floor "+mode, exe, "-mode", mode, "-readers", strconv.Itoa(n))
 	if err != nil {
 		return nil, err
 	}
 	f := &floorRun{proc: p}
-	addr, err := readyAddr(p, "addr", func(r event.FloorReady) string { return r.Addr })
+	ready, err := lab.Ready[event.FloorReady](ctx, p, lab.Patience)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
+	addr := ready.Addr
 	d := net.Dialer{Timeout: 5 * time.Second}
 	for range n {
 		c, err := d.DialContext(ctx, "tcp", addr)
@@ -241,7 +243,7 @@ func startFloor(ctx context.Context, mode string, n int) (*floorRun, error) {
 
 // Close stops the floor process and its readers.
 func (f *floorRun) Close() {
-	f.proc.Stop()
+	_ = f.proc.Stop()
 	for _, c := range f.conns {
 		c.Close()
 	}

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 func init() {
@@ -96,21 +97,16 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := startOvlOrigin(ctx, o.Bin)
+	// The reference player on the origin tells up to which packet every
+	// player must have received by the window's end.
+	n, err := startOvlNet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.origin.Stop()
-	// The reference: a player on the origin, which tells up to which
-	// packet every player must have received by the window's end.
-	ref, err := dialReference(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	defer ref.close()
+	defer n.close()
 	var runs []hovRun
 	for k := range reps {
-		run, err := hovHandoverRun(ctx, n, ref)
+		run, err := hovHandoverRun(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("handover %d: %w", k+1, err)
 		}
@@ -127,36 +123,27 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 }
 
 // hovHandoverRun builds the tree on a fresh server, makes H leave and measures.
-func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, error) {
+func hovHandoverRun(ctx context.Context, n *ovlNet) (hovRun, error) {
 	run := hovRun{lost: map[string]int{}}
-	srv, err := n.startServer(ctx, hovOriginCap, "")
+	ref := n.ref
+	tr, err := n.startTree(hovOriginCap, "")
 	if err != nil {
 		return run, err
 	}
-	var hosts []*ovlHost
-	defer func() {
-		srv.p.Kill()
-		killHosts(hosts)
-	}()
+	defer tr.close()
 	for i := range hovHosts {
-		h, err := n.startHost(ctx, srv, fmt.Sprintf("h%d", i+1), hovHostCap)
-		if err != nil {
+		if _, err := tr.add(ctx, fmt.Sprintf("h%d", i+1), hovHostCap); err != nil {
 			return run, err
 		}
-		hosts = append(hosts, h)
-		if err := h.play(ctx, n); err != nil {
-			return run, fmt.Errorf("%w\nrelay: %s\nmediator: %s", err, h.relay.StderrTail(), h.med.StderrTail())
-		}
 	}
+	hosts, srv := tr.hosts, tr.srv
 	run.hosts = len(hosts)
-	before, err := waitTree(ctx, srv, n.stream(), 5*time.Second, func(t *ovlTree) bool {
-		return t.attached() == len(hosts)
-	})
+	before, err := tr.built(ctx)
 	if err != nil {
 		return run, fmt.Errorf("tree before the handover: %w", err)
 	}
 	run.depth = before.Depth
-	eb := before.edges()
+	eb := before.Parents()
 	kids := map[string][]string{}
 	for c, p := range eb {
 		kids[p] = append(kids[p], c)
@@ -166,7 +153,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	// the one with the most descendants.
 	for _, nd := range before.Nodes {
 		id := nd.Node
-		d := before.descendants(id)
+		d := before.Below(id)
 		if len(kids[id]) < 2 || len(d) <= len(kids[id]) {
 			continue
 		}
@@ -179,17 +166,14 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 	run.children = slices.Clone(kids[run.leaving])
 	sort.Strings(run.children)
-	byID := map[string]*ovlHost{}
-	for _, h := range hosts {
-		byID[h.id] = h
-	}
+	byID := tr.byID()
 	H := byID[run.leaving]
 
 	if err := sleepCtx(ctx, hovSteady); err != nil {
 		return run, err
 	}
 	for _, h := range hosts {
-		if a, ok := h.player.last(); !ok || time.Since(a.at) > 500*time.Millisecond {
+		if a, ok := h.player.Last(); !ok || time.Since(a.At) > 500*time.Millisecond {
 			return run, fmt.Errorf("the player on %s is not receiving before the handover", h.id)
 		}
 	}
@@ -206,7 +190,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 	go func() {
 		select {
-		case <-H.relay.exited:
+		case <-H.relay.Done():
 			exited <- time.Now()
 		case <-time.After(hovLimit):
 		}
@@ -230,7 +214,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 			if _, ok := switchedAt[c]; ok {
 				continue
 			}
-			for _, e := range eventsSince[event.Upstream](byID[c].med, sigterm) {
+			for _, e := range lab.EventsSince[event.Upstream](byID[c].med, sigterm) {
 				if newUpstream(e.E) {
 					switchedAt[c] = e.At.Sub(sigterm)
 					break
@@ -247,7 +231,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	if !run.exitOK {
 		run.exit = hovLimit
 	} else {
-		run.exitErr = H.relay.exitErr()
+		run.exitErr = H.relay.Err()
 	}
 	for _, c := range run.children {
 		if d, ok := switchedAt[c]; ok {
@@ -266,13 +250,13 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 
 	// The tree: H gone, everyone else attached.
 	others := len(hosts) - 1
-	after, terr := waitTree(ctx, srv, n.stream(), hovTreeLimit, func(t *ovlTree) bool {
+	after, terr := waitTree(ctx, srv, n.stream(), hovTreeLimit, func(t lab.Tree) bool {
 		for _, nd := range t.Nodes {
 			if nd.Node == H.id {
 				return false
 			}
 		}
-		return t.attached() == others
+		return t.Attached() == others
 	})
 	if after == nil {
 		return run, fmt.Errorf("cannot read the tree after the handover: %v", terr)
@@ -286,7 +270,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 			run.hGone = false
 		}
 	}
-	ea := after.edges()
+	ea := after.Parents()
 	for _, h := range hosts {
 		if h.id != H.id && ea[h.id] == "" {
 			run.detached++
@@ -297,7 +281,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 	}
 
 	// The server's side: the handover's end, and the targets it planned.
-	for _, e := range eventsSince[event.HandoverDone](srv.p, sigterm) {
+	for _, e := range lab.EventsSince[event.HandoverDone](srv, sigterm) {
 		if e.E.Node == H.id {
 			run.serverResult = e.E.Result
 			run.serverTime = e.At.Sub(sigterm)
@@ -305,7 +289,7 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 			break
 		}
 	}
-	for _, e := range eventsSince[event.HandoverStarted](srv.p, sigterm) {
+	for _, e := range lab.EventsSince[event.HandoverStarted](srv, sigterm) {
 		if e.E.Node != H.id {
 			continue
 		}
@@ -318,14 +302,14 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 		break
 	}
 	// The first "left" line: of one stream, or of the overlay.
-	if l := eventsSince[event.Left](H.relay, sigterm); len(l) > 0 {
+	if l := lab.EventsSince[event.Left](H.relay, sigterm); len(l) > 0 {
 		run.left = l[0].At.Sub(sigterm)
 	}
-	if l := eventsSince[event.LeftOverlay](H.relay, sigterm); len(l) > 0 && (run.left == 0 || l[0].At.Sub(sigterm) < run.left) {
+	if l := lab.EventsSince[event.LeftOverlay](H.relay, sigterm); len(l) > 0 && (run.left == 0 || l[0].At.Sub(sigterm) < run.left) {
 		run.left = l[0].At.Sub(sigterm)
 	}
 	for _, c := range run.children {
-		for _, e := range eventsSince[event.Reconnect](byID[c].relay, sigterm) {
+		for _, e := range lab.EventsSince[event.Reconnect](byID[c].relay, sigterm) {
 			if e.E.Parent == H.id {
 				run.reconnect = append(run.reconnect, e.At.Sub(sigterm))
 				break
@@ -335,13 +319,13 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 
 	// The players: loss, duplicates and silence over the window.
 	from := sigterm.Add(-hovBefore)
-	expect, haveExpect := lastBefore(ref.arrivals(), end.Add(-hovTailMargin))
+	expect, haveExpect := lastBefore(ref.Arrivals(), end.Add(-hovTailMargin))
 	below := map[string]bool{}
 	for _, id := range run.below {
 		below[id] = true
 	}
 	for _, h := range hosts {
-		ps := analyseHandover(h.player.arrivals(), from, end, expect.seq, haveExpect)
+		ps := analyseHandover(h.player.Arrivals(), from, end, expect.Seq, haveExpect)
 		switch {
 		case h.id == H.id:
 			run.hLost = ps.lost
@@ -356,15 +340,15 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 		default:
 			run.othersLost += ps.lost
 		}
-		if err := h.player.failed(); err != nil && h.id != H.id {
+		if err := h.player.Failed(); err != nil && h.id != H.id {
 			run.ended = append(run.ended, fmt.Sprintf("%s: %v", h.id, err))
 		}
 	}
-	run.hMedAlive = H.med.Alive()
+	run.hMedAlive = !H.med.Exited()
 
 	// How the children's mediators switched, from their logs.
 	for _, c := range run.children {
-		tail := logSince(byID[c].med.StderrTail(), from)
+		tail := logSince(byID[c].med.Stderr(), from)
 		run.overlapped += countLines(tail, `msg="switching upstream"`)
 		run.lostUp += countLines(tail, `msg="upstream lost"`)
 		run.stalled += countLines(tail, "old upstream stalled")
@@ -375,12 +359,12 @@ func hovHandoverRun(ctx context.Context, n *ovlNet, ref *ovlPlayer) (hovRun, err
 		}
 	}
 	run.overlapped -= run.stalled + run.forced + run.failed
-	if l := lastLogLine(logSince(H.relay.StderrTail(), from), "level=WARN"); l != "" {
+	if l := lastLogLine(logSince(H.relay.Stderr(), from), "level=WARN"); l != "" {
 		run.warnings = append(run.warnings, H.id+" relay: "+l)
 	}
 	// Losing its relay is what H's mediator is expected to log; anything else is news.
 	var hMed []string
-	for _, l := range strings.Split(logSince(H.med.StderrTail(), from), "\n") {
+	for _, l := range strings.Split(logSince(H.med.Stderr(), from), "\n") {
 		if !strings.Contains(l, `msg="lost the connection to ocm-relay"`) {
 			hMed = append(hMed, l)
 		}
@@ -426,11 +410,11 @@ func (g hovGap) describe(t0 time.Time) string {
 // (expectSeq, the last the origin had sent a margin before end, when
 // haveExpect; else the last one received), the duplicates, and the longest
 // silence, the window's edges included.
-func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, haveExpect bool) hovPlayer {
+func analyseHandover(arr []lab.Arrival, from, end time.Time, expectSeq uint16, haveExpect bool) hovPlayer {
 	var r hovPlayer
-	var in []ovlArrival
+	var in []lab.Arrival
 	for _, a := range arr {
-		if !a.at.Before(from) && !a.at.After(end) {
+		if !a.At.Before(from) && !a.At.After(end) {
 			in = append(in, a)
 		}
 	}
@@ -440,16 +424,16 @@ func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, ha
 	}
 	prev := from
 	for _, a := range in {
-		r.silence = max(r.silence, a.at.Sub(prev))
-		prev = a.at
+		r.silence = max(r.silence, a.At.Sub(prev))
+		prev = a.At
 	}
 	r.silence = max(r.silence, end.Sub(prev))
 
-	base := in[0].seq
-	first := map[int]ovlArrival{} // offset from base -> its first arrival
+	base := in[0].Seq
+	first := map[int]lab.Arrival{} // offset from base -> its first arrival
 	hi := 0
 	for _, a := range in {
-		e := int(int16(a.seq - base))
+		e := int(int16(a.Seq - base))
 		if _, ok := first[e]; ok {
 			r.dups++
 			continue
@@ -473,7 +457,7 @@ func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, ha
 		}
 		g := hovGap{first: base + uint16(e)}
 		if a, ok := first[e-1]; ok {
-			g.after = a.at
+			g.after = a.At
 		}
 		for e+1 <= top {
 			if _, ok := first[e+1]; ok {
@@ -483,7 +467,7 @@ func analyseHandover(arr []ovlArrival, from, end time.Time, expectSeq uint16, ha
 		}
 		g.last = base + uint16(e)
 		if a, ok := first[e+1]; ok {
-			g.resumed = a.at
+			g.resumed = a.At
 		}
 		r.gaps = append(r.gaps, g)
 	}
@@ -636,7 +620,7 @@ func hovResult(runs []hovRun) result {
 		"lost_packets_elsewhere":      othersLost,
 		"lost_packets_player_on_h":    hLost,
 		"host_cpus":                   runtime.NumCPU(),
-		"host_load1":                  loadAverage(),
+		"host_load1":                  lab.LoadAverage(),
 	}
 	if len(reconnect) > 0 {
 		m["child_reconnect_ms_p50"] = ms(median(reconnect))

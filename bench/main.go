@@ -1,6 +1,8 @@
 // Command bench is `make bench`: it runs every registered case against the
 // built binaries, measures a floor in the same run where a case has one, and
-// prints a table and a JSON report (also written to .bench/report.json).
+// prints a table and a JSON report (also written to .bench/report.json). The
+// tools run, and the players play, through internal/lab, as in the system
+// tests.
 package main
 
 import (
@@ -14,12 +16,18 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 // options are what every case gets.
 type options struct {
 	Bin      string        // directory holding the built tools
 	Duration time.Duration // how long each measured run lasts
+	Tools    lab.Tools     // Bin, for internal/lab
+	// Lab kills, when the case returns, every tool it started and left
+	// running (on an error path, or at Ctrl-C).
+	Lab *lab.Cleanups
 }
 
 // result is one row of the report: a name and its measured values.
@@ -58,6 +66,7 @@ func main() {
 		os.Exit(1)
 	}
 	o.Bin = bin
+	o.Tools = lab.Tools(bin)
 
 	sort.Slice(cases, func(i, j int) bool { return cases[i].name < cases[j].name })
 	var all []result
@@ -67,7 +76,9 @@ func main() {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "bench: running %s\n", c.name)
+		o.Lab = &lab.Cleanups{}
 		rs, err := c.run(ctx, o)
+		o.Lab.Run()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", c.name, err)
 			failed = true

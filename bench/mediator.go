@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -13,11 +12,10 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
-	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/pion/rtp"
 )
 
@@ -44,20 +42,12 @@ var (
 )
 
 func runMediator(ctx context.Context, o options) ([]result, error) {
-	bin := filepath.Join(o.Bin, "rtsp-mediator")
-
-	origin, err := startTool(ctx, bin, []string{
-		"--listen", "127.0.0.1:0", "--rtp", "off", "--rtcp", "off",
-		"--publish", "--stats-interval", "1s",
-	}, 10*time.Second)
+	origin, err := lab.StartMediator(o.Lab, o.Tools, "origin", nil, "--publish", "--stats-interval", "1s")
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	defer origin.Stop()
-	originAddr, err := readyAddr(origin, "rtsp", func(r event.MediatorReady) string { return r.RTSP })
-	if err != nil {
-		return nil, err
-	}
+	originAddr := origin.Addr
 
 	pub, err := startPublisher(ctx, fmt.Sprintf("rtsp://%s/%s", originAddr, mediatorPath))
 	if err != nil {
@@ -65,7 +55,7 @@ func runMediator(ctx context.Context, o options) ([]result, error) {
 	}
 	defer pub.Close()
 
-	m := &mediatorBench{o: o, bin: bin, origin: origin, originAddr: originAddr, pub: pub}
+	m := &mediatorBench{o: o, origin: origin, originAddr: originAddr, pub: pub}
 	var results []result
 
 	fp, err := m.firstPacket(ctx)
@@ -89,26 +79,18 @@ func runMediator(ctx context.Context, o options) ([]result, error) {
 
 type mediatorBench struct {
 	o          options
-	bin        string
-	origin     *proc
+	origin     *lab.Mediator
 	originAddr string
 	pub        *publisher
 }
 
-func (m *mediatorBench) startRelay(ctx context.Context) (*proc, string, error) {
-	p, err := startTool(ctx, m.bin, []string{
-		"--listen", "127.0.0.1:0", "--rtp", "off", "--rtcp", "off",
-		"--resolver", "direct", "--allow-origin", "any", "--stats-interval", "1s",
-	}, 10*time.Second)
+func (m *mediatorBench) startRelay() (*lab.Mediator, string, error) {
+	p, err := lab.StartMediator(m.o.Lab, m.o.Tools, "relay", nil,
+		"--resolver", "direct", "--allow-origin", "any", "--stats-interval", "1s")
 	if err != nil {
 		return nil, "", fmt.Errorf("relay: %w", err)
 	}
-	addr, err := readyAddr(p, "rtsp", func(r event.MediatorReady) string { return r.RTSP })
-	if err != nil {
-		p.Stop()
-		return nil, "", err
-	}
-	return p, fmt.Sprintf("rtsp://%s/%s?%s", addr, mediatorPath, m.originAddr), nil
+	return p, lab.Enhanced(p.Addr, mediatorPath, m.originAddr), nil
 }
 
 func (m *mediatorBench) directURL() string {
@@ -124,7 +106,7 @@ func (m *mediatorBench) directURL() string {
 func (m *mediatorBench) firstPacket(ctx context.Context) (result, error) {
 	var cold, warm, direct []time.Duration
 	for range mediatorFPRepeat {
-		relay, url, err := m.startRelay(ctx)
+		relay, url, err := m.startRelay()
 		if err != nil {
 			return result{}, err
 		}
@@ -170,7 +152,7 @@ func (m *mediatorBench) firstPacket(ctx context.Context) (result, error) {
 }
 
 type firstPacketRun struct {
-	client  *gortsplib.Client
+	client  *lab.Reader
 	elapsed time.Duration
 }
 
@@ -180,9 +162,9 @@ func timeFirstPacket(ctx context.Context, url string) (firstPacketRun, error) {
 	first := make(chan time.Time, 1)
 	var once sync.Once
 	start := time.Now()
-	c, err := dialReader(url, func(_ *rtp.Packet) {
+	c, err := lab.Dial(url, lab.ReaderOptions{ReadTimeout: 5 * time.Second, OnPacket: func(_ *rtp.Packet) {
 		once.Do(func() { first <- time.Now() })
-	})
+	}})
 	if err != nil {
 		return firstPacketRun{}, err
 	}
@@ -198,47 +180,10 @@ func timeFirstPacket(ctx context.Context, url string) (firstPacketRun, error) {
 	}
 }
 
-// dialReader plays url over TCP and calls onPacket, on the client's reading
-// goroutine, for every RTP packet.
-func dialReader(url string, onPacket func(*rtp.Packet)) (*gortsplib.Client, error) {
-	u, err := base.ParseURL(url)
-	if err != nil {
-		return nil, err
-	}
-	tcp := gortsplib.TransportTCP
-	c := &gortsplib.Client{
-		Scheme:        u.Scheme,
-		Host:          u.Host,
-		Transport:     &tcp,
-		ReadTimeout:   5 * time.Second,
-		WriteTimeout:  5 * time.Second,
-		OnPacketsLost: func(uint64) {}, // counted from sequence numbers instead
-		OnDecodeError: func(error) {},
-	}
-	if err := c.Start2(); err != nil {
-		return nil, err
-	}
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("describe %s: %w", url, err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("setup %s: %w", url, err)
-	}
-	c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { onPacket(pkt) })
-	if _, err := c.Play(nil); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("play %s: %w", url, err)
-	}
-	return c, nil
-}
-
 // fanout runs n readers on a fresh relay and two on the origin,
 // measures over o.Duration after a warm-up, then the two floors for n.
 func (m *mediatorBench) fanout(ctx context.Context, n int) (result, error) {
-	relay, url, err := m.startRelay(ctx)
+	relay, url, err := m.startRelay()
 	if err != nil {
 		return result{}, err
 	}
@@ -256,10 +201,10 @@ func (m *mediatorBench) fanout(ctx context.Context, n int) (result, error) {
 	// n+2 readers on a few cores), to be read next to the relay's figure.
 	direct := newRecorder(m.pub, epoch, slots)
 	twin := newRecorder(m.pub, epoch, slots)
-	var dcs []*leanReader
+	var dcs []*lab.Reader
 	defer func() { closeAll(dcs) }()
 	for _, rec := range []*recorder{direct, twin} {
-		c, err := dialLeanReader(m.directURL(), rec.onPacket)
+		c, err := lab.Dial(m.directURL(), lab.ReaderOptions{OnPacket: rec.onPacket})
 		if err != nil {
 			return result{}, fmt.Errorf("direct reader: %w", err)
 		}
@@ -287,15 +232,15 @@ func (m *mediatorBench) fanout(ctx context.Context, n int) (result, error) {
 		return result{}, err
 	}
 
-	relayCPU, err := startCPUMeter(relay.PID())
+	relayCPU, err := lab.StartCPUMeter(relay.PID())
 	if err != nil {
 		return result{}, err
 	}
-	originCPU, err := startCPUMeter(m.origin.PID())
+	originCPU, err := lab.StartCPUMeter(m.origin.PID())
 	if err != nil {
 		return result{}, err
 	}
-	selfCPU, err := startCPUMeter(0)
+	selfCPU, err := lab.StartCPUMeter(0)
 	if err != nil {
 		return result{}, err
 	}
@@ -313,13 +258,13 @@ func (m *mediatorBench) fanout(ctx context.Context, n int) (result, error) {
 	if err := sleepCtx(ctx, mediatorDrain); err != nil {
 		return result{}, err
 	}
-	if !relay.Alive() {
+	if relay.Exited() {
 		return result{}, fmt.Errorf("relay exited during the run:\n%s", relay.StderrTail())
 	}
 	if err := m.pub.Err(); err != nil {
 		return result{}, fmt.Errorf("publisher stopped during the run: %w", err)
 	}
-	load1 := loadAverage()
+	load1 := lab.LoadAverage()
 	closeAll(clients)
 	clients = nil
 	closeAll(dcs)
@@ -359,7 +304,7 @@ func (m *mediatorBench) fanout(ctx context.Context, n int) (result, error) {
 	// The floors run after the relay is gone, so they do not share the CPU.
 	floors := map[string]float64{}
 	for _, mode := range []string{"writev", "packet"} {
-		v, note, err := measureFloor(ctx, mode, n, mediatorWarmup, m.o.Duration)
+		v, note, err := measureFloor(ctx, m.o.Lab, mode, n, mediatorWarmup, m.o.Duration)
 		if err != nil {
 			return result{}, fmt.Errorf("floor %s: %w", mode, err)
 		}
@@ -410,8 +355,8 @@ func (m *mediatorBench) fanout(ctx context.Context, n int) (result, error) {
 // measureFloor runs the floor in mode with n readers and returns its CPU
 // seconds per wall second over dur after warmup, and a note if its readers
 // did not receive the full rate.
-func measureFloor(ctx context.Context, mode string, n int, warmup, dur time.Duration) (float64, string, error) {
-	f, err := startFloor(ctx, mode, n)
+func measureFloor(ctx context.Context, c lab.Cleaner, mode string, n int, warmup, dur time.Duration) (float64, string, error) {
+	f, err := startFloor(ctx, c, mode, n)
 	if err != nil {
 		return 0, "", err
 	}
@@ -419,7 +364,7 @@ func measureFloor(ctx context.Context, mode string, n int, warmup, dur time.Dura
 	if err := sleepCtx(ctx, warmup); err != nil {
 		return 0, "", err
 	}
-	meter, err := startCPUMeter(f.proc.PID())
+	meter, err := lab.StartCPUMeter(f.proc.PID())
 	if err != nil {
 		return 0, "", err
 	}
@@ -431,7 +376,7 @@ func measureFloor(ctx context.Context, mode string, n int, warmup, dur time.Dura
 	if err != nil {
 		return 0, "", err
 	}
-	if !f.proc.Alive() {
+	if f.proc.Exited() {
 		return 0, "", fmt.Errorf("floor exited:\n%s", f.proc.StderrTail())
 	}
 	got := float64(f.received.Load() - got0)
@@ -445,9 +390,9 @@ func measureFloor(ctx context.Context, mode string, n int, warmup, dur time.Dura
 
 // openReaders plays url with n readers, mediatorDialPar at a time. The
 // clients are returned even on error, for the caller to close.
-func openReaders(ctx context.Context, url string, n int, pub *publisher, epoch time.Time, slots int) ([]*recorder, []*leanReader, error) {
+func openReaders(ctx context.Context, url string, n int, pub *publisher, epoch time.Time, slots int) ([]*recorder, []*lab.Reader, error) {
 	recs := make([]*recorder, n)
-	clients := make([]*leanReader, n)
+	clients := make([]*lab.Reader, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, mediatorDialPar)
 	var wg sync.WaitGroup
@@ -463,7 +408,7 @@ func openReaders(ctx context.Context, url string, n int, pub *publisher, epoch t
 				return
 			}
 			defer func() { <-sem }()
-			clients[i], errs[i] = dialLeanReader(url, recs[i].onPacket)
+			clients[i], errs[i] = lab.Dial(url, lab.ReaderOptions{OnPacket: recs[i].onPacket})
 		}()
 	}
 	wg.Wait()

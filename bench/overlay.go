@@ -20,14 +20,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -37,12 +33,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/ocm-overlay/ocm/internal/event"
-	"github.com/pion/rtp"
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 func init() {
@@ -77,110 +69,122 @@ var (
 // they are switched off here (see the notes).
 var ovlRelaySelection = []string{"--max-cpu", "1.01", "--w-cpu", "0"}
 
-// ovlNet is an origin and, per measurement, a server.
+// ovlNet is an origin and a reference player on it: what the origin sent,
+// and when, is the yardstick for the players behind relays. Each
+// measurement builds its own tree (an ovlTree) on it.
 type ovlNet struct {
-	bin        string
-	origin     *proc
+	o          options
+	origin     *lab.Mediator
 	originAddr string
+	ref        *ovlPlayer
 }
 
 func (n *ovlNet) stream() string { return fmt.Sprintf("rtsp://%s/%s", n.originAddr, ovlMedia) }
 
-func startOvlOrigin(ctx context.Context, bin string) (*ovlNet, error) {
-	if _, err := os.Stat(filepath.Join(bin, "ocm-server")); err != nil {
-		return nil, fmt.Errorf("%w (build the tools first)", err)
+func startOvlNet(ctx context.Context, o options) (*ovlNet, error) {
+	if err := o.Tools.Check("ocm-server"); err != nil {
+		return nil, err
 	}
-	p, err := startTool(ctx, filepath.Join(bin, "rtsp-mediator"), []string{
-		"--listen", "127.0.0.1:0", "--rtp", "off", "--rtcp", "off",
-		"--test-source", ovlMedia, "--stats-interval", "0",
-	}, 10*time.Second)
+	p, err := lab.StartMediator(o.Lab, o.Tools, "origin", nil, "--test-source", ovlMedia, "--stats-interval", "0")
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	addr, err := readyAddr(p, "rtsp", func(r event.MediatorReady) string { return r.RTSP })
+	n := &ovlNet{o: o, origin: p, originAddr: p.Addr}
+	if n.ref, err = dialOvlPlayer(n.stream()); err == nil {
+		if err = n.ref.waitFirst(ctx, 5*time.Second); err != nil {
+			n.ref.Close()
+		}
+	}
 	if err != nil {
-		p.Stop()
-		return nil, err
+		_ = p.Stop()
+		return nil, fmt.Errorf("reference player: %w", err)
 	}
-	return &ovlNet{bin: bin, origin: p, originAddr: addr}, nil
+	return n, nil
 }
 
-type ovlServer struct {
-	p         *proc
-	ocm, http string
+func (n *ovlNet) close() {
+	n.ref.Close()
+	_ = n.origin.Stop()
 }
 
-func (n *ovlNet) startServer(ctx context.Context, originCap int, policy string) (*ovlServer, error) {
-	args := []string{
-		"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--origin-capacity", strconv.Itoa(originCap),
-		"--heartbeat", "500ms", "--report-interval", "1s",
-	}
+// ovlTree is one measurement's ocm-server and the hosts that joined it.
+type ovlTree struct {
+	n     *ovlNet
+	srv   *lab.Server
+	hosts []*ovlHost
+}
+
+func (n *ovlNet) startTree(originCap int, policy string) (*ovlTree, error) {
+	args := []string{"--origin-capacity", strconv.Itoa(originCap)}
 	if policy != "" {
 		args = append(args, "--recovery", policy)
 	}
-	p, err := startTool(ctx, filepath.Join(n.bin, "ocm-server"), args, 10*time.Second)
+	s, err := lab.StartServer(n.o.Lab, n.o.Tools, "server", args...)
 	if err != nil {
 		return nil, fmt.Errorf("ocm-server: %w", err)
 	}
-	s := &ovlServer{p: p}
-	var err1, err2 error
-	s.ocm, err1 = readyAddr(p, "ocm", func(r event.ServerReady) string { return r.OCM })
-	s.http, err2 = readyAddr(p, "http", func(r event.ServerReady) string { return r.HTTP })
-	if err := errors.Join(err1, err2); err != nil {
-		p.Kill()
+	return &ovlTree{n: n, srv: s}, nil
+}
+
+// close kills the server and every host.
+func (t *ovlTree) close() {
+	t.srv.Kill()
+	killHosts(t.hosts)
+}
+
+// add starts a host with a player and waits for the player's first packet.
+func (t *ovlTree) add(ctx context.Context, id string, capacity int) (*ovlHost, error) {
+	h, err := t.n.startHost(t.srv, id, capacity)
+	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	t.hosts = append(t.hosts, h)
+	if err := h.play(ctx, t.n); err != nil {
+		return nil, fmt.Errorf("%w\nrelay: %s\nmediator: %s", err, h.relay.StderrTail(), h.med.StderrTail())
+	}
+	return h, nil
+}
+
+// built waits until the server's tree has every host attached.
+func (t *ovlTree) built(ctx context.Context) (*lab.Tree, error) {
+	return waitTree(ctx, t.srv, t.n.stream(), 5*time.Second, func(tr lab.Tree) bool {
+		return tr.Attached() == len(t.hosts)
+	})
+}
+
+func (t *ovlTree) byID() map[string]*ovlHost {
+	m := map[string]*ovlHost{}
+	for _, h := range t.hosts {
+		m[h.id] = h
+	}
+	return m
 }
 
 // ovlHost is one viewer host: its relay, its mediator and (once played)
 // its player.
 type ovlHost struct {
+	*lab.Host
 	id       string
-	relay    *proc
-	med      *proc
+	relay    *lab.Proc
+	med      *lab.Mediator
 	rtsp     string
 	started  time.Time
 	player   *ovlPlayer
 	playerAt time.Time
 }
 
-func (n *ovlNet) startHost(ctx context.Context, srv *ovlServer, id string, capacity int) (*ovlHost, error) {
-	h := &ovlHost{id: id, started: time.Now()}
-	args := append([]string{
-		"--server", srv.ocm, "--control", "127.0.0.1:0", "--probe", "127.0.0.1:0",
-		"--node-id", id, "--capacity", strconv.Itoa(capacity),
-	}, ovlRelaySelection...)
-	var err error
-	h.relay, err = startTool(ctx, filepath.Join(n.bin, "ocm-relay"), args, 10*time.Second)
+func (n *ovlNet) startHost(srv *lab.Server, id string, capacity int) (*ovlHost, error) {
+	started := time.Now()
+	h, err := lab.StartHost(n.o.Lab, n.o.Tools, id, srv.OCM, []string{"--stats-interval", "0"},
+		append([]string{"--capacity", strconv.Itoa(capacity)}, ovlRelaySelection...))
 	if err != nil {
-		return nil, fmt.Errorf("host %s relay: %w", id, err)
+		return nil, fmt.Errorf("host %s: %w", id, err)
 	}
-	control, err := readyAddr(h.relay, "control", func(r event.RelayReady) string { return r.Control })
-	if err != nil {
-		h.relay.Kill()
-		return nil, err
-	}
-	h.med, err = startTool(ctx, filepath.Join(n.bin, "rtsp-mediator"), []string{
-		"--listen", "127.0.0.1:0", "--rtp", "off", "--rtcp", "off",
-		"--resolver", "ocm", "--control", control, "--stats-interval", "0",
-	}, 10*time.Second)
-	if err != nil {
-		h.relay.Kill()
-		return nil, fmt.Errorf("host %s mediator: %w", id, err)
-	}
-	if h.rtsp, err = readyAddr(h.med, "rtsp", func(r event.MediatorReady) string { return r.RTSP }); err != nil {
-		h.kill()
-		return nil, err
-	}
-	return h, nil
+	return &ovlHost{Host: h, id: id, relay: h.Relay, med: h.Med, rtsp: h.Med.Addr, started: started}, nil
 }
 
 // url is the enhanced URL a player on this host opens.
-func (h *ovlHost) url(n *ovlNet) string {
-	return fmt.Sprintf("rtsp://%s/%s?%s", h.rtsp, ovlMedia, n.originAddr)
-}
+func (h *ovlHost) url(n *ovlNet) string { return lab.Enhanced(h.rtsp, ovlMedia, n.originAddr) }
 
 // play opens a player on the host and waits for its first packet.
 func (h *ovlHost) play(ctx context.Context, n *ovlNet) error {
@@ -195,24 +199,18 @@ func (h *ovlHost) play(ctx context.Context, n *ovlNet) error {
 
 // kill is the host dying: its processes get SIGKILL, its player is closed.
 func (h *ovlHost) kill() {
-	if h.med != nil {
-		h.med.Kill()
-	}
-	if h.relay != nil {
-		h.relay.Kill()
-	}
+	h.Kill()
 	if h.player != nil {
-		h.player.close()
+		h.player.Close()
 	}
 }
 
-// stop is the host leaving: SIGTERM, so the relay says goodbye.
+// stop is the host leaving: SIGINT, so the relay says goodbye.
 func (h *ovlHost) stop() {
 	if h.player != nil {
-		h.player.close()
+		h.player.Close()
 	}
-	h.med.Stop()
-	h.relay.Stop()
+	h.Stop()
 }
 
 func killHosts(hosts []*ovlHost) {
@@ -227,129 +225,30 @@ func killHosts(hosts []*ovlHost) {
 // ovlPlayer is an in-process RTSP player (TCP) that keeps the arrival
 // time and sequence number of every RTP packet.
 type ovlPlayer struct {
-	client *gortsplib.Client
-	mu     sync.Mutex
-	arr    []ovlArrival
-	done   chan struct{}
-	err    error
-	once   sync.Once
+	*lab.Reader
+	lab.Recorder
 }
 
-type ovlArrival struct {
-	at     time.Time
-	seq    uint16
-	marker bool
-}
-
-// dialReference opens a player on the origin itself and waits for its
-// first packet: what the origin sent, and when, is the yardstick for the
-// players behind relays.
-func dialReference(ctx context.Context, n *ovlNet) (*ovlPlayer, error) {
-	ref, err := dialOvlPlayer(n.stream())
-	if err != nil {
-		return nil, fmt.Errorf("reference player: %w", err)
-	}
-	if err := ref.waitFirst(ctx, 5*time.Second); err != nil {
-		ref.close()
-		return nil, fmt.Errorf("reference player: %w", err)
-	}
-	return ref, nil
-}
-
-func dialOvlPlayer(u string) (*ovlPlayer, error) {
-	p := &ovlPlayer{done: make(chan struct{})}
-	c, err := dialPlayer(u, ovlRecoverLimit+5*time.Second, p.onPacket)
-	if err != nil {
-		return nil, err
-	}
-	p.client = c
-	go func() {
-		p.err = c.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// dialPlayer is dialReader with a read timeout: a player that tolerates
+// dialOvlPlayer plays u with a read timeout: a player that tolerates
 // silence longer than the recovery limit, so a slow recovery is measured
 // rather than ended by the player giving up.
-func dialPlayer(u string, readTimeout time.Duration, onPacket func(*rtp.Packet)) (*gortsplib.Client, error) {
-	pu, err := base.ParseURL(u)
+func dialOvlPlayer(u string) (*ovlPlayer, error) {
+	p := &ovlPlayer{}
+	r, err := lab.Dial(u, lab.ReaderOptions{OnPacket: p.OnPacket, ReadTimeout: ovlRecoverLimit + 5*time.Second})
 	if err != nil {
 		return nil, err
 	}
-	tcp := gortsplib.TransportTCP
-	c := &gortsplib.Client{
-		Scheme:        pu.Scheme,
-		Host:          pu.Host,
-		Transport:     &tcp,
-		ReadTimeout:   readTimeout,
-		WriteTimeout:  5 * time.Second,
-		OnPacketsLost: func(uint64) {},
-		OnDecodeError: func(error) {},
-	}
-	if err := c.Start2(); err != nil {
-		return nil, err
-	}
-	desc, _, err := c.Describe(pu)
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("describe %s: %w", u, err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("setup %s: %w", u, err)
-	}
-	c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { onPacket(pkt) })
-	if _, err := c.Play(nil); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("play %s: %w", u, err)
-	}
-	return c, nil
-}
-
-func (p *ovlPlayer) onPacket(pkt *rtp.Packet) {
-	now := time.Now()
-	p.mu.Lock()
-	p.arr = append(p.arr, ovlArrival{at: now, seq: pkt.SequenceNumber, marker: pkt.Marker})
-	p.mu.Unlock()
-}
-
-func (p *ovlPlayer) arrivals() []ovlArrival {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.arr)
-}
-
-func (p *ovlPlayer) last() (ovlArrival, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.arr) == 0 {
-		return ovlArrival{}, false
-	}
-	return p.arr[len(p.arr)-1], true
-}
-
-// failed returns why the player's session ended, or nil while it plays.
-func (p *ovlPlayer) failed() error {
-	select {
-	case <-p.done:
-		if p.err == nil {
-			return errors.New("session ended")
-		}
-		return p.err
-	default:
-		return nil
-	}
+	p.Reader = r
+	return p, nil
 }
 
 func (p *ovlPlayer) waitFirst(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		if _, ok := p.last(); ok {
+		if _, ok := p.Last(); ok {
 			return nil
 		}
-		if err := p.failed(); err != nil {
+		if err := p.Failed(); err != nil {
 			return fmt.Errorf("player ended before its first packet: %w", err)
 		}
 		if time.Now().After(deadline) {
@@ -361,110 +260,21 @@ func (p *ovlPlayer) waitFirst(ctx context.Context, limit time.Duration) error {
 	}
 }
 
-func (p *ovlPlayer) close() {
-	p.once.Do(func() { p.client.Close() })
-}
-
 // ---- the tree as the server's API shows it
-
-type ovlTree struct {
-	Stream string `json:"stream"`
-	Origin struct {
-		Children []string `json:"children"`
-		Capacity int      `json:"capacity"`
-	} `json:"origin"`
-	Nodes []struct {
-		Node     string   `json:"node"`
-		Parent   string   `json:"parent"`
-		Level    int      `json:"level"`
-		Children []string `json:"children"`
-		Attached bool     `json:"attached"`
-	} `json:"nodes"`
-	Depth int `json:"depth"`
-}
-
-var ovlHTTP = &http.Client{Timeout: 3 * time.Second}
-
-func fetchTree(ctx context.Context, httpAddr, stream string) (*ovlTree, error) {
-	u := fmt.Sprintf("http://%s/api/v1/tree?stream=%s", httpAddr, url.QueryEscape(stream))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := ovlHTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	var t ovlTree
-	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
-	return &t, nil
-}
-
-// edges returns child -> parent for every attached node.
-func (t *ovlTree) edges() map[string]string {
-	e := map[string]string{}
-	for _, n := range t.Nodes {
-		if n.Attached && n.Parent != "" {
-			e[n.Node] = n.Parent
-		}
-	}
-	return e
-}
-
-func (t *ovlTree) attached() int { return len(t.edges()) }
-
-// descendants returns the nodes below id, by the parent links.
-func (t *ovlTree) descendants(id string) []string {
-	kids := map[string][]string{}
-	for c, p := range t.edges() {
-		kids[p] = append(kids[p], c)
-	}
-	var out []string
-	queue := []string{id}
-	for len(queue) > 0 {
-		n := queue[0]
-		queue = queue[1:]
-		for _, c := range kids[n] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
 
 // waitTree polls the tree until ok accepts it or limit passes; it returns
 // the last tree it saw either way (nil if none could be read).
-func waitTree(ctx context.Context, srv *ovlServer, stream string, limit time.Duration, ok func(*ovlTree) bool) (*ovlTree, error) {
-	deadline := time.Now().Add(limit)
-	var last *ovlTree
-	var lastErr error
-	for {
-		t, err := fetchTree(ctx, srv.http, stream)
-		if err == nil {
-			last = t
-			if ok(t) {
-				return t, nil
-			}
-		} else {
-			lastErr = err
+func waitTree(ctx context.Context, srv *lab.Server, stream string, limit time.Duration, ok func(lab.Tree) bool) (*lab.Tree, error) {
+	t, err := srv.WaitTree(ctx, stream, limit, func(t lab.Tree) error {
+		if !ok(t) {
+			return errors.New("tree not as expected")
 		}
-		if time.Now().After(deadline) {
-			if last == nil {
-				return nil, lastErr
-			}
-			return last, fmt.Errorf("tree not as expected within %v", limit)
-		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return last, err
-		}
+		return nil
+	})
+	if t.Stream == "" {
+		return nil, err
 	}
+	return &t, err
 }
 
 // ---- overlay/join
@@ -491,17 +301,17 @@ func measureJoin(ctx context.Context, u string, ref *ovlPlayer) (ovlJoin, error)
 		return j, err
 	}
 	if err := p.waitFirst(ctx, 5*time.Second); err != nil {
-		p.close()
+		p.Close()
 		return j, err
 	}
 	j.player = p
-	first := p.arrivals()[0]
-	j.elapsed = first.at.Sub(j.start)
+	first := p.Arrivals()[0]
+	j.elapsed = first.At.Sub(j.start)
 	// The origin's copy of the first packet reaches the reference player at
 	// about the time the origin sent it.
 	deadline := time.Now().Add(500 * time.Millisecond)
 	for {
-		if last, ok := ref.last(); ok && !seqAfter(first.seq, last.seq) {
+		if last, ok := ref.Last(); ok && !seqAfter(first.Seq, last.Seq) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -511,8 +321,8 @@ func measureJoin(ctx context.Context, u string, ref *ovlPlayer) (ovlJoin, error)
 			return j, err
 		}
 	}
-	for _, a := range ref.arrivals() {
-		if a.marker && a.at.After(j.start) && seqAfter(first.seq, a.seq) {
+	for _, a := range ref.Arrivals() {
+		if a.Marker && a.At.After(j.start) && seqAfter(first.Seq, a.Seq) {
 			j.frames++
 		}
 	}
@@ -520,33 +330,22 @@ func measureJoin(ctx context.Context, u string, ref *ovlPlayer) (ovlJoin, error)
 }
 
 func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
-	n, err := startOvlOrigin(ctx, o.Bin)
+	n, err := startOvlNet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.origin.Stop()
-	srv, err := n.startServer(ctx, 4, "")
+	defer n.close()
+	tr, err := n.startTree(4, "")
 	if err != nil {
 		return nil, err
 	}
-	defer srv.p.Kill()
-	ref, err := dialReference(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	defer ref.close()
+	defer tr.close()
+	srv, ref := tr.srv, n.ref
 
 	// Hosts already relaying: a cold host's candidates are the origin and
 	// these, so its join includes probing relays, not only the origin.
-	var warm []*ovlHost
-	defer func() { killHosts(warm) }()
 	for i := range ovlJoinWarmHosts {
-		h, err := n.startHost(ctx, srv, fmt.Sprintf("w%d", i+1), 4)
-		if err != nil {
-			return nil, err
-		}
-		warm = append(warm, h)
-		if err := h.play(ctx, n); err != nil {
+		if _, err := tr.add(ctx, fmt.Sprintf("w%d", i+1), 4); err != nil {
 			return nil, err
 		}
 	}
@@ -558,7 +357,7 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 	for i := range ovlJoinRepeats {
 		d, err := measureJoin(ctx, n.stream(), ref)
 		if d.player != nil {
-			d.player.close()
+			d.player.Close()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("direct: %w", err)
@@ -568,20 +367,20 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 
 		// A fresh host, idle but connected to the server as a host that has
 		// been up for a while would be.
-		h, err := n.startHost(ctx, srv, fmt.Sprintf("c%d", i+1), 4)
+		h, err := n.startHost(srv, fmt.Sprintf("c%d", i+1), 4)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := waitEvent(ctx, h.relay, h.started, func(e event.ServerLink) bool {
+		if _, err := lab.Await(ctx, h.relay, 5*time.Second, 0, func(e event.ServerLink) bool {
 			return e.State == "connected"
-		}, 5*time.Second); err != nil {
+		}); err != nil {
 			h.kill()
 			return nil, fmt.Errorf("cold host: %w", err)
 		}
 		c, err := measureJoin(ctx, h.url(n), ref)
 		if err != nil {
 			if c.player != nil {
-				c.player.close()
+				c.player.Close()
 			}
 			h.kill()
 			return nil, fmt.Errorf("cold: %w\nrelay: %s\nmediator: %s", err, h.relay.StderrTail(), h.med.StderrTail())
@@ -589,8 +388,8 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 		cold = append(cold, c.elapsed)
 		coldFrames = append(coldFrames, c.frames)
 		// Where the time went, from the tools' own events (as read here).
-		j := eventsSince[event.Joined](h.relay, c.start)
-		pl := eventsSince[event.Upstream](h.med, c.start)
+		j := lab.EventsSince[event.Joined](h.relay, c.start)
+		pl := lab.EventsSince[event.Upstream](h.med, c.start)
 		if len(j) > 0 && len(pl) > 0 && pl[0].E.State == "playing" {
 			resolve = append(resolve, j[0].At.Sub(c.start))
 			pull = append(pull, pl[0].At.Sub(j[0].At))
@@ -601,9 +400,9 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 			}
 		}
 		w, err := measureJoin(ctx, h.url(n), ref)
-		c.player.close()
+		c.player.Close()
 		if w.player != nil {
-			w.player.close()
+			w.player.Close()
 		}
 		if err != nil {
 			h.kill()
@@ -632,7 +431,7 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 			"cold_frames_missed_total":      sumInts(coldFrames),
 			"warm_frames_missed_max":        slices.Max(warmFrames),
 			"host_cpus":                     runtime.NumCPU(),
-			"host_load1":                    loadAverage(),
+			"host_load1":                    lab.LoadAverage(),
 		},
 	}
 	if len(resolve) > 0 {
@@ -728,24 +527,19 @@ func runOverlayRecovery(ctx context.Context, o options) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := startOvlOrigin(ctx, o.Bin)
+	// The reference player on the origin tells which packets the origin
+	// sent after the kill.
+	n, err := startOvlNet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.origin.Stop()
-	// The reference: a player on the origin itself, which tells which
-	// packets the origin sent after the kill.
-	ref, err := dialReference(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	defer ref.close()
+	defer n.close()
 
 	var results []result
 	for _, policy := range policies {
 		var runs []ovlKill
 		for k := range kills {
-			run, err := ovlRecoveryRun(ctx, n, ref, policy)
+			run, err := ovlRecoveryRun(ctx, n, policy)
 			if err != nil {
 				return results, fmt.Errorf("%s, kill %d: %w", policy, k+1, err)
 			}
@@ -784,67 +578,49 @@ type ovlKill struct {
 }
 
 // ovlRecoveryRun builds the tree on a fresh server, kills R and measures.
-func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy string) (ovlKill, error) {
+func ovlRecoveryRun(ctx context.Context, n *ovlNet, policy string) (ovlKill, error) {
 	var run ovlKill
-	srv, err := n.startServer(ctx, 1, policy)
+	ref := n.ref
+	tr, err := n.startTree(1, policy)
 	if err != nil {
 		return run, err
 	}
-	var hosts []*ovlHost
-	defer func() {
-		srv.p.Kill()
-		killHosts(hosts)
-	}()
+	defer tr.close()
 
 	// R first: with origin capacity 1 it takes the origin's only slot, so
 	// every later host joins somewhere below it.
 	buildStart := time.Now()
-	add := func(id string, capacity int) (*ovlHost, error) {
-		h, err := n.startHost(ctx, srv, id, capacity)
-		if err != nil {
-			return nil, err
-		}
-		hosts = append(hosts, h)
-		if err := h.play(ctx, n); err != nil {
-			return nil, fmt.Errorf("%w\nrelay: %s\nmediator: %s", err, h.relay.StderrTail(), h.med.StderrTail())
-		}
-		return h, nil
-	}
-	r, err := add("R", ovlRCapacity)
+	r, err := tr.add(ctx, "R", ovlRCapacity)
 	if err != nil {
 		return run, err
 	}
 	for i := range ovlDescendants {
-		if _, err := add(fmt.Sprintf("v%02d", i+1), ovlHostCapacity); err != nil {
+		if _, err := tr.add(ctx, fmt.Sprintf("v%02d", i+1), ovlHostCapacity); err != nil {
 			return run, err
 		}
 	}
+	hosts := tr.hosts
 	run.hosts = len(hosts)
-	before, err := waitTree(ctx, srv, n.stream(), 5*time.Second, func(t *ovlTree) bool {
-		return t.attached() == len(hosts)
-	})
+	before, err := tr.built(ctx)
 	if err != nil {
 		return run, fmt.Errorf("tree before the kill: %w", err)
 	}
 	run.build = time.Since(buildStart)
-	desc := before.descendants(r.id)
-	if e := before.edges(); e[r.id] != "origin" || len(desc) < ovlDescendants {
+	desc := before.Below(r.id)
+	if e := before.Parents(); e[r.id] != "origin" || len(desc) < ovlDescendants {
 		return run, fmt.Errorf("R is not the relay with %d descendants under the origin: parent %q, %d descendants",
 			ovlDescendants, e[r.id], len(desc))
 	}
 	run.orphans = len(desc)
 	run.depth = before.Depth
 	var rChildren []string
-	for c, p := range before.edges() {
+	for c, p := range before.Parents() {
 		if p == r.id {
 			rChildren = append(rChildren, c)
 		}
 	}
 	run.rChildren = len(rChildren)
-	byID := map[string]*ovlHost{}
-	for _, h := range hosts {
-		byID[h.id] = h
-	}
+	byID := tr.byID()
 	var orphans []*ovlHost
 	for _, id := range desc {
 		orphans = append(orphans, byID[id])
@@ -861,8 +637,8 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 	phase := ovlKillMargin + rand.N(ovlFrameInterval-2*ovlKillMargin)
 	phaseDeadline := time.Now().Add(3 * time.Second)
 	for {
-		last, _ := ref.last()
-		if since := time.Since(last.at); since >= phase && since < ovlFrameInterval-ovlKillMargin {
+		last, _ := ref.Last()
+		if since := time.Since(last.At); since >= phase && since < ovlFrameInterval-ovlKillMargin {
 			break
 		}
 		if time.Now().After(phaseDeadline) {
@@ -876,15 +652,15 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 	_ = syscall.Kill(r.med.PID(), syscall.SIGKILL)
 	_ = syscall.Kill(r.relay.PID(), syscall.SIGKILL)
 	r.kill()
-	lastRef, _ := lastBefore(ref.arrivals(), kill)
-	killSeq := lastRef.seq
+	lastRef, _ := lastBefore(ref.Arrivals(), kill)
+	killSeq := lastRef.Seq
 
 	// Wait until every orphan has a packet the origin sent after the kill.
 	deadline := kill.Add(ovlRecoverLimit)
 	for {
 		waiting := 0
 		for _, h := range orphans {
-			if a, ok := h.player.last(); !ok || !seqAfter(a.seq, killSeq) {
+			if a, ok := h.player.Last(); !ok || !seqAfter(a.Seq, killSeq) {
 				waiting++
 			}
 		}
@@ -900,8 +676,8 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 	survivors := len(hosts) - 1
 	var lastEdges map[string]string
 	lastChange := time.Now()
-	after, _ := waitTree(ctx, srv, n.stream(), ovlTreeLimit, func(t *ovlTree) bool {
-		e := t.edges()
+	after, _ := waitTree(ctx, tr.srv, n.stream(), ovlTreeLimit, func(t lab.Tree) bool {
+		e := t.Parents()
 		if !maps2Equal(e, lastEdges) {
 			lastEdges, lastChange = e, time.Now()
 		}
@@ -910,13 +686,13 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 	if after == nil {
 		return run, errors.New("cannot read the tree after the kill")
 	}
-	run.detachedAfter = survivors - after.attached()
+	run.detachedAfter = survivors - after.Attached()
 	end := time.Now()
 
 	// Edges that did not involve R: were they kept?
-	ea := after.edges()
+	ea := after.Parents()
 	var keptIDs []string
-	for c, p := range before.edges() {
+	for c, p := range before.Parents() {
 		if c == r.id || p == r.id {
 			continue
 		}
@@ -934,10 +710,10 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 	from := kill.Add(-ovlSteady / 2)
 	run.all = 0
 	for _, h := range orphans {
-		if h.player.failed() != nil {
+		if h.player.Failed() != nil {
 			run.playerErrors++
 		}
-		pr := analyseRecovery(h.player.arrivals(), kill, killSeq, from, end)
+		pr := analyseRecovery(h.player.Arrivals(), kill, killSeq, from, end)
 		run.lost = append(run.lost, pr.lost)
 		run.dups += pr.dups
 		run.gaps = append(run.gaps, pr.gap)
@@ -952,21 +728,21 @@ func ovlRecoveryRun(ctx context.Context, n *ovlNet, ref *ovlPlayer, policy strin
 		run.all = ovlRecoverLimit
 	}
 	for _, h := range orphans {
-		if a, ok := h.player.last(); ok && seqAfter(a.seq, killSeq) {
+		if a, ok := h.player.Last(); ok && seqAfter(a.Seq, killSeq) {
 			continue
 		}
-		if line := lastLogLine(h.med.StderrTail(), "level=WARN"); line != "" {
-			run.stuck = append(run.stuck, fmt.Sprintf("%s (below %s before the kill): %s", h.id, before.edges()[h.id], line))
+		if line := lastLogLine(h.med.Stderr(), "level=WARN"); line != "" {
+			run.stuck = append(run.stuck, fmt.Sprintf("%s (below %s before the kill): %s", h.id, before.Parents()[h.id], line))
 		} else {
-			run.stuck = append(run.stuck, fmt.Sprintf("%s (below %s before the kill): its mediator logged no warning", h.id, before.edges()[h.id]))
+			run.stuck = append(run.stuck, fmt.Sprintf("%s (below %s before the kill): its mediator logged no warning", h.id, before.Parents()[h.id]))
 		}
 	}
-	rp := analyseRecovery(ref.arrivals(), kill, killSeq, from, end)
+	rp := analyseRecovery(ref.Arrivals(), kill, killSeq, from, end)
 	run.nextFrame, run.refLost = rp.recovery, rp.lost
 
 	for _, id := range rChildren {
 		var lost, playing bool
-		for _, e := range eventsSince[event.Upstream](byID[id].med, kill) {
+		for _, e := range lab.EventsSince[event.Upstream](byID[id].med, kill) {
 			switch {
 			case e.E.State == "lost" && !lost:
 				lost = true
@@ -993,19 +769,19 @@ type ovlRecovery struct {
 // first with a sequence number after killSeq (the last packet the origin
 // had sent at the kill), which cannot have come through the dead relay.
 // Loss is counted over the packets that arrived in [from, end].
-func analyseRecovery(arr []ovlArrival, kill time.Time, killSeq uint16, from, end time.Time) ovlRecovery {
+func analyseRecovery(arr []lab.Arrival, kill time.Time, killSeq uint16, from, end time.Time) ovlRecovery {
 	var r ovlRecovery
 	prev := time.Time{}
 	for _, a := range arr {
-		if !a.at.Before(kill.Add(-ovlFrameInterval)) && !prev.IsZero() {
-			r.gap = max(r.gap, a.at.Sub(prev))
+		if !a.At.Before(kill.Add(-ovlFrameInterval)) && !prev.IsZero() {
+			r.gap = max(r.gap, a.At.Sub(prev))
 		}
-		if seqAfter(a.seq, killSeq) && a.at.After(kill) {
+		if seqAfter(a.Seq, killSeq) && a.At.After(kill) {
 			r.ok = true
-			r.recovery = a.at.Sub(kill)
+			r.recovery = a.At.Sub(kill)
 			break
 		}
-		prev = a.at
+		prev = a.At
 	}
 	if !r.ok && !prev.IsZero() {
 		r.gap = max(r.gap, end.Sub(prev))
@@ -1013,10 +789,10 @@ func analyseRecovery(arr []ovlArrival, kill time.Time, killSeq uint16, from, end
 	seen := map[int]bool{}
 	lo, hi, count := 0, 0, 0
 	for _, a := range arr {
-		if a.at.Before(from) || a.at.After(end) {
+		if a.At.Before(from) || a.At.After(end) {
 			continue
 		}
-		e := int(int16(a.seq - killSeq))
+		e := int(int16(a.Seq - killSeq))
 		if count == 0 || e < lo {
 			lo = e
 		}
@@ -1056,13 +832,13 @@ func lastLogLine(tail, substr string) string {
 
 func seqAfter(a, b uint16) bool { return int16(a-b) > 0 }
 
-func lastBefore(arr []ovlArrival, t time.Time) (ovlArrival, bool) {
+func lastBefore(arr []lab.Arrival, t time.Time) (lab.Arrival, bool) {
 	for i := len(arr) - 1; i >= 0; i-- {
-		if arr[i].at.Before(t) {
+		if arr[i].At.Before(t) {
 			return arr[i], true
 		}
 	}
-	return ovlArrival{}, false
+	return lab.Arrival{}, false
 }
 
 func maps2Equal(a, b map[string]string) bool {
@@ -1150,7 +926,7 @@ func ovlRecoveryResult(policy string, runs []ovlKill) result {
 		"nodes_detached_after_recovery":     detached,
 		"build_tree_s_median":               round3(median(build).Seconds()),
 		"host_cpus":                         runtime.NumCPU(),
-		"host_load1":                        loadAverage(),
+		"host_load1":                        lab.LoadAverage(),
 	}
 	if len(childLost) > 0 {
 		m["r_children_upstream_lost_ms_p50"] = ms(median(childLost))

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 func TestSeqAfterWraps(t *testing.T) {
@@ -21,11 +23,11 @@ func TestSeqAfterWraps(t *testing.T) {
 func TestAnalyseRecovery(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	var arr []ovlArrival
+	var arr []lab.Arrival
 	seq := uint16(65530)                  // wraps inside the window
 	for _, ms := range []int{0, 40, 80} { // before the kill: 3 packets per frame
 		for range 3 {
-			arr = append(arr, ovlArrival{at: at(ms), seq: seq})
+			arr = append(arr, lab.Arrival{At: at(ms), Seq: seq})
 			seq++
 		}
 	}
@@ -34,7 +36,7 @@ func TestAnalyseRecovery(t *testing.T) {
 	seq += 3 // the frame at 120 ms is lost
 	for _, ms := range []int{163, 200} {
 		for range 3 {
-			arr = append(arr, ovlArrival{at: at(ms), seq: seq})
+			arr = append(arr, lab.Arrival{At: at(ms), Seq: seq})
 			seq++
 		}
 	}
@@ -51,46 +53,14 @@ func TestAnalyseRecovery(t *testing.T) {
 
 	// Packets of the frame before the kill that arrive after it (still in
 	// flight through the dead relay) are not a recovery.
-	late := append([]ovlArrival{}, arr[:9]...)
-	late[8].at = at(97)
+	late := append([]lab.Arrival{}, arr[:9]...)
+	late[8].At = at(97)
 	r = analyseRecovery(late, kill, killSeq, at(-1), at(300))
 	if r.ok {
 		t.Errorf("a packet sent before the kill counted as recovery at %v", r.recovery)
 	}
 	if r.gap != 203*time.Millisecond {
 		t.Errorf("gap without recovery %v, want until the end (203ms)", r.gap)
-	}
-}
-
-func TestTreeDescendants(t *testing.T) {
-	var tr ovlTree
-	add := func(node, parent string, attached bool) {
-		tr.Nodes = append(tr.Nodes, struct {
-			Node     string   `json:"node"`
-			Parent   string   `json:"parent"`
-			Level    int      `json:"level"`
-			Children []string `json:"children"`
-			Attached bool     `json:"attached"`
-		}{Node: node, Parent: parent, Attached: attached})
-	}
-	add("R", "origin", true)
-	add("a", "R", true)
-	add("b", "R", true)
-	add("c", "a", true)
-	add("d", "c", true)
-	add("x", "", false)
-	got := tr.descendants("R")
-	want := []string{"a", "b", "c", "d"}
-	if len(got) != len(want) {
-		t.Fatalf("descendants %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("descendants %v, want %v", got, want)
-		}
-	}
-	if tr.attached() != 5 {
-		t.Errorf("attached %d, want 5", tr.attached())
 	}
 }
 

@@ -28,8 +28,8 @@ func TestAVSwitch(t *testing.T) {
 		t.Parallel()
 		a := startMediator(t, "A")
 		a2 := startMediator(t, "A2")
-		b := startMediator(t, "B", "--resolver", "parent:"+a.addr+","+a2.addr)
-		avSwitch(t, s, b, enhanced(a.addr, s.media, s.origin), enhanced(a2.addr, s.media, s.origin), a.kill)
+		b := startMediator(t, "B", "--resolver", "parent:"+a.Addr+","+a2.Addr)
+		avSwitch(t, s, b, enhanced(a.Addr, s.media, s.origin), enhanced(a2.Addr, s.media, s.origin), a.Kill)
 	})
 
 	t.Run("overlay", func(t *testing.T) {
@@ -37,11 +37,11 @@ func TestAVSwitch(t *testing.T) {
 		// The origin takes one relay: p, which joins first; c then can
 		// only go under p, until p dies.
 		srv := startServer(t, "server", "--origin-capacity", "1")
-		p := startHostWith(t, "p", srv.ocm, nil)
-		p.player = startReader(t, "p/player", enhanced(p.med.addr, s.media, s.origin))
+		p := startHostWith(t, "p", srv.OCM, nil)
+		p.player = startReader(t, "p/player", enhanced(p.Med.Addr, s.media, s.origin))
 		waitEvent(t, p.player, "the stream through p", 0, progressAtLeast(50))
-		c := startHostWith(t, "c", srv.ocm, nil)
-		avSwitch(t, s, c.med, enhanced(p.med.addr, s.media, s.origin), s.originURL(), p.kill)
+		c := startHostWith(t, "c", srv.OCM, nil)
+		avSwitch(t, s, c.Med, enhanced(p.Med.Addr, s.media, s.origin), s.originURL(), p.Kill)
 	})
 }
 
@@ -52,7 +52,7 @@ func TestAVSwitch(t *testing.T) {
 func avSwitch(t *testing.T, s *interopStream, relay *mediator, before, after string, kill func()) {
 	t.Helper()
 	kinds := trackKinds(s.tracks)
-	g, r := gstDecoding(t, enhanced(relay.addr, s.media, s.origin), "tcp", kinds)
+	g, r := gstDecoding(t, enhanced(relay.Addr, s.media, s.origin), "tcp", kinds)
 	waitEvent(t, relay, "an upstream playing from "+before, 0, upstreamEvent("playing", before))
 
 	// A buffer printed so far came before the kill, and so did any that
@@ -64,7 +64,7 @@ func avSwitch(t *testing.T, s *interopStream, relay *mediator, before, after str
 	for _, k := range kinds {
 		newer[k] = r.track(k).lastPTS(killed) + gstLatency + time.Second
 	}
-	from := len(relay.stdoutLines())
+	from := len(relay.Lines())
 	began := time.Now()
 	kill()
 	// The relay notices the loss, or the overlay moves it first (the

@@ -33,31 +33,31 @@ func TestBadInput(t *testing.T) {
 			{"127.0.0.1:", "empty port"},
 			{"a:b:c", "write IPv6 origins in brackets"},
 		} {
-			url := enhanced(b.addr, "test", c.query)
+			url := enhanced(b.Addr, "test", c.query)
 			_, errOut, err := run(t, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", url)
 			if err == nil || !strings.Contains(errOut, "400 Bad Request") {
 				t.Errorf("ffprobe %s: %v, want a 400 answer; stderr:\n%s", url, err, errOut)
 			}
 			// ffmpeg does not print the reason of a 400; ask directly.
-			if line := statusLine(t, b.addr, url); !strings.HasPrefix(line, "RTSP/1.0 400 ") || !strings.Contains(line, c.reason) {
+			if line := statusLine(t, b.Addr, url); !strings.HasPrefix(line, "RTSP/1.0 400 ") || !strings.Contains(line, c.reason) {
 				t.Errorf("DESCRIBE %s answered %q, want 400 saying %q", url, line, c.reason)
 			}
 		}
-		if !b.waitStderr(func(s string) bool { return strings.Count(s, "bad enhanced request") >= 3 }) {
-			t.Errorf("B logged %d bad enhanced requests, want at least 3", strings.Count(b.stderrText(), "bad enhanced request"))
+		if !b.WaitStderr(func(s string) bool { return strings.Count(s, "bad enhanced request") >= 3 }) {
+			t.Errorf("B logged %d bad enhanced requests, want at least 3", strings.Count(b.Stderr(), "bad enhanced request"))
 		}
 	})
 
 	t.Run("origin-not-allowed", func(t *testing.T) {
 		require(t, "ffprobe")
 		strict := startMediator(t, "B (allow 10.0.0.0/8)", "--allow-origin", "10.0.0.0/8")
-		url := enhanced(strict.addr, "test", origin.addr)
+		url := enhanced(strict.Addr, "test", origin.Addr)
 		_, errOut, err := run(t, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", url)
 		if err == nil || !strings.Contains(errOut, "403 Forbidden") {
 			t.Errorf("ffprobe %s: %v, want a 403 answer; stderr:\n%s", url, err, errOut)
 		}
-		if !strict.waitStderr(func(s string) bool { return hasLine(s, "origin not allowed", origin.addr) }) {
-			t.Errorf("B's log does not say origin %s was not allowed", origin.addr)
+		if !strict.WaitStderr(func(s string) bool { return hasLine(s, "origin not allowed", origin.Addr) }) {
+			t.Errorf("B's log does not say origin %s was not allowed", origin.Addr)
 		}
 		if ev := eventsOf[event.Upstream](strict); len(ev) > 0 {
 			t.Errorf("B opened an upstream to an origin it must not reach: %v", ev)
@@ -67,18 +67,18 @@ func TestBadInput(t *testing.T) {
 	t.Run("origin-unreachable", func(t *testing.T) {
 		require(t, "ffprobe")
 		closed := closedPort(t)
-		url := enhanced(b.addr, "test", closed)
+		url := enhanced(b.Addr, "test", closed)
 		_, errOut, err := run(t, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", url)
 		if err == nil || !regexp.MustCompile(`DESCRIBE failed: 5\d\d`).MatchString(errOut) {
 			t.Errorf("ffprobe %s: %v, want a 5xx answer; stderr:\n%s", url, err, errOut)
 		}
-		if !b.waitStderr(func(s string) bool { return hasLine(s, closed, "connection refused") }) {
+		if !b.WaitStderr(func(s string) bool { return hasLine(s, closed, "connection refused") }) {
 			t.Errorf("B's log has no line naming origin %s and the cause (connection refused)", closed)
 		}
 	})
 
 	t.Run("junk-while-playing", func(t *testing.T) {
-		url := enhanced(b.addr, "test", origin.addr)
+		url := enhanced(b.Addr, "test", origin.Addr)
 		r := startReader(t, "reader", url)
 		waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
 
@@ -97,17 +97,17 @@ func TestBadInput(t *testing.T) {
 			{"nothing", nil},
 		} {
 			// The connections stay open, half-done, until the test ends.
-			conn := dial(t, b.addr)
+			conn := dial(t, b.Addr)
 			_ = conn.SetWriteDeadline(time.Now().Add(patience))
 			if _, err := conn.Write(c.bytes); err != nil {
 				t.Logf("writing %s: %v (B may close such a connection)", c.name, err)
 			}
 		}
-		stalledPlayer(t, b.addr, url)
+		stalledPlayer(t, b.Addr, url)
 		waitEvent(t, b, "stats counting the stalled player as a reader", 0, func(e event.StreamStats) bool {
-			return e.Stream == "rtsp://"+origin.addr+"/test" && e.Readers >= 2
+			return e.Stream == "rtsp://"+origin.Addr+"/test" && e.Readers >= 2
 		})
-		reset := dial(t, b.addr)
+		reset := dial(t, b.Addr)
 		_ = reset.(*net.TCPConn).SetLinger(0) // close with RST
 		reset.Close()
 
@@ -125,8 +125,8 @@ func TestBadInput(t *testing.T) {
 		if sum.Lost != 0 {
 			t.Errorf("the reader lost %v packets; the junk must not disturb it", sum.Lost)
 		}
-		if b.exited() {
-			t.Errorf("B exited: %v", b.err)
+		if b.Exited() {
+			t.Errorf("B exited: %v", b.Err())
 		}
 	})
 }

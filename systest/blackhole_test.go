@@ -1,7 +1,7 @@
 package systest
 
 import (
-	"encoding/json"
+	"context"
 	"io"
 	"net/http"
 	"slices"
@@ -9,25 +9,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/api"
 )
 
-// nodeView is one element of GET /api/v1/nodes, the fields these tests read.
-type nodeView struct {
-	ID               string `json:"id"`
-	Quarantined      bool   `json:"quarantined"`
-	QuarantineReason string `json:"quarantine_reason"`
-	Connected        string `json:"connected"`
-}
-
-func (s *ocmServer) nodes(t *testing.T) []nodeView {
+// nodes returns GET /api/v1/nodes.
+func (s *ocmServer) nodes(t *testing.T) []api.Node {
 	t.Helper()
-	res, err := http.Get("http://" + s.http + "/api/v1/nodes")
+	out, _, err := s.API.Nodes(context.Background())
 	if err != nil {
-		t.Fatalf("GET nodes: %v", err)
-	}
-	defer res.Body.Close()
-	var out []nodeView
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
 		t.Fatalf("GET nodes: %v", err)
 	}
 	return out
@@ -47,15 +37,15 @@ func TestBlackHolePassedOver(t *testing.T) {
 	o.join(t, "v1")
 	o.join(t, "v2")
 	tv := o.srv.waitTree(t, o.stream, []string{"bh", "v1", "v2"})
-	if kids := tv.below("bh"); len(kids) != 2 {
+	if kids := tv.Below("bh"); len(kids) != 2 {
 		t.Fatalf("tree before the freeze: %s", tv)
 	}
 
-	if err := bh.med.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := bh.Med.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	frozen := time.Now()
-	t.Cleanup(func() { _ = bh.med.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { _ = bh.Med.Signal(syscall.SIGCONT) })
 
 	var reason string
 	deadline := time.Now().Add(patience)
@@ -74,21 +64,21 @@ func TestBlackHolePassedOver(t *testing.T) {
 	if !strings.Contains(reason, "v1") || !strings.Contains(reason, "v2") {
 		t.Errorf("reason %q does not name its children", reason)
 	}
-	if i := slices.IndexFunc(o.srv.nodes(t), func(n nodeView) bool { return n.ID == "bh" }); i < 0 {
+	if i := slices.IndexFunc(o.srv.nodes(t), func(n api.Node) bool { return n.ID == "bh" }); i < 0 {
 		t.Fatal("bh left the overlay: the test froze the wrong process")
 	}
 
 	// A host joining now is offered nothing below bh.
-	v3 := startHost(t, "v3", o.srv.ocm)
-	startPlayer(t, "v3/player", enhanced(v3.med.addr, "test", o.origin.addr))
-	if !v3.relay.waitStderr(func(s string) bool { return strings.Contains(s, "offers no parent") }) {
-		t.Fatalf("v3's relay never said it was offered no parent:\n%s", tail(v3.relay.stderrText(), 20))
+	v3 := startHost(t, "v3", o.srv.OCM)
+	startPlayer(t, "v3/player", enhanced(v3.Med.Addr, "test", o.origin.Addr))
+	if !v3.Relay.WaitStderr(func(s string) bool { return strings.Contains(s, "offers no parent") }) {
+		t.Fatalf("v3's relay never said it was offered no parent:\n%s", tail(v3.Relay.Stderr(), 20))
 	}
 	tv, err := o.srv.tree(t, o.stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(tv.below("bh"), "v3") {
+	if slices.Contains(tv.Below("bh"), "v3") {
 		t.Errorf("v3 placed below the black hole: %s", tv)
 	}
 	if got := o.srv.metric(t, "ocm_nodes_quarantined"); got != "1" {
@@ -100,7 +90,7 @@ func TestBlackHolePassedOver(t *testing.T) {
 // absent.
 func (s *ocmServer) metric(t *testing.T, name string) string {
 	t.Helper()
-	res, err := http.Get("http://" + s.http + "/metrics")
+	res, err := http.Get("http://" + s.HTTP + "/metrics")
 	if err != nil {
 		t.Fatalf("GET metrics: %v", err)
 	}

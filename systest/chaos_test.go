@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 // Chaos test sizes: relay hosts are killed and restarted at random; viewer
@@ -69,10 +70,10 @@ func TestChaos(t *testing.T) {
 	o := newOverlay(t, serverArgs...)
 	var relays, viewers []string
 	for i := 1; i <= chaosRelays; i++ {
-		relays = append(relays, o.join(t, fmt.Sprintf("r%02d", i), "--capacity", chaosCapacity).name)
+		relays = append(relays, o.join(t, fmt.Sprintf("r%02d", i), "--capacity", chaosCapacity).Name)
 	}
 	for i := 1; i <= chaosViewers; i++ {
-		viewers = append(viewers, o.join(t, fmt.Sprintf("v%02d", i), "--willing=false").name)
+		viewers = append(viewers, o.join(t, fmt.Sprintf("v%02d", i), "--willing=false").Name)
 	}
 	all := o.names()
 	tv := o.srv.waitTree(t, o.stream, all)
@@ -113,25 +114,25 @@ func TestChaos(t *testing.T) {
 	reopened := 0
 	reopen := func(final bool) {
 		for _, h := range o.hosts {
-			if h.med.exited() || !h.player.exited() || len(eventsOf[event.ReadProgress](h.player)) > 0 {
+			if h.Med.Exited() || !h.player.Exited() || len(eventsOf[event.ReadProgress](h.player)) > 0 {
 				continue // the host is down, its player is running, or its session closed
 			}
 			gap, limit := time.Second, 3
 			if final {
 				gap, limit = 2*time.Second, 1<<30
 			}
-			if tries[h.name] >= limit || time.Since(lastOpen[h.name]) < gap {
+			if tries[h.Name] >= limit || time.Since(lastOpen[h.Name]) < gap {
 				continue
 			}
-			if tries[h.name] == 0 {
+			if tries[h.Name] == 0 {
 				t.Logf("%s's player could not open its session (%s); opening it again",
-					h.name, strings.TrimSpace(tail(h.player.stderrText(), 1)))
+					h.Name, strings.TrimSpace(tail(h.player.Stderr(), 1)))
 			}
 			reopened++
-			tries[h.name]++
-			lastOpen[h.name] = time.Now()
-			h.player = startPlayer(t, fmt.Sprintf("%s/player#r%d", h.name, reopened),
-				enhanced(h.med.addr, "test", o.origin.addr))
+			tries[h.Name]++
+			lastOpen[h.Name] = time.Now()
+			h.player = startPlayer(t, fmt.Sprintf("%s/player#r%d", h.Name, reopened),
+				enhanced(h.Med.Addr, "test", o.origin.Addr))
 		}
 	}
 	chaosStart := time.Now()
@@ -148,7 +149,7 @@ func TestChaos(t *testing.T) {
 		}
 		for i := 0; i < len(frozen); i++ {
 			if now.After(frozen[i].back) {
-				o.byName[frozen[i].name].signal(syscall.SIGCONT)
+				o.byName[frozen[i].name].Signal(syscall.SIGCONT)
 				frozen = slices.Delete(frozen, i, i+1)
 				i--
 			}
@@ -171,7 +172,7 @@ func TestChaos(t *testing.T) {
 				// open, and nothing answers; its player's session must
 				// survive it like any other.
 				victim := up[rng.IntN(len(up))]
-				o.byName[victim].signal(syscall.SIGSTOP)
+				o.byName[victim].Signal(syscall.SIGSTOP)
 				freezes++
 				frozen = append(frozen, downHost{victim, now.Add(pause(rng, 500*time.Millisecond, 3*time.Second))})
 			} else if len(down)+len(frozen) < chaosMaxDown {
@@ -183,10 +184,10 @@ func TestChaos(t *testing.T) {
 						}
 					}
 				}
-				if p := o.byName[victim].player; p.exited() && len(eventsOf[event.ReadProgress](p)) > 0 {
+				if p := o.byName[victim].player; p.Exited() && len(eventsOf[event.ReadProgress](p)) > 0 {
 					checkPlayer(t, p) // its session closed before its host was killed
 				}
-				o.byName[victim].kill()
+				o.byName[victim].Kill()
 				kills++
 				down = append(down, downHost{victim, now.Add(pause(rng, 500*time.Millisecond, 4*time.Second))})
 			}
@@ -198,7 +199,7 @@ func TestChaos(t *testing.T) {
 		restart(d)
 	}
 	for _, d := range frozen {
-		o.byName[d.name].signal(syscall.SIGCONT)
+		o.byName[d.name].Signal(syscall.SIGCONT)
 	}
 	infra.end(t)
 	t.Logf("chaos over after %s: %d kills (%d of relays with children in the tree), %d restarts, %d freezes, "+
@@ -225,21 +226,14 @@ func TestChaos(t *testing.T) {
 			len(all), patience, err, missing(after, all), after)
 	}
 	t.Logf("tree valid %s after the chaos:\n%s", time.Since(settle).Round(time.Millisecond), after)
-	var players []*proc
-	for _, h := range o.hosts {
-		players = append(players, h.player)
-	}
-	waitReceiving(t, "packets after the chaos", players, 70)
+	waitReceiving(t, "packets after the chaos", o.players(), 70)
 	var lines []string
 	for _, h := range o.hosts {
-		checkPlayer(t, h.player)
-		if h.relay.exited() || h.med.exited() {
-			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", h.name, h.relay.err, h.med.err)
-		}
-		if slices.Contains(viewers, h.name) {
+		checkHost(t, h)
+		if slices.Contains(viewers, h.Name) {
 			s := progressSeries(h.player)
 			lines = append(lines, fmt.Sprintf("%s: %.0f packets, %.0f lost, longest stall %s",
-				h.name, s[len(s)-1].packets, s[len(s)-1].lost, ms(longestStall(s, chaosStart))))
+				h.Name, s[len(s)-1].packets, s[len(s)-1].lost, ms(longestStall(s, chaosStart))))
 		}
 	}
 	t.Logf("viewers during the chaos (no session closed):\n%s", strings.Join(lines, "\n"))
@@ -262,12 +256,12 @@ func (c *chaosInfra) fault(t *testing.T, rng *rand.Rand, now time.Time) {
 	}
 	if rng.IntN(2) == 0 {
 		t.Logf("chaos: killing the origin")
-		c.o.origin.kill()
+		c.o.origin.Kill()
 		c.originBack = now.Add(pause(rng, time.Second, 3*time.Second))
 		return
 	}
 	t.Logf("chaos: killing the ocm-server")
-	c.o.srv.kill()
+	c.o.srv.Kill()
 	c.serverBack = now.Add(pause(rng, 500*time.Millisecond, 2*time.Second))
 }
 
@@ -275,13 +269,13 @@ func (c *chaosInfra) fault(t *testing.T, rng *rand.Rand, now time.Time) {
 func (c *chaosInfra) step(t *testing.T, now time.Time) {
 	if !c.originBack.IsZero() && now.After(c.originBack) {
 		c.originRestarts++
-		c.o.origin = startMediatorAt(t, fmt.Sprintf("origin#%d", c.originRestarts), c.o.origin.addr,
+		c.o.origin = startMediatorAt(t, fmt.Sprintf("origin#%d", c.originRestarts), c.o.origin.Addr,
 			"--test-source", "test")
 		c.originBack = time.Time{}
 	}
 	if !c.serverBack.IsZero() && now.After(c.serverBack) {
 		c.serverRestarts++
-		args := append(slices.Clone(c.serverArgs), "--listen", c.o.srv.ocm, "--http", c.o.srv.http)
+		args := append(slices.Clone(c.serverArgs), "--listen", c.o.srv.OCM, "--http", c.o.srv.HTTP)
 		c.o.srv = startServer(t, fmt.Sprintf("server#%d", c.serverRestarts), args...)
 		c.serverBack = time.Time{}
 	}
@@ -319,17 +313,17 @@ func longestStall(series []sample, from time.Time) time.Duration {
 // not wait for the player's packets. n numbers the restarts in the logs.
 func restartHost(t *testing.T, o *overlay, h *host, n int) *host {
 	t.Helper()
-	ready := eventsOf[event.RelayReady](h.relay)
+	ready := eventsOf[event.RelayReady](h.Relay)
 	if len(ready) == 0 {
-		t.Fatalf("%s's relay printed no ready line", h.name)
+		t.Fatalf("%s's relay printed no ready line", h.Name)
 	}
-	name := fmt.Sprintf("%s#%d", h.name, n)
-	args := slices.Clone(h.relay.cmd.Args[1:])
+	name := fmt.Sprintf("%s#%d", h.Name, n)
+	args := slices.Clone(h.Relay.Args)
 	args = append(args, "--control", ready[0].Control, "--probe", ready[0].Probe)
 	r := startRelayAt(t, name+"/relay", args)
-	m := startMediatorAt(t, name+"/mediator", h.med.addr, "--resolver", "ocm", "--control", ready[0].Control)
-	nh := &host{name: h.name, relay: r, med: m}
-	nh.player = startPlayer(t, name+"/player", enhanced(m.addr, "test", o.origin.addr))
+	m := startMediatorAt(t, name+"/mediator", h.Med.Addr, "--resolver", "ocm", "--control", ready[0].Control)
+	nh := &host{Host: &lab.Host{Name: h.Name, Relay: r, Med: m}}
+	nh.player = startPlayer(t, name+"/player", enhanced(m.Addr, "test", o.origin.Addr))
 	return nh
 }
 
@@ -344,16 +338,16 @@ func startRelayAt(t *testing.T, name string, args []string) *proc {
 			if len(eventsOf[event.RelayReady](r)) > 0 {
 				return r
 			}
-			if r.exited() {
+			if r.Exited() {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if !r.exited() {
+		if !r.Exited() {
 			t.Fatalf("%s printed no ready line within %s", name, patience)
 		}
-		if !strings.Contains(r.stderrText(), "address already in use") {
-			t.Fatalf("%s exited (%v) before its ready line:\n%s", name, r.err, r.stderrText())
+		if !strings.Contains(r.Stderr(), "address already in use") {
+			t.Fatalf("%s exited (%v) before its ready line:\n%s", name, r.Err(), r.Stderr())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

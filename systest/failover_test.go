@@ -1,6 +1,9 @@
 package systest
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestFailover kills a relay with SIGKILL under a reading player: the
 // player's session stays open and packets keep coming, through the other
@@ -11,46 +14,59 @@ func TestFailover(t *testing.T) {
 
 	t.Run("second-parent", func(t *testing.T) {
 		t.Parallel()
-		origin := startMediator(t, "origin", "--test-source", "test")
-		a := startMediator(t, "A")
-		a2 := startMediator(t, "A2")
-		b := startMediator(t, "B", "--resolver", "parent:"+a.addr+","+a2.addr)
-		viaA := enhanced(a.addr, "test", origin.addr)
-		viaA2 := enhanced(a2.addr, "test", origin.addr)
+		f := killFirstParent(t, "A2")
+		viaA2 := enhanced(f.parents[1].Addr, "test", f.origin.Addr)
+		waitEvent(t, f.b, "an upstream playing from A2 after losing A", f.lost, upstreamEvent("playing", viaA2))
+		waitEvent(t, f.r, "150 packets more after the kill", 0, progressAtLeast(f.atKill+150))
 
-		r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
-		waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
-		waitEvent(t, b, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
-
-		a.kill()
-		_, lost := waitEvent(t, b, "A's upstream lost", 0, upstreamEvent("lost", viaA))
-		atKill := packetsSoFar(r)
-		waitEvent(t, b, "an upstream playing from A2 after losing A", lost, upstreamEvent("playing", viaA2))
-		waitEvent(t, r, "150 packets more after the kill", 0, progressAtLeast(atKill+150))
-
-		sum := stopReader(t, r)
+		sum := stopReader(t, f.r)
 		t.Logf("reader: %v packets, %v lost in the failover", sum.Packets, sum.Lost)
 	})
 
 	t.Run("parent-restarted", func(t *testing.T) {
 		t.Parallel()
-		origin := startMediator(t, "origin", "--test-source", "test")
-		a := startMediator(t, "A")
-		b := startMediator(t, "B", "--resolver", "parent:"+a.addr)
-		viaA := enhanced(a.addr, "test", origin.addr)
+		f := killFirstParent(t)
+		startMediatorAt(t, "A (restarted)", f.parents[0].Addr)
+		waitEvent(t, f.b, "an upstream playing from the restarted A", f.lost, upstreamEvent("playing", f.viaA))
+		waitEvent(t, f.r, "150 packets more after the restart", 0, progressAtLeast(f.atKill+150))
 
-		r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
-		waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
-		waitEvent(t, b, "an upstream playing from A", 0, upstreamEvent("playing", viaA))
-
-		a.kill()
-		_, lost := waitEvent(t, b, "A's upstream lost", 0, upstreamEvent("lost", viaA))
-		atKill := packetsSoFar(r)
-		startMediatorAt(t, "A (restarted)", a.addr)
-		waitEvent(t, b, "an upstream playing from the restarted A", lost, upstreamEvent("playing", viaA))
-		waitEvent(t, r, "150 packets more after the restart", 0, progressAtLeast(atKill+150))
-
-		sum := stopReader(t, r)
+		sum := stopReader(t, f.r)
 		t.Logf("reader: %v packets, %v lost in the outage", sum.Packets, sum.Lost)
 	})
+}
+
+// failover is origin -> A (and more parents) -> B with a reader on B, after
+// A was killed.
+type failover struct {
+	origin, b *mediator
+	parents   []*mediator // A first
+	viaA      string      // B's upstream URL through A
+	r         *proc
+	lost      int     // the line of B's event saying it lost A
+	atKill    float64 // the reader's packets when B lost A
+}
+
+// killFirstParent starts the origin, A, the parents named more and B
+// (--resolver parent:A,more...), a reader on B; once the reader has packets
+// and B plays from A, it kills A and waits for B to say it lost A.
+func killFirstParent(t *testing.T, more ...string) *failover {
+	t.Helper()
+	f := &failover{origin: startMediator(t, "origin", "--test-source", "test")}
+	var addrs []string
+	for _, name := range append([]string{"A"}, more...) {
+		p := startMediator(t, name)
+		f.parents = append(f.parents, p)
+		addrs = append(addrs, p.Addr)
+	}
+	f.b = startMediator(t, "B", "--resolver", "parent:"+strings.Join(addrs, ","))
+	f.viaA = enhanced(addrs[0], "test", f.origin.Addr)
+
+	f.r = startReader(t, "reader", enhanced(f.b.Addr, "test", f.origin.Addr))
+	waitEvent(t, f.r, "50 packets", 0, progressAtLeast(50))
+	waitEvent(t, f.b, "an upstream playing from A", 0, upstreamEvent("playing", f.viaA))
+
+	f.parents[0].Kill()
+	_, f.lost = waitEvent(t, f.b, "A's upstream lost", 0, upstreamEvent("lost", f.viaA))
+	f.atKill = packetsSoFar(f.r)
+	return f
 }

@@ -32,20 +32,20 @@ func TestConnectionFlood(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startMediatorVia(t, "B", []string{"prlimit", "--nofile=256:256", "--"}, tc.args...)
-			url := enhanced(b.addr, "test", origin.addr)
+			url := enhanced(b.Addr, "test", origin.Addr)
 			r := startReader(t, "reader", url)
 			waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
 			before := packetsSoFar(r)
 			floodStart := time.Now()
 
-			flood := floodConns(t, b.addr, 3*files)
+			flood := floodConns(t, b.Addr, 3*files)
 			t.Logf("%d silent connections opened to B (file limit %d)", len(flood), files)
-			if !b.waitStderr(func(s string) bool { return strings.Contains(s, tc.logSays) }) {
+			if !b.WaitStderr(func(s string) bool { return strings.Contains(s, tc.logSays) }) {
 				t.Errorf("B's log does not say %q", tc.logSays)
 			}
 			waitEvent(t, r, "150 packets more during the flood", 0, progressAtLeast(before+150))
-			if b.exited() {
-				t.Fatalf("B died in the flood: %v\n%s", b.err, tail(b.stderrText(), 20))
+			if b.Exited() {
+				t.Fatalf("B died in the flood: %v\n%s", b.Err(), tail(b.Stderr(), 20))
 			}
 			during := packetsSoFar(r) - before
 			for _, c := range flood {
@@ -65,8 +65,8 @@ func TestConnectionFlood(t *testing.T) {
 				}
 				time.Sleep(250 * time.Millisecond)
 			}
-			if b.exited() {
-				t.Fatalf("B died: %v", b.err)
+			if b.Exited() {
+				t.Fatalf("B died: %v", b.Err())
 			}
 			stall := longestStall(progressSeries(r), floodStart)
 			sum := stopReader(t, r)

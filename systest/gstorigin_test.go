@@ -14,24 +14,9 @@ func TestThirdPartyOrigin(t *testing.T) {
 
 	originAddr := startGstOrigin(t)
 	m := startMediator(t, "mediator")
-	url := enhanced(m.addr, "test", originAddr)
+	url := enhanced(m.Addr, "test", originAddr)
 
-	t.Run("players", func(t *testing.T) {
-		t.Run("go-reader", func(t *testing.T) {
-			t.Parallel()
-			goRead(t, url)
-		})
-		t.Run("ffprobe-tcp", func(t *testing.T) {
-			require(t, "ffprobe")
-			t.Parallel()
-			ffprobe(t, url, "tcp").check(t, "ffprobe over TCP", 320, 240)
-		})
-		t.Run("gst-tcp", func(t *testing.T) {
-			require(t, "gstreamer")
-			t.Parallel()
-			gstLaunch(t, url, "tcp", 75).check(t, "gst-launch over TCP", 320, 240)
-		})
-	})
+	playAll(t, url, 320, 240, goReader, ffprobeTCP, gstTCP)
 	waitEvent(t, m, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+originAddr+"/test"))
 }
 
@@ -40,6 +25,6 @@ func TestThirdPartyOrigin(t *testing.T) {
 func startGstOrigin(t *testing.T) string {
 	t.Helper()
 	gst := start(t, "gst-rtsp-server", pythonPath, "testdata/gst-rtsp-origin.py", "0")
-	line, _ := gst.waitLine(t, "its ready line", 0, func(s string) bool { return strings.HasPrefix(s, "ready ") })
+	line, _ := gst.WaitLine(t, "its ready line", 0, func(s string) bool { return strings.HasPrefix(s, "ready ") })
 	return strings.TrimPrefix(line, "ready ")
 }

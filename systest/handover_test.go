@@ -35,7 +35,7 @@ func handover(t *testing.T, how string) {
 
 	// H: the relay with the most descendants among those with grandchildren
 	// (with the origin taking 2 and 8 hosts of capacity 2 there is one).
-	desc := tv.descendants()
+	desc := tv.Descendants()
 	leaving := ""
 	for _, n := range tv.Nodes {
 		if desc[n.Node] > len(n.Children) && (leaving == "" || desc[n.Node] > desc[leaving]) {
@@ -45,32 +45,32 @@ func handover(t *testing.T, how string) {
 	if leaving == "" {
 		t.Fatalf("no relay has grandchildren:\n%s", tv)
 	}
-	below := tv.below(leaving)
+	below := tv.Below(leaving)
 	t.Logf("tree before, %s leaves (%s) with %d descendants %v:\n%s", leaving, how, len(below), below, tv)
 	h := o.byName[leaving]
 	lostBefore := map[string]float64{}
 	for _, x := range o.hosts {
-		lostBefore[x.name] = lostSoFar(x.player)
+		lostBefore[x.Name] = lostSoFar(x.player)
 	}
-	srvFrom := len(o.srv.stdoutLines())
+	srvFrom := len(o.srv.Lines())
 
 	began := time.Now()
 	switch how {
 	case "sigterm":
-		if err := h.relay.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := h.Relay.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 	case "drain":
 		o.srv.post(t, "/api/v1/drain", url.Values{"node": {leaving}})
 	}
 	select {
-	case <-h.relay.done:
+	case <-h.Relay.Done():
 	case <-time.After(patience):
 		t.Fatalf("%s's ocm-relay still runs %s after the %s", leaving, patience, how)
 	}
 	exited := time.Since(began)
-	if h.relay.err != nil {
-		t.Errorf("%s's ocm-relay exited with %v\n%s", leaving, h.relay.err, tail(h.relay.stderrText(), 20))
+	if h.Relay.Err() != nil {
+		t.Errorf("%s's ocm-relay exited with %v\n%s", leaving, h.Relay.Err(), tail(h.Relay.Stderr(), 20))
 	}
 	done, _ := waitEvent(t, o.srv, "handover_done for "+leaving, srvFrom, func(e event.HandoverDone) bool {
 		return e.Node == leaving
@@ -91,31 +91,27 @@ func handover(t *testing.T, how string) {
 
 	// Every player goes on receiving, a second of video more; below H with
 	// no sequence gap.
-	var players []*proc
-	for _, x := range o.hosts {
-		players = append(players, x.player)
-	}
-	waitReceiving(t, "packets after the handover", players, 70)
+	waitReceiving(t, "packets after the handover", o.players(), 70)
 	var lines []string
 	for _, x := range o.hosts {
 		checkPlayer(t, x.player)
-		lost := lostSoFar(x.player) - lostBefore[x.name]
+		lost := lostSoFar(x.player) - lostBefore[x.Name]
 		role := "elsewhere"
 		switch {
-		case x.name == leaving:
+		case x.Name == leaving:
 			role = "on H"
-		case contains(below, x.name):
+		case contains(below, x.Name):
 			role = "below H"
 			if lost != 0 {
-				t.Errorf("%s's player below %s lost %.0f packets in the handover", x.name, leaving, lost)
+				t.Errorf("%s's player below %s lost %.0f packets in the handover", x.Name, leaving, lost)
 			}
 		}
-		moved := eventsSince[event.Joined](x.relay, began)
-		lines = append(lines, fmt.Sprintf("%s (%s): %.0f lost, %d joins", x.name, role, lost, moved))
+		moved := eventsSince[event.Joined](x.Relay, began)
+		lines = append(lines, fmt.Sprintf("%s (%s): %.0f lost, %d joins", x.Name, role, lost, moved))
 	}
 	t.Logf("players:\n%s", strings.Join(lines, "\n"))
-	if h.med.exited() {
-		t.Errorf("%s's mediator exited (%v)", leaving, h.med.err)
+	if h.Med.Exited() {
+		t.Errorf("%s's mediator exited (%v)", leaving, h.Med.Err())
 	}
 }
 

@@ -87,7 +87,7 @@ func publishStream(t *testing.T, origin *mediator, s *interopStream) {
 	t.Helper()
 	require(t, "ffmpeg")
 	require(t, s.needs...)
-	s.media, s.origin = s.name, origin.addr
+	s.media, s.origin = s.name, origin.Addr
 	start(t, "publisher", "ffmpeg", joinArgs([]string{"-nostdin", "-hide_banner", "-loglevel", "warning"}, s.publish,
 		[]string{"-f", "rtsp", "-rtsp_transport", "tcp", s.originURL()})...)
 	waitEvent(t, origin, "the publisher announced on /"+s.media, 0, func(e event.Publisher) bool {
@@ -107,7 +107,7 @@ func (p interopPath) url(s *interopStream) string {
 	if p.at == nil {
 		return s.originURL()
 	}
-	return enhanced(p.at.addr, s.media, s.origin)
+	return enhanced(p.at.Addr, s.media, s.origin)
 }
 
 // interopReaders are the players, each over TCP and UDP.
@@ -145,14 +145,14 @@ func TestInterop(t *testing.T) {
 	origin := startMediatorUDP(t, "origin", "--publish", "--debug")
 	relay1 := startMediatorUDP(t, "relay1", debug...)
 	first := startMediator(t, "relay2-first", debug...)
-	relay2 := startMediatorUDP(t, "relay2", append([]string{"--resolver", "parent:" + first.addr}, debug...)...)
+	relay2 := startMediatorUDP(t, "relay2", append([]string{"--resolver", "parent:" + first.Addr}, debug...)...)
 	// The overlay: one host whose relay the server places under each
 	// stream's origin (capacity 1, taken by the host's keeper below), and a
 	// light client whose 302 so goes to that host, never to the origin.
 	srv := startServer(t, "server", "--origin-capacity", "1")
-	_, control := startOCMRelay(t, "host", srv.ocm)
+	_, control := startOCMRelay(t, "host", srv.OCM)
 	host := startMediatorUDP(t, "host/mediator", append([]string{"--resolver", "ocm", "--control", control}, debug...)...)
-	_, control = startOCMRelay(t, "light", srv.ocm, "--willing=false")
+	_, control = startOCMRelay(t, "light", srv.OCM, "--willing=false")
 	light := startMediator(t, "light/mediator", "--resolver", "redirect", "--control", control)
 
 	playing := func(t *testing.T, m *mediator, up string) {
@@ -165,7 +165,7 @@ func TestInterop(t *testing.T) {
 			playing(t, relay1, s.originURL())
 		}},
 		{name: "relay2", at: relay2, via: func(t *testing.T, s *interopStream) {
-			playing(t, relay2, enhanced(first.addr, s.media, s.origin))
+			playing(t, relay2, enhanced(first.Addr, s.media, s.origin))
 			playing(t, first, s.originURL())
 		}},
 		{name: "overlay", at: host, via: func(t *testing.T, s *interopStream) {
@@ -173,7 +173,7 @@ func TestInterop(t *testing.T) {
 		}},
 		{name: "redirect", at: light, via: func(t *testing.T, s *interopStream) {
 			waitEvent(t, light, "a redirect to the overlay host", 0, func(e event.Redirect) bool {
-				return e.Stream == s.originURL() && e.To == enhanced(host.addr, s.media, s.origin)
+				return e.Stream == s.originURL() && e.To == enhanced(host.Addr, s.media, s.origin)
 			})
 		}},
 	}
@@ -193,7 +193,7 @@ func TestInterop(t *testing.T) {
 				}
 				// The keeper holds the overlay host in the stream's tree,
 				// right under the origin, for the whole run.
-				keeper := startReader(t, "host/keeper", enhanced(host.addr, s.media, s.origin))
+				keeper := startReader(t, "host/keeper", enhanced(host.Addr, s.media, s.origin))
 				waitEvent(t, keeper, "the stream through the overlay host", 0, progressAtLeast(50))
 
 				var cells sync.WaitGroup

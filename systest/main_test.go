@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
-// binDir holds the tools TestMain built (or found in $OCM_SYSTEST_BIN);
+// tools holds the tools TestMain built (or found in $OCM_SYSTEST_BIN);
 // empty under -short.
-var binDir string
+var tools lab.Tools
 
 // pythonPath runs the GStreamer RTSP server origin: the system Python, the
 // one that has the GObject bindings.
@@ -24,9 +25,12 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
+	// Every process's whole output, per test, if asked for: a failure
+	// dump shows only the tails.
+	lab.LogDir = os.Getenv("OCM_SYSTEST_LOGS")
 	if dir := os.Getenv("OCM_SYSTEST_BIN"); dir != "" {
 		// Tools already built, e.g. by make build into bin/.
-		binDir = dir
+		tools = lab.Tools(dir)
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "ocm-systest-bin-")
@@ -34,32 +38,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := buildTools(dir); err != nil {
+	// The module root: go test runs in the package directory.
+	if tools, err = lab.Build("..", dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// buildTools builds every command of the module, once for all tests.
-func buildTools(dir string) error {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator), "./cmd/...")
-	cmd.Dir = ".." // the module root; go test runs in the package directory
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
-	}
-	return nil
-}
-
-func tool(name string) string { return filepath.Join(binDir, name) }
+func tool(name string) string { return tools.Path(name) }
 
 // systemTest skips t under -short.
 func systemTest(t *testing.T) {

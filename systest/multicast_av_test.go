@@ -30,7 +30,7 @@ func TestMulticastAV(t *testing.T) {
 	inA := []string{"ip", "netns", "exec", a.NS}
 
 	origin := startMediatorVia(t, "origin", inA, "--publish")
-	s.media, s.origin = s.name, origin.addr
+	s.media, s.origin = s.name, origin.Addr
 	start(t, "publisher", "ip", joinArgs(inA[1:], []string{"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning"},
 		s.publish, []string{"-f", "rtsp", "-rtsp_transport", "tcp", s.originURL()})...)
 	waitEvent(t, origin, "the publisher announced", 0, func(e event.Publisher) bool {
@@ -39,7 +39,7 @@ func TestMulticastAV(t *testing.T) {
 	relay := startMediatorVia(t, "relay", inA, "--listen", a.IP.String()+":0",
 		"--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
 		"--multicast-range", "239.255.42.0/24", "--multicast-rtp", "8002", "--allow-origin", "loopback")
-	url := enhanced(relay.addr, s.media, s.origin)
+	url := enhanced(relay.Addr, s.media, s.origin)
 
 	for name, h := range map[string]netnstest.Host{"b": b, "c": c} {
 		t.Run("ffprobe-on-"+name, func(t *testing.T) {

@@ -59,7 +59,7 @@ func TestNoOpenProxy(t *testing.T) {
 	t.Parallel()
 	origin := startMediatorVia(t, "origin", inNS, "--test-source", "test")
 	b := startMediatorVia(t, "B (all interfaces)", inNS, "--listen", "0.0.0.0:0")
-	_, oport, _ := net.SplitHostPort(origin.addr)
+	_, oport, _ := net.SplitHostPort(origin.Addr)
 
 	for _, tc := range []struct{ query, says string }{
 		{"169.254.169.254", "link-local"},
@@ -71,8 +71,8 @@ func TestNoOpenProxy(t *testing.T) {
 		{"127.0.0.1:" + oport, "not in --allow-origin"},
 		{"0.0.0.0:" + oport, "unspecified"},
 	} {
-		url := enhanced(onLoopback(b.addr), "test", tc.query)
-		line := statusLineOn(t, dialIn(t, ns, onLoopback(b.addr)), url)
+		url := enhanced(onLoopback(b.Addr), "test", tc.query)
+		line := statusLineOn(t, dialIn(t, ns, onLoopback(b.Addr)), url)
 		t.Logf("%s: %s", tc.query, line)
 		if !strings.HasPrefix(line, "RTSP/1.0 403 ") || !strings.Contains(line, tc.says) {
 			t.Errorf("DESCRIBE %s answered %q, want 403 saying %q", url, line, tc.says)
@@ -85,8 +85,8 @@ func TestNoOpenProxy(t *testing.T) {
 	// Told about the origin, a mediator on all interfaces relays it.
 	told := startMediatorVia(t, "C (all interfaces, --allow-origin 127.0.0.1)", inNS,
 		"--listen", "0.0.0.0:0", "--allow-origin", "127.0.0.1")
-	url := enhanced(onLoopback(told.addr), "test", "127.0.0.1:"+oport)
-	if line := statusLineOn(t, dialIn(t, ns, onLoopback(told.addr)), url); !strings.HasPrefix(line, "RTSP/1.0 200 ") {
+	url := enhanced(onLoopback(told.Addr), "test", "127.0.0.1:"+oport)
+	if line := statusLineOn(t, dialIn(t, ns, onLoopback(told.Addr)), url); !strings.HasPrefix(line, "RTSP/1.0 200 ") {
 		t.Errorf("DESCRIBE %s answered %q, want 200", url, line)
 	}
 }
@@ -135,7 +135,7 @@ func TestRelayServerOnlyForAllowedOrigins(t *testing.T) {
 	if up, err := resolve(stream); err != nil || up.URL != stream {
 		t.Fatalf("resolve %s: %+v, %v; want the origin itself", stream, up, err)
 	}
-	if !relay.waitStderr(func(s string) bool { return strings.Contains(s, "may not serve as one") }) {
+	if !relay.WaitStderr(func(s string) bool { return strings.Contains(s, "may not serve as one") }) {
 		t.Error("the relay's log does not say why it pulls directly")
 	}
 	// The control: an origin on this host is allowed, so its host gets

@@ -64,8 +64,8 @@ func restartOrigin(t *testing.T, policy string, capacity int) string {
 	tv := o.srv.waitTree(t, o.stream, o.names())
 	t.Logf("tree before the origin's restart:\n%s", tv)
 
-	addr := o.origin.addr
-	o.origin.kill()
+	addr := o.origin.Addr
+	o.origin.Kill()
 	down := 3*time.Second + rand.N(2*time.Second)
 	time.Sleep(down)
 	origin := startMediatorAt(t, "origin (restarted)", addr, "--test-source", "test")
@@ -80,11 +80,11 @@ func restartOrigin(t *testing.T, policy string, capacity int) string {
 	deadline := ready.Add(originBackBound)
 	for len(back) < len(o.hosts) && time.Now().Before(deadline) {
 		for _, h := range o.hosts {
-			if _, ok := back[h.name]; ok {
+			if _, ok := back[h.Name]; ok {
 				continue
 			}
 			if d, ok := firstNewPacket(progressSeries(h.player), ready); ok {
-				back[h.name] = d
+				back[h.Name] = d
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -92,19 +92,16 @@ func restartOrigin(t *testing.T, policy string, capacity int) string {
 	var lines []string
 	var times []time.Duration
 	for _, h := range o.hosts {
-		checkPlayer(t, h.player)
-		if h.relay.exited() || h.med.exited() {
-			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", h.name, h.relay.err, h.med.err)
-		}
-		d, ok := back[h.name]
+		checkHost(t, h)
+		d, ok := back[h.Name]
 		if !ok {
 			t.Errorf("under %s with origin capacity %d, %s's player received nothing within %s of the origin's return (down %s)",
-				policy, capacity, h.name, originBackBound, down.Round(time.Millisecond))
-			lines = append(lines, h.name+": NOTHING")
+				policy, capacity, h.Name, originBackBound, down.Round(time.Millisecond))
+			lines = append(lines, h.Name+": NOTHING")
 			continue
 		}
 		times = append(times, d)
-		lines = append(lines, fmt.Sprintf("%s: %s", h.name, ms(d)))
+		lines = append(lines, fmt.Sprintf("%s: %s", h.Name, ms(d)))
 	}
 	median, maximum := durations(times)
 	summary := fmt.Sprintf("%-9s capacity %d, origin down %s: median %s max %s (%s)", policy, capacity,

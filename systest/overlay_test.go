@@ -1,122 +1,47 @@
 package systest
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
-	"net/http"
-	"net/url"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 // ocmServer is a running ocm-server.
-type ocmServer struct {
-	*proc
-	ocm, http string
-}
+type ocmServer struct{ *lab.Server }
 
 func startServer(t *testing.T, name string, args ...string) *ocmServer {
 	t.Helper()
-	args = append([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--heartbeat", "500ms",
-		"--report-interval", "1s"}, args...)
-	p := start(t, name, tool("ocm-server"), args...)
-	e, _ := waitEvent(t, p, "its ready line", 0, func(event.ServerReady) bool { return true })
-	return &ocmServer{proc: p, ocm: e.OCM, http: e.HTTP}
+	s, err := lab.StartServer(t, tools, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ocmServer{s}
 }
 
 // tree fetches a stream's tree from the server's API.
 func (s *ocmServer) tree(t *testing.T, stream string) (treeView, error) {
 	t.Helper()
-	var tv treeView
-	res, err := http.Get("http://" + s.http + "/api/v1/tree?stream=" + url.QueryEscape(stream))
-	if err != nil {
-		return tv, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return tv, fmt.Errorf("GET tree: %s", res.Status)
-	}
-	return tv, json.NewDecoder(res.Body).Decode(&tv)
+	return s.Tree(context.Background(), stream)
 }
 
-type treeView struct {
-	Stream string `json:"stream"`
-	Origin struct {
-		Children []string `json:"children"`
-		Capacity int      `json:"capacity"`
-	} `json:"origin"`
-	Nodes []struct {
-		Node     string   `json:"node"`
-		Parent   string   `json:"parent"`
-		Level    int      `json:"level"`
-		Children []string `json:"children"`
-		Capacity int      `json:"capacity"`
-		Attached bool     `json:"attached"`
-	} `json:"nodes"`
-	Depth int `json:"depth"`
-}
-
-// check says what is wrong with the tree, if anything: every node in want
-// present and attached, none over capacity, levels consistent.
-func (tv treeView) check(want []string) error {
-	if len(tv.Origin.Children) > tv.Origin.Capacity {
-		return fmt.Errorf("origin has %d children, capacity %d", len(tv.Origin.Children), tv.Origin.Capacity)
-	}
-	level := map[string]int{"origin": 0}
-	for _, n := range tv.Nodes {
-		level[n.Node] = n.Level
-	}
-	seen := map[string]bool{}
-	for _, n := range tv.Nodes {
-		seen[n.Node] = true
-		if !n.Attached {
-			return fmt.Errorf("%s is detached", n.Node)
-		}
-		if len(n.Children) > n.Capacity {
-			return fmt.Errorf("%s has %d children, capacity %d", n.Node, len(n.Children), n.Capacity)
-		}
-		if pl, ok := level[n.Parent]; !ok || n.Level != pl+1 {
-			return fmt.Errorf("%s at level %d under %s (level %d, known %v)", n.Node, n.Level, n.Parent, pl, ok)
-		}
-	}
-	if len(tv.Nodes) != len(want) {
-		return fmt.Errorf("tree has %d nodes, want %d", len(tv.Nodes), len(want))
-	}
-	for _, w := range want {
-		if !seen[w] {
-			return fmt.Errorf("%s missing from the tree", w)
-		}
-	}
-	return nil
-}
+// treeView is a tree as the server's API shows it.
+type treeView = lab.Tree
 
 // waitTree polls the tree until check passes.
 func (s *ocmServer) waitTree(t *testing.T, stream string, want []string) treeView {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	var last error
-	for time.Now().Before(deadline) {
-		tv, err := s.tree(t, stream)
-		if err == nil {
-			if err = tv.check(want); err == nil {
-				return tv
-			}
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
+	tv, err := s.WaitTree(context.Background(), stream, patience, func(tv treeView) error { return tv.Check(want) })
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("tree of %s not as expected within %s: %v", stream, patience, last)
-	return treeView{}
+	return tv
 }
 
 // host is one viewer host: an ocm-relay, its mediator and a player.
 type host struct {
-	name   string
-	relay  *proc
-	med    *mediator
+	*lab.Host
 	player *proc
 }
 
@@ -126,44 +51,37 @@ func startHost(t *testing.T, name, server string, relayArgs ...string) *host {
 	return startHostWith(t, name, server, nil, relayArgs...)
 }
 
-// startHostWith is startHost with more flags for the mediator.
+// startHostWith is startHost with more flags for the mediator. All the
+// hosts share this machine's CPUs, which other tests may keep busy, so the
+// relay's CPU ceiling is off (--max-cpu 1): the machine's load is no one
+// host's, and filtering on it would make the tree's shape random.
 func startHostWith(t *testing.T, name, server string, medArgs []string, relayArgs ...string) *host {
 	t.Helper()
-	r, control := startOCMRelay(t, name, server, relayArgs...)
-	m := startMediator(t, name+"/mediator", append([]string{"--resolver", "ocm", "--control", control}, medArgs...)...)
-	return &host{name: name, relay: r, med: m}
+	h, err := lab.StartHost(t, tools, name, server, append(append([]string(nil), mediatorArgs...), medArgs...),
+		append([]string{"--max-cpu", "1"}, relayArgs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &host{Host: h}
 }
 
 // startOCMRelay starts the ocm-relay of node name, and returns it and its
-// control address, for a mediator's --control. All the hosts share this
-// machine's CPUs, which other tests may keep busy, so the CPU ceiling is
-// off (--max-cpu 1): the machine's load is no one host's, and filtering on
-// it would make the tree's shape random.
+// control address, for a mediator's --control; its CPU ceiling is off, as
+// a host's (startHostWith).
 func startOCMRelay(t *testing.T, name, server string, args ...string) (*proc, string) {
 	t.Helper()
-	args = append([]string{"--server", server, "--control", "127.0.0.1:0", "--probe", "127.0.0.1:0",
-		"--node-id", name, "--max-cpu", "1"}, args...)
-	r := start(t, name+"/relay", tool("ocm-relay"), args...)
-	e, _ := waitEvent(t, r, "its ready line", 0, func(event.RelayReady) bool { return true })
-	return r, e.Control
-}
-
-// signal sends sig to the host's relay and mediator (SIGSTOP freezes
-// them, SIGCONT thaws them); its player is left alone.
-func (h *host) signal(sig syscall.Signal) {
-	for _, p := range []*proc{h.relay, h.med.proc} {
-		if !p.exited() {
-			_ = p.cmd.Process.Signal(sig)
-		}
+	r, control, err := lab.StartRelay(t, tools, name, server, append([]string{"--max-cpu", "1"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return r, control
 }
 
-// kill kills the whole host with SIGKILL: relay, mediator and player.
-func (h *host) kill() {
-	h.relay.kill()
-	h.med.kill()
+// Kill kills the whole host with SIGKILL: relay, mediator and player.
+func (h *host) Kill() {
+	h.Host.Kill()
 	if h.player != nil {
-		h.player.kill()
+		h.player.Kill()
 	}
 }
 
@@ -174,17 +92,17 @@ func (h *host) kill() {
 func TestOverlayTree(t *testing.T) {
 	systemTest(t)
 	origin := startMediator(t, "origin", "--test-source", "test")
-	stream := "rtsp://" + origin.addr + "/test"
+	stream := "rtsp://" + origin.Addr + "/test"
 	srv := startServer(t, "server", "--origin-capacity", "2")
 
 	var hosts []*host
 	var names []string
 	for i := 1; i <= 6; i++ {
-		h := startHost(t, fmt.Sprintf("v%d", i), srv.ocm, "--capacity", "2")
-		h.player = startReader(t, h.name+"/player", enhanced(h.med.addr, "test", origin.addr))
+		h := startHost(t, fmt.Sprintf("v%d", i), srv.OCM, "--capacity", "2")
+		h.player = startReader(t, h.Name+"/player", enhanced(h.Med.Addr, "test", origin.Addr))
 		waitEvent(t, h.player, "its first packets", 0, progressAtLeast(20))
 		hosts = append(hosts, h)
-		names = append(names, h.name)
+		names = append(names, h.Name)
 	}
 	tv := srv.waitTree(t, stream, names)
 	if tv.Depth < 2 {
@@ -200,7 +118,7 @@ func TestOverlayTree(t *testing.T) {
 	for _, n := range tv.Nodes {
 		if len(n.Children) > 0 {
 			for _, h := range hosts {
-				if h.name == n.Node {
+				if h.Name == n.Node {
 					victim = h
 				}
 			}
@@ -215,15 +133,15 @@ func TestOverlayTree(t *testing.T) {
 	for _, h := range hosts {
 		if h != victim {
 			survivors = append(survivors, h)
-			left = append(left, h.name)
+			left = append(left, h.Name)
 		}
 	}
 	atKill := map[*host]float64{}
 	for _, h := range survivors {
 		atKill[h] = packetsSoFar(h.player)
 	}
-	t.Logf("killing %s", victim.name)
-	victim.kill()
+	t.Logf("killing %s", victim.Name)
+	victim.Kill()
 	for _, h := range survivors {
 		waitEvent(t, h.player, "packets after the kill", 0, progressAtLeast(atKill[h]+100))
 	}
@@ -234,17 +152,17 @@ func TestOverlayTree(t *testing.T) {
 	for _, h := range survivors {
 		atKill[h] = packetsSoFar(h.player)
 	}
-	srv.kill()
-	srv2 := startServer(t, "server (restarted)", "--origin-capacity", "2", "--listen", srv.ocm, "--http", srv.http)
+	srv.Kill()
+	srv2 := startServer(t, "server (restarted)", "--origin-capacity", "2", "--listen", srv.OCM, "--http", srv.HTTP)
 	srv2.waitTree(t, stream, left)
 	for _, h := range survivors {
 		waitEvent(t, h.player, "packets after the server restart", 0, progressAtLeast(atKill[h]+100))
-		if h.relay.exited() || h.med.exited() {
-			t.Fatalf("%s died", h.name)
+		if h.Relay.Exited() || h.Med.Exited() {
+			t.Fatalf("%s died", h.Name)
 		}
 	}
 	for _, h := range survivors {
 		sum := stopReader(t, h.player)
-		t.Logf("%s: %v packets, %v lost", h.name, sum.Packets, sum.Lost)
+		t.Logf("%s: %v packets, %v lost", h.Name, sum.Packets, sum.Lost)
 	}
 }

@@ -2,10 +2,8 @@ package systest
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +41,7 @@ func newOverlay(t *testing.T, serverArgs ...string) *overlay {
 	origin := startMediator(t, "origin", "--test-source", "test")
 	return &overlay{
 		origin: origin,
-		stream: "rtsp://" + origin.addr + "/test",
+		stream: "rtsp://" + origin.Addr + "/test",
 		srv:    startServer(t, "server", serverArgs...),
 		byName: map[string]*host{},
 	}
@@ -54,8 +52,8 @@ func newOverlay(t *testing.T, serverArgs ...string) *overlay {
 // state.
 func (o *overlay) join(t *testing.T, name string, relayArgs ...string) *host {
 	t.Helper()
-	h := startHost(t, name, o.srv.ocm, relayArgs...)
-	h.player = startPlayer(t, name+"/player", enhanced(h.med.addr, "test", o.origin.addr))
+	h := startHost(t, name, o.srv.OCM, relayArgs...)
+	h.player = startPlayer(t, name+"/player", enhanced(h.Med.Addr, "test", o.origin.Addr))
 	waitEvent(t, h.player, "its first packets", 0, progressAtLeast(10))
 	o.hosts = append(o.hosts, h)
 	o.byName[name] = h
@@ -65,99 +63,18 @@ func (o *overlay) join(t *testing.T, name string, relayArgs ...string) *host {
 func (o *overlay) names(except ...string) []string {
 	var out []string
 	for _, h := range o.hosts {
-		if !slices.Contains(except, h.name) {
-			out = append(out, h.name)
+		if !slices.Contains(except, h.Name) {
+			out = append(out, h.Name)
 		}
 	}
 	return out
-}
-
-// descendants counts every node's descendants in tv.
-func (tv treeView) descendants() map[string]int {
-	children := map[string][]string{}
-	for _, n := range tv.Nodes {
-		children[n.Node] = n.Children
-	}
-	out := map[string]int{}
-	var count func(string) int
-	count = func(n string) int {
-		if c, ok := out[n]; ok {
-			return c
-		}
-		c := 0
-		for _, ch := range children[n] {
-			c += 1 + count(ch)
-		}
-		out[n] = c
-		return c
-	}
-	for _, n := range tv.Nodes {
-		count(n.Node)
-	}
-	return out
-}
-
-// below lists node's descendants in tv.
-func (tv treeView) below(node string) []string {
-	children := map[string][]string{}
-	for _, n := range tv.Nodes {
-		children[n.Node] = n.Children
-	}
-	var out []string
-	var walk func(string)
-	walk = func(n string) {
-		for _, ch := range children[n] {
-			out = append(out, ch)
-			walk(ch)
-		}
-	}
-	walk(node)
-	sort.Strings(out)
-	return out
-}
-
-// edges is the set of parent->child edges, the origin's included.
-func (tv treeView) edges() map[[2]string]bool {
-	out := map[[2]string]bool{}
-	for _, n := range tv.Nodes {
-		out[[2]string{n.Parent, n.Node}] = true
-	}
-	return out
-}
-
-// String draws the tree, one node a line, indented by level.
-func (tv treeView) String() string {
-	children := map[string][]string{"origin": tv.Origin.Children}
-	for _, n := range tv.Nodes {
-		children[n.Node] = n.Children
-	}
-	var b strings.Builder
-	var walk func(string, int)
-	walk = func(n string, depth int) {
-		fmt.Fprintf(&b, "%s%s\n", strings.Repeat("  ", depth), n)
-		for _, ch := range children[n] {
-			walk(ch, depth+1)
-		}
-	}
-	walk("origin", 0)
-	for _, n := range tv.Nodes {
-		if !n.Attached {
-			fmt.Fprintf(&b, "detached: %s (parent %q)\n", n.Node, n.Parent)
-		}
-	}
-	return b.String()
 }
 
 // post sends an action to the server's API.
 func (s *ocmServer) post(t *testing.T, path string, q url.Values) {
 	t.Helper()
-	res, err := http.Post("http://"+s.http+path+"?"+q.Encode(), "", nil)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		t.Fatalf("POST %s?%s: %s", path, q.Encode(), res.Status)
+	if err := s.Post(path, q); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -232,11 +149,30 @@ func outageAfter(series []sample, at, until time.Time) outage {
 // checkPlayer fails t if p's session ended or p is gone.
 func checkPlayer(t *testing.T, p *proc) {
 	t.Helper()
-	if p.exited() {
-		t.Errorf("%s exited (%v): its session ended\n%s", p.name, p.err, tail(p.stderrText(), 10))
-	} else if s := p.stderrText(); strings.Contains(s, "session ended") {
-		t.Errorf("%s reports its session ended:\n%s", p.name, tail(s, 10))
+	if p.Exited() {
+		t.Errorf("%s exited (%v): its session ended\n%s", p.Name, p.Err(), tail(p.Stderr(), 10))
+	} else if s := p.Stderr(); strings.Contains(s, "session ended") {
+		t.Errorf("%s reports its session ended:\n%s", p.Name, tail(s, 10))
 	}
+}
+
+// checkHost is checkPlayer for h's player, and fails t if h's relay or
+// mediator died.
+func checkHost(t *testing.T, h *host) {
+	t.Helper()
+	checkPlayer(t, h.player)
+	if h.Relay.Exited() || h.Med.Exited() {
+		t.Errorf("%s's relay or mediator died: relay %v, mediator %v", h.Name, h.Relay.Err(), h.Med.Err())
+	}
+}
+
+// players are the hosts' players.
+func (o *overlay) players() []*proc {
+	var out []*proc
+	for _, h := range o.hosts {
+		out = append(out, h.player)
+	}
+	return out
 }
 
 // waitReceiving waits until each player has n packets more than it had

@@ -14,9 +14,50 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 var errTimeout = errors.New("killed: still running after the liveness limit")
+
+// A player is an unmodified player that plays a URL and checks what it
+// decoded: its size, and enough frames.
+type player struct {
+	name  string
+	needs string // a requirement, if any
+	play  func(t *testing.T, url string, width, height int)
+}
+
+var (
+	goReader   = player{"go-reader", "", func(t *testing.T, url string, _, _ int) { goRead(t, url) }}
+	ffprobeTCP = player{"ffprobe-tcp", "ffprobe", func(t *testing.T, url string, w, h int) {
+		ffprobe(t, url, "tcp").check(t, "ffprobe over TCP", w, h)
+	}}
+	ffmpegUDP = player{"ffmpeg-udp", "ffmpeg", func(t *testing.T, url string, w, h int) {
+		ffmpeg(t, url, "udp").check(t, "ffmpeg over UDP", w, h)
+	}}
+	gstTCP = player{"gst-tcp", "gstreamer", func(t *testing.T, url string, w, h int) {
+		gstLaunch(t, url, "tcp", 75).check(t, "gst-launch over TCP", w, h)
+	}}
+	gstUDP = player{"gst-udp", "gstreamer", func(t *testing.T, url string, w, h int) {
+		gstLaunch(t, url, "udp", 75).check(t, "gst-launch over UDP", w, h)
+	}}
+)
+
+// playAll plays url with each player in parallel, in subtests of
+// "players", each expecting a picture of width x height.
+func playAll(t *testing.T, url string, width, height int, players ...player) {
+	t.Run("players", func(t *testing.T) {
+		for _, p := range players {
+			t.Run(p.name, func(t *testing.T) {
+				if p.needs != "" {
+					require(t, p.needs)
+				}
+				t.Parallel()
+				p.play(t, url, width, height)
+			})
+		}
+	})
+}
 
 // run runs a program to completion, killing it after the liveness limit.
 func run(t *testing.T, name string, args ...string) (stdout, stderr string, err error) {
@@ -24,7 +65,7 @@ func run(t *testing.T, name string, args ...string) (stdout, stderr string, err 
 	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = dieWithTest()
+	cmd.SysProcAttr = lab.DieWithParent()
 	cmd.WaitDelay = 2 * time.Second
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

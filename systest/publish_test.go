@@ -29,13 +29,13 @@ func TestPublish(t *testing.T) {
 	relay := startMediator(t, "relay")
 	// The command line a user would type.
 	start(t, "publisher", "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
-		"-re", "-i", mp4, "-c", "copy", "-f", "rtsp", "rtsp://"+origin.addr+"/live")
+		"-re", "-i", mp4, "-c", "copy", "-f", "rtsp", "rtsp://"+origin.Addr+"/live")
 	waitEvent(t, origin, "the publisher announced on /live", 0, func(e event.Publisher) bool {
 		return e.Path == "/live" && e.State == "announced"
 	})
 
-	ffprobe(t, enhanced(relay.addr, "live", origin.addr), "tcp").check(t, "ffprobe through the relay", 320, 240)
-	waitEvent(t, relay, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.addr+"/live"))
+	ffprobe(t, enhanced(relay.Addr, "live", origin.Addr), "tcp").check(t, "ffprobe through the relay", 320, 240)
+	waitEvent(t, relay, "an upstream playing from the origin", 0, upstreamEvent("playing", "rtsp://"+origin.Addr+"/live"))
 }
 
 // TestAnnounceWithoutRecord: a client that ANNOUNCEs a path and never
@@ -47,8 +47,8 @@ func TestAnnounceWithoutRecord(t *testing.T) {
 	require(t, "ffmpeg", "libx264", "ffprobe")
 	t.Parallel()
 	origin := startMediator(t, "origin", "--publish")
-	url := "rtsp://" + origin.addr + "/live"
-	holdPath(t, origin.addr, url)
+	url := "rtsp://" + origin.Addr + "/live"
+	holdPath(t, origin.Addr, url)
 	held := time.Now()
 
 	announced := func() int {
@@ -68,12 +68,12 @@ func TestAnnounceWithoutRecord(t *testing.T) {
 			"-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast",
 			"-g", "25", "-pix_fmt", "yuv420p", "-f", "rtsp", "-rtsp_transport", "tcp", url)
 		// It publishes (a second announced event), or it is refused and exits.
-		for announced() < 2 && !pub.exited() {
+		for announced() < 2 && !pub.Exited() {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if announced() < 2 {
 			t.Logf("attempt %d refused after %s: %s", attempt, time.Since(held).Round(time.Millisecond),
-				tail(pub.stderrText(), 3))
+				tail(pub.Stderr(), 3))
 			time.Sleep(500 * time.Millisecond)
 		}
 	}

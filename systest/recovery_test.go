@@ -1,6 +1,7 @@
 package systest
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -87,7 +88,7 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	t.Logf("%d hosts joined in %s, depth %d", len(o.hosts), time.Since(began).Round(time.Millisecond), tv.Depth)
 
 	// The victim: the node with the most descendants, at least 20.
-	desc := tv.descendants()
+	desc := tv.Descendants()
 	victim := ""
 	for n, c := range desc {
 		if c >= 20 && (victim == "" || c > desc[victim] || c == desc[victim] && n < victim) {
@@ -97,11 +98,11 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	if victim == "" {
 		t.Fatalf("no relay has 20 descendants:\n%s", tv)
 	}
-	orphans := tv.below(victim)
+	orphans := tv.Below(victim)
 	t.Logf("tree before the kill, victim %s with %d descendants:\n%s", victim, len(orphans), tv)
 
 	survivors := o.names(victim)
-	before := tv.edges()
+	before := tv.Edges()
 	for e := range before {
 		if e[0] == victim || e[1] == victim {
 			delete(before, e)
@@ -113,7 +114,7 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	}
 
 	killAt := time.Now()
-	o.byName[victim].kill()
+	o.byName[victim].Kill()
 	r := recoveryResult{policy: policy, victim: victim, orphans: len(orphans), was: len(before)}
 	after, err := o.srv.awaitTree(t, o.stream, survivors, patience)
 	r.treeValid = time.Since(killAt)
@@ -132,7 +133,7 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 		// The tree must stay valid, not only pass once.
 		after, err = o.srv.tree(t, o.stream)
 		if err == nil {
-			err = after.check(survivors)
+			err = after.Check(survivors)
 		}
 		if err != nil {
 			t.Errorf("under %s, the tree was valid %s after the kill but not later: %v\n%s", policy, r.treeValid, err, after)
@@ -141,15 +142,11 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	}
 	until := time.Now()
 	for _, n := range survivors {
-		h := o.byName[n]
-		checkPlayer(t, h.player)
-		if h.relay.exited() || h.med.exited() {
-			t.Errorf("%s's relay or mediator died: relay %v, mediator %v", n, h.relay.err, h.med.err)
-		}
+		checkHost(t, o.byName[n])
 	}
 	t.Logf("tree after recovery:\n%s", after)
 
-	now := after.edges()
+	now := after.Edges()
 	for e := range before {
 		if now[e] {
 			r.kept++
@@ -172,12 +169,12 @@ func recoverFromKill(t *testing.T, policy string) recoveryResult {
 	t.Logf("orphans' players:\n%s", strings.Join(lines, "\n"))
 	r.median, r.max = durations(times)
 	for _, n := range survivors {
-		if d, ok := upstreamRestored(o.byName[n].med.proc, killAt); ok {
+		if d, ok := upstreamRestored(o.byName[n].Med.Proc, killAt); ok {
 			r.broken++
 			r.restored = max(r.restored, d)
 		}
-		r.joins += eventsSince[event.Joined](o.byName[n].relay, killAt)
-		r.reconnects += eventsSince[event.Reconnect](o.byName[n].relay, killAt)
+		r.joins += eventsSince[event.Joined](o.byName[n].Relay, killAt)
+		r.reconnects += eventsSince[event.Reconnect](o.byName[n].Relay, killAt)
 	}
 	return r
 }
@@ -236,20 +233,5 @@ func eventsSince[T event.Event](p *proc, at time.Time) int {
 // returns the last tree and what was wrong with it.
 func (s *ocmServer) awaitTree(t *testing.T, stream string, want []string, within time.Duration) (treeView, error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var tv treeView
-	var err error
-	for {
-		var got treeView
-		if got, err = s.tree(t, stream); err == nil {
-			tv = got
-			if err = tv.check(want); err == nil {
-				return tv, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return tv, err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return s.WaitTree(context.Background(), stream, within, func(tv treeView) error { return tv.Check(want) })
 }

@@ -13,9 +13,9 @@ func TestStats(t *testing.T) {
 	t.Parallel()
 	origin := startMediator(t, "origin", "--test-source", "test")
 	a := startMediator(t, "A")
-	b := startMediator(t, "B", "--resolver", "parent:"+a.addr)
-	stream := "rtsp://" + origin.addr + "/test"
-	r := startReader(t, "reader", enhanced(b.addr, "test", origin.addr))
+	b := startMediator(t, "B", "--resolver", "parent:"+a.Addr)
+	stream := "rtsp://" + origin.Addr + "/test"
+	r := startReader(t, "reader", enhanced(b.Addr, "test", origin.Addr))
 	waitEvent(t, r, "50 packets", 0, progressAtLeast(50))
 
 	ev, _ := waitEvent(t, b, "stats with a reader, packets in and out and a bitrate", 0, func(e event.StreamStats) bool {
@@ -25,7 +25,7 @@ func TestStats(t *testing.T) {
 	if ev.RelayCounters == nil {
 		t.Fatalf("B's stats line of a relayed stream has no relay counters: %+v", ev)
 	}
-	if up, want := ev.Upstream, enhanced(a.addr, "test", origin.addr); up != want {
+	if up, want := ev.Upstream, enhanced(a.Addr, "test", origin.Addr); up != want {
 		t.Errorf("B's stats say upstream %q, want %q", up, want)
 	}
 	// Every field is in each line by its type (Decode refuses unknown

@@ -2,6 +2,7 @@ package systest
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"regexp"
@@ -276,12 +277,12 @@ func (r *gstRead) String() string {
 // first. It returns false at once if gst-launch gave up linking a branch.
 func (r *gstRead) waitBuffers(t *testing.T, g *proc, what string, kinds []string, n, from int, after map[string]time.Duration) bool {
 	t.Helper()
-	err := g.watch(gstPatience, func(lines []string) bool {
+	err := g.Watch(context.Background(), gstPatience, func(lines []string) bool {
 		r.add(lines)
 		return r.lateLink || r.enough(kinds, n, from, after)
 	})
 	if err != nil {
-		t.Fatalf("waiting for %s: %v; got %s\n%s", what, err, r, tail(g.stderrText(), 20))
+		t.Fatalf("waiting for %s: %v; got %s\n%s", what, err, r, tail(g.Stderr(), 20))
 	}
 	return !r.lateLink
 }
@@ -318,7 +319,7 @@ func gstDecoding(t *testing.T, url, protocols string, kinds []string) (*proc, *g
 			t.Fatalf("gst-launch-1.0 gave up linking a track of rtspsrc %d times in a row: %s", attempt, r)
 		}
 		t.Logf("gst-launch-1.0 gave up linking a track of rtspsrc (no-more-pads before the last pad): trying again")
-		g.kill()
+		g.Kill()
 	}
 }
 
@@ -334,8 +335,8 @@ func gstDecoding(t *testing.T, url, protocols string, kinds []string) (*proc, *g
 // had played to its end by then.
 func stopGst(t *testing.T, g *proc, r *gstRead, kinds []string) {
 	t.Helper()
-	exit := g.stop()
-	lines := g.stdoutLines()
+	exit := g.Stop()
+	lines := g.Lines()
 	r.add(lines)
 	eos, closing := slices.Index(lines, `Got EOS from element "pipeline0".`), slices.Index(lines, "Setting pipeline to NULL ...")
 	var during []string
@@ -344,7 +345,7 @@ func stopGst(t *testing.T, g *proc, r *gstRead, kinds []string) {
 			during = append(during, l)
 		}
 	}
-	errs := strings.TrimSpace(g.stderrText())
+	errs := strings.TrimSpace(g.Stderr())
 	switch {
 	case eos < 0 || eos > closing || len(during) > 0:
 		t.Errorf("gst-launch-1.0 did not end on its EOS (%v): %s\n%s", exit, strings.Join(during, "\n"), errs)

@@ -4,11 +4,9 @@ package main
 // LAN of network namespaces with ffmpeg and ffprobe.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -22,8 +20,8 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
-	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 func buildBinary(t *testing.T) string {
@@ -39,84 +37,41 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// proc is a running rtp-fanout (or anything printing JSON lines).
+// proc is a running rtp-fanout (or anything printing JSON lines): lab's
+// process, its events read one after another.
 type proc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan event.Event
-	stderr *testutil.Buffer
-	exited chan struct{}
-	err    error
+	*lab.Proc
+	read int // stdout lines already consumed by next
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), lines: make(chan event.Event, 1000), stderr: &testutil.Buffer{}, exited: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	// Through an io.Pipe, Wait returns only once all output is copied, so
-	// the last lines are not lost.
-	stdout, stdoutW := io.Pipe()
-	p.cmd.Stdout = stdoutW
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+	p, err := lab.StartWith(t, lab.Options{Stdin: true}, filepath.Base(name), name, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if e, err := event.Decode(sc.Bytes()); err == nil {
-				p.lines <- e
-			}
-		}
-	}()
-	go func() {
-		p.err = p.cmd.Wait()
-		stdoutW.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		go func() { // unblock the copy if nobody reads any more
-			for range p.lines {
-			}
-		}()
-		<-p.exited
-	})
-	return p
+	return &proc{Proc: p}
 }
 
 // next returns p's next event T, skipping others.
 func next[T event.Event](t *testing.T, p *proc) T {
 	t.Helper()
 	var zero T
-	name := zero.EventName()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case e, ok := <-p.lines:
-			if !ok {
-				t.Fatalf("stdout closed before a %q line; stderr:\n%s", name, p.stderr)
-			}
-			if v, ok := e.(T); ok {
-				return v
-			}
-		case <-timeout:
-			t.Fatalf("no %q line; stderr:\n%s", name, p.stderr)
-		}
+	e, err := lab.Await[T](context.Background(), p, 60*time.Second, p.read, nil)
+	if err != nil {
+		t.Fatalf("no %q line: %v; stderr:\n%s", zero.EventName(), err, p.Stderr())
 	}
+	p.read = e.Index + 1
+	return e.E
 }
 
 func (p *proc) wait(t *testing.T) error {
 	t.Helper()
 	select {
-	case <-p.exited:
-		return p.err
+	case <-p.Done():
+		return p.Err()
 	case <-time.After(60 * time.Second):
-		t.Fatalf("process did not exit; stderr:\n%s", p.stderr)
+		t.Fatalf("process did not exit; stderr:\n%s", p.Stderr())
 		return nil
 	}
 }
@@ -151,7 +106,9 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 	in := inputPort(t, next[event.FanoutReady](t, p))
 
 	to := "udp://" + rc.LocalAddr().String()
-	fmt.Fprintf(p.stdin, `{"op":"add","to":%q}`+"\n", to)
+	if err := p.Send(fmt.Sprintf(`{"op":"add","to":%q}`, to)); err != nil {
+		t.Fatal(err)
+	}
 	if rep := next[event.Reply](t, p); !rep.OK {
 		t.Fatalf("add: %+v", rep)
 	}
@@ -176,26 +133,21 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if got.Load() != 100 {
-		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.stderr)
+		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.Stderr())
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.wait(t); err != nil {
-		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.stderr)
+		t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, p.Stderr())
 	}
-	var last *event.FanoutStats
-	for e := range p.lines {
-		if st, ok := e.(event.FanoutStats); ok {
-			last = &st
-		}
-	}
-	if last == nil {
+	last, ok := lab.Last[event.FanoutStats](p)
+	if !ok {
 		t.Fatal("no stats line")
 	}
 	if len(last.Out) != 1 || last.Out[0].Packets != 100 {
-		t.Errorf("final stats: %+v", *last)
+		t.Errorf("final stats: %+v", last)
 	}
 }
 

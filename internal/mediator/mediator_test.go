@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/ocm-overlay/ocm/internal/allow"
+	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
@@ -33,7 +34,7 @@ func startMediator(t *testing.T, configure func(m *Mediator)) *Mediator {
 
 // reader is an RTSP client that records the sequence numbers it receives.
 type reader struct {
-	c    *gortsplib.Client
+	c    *lab.Reader
 	mu   sync.Mutex
 	seqs []uint16
 	done chan error

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package systest
-
-import "syscall"
-
-// dieWithTest is Linux only; elsewhere t.Cleanup is the only guard.
-func dieWithTest() *syscall.SysProcAttr { return nil }
