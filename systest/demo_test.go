@@ -189,7 +189,7 @@ func lastPackets(t *testing.T, file string) int {
 // player hint playable as printed, Ctrl-C leaving no process behind.
 func TestDemo(t *testing.T) {
 	systemTest(t)
-	require(t, "ffprobe")
+	require(t, "ffprobe", "ffmpeg")
 	base := freeDemoBase(t)
 	d := startDemo(t, base, "120")
 	d.waitFor(t, "demo: running", 90*time.Second)
@@ -260,12 +260,27 @@ func TestDemo(t *testing.T) {
 	if hint == nil {
 		t.Fatal("no ffplay hint with -rtsp_transport tcp")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	probe, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp",
 		"-show_entries", "stream=codec_name", "-of", "csv=p=0", hint[1]).CombinedOutput()
 	if err != nil || !strings.Contains(string(probe), "h264") {
 		t.Errorf("ffprobe on the hint %s: %v\n%s", hint[1], err, probe)
+	}
+
+	// A player's first decoded frame is a keyframe, through a relay as from
+	// the origin: ffmpeg does not complain of missing references.
+	origin := fmt.Sprintf("rtsp://127.0.0.1:%d/test", base)
+	for i, u := range []string{hint[1], origin, hint[1]} {
+		log, err := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-rtsp_transport", "tcp", "-i", u,
+			"-frames:v", "30", "-f", "null", "-").CombinedOutput()
+		if err != nil {
+			t.Errorf("ffmpeg %d on %s: %v\n%s", i, u, err, log)
+		}
+		if strings.Contains(string(log), "Missing reference picture") {
+			t.Errorf("ffmpeg %d on %s started decoding without a keyframe:\n%s", i, u, log)
+		}
+		time.Sleep(170 * time.Millisecond) // join at another point of the GOP
 	}
 
 	// Ctrl-C: the terminal signals the whole foreground process group.

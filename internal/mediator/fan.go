@@ -52,16 +52,27 @@ type tcpFan struct {
 }
 
 type fanMedia struct {
-	formats map[uint8]format.Format
-	ssrc    map[uint8]uint32
-	senders map[uint8]*rtcpsender.RTCPSender
+	// keyframe, for an H264 or H265 media, reports whether a packet starts
+	// an access unit a decoder can start from; nil for other medias.
+	keyframe func(*rtp.Packet) bool
+	formats  map[uint8]format.Format
+	ssrc     map[uint8]uint32
+	senders  map[uint8]*rtcpsender.RTCPSender
 }
 
 type fanReader struct {
 	conn    *coalescingConn
 	setups  []*[2]int // interleaved IDs asked for, per SETUP; nil: the server chose
 	channel []int     // per media of the description, -1 when not set up
-	gone    bool      // session closed (under tcpFan.mu)
+	// waitKey, per media, holds a player's video back until the first
+	// packet of a keyframe, so the first frame it decodes is complete
+	// (otherwise ffmpeg logs "Missing reference picture" for the P-frames
+	// of the GOP it joined in). Downstream relays are not held back: their
+	// players already have the references, and a relay switching to a new
+	// parent must not lose a GOP. Set before the reader starts; then
+	// touched only by write, under wmu.
+	waitKey []bool
+	gone    bool // session closed (under tcpFan.mu)
 }
 
 func newTCPFan(srv *gortsplib.Server, desc *description.Session) (*tcpFan, error) {
@@ -77,6 +88,12 @@ func newTCPFan(srv *gortsplib.Server, desc *description.Session) (*tcpFan, error
 		fm := fanMedia{formats: map[uint8]format.Format{}, ssrc: map[uint8]uint32{},
 			senders: map[uint8]*rtcpsender.RTCPSender{}}
 		for _, forma := range medi.Formats {
+			switch forma.(type) {
+			case *format.H264:
+				fm.keyframe = h264KeyStart
+			case *format.H265:
+				fm.keyframe = h265KeyStart
+			}
 			pt := forma.PayloadType()
 			fm.formats[pt] = forma
 			fm.ssrc[pt] = stats.Medias[medi].Formats[forma].LocalSSRC
@@ -133,7 +150,7 @@ func (f *tcpFan) has(sess *gortsplib.ServerSession) bool {
 // play maps the session's medias to interleaved channels the way gortsplib
 // assigned them, and starts sending once the PLAY answer is queued. It
 // relies on SetuppedMedias listing the medias in SETUP order.
-func (f *tcpFan) play(sess *gortsplib.ServerSession) error {
+func (f *tcpFan) play(sess *gortsplib.ServerSession, player bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := f.sessions[sess]
@@ -160,6 +177,10 @@ func (f *tcpFan) play(sess *gortsplib.ServerSession) error {
 		channel[idx] = chans[i]
 	}
 	r.channel = channel
+	r.waitKey = make([]bool, len(f.desc.Medias))
+	for i := range r.waitKey {
+		r.waitKey[i] = player && f.medias[i].keyframe != nil
+	}
 	r.conn.mu.Lock()
 	r.conn.afterResponse = func() { f.start(r) }
 	r.conn.mu.Unlock()
@@ -276,7 +297,20 @@ func (f *tcpFan) write(media int, pkt *rtp.Packet) {
 		return
 	}
 	sent := 0
+	key := -1 // whether pkt starts a keyframe, found out once if asked
 	for _, r := range readers {
+		if r.waitKey[media] {
+			if key < 0 {
+				key = 0
+				if fm.keyframe(pkt) {
+					key = 1
+				}
+			}
+			if key == 0 {
+				continue
+			}
+			r.waitKey[media] = false
+		}
 		if ch := r.channel[media]; ch >= 0 {
 			if r.conn.frame(byte(ch), f.scratch, pkt.Marker) == nil {
 				sent++
@@ -319,5 +353,62 @@ func (f *tcpFan) writeRTCP(media int, pkt rtcp.Packet) {
 		if ch := r.channel[media]; ch >= 0 {
 			_ = r.conn.frame(byte(ch+1), b, true)
 		}
+	}
+}
+
+// h264KeyStart reports whether an H264 RTP packet (RFC 6184) starts an
+// access unit a decoder can start from: an SPS or an IDR slice, alone, at
+// the start of a fragment, or in an aggregate.
+func h264KeyStart(pkt *rtp.Packet) bool {
+	p := pkt.Payload
+	if len(p) < 1 {
+		return false
+	}
+	key := func(t byte) bool { return t == 5 || t == 7 }
+	switch t := p[0] & 0x1f; t {
+	case 24: // STAP-A: 16-bit sizes, then units
+		for p = p[1:]; len(p) > 2; {
+			n := int(p[0])<<8 | int(p[1])
+			if n < 1 || len(p) < 2+n {
+				return false
+			}
+			if key(p[2] & 0x1f) {
+				return true
+			}
+			p = p[2+n:]
+		}
+		return false
+	case 28: // FU-A: the start fragment of an IDR slice
+		return len(p) > 1 && p[1]&0x80 != 0 && key(p[1]&0x1f)
+	default:
+		return key(t)
+	}
+}
+
+// h265KeyStart is h264KeyStart for H265 (RFC 7798): a VPS or SPS, or an
+// IRAP picture (types 16..21).
+func h265KeyStart(pkt *rtp.Packet) bool {
+	p := pkt.Payload
+	if len(p) < 3 {
+		return false
+	}
+	key := func(t byte) bool { return (t >= 16 && t <= 21) || t == 32 || t == 33 }
+	switch t := (p[0] >> 1) & 0x3f; t {
+	case 48: // AP: 16-bit sizes, then units
+		for p = p[2:]; len(p) > 3; {
+			n := int(p[0])<<8 | int(p[1])
+			if n < 2 || len(p) < 2+n {
+				return false
+			}
+			if key((p[2] >> 1) & 0x3f) {
+				return true
+			}
+			p = p[2+n:]
+		}
+		return false
+	case 49: // FU: the start fragment of an IRAP picture
+		return p[2]&0x80 != 0 && key(p[2]&0x3f)
+	default:
+		return key(t)
 	}
 }

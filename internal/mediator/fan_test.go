@@ -273,3 +273,69 @@ func TestFanSenderReport(t *testing.T) {
 		return
 	}
 }
+
+// A player joining a playing stream gets its video from the first packet
+// of a keyframe (the test source sends SPS, PPS and IDR before each GOP),
+// never the P-frames of the GOP it joined in; a downstream relay is not
+// held back.
+func TestFanPlayerStartsAtKeyframe(t *testing.T) {
+	m := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
+	url := "rtsp://" + m.Addr() + "/test"
+	other := startReader(t, url)
+	other.waitPackets(t, 25)
+	for i := range 3 {
+		r := dialRaw(t, m.Addr())
+		r.setupPlay(url, "RTP/AVP/TCP;unicast")
+		for _, fr := range r.frames(10) {
+			if fr.Channel != 0 {
+				continue
+			}
+			var pkt rtp.Packet
+			if err := pkt.Unmarshal(fr.Payload); err != nil {
+				t.Fatal(err)
+			}
+			// The test source aggregates SPS and PPS in one STAP-A (24)
+			// before each IDR.
+			p := pkt.Payload
+			if typ := p[0] & 0x1f; typ != 24 || len(p) < 4 || p[3]&0x1f != 7 {
+				t.Errorf("join %d: first video packet starts % x, want a STAP-A of the SPS (78 .. .. 67)", i, p[:min(4, len(p))])
+			}
+			break
+		}
+		r.nc.Close()
+		time.Sleep(130 * time.Millisecond) // join at another point of the GOP
+	}
+}
+
+func TestKeyStart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		h264    bool
+		want    bool
+	}{
+		{"h264 sps", []byte{0x67, 1}, true, true},
+		{"h264 idr", []byte{0x65, 1}, true, true},
+		{"h264 p slice", []byte{0x41, 1}, true, false},
+		{"h264 stap-a with sps", []byte{0x78, 0, 2, 0x67, 1, 0, 1, 0x68}, true, true},
+		{"h264 stap-a of p", []byte{0x78, 0, 2, 0x41, 1}, true, false},
+		{"h264 stap-a truncated", []byte{0x78, 0, 9, 0x67}, true, false},
+		{"h264 fu-a idr start", []byte{0x7c, 0x85, 1}, true, true},
+		{"h264 fu-a idr middle", []byte{0x7c, 0x05, 1}, true, false},
+		{"h264 fu-a p start", []byte{0x7c, 0x81, 1}, true, false},
+		{"h264 empty", nil, true, false},
+		{"h265 idr_w_radl", []byte{19 << 1, 1, 0}, false, true},
+		{"h265 trail", []byte{1 << 1, 1, 0}, false, false},
+		{"h265 ap with vps", []byte{48 << 1, 1, 0, 3, 32 << 1, 1, 0}, false, true},
+		{"h265 fu idr start", []byte{49 << 1, 1, 0x80 | 19, 0}, false, true},
+		{"h265 fu idr middle", []byte{49 << 1, 1, 19, 0}, false, false},
+	} {
+		f := h265KeyStart
+		if tc.h264 {
+			f = h264KeyStart
+		}
+		if got := f(&rtp.Packet{Payload: tc.payload}); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -191,7 +191,7 @@ func (m *Mediator) newReader(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Resp
 // OnPlay starts a TCP reader's fan, and keeps multicast within its TTL.
 func (m *Mediator) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	if f := m.fanOfSession(ctx.Session); f != nil {
-		if err := f.play(ctx.Session); err != nil {
+		if err := f.play(ctx.Session, !isRelayRequest(ctx.Request)); err != nil {
 			m.Log.Warn("cannot play", "remote", ctx.Conn.NetConn().RemoteAddr(), "err", err)
 			return errorResponse(base.StatusInternalServerError, err.Error()), nil
 		}
