@@ -37,6 +37,9 @@ usage: scripts/demo.sh [--base-port N] [--seconds N] [--log DIR]
   --seconds N    run N seconds after the repair, then stop (DEMO_SECONDS;
                  default: until Ctrl-C from a terminal, 20 otherwise)
   --log DIR      where the tools' logs go (DEMO_LOG, default .demo)
+
+DEMO_DOT=DIR saves the tree before and after the kill as Graphviz files
+(DIR/tree-before.dot, DIR/tree-after.dot; scripts/pictures.sh uses it).
 EOF
 }
 
@@ -171,6 +174,7 @@ demo: the clients, one of each kind (the paper's three):
 demo: the tree ocm-server built by measurement (ocm-ctl tree):
 MSG
 ctl tree
+[ -n "${DEMO_DOT:-}" ] && ctl -o dot tree >"$DEMO_DOT/tree-before.dot"
 cat <<MSG
 
 demo: watch through any viewer host (its mediator serves RTSP over TCP):
@@ -188,6 +192,7 @@ if [ -n "$victim" ]; then
 	{ kill -9 $victims; wait $victims; } 2>/dev/null || true
 	pause 2
 	ctl tree
+	[ -n "${DEMO_DOT:-}" ] && ctl -o dot tree >"$DEMO_DOT/tree-after.dot"
 	echo
 	echo "demo: the players kept their sessions (packets, lost):"
 	for name in "${hosts[@]}" plain1; do
