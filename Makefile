@@ -6,13 +6,17 @@ BIN     := bin
 TOOLS   := $(notdir $(wildcard cmd/*))
 PKGS    := ./...
 
-.PHONY: all build test test-short bench bench-scale demo fuzz lint fmt clean
+.PHONY: all build install test test-short bench bench-scale demo fuzz lint fmt clean
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
+
+# The tools into $(go env GOPATH)/bin (or $GOBIN): put that on PATH.
+install:
+	$(GO) install ./cmd/...
 
 # The whole suite: unit, in-process integration and multi-process system
 # tests with real players, under the race detector.
@@ -43,8 +47,9 @@ bench-scale: build
 	@mkdir -p .bench
 	$(GO) run ./bench/scale --bin $(BIN) --relays $(SCALE_RELAYS) --batch $(SCALE_BATCH) --out .bench/scale.json
 
-# Runs the whole system on the built-in test stream and leaves it running
-# until Ctrl-C; it prints the URLs to open with ffplay or GStreamer.
+# The paper's trial on the built-in test stream (scripts/demo.sh --help):
+# runs until Ctrl-C, or DEMO_SECONDS from a script; DEMO_BASE_PORT moves
+# every port.
 demo: build
 	./scripts/demo.sh
 
