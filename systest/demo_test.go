@@ -283,6 +283,30 @@ func TestDemo(t *testing.T) {
 		time.Sleep(170 * time.Millisecond) // join at another point of the GOP
 	}
 
+	// The operator's recipe on the running demo: a reconnect and a drain.
+	var l1After, l2After string
+	for n, l := range lvAfter {
+		if l == 1 && strings.HasPrefix(n, "active") {
+			l1After = n
+		}
+		if l == 2 {
+			l2After = n
+		}
+	}
+	op := exec.CommandContext(ctx, "bash", "../examples/recipes/operate.sh", l2After, l1After)
+	op.Env = append(os.Environ(), fmt.Sprintf("API=127.0.0.1:%d", base+11), "BIN="+filepath.Dir(tool("ocm-ctl")))
+	opOut, err := op.CombinedOutput()
+	t.Logf("operate.sh %s %s:\n%s", l2After, l1After, opOut)
+	if err != nil {
+		t.Errorf("operate.sh: %v", err)
+	}
+	tail := string(opOut)[strings.LastIndex(string(opOut), "rtsp://"):]
+	if lvOp := levels(tail); len(lvOp) != 4 {
+		t.Errorf("after draining %s the tree has %v, want the 4 others", l1After, lvOp)
+	} else if _, still := lvOp[l1After]; still {
+		t.Errorf("%s is still in the tree after its drain", l1After)
+	}
+
 	// Ctrl-C: the terminal signals the whole foreground process group.
 	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT)
 	d.wait(t, 20*time.Second)
