@@ -31,6 +31,15 @@
 #   LAB_LIGHT=1        the last host is a light client: its mediator answers
 #                      with a 302 to the chosen relay (--resolver redirect),
 #                      so no media crosses it; its relay is passive
+#   LAB_ORIGIN=gst     the origin is GStreamer's RTSP server (a third-party
+#                      origin: systest/testdata/gst-rtsp-origin.py, needs
+#                      python3-gi and gst-rtsp-server) instead of rtsp-mediator
+#   LAB_MULTICAST=1    LAN multicast in site A (needs LAB_HOSTS >= 3): h1's
+#                      mediator also serves RTSP multicast (239.255.42.0/24,
+#                      TTL 1), an ffmpeg on h3 plays it (udp_multicast), and
+#                      examples/mcast-count.py counts the group's packets on
+#                      h3 (site A) and h2 (site B); status shows both: site B
+#                      stays at 0, the router does not pass it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(cd "${BIN:-bin}" && pwd)
@@ -49,10 +58,10 @@ run() {
 	echo "$! $name" >>"$DIR/pids"
 }
 
-# ready NAME: waits for a tool's ready line.
+# ready NAME [PATTERN]: waits for a tool's ready line.
 ready() {
 	for _ in $(seq 100); do
-		grep -q '"event":"ready"' "$DIR/$1.out" 2>/dev/null && return 0
+		grep -q "${2:-\"event\":\"ready\"}" "$DIR/$1.out" 2>/dev/null && return 0
 		sleep 0.1
 	done
 	echo "lab: $1 did not get ready ($DIR/$1.err):" >&2
@@ -141,8 +150,17 @@ up() {
 		fi
 	done
 
-	run $P-core origin "$BIN/rtsp-mediator" --listen :8554 --rtp off --rtcp off --test-source test
-	ready origin
+	if [ "${LAB_ORIGIN:-}" = gst ]; then
+		run $P-core origin /usr/bin/python3 systest/testdata/gst-rtsp-origin.py 8554 0.0.0.0
+		ready origin '^ready'
+	else
+		run $P-core origin "$BIN/rtsp-mediator" --listen :8554 --rtp off --rtcp off --test-source test
+		ready origin
+	fi
+	if [ "${LAB_MULTICAST:-}" = 1 ] && [ "$N" -lt 3 ]; then
+		echo "lab: LAB_MULTICAST needs LAB_HOSTS >= 3" >&2
+		false
+	fi
 	run $P-core server "$BIN/ocm-server" --listen :7070 --http :7080 --origin-capacity 2 --heartbeat 500ms
 	ready server
 	for i in $(seq "$N"); do
@@ -155,12 +173,22 @@ up() {
 		fi
 		run "$P-h$i" "relay-h$i" "$BIN/ocm-relay" --server 10.77.0.2:7070 --rtsp "$ip:8554" --node-id "h$i" --willing="$willing"
 		ready "relay-h$i"
-		run "$P-h$i" "mediator-h$i" "$BIN/rtsp-mediator" --listen :8554 --rtp off --rtcp off \
+		local udp=(--rtp off --rtcp off)
+		if [ "${LAB_MULTICAST:-}" = 1 ] && [ "$i" = 1 ]; then
+			udp=(--rtp "$ip:8000" --rtcp "$ip:8001" --multicast-range 239.255.42.0/24 --multicast-rtp 8002 --multicast-ttl 1)
+		fi
+		run "$P-h$i" "mediator-h$i" "$BIN/rtsp-mediator" --listen :8554 "${udp[@]}" \
 			--resolver "$resolver" --allow-origin 10.77.0.0/16
 		ready "mediator-h$i"
 		run "$P-h$i" "reader-h$i" "$BIN/rtsp-mediator" read "rtsp://127.0.0.1:8554/test?$ORIGIN" --interval 1s
 		sleep 0.5
 	done
+	if [ "${LAB_MULTICAST:-}" = 1 ]; then
+		run $P-h3 mcast-a /usr/bin/python3 examples/mcast-count.py 239.255.42.0/24 8002 "$DIR/mcast-a.count"
+		run $P-h2 mcast-b /usr/bin/python3 examples/mcast-count.py 239.255.42.0/24 8002 "$DIR/mcast-b.count"
+		run $P-h3 mcast-player ffmpeg -nostdin -loglevel warning -rtsp_transport udp_multicast \
+			-i "rtsp://$(hostip 1):8554/test?$ORIGIN" -f null -
+	fi
 	trap - ERR
 	echo "lab: up: $N viewer hosts on two sites; monitor http://10.77.254.2:7080/; logs in $DIR"
 }
@@ -178,6 +206,10 @@ status() {
 		line=$(tail -n 1 "$f" 2>/dev/null | sed -nE 's/.*"packets":([0-9]+).*"lost":([0-9]+).*/packets \1, lost \2/p')
 		printf 'h%-3s site %s  %-12s reader: %s\n' "$i" "$(site "$i")" "$(hostip "$i")" "${line:-nothing yet}"
 	done
+	if [ -f "$DIR/mcast-a.count" ] || [ -f "$DIR/mcast-b.count" ]; then
+		echo
+		echo "multicast from h1 (TTL 1): site a (h3) $(cat "$DIR/mcast-a.count" 2>/dev/null || echo 'nothing yet'); site b (h2) $(cat "$DIR/mcast-b.count" 2>/dev/null || echo 'nothing yet')"
+	fi
 }
 
 if [ "$(id -u)" != 0 ]; then

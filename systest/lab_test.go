@@ -32,10 +32,12 @@ func readerPackets(status string) map[string]int {
 	return m
 }
 
-// TestLab builds examples/lab.sh's namespaces with 4 hosts, checks the tree
-// spans both sites and every reader receives, kills one relay host's
-// processes with SIGKILL, checks the others keep receiving, and checks
-// down leaves no namespace, link or process of the lab.
+// TestLab builds examples/lab.sh's namespaces with 4 hosts and LAN
+// multicast in site A, checks the tree spans both sites, every reader
+// receives and multicast reaches site A but not site B, kills one relay
+// host's processes with SIGKILL, checks the others keep receiving, and
+// checks down leaves no namespace, link or process of the lab. A second
+// lab has GStreamer's RTSP server as its origin and a light client.
 func TestLab(t *testing.T) {
 	systemTest(t)
 	if os.Geteuid() != 0 {
@@ -44,8 +46,99 @@ func TestLab(t *testing.T) {
 		}
 		t.Skip("network namespaces need root")
 	}
-	dir := t.TempDir()
-	env := []string{"LAB_HOSTS=4"}
+	t.Run("overlay-multicast", func(t *testing.T) {
+		require(t, "ffmpeg")
+		dir, status := labUp(t, 4, "LAB_MULTICAST=1")
+		inTree := labTree(status)
+		sites := map[string]bool{}
+		var level1 string
+		for h, lvl := range inTree {
+			i, _ := strconv.Atoi(h[1:])
+			sites[map[bool]string{true: "a", false: "b"}[i%2 == 1]] = true
+			if lvl == 1 && (level1 == "" || h < level1) {
+				level1 = h
+			}
+		}
+		if len(inTree) != 4 || !sites["a"] || !sites["b"] {
+			t.Fatalf("the tree does not hold the 4 hosts of both sites:\n%s", status)
+		}
+
+		// Multicast reaches h3 (site A), never h2 (site B).
+		var a, b int
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			out, _ := labSh(t, dir, nil, "status")
+			m := regexp.MustCompile(`site a \(h3\) packets ([0-9]+); site b \(h2\) packets ([0-9]+)`).FindStringSubmatch(out)
+			if m != nil {
+				a, _ = strconv.Atoi(m[1])
+				b, _ = strconv.Atoi(m[2])
+				if a > 100 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("multicast does not reach site A:\n%s", out)
+			}
+			time.Sleep(time.Second)
+		}
+		t.Logf("multicast packets: site A %d, site B %d", a, b)
+		if b != 0 {
+			t.Errorf("multicast crossed the router: site B got %d packets", b)
+		}
+
+		// A relay host dies: every process in its namespace, SIGKILL.
+		pids, err := exec.Command("ip", "netns", "pids", "ocmlab-"+level1).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range strings.Fields(string(pids)) {
+			exec.Command("kill", "-9", p).Run()
+		}
+		before := readerPackets(status)
+		time.Sleep(4 * time.Second)
+		out, err := labSh(t, dir, nil, "status")
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		t.Logf("after killing %s:\n%s", level1, out)
+		if _, ok := labTree(out)[level1]; ok {
+			t.Errorf("%s is still in the tree", level1)
+		}
+		after := readerPackets(out)
+		for h, n := range after {
+			if h == level1 {
+				continue
+			}
+			if n <= before[h] {
+				t.Errorf("reader of %s stopped: %d packets, then %d", h, before[h], n)
+			}
+		}
+	})
+	t.Run("gst-origin-light-client", func(t *testing.T) {
+		require(t, "gst-rtsp-server")
+		_, status := labUp(t, 3, "LAB_ORIGIN=gst", "LAB_LIGHT=1")
+		tree := labTree(status)
+		if _, light := tree["h3"]; light || len(tree) != 2 {
+			t.Errorf("want h1 and h2 in the tree and the light client h3 out of it:\n%s", status)
+		}
+	})
+}
+
+// labTree maps the hosts in a status output's tree to their levels.
+func labTree(status string) map[string]int {
+	m := map[string]int{}
+	for _, sub := range regexp.MustCompile("(?m)^[|` -]*(h[0-9]+)\\s+([0-9]+)\\s").FindAllStringSubmatch(status, -1) {
+		m[sub[1]], _ = strconv.Atoi(sub[2])
+	}
+	return m
+}
+
+// labUp brings the lab up with n hosts and env, registers its down and the
+// check that nothing of it is left, and waits until every reader receives.
+func labUp(t *testing.T, n int, env ...string) (dir, status string) {
+	t.Helper()
+	dir = t.TempDir()
+	env = append(env, "LAB_HOSTS="+strconv.Itoa(n))
 	if out, err := labSh(t, dir, nil, "status"); err == nil {
 		t.Fatalf("a lab is already up on this machine:\n%s", out)
 	}
@@ -59,76 +152,31 @@ func TestLab(t *testing.T) {
 		if out, _ := exec.Command("ip", "link", "show").Output(); strings.Contains(string(out), "ocmlab-") {
 			t.Errorf("links left after down:\n%s", out)
 		}
-		if out, err := exec.Command("pgrep", "-af", "10\\.77\\.0\\.2").Output(); err == nil {
+		if out, err := exec.Command("pgrep", "-af", "10\\.77\\.|ocmlab|mcast-count").Output(); err == nil {
 			t.Errorf("processes of the lab left after down:\n%s", out)
 		}
 	})
 	if out, err := labSh(t, dir, env, "up"); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
-
-	// Every reader receives; the tree has hosts of both sites.
-	var status string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := labSh(t, dir, nil, "status")
 		if err != nil {
 			t.Fatalf("status: %v\n%s", err, out)
 		}
-		status = out
 		counts := readerPackets(out)
-		ok := len(counts) == 4
-		for _, n := range counts {
-			ok = ok && n > 0
+		ok := len(counts) == n
+		for _, c := range counts {
+			ok = ok && c > 0
 		}
 		if ok {
-			break
+			t.Logf("status:\n%s", out)
+			return dir, out
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not every reader receives:\n%s", out)
 		}
 		time.Sleep(time.Second)
-	}
-	t.Logf("status:\n%s", status)
-	inTree := regexp.MustCompile("(?m)^[|` -]*(h[0-9]+)\\s+([0-9]+)\\s").FindAllStringSubmatch(status, -1)
-	sites := map[string]bool{}
-	var level1 string
-	for _, sub := range inTree {
-		i, _ := strconv.Atoi(sub[1][1:])
-		sites[map[bool]string{true: "a", false: "b"}[i%2 == 1]] = true
-		if sub[2] == "1" && level1 == "" {
-			level1 = sub[1]
-		}
-	}
-	if len(inTree) != 4 || !sites["a"] || !sites["b"] {
-		t.Fatalf("the tree does not hold the 4 hosts of both sites:\n%s", status)
-	}
-
-	// A relay host dies: every process in its namespace, SIGKILL.
-	pids, err := exec.Command("ip", "netns", "pids", "ocmlab-"+level1).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range strings.Fields(string(pids)) {
-		exec.Command("kill", "-9", p).Run()
-	}
-	before := readerPackets(status)
-	time.Sleep(4 * time.Second)
-	out, err := labSh(t, dir, nil, "status")
-	if err != nil {
-		t.Fatalf("status: %v\n%s", err, out)
-	}
-	t.Logf("after killing %s:\n%s", level1, out)
-	if strings.Contains(out, level1+" ") && regexp.MustCompile("(?m)[|` -]+"+level1+"\\s").MatchString(out) {
-		t.Errorf("%s is still in the tree", level1)
-	}
-	after := readerPackets(out)
-	for h, n := range after {
-		if h == level1 {
-			continue
-		}
-		if n <= before[h] {
-			t.Errorf("reader of %s stopped: %d packets, then %d", h, before[h], n)
-		}
 	}
 }

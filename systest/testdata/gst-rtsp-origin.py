@@ -3,8 +3,9 @@
 serving a live H264 test pattern at rtsp://127.0.0.1:PORT/test, and the same
 video with an Opus test tone at rtsp://127.0.0.1:PORT/av.
 
-usage: gst-rtsp-origin.py PORT   (0 picks a free port)
-Prints one line, "ready 127.0.0.1:PORT", once it is serving.
+usage: gst-rtsp-origin.py PORT [ADDRESS]   (0 picks a free port; ADDRESS
+defaults to 127.0.0.1, examples/lab.sh gives 0.0.0.0)
+Prints one line, "ready ADDRESS:PORT", once it is serving.
 """
 import sys
 
@@ -36,7 +37,8 @@ AUDIO = (
 )
 
 server = GstRtspServer.RTSPServer()
-server.set_address("127.0.0.1")
+address = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+server.set_address(address)
 server.set_service(sys.argv[1] if len(sys.argv) > 1 else "0")
 for path, launch in (("/test", VIDEO), ("/av", VIDEO + " " + AUDIO)):
     factory = GstRtspServer.RTSPMediaFactory()
@@ -45,5 +47,5 @@ for path, launch in (("/test", VIDEO), ("/av", VIDEO + " " + AUDIO)):
     server.get_mount_points().add_factory(path, factory)
 if server.attach(None) == 0:
     sys.exit("cannot listen on port %s" % server.get_service())
-print("ready 127.0.0.1:%d" % server.get_bound_port(), flush=True)
+print("ready %s:%d" % (address, server.get_bound_port()), flush=True)
 GLib.MainLoop().run()
