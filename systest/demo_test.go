@@ -363,3 +363,28 @@ func checkPortMessage(t *testing.T, out string, err error, port int) {
 		t.Errorf("the message is not about the port:\n%s", out)
 	}
 }
+
+// TestDemoStops: SIGTERM to the script alone (not its group, as a service
+// manager or kill PID does), and the end of DEMO_SECONDS, stop every
+// process the demo started.
+func TestDemoStops(t *testing.T) {
+	systemTest(t)
+	t.Run("sigterm", func(t *testing.T) {
+		d := startDemo(t, freeDemoBase(t), "120")
+		d.waitFor(t, "demo: running", 90*time.Second)
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.wait(t, 20*time.Second)
+		if !strings.Contains(d.output(), "demo: stopped") {
+			t.Error("the demo did not say it stopped")
+		}
+	})
+	t.Run("seconds", func(t *testing.T) {
+		d := startDemo(t, freeDemoBase(t), "1")
+		if err := d.wait(t, 120*time.Second); err != nil {
+			t.Errorf("the demo ended with %v after DEMO_SECONDS", err)
+		}
+		if !strings.Contains(d.output(), "demo: running 1s more") {
+			t.Error("the demo did not run for DEMO_SECONDS")
+		}
+	})
+}

@@ -114,6 +114,22 @@ func TestLab(t *testing.T) {
 			}
 		}
 	})
+	t.Run("down-after-failed-up", func(t *testing.T) {
+		// Multicast needs 3 hosts: up fails after making namespaces and
+		// starting the origin and the server, and must remove them.
+		dir := t.TempDir()
+		out, err := labSh(t, dir, []string{"LAB_HOSTS=2", "LAB_MULTICAST=1"}, "up")
+		if err == nil || !strings.Contains(out, "LAB_MULTICAST needs LAB_HOSTS >= 3") {
+			t.Fatalf("up with 2 hosts and multicast: %v\n%s", err, out)
+		}
+		if ns, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(ns), "ocmlab-") {
+			t.Errorf("namespaces left after a failed up:\n%s", ns)
+			labSh(t, dir, nil, "down")
+		}
+		if ps, err := exec.Command("pgrep", "-af", "rtsp-mediator --listen :8554 --rtp off --rtcp off --test-source").Output(); err == nil {
+			t.Errorf("processes left after a failed up:\n%s", ps)
+		}
+	})
 	t.Run("gst-origin-light-client", func(t *testing.T) {
 		require(t, "gst-rtsp-server")
 		_, status := labUp(t, 3, "LAB_ORIGIN=gst", "LAB_LIGHT=1")
