@@ -4,14 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,13 +262,7 @@ func startServer(t *testing.T, policy tree.Policy, mod func(*server.Server)) *te
 		Log:       lb.logger().With("test", "server"),
 		Events:    event.NewWriter(ts.events),
 	}
-	if mod != nil {
-		mod(ts.Server)
-	}
-	if err := ts.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ts.Close)
+	testutil.Start(t, ts.Server, mod)
 	return ts
 }
 
@@ -280,17 +271,7 @@ func (ts *testServer) url(path string) string { return "http://" + ts.HTTPAddr()
 // getJSON GETs path and decodes a 200 answer into v; it returns the status.
 func (ts *testServer) getJSON(t *testing.T, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(ts.url(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && v != nil {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-	}
-	return resp.StatusCode
+	return testutil.GetJSON(t, ts.url(path), v)
 }
 
 // post POSTs path and fails the test unless it answers 200.
@@ -320,18 +301,7 @@ func (ts *testServer) tree(t *testing.T, stream string) api.Tree {
 
 // shape renders a tree as "node<parent@level" by node, orphans with parent
 // "-".
-func shape(snap api.Tree) string {
-	var parts []string
-	for _, m := range snap.Nodes {
-		p := m.Parent
-		if p == "" {
-			p = "-"
-		}
-		parts = append(parts, fmt.Sprintf("%s<%s@%d", m.Node, p, m.Level))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, " ")
-}
+func shape(snap api.Tree) string { return testutil.TreeShape(snap) }
 
 // testRelay is a Relay with its log and events captured.
 type testRelay struct {
@@ -356,13 +326,7 @@ func startRelay(t *testing.T, id, serverAddr string, mod func(*Relay)) *testRela
 		Events:   event.NewWriter(tr.events),
 	}
 	tr.Log = tr.log.logger().With("relay", id)
-	if mod != nil {
-		mod(tr.Relay)
-	}
-	if err := tr.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
+	testutil.Start(t, tr.Relay, mod)
 	return tr
 }
 
