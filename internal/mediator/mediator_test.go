@@ -148,7 +148,7 @@ func TestBadRequests(t *testing.T) {
 	allow, _ := allow.Parse("192.0.2.0/24")
 	strict := startMediator(t, func(m *Mediator) { m.Allow = allow })
 	m := startMediator(t, nil)
-	closed := closedPort(t)
+	closed := testutil.ClosedTCP(t)
 
 	// A reader that must not notice any of the bad requests below.
 	r := startReader(t, "rtsp://"+origin.Addr()+"/test")
@@ -209,17 +209,6 @@ func TestBadRequests(t *testing.T) {
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // The upstream is shared by all readers and closes a linger after the

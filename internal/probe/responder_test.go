@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 const stream = "rtsp://ms:554/x"
@@ -130,7 +132,7 @@ func TestResponderLifecycle(t *testing.T) {
 	}
 	// A port in use.
 	r3 := &Responder{Listen: r.Addr()}
-	r3.Listen = silentUDP(t)
+	r3.Listen = testutil.SilentUDP(t)
 	if err := r3.Start(); err == nil {
 		r3.Close()
 		t.Error("Start on a busy port succeeded")
@@ -138,7 +140,7 @@ func TestResponderLifecycle(t *testing.T) {
 }
 
 func TestProbeNoAnswer(t *testing.T) {
-	addr := silentUDP(t)
+	addr := testutil.SilentUDP(t)
 	res := Probe(context.Background(), addr, stream, 50*time.Millisecond)
 	if !errors.Is(res.Err, ErrNoAnswer) {
 		t.Errorf("err = %v, want ErrNoAnswer", res.Err)
@@ -188,7 +190,7 @@ func TestProbeIgnoresForgedReply(t *testing.T) {
 }
 
 func TestProbeCancelled(t *testing.T) {
-	addr := silentUDP(t)
+	addr := testutil.SilentUDP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := Probe(ctx, addr, stream, time.Minute)
