@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 const bitrate4M = 4_000_000
@@ -37,13 +36,7 @@ func TestHundredOutputsNoLoss(t *testing.T) {
 
 func testHundredOutputs(t *testing.T, senders int) {
 	const outputs, packets = 100, 700 // 2 s of a 4 Mbit/s stream
-	var rs []*receiver
-	var to []string
-	for range outputs {
-		r := newReceiver(t)
-		rs = append(rs, r)
-		to = append(to, r.url())
-	}
+	rs, to := newReceivers(t, outputs)
 	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: to, Senders: senders})
 	s := newRTPSender(t, inputAddr(f), 1400)
 	s.sendAtRate(t, packets, bitrate4M)
@@ -149,12 +142,8 @@ func TestDeadDestinationDoesNotDisturbOthers(t *testing.T) {
 	const live, packets = 20, 350
 	dead := deadPort(t)
 	to := []string{"udp://" + dead.String()}
-	var rs []*receiver
-	for range live {
-		r := newReceiver(t)
-		rs = append(rs, r)
-		to = append(to, r.url())
-	}
+	rs, urls := newReceivers(t, live)
+	to = append(to, urls...)
 	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: to})
 	s := newRTPSender(t, inputAddr(f), 1400)
 	s.sendAtRate(t, packets, bitrate4M)
@@ -185,10 +174,7 @@ func TestFailingDestinationDoesNotDisturbOthers(t *testing.T) {
 	}
 	startFanout(t, f)
 	s := newRTPSender(t, inputAddr(f), 200)
-	for range packets / 10 {
-		s.send(t, 10)
-		time.Sleep(time.Millisecond)
-	}
+	s.sendPaced(t, packets, 10)
 	waitStats(t, f, rs, "the good receivers to get every packet", allReceived(rs, packets))
 	waitStats(t, f, rs, "every send to the bad one to fail", func() bool { return f.Stats().Out[1].Errors == packets })
 
@@ -218,10 +204,7 @@ func TestFullSocketDoesNotBlock(t *testing.T) {
 	}
 	startFanout(t, f)
 	s := newRTPSender(t, inputAddr(f), 200)
-	for range during / 10 {
-		s.send(t, 10)
-		time.Sleep(time.Millisecond)
-	}
+	s.sendPaced(t, during, 10)
 	waitStats(t, f, rs, "the input to take every packet", func() bool { return f.Stats().In.Packets == during })
 	waitStats(t, f, rs, "full queues", func() bool {
 		for _, o := range f.Stats().Out {
@@ -384,20 +367,11 @@ func TestNoAllocationPerPacket(t *testing.T) {
 		t.Skip("the race detector allocates on its own")
 	}
 	const outputs, warm, packets = 10, 2000, 5000
-	var rs []*receiver
-	var to []string
-	for range outputs {
-		r := newReceiver(t)
-		rs = append(rs, r)
-		to = append(to, r.url())
-	}
+	rs, to := newReceivers(t, outputs)
 	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: to})
 	s := newRTPSender(t, inputAddr(f), 1200)
 	burst := func(n int) {
-		for sent := 0; sent < n; sent += 20 {
-			s.send(t, 20)
-			time.Sleep(time.Millisecond)
-		}
+		s.sendPaced(t, n, 20)
 	}
 	// Whatever a busy machine drops, every packet is accounted for once
 	// the input has them all and the queues are empty.

@@ -56,6 +56,19 @@ func startReceiver(t testing.TB, c *net.UDPConn) *receiver {
 	return r
 }
 
+// newReceivers starts n receivers and returns them with their URLs.
+func newReceivers(t testing.TB, n int) ([]*receiver, []string) {
+	t.Helper()
+	var rs []*receiver
+	var urls []string
+	for range n {
+		r := newReceiver(t)
+		rs = append(rs, r)
+		urls = append(urls, r.url())
+	}
+	return rs, urls
+}
+
 // receiverPair listens on two adjacent ports, for RTP and RTCP.
 func receiverPair(t testing.TB) (rtp, rtcp *receiver) {
 	t.Helper()
@@ -108,6 +121,15 @@ func (s *rtpSender) send(t testing.TB, n int) {
 		if _, err := s.c.WriteToUDPAddrPort(s.buf, s.to); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// sendPaced sends n packets in bursts of burst, a millisecond apart.
+func (s *rtpSender) sendPaced(t testing.TB, n, burst int) {
+	t.Helper()
+	for sent := 0; sent < n; sent += burst {
+		s.send(t, min(burst, n-sent))
+		time.Sleep(time.Millisecond)
 	}
 }
 
