@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/ocm-overlay/ocm/internal/testutil/udptest"
 	"github.com/pion/rtp"
 )
 
@@ -138,7 +139,7 @@ func TestRTSPInput(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "out.sdp")
 			f := startFanout(t, &Fanout{
 				From:          "rtsp://" + o.addr + "/live?origin.example:554",
-				To:            []string{rtpR.url()},
+				To:            []string{rtpR.URL()},
 				RTSPTransport: transport,
 				SDPFile:       path,
 			})
@@ -148,7 +149,7 @@ func TestRTSPInput(t *testing.T) {
 			go func() { defer wg.Done(); o.feed(stop) }()
 			t.Cleanup(func() { close(stop); wg.Wait() })
 
-			waitStats(t, f, []*receiver{rtpR}, "50 packets", func() bool { return rtpR.rtp.Load() >= 50 })
+			waitStats(t, f, []*udptest.Receiver{rtpR}, "50 packets", func() bool { return rtpR.RTP.Load() >= 50 })
 			st := f.Stats()
 			if st.In.Packets < 50 || st.Out[0].Packets < 50 || st.In.Drops != 0 {
 				t.Errorf("stats: %+v", st)
@@ -162,7 +163,7 @@ func TestRTSPInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"m=video " + strconv.Itoa(int(rtpR.addr.Port())) + " RTP/AVP 96", "a=rtpmap:96 H264/90000", "packetization-mode=1"} {
+			for _, want := range []string{"m=video " + strconv.Itoa(int(rtpR.Addr.Port())) + " RTP/AVP 96", "a=rtpmap:96 H264/90000", "packetization-mode=1"} {
 				if !strings.Contains(string(b), want) {
 					t.Errorf("sdp lacks %q:\n%s", want, b)
 				}
@@ -173,8 +174,8 @@ func TestRTSPInput(t *testing.T) {
 
 func TestRTSPInputEndsWhenServerGoes(t *testing.T) {
 	o := newRTSPOrigin(t)
-	r := newReceiver(t)
-	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp"})
+	r := udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.URL()}, RTSPTransport: "tcp"})
 	o.close()
 	done := make(chan error, 1)
 	go func() { done <- f.Wait() }()
@@ -192,8 +193,8 @@ func TestRTSPInputEndsWhenServerGoes(t *testing.T) {
 // receiving and nothing ends.
 func TestRTSPInputReconnects(t *testing.T) {
 	o := newRTSPOrigin(t)
-	r := newReceiver(t)
-	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp",
+	r := udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.URL()}, RTSPTransport: "tcp",
 		RTSPReconnect: time.Minute})
 	feed := func(o *rtspOrigin) func() {
 		stop := make(chan struct{})
@@ -203,14 +204,14 @@ func TestRTSPInputReconnects(t *testing.T) {
 		return func() { close(stop); wg.Wait() }
 	}
 	stop := feed(o)
-	waitStats(t, f, []*receiver{r}, "20 packets", func() bool { return r.rtp.Load() >= 20 })
+	waitStats(t, f, []*udptest.Receiver{r}, "20 packets", func() bool { return r.RTP.Load() >= 20 })
 	stop()
 	o.close()
 
 	o2 := newRTSPOriginAt(t, o.addr)
 	t.Cleanup(feed(o2))
-	before := r.rtp.Load()
-	waitStats(t, f, []*receiver{r}, "20 packets after the restart", func() bool { return r.rtp.Load() >= before+20 })
+	before := r.RTP.Load()
+	waitStats(t, f, []*udptest.Receiver{r}, "20 packets after the restart", func() bool { return r.RTP.Load() >= before+20 })
 	if st := f.Stats(); st.In.Reconnects != 1 {
 		t.Errorf("reconnects %d, want 1", st.In.Reconnects)
 	}
@@ -225,8 +226,8 @@ func TestRTSPInputReconnects(t *testing.T) {
 // try in the error.
 func TestRTSPInputGivesUp(t *testing.T) {
 	o := newRTSPOrigin(t)
-	r := newReceiver(t)
-	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp",
+	r := udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.URL()}, RTSPTransport: "tcp",
 		RTSPReconnect: 600 * time.Millisecond})
 	o.close()
 	done := make(chan error, 1)
