@@ -54,6 +54,16 @@ func relayUp(m *member, originAddr string) control.Upstream {
 	return control.Upstream{URL: enhanced(m.rtsp, originAddr), Addr: m.rtsp, Node: m.NodeID}
 }
 
+// startParent starts what a relay offers as a parent at level 1: an RTSP
+// server and a probe responder saying so; it returns the candidate the
+// server gives for it.
+func startParent(t *testing.T, node string) wire.Candidate {
+	t.Helper()
+	rtsp := startRTSP(t).Addr()
+	pr := startProbeResponder(t, probe.Info{Node: node, Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	return wire.Candidate{Node: node, RTSP: rtsp, Probe: pr.Addr(), Level: 1, Capacity: 4}
+}
+
 // TestResolveOriginOnly: with no other relay, the origin (probed with an
 // RTSP OPTIONS round trip) is the only candidate, whatever the policy; the
 // server's tree has the relay under it.
@@ -280,11 +290,10 @@ func TestStaleReconnect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			origin := startRTSP(t)
 			stream := streamOn(origin.Addr())
-			other := startRTSP(t).Addr()
-			otherProbe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+			other := startParent(t, "r2")
 			fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 				if slices.Contains(g.Exclude, wire.OriginID) {
-					return []wire.Candidate{{Node: "r2", RTSP: other, Probe: otherProbe.Addr(), Level: 1, Capacity: 4}}
+					return []wire.Candidate{other}
 				}
 				return []wire.Candidate{{Node: wire.OriginID, RTSP: origin.Addr(), Capacity: 4}}
 			})
@@ -303,7 +312,7 @@ func TestStaleReconnect(t *testing.T) {
 				return
 			}
 			sw := a.med.waitSwitch()
-			want := control.Upstream{URL: enhanced(other, origin.Addr()), Addr: other, Node: "r2"}
+			want := control.Upstream{URL: enhanced(other.RTSP, origin.Addr()), Addr: other.RTSP, Node: "r2"}
 			if sw.Stream != stream || sw.Upstream == nil || *sw.Upstream != want {
 				t.Fatalf("switch = %+v %+v, want %+v", sw, sw.Upstream, want)
 			}
@@ -502,16 +511,14 @@ func TestResolveAfterLoss(t *testing.T) {
 		t.Run(tc.recovery, func(t *testing.T) {
 			origin := startRTSP(t)
 			stream := streamOn(origin.Addr())
-			p1 := startRTSP(t).Addr()
-			p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
-			other := startRTSP(t).Addr()
-			otherProbe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+			p1 := startParent(t, "p1")
+			other := startParent(t, "r2")
 			var p1Failed atomic.Bool
 			fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 				if p1Failed.Load() {
-					return []wire.Candidate{{Node: "r2", RTSP: other, Probe: otherProbe.Addr(), Level: 1, Capacity: 4}}
+					return []wire.Candidate{other}
 				}
-				return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+				return []wire.Candidate{p1}
 			})
 			fs.recovery = tc.recovery
 			a, up := join(t, "a", fs.Addr(), stream, nil)
@@ -527,7 +534,7 @@ func TestResolveAfterLoss(t *testing.T) {
 			if tc.recovery == wire.RecoveryReconnect {
 				a.log.wait(t, "waiting for the server's reconnect")
 				fs.push(&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentFailed, Parent: "p1",
-					Target: "r2", TargetRTSP: other})
+					Target: "r2", TargetRTSP: other.RTSP})
 			}
 			var r ctlMsg
 			select {
@@ -535,7 +542,7 @@ func TestResolveAfterLoss(t *testing.T) {
 			case <-time.After(guard):
 				t.Fatalf("no answer to the resolve within %v", guard)
 			}
-			want := control.Upstream{URL: enhanced(other, origin.Addr()), Addr: other, Node: "r2"}
+			want := control.Upstream{URL: enhanced(other.RTSP, origin.Addr()), Addr: other.RTSP, Node: "r2"}
 			if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
 				t.Fatalf("resolve = %+v %+v, want %+v", r, r.Upstream, want)
 			}
@@ -557,17 +564,15 @@ func TestResolveAfterLoss(t *testing.T) {
 func TestLossAfterReconnectAnswered(t *testing.T) {
 	origin := startRTSP(t)
 	stream := streamOn(origin.Addr())
-	p1 := startRTSP(t).Addr()
-	p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
-	r2 := startRTSP(t).Addr()
-	r2Probe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	p1 := startParent(t, "p1")
+	r2 := startParent(t, "r2")
 	var p1Failed, r2Up atomic.Bool
 	fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 		switch {
 		case !p1Failed.Load():
-			return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+			return []wire.Candidate{p1}
 		case r2Up.Load():
-			return []wire.Candidate{{Node: "r2", RTSP: r2, Probe: r2Probe.Addr(), Level: 1, Capacity: 4}}
+			return []wire.Candidate{r2}
 		}
 		return nil // nobody has room
 	})
@@ -584,7 +589,7 @@ func TestLossAfterReconnectAnswered(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	r2Up.Store(true)
 	r := a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{up.Addr}})
-	want := control.Upstream{URL: enhanced(r2, origin.Addr()), Addr: r2, Node: "r2"}
+	want := control.Upstream{URL: enhanced(r2.RTSP, origin.Addr()), Addr: r2.RTSP, Node: "r2"}
 	if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
 		t.Fatalf("resolve after the loss = %+v %+v, want %+v", r, r.Upstream, want)
 	}
@@ -603,14 +608,13 @@ func TestLossAfterReconnectAnswered(t *testing.T) {
 func TestLossWithServerUnanswering(t *testing.T) {
 	origin := startRTSP(t)
 	stream := streamOn(origin.Addr())
-	p1 := startRTSP(t).Addr()
-	p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	p1 := startParent(t, "p1")
 	var asked atomic.Int32
 	fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 		if slices.Contains(g.Exclude, "p1") {
 			return nil
 		}
-		return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+		return []wire.Candidate{p1}
 	})
 	fs.recovery = wire.RecoveryReconnect
 	fs.hangUp = func(g *wire.GetCandidates) bool { return asked.Add(1) == 2 } // the check after the loss
