@@ -26,24 +26,12 @@ func newReceivers(t testing.TB, n int) ([]*udptest.Receiver, []string) {
 	return rs, urls
 }
 
-// receiverPair listens on two adjacent ports, for RTP and RTCP.
+// receiverPair counts the datagrams on an even port and the one above
+// it, for RTP and RTCP.
 func receiverPair(t testing.TB) (rtp, rtcp *udptest.Receiver) {
 	t.Helper()
-	for range 100 {
-		a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := a.LocalAddr().(*net.UDPAddr).Port
-		b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1})
-		if err != nil {
-			a.Close()
-			continue
-		}
-		return udptest.StartReceiver(t, a), udptest.StartReceiver(t, b)
-	}
-	t.Fatal("no two adjacent free ports")
-	return nil, nil
+	a, b := udptest.Pair(t)
+	return udptest.StartReceiver(t, a), udptest.StartReceiver(t, b)
 }
 
 // waitStats is udptest.WaitFor that shows the fanout's stats and the receivers'

@@ -64,7 +64,7 @@ func newRTSPOriginAt(t *testing.T, addr string) *rtspOrigin {
 	}
 	// UDP transport wants an even port and the next one: bind a pair here
 	// and hand the sockets over, so no fixed port is needed.
-	rtpC, rtcpC := udpPair(t)
+	rtpC, rtcpC := udptest.Pair(t)
 	byAddr := map[string]net.PacketConn{rtpC.LocalAddr().String(): rtpC, rtcpC.LocalAddr().String(): rtcpC}
 	o.srv.UDPRTPAddress, o.srv.UDPRTCPAddress = rtpC.LocalAddr().String(), rtcpC.LocalAddr().String()
 	o.srv.ListenPacket = func(network, address string) (net.PacketConn, error) {
@@ -92,26 +92,6 @@ func newRTSPOriginAt(t *testing.T, addr string) *rtspOrigin {
 	close(o.ready)
 	t.Cleanup(o.close)
 	return o
-}
-
-// udpPair binds an even UDP port of 127.0.0.1 and the one above it.
-func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
-	t.Helper()
-	for range 200 {
-		a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := a.LocalAddr().(*net.UDPAddr).Port
-		if p%2 == 0 {
-			if b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1}); err == nil {
-				return a, b
-			}
-		}
-		a.Close()
-	}
-	t.Fatal("no free even port pair")
-	return nil, nil
 }
 
 // feed writes RTP packets until stop is closed.

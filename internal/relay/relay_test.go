@@ -138,38 +138,15 @@ func TestResolveRelayCandidate(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections and never answers.
+// silentServer accepts connections and never answers: it reads and
+// drops what comes until the client goes or the test ends.
 func silentServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
+	testutil.Serve(t, ln, guard, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	return ln.Addr().String()
 }
 

@@ -26,6 +26,27 @@ func Listen(t testing.TB) *net.UDPConn {
 	return c
 }
 
+// Pair binds an even UDP port of 127.0.0.1 and the one above it, as RTP
+// and RTCP use them; the caller closes them.
+func Pair(t testing.TB) (rtp, rtcp *net.UDPConn) {
+	t.Helper()
+	for range 200 {
+		a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.LocalAddr().(*net.UDPAddr).Port
+		if p%2 == 0 {
+			if b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1}); err == nil {
+				return a, b
+			}
+		}
+		a.Close()
+	}
+	t.Fatal("no free even port pair")
+	return nil, nil
+}
+
 // Receiver counts the datagrams arriving on a UDP socket.
 type Receiver struct {
 	Addr    netip.AddrPort
