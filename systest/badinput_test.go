@@ -223,12 +223,7 @@ func stalledPlayer(t *testing.T, addr, url string) {
 // dial connects to addr; the connection is closed when the test ends.
 func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, patience)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return testutil.Dial(t, addr, patience)
 }
 
 // hasLine reports whether one line of text contains all of words.

@@ -379,10 +379,7 @@ func (unknownBody) Validate() error { return nil }
 
 func dialMediator(t *testing.T, addr string) *fakeMediator {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, guard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := testutil.Dial(t, addr, guard)
 	m := &fakeMediator{t: t, c: control.NewConn(nc),
 		switches: make(chan ctlMsg, 64), bad: make(chan ctlMsg, 64), done: make(chan struct{})}
 	m.cl = control.NewClient(m.c)

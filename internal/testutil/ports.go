@@ -3,6 +3,7 @@ package testutil
 import (
 	"net"
 	"testing"
+	"time"
 )
 
 // ClosedTCP returns a 127.0.0.1 address where nothing listens: a port
@@ -28,4 +29,16 @@ func SilentUDP(t testing.TB) string {
 	}
 	t.Cleanup(func() { pc.Close() })
 	return pc.LocalAddr().String()
+}
+
+// Dial connects to the TCP address addr within timeout, failing the test
+// if it cannot; the connection closes when the test ends.
+func Dial(t testing.TB, addr string, timeout time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
