@@ -42,6 +42,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
@@ -88,12 +90,16 @@ const (
 	DefaultStallLimit      = 2
 	DefaultStallConfirm    = 5 * time.Second
 	DefaultQuarantineClean = 2 * time.Minute
+	// DefaultFDReserve is how many file descriptors of the open-file limit
+	// are kept for everything but relay connections (listeners, the HTTP
+	// API's clients, logs) when MaxRelays is not set.
+	DefaultFDReserve = 64
 	// MissedHeartbeats is how many heartbeat intervals of silence make a
 	// node failed.
 	MissedHeartbeats = wire.MissedHeartbeats
-	// sendQueue is each connection's outgoing queue; a relay that lets it
-	// fill is too slow to be part of the overlay and is disconnected.
-	sendQueue = 256
+	// maxQueued bounds each connection's outgoing queue; a relay that lets
+	// it fill is too slow to be part of the overlay and is disconnected.
+	maxQueued = 256
 )
 
 // HTTPOff as the HTTP address disables the HTTP server.
@@ -131,6 +137,11 @@ type Server struct {
 	HelloTimeout    time.Duration
 	WriteTimeout    time.Duration
 	MaxLine         int // longest accepted line; default wire.MaxLineLen
+	// MaxRelays bounds the relay connections held at once; one more is
+	// answered busy and closed, so the server never runs out of file
+	// descriptors (its HTTP API, among others, keeps working). Zero: the
+	// open-file limit less DefaultFDReserve.
+	MaxRelays int
 	// StallWindow, StallLimit, StallConfirm and QuarantineClean rule the
 	// quarantine of black holes (see stall.go and the Default*
 	// constants); a negative StallLimit disables it.
@@ -155,15 +166,19 @@ type Server struct {
 	// duplicateGrace is duplicateGrace unless a test shortens it.
 	duplicateGrace time.Duration
 
-	ln      net.Listener
-	httpLn  net.Listener
-	httpSrv *http.Server
-	ctx     context.Context
-	cancel  context.CancelFunc
-	reqs    chan func(*state)
-	wg      sync.WaitGroup // accept loop, HTTP, state loop
-	conns   sync.WaitGroup // connection goroutines
-	loopEnd chan struct{}
+	ln       net.Listener
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	ctx      context.Context
+	cancel   context.CancelFunc
+	reqs     chan func(*state)
+	wg       sync.WaitGroup // accept loop, HTTP, state loop
+	conns    sync.WaitGroup // connection goroutines
+	nconns   atomic.Int64   // relay connections held (counted by the accept loop)
+	refusing atomic.Int64   // busy refusals being written
+	loopEnd  chan struct{}
+
+	lastBusy atomic.Int64 // unix ns of the last busy refusal logged
 
 	errMu     sync.Mutex
 	err       error
@@ -243,6 +258,12 @@ func (s *Server) fill() error {
 	if s.MaxLine <= 0 {
 		s.MaxLine = wire.MaxLineLen
 	}
+	if s.MaxRelays < 0 {
+		return fmt.Errorf("max relays %d is negative", s.MaxRelays)
+	}
+	if s.MaxRelays == 0 {
+		s.MaxRelays = relaysForFDs()
+	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -280,7 +301,8 @@ func (s *Server) Start() error {
 		// instead (see limited). ReadTimeout covers headers and body, and
 		// ends once the body is read, so it does not limit a stream.
 		s.httpSrv = &http.Server{Handler: s.limited(s.authorized(s.handler())), ReadTimeout: s.HTTPReadTimeout,
-			IdleTimeout: s.HTTPIdleTimeout, MaxHeaderBytes: s.HTTPMaxHeaderBytes}
+			ReadHeaderTimeout: s.HTTPReadTimeout,
+			IdleTimeout:       s.HTTPIdleTimeout, MaxHeaderBytes: s.HTTPMaxHeaderBytes}
 		if ta, ok := hl.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && s.Token == "" {
 			s.Log.Warn("the HTTP API listens beyond this host without a token: anyone who reaches "+
 				httpAddr+" can move, kick and drain relays; set --token (or $OCM_TOKEN)", "http", httpAddr)
@@ -387,12 +409,65 @@ func (s *Server) acceptLoop() {
 			return
 		}
 		backoff = 0
+		if s.nconns.Load() >= int64(s.MaxRelays) {
+			// Refusals in flight are bounded too, within the reserve.
+			if s.refusing.Add(1) > DefaultFDReserve/2 {
+				s.refusing.Add(-1)
+				nc.Close()
+				continue
+			}
+			s.conns.Add(1)
+			go func() {
+				defer s.conns.Done()
+				defer s.refusing.Add(-1)
+				s.refuseBusy(nc)
+			}()
+			continue
+		}
+		s.nconns.Add(1)
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
+			defer s.nconns.Add(-1)
 			s.serveConn(nc)
 		}()
 	}
+}
+
+// relaysForFDs is the default MaxRelays: the open-file limit (which Go
+// raises to the hard limit at start) less DefaultFDReserve.
+func relaysForFDs() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1 << 30 // unknown or unlimited
+	}
+	return max(int(rl.Cur)-DefaultFDReserve, 1)
+}
+
+// refuseBusy answers a connection over MaxRelays with a final busy error
+// and closes it: the relay retries later, as after any refused hello.
+func (s *Server) refuseBusy(nc net.Conn) {
+	c := wire.NewConn(nc)
+	defer c.Close()
+	c.SetWriteTimeout(time.Second)
+	if s.busyNoted(time.Now()) {
+		s.Log.Warn("relay refused: the server holds its maximum of relays (--max-relays; raise the open-file limit)",
+			"remote", nc.RemoteAddr().String(), "max_relays", s.MaxRelays)
+	}
+	// Answer the hello itself, so the relay's request gets the reason.
+	c.SetReadTimeout(time.Second)
+	m, _ := c.ReadMsg()
+	if c.WriteMsg(wire.Msg{Re: m.ID, Body: &wire.Error{Code: wire.CodeBusy,
+		Message: fmt.Sprintf("the server holds its maximum of %d relays: try again later", s.MaxRelays)}}) == nil {
+		c.Linger(linger)
+	}
+}
+
+// busyNoted reports whether a busy refusal at now is logged (one a
+// second at most: a crowd makes many).
+func (s *Server) busyNoted(now time.Time) bool {
+	last := s.lastBusy.Load()
+	return now.UnixNano()-last >= int64(time.Second) && s.lastBusy.CompareAndSwap(last, now.UnixNano())
 }
 
 // isTemporary reports errors an accept loop should retry (too many open

@@ -22,7 +22,7 @@ type session struct {
 	conn       *wire.Conn
 	remote     string
 	log        *slog.Logger
-	out        chan outMsg
+	out        *sendQueue
 	done       chan struct{} // closed by close
 	readEnded  chan struct{} // closed when the read loop has ended: the connection is going
 	readerDone chan struct{} // closed when serveConn stops reading (after draining)
@@ -47,7 +47,7 @@ const linger = 500 * time.Millisecond
 
 func newSession(c *wire.Conn, node string, log *slog.Logger) *session {
 	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), log: log.With("node", node),
-		out: make(chan outMsg, sendQueue), done: make(chan struct{}), readEnded: make(chan struct{}),
+		out: newSendQueue(), done: make(chan struct{}), readEnded: make(chan struct{}),
 		readerDone: make(chan struct{})}
 }
 
@@ -66,15 +66,78 @@ func (ss *session) alive() bool {
 }
 
 // enqueue queues a message without blocking; a full queue means the relay
-// does not read, so it is disconnected.
+// does not read, so it is disconnected. A writer goroutine runs while
+// messages wait, and only then.
 func (ss *session) enqueue(o outMsg) {
-	select {
-	case ss.out <- o:
-	case <-ss.done:
-	default:
-		ss.log.Warn("send queue full: disconnecting")
+	ok, start := ss.out.put(o)
+	switch {
+	case !ok:
+		ss.log.Warn("send queue full: disconnecting", "queued", maxQueued)
 		ss.close()
+	case start:
+		go ss.writeLoop()
 	}
+}
+
+// sendQueue is a session's outgoing queue, at most maxQueued messages,
+// and the state of its writer. It holds memory only while messages wait:
+// a relay connection is idle nearly all the time, and thousands of them
+// must not each keep a queue, nor a writer goroutine's stack, allocated.
+type sendQueue struct {
+	mu      sync.Mutex
+	msgs    []outMsg
+	running bool       // a writer goroutine is draining msgs
+	closed  bool       // the session is over: nothing more is queued
+	idle    *sync.Cond // signalled when the writer stops
+}
+
+func newSendQueue() *sendQueue {
+	q := &sendQueue{}
+	q.idle = sync.NewCond(&q.mu)
+	return q
+}
+
+// put appends o. ok is false if the queue already holds maxQueued; start
+// is true if the caller must start a writer.
+func (q *sendQueue) put(o outMsg) (ok, start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return true, false // the connection is going: drop it
+	}
+	if len(q.msgs) >= maxQueued {
+		return false, false
+	}
+	q.msgs = append(q.msgs, o)
+	start = !q.running
+	q.running = true
+	return true, start
+}
+
+// take removes and returns what is queued; when nothing is (or the
+// session is over) it marks the writer stopped and returns nil.
+func (q *sendQueue) take() []outMsg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.msgs
+	q.msgs = nil
+	if len(out) == 0 || q.closed {
+		q.running = false
+		q.idle.Broadcast()
+		return nil
+	}
+	return out
+}
+
+// close stops queueing and waits for the writer to stop.
+func (q *sendQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	for q.running {
+		q.idle.Wait()
+	}
+	q.msgs = nil
 }
 
 // push sends a message the relay did not ask for.
@@ -101,46 +164,61 @@ func (ss *session) close() {
 	})
 }
 
-// writeLoop writes queued messages until the session closes. After a
-// final message it half-closes and gives the reader (which drains the
-// peer's input) up to linger before closing.
+// writeLoop writes queued messages until none is left, or the session
+// is over. After a final message it half-closes and gives the reader
+// (which drains the peer's input) up to linger before closing.
 func (ss *session) writeLoop() {
 	for {
-		select {
-		case o := <-ss.out:
-			var err error
-			switch {
-			case o.m.Body == nil:
-			case o.m.Re != 0:
-				err = ss.conn.Reply(o.m.Re, o.m.Body)
-			default:
-				_, err = ss.conn.Send(o.m.Body)
-			}
-			if err != nil && (errors.Is(err, wire.ErrInvalid) || errors.Is(err, wire.ErrLineTooLong)) {
-				// Our bug, not the relay's: drop the message, keep the relay.
-				ss.log.Error("unsendable message", "type", o.m.Body.Type(), "err", err)
-				err = nil
-			}
-			if err != nil {
-				ss.close()
-				return
-			}
-			if o.close {
-				_ = ss.conn.CloseWrite()
-				t := time.NewTimer(linger)
-				select {
-				case <-ss.readerDone:
-				case <-t.C:
-				case <-ss.done:
-				}
-				t.Stop()
-				ss.close()
-				return
-			}
-		case <-ss.done:
+		msgs := ss.out.take()
+		if msgs == nil {
 			return
 		}
+		for i, o := range msgs {
+			if !ss.write(o) {
+				clear(msgs[i:])
+				ss.out.mu.Lock()
+				ss.out.closed = true
+				ss.out.mu.Unlock()
+				ss.out.take() // marks the writer stopped
+				return
+			}
+		}
 	}
+}
+
+// write writes one queued message; false once the session is over (an
+// error, or a final message).
+func (ss *session) write(o outMsg) bool {
+	var err error
+	switch {
+	case o.m.Body == nil:
+	case o.m.Re != 0:
+		err = ss.conn.Reply(o.m.Re, o.m.Body)
+	default:
+		_, err = ss.conn.Send(o.m.Body)
+	}
+	if err != nil && (errors.Is(err, wire.ErrInvalid) || errors.Is(err, wire.ErrLineTooLong)) {
+		// Our bug, not the relay's: drop the message, keep the relay.
+		ss.log.Error("unsendable message", "type", o.m.Body.Type(), "err", err)
+		err = nil
+	}
+	if err != nil {
+		ss.close()
+		return false
+	}
+	if o.close {
+		_ = ss.conn.CloseWrite()
+		t := time.NewTimer(linger)
+		select {
+		case <-ss.readerDone:
+		case <-t.C:
+		case <-ss.done:
+		}
+		t.Stop()
+		ss.close()
+		return false
+	}
+	return true
 }
 
 // serveConn runs one connection: hello, then messages until it ends.
@@ -176,16 +254,13 @@ func (s *Server) serveConn(nc net.Conn) {
 	s.awaitDuplicate(h.Node)
 
 	ss := newSession(c, h.Node, log)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); ss.writeLoop() }()
 	defer func() {
 		// Let the writer flush what is queued (a final error), draining
 		// the peer meanwhile, then close.
 		ss.enqueue(outMsg{close: true})
 		c.Discard(linger)
 		close(ss.readerDone)
-		wg.Wait()
+		ss.out.close()
 		ss.close()
 	}()
 	welcomed := false

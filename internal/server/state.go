@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -26,6 +27,8 @@ type state struct {
 	handovers map[tree.Member]*handover
 	stepping  bool // progress is running
 	m         metrics
+	// lastFullNote is when a "full" join refusal was last logged (fullNoted).
+	lastFullNote time.Time
 
 	// Black holes (stall.go).
 	stalls   map[tree.Member]*stallReport // children's stalls to confirm, by child
@@ -151,6 +154,7 @@ func (st *state) sweep() {
 	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
 	st.forest.ExpireExpectations(now)
+	st.forest.ExpirePromises(time.Now()) // wall clock, as when they were made
 	st.pruneLosses(now)
 }
 
@@ -295,7 +299,13 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 	if g.Max > 0 && g.Max < k {
 		k = g.Max
 	}
+	st.forest.ExpirePromises(time.Now())
 	cs := st.forest.Candidates(g.Stream, ss.node, g.Exclude, k)
+	if pick, ok := likelyPick(cs); ok {
+		// Until it joins, the slot it will most likely take is not
+		// offered to the relays asking at the same moment (tree.Promise).
+		st.forest.Promise(g.Stream, ss.node, pick, time.Now().Add(promiseHold))
+	}
 	out := &wire.Candidates{Stream: g.Stream, Candidates: make([]wire.Candidate, 0, len(cs))}
 	for _, c := range cs {
 		wc := wire.Candidate{Node: c.ID, RTSP: c.RTSP, Probe: c.Probe, Level: c.Level,
@@ -316,11 +326,17 @@ func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 			return
 		}
 	}
+	st.forest.ExpirePromises(time.Now())
 	res, err := st.forest.Join(j.Stream, ss.node, j.Parent)
 	if err != nil {
 		code := errorCode(err)
 		st.m.joinErrors.inc(code)
 		ss.reply(re, &wire.Error{Code: code, Message: err.Error()})
+		if code == wire.CodeFull && !st.fullNoted(time.Now()) {
+			// A flash crowd makes many; the metric counts every one.
+			ss.log.Debug("join refused", "stream", j.Stream, "parent", j.Parent, "err", err)
+			return
+		}
 		st.s.Events.Emit(event.JoinRejected{Stream: j.Stream, Node: ss.node, Parent: j.Parent,
 			Code: code, Message: err.Error()})
 		ss.log.Warn("join rejected", "stream", j.Stream, "parent", j.Parent, "err", err)
@@ -330,6 +346,20 @@ func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 	level, _ := st.forest.Level(j.Stream, ss.node)
 	ss.reply(re, &wire.Ack{Level: level})
 	st.apply(res, ss.node+" joined")
+}
+
+// fullNoteEvery is the least time between two "full" refusals logged and
+// emitted as events; the others are counted (ocm_join_errors_total) and
+// logged at debug level.
+const fullNoteEvery = time.Second
+
+// fullNoted reports whether a "full" refusal at now is logged and emitted.
+func (st *state) fullNoted(now time.Time) bool {
+	if now.Sub(st.lastFullNote) < fullNoteEvery {
+		return false
+	}
+	st.lastFullNote = now
+	return true
 }
 
 func (st *state) report(ss *session, r *wire.Report) {
@@ -504,6 +534,29 @@ func (st *state) sendReconnect(ss *session, r *wire.Reconnect) {
 	st.m.reconnects.inc(r.Reason)
 	st.s.Events.Emit(event.ReconnectSent{Stream: r.Stream, Node: ss.node, Reason: r.Reason, Target: r.Target})
 	ss.log.Info("reconnect sent", "stream", r.Stream, "reason", r.Reason, "target", r.Target)
+}
+
+// promiseHold is how long the slot a requester will most likely take
+// stays promised to it: its probe round (probe.DefaultTimeout) and join,
+// with room for a loaded host.
+const promiseHold = 2 * time.Second
+
+// likelyPick returns the candidate a relay with the default weights picks
+// when every RTT is alike: the lowest score of the load, level and CPU
+// terms (probe.Weights), the server's order breaking ties.
+func likelyPick(cs []tree.Candidate) (string, bool) {
+	best, bestScore := "", 0.0
+	for _, c := range cs {
+		load := 1.0
+		if c.Capacity > 0 {
+			load = float64(c.Clients) / float64(c.Capacity)
+		}
+		s := probe.DefaultWLoad*load + probe.DefaultWLevel*float64(c.Level) + probe.DefaultWCPU*min(max(c.CPU, 0), 1)
+		if best == "" || s < bestScore {
+			best, bestScore = c.ID, s
+		}
+	}
+	return best, best != ""
 }
 
 // errorCode maps a tree error to a wire error code.

@@ -1,6 +1,9 @@
 package tree
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Candidate is a possible parent offered to a requester.
 type Candidate struct {
@@ -25,28 +28,18 @@ type Candidate struct {
 // promised it); slots reserved for others count as taken, a leaving
 // child's slot as free (Clients is that count).
 func (f *Forest) Candidates(stream, requester string, exclude []string, k int) []Candidate {
-	skip := make(map[string]bool, len(exclude)+1)
-	for _, id := range exclude {
-		skip[id] = true
-	}
-	skip[requester] = true
 	t := f.streams[stream]
 	var self *member
 	if t != nil {
 		self = t.members[requester]
 	}
-	// clients counts node's taken slots without the requester's own.
-	clients := func(id string) int {
-		n := f.occupied(stream, id, requester)
-		if self != nil && self.parent == id {
-			return n - 1
-		}
-		return n
-	}
 
 	var out []Candidate
-	if !skip[Origin] {
-		n := clients(Origin)
+	if requester != Origin && !slices.Contains(exclude, Origin) {
+		n := f.occupied(stream, Origin, requester)
+		if self != nil && self.parent == Origin {
+			n--
+		}
 		if n < f.originCap {
 			out = append(out, Candidate{ID: Origin, Level: 0, Clients: n, Capacity: f.originCap})
 		}
@@ -59,52 +52,155 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 	// to relays, which pass them on. Passive hosts holding them would
 	// leave a relay whose parent died nowhere to go.
 	passive := f.nodes[requester] != nil && !f.nodes[requester].Willing
+	home := f.home(stream, requester, self)
+	// One pass over the members keeps the best k so far (all if k <= 0):
+	// a member that cannot beat the k-th is dropped after the O(1) tests,
+	// so the walks up the tree (attached, below the requester, below a
+	// quarantined node) are made for a handful of members, not for all.
 	var relays []Candidate
-	for id, m := range t.members {
-		n := f.nodes[id]
-		if skip[id] || n == nil || !n.Willing || m.leaving || f.quarantinedAbove(t, id) != "" {
-			continue
-		}
-		c := clients(id)
-		if c >= n.Capacity || !t.attached(id) {
-			continue
-		}
-		if self != nil && t.descends(id, requester) {
-			continue
-		}
-		relays = append(relays, Candidate{
-			ID: id, RTSP: n.RTSP, Probe: n.Probe, Level: m.level,
-			Clients: c, Capacity: n.Capacity, Cores: n.Cores, CPU: n.CPU,
-		})
+	var homeCand *Candidate
+	own, _ := f.promised[Member{stream, requester}]
+	selfParent := ""
+	if self != nil {
+		selfParent = self.parent
 	}
-	sort.Slice(relays, func(i, j int) bool {
-		a, b := relays[i], relays[j]
-		if a.Level != b.Level {
-			return a.Level < b.Level
-		}
-		// a.Clients/a.Capacity < b.Clients/b.Capacity, capacities > 0.
-		if l, r := a.Clients*b.Capacity, b.Clients*a.Capacity; l != r {
-			return l < r
-		}
-		return a.ID < b.ID
-	})
-	if k > 0 && len(relays) > k {
-		// The requester's home (its current parent, or the one a handover
-		// or a gradual rebuild keeps a slot under for it) is always
-		// offered: going back there keeps the tree's shape.
-		home := f.home(stream, requester, self)
-		kept := relays[:k]
-		for _, c := range relays[k:] {
-			if c.ID == home {
-				kept = append(kept, c)
+	// One member's slots look different to the requester than to others:
+	// its home, the parent it holds a promise under, its current parent.
+	// They are ranked here, the rest come from the cache (topcache.go).
+	specials := []string{home, own.parent, selfParent}
+	fast := false
+	if k > 0 {
+		relays, fast = f.fastCandidates(t, stream, requester, self, exclude, k, specials...)
+	}
+	if fast {
+		for i, id := range specials {
+			m := t.members[id]
+			if m == nil || slices.Contains(specials[:i], id) {
+				continue
+			}
+			cand, ok := f.candidateOf(t, stream, m, requester, self, own.parent, exclude, nil)
+			switch {
+			case !ok:
+			case id == home:
+				homeCand = &cand
+			default:
+				relays = insertRanked(relays, cand, k)
 			}
 		}
-		relays = kept
+	} else {
+		// One pass over the members keeps the best k so far (all if
+		// k <= 0): a member that cannot beat the k-th is dropped after the
+		// O(1) tests, so the walks up the tree (attached, below the
+		// requester, below a quarantined node) are made for a handful of
+		// members, not for all.
+		relays = nil
+		prune := func(c *Candidate) bool {
+			return k > 0 && len(relays) >= k && c.ID != home && !better(c, &relays[k-1])
+		}
+		for _, m := range t.list {
+			if k > 0 && len(relays) >= k && m.level > relays[k-1].Level && m.id != home {
+				continue // deeper than the k best so far
+			}
+			cand, ok := f.candidateOf(t, stream, m, requester, self, own.parent, exclude, prune)
+			switch {
+			case !ok:
+			case m.id == home && k > 0:
+				homeCand = &cand
+			default:
+				relays = insertRanked(relays, cand, k)
+			}
+		}
+	}
+	if homeCand != nil {
+		// The requester's home (its current parent, or the one a handover
+		// or a gradual rebuild keeps a slot under for it) is always
+		// offered: going back there keeps the tree's shape. It takes its
+		// rank among the best k, or comes after them.
+		if len(relays) < k || better(homeCand, &relays[len(relays)-1]) {
+			relays = insertRanked(relays, *homeCand, k)
+		} else {
+			relays = append(relays, *homeCand)
+		}
 	}
 	if passive && len(relays) > 0 {
 		return relays
 	}
 	return append(out, relays...)
+}
+
+// candidateOf returns m as a candidate for requester, false if it is not
+// one (itself, unwilling, leaving, full as the requester counts, excluded,
+// detached, below the requester or below a quarantined node). prune, if
+// set, may drop it once its rank is known, before the walks up the tree.
+func (f *Forest) candidateOf(t *tree, stream string, m *member, requester string, self *member, ownPromise string,
+	exclude []string, prune func(*Candidate) bool) (Candidate, bool) {
+	id, n := m.id, m.node
+	if id == requester || !n.Willing || m.leaving {
+		return Candidate{}, false
+	}
+	c := f.taken(stream, m, requester, ownPromise)
+	if self != nil && self.parent == id {
+		c--
+	}
+	if c >= n.Capacity {
+		return Candidate{}, false
+	}
+	cand := Candidate{ID: id, Level: m.level, Clients: c, Capacity: n.Capacity}
+	if prune != nil && prune(&cand) {
+		return Candidate{}, false
+	}
+	if slices.Contains(exclude, id) || !t.attached(id) || self != nil && t.descends(id, requester) ||
+		f.quarantinedAbove(t, id) != "" {
+		return Candidate{}, false
+	}
+	cand.RTSP, cand.Probe, cand.Cores, cand.CPU = n.RTSP, n.Probe, n.Cores, n.CPU
+	return cand, true
+}
+
+// better is the candidates' order: lower level first, then least loaded
+// (clients/capacity), then by id.
+func better(a, b *Candidate) bool {
+	if a.Level != b.Level {
+		return a.Level < b.Level
+	}
+	// a.Clients/a.Capacity < b.Clients/b.Capacity, capacities > 0.
+	if l, r := a.Clients*b.Capacity, b.Clients*a.Capacity; l != r {
+		return l < r
+	}
+	return a.ID < b.ID
+}
+
+// insertRanked inserts c into rs (ranked by better) and keeps at most k
+// (k <= 0: all).
+func insertRanked(rs []Candidate, c Candidate, k int) []Candidate {
+	i := sort.Search(len(rs), func(i int) bool { return better(&c, &rs[i]) })
+	if k > 0 && i >= k {
+		return rs
+	}
+	rs = append(rs, Candidate{})
+	copy(rs[i+1:], rs[i:])
+	rs[i] = c
+	if k > 0 && len(rs) > k {
+		rs = rs[:k]
+	}
+	return rs
+}
+
+// taken is occupied for a member's node, without a map lookup on the
+// common path (nothing leaving, reserved, kept or promised): ownPromise is
+// the parent joiner's promise is under ("" if none).
+func (f *Forest) taken(stream string, m *member, joiner, ownPromise string) int {
+	n := m.node.children + m.node.promised
+	if ownPromise == m.id {
+		n--
+	}
+	if f.nleaving > 0 {
+		n -= f.leavingKids(m.id, joiner)
+	}
+	if len(f.reserved) > 0 || len(f.expected) > 0 {
+		n += f.held(stream, m.id, joiner)
+	}
+	return n
 }
 
 // home is the parent requester belongs under: the slot kept for it by a

@@ -49,7 +49,11 @@ func (f *Forest) Handover(stream, node string) ([]Move, error) {
 	}
 	f.EndHandover(stream, node)
 	lm := t.members[node]
+	if !lm.leaving {
+		f.nleaving++
+	}
 	lm.leaving = true
+	t.invalidate()
 
 	kids := sortedKeys(lm.children)
 	size := make(map[string]int, len(kids))
@@ -191,8 +195,8 @@ func (f *Forest) Children(stream, node string) []string {
 // occupied returns how many of parent's slots are taken as far as joiner
 // is concerned: its children (over all streams; the origin: this
 // stream's), less the leaving members among them other than joiner, plus
-// the slots reserved for nodes other than joiner (the origin: on this
-// stream).
+// the slots reserved, kept or promised for nodes other than joiner (the
+// origin: on this stream).
 func (f *Forest) occupied(stream, parent, joiner string) int {
 	n := 0
 	if parent == Origin {
@@ -207,6 +211,13 @@ func (f *Forest) occupied(stream, parent, joiner string) int {
 	} else if pn := f.nodes[parent]; pn != nil {
 		n = pn.children - f.leavingKids(parent, joiner)
 	}
+	return n + f.held(stream, parent, joiner) + f.promisedUnder(stream, parent, joiner)
+}
+
+// held counts the slots under parent reserved by handovers or kept by
+// gradual rebuilds for nodes other than joiner (the origin: on stream).
+func (f *Forest) held(stream, parent, joiner string) int {
+	n := 0
 	for k, r := range f.reserved {
 		if r.parent == parent && k.Node != joiner && (parent != Origin || k.Stream == stream) {
 			n++
@@ -223,6 +234,9 @@ func (f *Forest) occupied(stream, parent, joiner string) int {
 // leavingKids counts parent's leaving children over all streams, except
 // joiner.
 func (f *Forest) leavingKids(parent, except string) int {
+	if f.nleaving == 0 {
+		return 0
+	}
 	n := 0
 	for _, t := range f.streams {
 		if pm := t.members[parent]; pm != nil {

@@ -77,7 +77,7 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	}
 	from, created := "", m == nil
 	if created {
-		m = t.add(node)
+		m = t.add(node, f.nodes[node])
 	} else {
 		from = m.parent
 		f.unlink(t, m)
@@ -86,9 +86,15 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	m.level = level
 	delete(f.reserved, Member{stream, node}) // a promised slot is taken or given up
 	delete(f.expected, Member{stream, node})
+	f.unpromise(Member{stream, node})
 	res.Changes = append(res.Changes, Change{
 		Stream: stream, Node: node, Parent: parent, From: from, Level: level, Subtree: t.relevel(m),
 	})
+	if created {
+		f.refresh(t, m) // a new leaf: one member to rank
+	} else {
+		t.invalidate() // a subtree moved
+	}
 	if created {
 		f.resolvePending(t, stream, node, res)
 	}
@@ -99,6 +105,9 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 // become a member of the tree. An edge that cannot be completed (full
 // parent, cycle) leaves its node an orphan, told to rejoin.
 func (f *Forest) resolvePending(t *tree, stream, parent string, res *Result) {
+	if t.npending == 0 {
+		return
+	}
 	var waiting []string
 	for id, m := range t.members {
 		if m.pending == parent && m.parent == "" {
@@ -108,7 +117,7 @@ func (f *Forest) resolvePending(t *tree, stream, parent string, res *Result) {
 	sort.Strings(waiting)
 	for _, id := range waiting {
 		if err := f.attach(t, stream, id, parent, false, res); err != nil {
-			t.members[id].pending = ""
+			t.setPending(t.members[id], "")
 			res.notify(0, Notice{Stream: stream, Node: id, Reason: ReasonRejected})
 		}
 	}
@@ -133,6 +142,7 @@ func (f *Forest) Hello(info NodeInfo, edges []Edge, pol Policy, now time.Time) (
 		f.nodes[info.ID] = n
 	}
 	n.NodeInfo = info
+	f.refreshNode(n)
 	if n.children-f.leavingKids(info.ID, "") > n.Capacity {
 		f.shed(n, now, &res)
 	}
@@ -169,7 +179,7 @@ func (f *Forest) helloEdge(stream, node, parent string, now time.Time, res *Resu
 	orphan := func() *member {
 		created := m == nil
 		if created {
-			m = t.add(node)
+			m = t.add(node, f.nodes[node])
 		} else if m.parent != "" {
 			f.unlink(t, m)
 			res.Orphaned = append(res.Orphaned, Member{stream, node})
@@ -187,7 +197,7 @@ func (f *Forest) helloEdge(stream, node, parent string, now time.Time, res *Resu
 		}
 		return
 	}
-	orphan().pending = parent
+	t.setPending(orphan(), parent)
 	res.Pending = append(res.Pending, Edge{Stream: stream, Node: node, Parent: parent})
 }
 
@@ -236,6 +246,7 @@ func (f *Forest) Report(node string, r Report, now time.Time) error {
 	n.CPU, n.Clients, n.LastReport = r.CPU, r.Clients, now
 	if r.Willing != nil {
 		n.Willing = *r.Willing
+		f.refreshNode(n)
 	}
 	for _, s := range r.Streams {
 		if t := f.streams[s.Stream]; t != nil {

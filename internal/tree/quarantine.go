@@ -13,7 +13,9 @@ func (f *Forest) Quarantine(node, reason string) error {
 	if n == nil {
 		return fmt.Errorf("%w %q", ErrUnknownNode, node)
 	}
+	recount(&f.nquarantined, n.Quarantine, reason)
 	n.Quarantine = reason
+	f.invalidateAll() // its subtree is (or is no longer) offered
 	return nil
 }
 
@@ -21,6 +23,9 @@ func (f *Forest) Quarantine(node, reason string) error {
 // is quarantined ("" if none): what is below a quarantined member gets
 // its stream through it.
 func (f *Forest) quarantinedAbove(t *tree, id string) string {
+	if f.nquarantined == 0 {
+		return ""
+	}
 	for steps := 0; steps <= len(t.members); steps++ {
 		if n := f.nodes[id]; n != nil && n.Quarantine != "" {
 			return id

@@ -23,6 +23,10 @@ func (f *Forest) RemoveNode(node string, pol Policy, now time.Time) (Result, err
 		f.detach(f.streams[s], s, node, pol, ReasonParentFailed, now, &res)
 		f.gc(s)
 	}
+	f.dropPromises("", node)
+	if f.nodes[node].Quarantine != "" {
+		f.nquarantined--
+	}
 	delete(f.nodes, node)
 	return res, nil
 }
@@ -57,9 +61,11 @@ func (f *Forest) detach(t *tree, stream, node string, pol Policy, reason string,
 			kids = append(kids, c)
 		}
 	}
-	for id, o := range t.members {
-		if o.pending == node && o.parent == "" {
-			kids = append(kids, id)
+	if t.npending > 0 {
+		for id, o := range t.members {
+			if o.pending == node && o.parent == "" {
+				kids = append(kids, id)
+			}
 		}
 	}
 	sort.Strings(kids)
@@ -74,7 +80,7 @@ func (f *Forest) detach(t *tree, stream, node string, pol Policy, reason string,
 				f.unlink(t, cm)
 				res.Orphaned = append(res.Orphaned, Member{stream, c})
 			}
-			cm.pending = ""
+			t.setPending(cm, "")
 			cm.orphanSince = now
 			res.notify(0, Notice{Stream: stream, Node: c, Reason: reason, Parent: node})
 		}
@@ -135,8 +141,15 @@ func (f *Forest) remove(t *tree, stream string, ids []string, res *Result) {
 		}
 	}
 	for _, id := range ids {
-		delete(t.members, id)
+		if m := t.members[id]; m != nil {
+			t.setPending(m, "")
+			if m.leaving {
+				f.nleaving--
+			}
+			t.drop(m)
+		}
 		f.dropReservations(stream, id)
+		f.dropPromises(stream, id)
 		res.Removed = append(res.Removed, Member{stream, id})
 	}
 }
@@ -168,7 +181,7 @@ func (f *Forest) ExpireOrphans(before, now time.Time) Result {
 			if m.pending != "" {
 				reason = ReasonParentMissing
 			}
-			m.pending = ""
+			t.setPending(m, "")
 			m.orphanSince = now
 			res.notify(0, Notice{Stream: s, Node: id, Reason: reason})
 		}

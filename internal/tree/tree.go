@@ -124,6 +124,7 @@ type Node struct {
 	Quarantine string
 
 	children int // children over all trees, kept by link/unlink
+	promised int // slots promised under it (Promise), over all streams
 }
 
 // Report is a node's periodic report.
@@ -219,14 +220,22 @@ type member struct {
 	pending     string    // orphans only: declared parent not yet a member
 	orphanSince time.Time // orphans only: when it was last detached or told
 	leaving     bool      // handing its children over (Handover); takes no new ones
+	node        *Node     // its registered node (a member never outlives it)
+	inTop       bool      // in tree.top
+	idx         int       // its index in tree.list
 	stats       StreamStats
 	statsAt     time.Time
 }
 
 // tree is one stream's tree.
 type tree struct {
-	origin  map[string]struct{} // the origin's children
-	members map[string]*member
+	origin   map[string]struct{} // the origin's children
+	members  map[string]*member
+	list     []*member // the members again, for scans (a slice walks far faster than a map)
+	npending int       // members with a pending parent (setPending): lets joins skip a scan
+	top      []*member // the best offerable members, ranked (topcache.go)
+	topValid bool      // top is up to date
+	topAll   bool      // top holds every offerable member
 }
 
 // Forest is every node and every stream's tree.
@@ -236,6 +245,12 @@ type Forest struct {
 	streams   map[string]*tree
 	reserved  map[Member]reservation // slots promised by handovers, by the child they are for
 	expected  map[Member]expectation // slots kept for the members of a gradual rebuild, by child
+	promises                         // slots offered to requesters between candidates and join
+
+	// Counts that let the hot paths (Candidates, Join) skip walks and
+	// scans when there is nothing to find, which is almost always.
+	nleaving     int // members marked leaving, over all trees
+	nquarantined int // nodes with a Quarantine reason
 }
 
 // expectation keeps a slot under a child's old parent while a gradual
@@ -251,7 +266,7 @@ type expectation struct {
 // children per stream.
 func New(originCapacity int) *Forest {
 	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{},
-		reserved: map[Member]reservation{}, expected: map[Member]expectation{}}
+		reserved: map[Member]reservation{}, expected: map[Member]expectation{}, promises: newPromises()}
 }
 
 // OriginCapacity returns the origin's capacity per stream.
@@ -273,16 +288,43 @@ func (f *Forest) gc(stream string) {
 	}
 }
 
-func (t *tree) add(id string) *member {
-	m := &member{id: id, children: map[string]struct{}{}}
+func (t *tree) add(id string, n *Node) *member {
+	m := &member{id: id, children: map[string]struct{}{}, node: n, idx: len(t.list)}
 	t.members[id] = m
+	t.list = append(t.list, m)
 	return m
+}
+
+// drop forgets member m.
+func (t *tree) drop(m *member) {
+	delete(t.members, m.id)
+	last := t.list[len(t.list)-1]
+	t.list[m.idx], last.idx = last, m.idx
+	t.list[len(t.list)-1] = nil
+	t.list = t.list[:len(t.list)-1]
+}
+
+// setPending sets the parent m waits for ("" none), keeping the count.
+func (t *tree) setPending(m *member, parent string) {
+	recount(&t.npending, m.pending, parent)
+	m.pending = parent
+}
+
+// recount keeps n, a count of non-empty values, as one changes from old
+// to new.
+func recount(n *int, old, new string) {
+	switch {
+	case old == "" && new != "":
+		*n++
+	case old != "" && new == "":
+		*n--
+	}
 }
 
 // link makes parent the parent of m (m must have none) and sets m's level.
 func (f *Forest) link(t *tree, m *member, parent string) {
 	m.parent = parent
-	m.pending = ""
+	t.setPending(m, "")
 	m.orphanSince = time.Time{}
 	if parent == Origin {
 		t.origin[m.id] = struct{}{}
@@ -293,6 +335,7 @@ func (f *Forest) link(t *tree, m *member, parent string) {
 	pm.children[m.id] = struct{}{}
 	f.nodes[parent].children++
 	m.level = pm.level + 1
+	f.refreshNode(f.nodes[parent])
 }
 
 // unlink detaches m from its parent, leaving it an orphan.
@@ -307,8 +350,10 @@ func (f *Forest) unlink(t *tree, m *member) {
 		}
 		if pn := f.nodes[m.parent]; pn != nil {
 			pn.children--
+			defer f.refreshNode(pn)
 		}
 	}
+	t.invalidate() // m's subtree is detached
 	m.parent = ""
 }
 

@@ -3,6 +3,9 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sort"
 )
 
 // Validate checks every invariant of the forest: members are registered
@@ -112,6 +115,7 @@ func (f *Forest) Validate() error {
 			bad("unregistered %s has children", id)
 		}
 	}
+	f.validateCounts(bad)
 	return errors.Join(errs...)
 }
 
@@ -124,4 +128,97 @@ func (f *Forest) leavingKidsOf(t *tree, parent string) int {
 		}
 	}
 	return n
+}
+
+// validateCounts checks the counts the hot paths trust: pending and
+// leaving members, quarantined nodes, promises per parent.
+func (f *Forest) validateCounts(bad func(format string, a ...any)) {
+	leaving, quarantined := 0, 0
+	for s, t := range f.streams {
+		pending := 0
+		for _, m := range t.members {
+			if m.pending != "" {
+				pending++
+			}
+			if m.leaving {
+				leaving++
+			}
+		}
+		if pending != t.npending {
+			bad("%s: %d members pending, counted %d", s, pending, t.npending)
+		}
+	}
+	for _, n := range f.nodes {
+		if n.Quarantine != "" {
+			quarantined++
+		}
+	}
+	if leaving != f.nleaving || quarantined != f.nquarantined {
+		bad("%d leaving members and %d quarantined nodes, counted %d and %d", leaving, quarantined, f.nleaving, f.nquarantined)
+	}
+	under, byNode := map[string]int{}, map[string]int{}
+	for m, p := range f.promised {
+		if p.parent == Origin {
+			under[m.Stream]++
+		} else {
+			byNode[p.parent]++
+		}
+	}
+	if !maps.Equal(under, f.under) {
+		bad("promises under the origin %v, counted %v", under, f.under)
+	}
+	for id, n := range f.nodes {
+		if n.promised != byNode[id] {
+			bad("node %s has %d slots promised, counted %d", id, byNode[id], n.promised)
+		}
+	}
+	for s, t := range f.streams {
+		f.validateTop(s, t, bad)
+		if len(t.list) != len(t.members) {
+			bad("%s: %d members listed, %d held", s, len(t.list), len(t.members))
+		}
+		for i, m := range t.list {
+			if m.idx != i || t.members[m.id] != m || m.node != f.nodes[m.id] {
+				bad("%s: member %s misplaced in the list", s, m.id)
+			}
+		}
+	}
+}
+
+// validateTop checks a valid cache of best members against a rebuild.
+func (f *Forest) validateTop(s string, t *tree, bad func(format string, a ...any)) {
+	in := 0
+	for _, m := range t.list {
+		if m.inTop {
+			in++
+		}
+	}
+	if !t.topValid {
+		if in > 0 || len(t.top) > 0 {
+			bad("%s: invalid cache holds %d members (%d marked)", s, len(t.top), in)
+		}
+		return
+	}
+	var want []*member
+	n := 0
+	for _, m := range t.list {
+		if f.offerable(t, m) {
+			n++
+			want = append(want, m)
+		}
+	}
+	sort.Slice(want, func(i, j int) bool { return rankLess(want[i], want[j]) })
+	if len(want) > len(t.top) {
+		want = want[:len(t.top)]
+	}
+	if in != len(t.top) || t.topAll && n != len(t.top) || !slices.Equal(want, t.top) {
+		var got, exp []string
+		for _, m := range t.top {
+			got = append(got, m.id)
+		}
+		for _, m := range want {
+			exp = append(exp, m.id)
+		}
+		bad("%s: cache of best members %v (all %v, %d marked), want %v of %d offerable", s, got, t.topAll, in, exp, n)
+	}
 }

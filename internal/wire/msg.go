@@ -66,6 +66,7 @@ const (
 	CodeReplaced      = "replaced"       // a newer connection said hello with this node id (older servers)
 	CodeDuplicateNode = "duplicate_node" // hello: another live connection has this node id; connection closed
 	CodeShutdown      = "shutdown"       // the server is stopping
+	CodeBusy          = "busy"           // hello: the server holds as many relays as it may; connection closed, try again later
 	CodeInternal      = "internal"
 )
 

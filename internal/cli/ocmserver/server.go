@@ -37,6 +37,7 @@ type serverOptions struct {
 	stallLimit     int
 	stallConfirm   time.Duration
 	quarantine     time.Duration
+	maxRelays      int
 }
 
 // NewCommand returns the ocm-server command.
@@ -154,6 +155,8 @@ then node and tree events. Logs go to stderr.`,
 		"largest HTTP request body accepted (413 above; the API takes its parameters in the query)")
 	f.StringVar(&o.token, "token", "", "shared secret relays present, also required of API actions (POST) as a bearer token (default $OCM_TOKEN)")
 	f.StringVar(&o.apiReadToken, "api-read-token", "", "bearer token API reads (GET, /metrics) need, besides --token (default $OCM_API_READ_TOKEN; empty: reads are open)")
+	f.IntVar(&o.maxRelays, "max-relays", 0, fmt.Sprintf("relay connections held at once; more are answered busy and closed "+
+		"(0: the open-file limit less %d, so the server never runs out of descriptors)", server.DefaultFDReserve))
 	f.BoolVar(&o.debug, "debug", false, "debug logging")
 	return cmd
 }
@@ -172,6 +175,9 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	stallLimit := o.stallLimit
 	if stallLimit == 0 {
 		stallLimit = -1 // the server reads 0 as "default"; the flag's 0 means never
+	}
+	if o.maxRelays < 0 {
+		return fmt.Errorf("--max-relays must be >= 0 (0: from the open-file limit)")
 	}
 	if o.httpMaxHeader < 1 || o.httpMaxBody < 1 {
 		return fmt.Errorf("--http-max-header-bytes and --http-max-body must be >= 1")
@@ -203,6 +209,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		HTTPIdleTimeout:    o.httpIdle,
 		HTTPMaxHeaderBytes: o.httpMaxHeader,
 		HTTPMaxBody:        o.httpMaxBody,
+		MaxRelays:          o.maxRelays,
 		Log:                cli.NewLogger(cmd.ErrOrStderr(), o.debug),
 		Events:             event.NewWriter(cmd.OutOrStdout()),
 	}

@@ -1,0 +1,195 @@
+// Command scale loads one ocm-server with N relays of one stream over real
+// TCP, from one process that speaks the protocol as ocm-relay does, and
+// measures what sizing a deployment needs: joins per second and the
+// candidate decision latency while relays join B at a time, "full"
+// refusals, the server's memory per relay and CPU (joining, steady), the
+// tree API's time and size, and the repair of a relay with about 1,000
+// descendants. `make bench-scale` runs it; see --help.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	relays      int
+	batches     []int
+	capacity    int
+	bin         string
+	server      string
+	httpAddr    string
+	serverPID   int
+	serverArgs  []string
+	steady      time.Duration
+	joinTimeout time.Duration
+	kill        int
+	out         string
+	cpuProfile  string
+	stream      string
+}
+
+const usage = `Usage: go run ./bench/scale [flags]
+
+Loads an ocm-server with --relays relays of one stream, each a real TCP
+connection from this process speaking the OCM protocol as ocm-relay does
+(hello, get_candidates, joined, heartbeats and reports on the intervals the
+welcome gives, a rejoin on reconnect; a relay refused everywhere asks for
+candidates again), --batch of them joining at a time. For each batch size
+it starts a fresh ocm-server (built from this module unless --bin or
+--server) and reports:
+
+  joins_per_s          relays joined per second over the whole join phase
+  decision_ms_p50/p99  get_candidates round trip seen by the relays
+  full_per_join        "full" refusals per successful join
+  failed               relays that had no parent within --join-timeout
+  bytes_per_node       server RSS growth per relay (VmRSS, steady state)
+  cpu_joining          server cores used while joining (and this process's:
+                       on one host, both share the cores)
+  steady_cpu_fraction  server cores used in steady state (--steady window)
+  tree_api_ms          GET /api/v1/tree?stream=S (and its size in bytes)
+  recovery_ms_1000_descendants
+                       the relay with the fewest descendants, at least
+                       --kill, disconnects: time until every orphan (its
+                       children; their subtrees stay) has joined again
+
+as a table on stdout and JSON in --out. The process needs about one file
+descriptor per relay, and the server as many (see the README).
+
+Flags:
+`
+
+func main() {
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if err == flag.ErrHelp {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	batch := "64,1024"
+	var serverArgs string
+	fs.IntVar(&o.relays, "relays", 10000, "relays to connect")
+	fs.StringVar(&batch, "batch", batch, "comma-separated batch sizes: relays joining at a time (one run, one fresh server, each)")
+	fs.IntVar(&o.capacity, "capacity", 4, "each relay's capacity (max children), ocm-relay's default")
+	fs.StringVar(&o.bin, "bin", "", "directory holding a built ocm-server (default: build it from this module)")
+	fs.StringVar(&o.server, "server", "", "OCM address of a running ocm-server to load instead (then --http, and --server-pid for memory and CPU)")
+	fs.StringVar(&o.httpAddr, "http", "", "HTTP API address of the --server")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the --server, to read its memory and CPU from /proc")
+	fs.StringVar(&serverArgs, "server-args", "", "extra ocm-server flags, space-separated (e.g. \"--heartbeat 1s\")")
+	fs.DurationVar(&o.steady, "steady", 20*time.Second, "steady-state window measured after every relay joined (at least one report interval)")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "a relay with no parent after this has failed to join")
+	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair is the one with the fewest descendants, at least this many (0: skip)")
+	fs.StringVar(&o.out, "out", "", "write the JSON report here too (default: stdout only)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the server, written to FILE-bBATCH (OCM_CPUPROFILE)")
+	fs.StringVar(&o.stream, "stream", "rtsp://127.0.0.1:8554/scale", "the stream every relay joins")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, b := range strings.Split(batch, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(b))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("--batch %q: want positive integers separated by commas", batch)
+		}
+		o.batches = append(o.batches, n)
+	}
+	if o.relays < 1 || o.capacity < 1 {
+		return o, fmt.Errorf("--relays and --capacity must be >= 1")
+	}
+	if o.server != "" && o.httpAddr == "" {
+		return o, fmt.Errorf("--server needs --http (the API address)")
+	}
+	o.serverArgs = strings.Fields(serverArgs)
+	return o, nil
+}
+
+// report is the JSON output: the first batch's figures at the top level
+// (the keys bench/scale.json shares with the tree-quality simulator), every
+// batch's under runs.
+type report struct {
+	result
+	Runs []result `json:"runs"`
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	bin := ""
+	if o.server == "" {
+		dir := o.bin
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "bench-scale-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			dir = tmp
+			fmt.Fprintln(stderr, "scale: building ocm-server")
+			if _, err := buildServer(ctx, dir); err != nil {
+				return err
+			}
+		}
+		bin = dir + "/ocm-server"
+	}
+	var rep report
+	for _, b := range o.batches {
+		fmt.Fprintf(stderr, "scale: %d relays, %d at a time\n", o.relays, b)
+		r, err := runOnce(ctx, o, bin, b, stderr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			// What was measured before the failure is kept.
+			r.Error = err.Error()
+			fmt.Fprintf(stderr, "scale: batch %d: %v\n", b, err)
+		}
+		printTable(stderr, []result{r})
+		rep.Runs = append(rep.Runs, r)
+	}
+	rep.result = rep.Runs[0]
+	printTable(stdout, rep.Runs)
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", js)
+	if o.out != "" {
+		return os.WriteFile(o.out, append(js, '\n'), 0o644)
+	}
+	return nil
+}
+
+func printTable(w io.Writer, rs []result) {
+	fmt.Fprintf(w, "%7s %6s %7s %8s %9s %9s %7s %9s %9s %11s %9s %10s %12s\n",
+		"relays", "batch", "failed", "joins/s", "dec p50", "dec p99", "full/j", "B/relay",
+		"cpu join", "cpu steady", "tree ms", "tree KB", "repair ms")
+	for _, r := range rs {
+		fmt.Fprintf(w, "%7d %6d %7d %8.0f %9.2f %9.2f %7.2f %9.0f %9.2f %11.3f %9.1f %10.0f %7.0f (%d)\n",
+			r.Relays, r.Batch, r.Failed, r.JoinsPerS, r.DecisionP50, r.DecisionP99, r.FullPerJoin, r.BytesPerNode,
+			r.CPUJoining, r.SteadyCPU, r.TreeAPIMs, float64(r.TreeAPIBytes)/1024, r.RecoveryMs, r.RecoveryDescendants)
+	}
+}

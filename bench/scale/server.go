@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// serverProc is the ocm-server under test: one this tool started, or one
+// it was pointed at (--server, then pid is 0 unless --server-pid).
+type serverProc struct {
+	ocm, http string
+	pid       int
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	events    atomic.Int64 // stdout lines (events)
+	logLines  atomic.Int64 // stderr lines (logs)
+	stderr    tail
+}
+
+// buildServer builds ocm-server into dir and returns its path.
+func buildServer(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "ocm-server")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/ocm-overlay/ocm/cmd/ocm-server")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ocm-server: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+// startServer runs bin with args on free loopback ports and waits for its
+// ready line.
+func startServer(ctx context.Context, bin string, args, env []string) (*serverProc, error) {
+	p := &serverProc{exited: make(chan struct{})}
+	all := append([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"}, args...)
+	p.cmd = exec.Command(bin, all...)
+	p.cmd.Env = append(os.Environ(), env...)
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p.pid = p.cmd.Process.Pid
+	ready := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		first := true
+		for sc.Scan() {
+			p.events.Add(1)
+			if first {
+				var m map[string]any
+				if json.Unmarshal(sc.Bytes(), &m) == nil && m["event"] == "ready" {
+					first = false
+					ready <- m
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.logLines.Add(1)
+			p.stderr.add(sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
+	select {
+	case m := <-ready:
+		p.ocm, _ = m["ocm"].(string)
+		p.http, _ = m["http"].(string)
+		if p.ocm == "" || p.http == "" {
+			p.stop()
+			return nil, fmt.Errorf("ready line without ocm and http addresses: %v", m)
+		}
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("%s exited before its ready line:\n%s", bin, p.stderr.String())
+	case <-t.C:
+		p.stop()
+		return nil, fmt.Errorf("%s: no ready line within 30s:\n%s", bin, p.stderr.String())
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// stop ends a server this tool started with SIGINT (so a CPU profile is
+// written), then SIGKILL after 10 s.
+func (p *serverProc) stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// rss returns the server's resident set in bytes (VmRSS), 0 without a pid.
+func (p *serverProc) rss() (int64, error) {
+	if p.pid == 0 {
+		return 0, nil
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpu returns the server's CPU time (user+system), 0 without a pid.
+func (p *serverProc) cpu() (time.Duration, error) {
+	if p.pid == 0 {
+		return 0, nil
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(data, ')') // the command name may hold spaces
+	if i < 0 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("too few fields in /proc stat")
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(u+s) * clockTick, nil
+}
+
+// cpuWindow measures the server's CPU per wall second from start to done.
+type cpuWindow struct {
+	p    *serverProc
+	cpu0 time.Duration
+	t0   time.Time
+}
+
+func (p *serverProc) cpuStart() cpuWindow {
+	c, _ := p.cpu()
+	return cpuWindow{p: p, cpu0: c, t0: time.Now()}
+}
+
+// done returns cores used on average (-1 without a pid).
+func (w cpuWindow) done() float64 {
+	if w.p.pid == 0 {
+		return -1
+	}
+	c, err := w.p.cpu()
+	if err != nil {
+		return -1
+	}
+	return (c - w.cpu0).Seconds() / time.Since(w.t0).Seconds()
+}
+
+// get fetches an API path and returns the body and how long it took.
+func (p *serverProc) get(ctx context.Context, path string) ([]byte, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+path, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	t0 := time.Now()
+	resp, err := apiClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	d := time.Since(t0)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
+	}
+	return b, d, err
+}
+
+// apiClient bounds every API call: a server out of descriptors accepts none.
+var apiClient = &http.Client{Timeout: 30 * time.Second}
+
+// tail keeps the last lines of the server's log for error messages.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tail) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) >= 20 {
+		t.lines = t.lines[1:]
+	}
+	t.lines = append(t.lines, s)
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
