@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -117,10 +116,8 @@ func containsAll(s string, subs []string) bool {
 // with 200 OK: the origin as the relay probes it (an OPTIONS round trip),
 // and a stand-in for a mediator's RTSP address.
 type rtspResponder struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	ln  net.Listener
+	srv *testutil.Served
 }
 
 func startRTSP(t *testing.T) *rtspResponder {
@@ -150,63 +147,12 @@ func relistenRTSP(t *testing.T, addr string) *rtspResponder {
 }
 
 func serveRTSP(t *testing.T, ln net.Listener) *rtspResponder {
-	o := &rtspResponder{ln: ln, conns: map[net.Conn]bool{}}
-	o.wg.Add(1)
-	go o.accept()
-	t.Cleanup(o.close)
-	return o
+	return &rtspResponder{ln: ln, srv: testutil.AnswerRTSP(t, ln, guard)}
 }
 
 func (o *rtspResponder) Addr() string { return o.ln.Addr().String() }
 
-func (o *rtspResponder) accept() {
-	defer o.wg.Done()
-	for {
-		nc, err := o.ln.Accept()
-		if err != nil {
-			return
-		}
-		o.mu.Lock()
-		o.conns[nc] = true
-		o.mu.Unlock()
-		o.wg.Add(1)
-		go func() {
-			defer o.wg.Done()
-			defer func() {
-				o.mu.Lock()
-				delete(o.conns, nc)
-				o.mu.Unlock()
-				nc.Close()
-			}()
-			br := bufio.NewReader(nc)
-			for {
-				// One request: lines up to a blank one.
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.TrimSpace(l) == "" {
-						break
-					}
-				}
-				if _, err := nc.Write([]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n")); err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-func (o *rtspResponder) close() {
-	o.ln.Close()
-	o.mu.Lock()
-	for c := range o.conns {
-		c.Close()
-	}
-	o.mu.Unlock()
-	o.wg.Wait()
-}
+func (o *rtspResponder) close() { o.srv.Close() }
 
 // streamOn is the stream key (normalised origin URL) of the test media on
 // the origin at addr.

@@ -1,7 +1,6 @@
 package ocmprobe
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"math"
@@ -57,18 +56,7 @@ func startTinyRTSP(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.Serve(t, ln, patienceTiny, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if strings.TrimSpace(l) == "" {
-				_, _ = c.Write([]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"))
-			}
-		}
-	})
+	testutil.AnswerRTSP(t, ln, patienceTiny)
 	return ln.Addr().String()
 }
 
