@@ -446,7 +446,6 @@ type fakeServer struct {
 	mu       sync.Mutex
 	conn     *wire.Conn
 	requests []wire.Msg // everything but heartbeats, in order
-	wg       sync.WaitGroup
 }
 
 func startFakeServer(t *testing.T, candidates func(*wire.GetCandidates) []wire.Candidate) *fakeServer {
@@ -456,36 +455,11 @@ func startFakeServer(t *testing.T, candidates func(*wire.GetCandidates) []wire.C
 		t.Fatal(err)
 	}
 	fs := &fakeServer{t: t, ln: ln, candidates: candidates, recovery: wire.RecoveryRepair}
-	fs.wg.Add(1)
-	go fs.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		fs.mu.Lock()
-		if fs.conn != nil {
-			fs.conn.Close()
-		}
-		fs.mu.Unlock()
-		fs.wg.Wait()
-	})
+	testutil.Serve(t, ln, 0, func(nc net.Conn) { fs.serve(wire.NewConn(nc)) })
 	return fs
 }
 
 func (fs *fakeServer) Addr() string { return fs.ln.Addr().String() }
-
-func (fs *fakeServer) accept() {
-	defer fs.wg.Done()
-	for {
-		nc, err := fs.ln.Accept()
-		if err != nil {
-			return
-		}
-		fs.wg.Add(1)
-		go func() {
-			defer fs.wg.Done()
-			fs.serve(wire.NewConn(nc))
-		}()
-	}
-}
 
 func (fs *fakeServer) serve(c *wire.Conn) {
 	defer c.Close()

@@ -702,8 +702,7 @@ type gate struct {
 	target string
 	mu     sync.Mutex
 	open   bool
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	conns  []net.Conn // passed, for cut
 }
 
 func startGate(t *testing.T, target string) *gate {
@@ -713,17 +712,7 @@ func startGate(t *testing.T, target string) *gate {
 		t.Fatal(err)
 	}
 	g := &gate{ln: ln, target: target}
-	g.wg.Add(1)
-	go g.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		g.mu.Lock()
-		for _, c := range g.conns {
-			c.Close()
-		}
-		g.mu.Unlock()
-		g.wg.Wait()
-	})
+	testutil.Serve(t, ln, 0, g.pass)
 	return g
 }
 
@@ -735,49 +724,44 @@ func (g *gate) setOpen(open bool) {
 	g.mu.Unlock()
 }
 
-func (g *gate) accept() {
-	defer g.wg.Done()
-	for {
-		nc, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		g.mu.Lock()
-		open := g.open
-		g.mu.Unlock()
-		if !open {
-			nc.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", g.target)
-		if err != nil {
-			nc.Close()
-			continue
-		}
-		g.mu.Lock()
-		g.conns = append(g.conns, nc, up)
-		g.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer g.wg.Done()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := src.Read(buf)
-				if n > 0 {
-					if _, werr := dst.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
+// pass copies nc to the target and back while both stay open, if the
+// gate was open when nc came.
+func (g *gate) pass(nc net.Conn) {
+	g.mu.Lock()
+	open := g.open
+	g.mu.Unlock()
+	if !open {
+		return
+	}
+	up, err := net.Dial("tcp", g.target)
+	if err != nil {
+		return
+	}
+	g.mu.Lock()
+	g.conns = append(g.conns, nc, up)
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	pipe := func(dst, src net.Conn) {
+		defer wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
 					break
 				}
 			}
-			dst.Close()
-			src.Close()
+			if err != nil {
+				break
+			}
 		}
-		g.wg.Add(2)
-		go pipe(up, nc)
-		go pipe(nc, up)
+		dst.Close()
+		src.Close()
 	}
+	wg.Add(2)
+	go pipe(up, nc)
+	go pipe(nc, up)
+	wg.Wait()
 }
 
 // TestActive: the mediator says which upstream it plays from. One the

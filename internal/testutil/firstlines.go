@@ -10,7 +10,8 @@ import (
 )
 
 // Serve runs handle on every connection ln accepts, each in a goroutine
-// of its own with a deadline of timeout, and closes the connection after;
+// of its own with a deadline of timeout (none when timeout is 0: a
+// connection the test holds throughout), and closes the connection after;
 // when the test ends, or earlier at Close, it closes ln and every
 // connection still open, and waits for every handler.
 func Serve(t testing.TB, ln net.Listener, timeout time.Duration, handle func(net.Conn)) *Served {
@@ -41,7 +42,9 @@ func Serve(t testing.TB, ln net.Listener, timeout time.Duration, handle func(net
 					s.mu.Unlock()
 					c.Close()
 				}()
-				_ = c.SetDeadline(time.Now().Add(timeout))
+				if timeout > 0 {
+					_ = c.SetDeadline(time.Now().Add(timeout))
+				}
 				handle(c)
 			}()
 		}
