@@ -122,15 +122,23 @@ func TestRelayChainAndMakeBeforeBreakSwitch(t *testing.T) {
 	}
 }
 
-func TestUpstreamLossKeepsReaderSession(t *testing.T) {
-	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
+// failoverLeaf starts an origin with the test source, two relays A and B,
+// and a leaf whose parents are A, then B.
+func failoverLeaf(t *testing.T) (o streamurl.Origin, origin, relayA, relayB, leaf *Mediator) {
+	t.Helper()
+	origin = startMediator(t, func(m *Mediator) { m.TestSource = "test" })
+	o = streamurl.Origin{Host: "127.0.0.1", Media: "test"}
 	fmt.Sscan(portOf(origin.Addr()), &o.Port)
-	relayA := startMediator(t, nil)
-	relayB := startMediator(t, nil)
-	leaf := startMediator(t, func(m *Mediator) {
+	relayA = startMediator(t, nil)
+	relayB = startMediator(t, nil)
+	leaf = startMediator(t, func(m *Mediator) {
 		m.Resolver = Parents{Addrs: []string{relayA.Addr(), relayB.Addr()}}
 	})
+	return o, origin, relayA, relayB, leaf
+}
+
+func TestUpstreamLossKeepsReaderSession(t *testing.T) {
+	o, _, relayA, relayB, leaf := failoverLeaf(t)
 	r := startReader(t, o.EnhancedURL(leaf.Addr()))
 	r.waitPackets(t, 50)
 	relayA.Close() // the upstream goes away: leaf must move to relayB

@@ -86,6 +86,32 @@ type Server struct {
 	end chan error
 }
 
+// FlagHelp is the --metrics flag's help, the same for every tool.
+const FlagHelp = "serve Prometheus metrics at http://ADDR/metrics, HOST:PORT (port 0 picks one, said in the ready line as \"metrics\"; default: off)"
+
+// Serve starts a --metrics listener on addr with a registry of its own
+// holding cs; nil (and no error) when addr is empty.
+func Serve(addr string, cs ...prometheus.Collector) (*Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	reg := NewRegistry()
+	reg.MustRegister(cs...)
+	s := &Server{Addr: addr, Reg: reg}
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// BoundAddr returns the bound address, "" for a nil Server (metrics off).
+func (s *Server) BoundAddr() string {
+	if s == nil {
+		return ""
+	}
+	return s.Addr
+}
+
 // Start listens; Addr then holds the bound address.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.Addr)
@@ -110,7 +136,7 @@ func (s *Server) Start() error {
 
 // Close stops the listener and waits for it; idempotent.
 func (s *Server) Close() error {
-	if s.srv == nil {
+	if s == nil || s.srv == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
