@@ -11,17 +11,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // dialHTTP opens a raw TCP connection to the server's HTTP port.
 func dialHTTP(t *testing.T, ts *testServer) net.Conn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", ts.HTTPAddr(), guard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return nc
+	return testutil.Dial(t, ts.HTTPAddr(), guard)
 }
 
 // waitDropped reads until the server ends the connection and returns
