@@ -21,6 +21,11 @@ import (
 // gortsplib's own default (a variable for tests).
 var senderReportPeriod = 10 * time.Second
 
+// keyframeWait bounds how long a new player's video waits for a keyframe:
+// a stream that never sends one (intra refresh) is delivered anyway after
+// it, as it was before players waited.
+var keyframeWait = 5 * time.Second
+
 // A tcpFan delivers a stream to its TCP readers itself. gortsplib queues
 // every packet for every reader and wakes each reader's writer goroutine
 // for it, which costs several times the writes themselves; here a packet
@@ -71,8 +76,9 @@ type fanReader struct {
 	// players already have the references, and a relay switching to a new
 	// parent must not lose a GOP. Set before the reader starts; then
 	// touched only by write, under wmu.
-	waitKey []bool
-	gone    bool // session closed (under tcpFan.mu)
+	waitKey   []bool
+	waitUntil time.Time // when to stop waiting for a keyframe
+	gone      bool      // session closed (under tcpFan.mu)
 }
 
 func newTCPFan(srv *gortsplib.Server, desc *description.Session) (*tcpFan, error) {
@@ -178,6 +184,7 @@ func (f *tcpFan) play(sess *gortsplib.ServerSession, player bool) error {
 	}
 	r.channel = channel
 	r.waitKey = make([]bool, len(f.desc.Medias))
+	r.waitUntil = time.Now().Add(keyframeWait)
 	for i := range r.waitKey {
 		r.waitKey[i] = player && f.medias[i].keyframe != nil
 	}
@@ -298,6 +305,7 @@ func (f *tcpFan) write(media int, pkt *rtp.Packet) {
 	}
 	sent := 0
 	key := -1 // whether pkt starts a keyframe, found out once if asked
+	var now time.Time
 	for _, r := range readers {
 		if r.waitKey[media] {
 			if key < 0 {
@@ -305,8 +313,9 @@ func (f *tcpFan) write(media int, pkt *rtp.Packet) {
 				if fm.keyframe(pkt) {
 					key = 1
 				}
+				now = time.Now()
 			}
-			if key == 0 {
+			if key == 0 && now.Before(r.waitUntil) {
 				continue
 			}
 			r.waitKey[media] = false

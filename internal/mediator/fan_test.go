@@ -339,3 +339,39 @@ func TestKeyStart(t *testing.T) {
 		}
 	}
 }
+
+// A player's wait for a keyframe is bounded: with no wait at all, it gets
+// the stream from wherever it joined (here, a point of the GOP after its
+// keyframe), as a player of a stream without keyframes does after
+// keyframeWait.
+func TestFanKeyframeWaitBounded(t *testing.T) {
+	defer func(d time.Duration) { keyframeWait = d }(keyframeWait)
+	keyframeWait = 0
+	m := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
+	url := "rtsp://" + m.Addr() + "/test"
+	other := startReader(t, url)
+	other.waitPackets(t, 25)
+	notKey := 0
+	for range 3 {
+		r := dialRaw(t, m.Addr())
+		r.setupPlay(url, "RTP/AVP/TCP;unicast")
+		for _, fr := range r.frames(10) {
+			if fr.Channel != 0 {
+				continue
+			}
+			var pkt rtp.Packet
+			if err := pkt.Unmarshal(fr.Payload); err != nil {
+				t.Fatal(err)
+			}
+			if !h264KeyStart(&pkt) {
+				notKey++
+			}
+			break
+		}
+		r.nc.Close()
+		time.Sleep(130 * time.Millisecond)
+	}
+	if notKey == 0 {
+		t.Error("every join started at a keyframe with no wait allowed")
+	}
+}
