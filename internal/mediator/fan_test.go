@@ -284,9 +284,25 @@ func TestFanPlayerStartsAtKeyframe(t *testing.T) {
 	other := startReader(t, url)
 	other.waitPackets(t, 25)
 	for i := range 3 {
-		r := dialRaw(t, m.Addr())
-		r.setupPlay(url, "RTP/AVP/TCP;unicast")
-		for _, fr := range r.frames(10) {
+		// The test source aggregates SPS and PPS in one STAP-A (24)
+		// before each IDR.
+		p := firstVideoPacket(t, m.Addr(), url).Payload
+		if typ := p[0] & 0x1f; typ != 24 || len(p) < 4 || p[3]&0x1f != 7 {
+			t.Errorf("join %d: first video packet starts % x, want a STAP-A of the SPS (78 .. .. 67)", i, p[:min(4, len(p))])
+		}
+		time.Sleep(130 * time.Millisecond) // join at another point of the GOP
+	}
+}
+
+// firstVideoPacket plays url on the mediator at addr over TCP and returns
+// the first RTP packet of its first media.
+func firstVideoPacket(t *testing.T, addr, url string) *rtp.Packet {
+	t.Helper()
+	r := dialRaw(t, addr)
+	defer r.nc.Close()
+	r.setupPlay(url, "RTP/AVP/TCP;unicast")
+	for {
+		for _, fr := range r.frames(1) {
 			if fr.Channel != 0 {
 				continue
 			}
@@ -294,16 +310,8 @@ func TestFanPlayerStartsAtKeyframe(t *testing.T) {
 			if err := pkt.Unmarshal(fr.Payload); err != nil {
 				t.Fatal(err)
 			}
-			// The test source aggregates SPS and PPS in one STAP-A (24)
-			// before each IDR.
-			p := pkt.Payload
-			if typ := p[0] & 0x1f; typ != 24 || len(p) < 4 || p[3]&0x1f != 7 {
-				t.Errorf("join %d: first video packet starts % x, want a STAP-A of the SPS (78 .. .. 67)", i, p[:min(4, len(p))])
-			}
-			break
+			return &pkt
 		}
-		r.nc.Close()
-		time.Sleep(130 * time.Millisecond) // join at another point of the GOP
 	}
 }
 
@@ -353,22 +361,9 @@ func TestFanKeyframeWaitBounded(t *testing.T) {
 	other.waitPackets(t, 25)
 	notKey := 0
 	for range 3 {
-		r := dialRaw(t, m.Addr())
-		r.setupPlay(url, "RTP/AVP/TCP;unicast")
-		for _, fr := range r.frames(10) {
-			if fr.Channel != 0 {
-				continue
-			}
-			var pkt rtp.Packet
-			if err := pkt.Unmarshal(fr.Payload); err != nil {
-				t.Fatal(err)
-			}
-			if !h264KeyStart(&pkt) {
-				notKey++
-			}
-			break
+		if !h264KeyStart(firstVideoPacket(t, m.Addr(), url)) {
+			notKey++
 		}
-		r.nc.Close()
 		time.Sleep(130 * time.Millisecond)
 	}
 	if notKey == 0 {
