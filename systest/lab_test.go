@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/netnstest"
 )
 
 // labSh runs examples/lab.sh with the built tools and a log dir of the test.
@@ -40,12 +42,7 @@ func readerPackets(status string) map[string]int {
 // lab has GStreamer's RTSP server as its origin and a light client.
 func TestLab(t *testing.T) {
 	systemTest(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("TestLab needs root when CI is set")
-		}
-		t.Skip("network namespaces need root")
-	}
+	netnstest.Need(t) // root; skipped otherwise, failed when CI is set
 	t.Run("overlay-multicast", func(t *testing.T) {
 		require(t, "ffmpeg")
 		dir, status := labUp(t, 4, "LAB_MULTICAST=1")
