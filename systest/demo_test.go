@@ -268,6 +268,17 @@ func TestDemo(t *testing.T) {
 		t.Errorf("ffprobe on the hint %s: %v\n%s", hint[1], err, probe)
 	}
 
+	t.Run("gst-hint", func(t *testing.T) {
+		require(t, "gstreamer")
+		m := regexp.MustCompile(`gst-launch-1.0 rtspsrc protocols=(tcp) location='([^']+)'`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatal("no GStreamer hint with protocols=tcp")
+		}
+		if d := gstLaunch(t, m[2], m[1], 25); d.frames == 0 {
+			t.Errorf("GStreamer decoded nothing from the hint %s", m[2])
+		}
+	})
+
 	// A player's first decoded frame is a keyframe, through a relay as from
 	// the origin: ffmpeg does not complain of missing references.
 	origin := fmt.Sprintf("rtsp://127.0.0.1:%d/test", base)
