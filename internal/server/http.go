@@ -55,17 +55,8 @@ func (s *Server) handler() http.Handler {
 		}
 		return sums, nil
 	}))
-	mux.HandleFunc("GET /api/v1/tree", s.api(func(r *http.Request, st *state) (any, error) {
-		stream := r.URL.Query().Get("stream")
-		if stream == "" {
-			return st.forest.Trees(), nil
-		}
-		t, ok := st.forest.Tree(stream)
-		if !ok {
-			return nil, notFound("no tree for stream %q", stream)
-		}
-		return t, nil
-	}))
+	mux.HandleFunc("GET /api/v1/tree", s.apiW(s.treeWithEventID))
+	mux.HandleFunc("GET /api/v1/events", s.serveEvents)
 	mux.HandleFunc("GET /api/v1/policy", s.api(func(r *http.Request, st *state) (any, error) {
 		return st.policyView(), nil
 	}))
@@ -204,10 +195,15 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 // value to encode. The value must not share memory with the state: the
 // encoding happens after the state goroutine moved on.
 func (s *Server) api(fn func(*http.Request, *state) (any, error)) http.HandlerFunc {
+	return s.apiW(func(_ http.ResponseWriter, r *http.Request, st *state) (any, error) { return fn(r, st) })
+}
+
+// apiW is api for a handler that also sets headers (w is only for that).
+func (s *Server) apiW(fn func(http.ResponseWriter, *http.Request, *state) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var v any
 		var err error
-		if cerr := s.call(r.Context(), func(st *state) { v, err = fn(r, st) }); cerr != nil {
+		if cerr := s.call(r.Context(), func(st *state) { v, err = fn(w, r, st) }); cerr != nil {
 			err = &httpError{http.StatusServiceUnavailable, cerr.Error()}
 		}
 		status := http.StatusOK

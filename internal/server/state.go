@@ -156,6 +156,7 @@ func (st *state) sweep() {
 	st.forest.ExpireExpectations(now)
 	st.forest.ExpirePromises(time.Now()) // wall clock, as when they were made
 	st.pruneLosses(now)
+	st.summarize(time.Now()) // wall clock: the report interval is
 }
 
 // fail removes a node whose connection the server gives up on, applies
@@ -373,6 +374,7 @@ func (st *state) report(ss *session, r *wire.Report) {
 	}
 	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
 	st.m.reports++
+	st.noteReport(r)
 	st.quarantineReport(ss, r)
 	st.reconcile(ss, r)
 }

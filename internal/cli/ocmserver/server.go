@@ -27,6 +27,8 @@ type serverOptions struct {
 	orphanGrace    time.Duration
 	token          string
 	apiReadToken   string
+	eventRing      int
+	eventBuffer    int
 	debug          bool
 	httpRead       time.Duration
 	httpWrite      time.Duration
@@ -80,7 +82,11 @@ itself. A hello with the node id of a live connection is refused.
 After a restart the trees are rebuilt from the relays' hellos without
 interrupting any stream. A JSON API and Prometheus metrics are served over
 HTTP (/api/v1/nodes, /api/v1/streams, /api/v1/tree, /api/v1/reconnect,
-/api/v1/drain, /metrics).
+/api/v1/drain, /metrics), with a live monitor page at / and every event
+as it happens at /api/v1/events (server-sent events, numbered: a client
+resumes with Last-Event-ID from the last --event-ring events; one that
+lets --event-client-buffer events wait is dropped, never slowing the
+server).
 
 Access: the HTTP API listens on 127.0.0.1:7080 by default. With a token
 (--token or $OCM_TOKEN), which relays present in their hello, every action
@@ -157,6 +163,9 @@ then node and tree events. Logs go to stderr.`,
 	f.StringVar(&o.apiReadToken, "api-read-token", "", "bearer token API reads (GET, /metrics) need, besides --token (default $OCM_API_READ_TOKEN; empty: reads are open)")
 	f.IntVar(&o.maxRelays, "max-relays", 0, fmt.Sprintf("relay connections held at once; more are answered busy and closed "+
 		"(0: the open-file limit less %d, so the server never runs out of descriptors)", server.DefaultFDReserve))
+	f.IntVar(&o.eventRing, "event-ring", server.DefaultEventRing, "events kept for /api/v1/events clients that resume (Last-Event-ID)")
+	f.IntVar(&o.eventBuffer, "event-client-buffer", server.DefaultEventClientBuffer,
+		"events that may wait for one /api/v1/events client before it is dropped")
 	f.BoolVar(&o.debug, "debug", false, "debug logging")
 	return cmd
 }
@@ -178,6 +187,9 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	}
 	if o.maxRelays < 0 {
 		return fmt.Errorf("--max-relays must be >= 0 (0: from the open-file limit)")
+	}
+	if o.eventRing < 1 || o.eventBuffer < 1 {
+		return fmt.Errorf("--event-ring and --event-client-buffer must be >= 1")
 	}
 	if o.httpMaxHeader < 1 || o.httpMaxBody < 1 {
 		return fmt.Errorf("--http-max-header-bytes and --http-max-body must be >= 1")
@@ -210,6 +222,8 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		HTTPMaxHeaderBytes: o.httpMaxHeader,
 		HTTPMaxBody:        o.httpMaxBody,
 		MaxRelays:          o.maxRelays,
+		EventRing:          o.eventRing,
+		EventClientBuffer:  o.eventBuffer,
 		Log:                cli.NewLogger(cmd.ErrOrStderr(), o.debug),
 		Events:             event.NewWriter(cmd.OutOrStdout()),
 	}
