@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -31,9 +32,6 @@ const (
 	DefaultEventClientBuffer = 1024
 	// EventKeepAlive is how often an idle event stream gets a comment.
 	EventKeepAlive = 15 * time.Second
-	// EventIDHeader says which event a tree snapshot includes: subscribe
-	// with ?since= that id to see every change after it.
-	EventIDHeader = "OCM-Event-ID"
 )
 
 // hub numbers the events, keeps the ring and feeds the clients.
@@ -189,7 +187,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	first := [][]byte{[]byte("retry: 1000\n\n")}
 	if reset {
-		first = append(first, fmt.Appendf(nil, "id: %d\nevent: reset\ndata: {\"oldest\":%d,\"last\":%d}\n\n", last, oldest, last))
+		first = append(first, fmt.Appendf(nil, "id: %d\nevent: reset\ndata: {\"event\":\"reset\",\"oldest\":%d,\"last\":%d}\n\n", last, oldest, last))
 	}
 	if !send(append(first, backlog...)...) {
 		return
@@ -237,11 +235,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// treeWithEventID answers GET /api/v1/tree with the header EventIDHeader:
+// treeWithEventID answers GET /api/v1/tree with the header api.EventIDHeader:
 // the id of the last event its snapshot includes, read in the state
 // goroutine with the snapshot (every tree event is emitted there).
 func (s *Server) treeWithEventID(w http.ResponseWriter, r *http.Request, st *state) (any, error) {
-	w.Header().Set(EventIDHeader, strconv.FormatInt(s.hub.lastID(), 10))
+	w.Header().Set(api.EventIDHeader, strconv.FormatInt(s.hub.lastID(), 10))
 	stream := r.URL.Query().Get("stream")
 	if stream == "" {
 		return st.forest.Trees(), nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -142,8 +143,8 @@ func TestEventsInOrderWithIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get(EventIDHeader); got != strconv.Itoa(len(want)+1) {
-		t.Errorf("tree %s %q, want %d", EventIDHeader, got, len(want)+1)
+	if got := resp.Header.Get(api.EventIDHeader); got != strconv.Itoa(len(want)+1) {
+		t.Errorf("tree %s %q, want %d", api.EventIDHeader, got, len(want)+1)
 	}
 }
 

@@ -1,0 +1,143 @@
+package ocmctl
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/server"
+	"github.com/ocm-overlay/ocm/internal/testutil"
+	"github.com/ocm-overlay/ocm/internal/wire"
+)
+
+const liveStream = "rtsp://127.0.0.1:5554/live"
+
+// joinRelay connects a relay that joins liveStream under the origin; the
+// returned connection's close is its failure.
+func joinRelay(t *testing.T, addr, id string) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := wire.NewConn(nc)
+	c.SetReadTimeout(10 * time.Second)
+	for _, body := range []wire.Body{
+		&wire.Hello{Node: id, RTSP: "127.0.0.1:5554", Probe: "127.0.0.1:6072", Willing: true, Capacity: 2, Cores: 1},
+		&wire.Joined{Stream: liveStream, Parent: wire.OriginID},
+	} {
+		if _, err := c.Send(body); err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := m.Body.(*wire.Error); ok {
+			t.Fatalf("%s: %s refused: %s", id, body.Type(), e.Message)
+		}
+	}
+	return nc
+}
+
+// runWatch runs ocm-ctl with args until the returned stop is called.
+func runWatch(t *testing.T, args ...string) (out *testutil.Buffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out = &testutil.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		cmd := newCtlForTest(nil)
+		cmd.SetOut(out)
+		cmd.SetErr(out)
+		cmd.SetArgs(args)
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("watch did not stop on interrupt")
+			return nil
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return out, stop
+}
+
+// waitFor waits until cond holds on out.
+func waitFor(t *testing.T, out *testutil.Buffer, what string, cond func(string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(out.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in:\n%s", what, out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Against a real server, watch follows the event stream: a relay's
+// failure is redrawn (table) or printed as its event (-o json), without
+// polling.
+func TestCtlWatchLive(t *testing.T) {
+	srv := &server.Server{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Heartbeat: time.Hour}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	a := joinRelay(t, srv.Addr(), "a")
+	b := joinRelay(t, srv.Addr(), "b")
+
+	// The table: drawn once, then again after the failure, without a.
+	out, stop := runWatch(t, "--server", srv.HTTPAddr(), "watch", "--interval", "10ms")
+	waitFor(t, out, "first drawing", func(s string) bool { return strings.Contains(s, "a ") && strings.Contains(s, "b ") })
+	if first := out.String(); !strings.HasPrefix(first, "live (event ") {
+		t.Fatalf("first drawing not live:\n%s", first)
+	}
+	a.Close()
+	waitFor(t, out, "redraw without a", func(s string) bool {
+		i := strings.LastIndex(s, "live (event ")
+		return i > 0 && !strings.Contains(s[i:], "a ") && strings.Contains(s[i:], "b ")
+	})
+	if err := stop(); err != nil {
+		t.Errorf("interrupted watch: %v", err)
+	}
+
+	// -o json: the events themselves, one line each.
+	out, stop = runWatch(t, "--server", srv.HTTPAddr(), "-o", "json", "watch")
+	// Events until watch prints one: then it is subscribed.
+	waitFor(t, out, "an event", func(s string) bool {
+		srv.Events.Emit(event.PolicyChanged{From: "x", To: "y"})
+		return strings.Contains(s, "policy_changed")
+	})
+	b.Close()
+	waitFor(t, out, "node_failed of b", func(s string) bool { return strings.Contains(s, `"node":"b"`) })
+	if err := stop(); err != nil {
+		t.Errorf("interrupted watch: %v", err)
+	}
+	var failed []event.NodeFailed
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		e, err := event.Decode([]byte(l))
+		if err != nil {
+			t.Fatalf("not an event line: %q: %v", l, err)
+		}
+		if f, ok := e.(event.NodeFailed); ok {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) != 1 || failed[0].Node != "b" {
+		t.Errorf("node_failed events %+v, want b's", failed)
+	}
+}
