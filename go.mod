@@ -1,6 +1,7 @@
 module github.com/ocm-overlay/ocm
 
 go 1.26
+
 require (
 	github.com/bluenviron/gortsplib/v4 v4.16.2
 	github.com/bluenviron/mediacommon/v2 v2.4.1
@@ -25,4 +26,10 @@ require (
 	github.com/spf13/pflag v1.0.6
 	golang.org/x/net v0.43.0
 	golang.org/x/sys v0.35.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/chromedp v0.23.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )

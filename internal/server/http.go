@@ -14,6 +14,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/server/monitor"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -57,6 +58,8 @@ func (s *Server) handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /api/v1/tree", s.apiW(s.treeWithEventID))
 	mux.HandleFunc("GET /api/v1/events", s.serveEvents)
+	mux.Handle("GET /{$}", monitor.Handler())
+	mux.Handle("GET "+monitor.Prefix, monitor.Handler())
 	mux.HandleFunc("GET /api/v1/policy", s.api(func(r *http.Request, st *state) (any, error) {
 		return st.policyView(), nil
 	}))
@@ -146,6 +149,9 @@ func (s *Server) authorized(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var want []string
 		switch {
+		case monitor.Public(r): // the page holds no data; it asks for the token
+			h.ServeHTTP(w, r)
+			return
 		case r.Method == http.MethodPost && s.Token != "":
 			want = []string{s.Token}
 		case r.Method != http.MethodPost && s.APIReadToken != "":
