@@ -2,8 +2,12 @@ package ocmctl
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,5 +143,91 @@ func TestCtlWatchLive(t *testing.T) {
 	}
 	if len(failed) != 1 || failed[0].Node != "b" {
 		t.Errorf("node_failed events %+v, want b's", failed)
+	}
+}
+
+// cutProxy forwards TCP connections to addr until cut closes them all.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startCutProxy(t *testing.T, addr string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); p.cut(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(out, in); out.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// When its connection drops, watch reconnects and resumes after the last
+// event it printed: the events of the gap come, in order, once.
+func TestCtlWatchResumes(t *testing.T) {
+	srv := &server.Server{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Heartbeat: time.Hour}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	proxy := startCutProxy(t, srv.HTTPAddr())
+	out, stop := runWatch(t, "--server", proxy.ln.Addr().String(), "-o", "json", "watch", "--interval", "10ms")
+	waitFor(t, out, "an event", func(s string) bool {
+		srv.Events.Emit(event.PolicyChanged{From: "x", To: "sync"})
+		return strings.Contains(s, "policy_changed")
+	})
+	proxy.cut()
+	for i := range 5 {
+		srv.Events.Emit(event.PolicyChanged{From: "x", To: fmt.Sprint("gap-", i)})
+	}
+	waitFor(t, out, "the events of the gap", func(s string) bool { return strings.Contains(s, `"gap-4"`) })
+	if err := stop(); err != nil {
+		t.Errorf("interrupted watch: %v", err)
+	}
+	var gap []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if e, err := event.Decode([]byte(l)); err == nil {
+			if p, ok := e.(event.PolicyChanged); ok && strings.HasPrefix(p.To, "gap-") {
+				gap = append(gap, p.To)
+			}
+		} else if !strings.Contains(l, "reconnecting") {
+			t.Errorf("not an event line: %q", l)
+		}
+	}
+	if want := []string{"gap-0", "gap-1", "gap-2", "gap-3", "gap-4"}; !slices.Equal(gap, want) {
+		t.Errorf("events of the gap %v, want %v\n%s", gap, want, out.String())
 	}
 }
