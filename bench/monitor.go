@@ -3,7 +3,9 @@ package main
 // monitor: how long the monitor page (ocm-server's /) takes to draw its
 // first picture of a big tree, in headless chromium: from navigation
 // start to the page's "ocm-drawn" mark (window.ocmFirstDraw, after it
-// fetched /api/v1/tree and drew it), at 1,000 and 10,000 relays. The
+// fetched /api/v1/tree and drew it), at 1,000 and 10,000 relays; and how
+// long finding the deepest relay with the search box takes (its
+// ancestors expanded, the tree drawn again): the page's responsiveness. The
 // relays are in-process protocol clients (hello, joined) of a real
 // ocm-server, joined into a tree of fan-out monCapacity level by level;
 // nobody plays the stream (the page's cost does not depend on it).
@@ -53,24 +55,27 @@ func runMonitorBench(ctx context.Context, o options) ([]result, error) {
 	}
 	res := result{Case: "monitor", Metrics: map[string]any{}}
 	for _, n := range sizes {
-		ms, drawn, err := monitorFirstDraw(ctx, o, chromium, n, loads[0])
+		ms, search, drawn, err := monitorFirstDraw(ctx, o, chromium, n, loads[0])
 		if err != nil {
 			return nil, fmt.Errorf("%d relays: %w", n, err)
 		}
 		res.Metrics[fmt.Sprintf("first_draw_ms_%d", n)] = ms
+		res.Metrics[fmt.Sprintf("search_draw_ms_%d", n)] = search
 		res.Notes = append(res.Notes, fmt.Sprintf("%d relays: %d boxes drawn (the rest collapsed), median of %d loads", n, drawn, loads[0]))
 	}
 	return []result{res}, nil
 }
 
 // monitorFirstDraw builds a tree of n relays and loads the page loads
-// times, returning the median first-draw time and the boxes drawn.
-func monitorFirstDraw(ctx context.Context, o options, chromium string, n, loads int) (float64, int, error) {
+// times, returning the median first-draw time, the median time to find
+// the last relay with the search box (its ancestors expanded and the
+// tree redrawn) and the boxes first drawn.
+func monitorFirstDraw(ctx context.Context, o options, chromium string, n, loads int) (first, search float64, drawn int, err error) {
 	// Heartbeats and reports of a minute: the clients send neither.
 	srv, err := lab.StartServer(o.Lab, o.Tools, fmt.Sprintf("server (%d)", n), "--heartbeat", "1m",
 		"--report-interval", "1m", "--origin-capacity", strconv.Itoa(monCapacity), "--stall-limit", "0")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer srv.Kill()
 	clients, err := buildTree(ctx, srv.OCM, n)
@@ -82,15 +87,17 @@ func monitorFirstDraw(ctx context.Context, o options, chromium string, n, loads 
 		}
 	}()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	bctx, stop, err := lab.Browser(ctx, chromium)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer stop()
-	var times []float64
-	drawn := 0
+	var times, searches []float64
+	find := fmt.Sprintf(`(() => { const s = document.getElementById('search'); s.value = %q; const t0 = performance.now();
+		s.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}));
+		return document.querySelector('g.found') ? performance.now() - t0 : -1; })()`, relayID(n-1))
 	for range loads {
 		lctx, cancel := context.WithTimeout(bctx, 2*lab.Patience)
 		err := chromedp.Do(lctx, chromedp.Navigate("about:blank"), chromedp.Navigate("http://"+srv.HTTP+"/"))
@@ -106,14 +113,27 @@ func monitorFirstDraw(ctx context.Context, o options, chromium string, n, loads 
 			s, err = chromedp.Run(lctx, chromedp.Evaluate[string](`document.body.dataset.nodes`))
 			drawn, _ = strconv.Atoi(s)
 		}
+		var found float64
+		if err == nil {
+			found, err = chromedp.Run(lctx, chromedp.Evaluate[float64](find))
+			if err == nil && found < 0 {
+				err = fmt.Errorf("the search did not find %s", relayID(n-1))
+			}
+		}
 		cancel()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		times = append(times, ms)
+		searches = append(searches, found)
 	}
-	slices.Sort(times)
-	return float64(int(times[len(times)/2]*10)) / 10, drawn, nil
+	return medianTenth(times), medianTenth(searches), drawn, nil
+}
+
+// medianTenth is the median of v, to a tenth.
+func medianTenth(v []float64) float64 {
+	slices.Sort(v)
+	return float64(int(v[len(v)/2]*10)) / 10
 }
 
 // treeParent is relay i's parent in a tree of fan-out monCapacity under

@@ -40,13 +40,16 @@ func pageNodes(t *testing.T, ctx context.Context) map[string]drawnNode {
 // TestMonitorPage loads the monitor page of a running overlay in headless
 // chromium, SIGKILLs a relay with children, and sees the page mark it
 // failed and draw its children under their new parents, live: no reload.
+// The server wants a token for reads and actions: the page says 401 until
+// one is typed in, and an action with the read token only is refused,
+// plainly.
 func TestMonitorPage(t *testing.T) {
 	systemTest(t)
 	chromium := testutil.RequireTool(t, "chromium")
-	o := newOverlay(t, "--origin-capacity", "1")
+	o := newOverlay(t, "--origin-capacity", "1", "--token", "s3cret", "--api-read-token", "reader")
 	names := []string{"A", "B", "C", "D"}
 	for _, n := range names {
-		o.join(t, n)
+		o.join(t, n, "--token", "s3cret")
 	}
 	ctx, stop, err := lab.Browser(context.Background(), chromium)
 	if err != nil {
@@ -58,6 +61,10 @@ func TestMonitorPage(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+o.srv.HTTP+"/")); err != nil {
 		t.Fatal(err)
 	}
+	if err := lab.PageWait(ctx, `document.getElementById('live').textContent.includes('401')`, lab.Patience); err != nil {
+		t.Fatalf("no 401 shown without a token: %v", err)
+	}
+	typeToken(t, ctx, "reader")
 	all := `['A','B','C','D'].every(id => document.querySelector('g.node[data-node="' + id + '"]'))`
 	if err := lab.PageWait(ctx, all+` && document.getElementById('live').textContent === 'live'`, lab.Patience); err != nil {
 		t.Fatalf("one drawn node per relay: %v", err)
@@ -104,6 +111,22 @@ func TestMonitorPage(t *testing.T) {
 		t.Logf("%s: parent %s -> %s", c, before[c].Parent, after[c].Parent)
 	}
 
+	// An action: refused with the read token, done with the server's.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`g.node[data-node="`+children[0]+`"]`)),
+		chromedp.Click(chromedp.ID("reconnect"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.PageWait(ctx, `(r => r.className === 'error' && r.textContent.includes('401') && r.textContent.includes('wrong token'))(document.getElementById('result'))`, lab.Patience); err != nil {
+		t.Errorf("no 401 shown for an action with the read token: %v", err)
+	}
+	typeToken(t, ctx, "s3cret")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("reconnect"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.PageWait(ctx, `(r => r.className === 'ok' && r.textContent.includes('reconnect'))(document.getElementById('result'))`, lab.Patience); err != nil {
+		t.Errorf("the reconnect with the token was not done: %v", err)
+	}
+
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -117,6 +140,18 @@ func TestMonitorPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
+}
+
+// typeToken types tok into the page's token field, as a user does.
+func typeToken(t *testing.T, ctx context.Context, tok string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.getElementById('token').value = '', true)`))
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), tok+"\r"))
+	}
+	if err != nil {
+		t.Fatalf("typing the token: %v", err)
+	}
 }
 
 // jsList is ids as a JavaScript array literal (ids are plain names).

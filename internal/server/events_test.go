@@ -307,3 +307,15 @@ func TestReportSummary(t *testing.T) {
 		t.Fatalf("summaries %+v, want a second %+v", got, want)
 	}
 }
+
+// The stream outlives the HTTP read and write timeouts: they bound a
+// request's arrival and each write, not how long a client listens.
+func TestEventsOutliveHTTPTimeouts(t *testing.T) {
+	ts := startServer(t, func(s *Server) { s.HTTPReadTimeout, s.HTTPWriteTimeout = 100*time.Millisecond, 100*time.Millisecond })
+	c := ts.subscribe(t, "", nil)
+	time.Sleep(400 * time.Millisecond) // both timeouts over, several times
+	ts.policies(t, 1)
+	if f := c.next(); f.name != "policy_changed" {
+		t.Errorf("after the timeouts: %+v", f)
+	}
+}

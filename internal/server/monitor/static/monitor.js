@@ -335,18 +335,28 @@
   }
 
   // --- interaction ---
-  $('tree').addEventListener('click', (e) => {
+  // A click selects a node (for the actions) and expands it if collapsed;
+  // a double click collapses it.
+  function nodeAt(e) {
     const g = e.target.closest('g.node');
-    if (!g) return;
-    if (g.dataset.more) { S.more.add(g.dataset.more); draw(); return; }
-    const id = g.dataset.node;
-    if (id === 'origin') return;
+    if (!g) return null;
     const t = S.trees.get(S.stream);
-    const m = t && t.nodes.find((x) => x.node === id);
-    if (m && m.children.length) {
-      if (isCollapsed(id, m.level)) { S.collapsed.delete(id); S.expanded.add(id); } else { S.expanded.delete(id); S.collapsed.add(id); }
-    }
-    select(id);
+    return { g, id: g.dataset.node, m: t && t.nodes.find((x) => x.node === g.dataset.node) };
+  }
+  $('tree').addEventListener('click', (e) => {
+    const n = nodeAt(e);
+    if (!n) return;
+    if (n.g.dataset.more) { S.more.add(n.g.dataset.more); draw(); return; }
+    if (n.id === 'origin') return;
+    if (n.m && n.m.children.length && isCollapsed(n.id, n.m.level)) { S.collapsed.delete(n.id); S.expanded.add(n.id); }
+    select(n.id);
+    draw();
+  });
+  $('tree').addEventListener('dblclick', (e) => {
+    const n = nodeAt(e);
+    if (!n || !n.m || !n.m.children.length) return;
+    S.expanded.delete(n.id);
+    S.collapsed.add(n.id);
     draw();
   });
   function select(id) {
