@@ -21,8 +21,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -87,19 +85,28 @@ type hovRun struct {
 	detached int
 	treeErr  string
 
-	overlapped, stalled, forced, failed int // how the children's mediators switched
-	lostUp                              int // and upstreams they lost (a break, not a switch)
-	warnings                            []string
+	switches hovSwitches
+	warnings []string
+}
+
+// hovSwitches counts how the children's mediators switched, and the
+// upstreams they lost (a break, not a switch).
+type hovSwitches struct {
+	overlapped, stalled, forced, failed, lostUp int
+}
+
+func (s *hovSwitches) add(o hovSwitches) {
+	s.overlapped += o.overlapped
+	s.stalled += o.stalled
+	s.forced += o.forced
+	s.failed += o.failed
+	s.lostUp += o.lostUp
 }
 
 func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
-	reps, err := ovlKills()
-	if err != nil {
-		return nil, err
-	}
 	// The reference player on the origin tells up to which packet every
 	// player must have received by the window's end.
-	n, err := startOvlNet(ctx, o)
+	n, reps, err := startOvlRuns(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +121,8 @@ func runOverlayHandover(ctx context.Context, o options) ([]result, error) {
 		for _, l := range run.lost {
 			total += l
 		}
-		fmt.Fprintf(os.Stderr, "bench: overlay/handover %d: %s left (%d children, %d below); relay exited after %.1f ms, "+
-			"children switched after %.1f ms; %d packets lost below it\n",
+		progressf("overlay/handover %d: %s left (%d children, %d below); relay exited after %.1f ms, "+
+			"children switched after %.1f ms; %d packets lost below it",
 			k+1, run.leaving, len(run.children), len(run.below), ms(run.exit), ms(run.lastSwitch), total)
 		runs = append(runs, run)
 	}
@@ -349,16 +356,18 @@ func hovHandoverRun(ctx context.Context, n *ovlNet) (hovRun, error) {
 	// How the children's mediators switched, from their logs.
 	for _, c := range run.children {
 		tail := logSince(byID[c].med.Stderr(), from)
-		run.overlapped += countLines(tail, `msg="switching upstream"`)
-		run.lostUp += countLines(tail, `msg="upstream lost"`)
-		run.stalled += countLines(tail, "old upstream stalled")
-		run.forced += countLines(tail, "switch did not overlap in time")
-		run.failed += countLines(tail, "switch failed")
+		run.switches.add(hovSwitches{
+			overlapped: countLines(tail, `msg="switching upstream"`),
+			lostUp:     countLines(tail, `msg="upstream lost"`),
+			stalled:    countLines(tail, "old upstream stalled"),
+			forced:     countLines(tail, "switch did not overlap in time"),
+			failed:     countLines(tail, "switch failed"),
+		})
 		if l := lastLogLine(tail, "level=WARN"); l != "" {
 			run.warnings = append(run.warnings, c+" mediator: "+l)
 		}
 	}
-	run.overlapped -= run.stalled + run.forced + run.failed
+	run.switches.overlapped -= run.switches.stalled + run.switches.forced + run.switches.failed
 	if l := lastLogLine(logSince(H.relay.Stderr(), from), "level=WARN"); l != "" {
 		run.warnings = append(run.warnings, H.id+" relay: "+l)
 	}
@@ -505,7 +514,8 @@ func hovResult(runs []hovRun) result {
 	var exits, lastSwitch, switched, complete, reconnect, left, serverTime, silence, margin []time.Duration
 	var lost []int
 	lostTotal, dups, othersLost, hLost, detached, notGone, unswitched, ended := 0, 0, 0, 0, 0, 0, 0, 0
-	overlapped, stalled, forced, failed, lostUp, planned, matched := 0, 0, 0, 0, 0, 0, 0
+	planned, matched := 0, 0
+	var sw hovSwitches
 	minChildren, minBelow, maxDepth := runs[0].children, runs[0].below, 0
 	results := map[string]int{}
 	var notes, gaps, warnings, moves, other []string
@@ -543,11 +553,7 @@ func hovResult(runs []hovRun) result {
 		}
 		unswitched += len(r.unswitched)
 		ended += len(r.ended)
-		overlapped += r.overlapped
-		stalled += r.stalled
-		forced += r.forced
-		failed += r.failed
-		lostUp += r.lostUp
+		sw.add(r.switches)
 		planned += r.targetsPlanned
 		matched += r.targetsMatched
 		results[orDash(r.serverResult)]++
@@ -596,21 +602,13 @@ func hovResult(runs []hovRun) result {
 		"lost_packets_total":          lostTotal,
 		"lost_packets_max_per_player": maxLost,
 		"duplicates":                  dups,
-		"silence_per_player_ms_p50":   ms(median(silence)),
-		"silence_per_player_ms_max":   ms(slices.Max(silence)),
-		"handover_ms_p50":             ms(median(complete)),
-		"handover_ms_max":             ms(slices.Max(complete)),
-		"relay_exit_ms_p50":           ms(median(exits)),
-		"relay_exit_ms_max":           ms(slices.Max(exits)),
-		"children_switched_ms_p50":    ms(median(lastSwitch)),
-		"children_switched_ms_max":    ms(slices.Max(lastSwitch)),
 		"child_switched_ms_p50":       ms(median(switched)),
 		"children_unswitched":         unswitched,
-		"switches_overlapped":         overlapped,
-		"switches_old_stalled":        stalled,
-		"switches_forced_by_timeout":  forced,
-		"switches_failed":             failed,
-		"children_upstream_lost":      lostUp,
+		"switches_overlapped":         sw.overlapped,
+		"switches_old_stalled":        sw.stalled,
+		"switches_forced_by_timeout":  sw.forced,
+		"switches_failed":             sw.failed,
+		"children_upstream_lost":      sw.lostUp,
 		"targets_planned":             planned,
 		"targets_kept":                matched,
 		"server_handover_results":     countsString(results),
@@ -619,31 +617,28 @@ func hovResult(runs []hovRun) result {
 		"player_sessions_ended":       ended,
 		"lost_packets_elsewhere":      othersLost,
 		"lost_packets_player_on_h":    hLost,
-		"host_cpus":                   runtime.NumCPU(),
-		"host_load1":                  lab.LoadAverage(),
 	}
-	if len(reconnect) > 0 {
-		m["child_reconnect_ms_p50"] = ms(median(reconnect))
-	}
+	putHost(m)
+	putMs(m, "silence_per_player_ms_p50", "silence_per_player_ms_max", silence)
+	putMs(m, "handover_ms_p50", "handover_ms_max", complete)
+	putMs(m, "relay_exit_ms_p50", "relay_exit_ms_max", exits)
+	putMs(m, "children_switched_ms_p50", "children_switched_ms_max", lastSwitch)
+	putMedian(m, "child_reconnect_ms_p50", reconnect)
 	if len(margin) > 0 {
 		m["relay_exit_after_last_switch_ms_min"] = ms(slices.Min(margin))
 	}
-	if len(left) > 0 {
-		m["relay_left_acked_ms_p50"] = ms(median(left))
-	}
-	if len(serverTime) > 0 {
-		m["server_handover_done_ms_p50"] = ms(median(serverTime))
-	}
+	putMedian(m, "relay_left_acked_ms_p50", left)
+	putMedian(m, "server_handover_done_ms_p50", serverTime)
 	ok := lostTotal == 0 && dups == 0 && unswitched == 0 && ended == 0 && notGone == 0 && detached == 0
 	notes = append(notes, verdict(lostTotal == 0,
 		fmt.Sprintf("handover loses %d packets in total over %d handovers (%d players below H measured, at most %d per player), target zero",
 			lostTotal, len(runs), len(lost), maxLost)))
 	children := len(switched) + unswitched
-	mbb := overlapped == children && stalled+forced+failed+lostUp == 0
+	mbb := sw.overlapped == children && sw.stalled+sw.forced+sw.failed+sw.lostUp == 0
 	notes = append(notes, fmt.Sprintf("make-before-break: %d of %d children's switches overlapped; %d without overlap (old upstream stalled), "+
 		"%d forced after the switch timeout, %d failed, %d upstreams lost (a break); a break shorter than the %v between "+
 		"the test source's frames can lose nothing, so zero loss alone does not prove make-before-break; these counts and "+
-		"the players' silence (a frame interval when nothing broke) tell (all overlapped: %v)", overlapped, children, stalled, forced, failed, lostUp, ovlFrameInterval, mbb))
+		"the players' silence (a frame interval when nothing broke) tell (all overlapped: %v)", sw.overlapped, children, sw.stalled, sw.forced, sw.failed, sw.lostUp, ovlFrameInterval, mbb))
 	if !ok {
 		var why []string
 		if dups > 0 {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -75,12 +76,12 @@ func main() {
 		if only != "" && !contains(strings.Split(only, ","), c.name) {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "bench: running %s\n", c.name)
+		progressf("running %s", c.name)
 		o.Lab = &lab.Cleanups{}
 		rs, err := c.run(ctx, o)
 		o.Lab.Run()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", c.name, err)
+			progressf("%s: %v", c.name, err)
 			failed = true
 			all = append(all, result{Case: c.name, Notes: []string{"error: " + err.Error()}})
 			continue
@@ -98,6 +99,19 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// putHost puts this machine's CPU count and load average into m: every
+// process of a case shares them, so they frame its figures.
+func putHost(m map[string]any) {
+	m["host_cpus"] = runtime.NumCPU()
+	m["host_load1"] = lab.LoadAverage()
+}
+
+// progressf writes a line of the bench's progress to stderr (stdout
+// carries the report).
+func progressf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
 
 func printResult(r result) {

@@ -671,6 +671,24 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// putMedian puts v's median, in milliseconds, into m under key; nothing
+// when v is empty.
+func putMedian(m map[string]any, key string, v []time.Duration) {
+	if len(v) > 0 {
+		m[key] = ms(median(v))
+	}
+}
+
+// putMs puts v's median and maximum, in milliseconds, into m under the two keys.
+// A metric with no sample is left out.
+func putMs(m map[string]any, medianKey, maxKey string, v []time.Duration) {
+	if len(v) == 0 {
+		return
+	}
+	m[medianKey] = ms(median(v))
+	m[maxKey] = ms(slices.Max(v))
+}
+
 func ms(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }

@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -417,23 +416,19 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 	r := result{
 		Case: "overlay/join",
 		Metrics: map[string]any{
-			"repeats":                       ovlJoinRepeats,
-			"direct_first_packet_ms_median": ms(median(direct)),
-			"direct_first_packet_ms_max":    ms(slices.Max(direct)),
-			"cold_first_packet_ms_median":   ms(median(cold)),
-			"cold_first_packet_ms_max":      ms(slices.Max(cold)),
-			"warm_first_packet_ms_median":   ms(median(warmT)),
-			"warm_first_packet_ms_max":      ms(slices.Max(warmT)),
-			"join_overhead_ms_median":       ms(overhead),
-			"join_overhead_ms_max":          ms(slices.Max(cold) - median(direct)),
-			"direct_frames_missed_max":      slices.Max(directFrames),
-			"cold_frames_missed_max":        slices.Max(coldFrames),
-			"cold_frames_missed_total":      sumInts(coldFrames),
-			"warm_frames_missed_max":        slices.Max(warmFrames),
-			"host_cpus":                     runtime.NumCPU(),
-			"host_load1":                    lab.LoadAverage(),
+			"repeats":                  ovlJoinRepeats,
+			"join_overhead_ms_median":  ms(overhead),
+			"join_overhead_ms_max":     ms(slices.Max(cold) - median(direct)),
+			"direct_frames_missed_max": slices.Max(directFrames),
+			"cold_frames_missed_max":   slices.Max(coldFrames),
+			"cold_frames_missed_total": sumInts(coldFrames),
+			"warm_frames_missed_max":   slices.Max(warmFrames),
 		},
 	}
+	putHost(r.Metrics)
+	putMs(r.Metrics, "direct_first_packet_ms_median", "direct_first_packet_ms_max", direct)
+	putMs(r.Metrics, "cold_first_packet_ms_median", "cold_first_packet_ms_max", cold)
+	putMs(r.Metrics, "warm_first_packet_ms_median", "warm_first_packet_ms_max", warmT)
 	if len(resolve) > 0 {
 		r.Metrics["cold_resolve_ms_median"] = ms(median(resolve))
 		r.Metrics["cold_pull_ms_median"] = ms(median(pull))
@@ -518,18 +513,25 @@ func ovlKills() (int, error) {
 	return k, nil
 }
 
+// startOvlRuns reads OCM_BENCH_KILLS, how many times a case builds a
+// fresh tree and measures, and starts the origin and its reference player.
+func startOvlRuns(ctx context.Context, o options) (*ovlNet, int, error) {
+	reps, err := ovlKills()
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := startOvlNet(ctx, o)
+	return n, reps, err
+}
+
 func runOverlayRecovery(ctx context.Context, o options) ([]result, error) {
 	policies, err := ovlPolicies()
 	if err != nil {
 		return nil, err
 	}
-	kills, err := ovlKills()
-	if err != nil {
-		return nil, err
-	}
 	// The reference player on the origin tells which packets the origin
 	// sent after the kill.
-	n, err := startOvlNet(ctx, o)
+	n, kills, err := startOvlRuns(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -544,10 +546,10 @@ func runOverlayRecovery(ctx context.Context, o options) ([]result, error) {
 				return results, fmt.Errorf("%s, kill %d: %w", policy, k+1, err)
 			}
 			if run.unrecovered == 0 {
-				fmt.Fprintf(os.Stderr, "bench: overlay/recovery %s kill %d: all %d orphans playing again after %.1f ms\n",
+				progressf("overlay/recovery %s kill %d: all %d orphans playing again after %.1f ms",
 					policy, k+1, run.orphans, ms(run.all))
 			} else {
-				fmt.Fprintf(os.Stderr, "bench: overlay/recovery %s kill %d: %d of %d orphans not playing again within %v\n",
+				progressf("overlay/recovery %s kill %d: %d of %d orphans not playing again within %v",
 					policy, k+1, run.unrecovered, run.orphans, ovlRecoverLimit)
 			}
 			runs = append(runs, run)
@@ -900,41 +902,32 @@ func ovlRecoveryResult(policy string, runs []ovlKill) result {
 	lostSorted := slices.Clone(lost)
 	slices.Sort(lostSorted)
 	m := map[string]any{
-		"policy":                            policy,
-		"kills":                             len(runs),
-		"hosts":                             runs[0].hosts,
-		"r_descendants_min":                 minOrphans,
-		"r_children_min":                    minChildren,
-		"tree_depth_max":                    maxDepth,
-		"recovery_all_ms_p50":               ms(median(all)),
-		"recovery_all_ms_max":               ms(slices.Max(all)),
-		"recovery_per_player_ms_p50":        ms(median(players)),
-		"recovery_beyond_next_frame_ms_p50": ms(median(beyond)),
-		"recovery_beyond_next_frame_ms_max": ms(slices.Max(beyond)),
-		"silence_per_player_ms_p50":         ms(median(gaps)),
-		"silence_per_player_ms_max":         ms(slices.Max(gaps)),
-		"next_frame_after_kill_ms_p50":      ms(median(nextFrame)),
-		"edges_compared":                    edgesBefore,
-		"edges_unchanged":                   edgesKept,
-		"edges_unchanged_share":             round3(share),
-		"lost_packets_per_orphan_p50":       lostSorted[len(lostSorted)/2],
-		"lost_packets_per_orphan_max":       lostSorted[len(lostSorted)-1],
-		"duplicate_packets":                 dups,
-		"reference_lost_packets":            refLost,
-		"orphans_unrecovered":               unrecovered,
-		"player_sessions_ended":             playerErrors,
-		"nodes_detached_after_recovery":     detached,
-		"build_tree_s_median":               round3(median(build).Seconds()),
-		"host_cpus":                         runtime.NumCPU(),
-		"host_load1":                        lab.LoadAverage(),
+		"policy":                        policy,
+		"kills":                         len(runs),
+		"hosts":                         runs[0].hosts,
+		"r_descendants_min":             minOrphans,
+		"r_children_min":                minChildren,
+		"tree_depth_max":                maxDepth,
+		"recovery_per_player_ms_p50":    ms(median(players)),
+		"next_frame_after_kill_ms_p50":  ms(median(nextFrame)),
+		"edges_compared":                edgesBefore,
+		"edges_unchanged":               edgesKept,
+		"edges_unchanged_share":         round3(share),
+		"lost_packets_per_orphan_p50":   lostSorted[len(lostSorted)/2],
+		"lost_packets_per_orphan_max":   lostSorted[len(lostSorted)-1],
+		"duplicate_packets":             dups,
+		"reference_lost_packets":        refLost,
+		"orphans_unrecovered":           unrecovered,
+		"player_sessions_ended":         playerErrors,
+		"nodes_detached_after_recovery": detached,
+		"build_tree_s_median":           round3(median(build).Seconds()),
 	}
-	if len(childLost) > 0 {
-		m["r_children_upstream_lost_ms_p50"] = ms(median(childLost))
-	}
-	if len(childPlaying) > 0 {
-		m["r_children_upstream_playing_ms_p50"] = ms(median(childPlaying))
-		m["r_children_upstream_playing_ms_max"] = ms(slices.Max(childPlaying))
-	}
+	putHost(m)
+	putMs(m, "recovery_all_ms_p50", "recovery_all_ms_max", all)
+	putMs(m, "recovery_beyond_next_frame_ms_p50", "recovery_beyond_next_frame_ms_max", beyond)
+	putMs(m, "silence_per_player_ms_p50", "silence_per_player_ms_max", gaps)
+	putMedian(m, "r_children_upstream_lost_ms_p50", childLost)
+	putMs(m, "r_children_upstream_playing_ms_p50", "r_children_upstream_playing_ms_max", childPlaying)
 	res := result{Case: "overlay/recovery/" + policy, Metrics: m}
 	allMax := slices.Max(all)
 	if policy == "repair" {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // TestBadInput sends a mediator requests it must refuse, and garbage it
@@ -66,7 +67,7 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("origin-unreachable", func(t *testing.T) {
 		require(t, "ffprobe")
-		closed := closedPort(t)
+		closed := testutil.ClosedTCP(t)
 		url := enhanced(b.Addr, "test", closed)
 		_, errOut, err := run(t, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", url)
 		if err == nil || !regexp.MustCompile(`DESCRIBE failed: 5\d\d`).MatchString(errOut) {
@@ -222,24 +223,7 @@ func stalledPlayer(t *testing.T, addr, url string) {
 // dial connects to addr; the connection is closed when the test ends.
 func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, patience)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// closedPort returns a 127.0.0.1 address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return testutil.Dial(t, addr, patience)
 }
 
 // hasLine reports whether one line of text contains all of words.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/retry"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -73,7 +74,7 @@ func (r *relay) join(ctx context.Context, exclude []string, deadline time.Time) 
 			}
 			r.stats.retry()
 			// A short jittered pause, as a mediator's next DESCRIBE.
-			if !sleep(ctx, time.Duration(10+rand.IntN(40))*time.Millisecond) {
+			if !retry.Sleep(ctx, time.Duration(10+rand.IntN(40))*time.Millisecond) {
 				return ctx.Err()
 			}
 		}
@@ -173,17 +174,6 @@ func (r *relay) run(ctx context.Context, joinTimeout time.Duration) {
 				r.onJoin(r, time.Now(), true)
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -9,12 +9,12 @@ import (
 	"net/url"
 	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/lab"
+	"github.com/ocm-overlay/ocm/internal/retry"
 )
 
 // result is one run's figures (one batch size, one fresh server).
@@ -141,7 +141,7 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 			return res, ctx.Err()
 		}
 	}
-	res.CPUJoining, res.LoadCPU, res.LoadAvg = cpu.done(), self.done(), loadAvg()
+	res.CPUJoining, res.LoadCPU, res.LoadAvg = cpu.done(), self.done(), lab.LoadAverage()
 	if res.Joined > 0 {
 		res.JoinsPerS = float64(res.Joined) / lastJoin.Sub(t0).Seconds()
 	}
@@ -159,12 +159,12 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	fmt.Fprintf(stderr, "scale: joined %d in %.1fs\n", res.Joined, lastJoin.Sub(t0).Seconds())
 
 	// Steady state: reports and heartbeats only.
-	if !sleep(ctx, 2*time.Second) {
+	if !retry.Sleep(ctx, 2*time.Second) {
 		return res, ctx.Err()
 	}
 	st.resetHeartbeats()
 	cpu = srv.cpuStart()
-	if !sleep(ctx, o.steady) {
+	if !retry.Sleep(ctx, o.steady) {
 		return res, ctx.Err()
 	}
 	res.SteadyCPU = cpu.done()
@@ -305,25 +305,8 @@ func repair(ctx context.Context, o options, srv *serverProc, tr api.Tree, byID m
 		if time.Since(tKill) > 30*time.Second {
 			return fmt.Errorf("repair: the tree does not show %d attached relays and no orphan within 30s: %s", want, b)
 		}
-		if !sleep(ctx, 5*time.Millisecond) {
+		if !retry.Sleep(ctx, 5*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
-}
-
-// loadAvg returns the host's one-minute load average (-1 if unknown).
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return -1
-	}
-	return v
 }

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
 // serverProc is the ocm-server under test: one this tool started, or one
@@ -144,56 +146,29 @@ func (p *serverProc) rss() (int64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
-// clockTick is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
-const clockTick = 10 * time.Millisecond
-
-// cpu returns the server's CPU time (user+system), 0 without a pid.
-func (p *serverProc) cpu() (time.Duration, error) {
-	if p.pid == 0 {
-		return 0, nil
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(data, ')') // the command name may hold spaces
-	if i < 0 {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("too few fields in /proc stat")
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(u+s) * clockTick, nil
-}
-
 // cpuWindow measures the server's CPU per wall second from start to done.
 type cpuWindow struct {
-	p    *serverProc
-	cpu0 time.Duration
-	t0   time.Time
+	m *lab.CPUMeter // nil without a pid, or when /proc could not be read
 }
 
 func (p *serverProc) cpuStart() cpuWindow {
-	c, _ := p.cpu()
-	return cpuWindow{p: p, cpu0: c, t0: time.Now()}
+	if p.pid == 0 {
+		return cpuWindow{}
+	}
+	m, _ := lab.StartCPUMeter(p.pid)
+	return cpuWindow{m: m}
 }
 
 // done returns cores used on average (-1 without a pid).
 func (w cpuWindow) done() float64 {
-	if w.p.pid == 0 {
+	if w.m == nil {
 		return -1
 	}
-	c, err := w.p.cpu()
+	v, err := w.m.PerWall()
 	if err != nil {
 		return -1
 	}
-	return (c - w.cpu0).Seconds() / time.Since(w.t0).Seconds()
+	return v
 }
 
 // get fetches an API path and returns the body and how long it took.

@@ -8,13 +8,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
+	"github.com/ocm-overlay/ocm/internal/testutil/udptest"
 )
 
 func buildBinary(t *testing.T) string {
@@ -87,53 +86,24 @@ func inputPort(t *testing.T, ready event.FanoutReady) netip.AddrPort {
 
 func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 	bin := buildBinary(t)
-	rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	var got atomic.Int64
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			if _, _, err := rc.ReadFromUDPAddrPort(buf); err != nil {
-				return
-			}
-			got.Add(1)
-		}
-	}()
+	rc := udptest.NewReceiver(t)
 	p := startProc(t, bin, "--from", "udp://127.0.0.1:0", "--stats-interval", "100ms")
 	in := inputPort(t, next[event.FanoutReady](t, p))
 
-	to := "udp://" + rc.LocalAddr().String()
+	to := rc.URL()
 	if err := p.Send(fmt.Sprintf(`{"op":"add","to":%q}`, to)); err != nil {
 		t.Fatal(err)
 	}
 	if rep := next[event.Reply](t, p); !rep.OK {
 		t.Fatalf("add: %+v", rep)
 	}
-	sc, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	pkt := make([]byte, 1000)
-	pkt[0], pkt[1] = 0x80, 96
-	for i := range 100 {
-		pkt[3] = byte(i)
-		if _, err := sc.Write(pkt); err != nil {
-			t.Fatal(err)
-		}
-		if i%10 == 9 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	udptest.NewRTPSender(t, in, 1000).SendPaced(t, 100, 10)
 	deadline := time.Now().Add(30 * time.Second)
-	for got.Load() < 100 && time.Now().Before(deadline) {
+	for rc.Packets.Load() < 100 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got.Load() != 100 {
-		t.Fatalf("received %d of 100 packets; stderr:\n%s", got.Load(), p.Stderr())
+	if rc.Packets.Load() != 100 {
+		t.Fatalf("received %d of 100 packets; stderr:\n%s", rc.Packets.Load(), p.Stderr())
 	}
 
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -153,11 +123,7 @@ func TestProcessRelaysAndStopsOnSIGTERM(t *testing.T) {
 
 func TestProcessBadInput(t *testing.T) {
 	bin := buildBinary(t)
-	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	busy := udptest.Listen(t)
 	cases := []struct {
 		name string
 		args []string

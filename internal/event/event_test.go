@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocm-overlay/ocm/internal/fanout"
+	"github.com/ocm-overlay/ocm/internal/fanoutapi"
 )
 
 // samples holds one value of every event type, every field set, so a
@@ -57,9 +57,9 @@ var samples = []Event{
 
 	FanoutReady{From: "127.0.0.1:0", To: []string{"udp://127.0.0.1:0"}, SDP: "/tmp/x.sdp", Version: "v1.2.3"},
 	SDP{Path: "/tmp/x.sdp"},
-	FanoutStats{In: fanout.InStats{Packets: 1, Bytes: 2}, Drops: 3, Outputs: 1, Out: []fanout.OutStats{{To: "udp://127.0.0.1:0", Packets: 1}}},
-	FanoutStats{In: fanout.InStats{Packets: 1}, Drops: 3, Outputs: 900, Total: &fanout.OutTotals{Packets: 9, WithDrops: 1}, Worst: []fanout.OutStats{{To: "udp://127.0.0.1:0", Drops: 2}}},
-	Reply{fanout.Reply{Op: "add", ID: json.RawMessage(`7`), OK: true, To: "udp://127.0.0.1:0", Stats: &fanout.Stats{Drops: 1}, Error: "e"}},
+	FanoutStats{In: fanoutapi.InStats{Packets: 1, Bytes: 2}, Drops: 3, Outputs: 1, Out: []fanoutapi.OutStats{{To: "udp://127.0.0.1:0", Packets: 1}}},
+	FanoutStats{In: fanoutapi.InStats{Packets: 1}, Drops: 3, Outputs: 900, Total: &fanoutapi.OutTotals{Packets: 9, WithDrops: 1}, Worst: []fanoutapi.OutStats{{To: "udp://127.0.0.1:0", Drops: 2}}},
+	Reply{fanoutapi.Reply{Op: "add", ID: json.RawMessage(`7`), OK: true, To: "udp://127.0.0.1:0", Stats: &fanoutapi.Stats{Drops: 1}, Error: "e"}},
 	ReadProgress{ReadCounts{URL: "rtsp://h/s", Packets: 1, Frames: 2, Lost: 3, Renumbered: 4, FirstPacketMs: 1.25}},
 	ReadSummary{ReadCounts{URL: "rtsp://h/s", Packets: 1, Frames: 2, Lost: 3, Renumbered: 4, FirstPacketMs: 1.25}},
 	FloorReady{Addr: "127.0.0.1:0"},
@@ -130,22 +130,22 @@ func TestShapes(t *testing.T) {
 		e    Event
 		want string
 	}{
-		{NewFanoutStats(fanout.Summary{Outputs: 0, Out: []fanout.OutStats{}}),
+		{NewFanoutStats(fanoutapi.Summary{Outputs: 0, Out: []fanoutapi.OutStats{}}),
 			`{"event":"stats","time":"2026-01-02T03:04:05Z","in":IN,"drops":0,"outputs":0,"out":[]}`},
-		{NewFanoutStats(fanout.Summary{Outputs: 2000}),
+		{NewFanoutStats(fanoutapi.Summary{Outputs: 2000}),
 			`{"event":"stats","time":"2026-01-02T03:04:05Z","in":IN,"drops":0,"outputs":2000,"out_total":{"packets":0,"bytes":0,"drops":0,"errors":0,"queued":0,"with_drops":0,"with_errors":0},"worst":[]}`},
 		{StreamStats{Stream: "/t", Kind: "test"},
 			`{"event":"stats","time":"2026-01-02T03:04:05Z","stream":"/t","kind":"test","readers":0,"packets_in":0,"packets_out":0,"lost":0,"bitrate_bps":0}`},
 		{StreamStats{Stream: "s", Kind: "relay", RelayCounters: &RelayCounters{}},
 			`{"event":"stats","time":"2026-01-02T03:04:05Z","stream":"s","kind":"relay","readers":0,"packets_in":0,"packets_out":0,"lost":0,"bitrate_bps":0,"packets_forwarded":0,"duplicates":0,"switches":0}`},
-		{Reply{fanout.Reply{Error: "a <b> & c"}},
+		{Reply{fanoutapi.Reply{Error: "a <b> & c"}},
 			`{"event":"reply","time":"2026-01-02T03:04:05Z","ok":false,"error":"a <b> & c"}`},
 		{LeftOverlay{},
 			`{"event":"left","time":"2026-01-02T03:04:05Z","streams":null}`},
 	} {
 		buf.Reset()
 		w.Emit(tt.e)
-		in, _ := json.Marshal(fanout.InStats{})
+		in, _ := json.Marshal(fanoutapi.InStats{})
 		if got, want := strings.TrimSpace(buf.String()), strings.Replace(tt.want, "IN", string(in), 1); got != want {
 			t.Errorf("%T:\n got %s\nwant %s", tt.e, got, want)
 		}

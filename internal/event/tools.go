@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 
-	"github.com/ocm-overlay/ocm/internal/fanout"
+	"github.com/ocm-overlay/ocm/internal/fanoutapi"
 )
 
 // The events of rtp-fanout, of rtsp-mediator read, and of bench's floor.
@@ -37,22 +37,22 @@ type SDP struct {
 // --stats-interval: Out lists every output while there are at most
 // --stats-detail, else Total and Worst stand in for it.
 type FanoutStats struct {
-	In      fanout.InStats    `json:"in"`
-	Drops   uint64            `json:"drops"`
-	Outputs int               `json:"outputs"`
-	Out     []fanout.OutStats `json:"out,omitempty"`
-	Total   *fanout.OutTotals `json:"out_total,omitempty"`
-	Worst   []fanout.OutStats `json:"worst,omitempty"` // with Total: the outputs that dropped, worst first
+	In      fanoutapi.InStats    `json:"in"`
+	Drops   uint64               `json:"drops"`
+	Outputs int                  `json:"outputs"`
+	Out     []fanoutapi.OutStats `json:"out,omitempty"`
+	Total   *fanoutapi.OutTotals `json:"out_total,omitempty"`
+	Worst   []fanoutapi.OutStats `json:"worst,omitempty"` // with Total: the outputs that dropped, worst first
 }
 
 // NewFanoutStats is the stats line of s.
-func NewFanoutStats(s fanout.Summary) FanoutStats {
+func NewFanoutStats(s fanoutapi.Summary) FanoutStats {
 	e := FanoutStats{In: s.In, Drops: s.Drops, Outputs: s.Outputs, Out: s.Out}
 	if s.Out == nil {
 		total := s.Total
 		e.Total, e.Worst = &total, s.Worst
 		if e.Worst == nil {
-			e.Worst = []fanout.OutStats{}
+			e.Worst = []fanoutapi.OutStats{}
 		}
 	}
 	return e
@@ -65,17 +65,17 @@ func (s FanoutStats) MarshalJSON() ([]byte, error) {
 	if s.Out != nil {
 		return marshal(struct {
 			plain
-			Out []fanout.OutStats `json:"out"`
+			Out []fanoutapi.OutStats `json:"out"`
 		}{plain(s), s.Out})
 	}
 	return marshal(struct {
 		plain
-		Worst []fanout.OutStats `json:"worst"`
+		Worst []fanoutapi.OutStats `json:"worst"`
 	}{plain(s), s.Worst})
 }
 
 // Reply answers one rtp-fanout control line.
-type Reply struct{ fanout.Reply }
+type Reply struct{ fanoutapi.Reply }
 
 // ReadCounts is what rtsp-mediator read counted so far.
 type ReadCounts struct {

@@ -7,24 +7,6 @@ import (
 	"fmt"
 )
 
-// Request is one control line: {"op":"add","to":"udp://..."}, "remove",
-// "list" or "stats". An id, if given, is echoed in the reply.
-type Request struct {
-	Op string          `json:"op"`
-	To string          `json:"to,omitempty"`
-	ID json.RawMessage `json:"id,omitempty"`
-}
-
-// Reply answers one Request.
-type Reply struct {
-	Op    string          `json:"op,omitempty"`
-	ID    json.RawMessage `json:"id,omitempty"`
-	OK    bool            `json:"ok"`
-	To    any             `json:"to,omitempty"` // the canonical output, or the list for "list"
-	Stats *Stats          `json:"stats,omitempty"`
-	Error string          `json:"error,omitempty"`
-}
-
 // Handle executes one control line and returns its answer; a malformed
 // line gets an error reply and changes nothing.
 func (f *Fanout) Handle(line []byte) Reply {

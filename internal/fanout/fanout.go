@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/defaults"
 )
 
 // Defaults for Fanout's zero-valued fields, in one place.
@@ -221,33 +223,17 @@ func (f *Fanout) Start() (err error) {
 }
 
 func (f *Fanout) defaults() {
-	if f.QueueLen <= 0 {
-		f.QueueLen = DefaultQueueLen
-	}
-	if f.BatchSize <= 0 {
-		f.BatchSize = DefaultBatchSize
-	}
-	if f.MaxPacketSize <= 0 {
-		f.MaxPacketSize = DefaultMaxPacketSize
-	}
-	if f.MaxPackets <= 0 {
-		f.MaxPackets = DefaultMaxPackets
-	}
-	if f.ReadBuffer <= 0 {
-		f.ReadBuffer = DefaultReadBuffer
-	}
-	if f.Senders <= 0 {
-		f.Senders = DefaultSenders
-	}
-	if f.MaxDestinations <= 0 {
-		f.MaxDestinations = DefaultMaxDestinations
-	}
+	defaults.Set(&f.QueueLen, DefaultQueueLen)
+	defaults.Set(&f.BatchSize, DefaultBatchSize)
+	defaults.Set(&f.MaxPacketSize, DefaultMaxPacketSize)
+	defaults.Set(&f.MaxPackets, DefaultMaxPackets)
+	defaults.Set(&f.ReadBuffer, DefaultReadBuffer)
+	defaults.Set(&f.Senders, DefaultSenders)
+	defaults.Set(&f.MaxDestinations, DefaultMaxDestinations)
 	if f.LookupHost == nil {
 		f.LookupHost = SystemLookup
 	}
-	if f.RTPMap == "" {
-		f.RTPMap = DefaultRTPMap
-	}
+	defaults.Set(&f.RTPMap, DefaultRTPMap)
 	if f.Log == nil {
 		f.Log = slog.New(slog.DiscardHandler)
 	}

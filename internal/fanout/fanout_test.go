@@ -13,15 +13,16 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil/udptest"
 )
 
 const bitrate4M = 4_000_000
 
-func allReceived(rs []*receiver, n int64) func() bool {
+func allReceived(rs []*udptest.Receiver, n int64) func() bool {
 	return func() bool {
 		for _, r := range rs {
-			if r.packets.Load() < n {
+			if r.Packets.Load() < n {
 				return false
 			}
 		}
@@ -37,18 +38,12 @@ func TestHundredOutputsNoLoss(t *testing.T) {
 
 func testHundredOutputs(t *testing.T, senders int) {
 	const outputs, packets = 100, 700 // 2 s of a 4 Mbit/s stream
-	var rs []*receiver
-	var to []string
-	for range outputs {
-		r := newReceiver(t)
-		rs = append(rs, r)
-		to = append(to, r.url())
-	}
+	rs, to := newReceivers(t, outputs)
 	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: to, Senders: senders})
-	s := newRTPSender(t, inputAddr(f), 1400)
-	s.sendAtRate(t, packets, bitrate4M)
+	s := udptest.NewRTPSender(t, inputAddr(f), 1400)
+	s.SendAtRate(t, packets, bitrate4M)
 
-	waitFor(t, "the fanout to send every packet", func() bool {
+	udptest.WaitFor(t, "the fanout to send every packet", func() bool {
 		st := f.Stats()
 		if st.Drops > 0 {
 			return true // fail below with the numbers
@@ -60,7 +55,7 @@ func testHundredOutputs(t *testing.T, senders int) {
 		}
 		return true
 	})
-	waitFor(t, "every receiver to get every packet", allReceived(rs, packets))
+	udptest.WaitFor(t, "every receiver to get every packet", allReceived(rs, packets))
 
 	st := f.Stats()
 	if st.In.Packets != packets || st.In.Gaps != 0 || st.In.Drops != 0 || st.Drops != 0 {
@@ -73,16 +68,16 @@ func testHundredOutputs(t *testing.T, senders int) {
 		if o.Packets != packets || o.Bytes != packets*1400 || o.Drops != 0 || o.Errors != 0 {
 			t.Errorf("output %d: %+v", i, o)
 		}
-		if got := rs[i].packets.Load(); got != packets {
+		if got := rs[i].Packets.Load(); got != packets {
 			t.Errorf("receiver %d got %d packets, want %d", i, got, packets)
 		}
 	}
 }
 
 func TestAddRemoveAtRunTime(t *testing.T) {
-	a, b := newReceiver(t), newReceiver(t)
-	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{a.url()}})
-	s := newRTPSender(t, inputAddr(f), 200)
+	a, b := udptest.NewReceiver(t), udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{a.URL()}})
+	s := udptest.NewRTPSender(t, inputAddr(f), 200)
 	handle := func(line string) Reply {
 		t.Helper()
 		r := f.Handle([]byte(line))
@@ -92,15 +87,15 @@ func TestAddRemoveAtRunTime(t *testing.T) {
 		return r
 	}
 
-	s.send(t, 50)
-	waitFor(t, "a to get phase 1", allReceived([]*receiver{a}, 50))
+	s.Send(t, 50)
+	udptest.WaitFor(t, "a to get phase 1", allReceived([]*udptest.Receiver{a}, 50))
 
-	r := handle(`{"op":"add","to":"` + b.url() + `","id":7}`)
-	if !r.OK || r.To != b.url() || string(r.ID) != "7" {
+	r := handle(`{"op":"add","to":"` + b.URL() + `","id":7}`)
+	if !r.OK || r.To != b.URL() || string(r.ID) != "7" {
 		t.Fatalf("add: %+v", r)
 	}
 	for _, bad := range []string{
-		`{"op":"add","to":"` + b.url() + `"}`, // already there
+		`{"op":"add","to":"` + b.URL() + `"}`, // already there
 		`{"op":"add","to":"udp://nohost"}`,
 		`{"op":"add","to":"tcp://127.0.0.1:5"}`,
 		`{"op":"add"}`,
@@ -115,26 +110,26 @@ func TestAddRemoveAtRunTime(t *testing.T) {
 			t.Errorf("%s: want an error reply, got %+v", bad, r)
 		}
 	}
-	if r := handle(`{"op":"list"}`); !r.OK || fmt.Sprint(r.To) != fmt.Sprint([]string{a.url(), b.url()}) {
+	if r := handle(`{"op":"list"}`); !r.OK || fmt.Sprint(r.To) != fmt.Sprint([]string{a.URL(), b.URL()}) {
 		t.Fatalf("list: %+v", r)
 	}
 
-	s.send(t, 30)
-	waitFor(t, "a and b to get phase 2", func() bool { return a.packets.Load() >= 80 && b.packets.Load() >= 30 })
+	s.Send(t, 30)
+	udptest.WaitFor(t, "a and b to get phase 2", func() bool { return a.Packets.Load() >= 80 && b.Packets.Load() >= 30 })
 
-	if r := handle(`{"op":"remove","to":"` + a.url() + `"}`); !r.OK {
+	if r := handle(`{"op":"remove","to":"` + a.URL() + `"}`); !r.OK {
 		t.Fatalf("remove: %+v", r)
 	}
-	s.send(t, 20)
-	waitFor(t, "b to get phase 3", func() bool { return b.packets.Load() >= 50 })
+	s.Send(t, 20)
+	udptest.WaitFor(t, "b to get phase 3", func() bool { return b.Packets.Load() >= 50 })
 
 	if r := handle(`{"op":"stats"}`); !r.OK || r.Stats == nil || r.Stats.In.Packets != 100 || len(r.Stats.Out) != 1 {
 		t.Fatalf("stats: %+v", r)
 	}
-	if got := a.packets.Load(); got != 80 {
+	if got := a.Packets.Load(); got != 80 {
 		t.Errorf("removed output got %d packets, want 80", got)
 	}
-	if got := b.packets.Load(); got != 50 {
+	if got := b.Packets.Load(); got != 50 {
 		t.Errorf("added output got %d packets, want 50", got)
 	}
 	if st := f.Stats(); st.In.Gaps != 0 || st.Drops != 0 {
@@ -149,16 +144,12 @@ func TestDeadDestinationDoesNotDisturbOthers(t *testing.T) {
 	const live, packets = 20, 350
 	dead := deadPort(t)
 	to := []string{"udp://" + dead.String()}
-	var rs []*receiver
-	for range live {
-		r := newReceiver(t)
-		rs = append(rs, r)
-		to = append(to, r.url())
-	}
+	rs, urls := newReceivers(t, live)
+	to = append(to, urls...)
 	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: to})
-	s := newRTPSender(t, inputAddr(f), 1400)
-	s.sendAtRate(t, packets, bitrate4M)
-	waitFor(t, "every live receiver to get every packet", allReceived(rs, packets))
+	s := udptest.NewRTPSender(t, inputAddr(f), 1400)
+	s.SendAtRate(t, packets, bitrate4M)
+	udptest.WaitFor(t, "every live receiver to get every packet", allReceived(rs, packets))
 
 	st := f.Stats()
 	if st.In.Packets != packets || st.In.Drops != 0 {
@@ -175,8 +166,8 @@ func TestDeadDestinationDoesNotDisturbOthers(t *testing.T) {
 func TestFailingDestinationDoesNotDisturbOthers(t *testing.T) {
 	const packets = 300
 	bad := deadPort(t)
-	rs := []*receiver{newReceiver(t), newReceiver(t), newReceiver(t)}
-	to := []string{rs[0].url(), "udp://" + bad.String(), rs[1].url(), rs[2].url()}
+	rs := []*udptest.Receiver{udptest.NewReceiver(t), udptest.NewReceiver(t), udptest.NewReceiver(t)}
+	to := []string{rs[0].URL(), "udp://" + bad.String(), rs[1].URL(), rs[2].URL()}
 	var fake *fakeSocket
 	f := &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: to, Senders: 1}
 	f.wrapWriter = func(w batchWriter) batchWriter {
@@ -184,11 +175,8 @@ func TestFailingDestinationDoesNotDisturbOthers(t *testing.T) {
 		return fake
 	}
 	startFanout(t, f)
-	s := newRTPSender(t, inputAddr(f), 200)
-	for range packets / 10 {
-		s.send(t, 10)
-		time.Sleep(time.Millisecond)
-	}
+	s := udptest.NewRTPSender(t, inputAddr(f), 200)
+	s.SendPaced(t, packets, 10)
 	waitStats(t, f, rs, "the good receivers to get every packet", allReceived(rs, packets))
 	waitStats(t, f, rs, "every send to the bad one to fail", func() bool { return f.Stats().Out[1].Errors == packets })
 
@@ -208,20 +196,17 @@ func TestFailingDestinationDoesNotDisturbOthers(t *testing.T) {
 // socket drains.
 func TestFullSocketDoesNotBlock(t *testing.T) {
 	const queue, during, after = 64, 200, 50
-	rs := []*receiver{newReceiver(t), newReceiver(t)}
+	rs := []*udptest.Receiver{udptest.NewReceiver(t), udptest.NewReceiver(t)}
 	var fake *fakeSocket
-	f := &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: []string{rs[0].url(), rs[1].url()}, QueueLen: queue, Senders: 1}
+	f := &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: []string{rs[0].URL(), rs[1].URL()}, QueueLen: queue, Senders: 1}
 	f.wrapWriter = func(w batchWriter) batchWriter {
 		fake = &fakeSocket{w: w}
 		fake.full.Store(true)
 		return fake
 	}
 	startFanout(t, f)
-	s := newRTPSender(t, inputAddr(f), 200)
-	for range during / 10 {
-		s.send(t, 10)
-		time.Sleep(time.Millisecond)
-	}
+	s := udptest.NewRTPSender(t, inputAddr(f), 200)
+	s.SendPaced(t, during, 10)
 	waitStats(t, f, rs, "the input to take every packet", func() bool { return f.Stats().In.Packets == during })
 	waitStats(t, f, rs, "full queues", func() bool {
 		for _, o := range f.Stats().Out {
@@ -231,13 +216,13 @@ func TestFullSocketDoesNotBlock(t *testing.T) {
 		}
 		return true
 	})
-	if rs[0].packets.Load() != 0 || fake.calls.Load() == 0 {
-		t.Fatalf("sent %d packets through a full socket, tried %d times", rs[0].packets.Load(), fake.calls.Load())
+	if rs[0].Packets.Load() != 0 || fake.calls.Load() == 0 {
+		t.Fatalf("sent %d packets through a full socket, tried %d times", rs[0].Packets.Load(), fake.calls.Load())
 	}
 
 	fake.full.Store(false)
 	waitStats(t, f, rs, "the queued packets", allReceived(rs, queue))
-	s.send(t, after)
+	s.Send(t, after)
 	waitStats(t, f, rs, "the packets sent after", allReceived(rs, queue+after))
 	st := f.Stats()
 	if st.In.Drops != 0 || st.In.Gaps != 0 {
@@ -256,15 +241,15 @@ func TestFullSocketDoesNotBlock(t *testing.T) {
 
 func TestRTCPFollowsOnPortPlusOne(t *testing.T) {
 	rtp, rtcp := receiverPair(t)
-	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{rtp.url()}})
-	s := newRTPSender(t, inputAddr(f), 300)
-	s.send(t, 10)
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{rtp.URL()}})
+	s := udptest.NewRTPSender(t, inputAddr(f), 300)
+	s.Send(t, 10)
 	in := inputAddr(f)
-	rtcpIn := newRTPSender(t, in, 28)
-	rtcpIn.to = netip.AddrPortFrom(in.Addr(), in.Port()+1)
-	rtcpIn.buf[1] = 200 // sender report
-	rtcpIn.send(t, 2)
-	waitFor(t, "RTP and RTCP", func() bool { return rtp.packets.Load() == 10 && rtcp.packets.Load() == 2 })
+	rtcpIn := udptest.NewRTPSender(t, in, 28)
+	rtcpIn.To = netip.AddrPortFrom(in.Addr(), in.Port()+1)
+	rtcpIn.Buf[1] = 200 // sender report
+	rtcpIn.Send(t, 2)
+	udptest.WaitFor(t, "RTP and RTCP", func() bool { return rtp.Packets.Load() == 10 && rtcp.Packets.Load() == 2 })
 	st := f.Stats()
 	if st.In.Packets != 10 || st.In.RTCPPackets != 2 || st.Out[0].Packets != 12 {
 		t.Errorf("stats: %+v", st)
@@ -275,27 +260,27 @@ func TestRTCPFollowsOnPortPlusOne(t *testing.T) {
 }
 
 func TestSequenceGapsCounted(t *testing.T) {
-	r := newReceiver(t)
-	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{r.url()}})
-	s := newRTPSender(t, inputAddr(f), 100)
-	s.send(t, 5)
-	s.seq += 3 // lose 3
-	s.send(t, 5)
-	s.seq += 1 // lose 1
-	s.send(t, 1)
-	waitFor(t, "11 packets", allReceived([]*receiver{r}, 11))
+	r := udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: []string{r.URL()}})
+	s := udptest.NewRTPSender(t, inputAddr(f), 100)
+	s.Send(t, 5)
+	s.Seq += 3 // lose 3
+	s.Send(t, 5)
+	s.Seq += 1 // lose 1
+	s.Send(t, 1)
+	udptest.WaitFor(t, "11 packets", allReceived([]*udptest.Receiver{r}, 11))
 	if st := f.Stats(); st.In.Gaps != 2 || st.In.Lost != 4 {
 		t.Errorf("gaps %d lost %d, want 2 and 4", st.In.Gaps, st.In.Lost)
 	}
 }
 
 func TestSDPWrittenOnFirstPacket(t *testing.T) {
-	r := newReceiver(t)
+	r := udptest.NewReceiver(t)
 	path := filepath.Join(t.TempDir(), "out.sdp")
 	var called atomic.Int32
 	f := startFanout(t, &Fanout{
 		From:    "udp://127.0.0.1:0",
-		To:      []string{r.url()},
+		To:      []string{r.URL()},
 		SDPFile: path,
 		SDPTo:   "udp://239.255.42.42:5004", // described only, not sent to
 		OnSDP:   func(string) { called.Add(1) },
@@ -303,9 +288,9 @@ func TestSDPWrittenOnFirstPacket(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("sdp written before the first packet: %v", err)
 	}
-	s := newRTPSender(t, inputAddr(f), 100)
-	s.send(t, 3)
-	waitFor(t, "the sdp", func() bool { return called.Load() > 0 })
+	s := udptest.NewRTPSender(t, inputAddr(f), 100)
+	s.Send(t, 3)
+	udptest.WaitFor(t, "the sdp", func() bool { return called.Load() > 0 })
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -327,7 +312,7 @@ func TestStartErrors(t *testing.T) {
 	}
 	defer busy.Close()
 	busyPort := busy.LocalAddr().(*net.UDPAddr).Port
-	r := newReceiver(t)
+	r := udptest.NewReceiver(t)
 	refused := deadPort(t)
 
 	cases := []struct {
@@ -335,7 +320,7 @@ func TestStartErrors(t *testing.T) {
 		f    *Fanout
 		want string
 	}{
-		{"bad from", &Fanout{From: "udp://127.0.0.1", To: []string{r.url()}}, "--from"},
+		{"bad from", &Fanout{From: "udp://127.0.0.1", To: []string{r.URL()}}, "--from"},
 		{"bad scheme", &Fanout{From: "http://x/y"}, "scheme"},
 		{"bad to", &Fanout{From: "udp://127.0.0.1:0", To: []string{"udp://127.0.0.1:0"}}, "--to"},
 		{"port in use", &Fanout{From: fmt.Sprintf("udp://127.0.0.1:%d?rtcp=0", busyPort)}, "address already in use"},
@@ -343,7 +328,7 @@ func TestStartErrors(t *testing.T) {
 		{"no such iface", &Fanout{From: "udp://127.0.0.1:0", Iface: "nosuchif0"}, "nosuchif0"},
 		{"not a group", &Fanout{From: "udp://10.0.0.1@0.0.0.0:0"}, "not a multicast group"},
 		{"sdp without output", &Fanout{From: "udp://127.0.0.1:0", SDPFile: "x.sdp"}, "--to"},
-		{"too many outputs", &Fanout{From: "udp://127.0.0.1:0", To: []string{r.url(), "udp://127.1.0.1:5004"}, MaxDestinations: 1}, "too many destinations"},
+		{"too many outputs", &Fanout{From: "udp://127.0.0.1:0", To: []string{r.URL(), "udp://127.1.0.1:5004"}, MaxDestinations: 1}, "too many destinations"},
 		{"rtsp refused", &Fanout{From: "rtsp://" + refused.String() + "/live", RTSPTransport: "tcp"}, "refused"},
 	}
 	for _, c := range cases {
@@ -363,7 +348,7 @@ func TestStartErrors(t *testing.T) {
 }
 
 func TestCloseIsIdempotentAndWaitReturns(t *testing.T) {
-	f := &Fanout{From: "udp://127.0.0.1:0", To: []string{newReceiver(t).url()}}
+	f := &Fanout{From: "udp://127.0.0.1:0", To: []string{udptest.NewReceiver(t).URL()}}
 	if err := f.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +357,7 @@ func TestCloseIsIdempotentAndWaitReturns(t *testing.T) {
 	if err := f.Wait(); err != nil {
 		t.Errorf("Wait after Close: %v", err)
 	}
-	if _, err := f.Add(newReceiver(t).url()); !errors.Is(err, ErrClosed) {
+	if _, err := f.Add(udptest.NewReceiver(t).URL()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Add after Close: %v", err)
 	}
 }
@@ -384,20 +369,11 @@ func TestNoAllocationPerPacket(t *testing.T) {
 		t.Skip("the race detector allocates on its own")
 	}
 	const outputs, warm, packets = 10, 2000, 5000
-	var rs []*receiver
-	var to []string
-	for range outputs {
-		r := newReceiver(t)
-		rs = append(rs, r)
-		to = append(to, r.url())
-	}
+	rs, to := newReceivers(t, outputs)
 	f := startFanout(t, &Fanout{From: "udp://127.0.0.1:0", To: to})
-	s := newRTPSender(t, inputAddr(f), 1200)
+	s := udptest.NewRTPSender(t, inputAddr(f), 1200)
 	burst := func(n int) {
-		for sent := 0; sent < n; sent += 20 {
-			s.send(t, 20)
-			time.Sleep(time.Millisecond)
-		}
+		s.SendPaced(t, n, 20)
 	}
 	// Whatever a busy machine drops, every packet is accounted for once
 	// the input has them all and the queues are empty.
@@ -432,13 +408,13 @@ func TestNoAllocationPerPacket(t *testing.T) {
 // An input SDP that appears after Start (ffmpeg -sdp_file started after
 // the fanout) is read at the first packet, its formats kept.
 func TestInputSDPReadAtFirstPacket(t *testing.T) {
-	r := newReceiver(t)
+	r := udptest.NewReceiver(t)
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.sdp"), filepath.Join(dir, "out.sdp")
 	var called atomic.Int32
 	f := startFanout(t, &Fanout{
 		From:     "udp://127.0.0.1:0",
-		To:       []string{r.url()},
+		To:       []string{r.URL()},
 		SDPFile:  out,
 		InputSDP: in,
 		OnSDP:    func(string) { called.Add(1) },
@@ -448,13 +424,13 @@ func TestInputSDPReadAtFirstPacket(t *testing.T) {
 	if err := os.WriteFile(in, []byte(sdp), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	newRTPSender(t, inputAddr(f), 100).send(t, 1)
-	waitFor(t, "the sdp", func() bool { return called.Load() > 0 })
+	udptest.NewRTPSender(t, inputAddr(f), 100).Send(t, 1)
+	udptest.WaitFor(t, "the sdp", func() bool { return called.Load() > 0 })
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "m=video " + strconv.Itoa(int(r.addr.Port())) + " RTP/AVP 97\r\na=rtpmap:97 H265/90000\r\na=fmtp:97 sprop-vps=QAEMAf//\r\n"
+	want := "m=video " + strconv.Itoa(int(r.Addr.Port())) + " RTP/AVP 97\r\na=rtpmap:97 H265/90000\r\na=fmtp:97 sprop-vps=QAEMAf//\r\n"
 	if !strings.Contains(string(b), want) {
 		t.Errorf("sdp lacks %q:\n%s", want, b)
 	}

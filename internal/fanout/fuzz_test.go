@@ -32,21 +32,29 @@ var urlSeeds = []string{
 	"rtsp://user:pw@ms:8554/live?ms:554", "rtsps://ms/x", "rtsp://", "http://x/", "%%%", "",
 }
 
-// FuzzParseInput feeds --from URLs: never a panic; errors wrap ErrBadURL;
-// an accepted udp input is written back (ready line) as a URL that parses
-// to the same input.
-func FuzzParseInput(f *testing.F) {
+// fuzzURL seeds f with urlSeeds and feeds parse: never a panic; every
+// error wraps ErrBadURL; check looks at what it accepts.
+func fuzzURL[T any](f *testing.F, parse func(string, LookupFunc) (T, error), check func(t *testing.T, s string, v T)) {
 	for _, s := range urlSeeds {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		in, err := parseInput(s, loopbackLookup)
+		v, err := parse(s, loopbackLookup)
 		if err != nil {
 			if !errors.Is(err, ErrBadURL) {
 				t.Fatalf("%q: error %v does not wrap ErrBadURL", s, err)
 			}
 			return
 		}
+		check(t, s, v)
+	})
+}
+
+// FuzzParseInput feeds --from URLs: never a panic; errors wrap ErrBadURL;
+// an accepted udp input is written back (ready line) as a URL that parses
+// to the same input.
+func FuzzParseInput(f *testing.F) {
+	fuzzURL(f, parseInput, func(t *testing.T, s string, in Input) {
 		switch in.Scheme {
 		case "rtsp":
 			if in.URL != s {
@@ -71,17 +79,7 @@ func FuzzParseInput(f *testing.F) {
 // name (what list and stats show, and what remove takes) parses to the
 // same output.
 func FuzzParseOutput(f *testing.F) {
-	for _, s := range urlSeeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		o, err := parseOutput(s, loopbackLookup)
-		if err != nil {
-			if !errors.Is(err, ErrBadURL) {
-				t.Fatalf("%q: error %v does not wrap ErrBadURL", s, err)
-			}
-			return
-		}
+	fuzzURL(f, parseOutput, func(t *testing.T, s string, o Output) {
 		if !o.Addr.IsValid() || o.Addr.Port() == 0 || o.Addr.Port() == 65535 || o.Addr.Addr().IsUnspecified() ||
 			o.TTL < 0 || o.TTL > 255 || o.Multicast() && o.TTL == 0 {
 			t.Fatalf("%q: accepted %+v", s, o)

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/ocm-overlay/ocm/internal/testutil/udptest"
 	"github.com/pion/rtp"
 )
 
@@ -63,7 +64,7 @@ func newRTSPOriginAt(t *testing.T, addr string) *rtspOrigin {
 	}
 	// UDP transport wants an even port and the next one: bind a pair here
 	// and hand the sockets over, so no fixed port is needed.
-	rtpC, rtcpC := udpPair(t)
+	rtpC, rtcpC := udptest.Pair(t)
 	byAddr := map[string]net.PacketConn{rtpC.LocalAddr().String(): rtpC, rtcpC.LocalAddr().String(): rtcpC}
 	o.srv.UDPRTPAddress, o.srv.UDPRTCPAddress = rtpC.LocalAddr().String(), rtcpC.LocalAddr().String()
 	o.srv.ListenPacket = func(network, address string) (net.PacketConn, error) {
@@ -93,26 +94,6 @@ func newRTSPOriginAt(t *testing.T, addr string) *rtspOrigin {
 	return o
 }
 
-// udpPair binds an even UDP port of 127.0.0.1 and the one above it.
-func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
-	t.Helper()
-	for range 200 {
-		a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := a.LocalAddr().(*net.UDPAddr).Port
-		if p%2 == 0 {
-			if b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1}); err == nil {
-				return a, b
-			}
-		}
-		a.Close()
-	}
-	t.Fatal("no free even port pair")
-	return nil, nil
-}
-
 // feed writes RTP packets until stop is closed.
 func (o *rtspOrigin) feed(stop <-chan struct{}) {
 	var seq uint16
@@ -138,7 +119,7 @@ func TestRTSPInput(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "out.sdp")
 			f := startFanout(t, &Fanout{
 				From:          "rtsp://" + o.addr + "/live?origin.example:554",
-				To:            []string{rtpR.url()},
+				To:            []string{rtpR.URL()},
 				RTSPTransport: transport,
 				SDPFile:       path,
 			})
@@ -148,7 +129,7 @@ func TestRTSPInput(t *testing.T) {
 			go func() { defer wg.Done(); o.feed(stop) }()
 			t.Cleanup(func() { close(stop); wg.Wait() })
 
-			waitStats(t, f, []*receiver{rtpR}, "50 packets", func() bool { return rtpR.rtp.Load() >= 50 })
+			waitStats(t, f, []*udptest.Receiver{rtpR}, "50 packets", func() bool { return rtpR.RTP.Load() >= 50 })
 			st := f.Stats()
 			if st.In.Packets < 50 || st.Out[0].Packets < 50 || st.In.Drops != 0 {
 				t.Errorf("stats: %+v", st)
@@ -162,7 +143,7 @@ func TestRTSPInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"m=video " + strconv.Itoa(int(rtpR.addr.Port())) + " RTP/AVP 96", "a=rtpmap:96 H264/90000", "packetization-mode=1"} {
+			for _, want := range []string{"m=video " + strconv.Itoa(int(rtpR.Addr.Port())) + " RTP/AVP 96", "a=rtpmap:96 H264/90000", "packetization-mode=1"} {
 				if !strings.Contains(string(b), want) {
 					t.Errorf("sdp lacks %q:\n%s", want, b)
 				}
@@ -171,20 +152,28 @@ func TestRTSPInput(t *testing.T) {
 	}
 }
 
-func TestRTSPInputEndsWhenServerGoes(t *testing.T) {
-	o := newRTSPOrigin(t)
-	r := newReceiver(t)
-	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp"})
-	o.close()
+// waitEnd returns what f.Wait returns once the input has ended; the
+// limit only bounds a broken test.
+func waitEnd(t *testing.T, f *Fanout) error {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- f.Wait() }()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "rtsp") {
-			t.Errorf("Wait() = %v, want an rtsp error", err)
-		}
+		return err
 	case <-time.After(30 * time.Second):
-		t.Fatal("Wait did not return after the server closed")
+		t.Fatal("Wait did not return: the input did not end")
+		return nil
+	}
+}
+
+func TestRTSPInputEndsWhenServerGoes(t *testing.T) {
+	o := newRTSPOrigin(t)
+	r := udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.URL()}, RTSPTransport: "tcp"})
+	o.close()
+	if err := waitEnd(t, f); err == nil || !strings.Contains(err.Error(), "rtsp") {
+		t.Errorf("Wait() = %v, want an rtsp error", err)
 	}
 }
 
@@ -192,8 +181,8 @@ func TestRTSPInputEndsWhenServerGoes(t *testing.T) {
 // receiving and nothing ends.
 func TestRTSPInputReconnects(t *testing.T) {
 	o := newRTSPOrigin(t)
-	r := newReceiver(t)
-	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp",
+	r := udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.URL()}, RTSPTransport: "tcp",
 		RTSPReconnect: time.Minute})
 	feed := func(o *rtspOrigin) func() {
 		stop := make(chan struct{})
@@ -203,14 +192,14 @@ func TestRTSPInputReconnects(t *testing.T) {
 		return func() { close(stop); wg.Wait() }
 	}
 	stop := feed(o)
-	waitStats(t, f, []*receiver{r}, "20 packets", func() bool { return r.rtp.Load() >= 20 })
+	waitStats(t, f, []*udptest.Receiver{r}, "20 packets", func() bool { return r.RTP.Load() >= 20 })
 	stop()
 	o.close()
 
 	o2 := newRTSPOriginAt(t, o.addr)
 	t.Cleanup(feed(o2))
-	before := r.rtp.Load()
-	waitStats(t, f, []*receiver{r}, "20 packets after the restart", func() bool { return r.rtp.Load() >= before+20 })
+	before := r.RTP.Load()
+	waitStats(t, f, []*udptest.Receiver{r}, "20 packets after the restart", func() bool { return r.RTP.Load() >= before+20 })
 	if st := f.Stats(); st.In.Reconnects != 1 {
 		t.Errorf("reconnects %d, want 1", st.In.Reconnects)
 	}
@@ -225,18 +214,11 @@ func TestRTSPInputReconnects(t *testing.T) {
 // try in the error.
 func TestRTSPInputGivesUp(t *testing.T) {
 	o := newRTSPOrigin(t)
-	r := newReceiver(t)
-	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.url()}, RTSPTransport: "tcp",
+	r := udptest.NewReceiver(t)
+	f := startFanout(t, &Fanout{From: "rtsp://" + o.addr + "/live", To: []string{r.URL()}, RTSPTransport: "tcp",
 		RTSPReconnect: 600 * time.Millisecond})
 	o.close()
-	done := make(chan error, 1)
-	go func() { done <- f.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "gave up reconnecting") {
-			t.Errorf("Wait() = %v, want a gave-up error", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Wait did not return")
+	if err := waitEnd(t, f); err == nil || !strings.Contains(err.Error(), "gave up reconnecting") {
+		t.Errorf("Wait() = %v, want a gave-up error", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil/udptest"
 )
 
 // Adds beyond MaxDestinations fail with ErrTooMany and change nothing; a
@@ -43,17 +45,17 @@ func TestMaxDestinations(t *testing.T) {
 func TestSummary(t *testing.T) {
 	const outputs, detail, packets = 40, 32, 50
 	bad := deadPort(t)
-	rs := []*receiver{newReceiver(t), newReceiver(t)}
-	to := []string{rs[0].url(), rs[1].url(), "udp://" + bad.String()}
+	rs := []*udptest.Receiver{udptest.NewReceiver(t), udptest.NewReceiver(t)}
+	to := []string{rs[0].URL(), rs[1].URL(), "udp://" + bad.String()}
 	for i := len(to); i < outputs; i++ {
 		to = append(to, fmt.Sprintf("udp://127.1.0.%d:5004", i))
 	}
 	f := &Fanout{From: "udp://127.0.0.1:0?rtcp=0", To: to, Senders: 1}
 	f.wrapWriter = func(w batchWriter) batchWriter { return &fakeSocket{w: w, failAddr: bad} }
 	startFanout(t, f)
-	s := newRTPSender(t, inputAddr(f), 200)
+	s := udptest.NewRTPSender(t, inputAddr(f), 200)
 	for range packets / 10 {
-		s.send(t, 10)
+		s.Send(t, 10)
 		time.Sleep(time.Millisecond)
 	}
 	waitStats(t, f, rs, "every packet to be sent or failed", func() bool {

@@ -5,15 +5,21 @@ import (
 	"testing"
 )
 
+// numbered takes count packets from p, their n set to first, first+1, ...
+func numbered(p *pool, first, count int) []*packet {
+	var pkts []*packet
+	for i := range count {
+		pk := p.get()
+		pk.n = first + i
+		pkts = append(pkts, pk)
+	}
+	return pkts
+}
+
 func TestQueueDropsOldestAndCountsReferences(t *testing.T) {
 	p := newPool(16, 8)
 	q := newQueue(3)
-	var pkts []*packet
-	for i := range 5 {
-		pk := p.get()
-		pk.n = i + 1
-		pkts = append(pkts, pk)
-	}
+	pkts := numbered(p, 1, 5)
 	if !q.push(pkts[:2]) {
 		t.Error("push to an empty queue should report it was empty")
 	}
@@ -53,12 +59,7 @@ func TestQueueDropsOldestAndCountsReferences(t *testing.T) {
 func TestQueueUnpop(t *testing.T) {
 	p := newPool(16, 8)
 	q := newQueue(4)
-	var pkts []*packet
-	for i := range 6 {
-		pk := p.get()
-		pk.n = i
-		pkts = append(pkts, pk)
-	}
+	pkts := numbered(p, 0, 6)
 	q.push(pkts[:4])
 	out := make([]*packet, 3)
 	q.pop(out)        // 0 1 2 out, 3 queued

@@ -50,49 +50,77 @@ func openOutSocket(k sockKey, ifi *net.Interface) (*outSocket, error) {
 	}
 	c := pc.(*net.UDPConn)
 	_ = c.SetWriteBuffer(outSendBuffer)
-	s := &outSocket{key: k, c: c}
-	var errs []error
-	if !k.v6 {
-		p := ipv4.NewPacketConn(c)
-		s.w = p
-		if k.mcast {
-			if ifi != nil {
-				errs = append(errs, p.SetMulticastInterface(ifi))
-			}
-			// Loopback on, so receivers on this host see the group too.
-			errs = append(errs, p.SetMulticastLoopback(true), p.SetMulticastTTL(max(k.ttl, 1)))
-		} else if k.ttl > 0 {
-			errs = append(errs, p.SetTTL(k.ttl))
-		}
-	} else {
-		p := ipv6.NewPacketConn(c)
-		s.w = p
-		if k.mcast {
-			if ifi != nil {
-				errs = append(errs, p.SetMulticastInterface(ifi))
-			}
-			errs = append(errs, p.SetMulticastLoopback(true), p.SetMulticastHopLimit(max(k.ttl, 1)))
-		} else if k.ttl > 0 {
-			errs = append(errs, p.SetHopLimit(k.ttl))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	w, err := setOutputOptions(c, k.v6, k.mcast, k.ttl, ifi)
+	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("socket options: %w", err)
 	}
-	return s, nil
+	return &outSocket{key: k, c: c, w: w}, nil
+}
+
+// setOutputOptions sets a sending socket's TTL (hop limit) and, for a
+// multicast group, its interface and loopback; it returns the socket's
+// batch writer.
+func setOutputOptions(c *net.UDPConn, v6, mcast bool, ttl int, ifi *net.Interface) (batchWriter, error) {
+	var p multicastConn
+	var setTTL, setMulticastTTL func(int) error // TTL for IPv4, hop limit for IPv6
+	if v6 {
+		p6 := ipv6.NewPacketConn(c)
+		p, setTTL, setMulticastTTL = p6, p6.SetHopLimit, p6.SetMulticastHopLimit
+	} else {
+		p4 := ipv4.NewPacketConn(c)
+		p, setTTL, setMulticastTTL = p4, p4.SetTTL, p4.SetMulticastTTL
+	}
+	var errs []error
+	if mcast {
+		if ifi != nil {
+			errs = append(errs, p.SetMulticastInterface(ifi))
+		}
+		// Loopback on, so receivers on this host see the group too.
+		errs = append(errs, p.SetMulticastLoopback(true), setMulticastTTL(max(ttl, 1)))
+	} else if ttl > 0 {
+		errs = append(errs, setTTL(ttl))
+	}
+	return p, errors.Join(errs...)
+}
+
+// multicastConn is what ipv4.PacketConn and ipv6.PacketConn have in
+// common for a sending socket.
+type multicastConn interface {
+	batchWriter
+	SetMulticastInterface(*net.Interface) error
+	SetMulticastLoopback(bool) error
 }
 
 func (s *outSocket) close() { s.c.Close() }
 
+// outputIface is the interface o names with ?iface=, else ifi (--iface).
+func outputIface(o Output, ifi *net.Interface) (*net.Interface, error) {
+	if o.Iface == "" {
+		return ifi, nil
+	}
+	i, err := net.InterfaceByName(o.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %q: %w", o.Iface, err)
+	}
+	return i, nil
+}
+
+// withReadBuffer is a bound input socket with its SO_RCVBUF asked for
+// (best effort: the kernel caps it at net.core.rmem_max).
+func withReadBuffer(pc net.PacketConn, rcvbuf int) *net.UDPConn {
+	c := pc.(*net.UDPConn)
+	if rcvbuf > 0 {
+		_ = c.SetReadBuffer(rcvbuf)
+	}
+	return c
+}
+
 // outputKey resolves o's interface and returns its socket kind.
 func outputKey(o Output, ifi *net.Interface) (sockKey, *net.Interface, error) {
-	if o.Iface != "" {
-		i, err := net.InterfaceByName(o.Iface)
-		if err != nil {
-			return sockKey{}, nil, fmt.Errorf("interface %q: %w", o.Iface, err)
-		}
-		ifi = i
+	ifi, err := outputIface(o, ifi)
+	if err != nil {
+		return sockKey{}, nil, err
 	}
 	k := sockKey{v6: !o.Addr.Addr().Is4(), mcast: o.Multicast(), ttl: o.TTL}
 	if !k.mcast {

@@ -17,12 +17,9 @@ import (
 // a host without a multicast or default route is only reachable once
 // IP_MULTICAST_IF names the interface.
 func dialOutput(o Output, ifi *net.Interface, port int) (*net.UDPConn, error) {
-	if o.Iface != "" {
-		i, err := net.InterfaceByName(o.Iface)
-		if err != nil {
-			return nil, fmt.Errorf("interface %q: %w", o.Iface, err)
-		}
-		ifi = i
+	ifi, err := outputIface(o, ifi)
+	if err != nil {
+		return nil, err
 	}
 	v4 := o.Addr.Addr().Is4()
 	mcast := o.Multicast()
@@ -101,10 +98,5 @@ func listenInput(bind netip.AddrPort, reuse bool, rcvbuf int) (*net.UDPConn, err
 	if err != nil {
 		return nil, err
 	}
-	c := pc.(*net.UDPConn)
-	if rcvbuf > 0 {
-		// Best effort: the kernel caps it at net.core.rmem_max.
-		_ = c.SetReadBuffer(rcvbuf)
-	}
-	return c, nil
+	return withReadBuffer(pc, rcvbuf), nil
 }

@@ -4,52 +4,23 @@ package fanout
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // dialOutput without Linux's pre-connect options: the group must be
 // routable, then the options are set on the connected socket.
 func dialOutput(o Output, ifi *net.Interface, port int) (*net.UDPConn, error) {
-	if o.Iface != "" {
-		i, err := net.InterfaceByName(o.Iface)
-		if err != nil {
-			return nil, err
-		}
-		ifi = i
+	ifi, err := outputIface(o, ifi)
+	if err != nil {
+		return nil, err
 	}
 	addr := netip.AddrPortFrom(o.Addr.Addr(), uint16(port))
 	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	if o.Addr.Addr().Is4() {
-		p := ipv4.NewPacketConn(c)
-		if o.Multicast() {
-			if ifi != nil {
-				errs = append(errs, p.SetMulticastInterface(ifi))
-			}
-			errs = append(errs, p.SetMulticastLoopback(true), p.SetMulticastTTL(max(o.TTL, 1)))
-		} else if o.TTL > 0 {
-			errs = append(errs, p.SetTTL(o.TTL))
-		}
-	} else {
-		p := ipv6.NewPacketConn(c)
-		if o.Multicast() {
-			if ifi != nil {
-				errs = append(errs, p.SetMulticastInterface(ifi))
-			}
-			errs = append(errs, p.SetMulticastLoopback(true), p.SetMulticastHopLimit(max(o.TTL, 1)))
-		} else if o.TTL > 0 {
-			errs = append(errs, p.SetHopLimit(o.TTL))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if _, err := setOutputOptions(c, !o.Addr.Addr().Is4(), o.Multicast(), o.TTL, ifi); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -63,9 +34,5 @@ func listenInput(bind netip.AddrPort, reuse bool, rcvbuf int) (*net.UDPConn, err
 	if err != nil {
 		return nil, err
 	}
-	c := pc.(*net.UDPConn)
-	if rcvbuf > 0 {
-		_ = c.SetReadBuffer(rcvbuf)
-	}
-	return c, nil
+	return withReadBuffer(pc, rcvbuf), nil
 }

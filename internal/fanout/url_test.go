@@ -6,6 +6,24 @@ import (
 	"testing"
 )
 
+// checkParse parses in in a subtest of its own: a bad input must fail
+// with ErrBadURL; any other must parse, and check looks at the result.
+func checkParse[T any](t *testing.T, parse func(string) (T, error), in string, bad bool, check func(*testing.T, T)) {
+	t.Run(in, func(t *testing.T) {
+		v, err := parse(in)
+		if bad {
+			if !errors.Is(err, ErrBadURL) {
+				t.Fatalf("err = %v, want ErrBadURL", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, v)
+	})
+}
+
 func TestParseInput(t *testing.T) {
 	cases := []struct {
 		in      string
@@ -35,17 +53,7 @@ func TestParseInput(t *testing.T) {
 		{in: "%%%", wantErr: true},
 	}
 	for _, c := range cases {
-		t.Run(c.in, func(t *testing.T) {
-			in, err := ParseInput(c.in)
-			if c.wantErr {
-				if !errors.Is(err, ErrBadURL) {
-					t.Fatalf("err = %v, want ErrBadURL", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		checkParse(t, ParseInput, c.in, c.wantErr, func(t *testing.T, in Input) {
 			if in.Scheme != c.scheme || in.RTCP != c.rtcp && c.scheme == "udp" {
 				t.Errorf("got %+v", in)
 			}
@@ -89,17 +97,7 @@ func TestParseOutput(t *testing.T) {
 		{in: "udp://no.such.host.invalid:5004", wantErr: true},
 	}
 	for _, c := range cases {
-		t.Run(c.in, func(t *testing.T) {
-			o, err := ParseOutput(c.in)
-			if c.wantErr {
-				if !errors.Is(err, ErrBadURL) {
-					t.Fatalf("err = %v, want ErrBadURL", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		checkParse(t, ParseOutput, c.in, c.wantErr, func(t *testing.T, o Output) {
 			if o.String() != c.str || o.TTL != c.ttl || o.Multicast() != c.mcast {
 				t.Errorf("got %+v (%s)", o, o)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // liveness bounds every wait in these tests: generous, never a timing
@@ -19,12 +20,7 @@ const liveness = 20 * time.Second
 
 func dialT(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, liveness)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testutil.Dial(t, addr, liveness)
 }
 
 // waitClosed waits until the mediator closes c.

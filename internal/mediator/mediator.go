@@ -19,6 +19,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/control"
+	"github.com/ocm-overlay/ocm/internal/defaults"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testsrc"
@@ -112,19 +113,17 @@ type Mediator struct {
 
 // Start validates the configuration, listens, and starts serving.
 func (m *Mediator) Start() error {
-	if m.Listen == "" {
-		m.Listen = DefaultListen
-	}
-	setDefault(&m.StallTimeout, DefaultStallTimeout)
-	setDefault(&m.FirstPacketTimeout, DefaultFirstPacketTimeout)
-	setDefault(&m.Linger, DefaultLinger)
-	setDefault(&m.DescribeTimeout, DefaultDescribeTimeout)
-	setDefault(&m.DialTimeout, DefaultDialTimeout)
-	setDefault(&m.ReadTimeout, DefaultReadTimeout)
-	setDefault(&m.SwitchTimeout, DefaultSwitchTimeout)
-	setDefault(&m.ResolveTimeout, DefaultResolveTimeout)
-	setDefault(&m.RequestTimeout, DefaultRequestTimeout)
-	setDefault(&m.RecordTimeout, DefaultRecordTimeout)
+	defaults.Set(&m.Listen, DefaultListen)
+	defaults.Set(&m.StallTimeout, DefaultStallTimeout)
+	defaults.Set(&m.FirstPacketTimeout, DefaultFirstPacketTimeout)
+	defaults.Set(&m.Linger, DefaultLinger)
+	defaults.Set(&m.DescribeTimeout, DefaultDescribeTimeout)
+	defaults.Set(&m.DialTimeout, DefaultDialTimeout)
+	defaults.Set(&m.ReadTimeout, DefaultReadTimeout)
+	defaults.Set(&m.SwitchTimeout, DefaultSwitchTimeout)
+	defaults.Set(&m.ResolveTimeout, DefaultResolveTimeout)
+	defaults.Set(&m.RequestTimeout, DefaultRequestTimeout)
+	defaults.Set(&m.RecordTimeout, DefaultRecordTimeout)
 	if m.Resolver == nil {
 		m.Resolver = Direct{}
 	}
@@ -165,9 +164,7 @@ func (m *Mediator) Start() error {
 		if m.MulticastPorts[1] != m.MulticastPorts[0]+1 {
 			return fmt.Errorf("multicast RTCP port must be the RTP port + 1, got %v", m.MulticastPorts)
 		}
-		if m.MulticastTTL <= 0 {
-			m.MulticastTTL = 1
-		}
+		defaults.Set(&m.MulticastTTL, 1)
 		if m.RTPAddress == "" {
 			return fmt.Errorf("multicast needs UDP: set the RTP and RTCP addresses")
 		}
@@ -429,12 +426,6 @@ func (m *Mediator) connStats() {
 	m.guardWas = gs
 	m.Events.Emit(event.Conns{Open: gs.Open, MaxConns: gs.Max, Refused: gs.Refused,
 		SilentClosed: gs.Expired, AcceptErrors: gs.AcceptErr})
-}
-
-func setDefault(d *time.Duration, v time.Duration) {
-	if *d <= 0 {
-		*d = v
-	}
 }
 
 // errorResponse builds an RTSP error answer whose status line carries the

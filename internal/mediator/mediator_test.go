@@ -93,9 +93,7 @@ func (r *reader) gaps() (gaps, dups int) {
 }
 
 func TestRelayChainAndMakeBeforeBreakSwitch(t *testing.T) {
-	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
-	fmt.Sscan(portOf(origin.Addr()), &o.Port)
+	_, o := startOrigin(t)
 	relayA := startMediator(t, nil)
 	relayB := startMediator(t, nil)
 	leaf := startMediator(t, func(m *Mediator) { m.Resolver = Parents{Addrs: []string{relayA.Addr()}} })
@@ -123,9 +121,7 @@ func TestRelayChainAndMakeBeforeBreakSwitch(t *testing.T) {
 }
 
 func TestUpstreamLossKeepsReaderSession(t *testing.T) {
-	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
-	fmt.Sscan(portOf(origin.Addr()), &o.Port)
+	_, o := startOrigin(t)
 	relayA := startMediator(t, nil)
 	relayB := startMediator(t, nil)
 	leaf := startMediator(t, func(m *Mediator) {
@@ -148,7 +144,7 @@ func TestBadRequests(t *testing.T) {
 	allow, _ := allow.Parse("192.0.2.0/24")
 	strict := startMediator(t, func(m *Mediator) { m.Allow = allow })
 	m := startMediator(t, nil)
-	closed := closedPort(t)
+	closed := testutil.ClosedTCP(t)
 
 	// A reader that must not notice any of the bad requests below.
 	r := startReader(t, "rtsp://"+origin.Addr()+"/test")
@@ -206,28 +202,31 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// startOrigin starts a mediator serving its built-in test stream and
+// returns it with the stream's origin.
+func startOrigin(t *testing.T) (*Mediator, streamurl.Origin) {
+	t.Helper()
+	m := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
+	return m, testSourceAt(m.Addr())
+}
+
+// testSourceAt is the origin of the built-in test stream of the mediator
+// at addr.
+func testSourceAt(addr string) streamurl.Origin {
+	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
+	fmt.Sscan(portOf(addr), &o.Port)
+	return o
+}
+
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // The upstream is shared by all readers and closes a linger after the
 // last one leaves; a reader coming back opens it again.
 func TestSharedUpstreamAndLinger(t *testing.T) {
-	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
-	fmt.Sscan(portOf(origin.Addr()), &o.Port)
+	_, o := startOrigin(t)
 	relay := startMediator(t, func(m *Mediator) { m.Linger = 200 * time.Millisecond })
 
 	r1 := startReader(t, o.EnhancedURL(relay.Addr()))

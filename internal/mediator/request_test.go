@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/ocm-overlay/ocm/internal/allow"
-	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
@@ -65,9 +63,7 @@ func TestSetupReusesDescribeAdmission(t *testing.T) {
 // upstream is what the DESCRIBE waits for (it used to close under it, and
 // the DESCRIBE got a 502).
 func TestReadersAcrossLingerExpiry(t *testing.T) {
-	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
-	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
-	fmt.Sscan(portOf(origin.Addr()), &o.Port)
+	_, o := startOrigin(t)
 	leaf := startMediator(t, func(m *Mediator) { m.Linger = time.Millisecond })
 	for i := range 10 {
 		r := startReader(t, o.EnhancedURL(leaf.Addr()))

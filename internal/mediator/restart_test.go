@@ -3,13 +3,10 @@ package mediator
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 // resolverFunc is a Resolver made of a function.
@@ -28,8 +25,7 @@ func (f resolverFunc) Resolve(ctx context.Context, req ResolveRequest) (Upstream
 func TestOriginRestartOnlyRoute(t *testing.T) {
 	origin := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
 	addr := origin.Addr()
-	o := streamurl.Origin{Host: "127.0.0.1", Media: "test"}
-	fmt.Sscan(portOf(addr), &o.Port)
+	o := testSourceAt(addr)
 	var refused atomic.Int32 // resolves asked with the origin excluded
 	onlyOrigin := resolverFunc(func(ctx context.Context, req ResolveRequest) (Upstream, error) {
 		if slices.Contains(req.Exclude, o.Addr()) {

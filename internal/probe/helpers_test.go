@@ -34,27 +34,35 @@ func fixedInfo(in Info, want string) func(string) Info {
 	}
 }
 
-// silentUDP returns the address of a UDP socket that never answers.
-func silentUDP(t *testing.T) string {
+// fakeResponder reads probe requests on a UDP socket of 127.0.0.1 until
+// the test ends and hands each (the i-th valid one, from 0) to answer,
+// with a function that sends a datagram back to its sender; it returns
+// the socket's address.
+func fakeResponder(t *testing.T, answer func(i int, req request, send func([]byte))) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close() })
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, MaxDatagram)
+		for i := 0; ; {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			req, err := parseRequest(buf[:n])
+			if err != nil {
+				continue
+			}
+			answer(i, req, func(b []byte) { _, _ = pc.WriteTo(b, from) })
+			i++
+		}
+	}()
 	return pc.LocalAddr().String()
-}
-
-// closedTCP returns an address where nothing listens (a port just freed).
-func closedTCP(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // rtspServer answers every request read on each connection with answer

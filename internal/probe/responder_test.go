@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 const stream = "rtsp://ms:554/x"
@@ -130,12 +132,7 @@ func TestResponderLifecycle(t *testing.T) {
 	}
 	// A port in use.
 	r3 := &Responder{Listen: r.Addr()}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	r3.Listen = pc.LocalAddr().String()
+	r3.Listen = testutil.SilentUDP(t)
 	if err := r3.Start(); err == nil {
 		r3.Close()
 		t.Error("Start on a busy port succeeded")
@@ -143,7 +140,7 @@ func TestResponderLifecycle(t *testing.T) {
 }
 
 func TestProbeNoAnswer(t *testing.T) {
-	addr := silentUDP(t)
+	addr := testutil.SilentUDP(t)
 	res := Probe(context.Background(), addr, stream, 50*time.Millisecond)
 	if !errors.Is(res.Err, ErrNoAnswer) {
 		t.Errorf("err = %v, want ErrNoAnswer", res.Err)
@@ -152,32 +149,19 @@ func TestProbeNoAnswer(t *testing.T) {
 
 func TestProbeRetransmits(t *testing.T) {
 	// A responder that drops the first request answers the second.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
 	seqs := make(chan uint64, 2)
-	go func() {
-		buf := make([]byte, MaxDatagram)
-		for i := 0; ; i++ {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			req, err := parseRequest(buf[:n])
-			if err != nil {
-				continue
-			}
-			seqs <- req.Seq
-			if i == 0 {
-				continue
-			}
-			b, _ := json.Marshal(reply{V: Version, Type: TypeReply, Seq: req.Seq, SentNs: req.SentNs, Info: Info{Node: "late"}})
-			_, _ = pc.WriteTo(b, from)
+	addr := fakeResponder(t, func(i int, req request, send func([]byte)) {
+		select {
+		case seqs <- req.Seq:
+		default: // a third request: the test reads two
 		}
-	}()
-	res := Probe(context.Background(), pc.LocalAddr().String(), stream, 2*time.Second)
+		if i == 0 {
+			return
+		}
+		b, _ := json.Marshal(reply{V: Version, Type: TypeReply, Seq: req.Seq, SentNs: req.SentNs, Info: Info{Node: "late"}})
+		send(b)
+	})
+	res := Probe(context.Background(), addr, stream, 2*time.Second)
 	if res.Err != nil || res.Info.Node != "late" {
 		t.Fatalf("result = %+v", res)
 	}
@@ -188,41 +172,25 @@ func TestProbeRetransmits(t *testing.T) {
 
 func TestProbeIgnoresForgedReply(t *testing.T) {
 	// Replies with a seq or sent_ns we did not send are not answers.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, MaxDatagram)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			req, err := parseRequest(buf[:n])
-			if err != nil {
-				continue
-			}
-			for _, r := range []reply{
-				{V: Version, Type: TypeReply, Seq: req.Seq + 100, SentNs: req.SentNs, Info: Info{Node: "wrong seq"}},
-				{V: Version, Type: TypeReply, Seq: req.Seq, SentNs: req.SentNs + 1, Info: Info{Node: "wrong sent_ns"}},
-				{V: Version, Type: TypeProbe, Seq: req.Seq, SentNs: req.SentNs, Info: Info{Node: "wrong type"}},
-			} {
-				b, _ := json.Marshal(r)
-				_, _ = pc.WriteTo(b, from)
-			}
-			_, _ = pc.WriteTo([]byte("junk"), from)
+	addr := fakeResponder(t, func(_ int, req request, send func([]byte)) {
+		for _, r := range []reply{
+			{V: Version, Type: TypeReply, Seq: req.Seq + 100, SentNs: req.SentNs, Info: Info{Node: "wrong seq"}},
+			{V: Version, Type: TypeReply, Seq: req.Seq, SentNs: req.SentNs + 1, Info: Info{Node: "wrong sent_ns"}},
+			{V: Version, Type: TypeProbe, Seq: req.Seq, SentNs: req.SentNs, Info: Info{Node: "wrong type"}},
+		} {
+			b, _ := json.Marshal(r)
+			send(b)
 		}
-	}()
-	res := Probe(context.Background(), pc.LocalAddr().String(), stream, 100*time.Millisecond)
+		send([]byte("junk"))
+	})
+	res := Probe(context.Background(), addr, stream, 100*time.Millisecond)
 	if !errors.Is(res.Err, ErrNoAnswer) {
 		t.Errorf("result = %+v, want no answer", res)
 	}
 }
 
 func TestProbeCancelled(t *testing.T) {
-	addr := silentUDP(t)
+	addr := testutil.SilentUDP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := Probe(ctx, addr, stream, time.Minute)

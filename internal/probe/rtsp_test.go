@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 func TestProbeRTSP(t *testing.T) {
@@ -48,7 +50,7 @@ func TestProbeRTSP(t *testing.T) {
 }
 
 func TestProbeRTSPClosedPort(t *testing.T) {
-	_, err := ProbeRTSP(context.Background(), closedTCP(t), 5*time.Second)
+	_, err := ProbeRTSP(context.Background(), testutil.ClosedTCP(t), 5*time.Second)
 	if err == nil {
 		t.Fatal("probe of a closed port succeeded")
 	}

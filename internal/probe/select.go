@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/defaults"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -60,15 +61,9 @@ func DefaultWeights() Weights {
 }
 
 func (w Weights) withDefaults() Weights {
-	if w.MaxCPU <= 0 {
-		w.MaxCPU = DefaultMaxCPU
-	}
-	if w.MaxLevel <= 0 {
-		w.MaxLevel = DefaultMaxLevel
-	}
-	if w.Timeout <= 0 {
-		w.Timeout = DefaultTimeout
-	}
+	defaults.Set(&w.MaxCPU, DefaultMaxCPU)
+	defaults.Set(&w.MaxLevel, DefaultMaxLevel)
+	defaults.Set(&w.Timeout, DefaultTimeout)
 	return w
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -210,7 +211,7 @@ func TestSelect(t *testing.T) {
 	ms := startRTSP(t, "RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n")
 	cands := []wire.Candidate{
 		{Node: wire.OriginID, RTSP: ms.addr, Level: 0, Clients: 4, Capacity: 4}, // full
-		{Node: "dead", RTSP: "127.0.0.1:1", Probe: silentUDP(t), Level: 1, Clients: 0, Capacity: 4},
+		{Node: "dead", RTSP: "127.0.0.1:1", Probe: testutil.SilentUDP(t), Level: 1, Clients: 0, Capacity: 4},
 		{Node: "deep", RTSP: "127.0.0.1:2", Probe: deep.Addr(), Level: 2, Capacity: 4},
 		{Node: "busy", RTSP: "127.0.0.1:3", Probe: busy.Addr(), Level: 1, Capacity: 4},
 		{Node: "near", RTSP: "127.0.0.1:4", Probe: near.Addr(), Level: 1, Capacity: 4},
@@ -291,7 +292,7 @@ func TestSelectLiar(t *testing.T) {
 }
 
 func TestSelectOriginDown(t *testing.T) {
-	cands := []wire.Candidate{{Node: wire.OriginID, RTSP: closedTCP(t), Capacity: 4}}
+	cands := []wire.Candidate{{Node: wire.OriginID, RTSP: testutil.ClosedTCP(t), Capacity: 4}}
 	got := Select(context.Background(), cands, stream, Weights{Timeout: 5 * time.Second}, "").Choices
 	if len(got) != 1 || got[0].Eligible() {
 		t.Fatalf("choices = %+v", got)

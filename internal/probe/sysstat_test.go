@@ -19,25 +19,20 @@ procs_running 1
 procs_blocked 0
 `
 
-func TestParseProcStat(t *testing.T) {
-	tests := []struct {
-		name    string
-		text    string
-		want    CPUTimes
-		wantErr bool
-	}{
-		{"full", procStat, CPUTimes{Idle: 16250 + 520, Total: 4705 + 150 + 1120 + 16250 + 520 + 0 + 30 + 5}, false},
-		{"old kernel, four fields", "cpu 10 0 10 80\n", CPUTimes{Idle: 80, Total: 100}, false},
-		{"cpu line not first", "intr 1 2\ncpu 1 1 1 1 1 1 1 1\n", CPUTimes{Idle: 2, Total: 8}, false},
-		{"no cpu line", "cpu0 1 2 3 4\nintr 5\n", CPUTimes{}, true},
-		{"too few fields", "cpu 1 2 3\n", CPUTimes{}, true},
-		{"not a number", "cpu 1 2 x 4 5\n", CPUTimes{}, true},
-		{"negative", "cpu 1 2 -3 4 5\n", CPUTimes{}, true},
-		{"empty", "", CPUTimes{}, true},
-	}
-	for _, tt := range tests {
+// parseCase is a text, what parsing it gives, and whether it must fail.
+type parseCase[T comparable] struct {
+	name    string
+	text    string
+	want    T
+	wantErr bool
+}
+
+// checkParsed parses each case's text in a subtest named after it: it
+// must fail exactly when wantErr, and give want.
+func checkParsed[T comparable](t *testing.T, parse func([]byte) (T, error), cases []parseCase[T]) {
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseProcStat([]byte(tt.text))
+			got, err := parse([]byte(tt.text))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
@@ -46,6 +41,19 @@ func TestParseProcStat(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	checkParsed(t, ParseProcStat, []parseCase[CPUTimes]{
+		{"full", procStat, CPUTimes{Idle: 16250 + 520, Total: 4705 + 150 + 1120 + 16250 + 520 + 0 + 30 + 5}, false},
+		{"old kernel, four fields", "cpu 10 0 10 80\n", CPUTimes{Idle: 80, Total: 100}, false},
+		{"cpu line not first", "intr 1 2\ncpu 1 1 1 1 1 1 1 1\n", CPUTimes{Idle: 2, Total: 8}, false},
+		{"no cpu line", "cpu0 1 2 3 4\nintr 5\n", CPUTimes{}, true},
+		{"too few fields", "cpu 1 2 3\n", CPUTimes{}, true},
+		{"not a number", "cpu 1 2 x 4 5\n", CPUTimes{}, true},
+		{"negative", "cpu 1 2 -3 4 5\n", CPUTimes{}, true},
+		{"empty", "", CPUTimes{}, true},
+	})
 }
 
 func TestBusyBetween(t *testing.T) {
@@ -72,30 +80,14 @@ func TestBusyBetween(t *testing.T) {
 }
 
 func TestParseMemAvailable(t *testing.T) {
-	tests := []struct {
-		name    string
-		text    string
-		want    uint64
-		wantErr bool
-	}{
+	checkParsed(t, ParseMemAvailable, []parseCase[uint64]{
 		{"modern", "MemTotal:       16314248 kB\nMemFree:          532124 kB\nMemAvailable:    8123456 kB\nBuffers:          100000 kB\n", 8123456 * 1024, false},
 		{"old kernel", "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 20 kB\nCached: 30 kB\n", 150 * 1024, false},
 		{"no unit", "MemAvailable: 4096\n", 4096, false},
 		{"garbage value", "MemAvailable: lots kB\n", 0, true},
 		{"missing", "MemTotal: 1000 kB\n", 0, true},
 		{"empty value", "MemAvailable:\n", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMemAvailable([]byte(tt.text))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("got %d, want %d", got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestCPUSampler(t *testing.T) {

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -28,10 +27,7 @@ type controlClient struct {
 
 func dialControl(t *testing.T, addr string) *controlClient {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, guard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := testutil.Dial(t, addr, guard)
 	cc := &controlClient{c: control.NewConn(nc), done: make(chan struct{})}
 	go func() {
 		defer close(cc.done)

@@ -1,17 +1,13 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,10 +116,8 @@ func containsAll(s string, subs []string) bool {
 // with 200 OK: the origin as the relay probes it (an OPTIONS round trip),
 // and a stand-in for a mediator's RTSP address.
 type rtspResponder struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	ln  net.Listener
+	srv *testutil.Served
 }
 
 func startRTSP(t *testing.T) *rtspResponder {
@@ -153,63 +147,12 @@ func relistenRTSP(t *testing.T, addr string) *rtspResponder {
 }
 
 func serveRTSP(t *testing.T, ln net.Listener) *rtspResponder {
-	o := &rtspResponder{ln: ln, conns: map[net.Conn]bool{}}
-	o.wg.Add(1)
-	go o.accept()
-	t.Cleanup(o.close)
-	return o
+	return &rtspResponder{ln: ln, srv: testutil.AnswerRTSP(t, ln, guard)}
 }
 
 func (o *rtspResponder) Addr() string { return o.ln.Addr().String() }
 
-func (o *rtspResponder) accept() {
-	defer o.wg.Done()
-	for {
-		nc, err := o.ln.Accept()
-		if err != nil {
-			return
-		}
-		o.mu.Lock()
-		o.conns[nc] = true
-		o.mu.Unlock()
-		o.wg.Add(1)
-		go func() {
-			defer o.wg.Done()
-			defer func() {
-				o.mu.Lock()
-				delete(o.conns, nc)
-				o.mu.Unlock()
-				nc.Close()
-			}()
-			br := bufio.NewReader(nc)
-			for {
-				// One request: lines up to a blank one.
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.TrimSpace(l) == "" {
-						break
-					}
-				}
-				if _, err := nc.Write([]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n")); err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-func (o *rtspResponder) close() {
-	o.ln.Close()
-	o.mu.Lock()
-	for c := range o.conns {
-		c.Close()
-	}
-	o.mu.Unlock()
-	o.wg.Wait()
-}
+func (o *rtspResponder) close() { o.srv.Close() }
 
 // streamOn is the stream key (normalised origin URL) of the test media on
 // the origin at addr.
@@ -265,13 +208,7 @@ func startServer(t *testing.T, policy tree.Policy, mod func(*server.Server)) *te
 		Log:       lb.logger().With("test", "server"),
 		Events:    event.NewWriter(ts.events),
 	}
-	if mod != nil {
-		mod(ts.Server)
-	}
-	if err := ts.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ts.Close)
+	testutil.Start(t, ts.Server, mod)
 	return ts
 }
 
@@ -280,17 +217,7 @@ func (ts *testServer) url(path string) string { return "http://" + ts.HTTPAddr()
 // getJSON GETs path and decodes a 200 answer into v; it returns the status.
 func (ts *testServer) getJSON(t *testing.T, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(ts.url(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && v != nil {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-	}
-	return resp.StatusCode
+	return testutil.GetJSON(t, ts.url(path), v)
 }
 
 // post POSTs path and fails the test unless it answers 200.
@@ -320,18 +247,7 @@ func (ts *testServer) tree(t *testing.T, stream string) api.Tree {
 
 // shape renders a tree as "node<parent@level" by node, orphans with parent
 // "-".
-func shape(snap api.Tree) string {
-	var parts []string
-	for _, m := range snap.Nodes {
-		p := m.Parent
-		if p == "" {
-			p = "-"
-		}
-		parts = append(parts, fmt.Sprintf("%s<%s@%d", m.Node, p, m.Level))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, " ")
-}
+func shape(snap api.Tree) string { return testutil.TreeShape(snap) }
 
 // testRelay is a Relay with its log and events captured.
 type testRelay struct {
@@ -356,13 +272,7 @@ func startRelay(t *testing.T, id, serverAddr string, mod func(*Relay)) *testRela
 		Events:   event.NewWriter(tr.events),
 	}
 	tr.Log = tr.log.logger().With("relay", id)
-	if mod != nil {
-		mod(tr.Relay)
-	}
-	if err := tr.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
+	testutil.Start(t, tr.Relay, mod)
 	return tr
 }
 
@@ -415,10 +325,7 @@ func (unknownBody) Validate() error { return nil }
 
 func dialMediator(t *testing.T, addr string) *fakeMediator {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, guard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := testutil.Dial(t, addr, guard)
 	m := &fakeMediator{t: t, c: control.NewConn(nc),
 		switches: make(chan ctlMsg, 64), bad: make(chan ctlMsg, 64), done: make(chan struct{})}
 	m.cl = control.NewClient(m.c)
@@ -539,7 +446,6 @@ type fakeServer struct {
 	mu       sync.Mutex
 	conn     *wire.Conn
 	requests []wire.Msg // everything but heartbeats, in order
-	wg       sync.WaitGroup
 }
 
 func startFakeServer(t *testing.T, candidates func(*wire.GetCandidates) []wire.Candidate) *fakeServer {
@@ -549,36 +455,11 @@ func startFakeServer(t *testing.T, candidates func(*wire.GetCandidates) []wire.C
 		t.Fatal(err)
 	}
 	fs := &fakeServer{t: t, ln: ln, candidates: candidates, recovery: wire.RecoveryRepair}
-	fs.wg.Add(1)
-	go fs.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		fs.mu.Lock()
-		if fs.conn != nil {
-			fs.conn.Close()
-		}
-		fs.mu.Unlock()
-		fs.wg.Wait()
-	})
+	testutil.Serve(t, ln, 0, func(nc net.Conn) { fs.serve(wire.NewConn(nc)) })
 	return fs
 }
 
 func (fs *fakeServer) Addr() string { return fs.ln.Addr().String() }
-
-func (fs *fakeServer) accept() {
-	defer fs.wg.Done()
-	for {
-		nc, err := fs.ln.Accept()
-		if err != nil {
-			return
-		}
-		fs.wg.Add(1)
-		go func() {
-			defer fs.wg.Done()
-			fs.serve(wire.NewConn(nc))
-		}()
-	}
-}
 
 func (fs *fakeServer) serve(c *wire.Conn) {
 	defer c.Close()

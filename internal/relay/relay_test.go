@@ -54,6 +54,16 @@ func relayUp(m *member, originAddr string) control.Upstream {
 	return control.Upstream{URL: enhanced(m.rtsp, originAddr), Addr: m.rtsp, Node: m.NodeID}
 }
 
+// startParent starts what a relay offers as a parent at level 1: an RTSP
+// server and a probe responder saying so; it returns the candidate the
+// server gives for it.
+func startParent(t *testing.T, node string) wire.Candidate {
+	t.Helper()
+	rtsp := startRTSP(t).Addr()
+	pr := startProbeResponder(t, probe.Info{Node: node, Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	return wire.Candidate{Node: node, RTSP: rtsp, Probe: pr.Addr(), Level: 1, Capacity: 4}
+}
+
 // TestResolveOriginOnly: with no other relay, the origin (probed with an
 // RTSP OPTIONS round trip) is the only candidate, whatever the policy; the
 // server's tree has the relay under it.
@@ -128,38 +138,15 @@ func TestResolveRelayCandidate(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections and never answers.
+// silentServer accepts connections and never answers: it reads and
+// drops what comes until the client goes or the test ends.
 func silentServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
+	testutil.Serve(t, ln, guard, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	return ln.Addr().String()
 }
 
@@ -280,11 +267,10 @@ func TestStaleReconnect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			origin := startRTSP(t)
 			stream := streamOn(origin.Addr())
-			other := startRTSP(t).Addr()
-			otherProbe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+			other := startParent(t, "r2")
 			fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 				if slices.Contains(g.Exclude, wire.OriginID) {
-					return []wire.Candidate{{Node: "r2", RTSP: other, Probe: otherProbe.Addr(), Level: 1, Capacity: 4}}
+					return []wire.Candidate{other}
 				}
 				return []wire.Candidate{{Node: wire.OriginID, RTSP: origin.Addr(), Capacity: 4}}
 			})
@@ -303,7 +289,7 @@ func TestStaleReconnect(t *testing.T) {
 				return
 			}
 			sw := a.med.waitSwitch()
-			want := control.Upstream{URL: enhanced(other, origin.Addr()), Addr: other, Node: "r2"}
+			want := control.Upstream{URL: enhanced(other.RTSP, origin.Addr()), Addr: other.RTSP, Node: "r2"}
 			if sw.Stream != stream || sw.Upstream == nil || *sw.Upstream != want {
 				t.Fatalf("switch = %+v %+v, want %+v", sw, sw.Upstream, want)
 			}
@@ -502,16 +488,14 @@ func TestResolveAfterLoss(t *testing.T) {
 		t.Run(tc.recovery, func(t *testing.T) {
 			origin := startRTSP(t)
 			stream := streamOn(origin.Addr())
-			p1 := startRTSP(t).Addr()
-			p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
-			other := startRTSP(t).Addr()
-			otherProbe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+			p1 := startParent(t, "p1")
+			other := startParent(t, "r2")
 			var p1Failed atomic.Bool
 			fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 				if p1Failed.Load() {
-					return []wire.Candidate{{Node: "r2", RTSP: other, Probe: otherProbe.Addr(), Level: 1, Capacity: 4}}
+					return []wire.Candidate{other}
 				}
-				return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+				return []wire.Candidate{p1}
 			})
 			fs.recovery = tc.recovery
 			a, up := join(t, "a", fs.Addr(), stream, nil)
@@ -527,7 +511,7 @@ func TestResolveAfterLoss(t *testing.T) {
 			if tc.recovery == wire.RecoveryReconnect {
 				a.log.wait(t, "waiting for the server's reconnect")
 				fs.push(&wire.Reconnect{Stream: stream, Reason: wire.ReasonParentFailed, Parent: "p1",
-					Target: "r2", TargetRTSP: other})
+					Target: "r2", TargetRTSP: other.RTSP})
 			}
 			var r ctlMsg
 			select {
@@ -535,7 +519,7 @@ func TestResolveAfterLoss(t *testing.T) {
 			case <-time.After(guard):
 				t.Fatalf("no answer to the resolve within %v", guard)
 			}
-			want := control.Upstream{URL: enhanced(other, origin.Addr()), Addr: other, Node: "r2"}
+			want := control.Upstream{URL: enhanced(other.RTSP, origin.Addr()), Addr: other.RTSP, Node: "r2"}
 			if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
 				t.Fatalf("resolve = %+v %+v, want %+v", r, r.Upstream, want)
 			}
@@ -557,17 +541,15 @@ func TestResolveAfterLoss(t *testing.T) {
 func TestLossAfterReconnectAnswered(t *testing.T) {
 	origin := startRTSP(t)
 	stream := streamOn(origin.Addr())
-	p1 := startRTSP(t).Addr()
-	p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
-	r2 := startRTSP(t).Addr()
-	r2Probe := startProbeResponder(t, probe.Info{Node: "r2", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	p1 := startParent(t, "p1")
+	r2 := startParent(t, "r2")
 	var p1Failed, r2Up atomic.Bool
 	fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 		switch {
 		case !p1Failed.Load():
-			return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+			return []wire.Candidate{p1}
 		case r2Up.Load():
-			return []wire.Candidate{{Node: "r2", RTSP: r2, Probe: r2Probe.Addr(), Level: 1, Capacity: 4}}
+			return []wire.Candidate{r2}
 		}
 		return nil // nobody has room
 	})
@@ -584,7 +566,7 @@ func TestLossAfterReconnectAnswered(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	r2Up.Store(true)
 	r := a.med.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{up.Addr}})
-	want := control.Upstream{URL: enhanced(r2, origin.Addr()), Addr: r2, Node: "r2"}
+	want := control.Upstream{URL: enhanced(r2.RTSP, origin.Addr()), Addr: r2.RTSP, Node: "r2"}
 	if r.Error != "" || r.Upstream == nil || *r.Upstream != want {
 		t.Fatalf("resolve after the loss = %+v %+v, want %+v", r, r.Upstream, want)
 	}
@@ -603,14 +585,13 @@ func TestLossAfterReconnectAnswered(t *testing.T) {
 func TestLossWithServerUnanswering(t *testing.T) {
 	origin := startRTSP(t)
 	stream := streamOn(origin.Addr())
-	p1 := startRTSP(t).Addr()
-	p1Probe := startProbeResponder(t, probe.Info{Node: "p1", Level: 1, Cores: 2, Willing: true, FreeCapacity: 3})
+	p1 := startParent(t, "p1")
 	var asked atomic.Int32
 	fs := startFakeServer(t, func(g *wire.GetCandidates) []wire.Candidate {
 		if slices.Contains(g.Exclude, "p1") {
 			return nil
 		}
-		return []wire.Candidate{{Node: "p1", RTSP: p1, Probe: p1Probe.Addr(), Level: 1, Capacity: 4}}
+		return []wire.Candidate{p1}
 	})
 	fs.recovery = wire.RecoveryReconnect
 	fs.hangUp = func(g *wire.GetCandidates) bool { return asked.Add(1) == 2 } // the check after the loss
@@ -721,8 +702,7 @@ type gate struct {
 	target string
 	mu     sync.Mutex
 	open   bool
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	conns  []net.Conn // passed, for cut
 }
 
 func startGate(t *testing.T, target string) *gate {
@@ -732,17 +712,7 @@ func startGate(t *testing.T, target string) *gate {
 		t.Fatal(err)
 	}
 	g := &gate{ln: ln, target: target}
-	g.wg.Add(1)
-	go g.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		g.mu.Lock()
-		for _, c := range g.conns {
-			c.Close()
-		}
-		g.mu.Unlock()
-		g.wg.Wait()
-	})
+	testutil.Serve(t, ln, 0, g.pass)
 	return g
 }
 
@@ -754,49 +724,44 @@ func (g *gate) setOpen(open bool) {
 	g.mu.Unlock()
 }
 
-func (g *gate) accept() {
-	defer g.wg.Done()
-	for {
-		nc, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		g.mu.Lock()
-		open := g.open
-		g.mu.Unlock()
-		if !open {
-			nc.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", g.target)
-		if err != nil {
-			nc.Close()
-			continue
-		}
-		g.mu.Lock()
-		g.conns = append(g.conns, nc, up)
-		g.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer g.wg.Done()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := src.Read(buf)
-				if n > 0 {
-					if _, werr := dst.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
+// pass copies nc to the target and back while both stay open, if the
+// gate was open when nc came.
+func (g *gate) pass(nc net.Conn) {
+	g.mu.Lock()
+	open := g.open
+	g.mu.Unlock()
+	if !open {
+		return
+	}
+	up, err := net.Dial("tcp", g.target)
+	if err != nil {
+		return
+	}
+	g.mu.Lock()
+	g.conns = append(g.conns, nc, up)
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	pipe := func(dst, src net.Conn) {
+		defer wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
 					break
 				}
 			}
-			dst.Close()
-			src.Close()
+			if err != nil {
+				break
+			}
 		}
-		g.wg.Add(2)
-		go pipe(up, nc)
-		go pipe(nc, up)
+		dst.Close()
+		src.Close()
 	}
+	wg.Add(2)
+	go pipe(up, nc)
+	go pipe(nc, up)
+	wg.Wait()
 }
 
 // TestActive: the mediator says which upstream it plays from. One the

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -66,13 +64,7 @@ func startServer(t *testing.T, mod func(*Server)) *testServer {
 		Events:    event.NewWriter(ts.events),
 		Now:       ts.clock.Now,
 	}
-	if mod != nil {
-		mod(ts.Server)
-	}
-	if err := ts.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ts.Close)
+	testutil.Start(t, ts.Server, mod)
 	return ts
 }
 
@@ -110,16 +102,7 @@ func (ts *testServer) shape(t *testing.T, s string) string {
 	t.Helper()
 	var snap api.Tree
 	ts.getJSON(t, "/api/v1/tree?stream="+s, &snap)
-	var parts []string
-	for _, m := range snap.Nodes {
-		p := m.Parent
-		if p == "" {
-			p = "-"
-		}
-		parts = append(parts, fmt.Sprintf("%s<%s@%d", m.Node, p, m.Level))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, " ")
+	return testutil.TreeShape(snap)
 }
 
 // waitEvent waits until the server has emitted an event T for node,
@@ -186,17 +169,7 @@ func (ts *testServer) url(path string) string { return "http://" + ts.HTTPAddr()
 
 func (ts *testServer) getJSON(t *testing.T, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(ts.url(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if v != nil && resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-	}
-	return resp.StatusCode
+	return testutil.GetJSON(t, ts.url(path), v)
 }
 
 // metrics scrapes /metrics.

@@ -11,17 +11,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ocm-overlay/ocm/internal/testutil"
 )
 
 // dialHTTP opens a raw TCP connection to the server's HTTP port.
 func dialHTTP(t *testing.T, ts *testServer) net.Conn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", ts.HTTPAddr(), guard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return nc
+	return testutil.Dial(t, ts.HTTPAddr(), guard)
 }
 
 // waitDropped reads until the server ends the connection and returns
@@ -139,4 +136,45 @@ func TestHTTPBodyLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("small body: %d", resp.StatusCode)
 	}
+}
+
+// TestHTTPIdleCrowdAndSlowloris: a thousand connections that send nothing
+// and a client trickling its headers one byte at a time do not stop the
+// API answering others; the trickler is dropped by the read timeout.
+func TestHTTPIdleCrowdAndSlowloris(t *testing.T) {
+	ts := startServer(t, func(s *Server) { s.HTTPReadTimeout = 500 * time.Millisecond })
+	const idle = 1000
+	for i := 0; i < idle; i++ {
+		dialHTTP(t, ts) // connected, silent
+	}
+	slow := dialHTTP(t, ts)
+	stop := make(chan struct{})
+	trickled := make(chan error, 1)
+	go func() {
+		req := "GET /api/v1/policy HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 1000)
+		for i := 0; i < len(req); i++ {
+			select {
+			case <-stop:
+				trickled <- nil
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := slow.Write([]byte{req[i]}); err != nil {
+				trickled <- err // dropped
+				return
+			}
+		}
+		trickled <- errors.New("sent every byte")
+	}()
+	for i := 0; i < 5; i++ {
+		var p struct{ Recovery string }
+		if code := ts.getJSON(t, "/api/v1/policy", &p); code != http.StatusOK || p.Recovery == "" {
+			t.Fatalf("request %d beside %d idle connections and a slowloris: %d %+v", i, idle, code, p)
+		}
+	}
+	// The trickler's request never completes: the server closes it
+	// (a write fails, or reading shows the end).
+	rest := waitDropped(t, slow, slow)
+	close(stop)
+	t.Logf("slowloris dropped (%q; writer: %v)", rest, <-trickled)
 }

@@ -317,7 +317,8 @@ func (s *Server) Start() error {
 		// instead (see limited). ReadTimeout covers headers and body, and
 		// ends once the body is read, so it does not limit a stream.
 		s.httpSrv = &http.Server{Handler: s.limited(s.authorized(s.handler())), ReadTimeout: s.HTTPReadTimeout,
-			IdleTimeout: s.HTTPIdleTimeout, MaxHeaderBytes: s.HTTPMaxHeaderBytes}
+			ReadHeaderTimeout: s.HTTPReadTimeout,
+			IdleTimeout:       s.HTTPIdleTimeout, MaxHeaderBytes: s.HTTPMaxHeaderBytes}
 		if ta, ok := hl.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && s.Token == "" {
 			s.Log.Warn("the HTTP API listens beyond this host without a token: anyone who reaches "+
 				httpAddr+" can move, kick and drain relays; set --token (or $OCM_TOKEN)", "http", httpAddr)

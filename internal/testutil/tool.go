@@ -20,3 +20,23 @@ func RequireTool(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// Starter is a component a test configures, starts and closes: a Server,
+// a Relay, a Mediator.
+type Starter interface {
+	Start() error
+	Close()
+}
+
+// Start lets mod (when not nil) change v, starts it, failing the test if
+// it does not start, and closes it when the test ends.
+func Start[T Starter](t testing.TB, v T, mod func(T)) {
+	t.Helper()
+	if mod != nil {
+		mod(v)
+	}
+	if err := v.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+}

@@ -339,6 +339,20 @@ func ctlCells(s string) [][]string {
 	return out
 }
 
+// ctlPolicyWant is the policy table ocm-ctl prints for the fake API's
+// policy with recovery policy recovery.
+func ctlPolicyWant(recovery string) string {
+	return "recovery           " + recovery + `
+heartbeat          2s
+report interval    10s
+max candidates     5
+origin capacity    4
+reconnect step     500ms
+handover timeout   2s
+orphan grace       30s
+`
+}
+
 func TestCtlTables(t *testing.T) {
 	fake := startFakeAPI(t)
 	for _, tc := range []struct {
@@ -347,15 +361,7 @@ func TestCtlTables(t *testing.T) {
 	}{
 		{[]string{"nodes"}, ctlNodesWant},
 		{[]string{"streams"}, ctlStreamsWant},
-		{[]string{"policy"}, `recovery           repair
-heartbeat          2s
-report interval    10s
-max candidates     5
-origin capacity    4
-reconnect step     500ms
-handover timeout   2s
-orphan grace       30s
-`},
+		{[]string{"policy"}, ctlPolicyWant("repair")},
 	} {
 		out, _, err := runCtl(t, nil, append([]string{"--server", fake.addr()}, tc.args...)...)
 		if err != nil {
@@ -426,17 +432,7 @@ NODE   MESSAGE     STREAM               SWITCH TO
 a      drain       -                    -
 c      reconnect   rtsp://ms:554/live   b
 `},
-		{[]string{"policy", "gradual"}, []string{"GET /api/v1/policy?", "POST /api/v1/policy?recovery=gradual"}, `recovery policy changed from repair to gradual
-
-recovery           gradual
-heartbeat          2s
-report interval    10s
-max candidates     5
-origin capacity    4
-reconnect step     500ms
-handover timeout   2s
-orphan grace       30s
-`},
+		{[]string{"policy", "gradual"}, []string{"GET /api/v1/policy?", "POST /api/v1/policy?recovery=gradual"}, "recovery policy changed from repair to gradual\n\n" + ctlPolicyWant("gradual")},
 		{[]string{"policy", "gradual"}, []string{"GET /api/v1/policy?", "POST /api/v1/policy?recovery=gradual"},
 			"recovery policy unchanged: already gradual\n"},
 	} {

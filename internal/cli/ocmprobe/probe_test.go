@@ -1,7 +1,6 @@
 package ocmprobe
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"math"
@@ -47,17 +46,6 @@ func startProbeResponder(t *testing.T, info probe.Info) (*probe.Responder, func(
 	}
 }
 
-// silentProbePeer is a UDP socket that never answers.
-func silentProbePeer(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	return pc.LocalAddr().String()
-}
-
 // patienceTiny bounds a connection to startTinyRTSP's server.
 const patienceTiny = 30 * time.Second
 
@@ -68,18 +56,7 @@ func startTinyRTSP(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.Serve(t, ln, patienceTiny, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if strings.TrimSpace(l) == "" {
-				_, _ = c.Write([]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"))
-			}
-		}
-	})
+	testutil.AnswerRTSP(t, ln, patienceTiny)
 	return ln.Addr().String()
 }
 
@@ -113,7 +90,7 @@ func tableRow(t *testing.T, out, s string) []string {
 func TestProbeCommandTable(t *testing.T) {
 	r1, asked := startProbeResponder(t, probe.Info{Node: "n1", Clients: 2, Level: 1, Cores: 8, CPU: 0.25, FreeMem: 3 << 30, Willing: true, FreeCapacity: 3})
 	r2, _ := startProbeResponder(t, probe.Info{Node: "n2", Level: 2, Cores: 2, Willing: false})
-	dead := silentProbePeer(t)
+	dead := testutil.SilentUDP(t)
 	code, out, _ := runProbeCmd(t, "", "--timeout", "1s", "--stream", "rtsp://MS/live", r1.Addr(), dead, r2.Addr())
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -146,7 +123,7 @@ func TestProbeCommandTable(t *testing.T) {
 
 func TestProbeCommandJSON(t *testing.T) {
 	r1, _ := startProbeResponder(t, probe.Info{Node: "n1", Clients: 2, Level: 1, Cores: 8, CPU: 0.5, Willing: true, FreeCapacity: 1})
-	dead := silentProbePeer(t)
+	dead := testutil.SilentUDP(t)
 	code, out, _ := runProbeCmd(t, "", "-o", "json", "--timeout", "1s", r1.Addr(), dead)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -225,7 +202,7 @@ func TestProbeCommandExplain(t *testing.T) {
 	near, _ := startProbeResponder(t, probe.Info{Node: "near", Clients: 1, Level: 1, Cores: 4, CPU: 0.1, Willing: true, FreeCapacity: 3})
 	hot, _ := startProbeResponder(t, probe.Info{Node: "hot", Level: 1, CPU: 0.97, Willing: true, FreeCapacity: 4})
 	other, _ := startProbeResponder(t, probe.Info{Node: "elsewhere", Level: -1, Willing: true, FreeCapacity: 4})
-	dead := silentProbePeer(t)
+	dead := testutil.SilentUDP(t)
 	ms := startTinyRTSP(t)
 	stdin := `{"node":"elsewhere","probe":"` + other.Addr() + `"}` + "\n"
 	// A heavy level weight puts the origin (level 0) first whatever the
@@ -382,7 +359,7 @@ func TestProbeCommandExplainPrefer(t *testing.T) {
 }
 
 func TestProbeCommandNobodyAnswers(t *testing.T) {
-	dead := silentProbePeer(t)
+	dead := testutil.SilentUDP(t)
 	code, out, errOut := runProbeCmd(t, "", "--timeout", "100ms", dead)
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)

@@ -6,18 +6,16 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/testutil"
+	"github.com/ocm-overlay/ocm/internal/testutil/udptest"
 )
 
 // fanoutRun is one in-process rtp-fanout with its stdin, stdout lines and
@@ -105,61 +103,10 @@ func (r *fanoutRun) command(t *testing.T, line string) event.Reply {
 	return next[event.Reply](t, r)
 }
 
-// fanoutTestReceiver counts datagrams on a port of 127.0.0.1.
-func fanoutTestReceiver(t *testing.T) (url string, count *atomic.Int64) {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	count = &atomic.Int64{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
-				return
-			}
-			count.Add(1)
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return "udp://" + c.LocalAddr().String(), count
-}
-
-func fanoutSend(t *testing.T, to netip.AddrPort, first uint16, n int) {
-	t.Helper()
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	pkt := make([]byte, 200)
-	pkt[0], pkt[1] = 0x80, 96
-	for i := range n {
-		seq := first + uint16(i)
-		pkt[2], pkt[3] = byte(seq>>8), byte(seq)
-		if _, err := c.Write(pkt); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func fanoutWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestFanoutCommand(t *testing.T) {
-	a, aCount := fanoutTestReceiver(t)
-	b, bCount := fanoutTestReceiver(t)
+	ra, rb := udptest.NewReceiver(t), udptest.NewReceiver(t)
+	a, b := ra.URL(), rb.URL()
+	aCount, bCount := &ra.Packets, &rb.Packets
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--stats-interval", "20ms")
 
 	ready := next[event.FanoutReady](t, r)
@@ -168,8 +115,9 @@ func TestFanoutCommand(t *testing.T) {
 		t.Errorf("ready to = %v, want [%s]", ready.To, a)
 	}
 
-	fanoutSend(t, in, 0, 10)
-	fanoutWait(t, "10 packets at a", func() bool { return aCount.Load() == 10 })
+	src := udptest.NewRTPSender(t, in, 200)
+	src.Send(t, 10)
+	udptest.WaitFor(t, "10 packets at a", func() bool { return aCount.Load() == 10 })
 
 	if rep := r.command(t, `{"op":"add","to":"`+b+`","id":"x1"}`); !rep.OK || rep.To != b || string(rep.ID) != `"x1"` {
 		t.Fatalf("add: %+v", rep)
@@ -186,14 +134,14 @@ func TestFanoutCommand(t *testing.T) {
 	if rep := r.command(t, strings.Repeat("x", maxControlLine+10)); rep.OK {
 		t.Errorf("over-long line: %+v", rep)
 	}
-	fanoutSend(t, in, 10, 5)
-	fanoutWait(t, "5 packets at b", func() bool { return bCount.Load() == 5 && aCount.Load() == 15 })
+	src.Send(t, 5)
+	udptest.WaitFor(t, "5 packets at b", func() bool { return bCount.Load() == 5 && aCount.Load() == 15 })
 
 	if rep := r.command(t, `{"op":"remove","to":"`+a+`"}`); !rep.OK {
 		t.Fatalf("remove: %+v", rep)
 	}
-	fanoutSend(t, in, 15, 5)
-	fanoutWait(t, "10 packets at b", func() bool { return bCount.Load() == 10 })
+	src.Send(t, 5)
+	udptest.WaitFor(t, "10 packets at b", func() bool { return bCount.Load() == 10 })
 	if got := aCount.Load(); got != 15 {
 		t.Errorf("removed output got %d packets, want 15", got)
 	}
@@ -223,11 +171,7 @@ func TestFanoutCommand(t *testing.T) {
 }
 
 func TestFanoutCommandErrors(t *testing.T) {
-	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	busy := udptest.Listen(t)
 	cases := []struct {
 		name string
 		args []string
@@ -261,7 +205,7 @@ func TestFanoutCommandErrors(t *testing.T) {
 // An SDP known at start is written during Start, yet the ready line still
 // comes first.
 func TestFanoutCommandReadyBeforeSDP(t *testing.T) {
-	a, _ := fanoutTestReceiver(t)
+	a := udptest.NewReceiver(t).URL()
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.sdp")
 	sdp := "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5004 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"

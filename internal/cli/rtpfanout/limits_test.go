@@ -11,6 +11,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/fanout"
 	"github.com/ocm-overlay/ocm/internal/testutil"
+	"github.com/ocm-overlay/ocm/internal/testutil/udptest"
 )
 
 // fanoutInput is the bound input of a ready line.
@@ -35,7 +36,8 @@ func loopbackDest(i int) string {
 // keep receiving.
 func TestFanoutCommandDestinationLimit(t *testing.T) {
 	const adds, limit = 10000, 1024
-	a, aCount := fanoutTestReceiver(t)
+	ra := udptest.NewReceiver(t)
+	a := ra.URL()
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0?rtcp=0", "--to", a, "--stats-interval", "0")
 	in := fanoutInput(t, next[event.FanoutReady](t, r))
 
@@ -67,8 +69,8 @@ func TestFanoutCommandDestinationLimit(t *testing.T) {
 	}
 
 	// The relay goes on, and a removal makes room for one more.
-	fanoutSend(t, in, 0, 10)
-	fanoutWait(t, "10 packets at a", func() bool { return aCount.Load() == 10 })
+	udptest.NewRTPSender(t, in, 200).Send(t, 10)
+	udptest.WaitFor(t, "10 packets at a", func() bool { return ra.Packets.Load() == 10 })
 	if rep := r.command(t, `{"op":"remove","to":"`+loopbackDest(0)+`"}`); !rep.OK {
 		t.Fatalf("remove: %v", rep)
 	}
@@ -81,8 +83,7 @@ func TestFanoutCommandDestinationLimit(t *testing.T) {
 }
 
 func TestFanoutCommandDestinationLimitFlag(t *testing.T) {
-	a, _ := fanoutTestReceiver(t)
-	b, _ := fanoutTestReceiver(t)
+	a, b := udptest.NewReceiver(t).URL(), udptest.NewReceiver(t).URL()
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0", "--to", a, "--max-destinations", "2", "--stats-interval", "0")
 	next[event.FanoutReady](t, r)
 	if rep := r.command(t, `{"op":"add","to":"`+b+`"}`); !rep.OK {
@@ -99,7 +100,7 @@ func TestFanoutCommandDestinationLimitFlag(t *testing.T) {
 // with the destinations.
 func TestFanoutCommandStatsLineBounded(t *testing.T) {
 	const dests, maxLine = 500, 4096
-	a, _ := fanoutTestReceiver(t)
+	a := udptest.NewReceiver(t).URL()
 	r := startFanoutCmd(t, "--from", "udp://127.0.0.1:0?rtcp=0", "--to", a, "--stats-interval", "20ms")
 	in := fanoutInput(t, next[event.FanoutReady](t, r))
 	for i := range dests - 1 {
@@ -107,7 +108,7 @@ func TestFanoutCommandStatsLineBounded(t *testing.T) {
 			t.Fatalf("add %d: %v", i, rep)
 		}
 	}
-	fanoutSend(t, in, 0, 5)
+	udptest.NewRTPSender(t, in, 200).Send(t, 5)
 	for {
 		st := next[event.FanoutStats](t, r)
 		n := st.Outputs
