@@ -160,29 +160,21 @@ func startCutProxy(t *testing.T, addr string) *cutProxy {
 		t.Fatal(err)
 	}
 	p := &cutProxy{ln: ln}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); p.cut(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", addr)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(out, in); out.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(in, out); in.Close() }()
+	testutil.Serve(t, ln, 0, func(in net.Conn) {
+		out, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
 		}
-	}()
+		defer out.Close()
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		done := make(chan struct{})
+		go func() { defer close(done); _, _ = io.Copy(out, in); out.Close() }()
+		_, _ = io.Copy(in, out)
+		in.Close()
+		<-done
+	})
 	return p
 }
 
