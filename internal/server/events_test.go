@@ -219,7 +219,18 @@ func TestEventsSlowClientDropped(t *testing.T) {
 	id := int64(1) // ready
 	batch := func() {
 		t.Helper()
-		ts.policies(t, 32) // never blocks: the test would stop here
+		emitted := make(chan struct{})
+		go func() {
+			defer close(emitted)
+			for i := range 32 {
+				ts.Events.Emit(event.PolicyChanged{From: "a", To: fmt.Sprint(i)})
+			}
+		}()
+		select { // publishing never waits for a client
+		case <-emitted:
+		case <-time.After(guard):
+			t.Fatalf("emitting blocked after event %d: the server waits for a client", id)
+		}
 		for range 32 {
 			id++
 			if f := fast.next(); f.id != id {
