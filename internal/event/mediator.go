@@ -22,6 +22,7 @@ type MediatorReady struct {
 	RTP         string `json:"rtp,omitempty"`         // the UDP RTP address, without --rtp off
 	RTCP        string `json:"rtcp,omitempty"`        // the UDP RTCP address
 	TestSource  string `json:"test_source,omitempty"` // the URL of --test-source
+	Metrics     string `json:"metrics,omitempty"`     // the --metrics address, HOST:PORT; "" when off
 	Version     string `json:"version,omitempty"`     // the build (see --version)
 }
 

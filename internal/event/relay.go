@@ -23,6 +23,7 @@ type RelayReady struct {
 	Willing  bool   `json:"willing"`
 	Capacity int    `json:"capacity"`
 	Version  string `json:"version,omitempty"` // the build (see --version)
+	Metrics  string `json:"metrics,omitempty"` // the --metrics address, HOST:PORT; "" when off
 }
 
 // ServerLink ("server") is a change of the relay's session with

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"syscall"
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
@@ -133,10 +134,15 @@ func (h *Host) Signal(sig os.Signal) {
 	_ = h.Med.Signal(sig)
 }
 
-// Kill is the host dying: SIGKILL to its mediator and relay.
+// Kill is the host dying: SIGKILL to its relay, then its mediator. The
+// relay goes first: a relay that outlives its mediator even for a moment
+// sees the mediator's streams end and leaves the tree gracefully, and the
+// server would see a departure instead of a failure.
 func (h *Host) Kill() {
+	_ = h.Relay.Signal(syscall.SIGKILL)
+	_ = h.Med.Signal(syscall.SIGKILL)
+	h.Relay.Kill() // waits for the exit
 	h.Med.Kill()
-	h.Relay.Kill()
 }
 
 // Stop is the host leaving: SIGINT, so the relay says goodbye.

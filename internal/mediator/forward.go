@@ -46,6 +46,11 @@ type forwarder struct {
 	lost      uint64 // sequence numbers never forwarded
 	waiters   map[uint64]chan struct{}
 	now       func() time.Time
+	gaps      gapHist // the silences readers saw around each upstream change
+	// Of the upstream change being measured: the longest silence of the
+	// medias that have seen their first packet, and how many have not.
+	gapMax     time.Duration
+	gapWaiting int
 }
 
 type mediaFwd struct {
@@ -57,6 +62,7 @@ type mediaFwd struct {
 	active  uint64
 	pending uint64
 	buf     []*rtp.Packet
+	gapOpen bool // a new source took over: the next packet forwarded ends a silence
 }
 
 func newForwarder(nmedias int, write func(media int, pkt *rtp.Packet)) *forwarder {
@@ -80,6 +86,7 @@ func (f *forwarder) attach(src uint64) <-chan struct{} {
 		switch {
 		case m.active == 0:
 			m.active, m.resync = src, m.hasLast
+			f.openGap(m)
 		default:
 			if m.pending != 0 {
 				m.buf = m.buf[:0]
@@ -191,6 +198,7 @@ func (f *forwarder) cutover(i int, m *mediaFwd) {
 	gapless := f.overlaps(m)
 	m.active, m.pending = m.pending, 0
 	m.resync = m.hasLast && !gapless
+	f.openGap(m)
 	buf := m.buf
 	m.buf = nil
 	for _, p := range buf {
@@ -216,9 +224,41 @@ func (f *forwarder) forward(i int, m *mediaFwd, pkt *rtp.Packet) {
 		}
 	}
 	m.hasLast, m.last, m.resync = true, pkt.SequenceNumber, false
+	if m.gapOpen {
+		f.closeGap(m, now)
+	}
 	m.lastTS, m.lastAt = pkt.Timestamp, now
 	f.forwarded++
 	f.write(i, pkt)
+}
+
+// openGap starts measuring the silence of a media whose source changed
+// after it forwarded something: from its last packet forwarded (m.lastAt)
+// to the first packet of the new source.
+func (f *forwarder) openGap(m *mediaFwd) {
+	if !m.hasLast || m.gapOpen {
+		return // nothing forwarded yet, or already measuring from the older silence
+	}
+	m.gapOpen = true
+	f.gapWaiting++
+}
+
+// closeGap ends a media's silence; when every media of the change has
+// seen its first packet, the longest silence is observed once.
+func (f *forwarder) closeGap(m *mediaFwd, now time.Time) {
+	m.gapOpen = false
+	f.gapMax = max(f.gapMax, now.Sub(m.lastAt))
+	if f.gapWaiting--; f.gapWaiting == 0 {
+		f.gaps.observe(f.gapMax)
+		f.gapMax = 0
+	}
+}
+
+// gapCounts returns the upstream-gap histogram so far.
+func (f *forwarder) gapCounts() gapHist {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gaps.clone()
 }
 
 // renumbered reports whether pkt, far from the last packet forwarded in

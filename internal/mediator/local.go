@@ -32,6 +32,8 @@ type local struct {
 	pktsIn  atomic.Uint64
 	bytesIn atomic.Uint64
 	bitrate rateMeter
+	// scrapeRate is the bitrate /metrics sees.
+	scrapeRate heldRate
 }
 
 func newLocal(srv *gortsplib.Server, name, kind string, desc *description.Session, publisher *gortsplib.ServerSession) (*local, error) {
@@ -47,6 +49,7 @@ func newLocal(srv *gortsplib.Server, name, kind string, desc *description.Sessio
 	l := &local{name: name, kind: kind, ss: ss, fan: fan, desc: desc, publisher: publisher,
 		gaps: map[*description.Media]*seqGaps{}}
 	l.bitrate.start(time.Now())
+	l.scrapeRate.start(time.Now())
 	return l, nil
 }
 

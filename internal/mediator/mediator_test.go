@@ -120,13 +120,21 @@ func TestRelayChainAndMakeBeforeBreakSwitch(t *testing.T) {
 	}
 }
 
-func TestUpstreamLossKeepsReaderSession(t *testing.T) {
-	_, o := startOrigin(t)
-	relayA := startMediator(t, nil)
-	relayB := startMediator(t, nil)
-	leaf := startMediator(t, func(m *Mediator) {
+// failoverLeaf starts an origin with the test source, two relays A and B,
+// and a leaf whose parents are A, then B.
+func failoverLeaf(t *testing.T) (o streamurl.Origin, origin, relayA, relayB, leaf *Mediator) {
+	t.Helper()
+	origin, o = startOrigin(t)
+	relayA = startMediator(t, nil)
+	relayB = startMediator(t, nil)
+	leaf = startMediator(t, func(m *Mediator) {
 		m.Resolver = Parents{Addrs: []string{relayA.Addr(), relayB.Addr()}}
 	})
+	return o, origin, relayA, relayB, leaf
+}
+
+func TestUpstreamLossKeepsReaderSession(t *testing.T) {
+	o, _, relayA, relayB, leaf := failoverLeaf(t)
 	r := startReader(t, o.EnhancedURL(leaf.Addr()))
 	r.waitPackets(t, 50)
 	relayA.Close() // the upstream goes away: leaf must move to relayB

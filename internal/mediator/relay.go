@@ -64,6 +64,11 @@ type relay struct {
 	pktsIn   atomic.Uint64
 	bitrate  rateMeter // for stats lines
 	inRate   rateMeter // for the relay's reports
+	// For /metrics: upstreams played (the first and every change since),
+	// upstreams lost, and the bitrate scrapes see.
+	upstreams  atomic.Uint64
+	losses     atomic.Uint64
+	scrapeRate heldRate
 }
 
 func newRelay(m *Mediator, o streamurl.Origin) *relay {
@@ -84,6 +89,7 @@ func newRelay(m *Mediator, o streamurl.Origin) *relay {
 	}
 	r.bitrate.start(time.Now())
 	r.inRate.start(time.Now())
+	r.scrapeRate.start(time.Now())
 	return r
 }
 
@@ -290,6 +296,7 @@ func (r *relay) feed() {
 			return
 		}
 		lost := r.current.Load()
+		r.losses.Add(1)
 		r.log.Warn("upstream lost", "upstream", lost.URL, "err", err)
 		r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "lost", Upstream: lost.URL, Reason: err.Error()})
 		if time.Since(started) > r.m.StallTimeout && r.pktsIn.Load() > in {
@@ -397,6 +404,7 @@ func (r *relay) serve(desc *description.Session) error {
 
 func (r *relay) becameActive(up Upstream) {
 	r.current.Store(&up)
+	r.upstreams.Add(1)
 	r.log.Info("upstream playing", "upstream", up.URL)
 	r.m.Events.Emit(event.Upstream{Stream: r.origin.URL(), State: "playing", Upstream: up.URL, Node: up.Node})
 	if n, ok := r.m.Resolver.(Notifier); ok {

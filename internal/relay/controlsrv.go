@@ -113,7 +113,9 @@ func (r *Relay) serveMediator(c *control.Conn) {
 				defer func() { <-r.resolveSlots }()
 				ctx, cancel := context.WithTimeout(r.ctx, 3*DefaultCallTimeout)
 				defer cancel()
+				start := time.Now()
 				up, err := r.resolveFor(ctx, c, b)
+				r.m.resolved(b.Mode, start, err)
 				if err != nil {
 					log.Warn("resolve failed", "stream", b.Stream, "err", err)
 					_ = c.Reply(m.ID, &wire.Error{Code: control.CodeNoUpstream, Message: err.Error()})

@@ -89,6 +89,7 @@ type Relay struct {
 	cpu       *probe.CPUSampler
 
 	resolveSlots chan struct{} // one per resolve in progress
+	m            *relayMetrics // made by Start (metrics.go)
 
 	// reqs carries requests to the state goroutine (run), which owns
 	// the relay's state; loopEnd is closed when it has stopped.
@@ -139,6 +140,7 @@ func (r *Relay) Start() error {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.resolveSlots = make(chan struct{}, r.MaxResolves)
+	r.m = newRelayMetrics()
 	r.reqs = make(chan func(*state))
 	r.loopEnd = make(chan struct{})
 

@@ -141,6 +141,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	if sess == nil {
 		r.Log.Warn("ocm-server unreachable: pulling from the origin directly", "stream", stream, "err", err)
 		r.Events.Emit(event.Fallback{Stream: stream, Reason: fmt.Sprint(err)})
+		r.m.fellBack()
 		return originUpstream(o), nil
 	}
 	cands, err := sess.cl.Candidates(ctx, stream, excludeNodes)
@@ -150,6 +151,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 			return control.Upstream{}, fmt.Errorf("ocm-server: %w", err)
 		}
 		r.Log.Warn("ocm-server did not answer: pulling from the origin directly", "stream", stream, "err", err)
+		r.m.fellBack()
 		return originUpstream(o), nil
 	}
 	if len(cands) == 0 {
@@ -172,6 +174,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 	// ranking ocm-probe --explain prints.
 	sel := probe.Select(ctx, cands, stream, r.Weights, prefer)
 	choices := sel.Choices
+	r.m.probed(choices)
 	for _, ch := range choices {
 		if ch.Overridden != "" {
 			r.Log.Info("candidate's probe answer contradicts ocm-server: scored with the server's view",
@@ -320,7 +323,9 @@ func (r *Relay) onReconnect(b *wire.Reconnect) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 2*DefaultCallTimeout)
 	defer cancel()
+	start := time.Now()
 	up, err := r.reconnectUpstream(ctx, b)
+	r.m.resolved(modeReconnect, start, err)
 	_ = r.call(context.Background(), func(st *state) {
 		if ss := st.streams[stream]; ss != nil {
 			ss.settle()

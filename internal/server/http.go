@@ -14,6 +14,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/metrics"
 	"github.com/ocm-overlay/ocm/internal/server/monitor"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 
@@ -93,15 +94,7 @@ func (s *Server) handler() http.Handler {
 		}
 		return st.drain(ss), nil
 	}))
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		var ms metricsSnapshot
-		if err := s.call(r.Context(), func(st *state) { ms = st.metricsSnapshot() }); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		ms.write(w)
-	})
+	mux.Handle("GET /metrics", metrics.Handler(s.reg))
 	return mux
 }
 

@@ -1,42 +1,95 @@
 package server
 
 import (
-	"fmt"
-	"io"
 	"sort"
-	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ocm-overlay/ocm/internal/api"
+	"github.com/ocm-overlay/ocm/internal/metrics"
+	"github.com/ocm-overlay/ocm/internal/tree"
 )
 
-// metrics are the state goroutine's counters. They are written in the
-// Prometheus text format by hand: a dozen series do not justify a
-// dependency.
-type metrics struct {
-	hellos, joins, reports, candidates uint64
+// counters are the state goroutine's counters, incremented in place (an
+// atomic add each); the gauges are read from the state once per scrape
+// (stateCollector).
+type counters struct {
+	hellos, joins, reports, candidates prometheus.Counter
 	joinErrors, reconnects, failures   labelled
 	rejected, handovers                labelled
 	stalls                             labelled // children's stalls, by verdict
-	quarantines                        uint64
+	quarantines                        prometheus.Counter
+
+	recoveries      labelled // failures with children, by policy
+	unfinished      labelled // recoveries whose orphans did not all come back within RecoveryBound
+	recoverySeconds *prometheus.HistogramVec
 }
 
-// labelled is a counter with one label.
-type labelled map[string]uint64
+// labelled is a counter with one label, whose values are a fixed set
+// (codes, causes, reasons, verdicts, policies): never an address or text.
+type labelled struct{ *prometheus.CounterVec }
 
-func (l labelled) inc(v string) { l[v]++ }
+func (l labelled) inc(v string) { l.WithLabelValues(v).Inc() }
 
-func newMetrics() metrics {
-	m := metrics{joinErrors: labelled{}, reconnects: labelled{}, failures: labelled{}, rejected: labelled{},
-		handovers: labelled{}, stalls: labelled{stallCounted: 0, stallExcused: 0}}
-	for _, c := range failureCauses { // a fixed set: every series exists from the start
-		m.failures[c] = 0
+// RecoveryBuckets are ocm_recovery_seconds' buckets: from a repair on one
+// host (10 ms) to a gradual rebuild of a deep tree (30 s, RecoveryBound).
+var RecoveryBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30}
+
+func newCounters(reg prometheus.Registerer) counters {
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		reg.MustRegister(c)
+		return c
+	}
+	vec := func(name, help, label string, values ...string) labelled {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+		reg.MustRegister(c)
+		for _, v := range values { // a fixed set: these series exist from the start
+			c.WithLabelValues(v)
+		}
+		return labelled{c}
+	}
+	policies := make([]string, 0, len(tree.Policies))
+	for _, p := range tree.Policies {
+		policies = append(policies, string(p))
+	}
+	m := counters{
+		hellos:     counter("ocm_hellos_total", "Hellos accepted."),
+		joins:      counter("ocm_joins_total", "Joins accepted."),
+		reports:    counter("ocm_reports_total", "Reports received."),
+		candidates: counter("ocm_candidate_requests_total", "Candidate requests answered."),
+		joinErrors: vec("ocm_join_errors_total", "Joins refused, by error code.", "code"),
+		reconnects: vec("ocm_reconnects_sent_total", "Reconnects sent, by reason.", "reason"),
+		failures:   vec("ocm_node_failures_total", "Nodes failed, by cause.", "cause", failureCauses...),
+		rejected:   vec("ocm_rejected_inputs_total", "Bad inputs rejected, by error code.", "code"),
+		handovers: vec("ocm_handovers_total",
+			"Graceful handovers started, and ended by result (switched, timeout, gone).", "result"),
+		stalls: vec("ocm_child_stalls_total",
+			"Relays that lost their stream under a connected parent, by verdict (counted against the parent, or excused).",
+			"verdict", stallCounted, stallExcused),
+		quarantines: counter("ocm_quarantines_total", "Relays quarantined because their children stalled under them."),
+		recoveries: vec("ocm_recoveries_total",
+			"Failures of a node with children (recoveries started), by the policy in force.", "policy", policies...),
+		unfinished: vec("ocm_recoveries_unfinished_total",
+			"Recoveries whose orphans were not all attached again within 30 s (not in ocm_recovery_seconds), by policy.",
+			"policy", policies...),
+		recoverySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ocm_recovery_seconds",
+			Help: "From a node's failure detected to every relay it orphaned attached again under a new parent, " +
+				"once per failure with children, by policy.",
+			Buckets: RecoveryBuckets,
+		}, []string{"policy"}),
+	}
+	reg.MustRegister(m.recoverySeconds)
+	for _, p := range policies {
+		m.recoverySeconds.WithLabelValues(p)
 	}
 	return m
 }
 
-// snapshot is what /metrics needs, copied out of the state goroutine.
+// metricsSnapshot is what the gauges need, copied out of the state
+// goroutine once per scrape.
 type metricsSnapshot struct {
-	m           metrics
 	nodes       int
 	sessions    int
 	handovers   int // under way
@@ -45,71 +98,92 @@ type metricsSnapshot struct {
 }
 
 func (st *state) metricsSnapshot() metricsSnapshot {
-	cp := func(l labelled) labelled {
-		out := make(labelled, len(l))
-		for k, v := range l {
-			out[k] = v
-		}
-		return out
-	}
-	m := st.m
-	m.joinErrors, m.reconnects, m.failures, m.rejected = cp(m.joinErrors), cp(m.reconnects), cp(m.failures), cp(m.rejected)
-	m.handovers, m.stalls = cp(m.handovers), cp(m.stalls)
-	return metricsSnapshot{m: m, nodes: st.forest.NumNodes(), sessions: len(st.sessions), streams: st.forest.Streams(),
+	return metricsSnapshot{nodes: st.forest.NumNodes(), sessions: len(st.sessions), streams: st.forest.Streams(),
 		handovers: len(st.handovers), quarantined: st.quarantinedCount()}
 }
 
-func (ms metricsSnapshot) write(w io.Writer) {
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+// stateCollector collects the gauges: one call to the state goroutine per
+// scrape.
+type stateCollector struct {
+	s                                             *Server
+	nodes, conns, streams, handovers, quarantined *prometheus.Desc
+	treeNodes, orphans, depth, originChildren     *prometheus.Desc
+}
+
+func newStateCollector(s *Server) *stateCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	gauge := func(name, help string, v int) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	vec := func(name, help, label string, l labelled) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-		keys := make([]string, 0, len(l))
-		for k := range l {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "%s{%s=\"%s\"} %d\n", name, label, escapeLabel(k), l[k])
-		}
-	}
-	gauge("ocm_nodes", "Registered relay nodes.", ms.nodes)
-	gauge("ocm_connections", "Open relay connections.", ms.sessions)
-	gauge("ocm_streams", "Streams with a tree.", len(ms.streams))
-	counter("ocm_hellos_total", "Hellos accepted.", ms.m.hellos)
-	counter("ocm_joins_total", "Joins accepted.", ms.m.joins)
-	counter("ocm_reports_total", "Reports received.", ms.m.reports)
-	counter("ocm_candidate_requests_total", "Candidate requests answered.", ms.m.candidates)
-	vec("ocm_join_errors_total", "Joins refused, by error code.", "code", ms.m.joinErrors)
-	vec("ocm_reconnects_sent_total", "Reconnects sent, by reason.", "reason", ms.m.reconnects)
-	vec("ocm_node_failures_total", "Nodes failed, by cause.", "cause", ms.m.failures)
-	vec("ocm_rejected_inputs_total", "Bad inputs rejected, by error code.", "code", ms.m.rejected)
-	vec("ocm_handovers_total", "Graceful handovers started, and ended by result (switched, timeout, gone).", "result", ms.m.handovers)
-	gauge("ocm_handovers_active", "Graceful handovers under way.", ms.handovers)
-	vec("ocm_child_stalls_total", "Relays that lost their stream under a connected parent, by verdict (counted against the parent, or excused).", "verdict", ms.m.stalls)
-	counter("ocm_quarantines_total", "Relays quarantined because their children stalled under them.", ms.m.quarantines)
-	gauge("ocm_nodes_quarantined", "Relays quarantined now: not offered as parents.", ms.quarantined)
-	series := []struct {
-		name, help string
-		v          func(api.Stream) int
-	}{
-		{"ocm_tree_nodes", "Members of a stream's tree.", func(s api.Stream) int { return s.Nodes }},
-		{"ocm_tree_orphans", "Detached members of a stream's tree.", func(s api.Stream) int { return s.Orphans }},
-		{"ocm_tree_depth", "Deepest attached level of a stream's tree.", func(s api.Stream) int { return s.Depth }},
-		{"ocm_origin_children", "Relays pulling a stream from the origin.", func(s api.Stream) int { return s.OriginChildren }},
-	}
-	for _, se := range series {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", se.name, se.help, se.name)
-		for _, s := range ms.streams {
-			fmt.Fprintf(w, "%s{stream=\"%s\"} %d\n", se.name, escapeLabel(s.Stream), se.v(s))
-		}
+	return &stateCollector{
+		s:              s,
+		nodes:          d("ocm_nodes", "Registered relay nodes."),
+		conns:          d("ocm_connections", "Open relay connections."),
+		streams:        d("ocm_streams", "Streams with a tree."),
+		handovers:      d("ocm_handovers_active", "Graceful handovers under way."),
+		quarantined:    d("ocm_nodes_quarantined", "Relays quarantined now: not offered as parents."),
+		treeNodes:      d("ocm_tree_nodes", "Members of a stream's tree.", "stream"),
+		orphans:        d("ocm_tree_orphans", "Detached members of a stream's tree.", "stream"),
+		depth:          d("ocm_tree_depth", "Deepest attached level of a stream's tree (the deepest of them for stream=\"other\").", "stream"),
+		originChildren: d("ocm_origin_children", "Relays pulling a stream from the origin.", "stream"),
 	}
 }
 
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.nodes, c.conns, c.streams, c.handovers, c.quarantined,
+		c.treeNodes, c.orphans, c.depth, c.originChildren} {
+		ch <- d
+	}
+}
 
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	var ms metricsSnapshot
+	if err := c.s.call(c.s.ctx, func(st *state) { ms = st.metricsSnapshot() }); err != nil {
+		return // stopping: the gauges are left out of this scrape
+	}
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	gauge(c.nodes, ms.nodes)
+	gauge(c.conns, ms.sessions)
+	gauge(c.streams, len(ms.streams))
+	gauge(c.handovers, ms.handovers)
+	gauge(c.quarantined, ms.quarantined)
+	for _, s := range capStreams(ms.streams, MetricsMaxStreams) {
+		gauge(c.treeNodes, s.Nodes, s.Stream)
+		gauge(c.orphans, s.Orphans, s.Stream)
+		gauge(c.depth, s.Depth, s.Stream)
+		gauge(c.originChildren, s.OriginChildren, s.Stream)
+	}
+}
+
+// MetricsMaxStreams is how many streams have ocm_tree_* series of their
+// own: the largest trees; the others are summed under stream="other".
+const MetricsMaxStreams = metrics.DefaultMaxStreams
+
+// capStreams keeps the limit-1 largest trees when there are more than limit,
+// and sums the rest into one under metrics.Other (depth: the deepest).
+func capStreams(streams []api.Stream, limit int) []api.Stream {
+	keep := metrics.Capped(len(streams), limit)
+	if keep == len(streams) {
+		return streams
+	}
+	sorted := append([]api.Stream(nil), streams...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Nodes > sorted[j].Nodes })
+	other := api.Stream{Stream: metrics.Other}
+	for _, s := range sorted[keep:] {
+		other.Nodes += s.Nodes
+		other.Orphans += s.Orphans
+		other.OriginChildren += s.OriginChildren
+		other.Depth = max(other.Depth, s.Depth)
+	}
+	return append(sorted[:keep], other)
+}
+
+// registerMetrics builds the server's registry: the shared collectors, the
+// state's counters and the gauges' collector.
+func (s *Server) registerMetrics() (*prometheus.Registry, counters) {
+	reg := metrics.NewRegistry()
+	m := newCounters(reg)
+	reg.MustRegister(newStateCollector(s))
+	return reg, m
+}

@@ -46,6 +46,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -187,6 +189,11 @@ type Server struct {
 
 	lastBusy atomic.Int64 // unix ns of the last busy refusal logged
 
+	// The /metrics registry and the state goroutine's counters in it
+	// (metrics.go).
+	reg      *prometheus.Registry
+	counters counters
+
 	errMu     sync.Mutex
 	err       error
 	closeOnce sync.Once
@@ -298,6 +305,7 @@ func (s *Server) Start() error {
 	if err := s.fill(); err != nil {
 		return err
 	}
+	s.reg, s.counters = s.registerMetrics()
 	ln, err := s.ListenFunc("tcp", s.Listen)
 	if err != nil {
 		return fmt.Errorf("listen ocm %s: %w", s.Listen, err)

@@ -187,7 +187,7 @@ func (st *state) countStall(parent string, child tree.Member, at time.Time) {
 		st.s.Log.Error("quarantine", "node", parent, "err", err)
 		return
 	}
-	st.m.quarantines++
+	st.m.quarantines.Inc()
 	st.s.Events.Emit(event.NodeQuarantined{Node: parent, Stream: child.Stream, Children: victims,
 		Reason: reason, Offences: sp.offences, CleanMs: clean.Milliseconds()})
 	st.s.Log.Warn("node quarantined: its children stall under it", "node", parent, "stream", child.Stream,

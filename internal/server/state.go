@@ -26,7 +26,10 @@ type state struct {
 	cascades  []*cascade          // gradual reconnects still to send
 	handovers map[tree.Member]*handover
 	stepping  bool // progress is running
-	m         metrics
+	m         counters
+	// recovering maps the members a failure orphaned to its recovery
+	// until they are attached again (recovery.go).
+	recovering map[tree.Member]*recovery
 	// lastFullNote is when a "full" join refusal was last logged (fullNoted).
 	lastFullNote time.Time
 
@@ -70,7 +73,7 @@ func newState(s *Server) *state {
 		policy:    s.Recovery,
 		sessions:  map[string]*session{},
 		handovers: map[tree.Member]*handover{},
-		m:         newMetrics(),
+		m:         s.counters,
 		stalls:    map[tree.Member]*stallReport{},
 		losses:    map[tree.Member]time.Time{},
 		suspects:  map[string]*suspect{},
@@ -156,6 +159,7 @@ func (st *state) sweep() {
 	st.forest.ExpireExpectations(now)
 	st.forest.ExpirePromises(time.Now()) // wall clock, as when they were made
 	st.pruneLosses(now)
+	st.sweepRecoveries(time.Now())
 	st.summarize(time.Now()) // wall clock: the report interval is
 }
 
@@ -193,6 +197,7 @@ func (st *state) closed(ss *session, end ending) {
 
 func (st *state) removeNode(ss *session, end ending) {
 	st.forgetStalls(ss.node)
+	st.recoveryGone(ss.node)
 	streams := st.forest.StreamsOf(ss.node)
 	res, err := st.forest.RemoveNode(ss.node, st.policy, st.s.Now())
 	if err != nil {
@@ -207,6 +212,7 @@ func (st *state) removeNode(ss *session, end ending) {
 	} else {
 		st.s.Events.Emit(event.NodeFailed{NodeGone: gone})
 		st.m.failures.inc(end.cause)
+		st.startRecovery(ss.node, res)
 		ss.log.Warn("node failed", "cause", end.cause, "detail", end.detail, "streams", len(streams), "policy", st.policy,
 			"notified", len(res.Notices()))
 	}
@@ -256,7 +262,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 		ReportMs: st.s.ReportInterval.Milliseconds(), HeartbeatMs: st.s.Heartbeat.Milliseconds(),
 		HandoverMs: st.s.HandoverTimeout.Milliseconds(), ReconnectStepMs: st.s.ReconnectStep.Milliseconds(),
 	})
-	st.m.hellos++
+	st.m.hellos.Inc()
 	st.s.Events.Emit(event.NodeJoined{
 		Node: h.Node, Remote: ss.remote, RTSP: info.RTSP, Probe: info.Probe, Willing: h.Willing,
 		Capacity: h.Capacity, Cores: h.Cores, Streams: len(h.Streams),
@@ -289,7 +295,7 @@ func (st *state) handle(ss *session, m wire.Msg) {
 }
 
 func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
-	st.m.candidates++
+	st.m.candidates.Inc()
 	origin, err := streamurl.KeyAddr(g.Stream)
 	if err != nil {
 		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
@@ -343,7 +349,7 @@ func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 		ss.log.Warn("join rejected", "stream", j.Stream, "parent", j.Parent, "err", err)
 		return
 	}
-	st.m.joins++
+	st.m.joins.Inc()
 	level, _ := st.forest.Level(j.Stream, ss.node)
 	ss.reply(re, &wire.Ack{Level: level})
 	st.apply(res, ss.node+" joined")
@@ -373,7 +379,7 @@ func (st *state) report(ss *session, r *wire.Report) {
 		}
 	}
 	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
-	st.m.reports++
+	st.m.reports.Inc()
 	st.noteReport(r)
 	st.quarantineReport(ss, r)
 	st.reconcile(ss, r)
@@ -395,7 +401,7 @@ func (st *state) reconcile(ss *session, r *wire.Report) {
 		}
 		res, err := st.forest.Join(s.Stream, ss.node, s.Parent)
 		if err == nil {
-			st.m.joins++
+			st.m.joins.Inc()
 			ss.log.Info("re-attached from its report", "stream", s.Stream, "parent", s.Parent)
 			st.apply(res, ss.node+" re-attached from its report")
 			continue
@@ -408,6 +414,7 @@ func (st *state) reconcile(ss *session, r *wire.Report) {
 // apply emits the events of a tree mutation and sends (or schedules) its
 // reconnects.
 func (st *state) apply(res tree.Result, cause string) {
+	st.recoveredBy(res)
 	for _, c := range res.Changes {
 		st.s.Events.Emit(event.TreeJoined{Stream: c.Stream, Node: c.Node, Parent: c.Parent,
 			From: c.From, Level: c.Level, Subtree: c.Subtree})

@@ -10,6 +10,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/allow"
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/metrics"
 	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/relay"
 )
@@ -25,6 +26,7 @@ type relayOptions struct {
 	activeTimeout                time.Duration
 	weights                      probe.Weights
 	debug                        bool
+	metrics                      string
 }
 
 // NewCommand builds ocm-relay.
@@ -81,6 +83,7 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 	f.Float64Var(&o.weights.MaxCPU, "max-cpu", o.weights.MaxCPU, "never pick a candidate busier than this (0..1)")
 	f.IntVar(&o.weights.MaxLevel, "max-level", o.weights.MaxLevel, "never pick a candidate at this depth or deeper")
 	f.DurationVar(&o.weights.Timeout, "probe-timeout", o.weights.Timeout, "how long to wait for probe answers")
+	f.StringVar(&o.metrics, "metrics", "", metrics.FlagHelp)
 	f.BoolVar(&o.debug, "debug", false, "log debug messages")
 	return cmd
 }
@@ -101,8 +104,14 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	if err := r.Start(); err != nil {
 		return err
 	}
+	ms, err := metrics.Serve(o.metrics, r.Collector())
+	if err != nil {
+		r.Close()
+		return err
+	}
+	defer ms.Close()
 	events.Emit(event.RelayReady{Control: r.ControlAddr(), Probe: r.ProbeAddr(), Node: r.NodeID,
-		Server: o.server, Willing: o.willing, Capacity: o.capacity, Version: cli.Version()})
+		Server: o.server, Willing: o.willing, Capacity: o.capacity, Version: cli.Version(), Metrics: ms.BoundAddr()})
 	log.Info("relay ready", "node", r.NodeID, "control", r.ControlAddr(), "probe", r.ProbeAddr())
 	select {
 	case <-r.Done():

@@ -82,11 +82,16 @@ itself. A hello with the node id of a live connection is refused.
 After a restart the trees are rebuilt from the relays' hellos without
 interrupting any stream. A JSON API and Prometheus metrics are served over
 HTTP (/api/v1/nodes, /api/v1/streams, /api/v1/tree, /api/v1/reconnect,
-/api/v1/drain, /metrics), with a live monitor page at / and every event
-as it happens at /api/v1/events (server-sent events, numbered: a client
-resumes with Last-Event-ID from the last --event-ring events; one that
-lets --event-client-buffer events wait is dropped, never slowing the
-server).
+/api/v1/drain, /metrics). /metrics has per-stream tree gauges for at most
+100 streams (the largest trees; the rest are summed under stream="other"),
+and ocm_recovery_seconds: from a node's failure to every relay it orphaned
+attached again, by policy (a recovery not done within 30 s is counted in
+ocm_recoveries_unfinished_total instead).
+
+A live monitor page is served at /, and every event as it happens at
+/api/v1/events (server-sent events, numbered: a client resumes with
+Last-Event-ID from the last --event-ring events; one that lets
+--event-client-buffer events wait is dropped, never slowing the server).
 
 Access: the HTTP API listens on 127.0.0.1:7080 by default. With a token
 (--token or $OCM_TOKEN), which relays present in their hello, every action

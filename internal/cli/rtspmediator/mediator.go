@@ -12,6 +12,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
+	"github.com/ocm-overlay/ocm/internal/metrics"
 )
 
 type mediatorOptions struct {
@@ -33,6 +34,8 @@ type mediatorOptions struct {
 	requestTimeout    time.Duration
 	recordTimeout     time.Duration
 	debug             bool
+	metrics           string
+	metricsStreams    int
 }
 
 // NewCommand builds rtsp-mediator.
@@ -109,6 +112,8 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.IntVar(&o.maxConns, "max-conns", 0, fmt.Sprintf("RTSP connections held at once; more are closed as they come\n(default %d, lowered to fit the open-file limit: a quarter of the files stays free)", mediator.DefaultMaxConns))
 	f.DurationVar(&o.requestTimeout, "request-timeout", mediator.DefaultRequestTimeout, "close a connection that sends no request for this long before it plays or records")
 	f.DurationVar(&o.recordTimeout, "record-timeout", mediator.DefaultRecordTimeout, "free a published path whose publisher sends no RECORD this long after ANNOUNCE")
+	f.StringVar(&o.metrics, "metrics", "", metrics.FlagHelp)
+	f.IntVar(&o.metricsStreams, "metrics-streams", metrics.DefaultMaxStreams, "streams with metric series of their own (the first by name); the others are summed under stream=\"other\"")
 	f.BoolVar(&o.debug, "debug", false, "log debug messages")
 	cmd.AddCommand(newReadCommand())
 	return cmd
@@ -171,9 +176,14 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		ocm.Attach(m)
 		defer ocm.Close()
 	}
+	ms, err := metrics.Serve(o.metrics, m.Collector(o.metricsStreams))
+	if err != nil {
+		return err
+	}
+	defer ms.Close()
 
 	ready := event.MediatorReady{RTSP: m.Addr(), Resolver: o.resolver, Publish: o.publish,
-		AllowOrigin: m.Allow.String(), MaxConns: m.MaxConns, Version: cli.Version()}
+		AllowOrigin: m.Allow.String(), MaxConns: m.MaxConns, Version: cli.Version(), Metrics: ms.BoundAddr()}
 	if u := m.UDPAddrs(); len(u) == 2 {
 		ready.RTP, ready.RTCP = u[0], u[1]
 	}
