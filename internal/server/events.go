@@ -16,12 +16,14 @@ import (
 
 // The live event stream: GET /api/v1/events, server-sent events. Every
 // event the server emits (the JSON lines of Server.Events) is also
-// published to a hub, which numbers it (1, 2, ...) and keeps the last
-// EventRing of them, so a client that reconnects with Last-Event-ID (or
-// ?since=N) gets what it missed. A client further behind than the ring is
-// told "reset" and should fetch the trees again. Publishing never blocks:
-// each client has a buffer of EventClientBuffer frames, and a client that
-// lets it fill is dropped (its response ends; it may resume from the ring).
+// published to a hub, which numbers it (consecutive ids from the start
+// time, see idBase) and keeps the last EventRing of them, so a client that
+// reconnects with Last-Event-ID (or ?since=N) gets what it missed. A
+// client further behind than the ring, or resuming across a server
+// restart, is told "reset" and should fetch the trees again. Publishing
+// never blocks: each client has a buffer of EventClientBuffer frames, and
+// a client that lets it fill is dropped (its response ends; it may resume
+// from the ring).
 
 const (
 	// DefaultEventRing is how many events the server keeps for clients
@@ -37,7 +39,8 @@ const (
 // hub numbers the events, keeps the ring and feeds the clients.
 type hub struct {
 	mu     sync.Mutex
-	last   int64    // id of the newest event, 0 before any
+	base   int64    // the id before the first event
+	last   int64    // id of the newest event, base before any
 	ring   [][]byte // frames; ring[id%len(ring)] is event id's
 	kept   int      // events in the ring
 	subs   map[*subscriber]struct{}
@@ -51,9 +54,17 @@ type subscriber struct {
 	gone chan struct{} // closed when it is dropped or the hub closes
 }
 
-func newHub(ring, buffer int) *hub {
-	return &hub{ring: make([][]byte, ring), subs: map[*subscriber]struct{}{}, buffer: buffer}
+// newHub numbers the events from base+1.
+func newHub(ring, buffer int, base int64) *hub {
+	return &hub{ring: make([][]byte, ring), subs: map[*subscriber]struct{}{}, buffer: buffer, base: base, last: base}
 }
+
+// idBase is where a server started now numbers its events: its start
+// time in microseconds, so a later run's ids are all higher (unless a run
+// emitted more than one event per microsecond on average) and a client
+// resuming across a restart with an id of the earlier run is told to
+// reset rather than handed the new run's events as if they followed.
+func idBase(now time.Time) int64 { return now.UnixMicro() }
 
 // publish numbers one event line and hands its frame to every client that
 // has room; the others are dropped. It never blocks.

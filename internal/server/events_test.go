@@ -128,10 +128,11 @@ func TestEventsInOrderWithIDs(t *testing.T) {
 	want := ts.policies(t, 500)
 	// ready (event 1) came before the client; then node_joined, tree_joined.
 	want = append(ts.lines()[1:3], want...)
+	b := ts.hub.base
 	for i, line := range want {
 		f := c.next()
-		if f.id != int64(i+2) || f.data != line {
-			t.Fatalf("event %d: id %d data %s, want id %d data %s", i, f.id, f.data, i+2, line)
+		if f.id != b+int64(i+2) || f.data != line {
+			t.Fatalf("event %d: id %d data %s, want id %d data %s", i, f.id, f.data, b+int64(i+2), line)
 		}
 		e, err := event.Decode([]byte(f.data))
 		if err != nil || e.EventName() != f.name {
@@ -143,8 +144,8 @@ func TestEventsInOrderWithIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get(api.EventIDHeader); got != strconv.Itoa(len(want)+1) {
-		t.Errorf("tree %s %q, want %d", api.EventIDHeader, got, len(want)+1)
+	if got := resp.Header.Get(api.EventIDHeader); got != strconv.FormatInt(b+int64(len(want)+1), 10) {
+		t.Errorf("tree %s %q, want %d", api.EventIDHeader, got, b+int64(len(want)+1))
 	}
 }
 
@@ -153,12 +154,14 @@ func TestEventsInOrderWithIDs(t *testing.T) {
 func TestEventsResume(t *testing.T) {
 	ts := startServer(t, nil)
 	ts.policies(t, 9) // after ready: 10 events
+	b := ts.hub.base
+	at4 := strconv.FormatInt(b+4, 10)
 	for _, tc := range []struct {
 		query  string
 		header http.Header
-	}{{"", http.Header{"Last-Event-Id": {"4"}}}, {"?since=4", nil}} {
+	}{{"", http.Header{"Last-Event-Id": {at4}}}, {"?since=" + at4, nil}} {
 		c := ts.subscribe(t, tc.query, tc.header)
-		for id := int64(5); id <= 10; id++ {
+		for id := b + 5; id <= b+10; id++ {
 			if f := c.next(); f.id != id || f.name != "policy_changed" {
 				t.Fatalf("%s %v: got id %d %q, want %d", tc.query, tc.header, f.id, f.name, id)
 			}
@@ -174,21 +177,29 @@ func TestEventsResume(t *testing.T) {
 // (with the oldest id kept), then gets what comes next.
 func TestEventsResetWhenTooOld(t *testing.T) {
 	ts := startServer(t, func(s *Server) { s.EventRing = 4 })
-	ts.policies(t, 9) // after ready: 10 events
-	c := ts.subscribe(t, "?since=2", nil)
+	ts.policies(t, 9) // after ready: 10 events, b+1..b+10
+	b := ts.hub.base
+	since := func(n int64) string { return "?since=" + strconv.FormatInt(b+n, 10) }
+	c := ts.subscribe(t, since(2), nil)
 	f := c.next()
 	var d struct{ Oldest, Last int64 }
-	if err := json.Unmarshal([]byte(f.data), &d); f.name != "reset" || err != nil || d.Oldest != 7 || d.Last != 10 || f.id != 10 {
-		t.Fatalf("first frame %+v (%v), want reset id 10 oldest 7 last 10", f, err)
+	if err := json.Unmarshal([]byte(f.data), &d); f.name != "reset" || err != nil || d.Oldest != b+7 || d.Last != b+10 || f.id != b+10 {
+		t.Fatalf("first frame %+v (%v), want reset id b+10 oldest b+7 last b+10 (b %d)", f, err, b)
 	}
 	// Within the ring: no reset.
-	c2 := ts.subscribe(t, "?since=6", nil)
-	if f := c2.next(); f.name != "policy_changed" || f.id != 7 {
-		t.Errorf("since=6 with 7..10 kept: %+v", f)
+	c2 := ts.subscribe(t, since(6), nil)
+	if f := c2.next(); f.name != "policy_changed" || f.id != b+7 {
+		t.Errorf("since b+6 with b+7..b+10 kept: %+v", f)
+	}
+	// An id of an earlier run (lower) or of none (higher): reset.
+	for _, q := range []string{"?since=3", since(11)} {
+		if f := ts.subscribe(t, q, nil).next(); f.name != "reset" {
+			t.Errorf("%s: %+v, want reset", q, f)
+		}
 	}
 	ts.policies(t, 1)
-	if f := c.next(); f.id != 11 || f.name != "policy_changed" {
-		t.Errorf("after the reset: %+v, want event 11", f)
+	if f := c.next(); f.id != b+11 || f.name != "policy_changed" {
+		t.Errorf("after the reset: %+v, want event b+11", f)
 	}
 }
 
@@ -216,7 +227,7 @@ func TestEventsSlowClientDropped(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	id := int64(1) // ready
+	id := ts.hub.base + 1 // ready
 	batch := func() {
 		t.Helper()
 		emitted := make(chan struct{})
@@ -268,7 +279,7 @@ func TestEventsReadToken(t *testing.T) {
 		t.Fatalf("events with the read token: %d", c.resp.StatusCode)
 	}
 	ts.policies(t, 1)
-	if f := c.next(); f.id != 2 { // after ready
+	if f := c.next(); f.id != ts.hub.base+2 { // after ready
 		t.Errorf("event %+v", f)
 	}
 }

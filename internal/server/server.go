@@ -336,7 +336,7 @@ func (s *Server) Start() error {
 	s.reqs = make(chan func(*state))
 	s.loopEnd = make(chan struct{})
 	s.Log = s.Log.With("component", "ocm-server")
-	s.hub = newHub(s.EventRing, s.EventClientBuffer)
+	s.hub = newHub(s.EventRing, s.EventClientBuffer, idBase(time.Now()))
 	if s.Events == nil {
 		s.Events = event.NewWriter(io.Discard) // the event stream still needs them
 	}
