@@ -341,3 +341,19 @@ func TestEventsOutliveHTTPTimeouts(t *testing.T) {
 		t.Errorf("after the timeouts: %+v", f)
 	}
 }
+
+// A client resuming with an id of an earlier run of the server (one
+// restarted since) is told to reset, even when the new run has already
+// emitted more events than that run had.
+func TestEventsResetAcrossRestart(t *testing.T) {
+	before := startServer(t, nil)
+	before.policies(t, 2)
+	last := before.hub.lastID()
+	before.Close()
+	after := startServer(t, nil)
+	after.policies(t, 10)
+	f := after.subscribe(t, "?since="+strconv.FormatInt(last, 10), nil).next()
+	if f.name != "reset" {
+		t.Errorf("resuming from %d of the earlier run: %+v, want reset", last, f)
+	}
+}
