@@ -139,9 +139,10 @@ func (o *ctlOptions) watch(cmd *cobra.Command, c *api.Client, args []string, wo 
 		return nil // interrupted: the normal end
 	}
 	if first.live {
-		return o.watchLive(ctx, c, args, wo, first, draw, w, stderr, cmd.Root().Name())
+		return o.watchLive(ctx, c, args, wo, first, 0, draw, w, stderr, cmd.Root().Name())
 	}
-	// A server without the event stream (or not answering yet): poll.
+	// A server without the event stream (or not answering yet): poll,
+	// until a round finds the stream.
 	tick := time.NewTicker(wo.interval)
 	defer tick.Stop()
 	r := first
@@ -150,6 +151,9 @@ func (o *ctlOptions) watch(cmd *cobra.Command, c *api.Client, args []string, wo 
 			r = o.fetchRound(ctx, c, args)
 			if ctx.Err() != nil {
 				return nil
+			}
+			if r.live {
+				return o.watchLive(ctx, c, args, wo, r, n-1, draw, w, stderr, cmd.Root().Name())
 			}
 		}
 		err, werr := draw(n, fmt.Sprintf("every %v", wo.interval), r)
@@ -167,13 +171,14 @@ func (o *ctlOptions) watch(cmd *cobra.Command, c *api.Client, args []string, wo 
 	}
 }
 
-// watchLive draws the first round, then follows the event stream.
+// watchLive draws the first round (after drawn ones), then follows the
+// event stream.
 func (o *ctlOptions) watchLive(ctx context.Context, c *api.Client, args []string, wo *ctlWatchOptions, first watchRound,
-	draw func(int, string, watchRound) (error, error), w, stderr io.Writer, name string) error {
+	drawn int, draw func(int, string, watchRound) (error, error), w, stderr io.Writer, name string) error {
 	head := func(r watchRound) string { return fmt.Sprintf("live (event %d)", r.id) }
-	n, events := 0, 0
+	n, events := drawn, 0
 	if o.output != "json" {
-		n = 1
+		n++
 		err, werr := draw(n, head(first), first)
 		if werr != nil {
 			return werr

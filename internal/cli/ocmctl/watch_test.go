@@ -146,10 +146,12 @@ func TestCtlWatchLive(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP connections to addr until cut closes them all.
+// cutProxy forwards TCP connections to addr until cut closes them all;
+// with no addr, it closes them at once.
 type cutProxy struct {
 	ln    net.Listener
 	mu    sync.Mutex
+	addr  string
 	conns []net.Conn
 }
 
@@ -159,8 +161,14 @@ func startCutProxy(t *testing.T, addr string) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln}
+	p := &cutProxy{ln: ln, addr: addr}
 	testutil.Serve(t, ln, 0, func(in net.Conn) {
+		p.mu.Lock()
+		addr := p.addr
+		p.mu.Unlock()
+		if addr == "" {
+			return
+		}
 		out, err := net.Dial("tcp", addr)
 		if err != nil {
 			return
@@ -221,5 +229,30 @@ func TestCtlWatchResumes(t *testing.T) {
 	}
 	if want := []string{"gap-0", "gap-1", "gap-2", "gap-3", "gap-4"}; !slices.Equal(gap, want) {
 		t.Errorf("events of the gap %v, want %v\n%s", gap, want, out.String())
+	}
+}
+
+// A server not answering when watch starts is polled until it answers
+// with its event stream, which watch then follows.
+func TestCtlWatchGoesLive(t *testing.T) {
+	srv := &server.Server{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Heartbeat: time.Hour}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	proxy := startCutProxy(t, "") // nobody behind it yet
+	out, stop := runWatch(t, "--server", proxy.ln.Addr().String(), "watch", "--interval", "10ms")
+	waitFor(t, out, "a failed round", func(s string) bool { return strings.Contains(s, "every 10ms") })
+	proxy.mu.Lock()
+	proxy.addr = srv.HTTPAddr()
+	proxy.mu.Unlock()
+	waitFor(t, out, "a live drawing", func(s string) bool { return strings.Contains(s, "live (event ") })
+	joinRelay(t, srv.Addr(), "a")
+	waitFor(t, out, "a redraw with a", func(s string) bool {
+		i := strings.LastIndex(s, "live (event ")
+		return i >= 0 && strings.Contains(s[i:], "a ")
+	})
+	if err := stop(); err != nil {
+		t.Errorf("interrupted watch: %v", err)
 	}
 }
