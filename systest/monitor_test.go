@@ -88,7 +88,9 @@ func TestMonitorPage(t *testing.T) {
 	}
 	slices.Sort(children)
 	t.Logf("page before: %+v; killing %s, parent of %v", before, victim, children)
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.ocmSameDocument = true`)); err != nil {
+	// Every drawing from now on: which nodes it shows switching.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.ocmSameDocument = true; window.ocmSwitching = [];
+		document.addEventListener('ocm-draw', () => document.querySelectorAll('g.node[data-state="switching"]').forEach(g => window.ocmSwitching.push(g.dataset.node)))`)); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -105,6 +107,15 @@ func TestMonitorPage(t *testing.T) {
 	same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.ocmSameDocument === true`))
 	if err != nil || !same {
 		t.Errorf("the page was reloaded (%v)", err)
+	}
+	switching, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.ocmSwitching`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range children {
+		if !slices.Contains(switching, c) {
+			t.Errorf("%s was never drawn switching while it moved (switching drawn: %v)", c, switching)
+		}
 	}
 	after := pageNodes(t, ctx)
 	for _, c := range children {

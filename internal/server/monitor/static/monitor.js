@@ -10,7 +10,9 @@
     trees: new Map(), nodes: new Map(), failed: new Map(), stream: '',
     expanded: new Set(), collapsed: new Set(), more: new Set(),
     selected: '', found: '', drawn: false, gen: 0,
+    switching: new Map(), // node -> when it was told to move (reconnect, handover)
   };
+  const SWITCH_MS = 30000; // a move not seen done by then is no longer shown
   const tokenBox = $('token');
   tokenBox.value = sessionStorage.getItem('ocm-token') || '';
   tokenBox.addEventListener('change', () => { sessionStorage.setItem('ocm-token', tokenBox.value.trim()); start(); });
@@ -145,9 +147,20 @@
     let d;
     try { d = JSON.parse(ev.data); } catch (e) { return; }
     logEvent(ev, d);
+    if (['tree_joined', 'tree_removed', 'tree_left', 'node_failed', 'node_left'].includes(ev.name)) S.switching.delete(d.node);
     switch (ev.name) {
       case 'reset':
         start();
+        return;
+      case 'reconnect_sent':
+        S.switching.set(d.node, Date.now());
+        draw();
+        refetch(d.stream);
+        return;
+      case 'handover_started':
+        for (const c of d.children || []) S.switching.set(c.node, Date.now());
+        draw();
+        refetch(d.stream);
         return;
       case 'node_failed':
         S.failed.set(d.node, { streams: d.streams || [], cause: d.cause });
@@ -185,6 +198,8 @@
   function stateOf(m) {
     if (S.failed.has(m.node)) return 'failed';
     if (m.leaving) return 'leaving';
+    const told = S.switching.get(m.node);
+    if (told && Date.now() - told < SWITCH_MS) return 'switching';
     if (!m.attached || m.pending_parent || m.reserved_parent) return 'switching';
     if (m.loss > 0.01) return 'lossy';
     return 'ok';
@@ -324,8 +339,11 @@
   function renderFailed() {
     $('failed').innerHTML = [...S.failed.entries()].map(([id, f]) => '<li>' + esc(id) + ' (' + esc(f.cause || '') + ')</li>').join('');
   }
+  // drawn marks the first draw (window.ocmFirstDraw, the "ocm-drawn"
+  // performance mark) and tells listeners of "ocm-draw" after every draw.
   function drawn(count) {
     document.body.dataset.nodes = String(count);
+    document.dispatchEvent(new CustomEvent('ocm-draw'));
     if (!S.drawn) {
       S.drawn = true;
       window.ocmFirstDraw = performance.now();
