@@ -224,8 +224,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-sub.gone:
 			// Dropped (too slow) or the server is closing: what is
-			// still buffered was sent in order before it, so the
-			// client resumes from the ring without a gap.
+			// still buffered goes out first, in order, so the client
+			// resumes from the ring after its last id without a gap.
 			for {
 				select {
 				case f := <-sub.ch:
