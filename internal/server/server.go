@@ -164,7 +164,7 @@ type Server struct {
 	EventClientBuffer int
 
 	Log    *slog.Logger  // nil: discard
-	Events *event.Writer // nil: discard
+	Events *event.Writer // nil: discard; Start also tees it to /api/v1/events, so each server needs its own
 	// Now is the clock for heartbeats and timestamps; nil: time.Now.
 	Now func() time.Time
 	// ListenFunc opens the listeners; nil: net.Listen.
