@@ -11,6 +11,7 @@
     expanded: new Set(), collapsed: new Set(), more: new Set(),
     selected: '', found: '', drawn: false, gen: 0,
     switching: new Map(), // node -> when it was told to move (reconnect, handover)
+    global: '', // server-wide counts from the last report_summary
   };
   const SWITCH_MS = 30000; // a move not seen done by then is no longer shown
   const tokenBox = $('token');
@@ -177,8 +178,10 @@
         scheduleNodes();
         return;
       case 'report_summary':
-        $('summary').textContent = d.nodes + ' nodes, ' + d.streams + ' streams, ' + d.attached + ' attached, ' +
-          d.orphans + ' orphans, depth ' + d.depth + (d.lossy ? ', ' + d.lossy + ' lossy' : '');
+        // Server-wide counts, as of the last report interval; the
+        // selected stream's own counts are drawn from its tree (summarize).
+        S.global = d.nodes + ' nodes, ' + d.streams + ' streams' + (d.lossy ? ', ' + d.lossy + ' lossy' : '');
+        summarize(S.trees.get(S.stream));
         if (S.stream) refetch(S.stream);
         scheduleNodes();
         return;
@@ -224,10 +227,24 @@
     sel.value = S.stream;
   }
 
+  // summarize says what the drawn tree holds, from the tree itself (so
+  // it never lags the drawing), then the server-wide counts.
+  function summarize(t) {
+    let line = '';
+    if (t) {
+      const attached = t.nodes.filter((m) => m.attached).length;
+      const orphans = t.nodes.filter((m) => !m.attached && !m.parent).length;
+      line = t.nodes.length + ' relays: ' + attached + ' attached, ' + orphans + ' orphans, depth ' + t.depth;
+    }
+    if (S.global) line += (line ? ' · server: ' : 'server: ') + S.global;
+    $('summary').textContent = line;
+  }
+
   function draw() {
     updatePicker();
     const svg = $('tree');
     const t = S.trees.get(S.stream);
+    summarize(t);
     const failedHere = [...S.failed.entries()].filter(([id, f]) => f.streams.includes(S.stream) || !t);
     renderFailed();
     if (!t) {
