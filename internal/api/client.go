@@ -113,6 +113,23 @@ func IsNotFound(err error) bool {
 // Do calls the API and returns the JSON answer of a 2xx status; any other
 // status is an *APIError, no answer an *UnreachableError.
 func (c *Client) Do(ctx context.Context, method, path string, q url.Values) (json.RawMessage, error) {
+	raw, _, err := c.DoHeader(ctx, method, path, q)
+	return raw, err
+}
+
+// DoHeader is Do that also returns the answer's header.
+func (c *Client) DoHeader(ctx context.Context, method, path string, q url.Values) (json.RawMessage, http.Header, error) {
+	resp, err := c.send(ctx, c.HTTP, method, path, q, "application/json")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := c.answer(resp, method, path)
+	return raw, resp.Header, err
+}
+
+// send makes one request with hc.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, q url.Values, accept string) (*http.Response, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = q.Encode()
@@ -120,11 +137,11 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values) (jso
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -140,7 +157,11 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values) (jso
 		}
 		return nil, &UnreachableError{Server: c.server, Err: err}
 	}
-	defer resp.Body.Close()
+	return resp, nil
+}
+
+// answer reads a JSON answer: its body for a 2xx status, else an *APIError.
+func (c *Client) answer(resp *http.Response, method, path string) (json.RawMessage, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return nil, &UnreachableError{Server: c.server, Err: fmt.Errorf("reading the answer: %w", err)}

@@ -12,7 +12,7 @@
 //	              tree_pending, tree_orphaned, tree_removed, tree_left,
 //	              reconnect_sent, handover_started, handover_done,
 //	              drain_sent, policy_changed, child_stalled,
-//	              node_quarantined, node_released
+//	              node_quarantined, node_released, report_summary
 //	ocm-relay     ready (RelayReady), server, joined, fallback, reconnect,
 //	              drain, left (Left, or LeftOverlay when leaving for good)
 //	rtsp-mediator ready (MediatorReady), publisher, redirect, upstream,
@@ -50,6 +50,19 @@ type Writer struct {
 	buf bytes.Buffer
 	enc *json.Encoder
 	now func() time.Time
+	tee func(name string, line []byte)
+}
+
+// Tee makes every later Emit also call fn with the event's name and its
+// line (newline included; fn may keep it), in the order the lines are
+// written and under the Writer's lock, so fn must not block. Nil stops it.
+func (w *Writer) Tee(fn func(name string, line []byte)) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tee = fn
 }
 
 // NewWriter returns a Writer that writes to w.
@@ -81,6 +94,9 @@ func (w *Writer) Emit(e Event) {
 	line = append(line, fields...)
 	line = append(line, '\n')
 	_, _ = w.w.Write(line)
+	if w.tee != nil {
+		w.tee(e.EventName(), line)
+	}
 }
 
 // Write writes v as one JSON line, as it is: for lines that are not

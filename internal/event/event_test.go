@@ -35,6 +35,7 @@ var samples = []Event{
 	ChildStalled{Stream: "s", Node: "p", Child: "c", Verdict: "counted", Why: "w"},
 	NodeQuarantined{Node: "p", Stream: "s", Children: []string{"a", "b"}, Reason: "r", Offences: 1, CleanMs: 10000},
 	NodeReleased{Node: "p", CleanMs: 10000, Offences: 1},
+	ReportSummary{Reports: 1, Lossy: 2, Nodes: 3, Streams: 4, Attached: 5, Orphans: 6, Depth: 7},
 
 	RelayReady{Control: "127.0.0.1:0", Probe: "127.0.0.1:0", Node: "a", Server: "127.0.0.1:0", Willing: true, Capacity: 4, Version: "v1.2.3"},
 	ServerLink{State: "connected", Server: "127.0.0.1:0", Node: "a", Recovery: "reconnect", Code: "c"},
@@ -210,4 +211,26 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%T: %#v then %#v", e, e, again)
 		}
 	})
+}
+
+// TestTee: a tee sees every emitted line as written, in order, until it
+// is removed.
+func TestTee(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	var names []string
+	var lines bytes.Buffer
+	w.Tee(func(name string, line []byte) { names = append(names, name); lines.Write(line) })
+	w.Emit(DrainSent{Node: "a"})
+	w.Emit(PolicyChanged{From: "a", To: "b"})
+	w.Tee(nil)
+	w.Emit(DrainSent{Node: "b"})
+	if want := []string{"drain_sent", "policy_changed"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("tee saw %v, want %v", names, want)
+	}
+	if first2 := strings.Join(strings.SplitAfter(buf.String(), "\n")[:2], ""); lines.String() != first2 {
+		t.Errorf("tee lines %q, written %q", lines.String(), first2)
+	}
+	var nw *Writer
+	nw.Tee(func(string, []byte) {}) // a nil Writer ignores it
 }

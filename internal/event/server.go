@@ -23,6 +23,7 @@ func init() {
 	register[ChildStalled]("")
 	register[NodeQuarantined]("")
 	register[NodeReleased]("")
+	register[ReportSummary]("")
 }
 
 // ServerReady is ocm-server's first line: where it listens.
@@ -200,6 +201,19 @@ type NodeReleased struct {
 	Offences int    `json:"offences"`
 }
 
+// ReportSummary: what the relays' reports of the last interval add up to,
+// and the overlay's size; at most one per report interval, and only when
+// something changed.
+type ReportSummary struct {
+	Reports  int `json:"reports"`  // reports received since the last summary
+	Lossy    int `json:"lossy"`    // of those, reports with a stream losing packets
+	Nodes    int `json:"nodes"`    // registered nodes
+	Streams  int `json:"streams"`  // streams with a tree
+	Attached int `json:"attached"` // members attached, over all streams
+	Orphans  int `json:"orphans"`  // members waiting for a parent
+	Depth    int `json:"depth"`    // deepest level over all streams
+}
+
 func (ServerReady) EventName() string     { return "ready" }
 func (NodeJoined) EventName() string      { return "node_joined" }
 func (NodeLeft) EventName() string        { return "node_left" }
@@ -220,3 +234,4 @@ func (PolicyChanged) EventName() string   { return "policy_changed" }
 func (ChildStalled) EventName() string    { return "child_stalled" }
 func (NodeQuarantined) EventName() string { return "node_quarantined" }
 func (NodeReleased) EventName() string    { return "node_released" }
+func (ReportSummary) EventName() string   { return "report_summary" }

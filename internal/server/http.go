@@ -15,6 +15,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/metrics"
+	"github.com/ocm-overlay/ocm/internal/server/monitor"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -56,17 +57,10 @@ func (s *Server) handler() http.Handler {
 		}
 		return sums, nil
 	}))
-	mux.HandleFunc("GET /api/v1/tree", s.api(func(r *http.Request, st *state) (any, error) {
-		stream := r.URL.Query().Get("stream")
-		if stream == "" {
-			return st.forest.Trees(), nil
-		}
-		t, ok := st.forest.Tree(stream)
-		if !ok {
-			return nil, notFound("no tree for stream %q", stream)
-		}
-		return t, nil
-	}))
+	mux.HandleFunc("GET /api/v1/tree", s.apiW(s.treeWithEventID))
+	mux.HandleFunc("GET /api/v1/events", s.serveEvents)
+	mux.Handle("GET /{$}", monitor.Handler())
+	mux.Handle("GET "+monitor.Prefix, monitor.Handler())
 	mux.HandleFunc("GET /api/v1/policy", s.api(func(r *http.Request, st *state) (any, error) {
 		return st.policyView(), nil
 	}))
@@ -148,6 +142,9 @@ func (s *Server) authorized(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var want []string
 		switch {
+		case monitor.Public(r): // the page holds no data; it asks for the token
+			h.ServeHTTP(w, r)
+			return
 		case r.Method == http.MethodPost && s.Token != "":
 			want = []string{s.Token}
 		case r.Method != http.MethodPost && s.APIReadToken != "":
@@ -197,10 +194,15 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 // value to encode. The value must not share memory with the state: the
 // encoding happens after the state goroutine moved on.
 func (s *Server) api(fn func(*http.Request, *state) (any, error)) http.HandlerFunc {
+	return s.apiW(func(_ http.ResponseWriter, r *http.Request, st *state) (any, error) { return fn(r, st) })
+}
+
+// apiW is api for a handler that also sets headers (w is only for that).
+func (s *Server) apiW(fn func(http.ResponseWriter, *http.Request, *state) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var v any
 		var err error
-		if cerr := s.call(r.Context(), func(st *state) { v, err = fn(r, st) }); cerr != nil {
+		if cerr := s.call(r.Context(), func(st *state) { v, err = fn(w, r, st) }); cerr != nil {
 			err = &httpError{http.StatusServiceUnavailable, cerr.Error()}
 		}
 		status := http.StatusOK

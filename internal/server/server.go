@@ -157,9 +157,14 @@ type Server struct {
 	HTTPIdleTimeout    time.Duration
 	HTTPMaxHeaderBytes int
 	HTTPMaxBody        int64
+	// EventRing is how many events GET /api/v1/events keeps for clients
+	// that resume; EventClientBuffer how many may wait for one client
+	// before it is dropped (see events.go and the Default* constants).
+	EventRing         int
+	EventClientBuffer int
 
 	Log    *slog.Logger  // nil: discard
-	Events *event.Writer // nil: discard
+	Events *event.Writer // nil: discard; Start also tees it to /api/v1/events, so each server needs its own
 	// Now is the clock for heartbeats and timestamps; nil: time.Now.
 	Now func() time.Time
 	// ListenFunc opens the listeners; nil: net.Listen.
@@ -179,6 +184,8 @@ type Server struct {
 	nconns   atomic.Int64   // relay connections held (counted by the accept loop)
 	refusing atomic.Int64   // busy refusals being written
 	loopEnd  chan struct{}
+	hub      *hub    // the event stream (events.go)
+	sum      summary // report_summary (events.go), state goroutine only
 
 	lastBusy atomic.Int64 // unix ns of the last busy refusal logged
 
@@ -259,6 +266,15 @@ func (s *Server) fill() error {
 	if s.HTTPMaxHeaderBytes < 0 || s.HTTPMaxBody < 0 {
 		return fmt.Errorf("http max header bytes %d and max body %d must not be negative", s.HTTPMaxHeaderBytes, s.HTTPMaxBody)
 	}
+	if s.EventRing == 0 {
+		s.EventRing = DefaultEventRing
+	}
+	if s.EventClientBuffer == 0 {
+		s.EventClientBuffer = DefaultEventClientBuffer
+	}
+	if s.EventRing < 1 || s.EventClientBuffer < 1 {
+		return fmt.Errorf("event ring %d and client buffer %d must be >= 1", s.EventRing, s.EventClientBuffer)
+	}
 	if s.duplicateGrace <= 0 {
 		s.duplicateGrace = duplicateGrace
 	}
@@ -320,6 +336,11 @@ func (s *Server) Start() error {
 	s.reqs = make(chan func(*state))
 	s.loopEnd = make(chan struct{})
 	s.Log = s.Log.With("component", "ocm-server")
+	s.hub = newHub(s.EventRing, s.EventClientBuffer, idBase(time.Now()))
+	if s.Events == nil {
+		s.Events = event.NewWriter(io.Discard) // the event stream still needs them
+	}
+	s.Events.Tee(s.hub.publish)
 
 	// The ready line comes before anything a connection could cause.
 	s.Events.Emit(event.ServerReady{OCM: ln.Addr().String(), HTTP: httpAddr, Version: s.Version})
@@ -362,6 +383,7 @@ func (s *Server) Close() {
 		}
 		s.cancel()
 		s.ln.Close()
+		s.hub.close() // event streams end, so Shutdown need not wait for them
 		if s.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			if err := s.httpSrv.Shutdown(ctx); err != nil {

@@ -160,6 +160,7 @@ func (st *state) sweep() {
 	st.forest.ExpirePromises(time.Now()) // wall clock, as when they were made
 	st.pruneLosses(now)
 	st.sweepRecoveries(time.Now())
+	st.summarize(time.Now()) // wall clock: the report interval is
 }
 
 // fail removes a node whose connection the server gives up on, applies
@@ -379,6 +380,7 @@ func (st *state) report(ss *session, r *wire.Report) {
 	}
 	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
 	st.m.reports.Inc()
+	st.noteReport(r)
 	st.quarantineReport(ss, r)
 	st.reconcile(ss, r)
 }

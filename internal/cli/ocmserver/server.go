@@ -27,6 +27,8 @@ type serverOptions struct {
 	orphanGrace    time.Duration
 	token          string
 	apiReadToken   string
+	eventRing      int
+	eventBuffer    int
 	debug          bool
 	httpRead       time.Duration
 	httpWrite      time.Duration
@@ -85,6 +87,11 @@ HTTP (/api/v1/nodes, /api/v1/streams, /api/v1/tree, /api/v1/reconnect,
 and ocm_recovery_seconds: from a node's failure to every relay it orphaned
 attached again, by policy (a recovery not done within 30 s is counted in
 ocm_recoveries_unfinished_total instead).
+
+A live monitor page is served at /, and every event as it happens at
+/api/v1/events (server-sent events, numbered: a client resumes with
+Last-Event-ID from the last --event-ring events; one that lets
+--event-client-buffer events wait is dropped, never slowing the server).
 
 Access: the HTTP API listens on 127.0.0.1:7080 by default. With a token
 (--token or $OCM_TOKEN), which relays present in their hello, every action
@@ -161,6 +168,9 @@ then node and tree events. Logs go to stderr.`,
 	f.StringVar(&o.apiReadToken, "api-read-token", "", "bearer token API reads (GET, /metrics) need, besides --token (default $OCM_API_READ_TOKEN; empty: reads are open)")
 	f.IntVar(&o.maxRelays, "max-relays", 0, fmt.Sprintf("relay connections held at once; more are answered busy and closed "+
 		"(0: the open-file limit less %d, so the server never runs out of descriptors)", server.DefaultFDReserve))
+	f.IntVar(&o.eventRing, "event-ring", server.DefaultEventRing, "events kept for /api/v1/events clients that resume (Last-Event-ID)")
+	f.IntVar(&o.eventBuffer, "event-client-buffer", server.DefaultEventClientBuffer,
+		"events that may wait for one /api/v1/events client before it is dropped")
 	f.BoolVar(&o.debug, "debug", false, "debug logging")
 	return cmd
 }
@@ -182,6 +192,9 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	}
 	if o.maxRelays < 0 {
 		return fmt.Errorf("--max-relays must be >= 0 (0: from the open-file limit)")
+	}
+	if o.eventRing < 1 || o.eventBuffer < 1 {
+		return fmt.Errorf("--event-ring and --event-client-buffer must be >= 1")
 	}
 	if o.httpMaxHeader < 1 || o.httpMaxBody < 1 {
 		return fmt.Errorf("--http-max-header-bytes and --http-max-body must be >= 1")
@@ -214,6 +227,8 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		HTTPMaxHeaderBytes: o.httpMaxHeader,
 		HTTPMaxBody:        o.httpMaxBody,
 		MaxRelays:          o.maxRelays,
+		EventRing:          o.eventRing,
+		EventClientBuffer:  o.eventBuffer,
 		Log:                cli.NewLogger(cmd.ErrOrStderr(), o.debug),
 		Events:             event.NewWriter(cmd.OutOrStdout()),
 	}
