@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,6 +198,15 @@ func TestDemo(t *testing.T) {
 
 	if first := strings.SplitN(out, "\n", 2)[0]; !strings.Contains(first, fmt.Sprintf("http://127.0.0.1:%d/", base+11)) {
 		t.Errorf("first line is not the monitor URL: %q", first)
+	}
+	// The monitor URL it printed first serves the monitor page.
+	if res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", base+11)); err != nil {
+		t.Errorf("monitor: %v", err)
+	} else {
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("monitor answered %s, %q", res.Status, res.Header.Get("Content-Type"))
+		}
 	}
 	for _, kind := range []string{"active ", "passive ", "plain "} {
 		if !regexp.MustCompile(`(?m)^\s+` + kind).MatchString(out) {
