@@ -42,7 +42,7 @@ var (
 )
 
 func runMediator(ctx context.Context, o options) ([]result, error) {
-	origin, err := lab.StartMediator(o.Lab, o.Tools, "origin", nil, "--publish", "--stats-interval", "1s")
+	origin, err := lab.StartMediator(o.Lab, o.Tools, "origin", nil, "--publish", "--stats-interval", "1s", "--keyframe-wait", "0")
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
@@ -86,7 +86,7 @@ type mediatorBench struct {
 
 func (m *mediatorBench) startRelay() (*lab.Mediator, string, error) {
 	p, err := lab.StartMediator(m.o.Lab, m.o.Tools, "relay", nil,
-		"--resolver", "direct", "--allow-origin", "any", "--stats-interval", "1s")
+		"--resolver", "direct", "--allow-origin", "any", "--stats-interval", "1s", "--keyframe-wait", "0")
 	if err != nil {
 		return nil, "", fmt.Errorf("relay: %w", err)
 	}

@@ -84,7 +84,7 @@ func startOvlNet(ctx context.Context, o options) (*ovlNet, error) {
 	if err := o.Tools.Check("ocm-server"); err != nil {
 		return nil, err
 	}
-	p, err := lab.StartMediator(o.Lab, o.Tools, "origin", nil, "--test-source", ovlMedia, "--stats-interval", "0")
+	p, err := lab.StartMediator(o.Lab, o.Tools, "origin", nil, "--test-source", ovlMedia, "--stats-interval", "0", "--keyframe-wait", "0")
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
@@ -174,7 +174,7 @@ type ovlHost struct {
 
 func (n *ovlNet) startHost(srv *lab.Server, id string, capacity int) (*ovlHost, error) {
 	started := time.Now()
-	h, err := lab.StartHost(n.o.Lab, n.o.Tools, id, srv.OCM, []string{"--stats-interval", "0"},
+	h, err := lab.StartHost(n.o.Lab, n.o.Tools, id, srv.OCM, []string{"--stats-interval", "0", "--keyframe-wait", "0"},
 		append([]string{"--capacity", strconv.Itoa(capacity)}, ovlRelaySelection...))
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", id, err)
@@ -452,7 +452,9 @@ func runOverlayJoin(ctx context.Context, o options) ([]result, error) {
 			"upstream playing events, as read from their stdout here (a little later than they happened)",
 		"warm = a second player on the host just measured cold, whose mediator is pulling",
 		"relays run with --max-cpu 1.01 --w-cpu 0: every simulated host shares this machine's CPUs, so the CPU "+
-			"filter would reject all relays whenever the bench itself keeps the machine busy")
+			"filter would reject all relays whenever the bench itself keeps the machine busy",
+		"mediators run with --keyframe-wait 0: first packet is the overlay's cost; a player of a default mediator "+
+			"starts at the next keyframe, which adds up to one GOP of the test source (1 s)")
 	return []result{r}, nil
 }
 

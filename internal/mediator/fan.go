@@ -21,11 +21,6 @@ import (
 // gortsplib's own default (a variable for tests).
 var senderReportPeriod = 10 * time.Second
 
-// keyframeWait bounds how long a new player's video waits for a keyframe:
-// a stream that never sends one (intra refresh) is delivered anyway after
-// it, as it was before players waited.
-var keyframeWait = 5 * time.Second
-
 // A tcpFan delivers a stream to its TCP readers itself. gortsplib queues
 // every packet for every reader and wakes each reader's writer goroutine
 // for it, which costs several times the writes themselves; here a packet
@@ -156,7 +151,10 @@ func (f *tcpFan) has(sess *gortsplib.ServerSession) bool {
 // play maps the session's medias to interleaved channels the way gortsplib
 // assigned them, and starts sending once the PLAY answer is queued. It
 // relies on SetuppedMedias listing the medias in SETUP order.
-func (f *tcpFan) play(sess *gortsplib.ServerSession, player bool) error {
+// play starts sess. A player's H264 or H265 video waits for the next
+// keyframe, for at most keyWait (0: it starts at once, mid-GOP).
+func (f *tcpFan) play(sess *gortsplib.ServerSession, keyWait time.Duration) error {
+	player := keyWait > 0
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := f.sessions[sess]
@@ -184,7 +182,7 @@ func (f *tcpFan) play(sess *gortsplib.ServerSession, player bool) error {
 	}
 	r.channel = channel
 	r.waitKey = make([]bool, len(f.desc.Medias))
-	r.waitUntil = time.Now().Add(keyframeWait)
+	r.waitUntil = time.Now().Add(keyWait)
 	for i := range r.waitKey {
 		r.waitKey[i] = player && f.medias[i].keyframe != nil
 	}

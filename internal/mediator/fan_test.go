@@ -351,11 +351,9 @@ func TestKeyStart(t *testing.T) {
 // A player's wait for a keyframe is bounded: with no wait at all, it gets
 // the stream from wherever it joined (here, a point of the GOP after its
 // keyframe), as a player of a stream without keyframes does after
-// keyframeWait.
+// KeyframeWait.
 func TestFanKeyframeWaitBounded(t *testing.T) {
-	defer func(d time.Duration) { keyframeWait = d }(keyframeWait)
-	keyframeWait = 0
-	m := startMediator(t, func(m *Mediator) { m.TestSource = "test" })
+	m := startMediator(t, func(m *Mediator) { m.TestSource = "test"; m.KeyframeWait = -1 })
 	url := "rtsp://" + m.Addr() + "/test"
 	other := startReader(t, url)
 	other.waitPackets(t, 25)

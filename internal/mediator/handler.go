@@ -191,7 +191,11 @@ func (m *Mediator) newReader(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Resp
 // OnPlay starts a TCP reader's fan, and keeps multicast within its TTL.
 func (m *Mediator) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	if f := m.fanOfSession(ctx.Session); f != nil {
-		if err := f.play(ctx.Session, !isRelayRequest(ctx.Request)); err != nil {
+		keyWait := m.KeyframeWait
+		if isRelayRequest(ctx.Request) {
+			keyWait = 0 // a relay passes the stream on as it comes
+		}
+		if err := f.play(ctx.Session, keyWait); err != nil {
 			m.Log.Warn("cannot play", "remote", ctx.Conn.NetConn().RemoteAddr(), "err", err)
 			return errorResponse(base.StatusInternalServerError, err.Error()), nil
 		}

@@ -27,10 +27,15 @@ import (
 
 // Defaults, in one place.
 const (
-	DefaultListen          = ":8554"
-	DefaultRTPAddress      = ":8000"
-	DefaultRTCPAddress     = ":8001"
-	DefaultStallTimeout    = time.Second
+	DefaultListen       = ":8554"
+	DefaultRTPAddress   = ":8000"
+	DefaultRTCPAddress  = ":8001"
+	DefaultStallTimeout = time.Second
+	// DefaultKeyframeWait bounds how long a new player's H264 or H265
+	// video waits for the next keyframe, so that the first frame it
+	// decodes is whole; a stream that never sends one (intra refresh)
+	// reaches it anyway after that.
+	DefaultKeyframeWait    = 5 * time.Second
 	DefaultLinger          = 5 * time.Second
 	DefaultStatsInterval   = 10 * time.Second
 	DefaultDescribeTimeout = 5 * time.Second
@@ -66,7 +71,10 @@ type Mediator struct {
 	Resolver   Resolver
 	Allow      *allow.List // nil: allow.Default(Listen)
 
-	StallTimeout       time.Duration
+	StallTimeout time.Duration
+	// KeyframeWait: see DefaultKeyframeWait (0: the default; negative: a
+	// player starts at once, mid-GOP). Relays are never held.
+	KeyframeWait       time.Duration
 	FirstPacketTimeout time.Duration
 	Linger             time.Duration
 	StatsInterval      time.Duration // 0 disables stats lines
@@ -115,6 +123,9 @@ type Mediator struct {
 func (m *Mediator) Start() error {
 	defaults.Set(&m.Listen, DefaultListen)
 	defaults.Set(&m.StallTimeout, DefaultStallTimeout)
+	if m.KeyframeWait == 0 {
+		m.KeyframeWait = DefaultKeyframeWait
+	}
 	defaults.Set(&m.FirstPacketTimeout, DefaultFirstPacketTimeout)
 	defaults.Set(&m.Linger, DefaultLinger)
 	defaults.Set(&m.DescribeTimeout, DefaultDescribeTimeout)

@@ -1,6 +1,7 @@
 package rtspmediator
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"strings"
@@ -22,6 +23,7 @@ type mediatorOptions struct {
 	resolver          string
 	allowOrigin       string
 	stallTimeout      time.Duration
+	keyframeWait      time.Duration
 	linger            time.Duration
 	statsInterval     time.Duration
 	upstreamTransport string
@@ -102,6 +104,8 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 		"unless a CIDR or IP inside them is listed.\n"+
 		"(default: any when --listen is loopback-only, else public: name LAN origins, e.g. public,192.168.1.0/24)")
 	f.DurationVar(&o.stallTimeout, "stall-timeout", mediator.DefaultStallTimeout, "switch upstream after this long without RTP")
+	f.DurationVar(&o.keyframeWait, "keyframe-wait", mediator.DefaultKeyframeWait,
+		"a new TCP player's H264/H265 video starts at the next keyframe, waiting at most this long (0: start at once, mid-GOP; relays never wait)")
 	f.DurationVar(&o.linger, "linger", mediator.DefaultLinger, "keep an upstream this long after its last reader leaves")
 	f.DurationVar(&o.statsInterval, "stats-interval", mediator.DefaultStatsInterval, "print one stats line per stream this often (0 disables)")
 	f.StringVar(&o.upstreamTransport, "upstream-transport", "tcp", "how to pull upstreams: tcp, udp or auto")
@@ -155,6 +159,7 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		Resolver:          res,
 		Allow:             allowed,
 		StallTimeout:      o.stallTimeout,
+		KeyframeWait:      cmp.Or(o.keyframeWait, -1), // 0: no wait
 		Linger:            o.linger,
 		StatsInterval:     o.statsInterval,
 		UpstreamTransport: o.upstreamTransport,
