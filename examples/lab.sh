@@ -40,7 +40,7 @@
 #                      crosses the router's routing twice; beyond 4096
 #                      waiting packets per direction it drops and counts
 #                      them (down prints the counts). up says which is used.
-#                      $BIN/netdelay if it is there, else go build.
+#                      The program: $BIN/netdelay, else go build into LAB_DIR.
 #   LAB_LIGHT=1        the last host is a light client: its mediator answers
 #                      with a 302 to the chosen relay (--resolver redirect),
 #                      so no media crosses it; its relay is passive
