@@ -55,7 +55,9 @@
 #                      stays at 0, the router does not pass it
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$(cd "${BIN:-bin}" && pwd)
+# The tools' directory; up says when it is missing (usage and down do not
+# need it).
+BIN=$(cd "${BIN:-bin}" 2>/dev/null && pwd || echo "${BIN:-bin}")
 DIR=${LAB_DIR:-/tmp/ocmlab}
 N=${LAB_HOSTS:-8}
 P=ocmlab
@@ -266,7 +268,13 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 case ${1:-} in
-up) up ;;
+up)
+	if [ ! -x "$BIN/ocm-server" ]; then
+		echo "lab: no tools in $BIN/: run make build first (or set BIN)" >&2
+		exit 1
+	fi
+	up
+	;;
 down) down; echo "lab: down" ;;
 status) status ;;
 *) sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2 ;;
