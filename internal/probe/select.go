@@ -301,11 +301,13 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 		ch.Rejected = "does not relay the stream"
 	case ch.FreeCapacity <= 0:
 		ch.Rejected = fmt.Sprintf("no free capacity (%d clients of %d)", ch.Clients, ch.Capacity)
-	case ch.CPU >= w.MaxCPU:
-		ch.Rejected = fmt.Sprintf("CPU %.0f%% busy, max %.0f%%", ch.CPU*100, w.MaxCPU*100)
-		ch.OverCPU = true
 	case ch.Level >= w.MaxLevel:
 		ch.Rejected = fmt.Sprintf("level %d, max %d", ch.Level, w.MaxLevel)
+	case ch.CPU >= w.MaxCPU:
+		// Last: OverCPU means the CPU is the only reason, which the last
+		// resort may waive (LastResort); it waives nothing else.
+		ch.Rejected = fmt.Sprintf("CPU %.0f%% busy, max %.0f%%", ch.CPU*100, w.MaxCPU*100)
+		ch.OverCPU = true
 	}
 	return ch
 }

@@ -383,3 +383,25 @@ func TestDecide(t *testing.T) {
 		t.Errorf("last resort choice = %+v: want its rejection kept in Waived", c)
 	}
 }
+
+// The last resort over the CPU ceiling waives only the CPU: a candidate
+// that is also too deep stays rejected for its level. On a busy machine
+// every candidate was over the ceiling and the demo's relay joined one at
+// its --max-level, one level too deep.
+func TestLastResortKeepsMaxLevel(t *testing.T) {
+	w := Weights{MaxLevel: 2, MaxCPU: 0.9}
+	busy := func(node string, level int) Choice {
+		return Evaluate(wire.Candidate{Node: node, Level: level, Clients: 1, Capacity: 2},
+			Result{Addr: node + ":1", RTT: time.Millisecond,
+				Info: Info{Node: node, Level: level, CPU: 0.95, Clients: 1, FreeCapacity: 1, Willing: true}}, w)
+	}
+	deep, shallow := busy("deep", 2), busy("shallow", 1)
+	if deep.OverCPU || !strings.Contains(deep.Rejected, "level 2") {
+		t.Errorf("too deep and too busy: rejected %q, over CPU %v; want the level as the reason", deep.Rejected, deep.OverCPU)
+	}
+	// deep scores better (listed first), yet must not be taken.
+	sel := Decide([]Choice{deep, shallow}, "")
+	if w, ok := sel.Winner(); !ok || w.Candidate.Node != "shallow" || !sel.LastResort {
+		t.Errorf("winner %q (ok %v, last resort %v), want shallow as the last resort", w.Candidate.Node, ok, sel.LastResort)
+	}
+}
