@@ -142,10 +142,15 @@ func (s probedStream) frames() int {
 // N packets) and count the frames of every stream (or of those args
 // select). It is safe to call from any goroutine.
 func probeStreams(t *testing.T, ns, url, transport, interval string, args ...string) ([]probedStream, error) {
-	cmd := []string{"ffprobe", "-v", "error", "-rtsp_transport", transport}
+	return probeInput(t, ns, url, interval, append(append([]string{"-rtsp_transport", transport}, args...), url)...)
+}
+
+// probeInput is probeStreams with ffprobe's input and its options as args
+// (an SDP file, say); url names the input in errors.
+func probeInput(t *testing.T, ns, url, interval string, args ...string) ([]probedStream, error) {
+	cmd := []string{"ffprobe", "-v", "error", "-count_frames", "-read_intervals", interval,
+		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json"}
 	cmd = append(cmd, args...)
-	cmd = append(cmd, "-count_frames", "-read_intervals", interval,
-		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json", url)
 	if ns != "" {
 		cmd = append([]string{"ip", "netns", "exec", ns}, cmd...)
 	}
