@@ -148,13 +148,23 @@ func probeStreams(t *testing.T, ns, url, transport, interval string, args ...str
 // probeInput is probeStreams with ffprobe's input and its options as args
 // (an SDP file, say); url names the input in errors.
 func probeInput(t *testing.T, ns, url, interval string, args ...string) ([]probedStream, error) {
-	cmd := []string{"ffprobe", "-v", "error", "-count_frames", "-read_intervals", interval,
-		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json"}
-	cmd = append(cmd, args...)
+	cmd := append(probeCommand(interval), args...)
 	if ns != "" {
 		cmd = append([]string{"ip", "netns", "exec", ns}, cmd...)
 	}
 	out, errOut, err := run(t, cmd[0], cmd[1:]...)
+	return probeResult(url, out, errOut, err)
+}
+
+// probeCommand is ffprobe counting the frames of interval of its input,
+// its answer in JSON; the input and its options follow.
+func probeCommand(interval string) []string {
+	return []string{"ffprobe", "-v", "error", "-count_frames", "-read_intervals", interval,
+		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json"}
+}
+
+// probeResult reads the streams in the answer of probeCommand on url.
+func probeResult(url, out, errOut string, err error) ([]probedStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ffprobe %s: %v\n%s", url, err, errOut)
 	}

@@ -1,6 +1,7 @@
 package systest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/allow"
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/ocm-overlay/ocm/internal/netnstest"
 	"github.com/ocm-overlay/ocm/internal/testutil"
@@ -76,13 +79,14 @@ func TestReadmeMPV(t *testing.T) {
 }
 
 // readmeBlock returns the commands of the first sh block after heading in
-// README.md: one a line, comments and blank lines left out.
+// README.md: one a line, comments and blank lines left out, except the
+// comment lines (which say where the commands below them run).
 func readmeBlock(t *testing.T, heading string) []string {
 	t.Helper()
 	m := readmeMatch(t, `(?s)\n`+regexp.QuoteMeta(heading)+"\n.*?```sh\n(.*?)```")
 	var cmds []string
 	for _, l := range strings.Split(m[1], "\n") {
-		if i := strings.Index(l, "#"); i >= 0 {
+		if i := strings.Index(l, "#"); i > 0 {
 			l = l[:i]
 		}
 		if l = strings.TrimSpace(l); l != "" {
@@ -90,6 +94,16 @@ func readmeBlock(t *testing.T, heading string) []string {
 		}
 	}
 	return cmds
+}
+
+// readmeLab starts a test of the README block under heading on a LAN of
+// n network namespaces (root; the players are ffprobe).
+func readmeLab(t *testing.T, heading string, n int) ([]string, *netnstest.LAN) {
+	t.Helper()
+	systemTest(t)
+	netnstest.Need(t)
+	require(t, "ffprobe")
+	return readmeBlock(t, heading), netnstest.NewLAN(t, n)
 }
 
 // startShell runs line, as a user types it (a trailing & dropped: the test
@@ -132,11 +146,7 @@ func waitLine(t *testing.T, p *proc, s string) {
 // decode the video; host c gets rtp-fanout's unicast copy, and host d,
 // listening to both groups, sees their packets arrive with TTL 1.
 func TestReadmeLANMulticast(t *testing.T) {
-	systemTest(t)
-	netnstest.Need(t)
-	require(t, "ffprobe")
-	cmds := readmeBlock(t, "### LAN multicast")
-	l := netnstest.NewLAN(t, 4)
+	cmds, l := readmeLab(t, "### LAN multicast", 4)
 	a, b, c, d := l.Hosts[0], l.Hosts[1], l.Hosts[2], l.Hosts[3]
 	dir := t.TempDir()
 
@@ -172,6 +182,9 @@ func TestReadmeLANMulticast(t *testing.T) {
 	t.Cleanup(func() { uc.Close() })
 
 	for i, line := range cmds {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
 		line = strings.NewReplacer("HOST", a.IP.String(), "10.0.0.7", c.IP.String()).Replace(line)
 		t.Logf("$ %s", line)
 		player, found := strings.CutPrefix(line, "ffplay ")
@@ -224,4 +237,116 @@ func waitFile(t *testing.T, path string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestReadmeOverlay runs the README's "A viewer host in the overlay" block
+// as written on two network namespaces joined by a bridge, each with a
+// public address (one the default --allow-origin "public" accepts; no
+// route leaves the namespaces): the origin's host is ms.example.org in
+// both namespaces' hosts files, and the viewer host's address replaces
+// 192.0.2.10. The ffplay line runs with ffplay standing for ffprobe; the
+// player must decode the stream and the server's tree must have the relay.
+func TestReadmeOverlay(t *testing.T) {
+	cmds, l := readmeLab(t, "### A viewer host in the overlay", 2)
+	origin, viewer := l.Hosts[0], l.Hosts[1]
+	const originIP, viewerIP = "11.77.0.1", "11.77.0.2"
+	for _, ip := range []string{originIP, viewerIP} {
+		if _, err := allow.Default(":8554").Check(t.Context(), ip); err != nil {
+			t.Fatalf("%s is not a public address to the default allow list: %v", ip, err)
+		}
+	}
+	netnstest.IP(t, "-n", origin.NS, "addr", "add", originIP+"/24", "dev", origin.Dev)
+	netnstest.IP(t, "-n", viewer.NS, "addr", "add", viewerIP+"/24", "dev", viewer.Dev)
+	for _, h := range l.Hosts {
+		etc := filepath.Join("/etc/netns", h.NS)
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(etc) })
+		hosts := "127.0.0.1 localhost\n::1 localhost\n" + originIP + " ms.example.org\n"
+		if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+
+	ns := ""
+	var server *proc
+	var played []probedStream
+	for i, line := range cmds {
+		switch {
+		case strings.HasPrefix(line, "# on the origin's host"):
+			ns = origin.NS
+			continue
+		case strings.HasPrefix(line, "# on each viewer host"):
+			ns = viewer.NS
+			continue
+		case strings.HasPrefix(line, "#"):
+			continue
+		case ns == "":
+			t.Fatalf("README: %q comes before a comment saying which host it runs on", line)
+		}
+		line = strings.ReplaceAll(line, "192.0.2.10", viewerIP)
+		t.Logf("$ %s   (on %s)", line, ns)
+		if !strings.HasPrefix(line, "ffplay ") {
+			p := startShell(t, fmt.Sprintf("cmd%d", i), ns, dir, line)
+			if strings.HasPrefix(line, "ocm-server ") {
+				server = p
+			}
+			continue
+		}
+		if server == nil {
+			t.Fatal("README: the block starts no ocm-server")
+		}
+		// The player, while the tree is read from the server's host.
+		type result struct {
+			streams []probedStream
+			err     error
+		}
+		res := make(chan result, 1)
+		go func() {
+			script := "export PATH=" + filepath.Dir(tool("ocm-ctl")) + ":$PATH; cd " + dir +
+				"; ffplay() { " + strings.Join(probeCommand("%+3"), " ") + ` -select_streams v:0 "$@"; }; ` + line
+			out, errOut, err := run(t, "ip", "netns", "exec", ns, "bash", "-c", script)
+			s, err := probeResult(line, out, errOut, err)
+			res <- result{s, err}
+		}()
+		relayTree(t, origin.NS, "rtsp://ms.example.org:8554/live")
+		r := <-res
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		played = r.streams
+	}
+	if len(played) != 1 {
+		t.Fatalf("the player found %d video streams, want 1", len(played))
+	}
+	s := played[0]
+	decoded{codec: s.CodecName, width: s.Width, height: s.Height, frames: s.frames()}.check(t, "ffplay (ffprobe) on the viewer host", 640, 360)
+}
+
+// relayTree waits until the stream's tree, read with ocm-ctl on the
+// server's host (namespace ns), has one relay attached under the origin.
+func relayTree(t *testing.T, ns, stream string) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	var last string
+	for time.Now().Before(deadline) {
+		out, errOut, err := run(t, "ip", "netns", "exec", ns, tool("ocm-ctl"), "tree", stream, "-o", "json")
+		if err != nil {
+			last = fmt.Sprintf("%v %s", err, errOut)
+		} else {
+			var tr api.Tree
+			if err := json.Unmarshal([]byte(out), &tr); err != nil {
+				t.Fatalf("ocm-ctl tree -o json: %v\n%s", err, out)
+			}
+			last = out
+			if len(tr.Nodes) == 1 && tr.Nodes[0].Attached && tr.Nodes[0].Parent == "origin" {
+				t.Logf("the server's tree: relay %s under the origin", tr.Nodes[0].Node)
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("the server's tree of %s never had one relay under the origin; last:\n%s", stream, last)
 }
