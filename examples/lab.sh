@@ -24,10 +24,23 @@
 # Options (environment):
 #   LAB_HOSTS=N        viewer hosts (default 8)
 #   LAB_UPLINK=2mbit   each host's uplink limited with tc tbf
-#   LAB_DELAY=40ms     delay between the sites, with tc netem on the router's
-#                      site links. netem is not in every kernel: when it is
-#                      missing, up says so and no delay is emulated (the lab
-#                      does not fake it in user space).
+#   LAB_DELAY=40ms     delay added between the sites, each way (a site A to
+#                      site B ping takes 2x it more). With tc netem when the
+#                      kernel has it: a netem qdisc on the router's two site
+#                      bridges (it then delays core to site traffic too).
+#                      Otherwise in user space: examples/netdelay in the
+#                      router holds every packet between the sites in a
+#                      timestamped queue for LAB_DELAY, between two TUN
+#                      devices (dly-a, dly-b); policy routing sends site A to
+#                      site B packets into dly-a (and B to A into dly-b), the
+#                      program writes them out of the other TUN, and the
+#                      router forwards them on. Core to site traffic is not
+#                      delayed. Its cost: every packet between the sites is
+#                      copied through user space (one read, one write) and
+#                      crosses the router's routing twice; beyond 4096
+#                      waiting packets per direction it drops and counts
+#                      them (down prints the counts). up says which is used.
+#                      The program: $BIN/netdelay, else go build into LAB_DIR.
 #   LAB_LIGHT=1        the last host is a light client: its mediator answers
 #                      with a 302 to the chosen relay (--resolver redirect),
 #                      so no media crosses it; its relay is passive
@@ -42,7 +55,9 @@
 #                      stays at 0, the router does not pass it
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$(cd "${BIN:-bin}" && pwd)
+# The tools' directory; up says when it is missing (usage and down do not
+# need it).
+BIN=$(cd "${BIN:-bin}" 2>/dev/null && pwd || echo "${BIN:-bin}")
 DIR=${LAB_DIR:-/tmp/ocmlab}
 N=${LAB_HOSTS:-8}
 P=ocmlab
@@ -72,7 +87,44 @@ ready() {
 site() { if [ $(($1 % 2)) -eq 1 ]; then echo a; else echo b; fi; }
 hostip() { local s; s=$(site "$1"); echo "10.77.$([ "$s" = a ] && echo 1 || echo 2).$((10 + $1))"; }
 
+# delay: LAB_DELAY between the sites, with netem or in user space.
+delay() {
+	if ns $P-rtr tc qdisc add dev br-a root netem delay "$LAB_DELAY" 2>/dev/null; then
+		ns $P-rtr tc qdisc add dev br-b root netem delay "$LAB_DELAY"
+		echo "lab: delay between the sites: $LAB_DELAY each way, tc netem on the router's site bridges"
+		return
+	fi
+	local nd="$BIN/netdelay"
+	if [ ! -x "$nd" ]; then
+		nd="$DIR/netdelay"
+		go build -o "$nd" ./examples/netdelay
+	fi
+	run $P-rtr netdelay "$nd" --a dly-a --b dly-b --delay "$LAB_DELAY"
+	ready netdelay
+	# Packets coming back out of a TUN carry the other site's source:
+	# no reverse-path filter on them.
+	ns $P-rtr sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.dly-a.rp_filter=0 net.ipv4.conf.dly-b.rp_filter=0
+	ns $P-rtr ip link set dly-a up
+	ns $P-rtr ip link set dly-b up
+	ns $P-rtr ip route add default dev dly-a table 101
+	ns $P-rtr ip route add default dev dly-b table 102
+	ns $P-rtr ip rule add iif br-a to 10.77.2.0/24 lookup 101
+	ns $P-rtr ip rule add iif br-b to 10.77.1.0/24 lookup 102
+	echo "lab: delay between the sites: $LAB_DELAY each way, in user space (no tc netem in this kernel): examples/netdelay between TUN devices dly-a and dly-b in $P-rtr, one copy per packet"
+}
+
 down() {
+	# The delay (the router's only process) first, with SIGTERM, so it
+	# says what it passed and dropped.
+	local pid
+	for pid in $(ip netns pids $P-rtr 2>/dev/null); do
+		kill "$pid" 2>/dev/null || continue
+		for _ in $(seq 20); do
+			grep -q '"exit"' "$DIR/netdelay.out" 2>/dev/null && break
+			sleep 0.1
+		done
+		grep '"exit"' "$DIR/netdelay.out" 2>/dev/null | sed 's/^/lab: netdelay: /' || true
+	done
 	if [ -f "$DIR/pids" ]; then
 		while read -r pid _; do kill "$pid" 2>/dev/null || true; done <"$DIR/pids"
 	fi
@@ -128,11 +180,6 @@ up() {
 		ns $P-rtr ip link add "br-$s" type bridge
 		ns $P-rtr ip addr add "10.77.$net.1/24" dev "br-$s"
 		ns $P-rtr ip link set "br-$s" up
-		if [ -n "${LAB_DELAY:-}" ]; then
-			if ! ns $P-rtr tc qdisc add dev "br-$s" root netem delay "$LAB_DELAY" 2>/dev/null; then
-				echo "lab: tc netem is not in this kernel: no delay between the sites is emulated" >&2
-			fi
-		fi
 	done
 	for i in $(seq "$N"); do
 		local s ip net
@@ -149,6 +196,10 @@ up() {
 			ns "$P-h$i" tc qdisc add dev eth0 root tbf rate "$LAB_UPLINK" burst 32kbit latency 400ms
 		fi
 	done
+
+	if [ -n "${LAB_DELAY:-}" ]; then
+		delay
+	fi
 
 	if [ "${LAB_ORIGIN:-}" = gst ]; then
 		run $P-core origin /usr/bin/python3 systest/testdata/gst-rtsp-origin.py 8554 0.0.0.0
@@ -217,7 +268,13 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 case ${1:-} in
-up) up ;;
+up)
+	if [ ! -x "$BIN/ocm-server" ]; then
+		echo "lab: no tools in $BIN/: run make build first (or set BIN)" >&2
+		exit 1
+	fi
+	up
+	;;
 down) down; echo "lab: down" ;;
 status) status ;;
 *) sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2 ;;

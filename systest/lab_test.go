@@ -1,6 +1,9 @@
 package systest
 
 import (
+	"context"
+	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,6 +138,85 @@ func TestLab(t *testing.T) {
 			t.Errorf("want h1 and h2 in the tree and the light client h3 out of it:\n%s", status)
 		}
 	})
+}
+
+// TestLabDelay brings the lab up with LAB_DELAY=50ms between its two sites
+// and checks a TCP handshake from site A to site B takes the round trip of
+// two delays, while one from site A to the core is not delayed (the
+// user-space delay only holds traffic between the sites), that media
+// crosses the delay (a reader on h1 plays h2's mediator), and that down
+// stops the delay process. RTTs are TCP connect times (ping is not
+// installed everywhere; a connect is one SYN, SYN-ACK round trip).
+func TestLabDelay(t *testing.T) {
+	systemTest(t)
+	netnstest.Need(t)
+	const delay = 50 * time.Millisecond
+	t.Cleanup(func() { // runs after labUp's down
+		if out, err := exec.Command("pgrep", "-af", "netdelay --a dly-a").Output(); err == nil {
+			t.Errorf("the delay process is left after down:\n%s", out)
+		}
+	})
+	dir, _ := labUp(t, 2, "LAB_DELAY="+delay.String())
+	_, err := os.Stat(filepath.Join(dir, "netdelay.out"))
+	userSpace := err == nil
+	t.Logf("delay made in user space: %v (else tc netem)", userSpace)
+
+	rtt := func(addr string) (avg, min time.Duration) {
+		const n = 5
+		var sum time.Duration
+		netnstest.InNetns(t, "ocmlab-h1", func() {
+			for i := 0; i < n; i++ {
+				start := time.Now()
+				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				d := time.Since(start)
+				if err != nil {
+					t.Errorf("connect %s from h1: %v", addr, err)
+					return
+				}
+				c.Close()
+				sum += d
+				if min == 0 || d < min {
+					min = d
+				}
+			}
+		})
+		return sum / n, min
+	}
+	crossAvg, crossMin := rtt("10.77.2.12:8554") // h2's mediator, site B
+	coreAvg, coreMin := rtt("10.77.0.2:8554")    // the origin, the core
+	t.Logf("TCP connect RTT from h1 (site A): to h2 (site B) avg %v min %v; to the core avg %v min %v; delay %v each way",
+		crossAvg, crossMin, coreAvg, coreMin, delay)
+	if crossMin < 2*delay*9/10 {
+		t.Errorf("site A to site B round trip %v, want at least about 2 x %v", crossMin, delay)
+	}
+	if userSpace && coreMin >= delay {
+		t.Errorf("site A to core round trip %v: delayed, want the core undelayed", coreMin)
+	}
+
+	// Media across the delay: h1 reads through h2's mediator.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", "ocmlab-h1", tool("rtsp-mediator"), "read",
+		"rtsp://10.77.2.12:8554/test?10.77.0.2:8554", "--duration", "4s").Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum struct {
+		Event   string `json:"event"`
+		Packets int    `json:"packets"`
+	}
+	json.Unmarshal([]byte(lines[len(lines)-1]), &sum)
+	t.Logf("h1 reading h2's mediator across the delay: %s", lines[len(lines)-1])
+	if err != nil || sum.Event != "summary" || sum.Packets == 0 {
+		t.Errorf("no media across the delay: %v\n%s", err, out)
+	}
+
+	out2, err := labSh(t, dir, nil, "down")
+	t.Logf("down:\n%s", out2)
+	if err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if userSpace && !regexp.MustCompile(`lab: netdelay: .*"written":[1-9]`).MatchString(out2) {
+		t.Errorf("down does not report what the delay passed:\n%s", out2)
+	}
 }
 
 // labTree maps the hosts in a status output's tree to their levels.
