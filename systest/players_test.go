@@ -142,14 +142,29 @@ func (s probedStream) frames() int {
 // N packets) and count the frames of every stream (or of those args
 // select). It is safe to call from any goroutine.
 func probeStreams(t *testing.T, ns, url, transport, interval string, args ...string) ([]probedStream, error) {
-	cmd := []string{"ffprobe", "-v", "error", "-rtsp_transport", transport}
-	cmd = append(cmd, args...)
-	cmd = append(cmd, "-count_frames", "-read_intervals", interval,
-		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json", url)
+	return probeInput(t, ns, url, interval, append(append([]string{"-rtsp_transport", transport}, args...), url)...)
+}
+
+// probeInput is probeStreams with ffprobe's input and its options as args
+// (an SDP file, say); url names the input in errors.
+func probeInput(t *testing.T, ns, url, interval string, args ...string) ([]probedStream, error) {
+	cmd := append(probeCommand(interval), args...)
 	if ns != "" {
 		cmd = append([]string{"ip", "netns", "exec", ns}, cmd...)
 	}
 	out, errOut, err := run(t, cmd[0], cmd[1:]...)
+	return probeResult(url, out, errOut, err)
+}
+
+// probeCommand is ffprobe counting the frames of interval of its input,
+// its answer in JSON; the input and its options follow.
+func probeCommand(interval string) []string {
+	return []string{"ffprobe", "-v", "error", "-count_frames", "-read_intervals", interval,
+		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json"}
+}
+
+// probeResult reads the streams in the answer of probeCommand on url.
+func probeResult(url, out, errOut string, err error) ([]probedStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ffprobe %s: %v\n%s", url, err, errOut)
 	}
