@@ -161,11 +161,15 @@ func (d *demo) wait(t *testing.T, within time.Duration) error {
 var treeRow = regexp.MustCompile("(?m)^[|`\\- ]*((?:active|passive)[0-9])\\s+([0-9]+)\\s")
 
 // levels maps each node of a printed tree to its level.
-func levels(tree string) map[string]int {
+func levels(tree string) map[string]int { return matchCounts(treeRow, tree, 1, 2) }
+
+// matchCounts maps, for every match of re in s, the submatch key to the
+// number in the submatch val.
+func matchCounts(re *regexp.Regexp, s string, key, val int) map[string]int {
 	m := map[string]int{}
-	for _, sub := range treeRow.FindAllStringSubmatch(tree, -1) {
-		lvl, _ := strconv.Atoi(sub[2])
-		m[sub[1]] = lvl
+	for _, sub := range re.FindAllStringSubmatch(s, -1) {
+		n, _ := strconv.Atoi(sub[val])
+		m[sub[key]] = n
 	}
 	return m
 }

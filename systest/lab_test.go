@@ -28,14 +28,7 @@ func labSh(t *testing.T, dir string, env []string, args ...string) (string, erro
 var labReader = regexp.MustCompile(`(?m)^(h[0-9]+)\s+site ([ab]).*reader: packets ([0-9]+)`)
 
 // readerPackets maps each host of a status output to its reader's count.
-func readerPackets(status string) map[string]int {
-	m := map[string]int{}
-	for _, sub := range labReader.FindAllStringSubmatch(status, -1) {
-		n, _ := strconv.Atoi(sub[3])
-		m[sub[1]] = n
-	}
-	return m
-}
+func readerPackets(status string) map[string]int { return matchCounts(labReader, status, 1, 3) }
 
 // TestLab builds examples/lab.sh's namespaces with 4 hosts and LAN
 // multicast in site A, checks the tree spans both sites, every reader
