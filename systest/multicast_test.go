@@ -20,15 +20,17 @@ func TestMediatorMulticast(t *testing.T) {
 	a, b, c := l.Hosts[0], l.Hosts[1], l.Hosts[2]
 	group := netip.MustParseAddrPort("239.255.42.1:8002") // the range's first group, the RTP port
 
-	waitEvent(t, start(t, "mediator", "ip", "netns", "exec", a.NS, tool("rtsp-mediator"),
-		"--listen", a.IP.String()+":8554", "--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
+	ready, _ := waitEvent(t, start(t, "mediator", "ip", "netns", "exec", a.NS, tool("rtsp-mediator"),
+		// The UDP pair cannot be port 0 (RTCP must be RTP + 1); the
+		// namespace is the test's own, so nothing else holds them.
+		"--listen", a.IP.String()+":0", "--rtp", a.IP.String()+":8000", "--rtcp", a.IP.String()+":8001",
 		"--multicast-range", "239.255.42.0/24", "--multicast-rtp", "8002", "--test-source", "test",
 		"--stats-interval", "500ms"),
 		"its ready line", 0, func(event.MediatorReady) bool { return true })
 	// A third listener on host c counts the group's packets and their TTL.
 	rc := netnstest.JoinGroup(t, c, group, 1)
 
-	url := fmt.Sprintf("rtsp://%s:8554/test", a.IP)
+	url := fmt.Sprintf("rtsp://%s/test", ready.RTSP)
 	type result struct {
 		d   decoded
 		err error

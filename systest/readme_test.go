@@ -251,7 +251,7 @@ func TestReadmeOverlay(t *testing.T) {
 	origin, viewer := l.Hosts[0], l.Hosts[1]
 	const originIP, viewerIP = "11.77.0.1", "11.77.0.2"
 	for _, ip := range []string{originIP, viewerIP} {
-		if _, err := allow.Default(":8554").Check(t.Context(), ip); err != nil {
+		if _, err := allow.Default(":0").Check(t.Context(), ip); err != nil {
 			t.Fatalf("%s is not a public address to the default allow list: %v", ip, err)
 		}
 	}
