@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
 )
 
@@ -63,7 +63,7 @@ func startServer(ctx context.Context, bin string, args, env []string) (*serverPr
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	p.pid = p.cmd.Process.Pid
-	ready := make(chan map[string]any, 1)
+	ready := make(chan event.ServerReady, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -71,10 +71,11 @@ func startServer(ctx context.Context, bin string, args, env []string) (*serverPr
 		for sc.Scan() {
 			p.events.Add(1)
 			if first {
-				var m map[string]any
-				if json.Unmarshal(sc.Bytes(), &m) == nil && m["event"] == "ready" {
-					first = false
-					ready <- m
+				if e, err := event.Decode(sc.Bytes()); err == nil {
+					if r, ok := e.(event.ServerReady); ok {
+						first = false
+						ready <- r
+					}
 				}
 			}
 		}
@@ -94,12 +95,11 @@ func startServer(ctx context.Context, bin string, args, env []string) (*serverPr
 	t := time.NewTimer(30 * time.Second)
 	defer t.Stop()
 	select {
-	case m := <-ready:
-		p.ocm, _ = m["ocm"].(string)
-		p.http, _ = m["http"].(string)
+	case r := <-ready:
+		p.ocm, p.http = r.OCM, r.HTTP
 		if p.ocm == "" || p.http == "" {
 			p.stop()
-			return nil, fmt.Errorf("ready line without ocm and http addresses: %v", m)
+			return nil, fmt.Errorf("ready line without ocm and http addresses: %+v", r)
 		}
 		return p, nil
 	case <-p.exited:
