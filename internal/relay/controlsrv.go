@@ -111,7 +111,9 @@ func (r *Relay) serveMediator(c *control.Conn) {
 			go func() {
 				defer r.wg.Done()
 				defer func() { <-r.resolveSlots }()
-				ctx, cancel := context.WithTimeout(r.ctx, 3*DefaultCallTimeout)
+				// Room for the candidate rounds of a flash crowd (JoinWait)
+				// and one last round's calls.
+				ctx, cancel := context.WithTimeout(r.ctx, max(3*DefaultCallTimeout, r.JoinWait+2*DefaultCallTimeout))
 				defer cancel()
 				start := time.Now()
 				up, err := r.resolveFor(ctx, c, b)
