@@ -120,7 +120,11 @@ func (r *Relay) serveMediator(c *control.Conn) {
 				r.m.resolved(b.Mode, start, err)
 				if err != nil {
 					log.Warn("resolve failed", "stream", b.Stream, "err", err)
-					_ = c.Reply(m.ID, &wire.Error{Code: control.CodeNoUpstream, Message: err.Error()})
+					code := control.CodeNoUpstream
+					if errors.Is(err, ErrNoRoom) {
+						code = control.CodeNoRoom
+					}
+					_ = c.Reply(m.ID, &wire.Error{Code: code, Message: err.Error()})
 					return
 				}
 				_ = c.Reply(m.ID, &control.Resolved{Upstream: up})

@@ -6,15 +6,20 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/lab"
 	"github.com/ocm-overlay/ocm/internal/mediator"
+	"github.com/ocm-overlay/ocm/internal/probe"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
 // joinHold is a TCP proxy between a relay and ocm-server that holds the
@@ -219,4 +224,55 @@ func TestFlashCrowd(t *testing.T) {
 		}
 	}
 	t.Logf("tree depth %d: %s", depth, shape(snap))
+}
+
+// TestNoRoomGivesUpClearly: the origin's one slot is taken by a passive
+// relay, so no parent has room and none will. The viewer's first
+// DESCRIBE waits for --join-attempts candidate rounds, then fails with
+// an answer that says why and names the bound.
+func TestNoRoomGivesUpClearly(t *testing.T) {
+	origin := startOrigin(t)
+	srv := startServer(t, tree.Repair, func(s *server.Server) { s.OriginCapacity = 1 })
+	passive := startRelay(t, "p", srv.Addr(), func(r *Relay) { r.Willing = false })
+	a := startRelay(t, "a", srv.Addr(), func(r *Relay) { r.JoinAttempts, r.JoinWait = 3, guard })
+	viewerP := startViewer(t, passive.ControlAddr())
+	viewerA := startViewer(t, a.ControlAddr())
+	stream := "rtsp://" + origin.Addr() + "/test"
+	testutil.Play(t, "rtsp://"+viewerP.Addr()+"/test?"+origin.Addr(), nil)
+	waitUntil(t, "p joins under the origin", func() bool { return shape(srv.tree(t, stream)) == "p<origin@1" })
+
+	_, err := lab.Dial("rtsp://"+viewerA.Addr()+"/test?"+origin.Addr(), lab.ReaderOptions{})
+	if err == nil {
+		t.Fatal("a's viewer played with no parent having room")
+	}
+	for _, want := range []string{"503", "no room in the overlay", "3 candidate rounds", "--join-attempts 3"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("DESCRIBE error %q does not say %q", err, want)
+		}
+	}
+	if n := a.log.count("no parent with room: asking again"); n != 2 {
+		t.Errorf("a asked again %d times, want 2 (3 rounds)", n)
+	}
+}
+
+// TestRefusedNotForRoomFailsFast: the only candidate is not willing
+// (its probe says so): nothing will change by asking again, so the
+// resolve fails after one candidate round.
+func TestRefusedNotForRoomFailsFast(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	cold := startProbeResponder(t, probe.Info{Node: "cold", Level: 1, Willing: false, FreeCapacity: 4})
+	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate {
+		return []wire.Candidate{{Node: "cold", RTSP: startRTSP(t).Addr(), Probe: cold.Addr(), Level: 1, Capacity: 4}}
+	})
+	a := startRelay(t, "a", fs.Addr(), nil)
+	m := dialMediator(t, a.ControlAddr())
+	m.hello(startRTSP(t).Addr())
+	r := m.call(&control.Resolve{Stream: stream, Mode: control.ModeJoin})
+	if r.Error == "" || !strings.Contains(r.Error, "not willing") {
+		t.Fatalf("resolve = %+v, want an error saying the candidate is not willing", r)
+	}
+	if n := slices.Index(fs.types(), wire.TypeGetCandidates); n < 0 || slices.Contains(fs.types()[n+1:], wire.TypeGetCandidates) {
+		t.Errorf("server was asked for candidates %v, want once", fs.types())
+	}
 }
