@@ -197,11 +197,13 @@ func TestFlashCrowd(t *testing.T) {
 			failed = append(failed, fmt.Sprintf("r%02d: %d", i, st))
 		}
 	}
-	refused := 0
+	refused, again := 0, 0
 	for _, r := range relays {
 		refused += r.log.count("parent refused")
+		again += r.log.count("no parent with room: asking again")
 	}
-	t.Logf("%d viewers at once: slowest first DESCRIBE %v, %d joins refused on the way", hosts, slowest.Round(time.Millisecond), refused)
+	t.Logf("%d viewers at once: slowest first DESCRIBE %v, %d joins refused and %d candidate rounds asked again on the way",
+		hosts, slowest.Round(time.Millisecond), refused, again)
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d first DESCRIBEs failed: %v", len(failed), hosts, failed)
 	}
