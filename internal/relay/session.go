@@ -185,6 +185,10 @@ func (r *Relay) keepServer() {
 		backoff.Reset()
 		refused = false
 		<-sess.done
+		if r.ctx.Err() == nil {
+			// Before anyone dials again: the next server, at once.
+			r.failover(sess.addr, sess.cl.Err())
+		}
 	}
 }
 
@@ -240,6 +244,9 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 	}
 	sess, err := r.dialServer(ctx, addr)
 	if err != nil {
+		if ctx.Err() == nil {
+			r.failover(addr, err)
+		}
 		return nil, err
 	}
 	closed := true
@@ -279,7 +286,20 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 		})
 		if r.ctx.Err() == nil {
 			r.Events.Emit(event.ServerLink{State: "disconnected", Server: addr})
+			r.failover(addr, sess.cl.Err()) // for whoever dials next (keepServer may be in its backoff)
 		}
 	}()
 	return sess, nil
+}
+
+// failover moves on to the next server of the list after the one at addr
+// was lost or could not be reached (why); keepServer connects there,
+// with its backoff, and the hello declares the streams relayed, so the
+// next server rebuilds the trees as a restarted one does.
+func (r *Relay) failover(addr string, why error) {
+	_ = r.call(context.Background(), func(st *state) {
+		if to, moved := st.failover(addr); moved {
+			r.Log.Warn("ocm-server lost or unreachable: trying the next in --server", "from", addr, "to", to, "err", why)
+		}
+	})
 }
