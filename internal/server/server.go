@@ -104,6 +104,13 @@ const (
 	maxQueued = 256
 )
 
+// DefaultPendingHeartbeats sets Server.PendingGrace when it is zero: that
+// many heartbeat intervals. A relay notices a closed connection at once
+// and an unanswering server within MissedHeartbeats+1 intervals, so after
+// a failover a child's hello is followed by its parent's within about
+// that, unless the parent went elsewhere.
+const DefaultPendingHeartbeats = 5
+
 // HTTPOff as the HTTP address disables the HTTP server.
 const HTTPOff = "off"
 
@@ -144,6 +151,15 @@ type Server struct {
 	// descriptors (its HTTP API, among others, keeps working). Zero: the
 	// open-file limit less DefaultFDReserve.
 	MaxRelays int
+	// PendingGrace is how long a relay whose hello declares a parent the
+	// server does not have in the stream's tree (its hello has not come
+	// yet, e.g. during a failover or after a restart) is held detached,
+	// "pending under" that parent: attached when the parent's hello (or
+	// join) makes it a member, if that makes no cycle and the parent has
+	// room (else told to rejoin at once); told to rejoin through
+	// candidates (RECONNECT, parent_missing) when the bound passes first.
+	// Zero: DefaultPendingHeartbeats heartbeat intervals.
+	PendingGrace time.Duration
 	// StallWindow, StallLimit, StallConfirm and QuarantineClean rule the
 	// quarantine of black holes (see stall.go and the Default*
 	// constants); a negative StallLimit disables it.
@@ -241,6 +257,12 @@ func (s *Server) fill() error {
 		if *d.p < time.Millisecond {
 			return fmt.Errorf("%s %v is below 1ms", d.n, *d.p)
 		}
+	}
+	if s.PendingGrace == 0 {
+		s.PendingGrace = DefaultPendingHeartbeats * s.Heartbeat
+	}
+	if s.PendingGrace < 0 {
+		return fmt.Errorf("pending grace %v is negative", s.PendingGrace)
 	}
 	if s.MaxCandidates == 0 {
 		s.MaxCandidates = DefaultMaxCandidates
