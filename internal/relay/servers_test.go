@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,6 +94,91 @@ func TestServerFailover(t *testing.T) {
 	for _, m := range []*member{a, b} {
 		waitLink(t, m, "connected", addrA)
 		m.med.noSwitch()
+	}
+}
+
+// TestServerFailoverUnanswered: a server that keeps the connection open
+// but stops answering (frozen, or the path to it black-holed) is left
+// after the heartbeats it does not answer, for the next in the list.
+func TestServerFailoverUnanswered(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	mod := func(s *server.Server) { s.OriginCapacity, s.Heartbeat = 1, 250*time.Millisecond }
+	srvA := startServer(t, tree.Repair, mod)
+	srvB := startServer(t, tree.Repair, mod)
+	path := startFreezer(t, srvA.Addr())
+	list := path.addr() + "," + srvB.Addr()
+
+	a, _ := join(t, "a", list, stream, nil)
+	b, _ := join(t, "b", list, stream, nil)
+	const want = "a<origin@1 b<a@2"
+	if got := shape(srvA.tree(t, stream)); got != want {
+		t.Fatalf("tree on A = %q, want %q", got, want)
+	}
+	path.freeze()
+	frozen := time.Now()
+	waitShape(t, srvB, stream, want)
+	t.Logf("B rebuilt the tree %v after the path to A froze (heartbeat %v)", time.Since(frozen), srvA.Heartbeat)
+	for _, m := range []*member{a, b} {
+		m.log.wait(t, "does not answer heartbeats")
+		waitLink(t, m, "connected", srvB.Addr())
+		m.med.noSwitch()
+	}
+}
+
+// freezer forwards TCP connections to a server until frozen; from then
+// on it drops what either side sends and keeps the client's connection
+// open even when the server closes its own: a server that hangs without
+// closing anything.
+type freezer struct {
+	ln     net.Listener
+	frozen atomic.Bool
+}
+
+func startFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln}
+	testutil.Serve(t, ln, 0, func(c net.Conn) {
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		fromServer := make(chan struct{})
+		go func() {
+			defer close(fromServer)
+			f.pipe(c, s)
+			if !f.frozen.Load() { // a frozen server closes nothing
+				c.Close()
+			}
+		}()
+		f.pipe(s, c) // until the client closes (or the test ends)
+		s.Close()
+		<-fromServer
+	})
+	return f
+}
+
+func (f *freezer) addr() string { return f.ln.Addr().String() }
+func (f *freezer) freeze()      { f.frozen.Store(true) }
+
+// pipe copies from src to dst until either fails, dropping while frozen.
+func (f *freezer) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if f.frozen.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
 	}
 }
 
