@@ -86,3 +86,30 @@ func TestHelloUnknownParent(t *testing.T) {
 	}
 	ts.validate(t)
 }
+
+// The pending grace follows the heartbeat, with a floor; an explicit one
+// is kept, a negative one refused.
+func TestPendingGraceDefault(t *testing.T) {
+	for _, tc := range []struct {
+		heartbeat, grace, want time.Duration
+	}{
+		{0, 0, DefaultPendingHeartbeats * DefaultHeartbeat},
+		{100 * time.Millisecond, 0, DefaultMinPendingGrace},
+		{10 * time.Second, 0, DefaultPendingHeartbeats * 10 * time.Second},
+		{100 * time.Millisecond, time.Second, time.Second},
+	} {
+		s := &Server{Listen: "127.0.0.1:0", HTTP: HTTPOff, Heartbeat: tc.heartbeat, PendingGrace: tc.grace}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if s.PendingGrace != tc.want {
+			t.Errorf("heartbeat %v, pending grace %v: got %v, want %v", tc.heartbeat, tc.grace, s.PendingGrace, tc.want)
+		}
+	}
+	s := &Server{Listen: "127.0.0.1:0", HTTP: HTTPOff, PendingGrace: -time.Second}
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "pending grace") {
+		t.Errorf("negative pending grace: %v", err)
+	}
+	s.Close()
+}

@@ -164,8 +164,9 @@ then node and tree events. Logs go to stderr.`,
 		"how long a relay may stay detached (e.g. it did not rejoin after a reconnect) before it is told to reconnect again")
 	f.DurationVar(&o.pendingGrace, "pending-grace", 0,
 		fmt.Sprintf("how long a relay whose hello names a parent this server has not seen is held pending under it\n"+
-			"before it is told to rejoin through candidates (0: %d heartbeat intervals, %v with the default --heartbeat)",
-			server.DefaultPendingHeartbeats, server.DefaultPendingHeartbeats*server.DefaultHeartbeat))
+			"before it is told to rejoin through candidates (0: %d heartbeat intervals, at least %v; %v with the default --heartbeat)",
+			server.DefaultPendingHeartbeats, server.DefaultMinPendingGrace,
+			max(server.DefaultPendingHeartbeats*server.DefaultHeartbeat, server.DefaultMinPendingGrace)))
 	f.IntVar(&o.stallLimit, "stall-limit", server.DefaultStallLimit,
 		"quarantine a relay once this many of its children lost the stream under it within --stall-window while it stayed connected (0: never)")
 	f.DurationVar(&o.stallWindow, "stall-window", server.DefaultStallWindow, "window in which children's stalls count against their parent")
