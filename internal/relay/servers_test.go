@@ -13,6 +13,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
+	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
 func TestParseServers(t *testing.T) {
@@ -94,6 +95,34 @@ func TestServerFailover(t *testing.T) {
 	for _, m := range []*member{a, b} {
 		waitLink(t, m, "connected", addrA)
 		m.med.noSwitch()
+	}
+}
+
+// TestNoFailoverOnDuplicateNode: a server that refuses the relay's node
+// id (another connection holds it) is up: the relay keeps asking it, and
+// never moves to the next server for that.
+func TestNoFailoverOnDuplicateNode(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	srvA := startServer(t, tree.Repair, nil)
+	srvB := startServer(t, tree.Repair, nil)
+	join(t, "a", srvA.Addr(), stream, nil)
+	startRelay(t, "a", srvA.Addr()+","+srvB.Addr(), func(r *Relay) { r.RTSP = "127.0.0.1:6554" })
+	var onB []api.Node
+	waitUntil(t, "a second refusal on A, or the relay on B", func() bool {
+		if srvB.getJSON(t, "/api/v1/nodes", &onB); len(onB) > 0 {
+			return true
+		}
+		n := 0
+		for _, e := range testutil.Find[event.Rejected](t, srvA.events) {
+			if e.Node == "a" && e.Code == wire.CodeDuplicateNode {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	if len(onB) > 0 {
+		t.Fatalf("the refused relay moved to B: %+v", onB)
 	}
 }
 

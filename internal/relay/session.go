@@ -266,7 +266,11 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 	}
 	sess, err := r.dialServer(ctx, addr)
 	if err != nil {
-		if ctx.Err() == nil {
+		// A server refusing our node id is up and holds a connection of
+		// ours it has not noticed is gone: it takes us back once it does
+		// (or never, if the id is another relay's): not a reason to move.
+		var we *wire.Error
+		if ctx.Err() == nil && (!errors.As(err, &we) || we.Code != wire.CodeDuplicateNode) {
 			r.failover(addr, err)
 		}
 		return nil, err
