@@ -49,9 +49,10 @@ origins in --allow-origin (default: loopback, i.e. this host), since the relay's
 hello and token go there: a player naming another origin cannot choose where.
 
 Failover: --server may list several servers, A,B[,C], the active one first.
-A relay whose server connection is lost (closed, or heartbeats unanswered)
-connects to the next one in the list, wrapping around, with the usual backoff,
-and stays on the server it reached: it does not move back when A returns. Its
+A relay whose server connection is lost (closed, or heartbeats unanswered) or
+cannot be made connects to the next one in the list, wrapping around, with the
+usual backoff, and stays on the server it reached: it does not move back when
+A returns (a server refusing its node id is up, and is asked again). Its
 hello declares the streams it relays with their parents, so a standby needs
 nothing shared with A: it rebuilds the trees from the hellos as a restarted
 server does, and the media, which never passes through a server, keeps
