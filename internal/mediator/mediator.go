@@ -349,7 +349,9 @@ func (m *Mediator) pullConfig() pullConfig {
 // with another linger to live.
 func (m *Mediator) relayFor(o streamurl.Origin) (*relay, error) {
 	for {
+		made := false
 		r, err := m.reg.relay(o, func(o streamurl.Origin) *relay {
+			made = true
 			r := newRelay(m, o)
 			go r.run()
 			return r
@@ -357,10 +359,14 @@ func (m *Mediator) relayFor(o streamurl.Origin) (*relay, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.touch() {
+		if r.touch() || made && r.failedFirst() {
+			// One made for this request that failed its first upstream
+			// before the request reached it answers with its failure:
+			// asking again would resolve twice for one request.
 			return r, nil
 		}
-		// It closed since: it is unregistered, so the next ask creates one.
+		// It lingered out since: it is unregistered, so the next ask
+		// creates one.
 	}
 }
 

@@ -1,6 +1,7 @@
 package mediator
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -32,5 +33,36 @@ func TestNoRoomAnswers503(t *testing.T) {
 	}
 	if len(relay.asked()) != 1 {
 		t.Errorf("relay asked %d times, want once (it did the retrying)", len(relay.asked()))
+	}
+}
+
+// TestFailedResolveAskedOnce: a request whose stream fails its first
+// resolve at once is answered with that failure, not resolved a second
+// time (the failed relay closed before the request reached it, and a
+// new one was made for it: the relay was asked twice). Each request
+// names a stream of its own, so none can meet another's failure.
+func TestFailedResolveAskedOnce(t *testing.T) {
+	relay := startFakeRelay(t, control.Welcome{Node: "n1", Willing: true}, func(r *control.Resolve) wire.Body {
+		return &wire.Error{Code: control.CodeNoRoom, Message: "no parent with room"}
+	})
+	o := attachOCM(t, relay.ln.Addr().String(), false, nil)
+	origin := testOrigin(t)
+	const n = 100
+	for i := range n {
+		if _, err := lab.Dial(fmt.Sprintf("rtsp://%s/live%d?%s", o.m.Addr(), i, origin.Addr()), lab.ReaderOptions{}); err == nil {
+			t.Fatalf("DESCRIBE %d succeeded", i)
+		}
+	}
+	asked := map[string]int{}
+	for _, r := range relay.asked() {
+		asked[r.Stream]++
+	}
+	for s, k := range asked {
+		if k != 1 {
+			t.Errorf("%s resolved %d times for one request", s, k)
+		}
+	}
+	if len(asked) != n {
+		t.Errorf("%d streams resolved, want %d", len(asked), n)
 	}
 }

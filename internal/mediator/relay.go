@@ -236,6 +236,17 @@ func (r *relay) waitReady(ctx context.Context) error {
 	}
 }
 
+// failedFirst reports whether the relay ended without ever serving: its
+// first upstream failed (failErr says why).
+func (r *relay) failedFirst() bool {
+	select {
+	case <-r.ready:
+		return r.failErr != nil
+	default:
+		return false
+	}
+}
+
 // isReady reports whether the stream is being served (r.ss and r.fwd set).
 func (r *relay) isReady() bool {
 	select {
