@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/ocm-overlay/ocm/bench/scale/sim"
+)
+
+// printQuality is the simulator's summary on stdout.
+func printQuality(w io.Writer, r *sim.Report) {
+	fmt.Fprintf(w, "\ntree quality, %d relays (seed %d)\n", r.SimRelays, r.SimSeed)
+	fmt.Fprintf(w, "%-32s %9s %9s %11s %11s %8s %9s %9s\n", "selection", "avg depth", "max depth", "avg stretch",
+		"p95 stretch", "cross", "origin", "jain")
+	for _, v := range variants(r) {
+		fmt.Fprintf(w, "%-32s %9.2f %9d %11.2f %11.2f %7.1f%% %9d %9.2f\n", v.name, v.AvgDepth, v.MaxDepth,
+			v.AvgStretch, v.P95Stretch, 100*v.CrossRegion, v.OriginFan, v.JainLoad)
+	}
+	fmt.Fprintf(w, "%-10s %7s %8s %13s %12s %9s %10s %10s\n", "recovery", "killed", "affected", "all attached",
+		"all media", "kept", "depth", "stalled")
+	for _, x := range r.Recovery {
+		fmt.Fprintf(w, "%-10s %7d %8d %10.0f ms %9.0f ms %8.1f%% %5.2f/%-4d %10d\n", x.Policy, x.Killed, x.Affected,
+			x.AllAttachedMs, x.AllMediaMs, 100*x.EdgesKept, x.AvgDepthAfter, x.MaxDepthAfter, x.Stalled)
+	}
+}
+
+type namedVariant struct {
+	name string
+	sim.Variant
+}
+
+func variants(r *sim.Report) []namedVariant {
+	return []namedVariant{{"default", r.Default}, {"random", r.Random},
+		{"default without near candidates", r.NoNear}}
+}
+
+// writeMarkdown writes bench/scale.md: the load tables when the load part
+// ran (and says so when it did not), the simulator's tables.
+func writeMarkdown(w io.Writer, rep *report) {
+	fmt.Fprintf(w, "# bench/scale: one ocm-server, thousands of relays\n\n")
+	fmt.Fprintf(w, "Written by `go run ./bench/scale` (`make bench-scale`); the JSON is `bench/scale.json`, "+
+		"the plot `bench/scale.svg`. Every figure below is from that run; `go run ./bench/scale --help` says what each one is.\n\n")
+	fmt.Fprintf(w, "## Load: real TCP, one server\n\n")
+	if rep.result == nil {
+		fmt.Fprintf(w, "Not run in this report (`--sim-only`): the load keys (`joins_per_s`, `decision_ms_p50`, "+
+			"`decision_ms_p99`, `bytes_per_node`, `steady_cpu_fraction`, `tree_api_ms`, `recovery_ms_1000_descendants`) "+
+			"are missing from `bench/scale.json`. Run `make bench-scale` for them (minutes).\n\n")
+	} else {
+		fmt.Fprintf(w, "| relays | batch | failed | joins/s | decision p50 ms | p99 ms | full/join | bytes/relay | CPU joining | CPU steady | tree API ms | repair ms (descendants) |\n")
+		fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, r := range rep.Runs {
+			fmt.Fprintf(w, "| %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f | %.3f | %.1f | %.0f (%d) |\n",
+				r.Relays, r.Batch, r.Failed, r.JoinsPerS, r.DecisionP50, r.DecisionP99, r.FullPerJoin, r.BytesPerNode,
+				r.CPUJoining, r.SteadyCPU, r.TreeAPIMs, r.RecoveryMs, r.RecoveryDescendants)
+		}
+		fmt.Fprintln(w)
+	}
+	r := rep.Report
+	if r == nil {
+		return
+	}
+	fmt.Fprintf(w, "## Tree quality: the simulator, %d relays (seed %d)\n\n", r.SimRelays, r.SimSeed)
+	fmt.Fprintf(w, "`bench/scale/sim` drives the real code in process, no sockets: the server's candidate choice, "+
+		"promises and joins (`internal/tree`'s Forest with ocm-server's k, near candidates and promise rule) and each "+
+		"relay's choice (`internal/probe` Evaluate and Decide with the default weights), fed probe answers whose RTT "+
+		"comes from a latency map: 8 regions (inter-region RTTs 20-250 ms from public measurements), hosts in a "+
+		"15 ms disc in their region plus a 0.5-3 ms access delay, addresses from 6 ISPs' /16s per region (5%% of hosts "+
+		"with an address of another region: VPNs, mobile exits). Capacities: 15%% passive, 75%% 2-4, 10%% 8-16; the "+
+		"origin in eu-west with ocm-server's origin capacity. Relays arrive %d a second in random order (a flash crowd). "+
+		"The server's processing time is taken as zero.\n\n", sim.DefaultArrivalPerS)
+	fmt.Fprintf(w, "Targets for the default: average stretch under 2, average depth under log2 N = %.1f, "+
+		"cross-region edges under 10%%.\n\n", r.Default.Log2N)
+	fmt.Fprintf(w, "| selection | avg depth | max depth | avg stretch | p95 stretch | cross-region edges | origin fan-out | load Jain | relays full | relays idle | refusals/join |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, v := range variants(r) {
+		fmt.Fprintf(w, "| %s | %.2f | %d | %.2f | %.2f | %.1f%% | %d | %.2f | %.0f%% | %.0f%% | %.2f |\n", v.name,
+			v.AvgDepth, v.MaxDepth, v.AvgStretch, v.P95Stretch, 100*v.CrossRegion, v.OriginFan, v.JainLoad,
+			100*v.FullShare, 100*v.IdleShare, v.RefusalsPerJoin)
+	}
+	fmt.Fprintf(w, "\n- default: ocm-server offers its k best (lowest level, least loaded) plus `--near-candidates` "+
+		"relays sharing the longest address prefix with the requester (default %d); the relay scores them with its "+
+		"probes' RTT.\n", 3)
+	fmt.Fprintf(w, "- random: the same server, but each relay takes a random one of the eligible candidates.\n")
+	fmt.Fprintf(w, "- default without near candidates: `--near-candidates 0`, the selection before they were added.\n")
+	fmt.Fprintf(w, "- Load balance is over the relays that relay: Jain index of children/capacity, the shares full and with no child.\n\n")
+
+	fmt.Fprintf(w, "### Depth and stretch against N\n\n![depth and stretch against relays](scale.svg)\n\n")
+	fmt.Fprintf(w, "| relays | log2 N | default avg / max depth | default stretch | default cross | random avg / max depth | random stretch | random cross |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
+	for _, p := range r.Sweep {
+		fmt.Fprintf(w, "| %d | %.1f | %.2f / %d | %.2f | %.1f%% | %.2f / %d | %.2f | %.1f%% |\n", p.Relays, p.Log2N,
+			p.DefaultDepth, p.DefaultMax, p.DefaultStr, 100*p.DefaultCross, p.RandomDepth, p.RandomMax, p.RandomStr,
+			100*p.RandomCross)
+	}
+	fmt.Fprintf(w, "\n### Recovery: %.0f%% of the relays killed at once\n\n", 100*r.KillShare)
+	fmt.Fprintf(w, "| policy | killed | survivors affected | all attached | median attached | all media back | edges kept | depth after (avg / max) | stall resolves | reconnects sent | unattached at 60 s |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, x := range r.Recovery {
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f ms | %.0f ms | %.0f ms | %.1f%% | %.2f / %d | %d | %d | %d |\n", x.Policy,
+			x.Killed, x.Affected, x.AllAttachedMs, x.P50AttachedMs, x.AllMediaMs, 100*x.EdgesKept, x.AvgDepthAfter,
+			x.MaxDepthAfter, x.Stalled, x.Reconnects, x.Unattached)
+	}
+	fmt.Fprintf(w, "\nModelled: the relays' processes are killed, so the server sees each connection close one one-way "+
+		"delay later (a host that vanishes without closing is seen only after 3 missed heartbeats, 6 s more); the server "+
+		"applies the policy with the real `Forest.RemoveNode` and sends its reconnects (gradual: the next level when the "+
+		"previous one has rejoined or after 500 ms, a relay early once its old parent is back, as ocm-server does); a told "+
+		"relay resolves as ocm-relay does (excluding the failed parent, or preferring its old one after an ancestor "+
+		"failed); every relay below a killed one loses its media, and one whose media is not back within the mediator's "+
+		"1 s stall timeout resolves by itself (repair, drop: at once, excluding the parent it pulled from; reconnect, "+
+		"gradual: it waits for the server unless its parent is still in the tree); media flows again 3 RTTs after a "+
+		"join (RTSP setup). Not modelled: the server's processing time (the load part measures it), lost messages, "+
+		"re-attachment from reports, the black-hole detector. \"All attached\" is until every survivor's chain reaches "+
+		"the origin again; \"edges kept\" is the share of survivors' edges to a surviving parent unchanged.\n")
+}

@@ -1,0 +1,116 @@
+package sim
+
+import (
+	"math"
+	"slices"
+)
+
+// Quality is a tree's shape on the latency map.
+type Quality struct {
+	Relays   int     `json:"relays"`
+	Attached int     `json:"attached"`
+	AvgDepth float64 `json:"avg_depth"`
+	MaxDepth int     `json:"max_depth"`
+	// Log2N is the depth target: log2 of the relays.
+	Log2N     float64 `json:"log2_n"`
+	OriginFan int     `json:"origin_fanout"`
+	// Stretch is the RTT along the tree from the origin over the direct
+	// RTT to the origin, per relay.
+	AvgStretch float64 `json:"avg_stretch"`
+	P95Stretch float64 `json:"p95_stretch"`
+	// CrossRegion is the share of parent-child edges (all of them, the
+	// origin's included) joining two regions.
+	CrossRegion float64 `json:"cross_region_edges"`
+	// Load balance over the relays that relay (capacity > 0): the Jain
+	// index of children/capacity, the share full, the share with no
+	// child, and the mean children/capacity.
+	JainLoad   float64 `json:"load_jain"`
+	FullShare  float64 `json:"relays_full"`
+	IdleShare  float64 `json:"relays_idle"`
+	MeanLoad   float64 `json:"mean_load"`
+	AvgPathRTT float64 `json:"avg_path_rtt_ms"`
+}
+
+// Measure reads the server's tree.
+func (s *Sim) Measure() Quality {
+	n := len(s.ids)
+	q := Quality{Relays: n - 1, Log2N: math.Log2(float64(n - 1))}
+	parent := make([]int, n)
+	kids := make([]int, n)
+	for i := 1; i < n; i++ {
+		parent[i] = -1
+		if s.dead[i] || !s.F.Attached(Stream, s.ids[i]) {
+			continue
+		}
+		parent[i] = s.parentOf(i)
+		kids[parent[i]]++
+	}
+	path := make([]float64, n)
+	depth := make([]int, n)
+	done := make([]bool, n)
+	done[0] = true
+	var walk func(i int)
+	walk = func(i int) {
+		if done[i] {
+			return
+		}
+		p := parent[i]
+		walk(p)
+		path[i], depth[i], done[i] = path[p]+s.W.RTT(p, i), depth[p]+1, true
+	}
+	var stretch []float64
+	cross := 0
+	for i := 1; i < n; i++ {
+		if parent[i] < 0 {
+			continue
+		}
+		walk(i)
+		q.Attached++
+		q.AvgDepth += float64(depth[i])
+		q.MaxDepth = max(q.MaxDepth, depth[i])
+		q.AvgPathRTT += path[i]
+		stretch = append(stretch, path[i]/s.W.RTT(0, i))
+		if s.W.Hosts[i].Region != s.W.Hosts[parent[i]].Region {
+			cross++
+		}
+	}
+	q.OriginFan = kids[0]
+	if q.Attached > 0 {
+		a := float64(q.Attached)
+		q.AvgDepth /= a
+		q.AvgPathRTT /= a
+		q.CrossRegion = float64(cross) / a
+		for _, x := range stretch {
+			q.AvgStretch += x
+		}
+		q.AvgStretch /= a
+		slices.Sort(stretch)
+		q.P95Stretch = stretch[int(0.95*float64(len(stretch)-1))]
+	}
+	var sum, sum2 float64
+	relaying := 0
+	for i := 1; i < n; i++ {
+		c := s.W.Hosts[i].Capacity
+		if c == 0 || parent[i] < 0 {
+			continue
+		}
+		relaying++
+		u := float64(kids[i]) / float64(c)
+		sum += u
+		sum2 += u * u
+		if kids[i] >= c {
+			q.FullShare++
+		}
+		if kids[i] == 0 {
+			q.IdleShare++
+		}
+	}
+	if relaying > 0 {
+		r := float64(relaying)
+		q.MeanLoad, q.FullShare, q.IdleShare = sum/r, q.FullShare/r, q.IdleShare/r
+		if sum2 > 0 {
+			q.JainLoad = sum * sum / (r * sum2)
+		}
+	}
+	return q
+}
