@@ -70,12 +70,32 @@ func writeMarkdown(w io.Writer, rep *report) {
 		"The server's processing time is taken as zero.\n\n", sim.DefaultArrivalPerS)
 	fmt.Fprintf(w, "Targets for the default: average stretch under 2, average depth under log2 N = %.1f, "+
 		"cross-region edges under 10%%.\n\n", r.Default.Log2N)
-	fmt.Fprintf(w, "| selection | avg depth | max depth | avg stretch | p95 stretch | cross-region edges | origin fan-out | load Jain | relays full | relays idle | refusals/join |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| selection | avg depth | max depth | avg stretch | p50 / p95 stretch | stretch outside the origin's region | cross-region edges | origin fan-out | load Jain | relays full | relays idle | refusals/join |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, v := range variants(r) {
-		fmt.Fprintf(w, "| %s | %.2f | %d | %.2f | %.2f | %.1f%% | %d | %.2f | %.0f%% | %.0f%% | %.2f |\n", v.name,
-			v.AvgDepth, v.MaxDepth, v.AvgStretch, v.P95Stretch, 100*v.CrossRegion, v.OriginFan, v.JainLoad,
-			100*v.FullShare, 100*v.IdleShare, v.RefusalsPerJoin)
+		fmt.Fprintf(w, "| %s | %.2f | %d | %.2f | %.2f / %.2f | %.2f | %.1f%% | %d | %.2f | %.0f%% | %.0f%% | %.2f |\n", v.name,
+			v.AvgDepth, v.MaxDepth, v.AvgStretch, v.P50Stretch, v.P95Stretch, v.AvgStretchAway, 100*v.CrossRegion,
+			v.OriginFan, v.JainLoad, 100*v.FullShare, 100*v.IdleShare, v.RefusalsPerJoin)
+	}
+	d := r.Default
+	fmt.Fprintf(w, "\nDefault against the targets: average depth %.2f against log2 N %.1f: %s; cross-region edges "+
+		"%.1f%% against 10%%: %s; average stretch %.2f against 2: %s.\n", d.AvgDepth, d.Log2N, verdict(d.AvgDepth < d.Log2N),
+		100*d.CrossRegion, verdict(d.CrossRegion < 0.1), d.AvgStretch, verdict(d.AvgStretch < 2))
+	if d.AvgStretch >= 2 {
+		fmt.Fprintf(w, "\nWhy the stretch is missed: few edges cross regions, but they sit at the top of the tree. "+
+			"The first relays to arrive, from any region, take the origin's few slots and the levels below them, and "+
+			"the first relay of each network joins one of the shallowest relays of the moment, wherever it is; the "+
+			"rest of its network then joins below it (near candidates). So a path from the origin crosses regions "+
+			"%.1f times on average, and a relay a few ms from the origin may reach it through other continents "+
+			"(median stretch %.2f; %.2f on average outside the origin's region). "+
+			"Neither the server (it ranks by level and load) nor the relay (it scores its own RTT to the candidate, "+
+			"not the candidate's latency from the origin) knows a candidate's path latency. The origin-capacity table "+
+			"shows the cause: once every network's first relay can hang right under the origin, the stretch falls "+
+			"under 2. With a small origin capacity, the fix is a path-latency term: each relay answering its RTT "+
+			"along the tree in its probe replies (it knows its parent's and its own RTT to it) and reporting it, the "+
+			"relay scoring rtt + the candidate's path, and the server offering the requester's network's first relay "+
+			"candidates near the origin; or the adaptation that moves a relay under a much better parent later.\n",
+			d.Crossings, d.P50Stretch, d.AvgStretchAway)
 	}
 	fmt.Fprintf(w, "\n- default: ocm-server offers its k best (lowest level, least loaded) plus `--near-candidates` "+
 		"relays sharing the longest address prefix with the requester (default %d); the relay scores them with its "+
@@ -84,6 +104,14 @@ func writeMarkdown(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "- default without near candidates: `--near-candidates 0`, the selection before they were added.\n")
 	fmt.Fprintf(w, "- Load balance is over the relays that relay: Jain index of children/capacity, the shares full and with no child.\n\n")
 
+	if len(r.OriginCaps) > 0 {
+		fmt.Fprintf(w, "Default selection with a larger origin capacity (`ocm-server --origin-capacity`; %d above):\n\n", r.Default.OriginFan)
+		fmt.Fprintf(w, "| origin capacity | avg depth | avg stretch | p95 stretch | cross-region edges |\n|---|---|---|---|---|\n")
+		for _, c := range r.OriginCaps {
+			fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f | %.1f%% |\n", c.Capacity, c.AvgDepth, c.AvgStretch, c.P95Stretch, 100*c.Cross)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "### Depth and stretch against N\n\n![depth and stretch against relays](scale.svg)\n\n")
 	fmt.Fprintf(w, "| relays | log2 N | default avg / max depth | default stretch | default cross | random avg / max depth | random stretch | random cross |\n")
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
@@ -111,4 +139,11 @@ func writeMarkdown(w io.Writer, rep *report) {
 		"join (RTSP setup). Not modelled: the server's processing time (the load part measures it), lost messages, "+
 		"re-attachment from reports, the black-hole detector. \"All attached\" is until every survivor's chain reaches "+
 		"the origin again; \"edges kept\" is the share of survivors' edges to a surviving parent unchanged.\n")
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
 }

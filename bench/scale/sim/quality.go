@@ -17,10 +17,18 @@ type Quality struct {
 	// Stretch is the RTT along the tree from the origin over the direct
 	// RTT to the origin, per relay.
 	AvgStretch float64 `json:"avg_stretch"`
+	P50Stretch float64 `json:"p50_stretch"`
 	P95Stretch float64 `json:"p95_stretch"`
+	// AvgStretchAway is the average over the relays outside the origin's
+	// region: a relay a few ms from the origin has a stretch of about its
+	// depth whatever the tree.
+	AvgStretchAway float64 `json:"avg_stretch_outside_origin_region"`
 	// CrossRegion is the share of parent-child edges (all of them, the
 	// origin's included) joining two regions.
 	CrossRegion float64 `json:"cross_region_edges"`
+	// Crossings is the average number of cross-region edges on a path
+	// from the origin.
+	Crossings float64 `json:"avg_region_crossings_per_path"`
 	// Load balance over the relays that relay (capacity > 0): the Jain
 	// index of children/capacity, the share full, the share with no
 	// child, and the mean children/capacity.
@@ -47,6 +55,7 @@ func (s *Sim) Measure() Quality {
 	}
 	path := make([]float64, n)
 	depth := make([]int, n)
+	crossings := make([]int, n)
 	done := make([]bool, n)
 	done[0] = true
 	var walk func(i int)
@@ -57,9 +66,13 @@ func (s *Sim) Measure() Quality {
 		p := parent[i]
 		walk(p)
 		path[i], depth[i], done[i] = path[p]+s.W.RTT(p, i), depth[p]+1, true
+		crossings[i] = crossings[p]
+		if s.W.Hosts[i].Region != s.W.Hosts[p].Region {
+			crossings[i]++
+		}
 	}
 	var stretch []float64
-	cross := 0
+	cross, away := 0, 0
 	for i := 1; i < n; i++ {
 		if parent[i] < 0 {
 			continue
@@ -69,7 +82,13 @@ func (s *Sim) Measure() Quality {
 		q.AvgDepth += float64(depth[i])
 		q.MaxDepth = max(q.MaxDepth, depth[i])
 		q.AvgPathRTT += path[i]
-		stretch = append(stretch, path[i]/s.W.RTT(0, i))
+		q.Crossings += float64(crossings[i])
+		st := path[i] / s.W.RTT(0, i)
+		stretch = append(stretch, st)
+		if s.W.Hosts[i].Region != OriginRegion {
+			q.AvgStretchAway += st
+			away++
+		}
 		if s.W.Hosts[i].Region != s.W.Hosts[parent[i]].Region {
 			cross++
 		}
@@ -79,12 +98,17 @@ func (s *Sim) Measure() Quality {
 		a := float64(q.Attached)
 		q.AvgDepth /= a
 		q.AvgPathRTT /= a
+		q.Crossings /= a
 		q.CrossRegion = float64(cross) / a
 		for _, x := range stretch {
 			q.AvgStretch += x
 		}
 		q.AvgStretch /= a
+		if away > 0 {
+			q.AvgStretchAway /= float64(away)
+		}
 		slices.Sort(stretch)
+		q.P50Stretch = stretch[len(stretch)/2]
 		q.P95Stretch = stretch[int(0.95*float64(len(stretch)-1))]
 	}
 	var sum, sum2 float64

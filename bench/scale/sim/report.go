@@ -15,6 +15,9 @@ type Report struct {
 	Default Variant `json:"default"`
 	Random  Variant `json:"random"`
 	NoNear  Variant `json:"default_without_near_candidates"`
+	// OriginCaps is the default selection with larger origin capacities:
+	// how many networks' subtrees can enter right under the origin.
+	OriginCaps []OriginCap `json:"origin_capacity"`
 	// Recovery is every policy's answer to KillShare of the relays
 	// killed at once, on the default tree.
 	KillShare float64    `json:"kill_share"`
@@ -30,6 +33,15 @@ type Variant struct {
 	// RefusalsPerJoin is join refusals (a candidate full by the time the
 	// relay joined) per accepted join.
 	RefusalsPerJoin float64 `json:"refusals_per_join"`
+}
+
+// OriginCap is the default tree with one origin capacity.
+type OriginCap struct {
+	Capacity   int     `json:"capacity"`
+	AvgDepth   float64 `json:"avg_depth"`
+	AvgStretch float64 `json:"avg_stretch"`
+	P95Stretch float64 `json:"p95_stretch"`
+	Cross      float64 `json:"cross_region_edges"`
 }
 
 // SweepPoint is the default and random trees at one size.
@@ -75,6 +87,11 @@ func Run(o Options) *Report {
 	_, rep.Default = Build(Config{Relays: o.Relays, Seed: o.Seed})
 	_, rep.Random = Build(Config{Relays: o.Relays, Seed: o.Seed, Random: true})
 	_, rep.NoNear = Build(Config{Relays: o.Relays, Seed: o.Seed, Nearby: -1})
+	for _, c := range []int{16, 64} {
+		_, v := Build(Config{Relays: o.Relays, Seed: o.Seed, OriginCapacity: c})
+		rep.OriginCaps = append(rep.OriginCaps, OriginCap{Capacity: c, AvgDepth: v.AvgDepth, AvgStretch: v.AvgStretch,
+			P95Stretch: v.P95Stretch, Cross: v.CrossRegion})
+	}
 	for _, pol := range tree.Policies {
 		s, _ := Build(Config{Relays: o.Relays, Seed: o.Seed})
 		rep.Recovery = append(rep.Recovery, s.Kill(pol, o.KillShare))
