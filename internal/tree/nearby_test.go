@@ -1,6 +1,8 @@
 package tree
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -94,5 +96,33 @@ func TestCandidatesNearby(t *testing.T) {
 
 	if got := ids(build(0).Candidates(S, "req", nil, 4)); !slices.Equal(got, want[:4]) {
 		t.Errorf("nearby 0: candidates %v, want %v", got, want[:4])
+	}
+}
+
+// The worst case of the near scan: 10,000 relays of one /16, every one a
+// near candidate for the requester (compare BenchmarkCandidates10k).
+func BenchmarkCandidatesNearby10k(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	f := New(4)
+	f.SetNearby(3)
+	addr := func() netip.Addr { return netip.AddrFrom4([4]byte{198, 51, byte(rng.IntN(256)), byte(rng.IntN(256))}) }
+	for i := range 10000 {
+		id := fmt.Sprintf("r%05d", i)
+		if _, err := f.Hello(NodeInfo{ID: id, RTSP: rtspOf(id), Willing: true, Capacity: 1 + rng.IntN(4), Addr: addr()}, nil, Repair, t0); err != nil {
+			b.Fatal(err)
+		}
+		cs := f.Candidates(S, id, nil, 5)
+		if _, err := f.Join(S, id, cs[rng.IntN(len(cs))].ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := f.Hello(NodeInfo{ID: "x", RTSP: rtspOf("x"), Willing: true, Capacity: 4, Addr: addr()}, nil, Repair, t0); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if len(f.Candidates(S, "x", nil, 5)) < 8 {
+			b.Fatal("no near candidates")
+		}
 	}
 }

@@ -230,8 +230,8 @@ type member struct {
 	idx         int       // its index in tree.list
 	stats       StreamStats
 	statsAt     time.Time
-	nearKey     netip.Prefix // its bucket in tree.near (nearby.go); invalid: none
-	nearIdx     int          // its index there
+	nearKey     [2]netip.Prefix // its buckets in tree.near (nearby.go); invalid: none
+	nearIdx     [2]int          // its indexes there
 }
 
 // tree is one stream's tree.
@@ -244,6 +244,7 @@ type tree struct {
 	topValid bool                       // top is up to date
 	topAll   bool                       // top holds every offerable member
 	near     map[netip.Prefix][]*member // members by address prefix (nearby.go)
+	nearTurn uint64                     // where the next scan of a bucket starts
 }
 
 // Forest is every node and every stream's tree.
