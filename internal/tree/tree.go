@@ -254,6 +254,7 @@ type Forest struct {
 	streams   map[string]*tree
 	reserved  map[Member]reservation // slots promised by handovers, by the child they are for
 	expected  map[Member]expectation // slots kept for the members of a gradual rebuild, by child
+	heldUnder map[heldKey]int        // reserved and expected, counted by parent (held.go)
 	promises                         // slots offered to requesters between candidates and join
 	nearby    int                    // near candidates added to the k best (SetNearby)
 
@@ -276,7 +277,8 @@ type expectation struct {
 // children per stream.
 func New(originCapacity int) *Forest {
 	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{},
-		reserved: map[Member]reservation{}, expected: map[Member]expectation{}, promises: newPromises()}
+		reserved: map[Member]reservation{}, expected: map[Member]expectation{}, heldUnder: map[heldKey]int{},
+		promises: newPromises()}
 }
 
 // OriginCapacity returns the origin's capacity per stream.
