@@ -43,41 +43,14 @@ type Quality struct {
 func (s *Sim) Measure() Quality {
 	n := len(s.ids)
 	q := Quality{Relays: n - 1, Log2N: math.Log2(float64(n - 1))}
-	parent := make([]int, n)
-	kids := make([]int, n)
-	for i := 1; i < n; i++ {
-		parent[i] = -1
-		if s.dead[i] || !s.F.Attached(Stream, s.ids[i]) {
-			continue
-		}
-		parent[i] = s.parentOf(i)
-		kids[parent[i]]++
-	}
-	path := make([]float64, n)
-	depth := make([]int, n)
-	crossings := make([]int, n)
-	done := make([]bool, n)
-	done[0] = true
-	var walk func(i int)
-	walk = func(i int) {
-		if done[i] {
-			return
-		}
-		p := parent[i]
-		walk(p)
-		path[i], depth[i], done[i] = path[p]+s.W.RTT(p, i), depth[p]+1, true
-		crossings[i] = crossings[p]
-		if s.W.Hosts[i].Region != s.W.Hosts[p].Region {
-			crossings[i]++
-		}
-	}
+	tr := s.trace()
+	parent, kids, path, depth, crossings := tr.parent, tr.kids, tr.path, tr.depth, tr.crossings
 	var stretch []float64
 	cross, away := 0, 0
 	for i := 1; i < n; i++ {
 		if parent[i] < 0 {
 			continue
 		}
-		walk(i)
 		q.Attached++
 		q.AvgDepth += float64(depth[i])
 		q.MaxDepth = max(q.MaxDepth, depth[i])
@@ -85,7 +58,7 @@ func (s *Sim) Measure() Quality {
 		q.Crossings += float64(crossings[i])
 		st := path[i] / s.W.RTT(0, i)
 		stretch = append(stretch, st)
-		if s.W.Hosts[i].Region != OriginRegion {
+		if s.W.Hosts[i].Region != s.W.Hosts[0].Region {
 			q.AvgStretchAway += st
 			away++
 		}
@@ -137,4 +110,46 @@ func (s *Sim) Measure() Quality {
 		}
 	}
 	return q
+}
+
+// traced is the server's tree with each relay's path from the origin.
+type traced struct {
+	parent, kids, depth, crossings []int
+	path                           []float64 // RTT along the tree from the origin, ms
+}
+
+// trace reads the tree: parent -1 for a relay not attached.
+func (s *Sim) trace() traced {
+	n := len(s.ids)
+	tr := traced{parent: make([]int, n), kids: make([]int, n), depth: make([]int, n), crossings: make([]int, n),
+		path: make([]float64, n)}
+	for i := 1; i < n; i++ {
+		tr.parent[i] = -1
+		if s.dead[i] || !s.F.Attached(Stream, s.ids[i]) {
+			continue
+		}
+		tr.parent[i] = s.parentOf(i)
+		tr.kids[tr.parent[i]]++
+	}
+	done := make([]bool, n)
+	done[0] = true
+	var walk func(i int)
+	walk = func(i int) {
+		if done[i] {
+			return
+		}
+		p := tr.parent[i]
+		walk(p)
+		tr.path[i], tr.depth[i], done[i] = tr.path[p]+s.W.RTT(p, i), tr.depth[p]+1, true
+		tr.crossings[i] = tr.crossings[p]
+		if s.W.Hosts[i].Region != s.W.Hosts[p].Region {
+			tr.crossings[i]++
+		}
+	}
+	for i := 1; i < n; i++ {
+		if tr.parent[i] >= 0 {
+			walk(i)
+		}
+	}
+	return tr
 }

@@ -24,6 +24,8 @@ type Report struct {
 	Recovery  []Recovery `json:"recovery"`
 	// Sweep is depth and stretch against the number of relays.
 	Sweep []SweepPoint `json:"sweep"`
+	// Islands is the million-viewer model (islands.go), if run.
+	Islands *Islands `json:"islands,omitempty"`
 }
 
 // Variant is one selection's tree and what building it took.
@@ -64,6 +66,7 @@ type Options struct {
 	Seed      uint64
 	Sweep     []int   // sizes for the plot; nil: none
 	KillShare float64 // 0: 0.05
+	Islands   *IslandOptions
 }
 
 // Build builds one tree and measures it.
@@ -102,6 +105,9 @@ func Run(o Options) *Report {
 		rep.Sweep = append(rep.Sweep, SweepPoint{Relays: n, Log2N: d.Log2N,
 			DefaultDepth: d.AvgDepth, DefaultMax: d.MaxDepth, DefaultStr: d.AvgStretch, DefaultCross: d.CrossRegion,
 			RandomDepth: r.AvgDepth, RandomMax: r.MaxDepth, RandomStr: r.AvgStretch, RandomCross: r.CrossRegion})
+	}
+	if o.Islands != nil {
+		rep.Islands = RunIslands(*o.Islands, o.Seed, o.KillShare)
 	}
 	return rep
 }

@@ -40,6 +40,9 @@ type Config struct {
 	MaxCandidates  int     // 0: the server's default
 	OriginCapacity int     // 0: the server's default
 	ArrivalPerS    float64 // relays arriving per second (0: DefaultArrivalPerS)
+	// Place, if set, says where the hosts are (islands); nil: the
+	// relays follow Regions' shares, the origin in OriginRegion.
+	Place *Place
 }
 
 // DefaultArrivalPerS is a flash crowd: the audience arrives within a
@@ -111,7 +114,11 @@ func New(cfg Config) *Sim {
 		cfg.ArrivalPerS = DefaultArrivalPerS
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5ca1e))
-	w := NewWorld(cfg.Relays, rng)
+	pl := Place{Region: -1}
+	if cfg.Place != nil {
+		pl = *cfg.Place
+	}
+	w := newWorld(cfg.Relays, rng, pl)
 	s := &Sim{cfg: cfg, W: w, F: tree.New(cfg.OriginCapacity), rng: rng, weights: probe.DefaultWeights(),
 		idx: map[string]int{}, pol: tree.Repair}
 	s.F.SetNearby(max(cfg.Nearby, 0))

@@ -69,6 +69,22 @@ const strayShare = 0.05
 // NewWorld places the origin and n relays. Capacities: 15% passive, 75%
 // 2-4 children, 10% 8-16.
 func NewWorld(n int, rng *rand.Rand) *World {
+	return newWorld(n, rng, Place{Region: -1})
+}
+
+// Place says where a world's hosts are.
+type Place struct {
+	// Region, if >= 0, holds every relay (an island's audience); -1:
+	// the relays follow Regions' shares.
+	Region int
+	// Origin, if set, is the origin host (an island's root, a relay of
+	// the upper tree); nil: placed in OriginRegion.
+	Origin *Host
+	// Capacity, if > 0, is every relay's (all relay).
+	Capacity int
+}
+
+func newWorld(n int, rng *rand.Rand, pl Place) *World {
 	w := &World{}
 	used := map[[2]byte]bool{}
 	for range Regions {
@@ -84,11 +100,20 @@ func NewWorld(n int, rng *rand.Rand) *World {
 		w.prefixes = append(w.prefixes, ps)
 	}
 	origin := w.place(OriginRegion, rng)
+	if pl.Origin != nil {
+		origin = *pl.Origin
+	}
 	origin.Capacity = 0
 	w.Hosts = append(w.Hosts, origin)
 	for range n {
-		h := w.place(pickRegion(rng), rng)
+		r := pl.Region
+		if r < 0 {
+			r = pickRegion(rng)
+		}
+		h := w.place(r, rng)
 		switch p := rng.Float64(); {
+		case pl.Capacity > 0:
+			h.Capacity = pl.Capacity
 		case p < 0.15:
 			h.Capacity = 0
 		case p < 0.90:
@@ -136,10 +161,14 @@ func (w *World) place(r int, rng *rand.Rand) Host {
 // delays plus, in one region, their distance, across regions the
 // regions' RTT plus each one's distance from its region's centre.
 func (w *World) RTT(i, j int) float64 {
-	a, b := &w.Hosts[i], &w.Hosts[j]
 	if i == j {
 		return 0
 	}
+	return HostRTT(&w.Hosts[i], &w.Hosts[j])
+}
+
+// HostRTT is the RTT in ms between two hosts, of one world or two.
+func HostRTT(a, b *Host) float64 {
 	if a.Region == b.Region {
 		return a.Access + b.Access + math.Hypot(a.X-b.X, a.Y-b.Y)
 	}
