@@ -46,6 +46,7 @@ type options struct {
 	simSeed   uint64
 	simSweep  []int
 	md, svg   string
+	islands   sim.IslandOptions
 }
 
 const usage = `Usage: go run ./bench/scale [flags]
@@ -90,6 +91,10 @@ server's near candidates:
                          until every survivor is attached, edges kept,
                          depth after
   sweep                  depth and stretch for --sim-sweep sizes
+  islands                with --islands N: N regional servers whose origin
+                         is a relay of the origin's tree, end-to-end depth,
+                         stretch and recovery (a million viewers at
+                         --islands 100 --islands-relays 10000)
 
 and writes --md (tables) and --svg (depth and stretch against N).
 
@@ -140,6 +145,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.simRelays, "sim-relays", 10000, "relays in the simulator")
 	fs.Uint64Var(&o.simSeed, "sim-seed", 1, "the simulator's random seed (same seed, same figures)")
 	fs.StringVar(&sweep, "sim-sweep", sweep, "comma-separated relay counts for the depth and stretch plot (\"\": none)")
+	fs.IntVar(&o.islands.Islands, "islands", 0, "also model this many regional servers (islands) under the origin's, --islands-relays each (0: skip)")
+	fs.IntVar(&o.islands.PerIsland, "islands-relays", 10000, "relays per island")
+	fs.IntVar(&o.islands.Sample, "islands-sample", 0, "islands simulated, spread over them; the rest assumed alike (0: all)")
 	fs.StringVar(&o.md, "md", "", "write the report as Markdown tables here")
 	fs.StringVar(&o.svg, "svg", "", "write the plot of depth and stretch against relays here (SVG)")
 	if err := fs.Parse(args); err != nil {
@@ -156,6 +164,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.simRelays < 10 {
 		return o, fmt.Errorf("--sim-relays must be >= 10")
+	}
+	if o.islands.Islands < 0 || o.islands.Sample < 0 || o.islands.Islands > 0 && o.islands.PerIsland < 10 {
+		return o, fmt.Errorf("--islands and --islands-sample must be >= 0, --islands-relays >= 10")
 	}
 	if o.simOnly {
 		o.sim = true
@@ -199,7 +210,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.sim {
 		fmt.Fprintf(stderr, "scale: simulator, %d relays, seed %d\n", o.simRelays, o.simSeed)
 		start := time.Now()
-		rep.Report = sim.Run(sim.Options{Relays: o.simRelays, Seed: o.simSeed, Sweep: o.simSweep})
+		so := sim.Options{Relays: o.simRelays, Seed: o.simSeed, Sweep: o.simSweep}
+		if o.islands.Islands > 0 {
+			so.Islands = &o.islands
+		}
+		rep.Report = sim.Run(so)
 		fmt.Fprintf(stderr, "scale: simulator done in %v\n", time.Since(start).Round(time.Millisecond))
 		printQuality(stdout, rep.Report)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/ocm-overlay/ocm/bench/scale/sim"
 )
@@ -128,6 +129,7 @@ func writeMarkdown(w io.Writer, rep *report) {
 			x.Killed, x.Affected, x.AllAttachedMs, x.P50AttachedMs, x.AllMediaMs, 100*x.EdgesKept, x.AvgDepthAfter,
 			x.MaxDepthAfter, x.Stalled, x.Reconnects, x.Unattached)
 	}
+	defer writeIslands(w, r.Islands)
 	fmt.Fprintf(w, "\nModelled: the relays' processes are killed, so the server sees each connection close one one-way "+
 		"delay later (a host that vanishes without closing is seen only after 3 missed heartbeats, 6 s more); the server "+
 		"applies the policy with the real `Forest.RemoveNode` and sends its reconnects (gradual: the next level when the "+
@@ -146,4 +148,42 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "missed"
+}
+
+// writeIslands is the million-viewer model's section.
+func writeIslands(w io.Writer, is *sim.Islands) {
+	if is == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n## Islands: %d regional servers x %d relays = %d viewers\n\n", is.Islands, is.PerIsland, is.Viewers)
+	sample := "every island is simulated"
+	if is.Simulated < is.Islands {
+		sample = fmt.Sprintf("%d of the %d islands are simulated (spread over the upper tree) and the others "+
+			"assumed alike: the end-to-end figures are over the simulated ones", is.Simulated, is.Islands)
+	}
+	fmt.Fprintf(w, "The origin's ocm-server holds an upper tree whose relays are the islands' roots (placed over "+
+		"the regions by their shares, capacity %d each); each island is a regional ocm-server whose origin is its "+
+		"root, with its relays in the root's region, built by the same simulator (%s). Nothing is global: each "+
+		"server holds its own relays only. End to end, a relay's depth is its root's depth plus its own in its "+
+		"island, its stretch the RTT along both trees over its direct RTT to the origin.\n\n", sim.UpperCapacity, sample)
+	fmt.Fprintf(w, "| tree | avg depth | max depth | avg stretch | p50 / p95 stretch | cross-region edges |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| upper (roots under the origin) | %.2f | %d | %.2f | %.2f / %.2f | %.1f%% |\n", is.Upper.AvgDepth,
+		is.Upper.MaxDepth, is.Upper.AvgStretch, is.Upper.P50Stretch, is.Upper.P95Stretch, 100*is.Upper.CrossRegion)
+	fmt.Fprintf(w, "| one island (its root as origin) | %.2f | %d | %.2f | %.2f / %.2f | %.1f%% |\n", is.Island.AvgDepth,
+		is.Island.MaxDepth, is.Island.AvgStretch, is.Island.P50Stretch, is.Island.P95Stretch, 100*is.Island.CrossRegion)
+	fmt.Fprintf(w, "| end to end | %.2f | %d | %.2f | %.2f / %.2f | %.3f%% |\n\n", is.AvgDepth, is.MaxDepth,
+		is.AvgStretch, is.P50Stretch, is.P95Stretch, 100*is.CrossRegion)
+	fmt.Fprintf(w, "Recovery, 5%% of one island's relays killed at once (islands recover independently: their servers "+
+		"share nothing):\n\n| policy | killed | affected | all attached | median | all media back | edges kept | depth after |\n|---|---|---|---|---|---|---|---|\n")
+	for i, x := range append(slices.Clone(is.IslandRecovery), is.UpperRecovery) {
+		name := x.Policy
+		if i == len(is.IslandRecovery) {
+			name = "upper tree, " + x.Policy
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f ms | %.0f ms | %.0f ms | %.1f%% | %.2f / %d |\n", name, x.Killed, x.Affected,
+			x.AllAttachedMs, x.P50AttachedMs, x.AllMediaMs, 100*x.EdgesKept, x.AvgDepthAfter, x.MaxDepthAfter)
+	}
+	fmt.Fprintf(w, "\nThe last row kills 5%% of the roots in the upper tree (repair): the roots below them are "+
+		"attached again in that time; an island whose own root died is without the stream until its regional "+
+		"server's origin is replaced, which this model does not cover.\n")
 }

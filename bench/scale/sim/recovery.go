@@ -80,8 +80,12 @@ func (s *Sim) Kill(pol tree.Policy, share float64) Recovery {
 		before[i] = s.parentOf(i)
 	}
 	var killed []int
+	want := int(share*float64(n-1) + 0.5)
+	if want == 0 && share > 0 {
+		want = 1
+	}
 	for _, j := range s.rng.Perm(n - 1) {
-		if len(killed) >= int(share*float64(n-1)+0.5) {
+		if len(killed) >= want {
 			break
 		}
 		if !s.dead[j+1] {

@@ -84,3 +84,27 @@ func TestSimRecoveryValid(t *testing.T) {
 		t.Logf("%s: %+v", pol, r)
 	}
 }
+
+// The islands model at a small size: end-to-end depth is deeper than an
+// island's own, every simulated relay is counted, every island recovery
+// leaves no survivor without a parent.
+func TestIslandsSmall(t *testing.T) {
+	is := RunIslands(IslandOptions{Islands: 8, PerIsland: 150, Sample: 4}, 5, 0.05)
+	js, _ := json.MarshalIndent(is, "", "  ")
+	t.Logf("%s", js)
+	if is.Simulated != 4 || is.Viewers != 1200 || is.Upper.Attached != 8 {
+		t.Errorf("simulated %d, viewers %d, upper attached %d", is.Simulated, is.Viewers, is.Upper.Attached)
+	}
+	if is.AvgDepth <= is.Island.AvgDepth || is.MaxDepth < is.Island.MaxDepth || is.AvgStretch < 1 || is.P95Stretch < 1 {
+		t.Errorf("end to end depth %v/%d (island %v/%d), stretch %v p95 %v", is.AvgDepth, is.MaxDepth,
+			is.Island.AvgDepth, is.Island.MaxDepth, is.AvgStretch, is.P95Stretch)
+	}
+	if is.CrossRegion < 0 || is.CrossRegion > 1 || is.Island.CrossRegion != 0 {
+		t.Errorf("cross-region %v, island's %v", is.CrossRegion, is.Island.CrossRegion)
+	}
+	for _, r := range append(is.IslandRecovery, is.UpperRecovery) {
+		if r.Unattached != 0 || r.Killed == 0 {
+			t.Errorf("%s: %d killed, %d unattached", r.Policy, r.Killed, r.Unattached)
+		}
+	}
+}
