@@ -91,12 +91,12 @@ func writeMarkdown(w io.Writer, rep *report) {
 			"(median stretch %.2f; %.2f on average outside the origin's region). "+
 			"Neither the server (it ranks by level and load) nor the relay (it scores its own RTT to the candidate, "+
 			"not the candidate's latency from the origin) knows a candidate's path latency. The origin-capacity table "+
-			"shows the cause: once every network's first relay can hang right under the origin, the stretch falls "+
-			"under 2. With a small origin capacity, the fix is a path-latency term: each relay answering its RTT "+
+			"shows the cause: the more networks' first relays can hang right under the origin, the lower the "+
+			"stretch%s. With a small origin capacity, the fix is a path-latency term: each relay answering its RTT "+
 			"along the tree in its probe replies (it knows its parent's and its own RTT to it) and reporting it, the "+
 			"relay scoring rtt + the candidate's path, and the server offering the requester's network's first relay "+
 			"candidates near the origin; or the adaptation that moves a relay under a much better parent later.\n",
-			d.Crossings, d.P50Stretch, d.AvgStretchAway)
+			d.Crossings, d.P50Stretch, d.AvgStretchAway, capNote(r.OriginCaps))
 	}
 	fmt.Fprintf(w, "\n- default: ocm-server offers its k best (lowest level, least loaded) plus `--near-candidates` "+
 		"relays sharing the longest address prefix with the requester (default %d); the relay scores them with its "+
@@ -186,4 +186,13 @@ func writeIslands(w io.Writer, is *sim.Islands) {
 	fmt.Fprintf(w, "\nThe last row kills 5%% of the roots in the upper tree (repair): the roots below them are "+
 		"attached again in that time; an island whose own root died is without the stream until its regional "+
 		"server's origin is replaced, which this model does not cover.\n")
+}
+
+// capNote is the largest origin capacity's stretch, for the text.
+func capNote(cs []sim.OriginCap) string {
+	if len(cs) == 0 {
+		return ""
+	}
+	c := cs[len(cs)-1]
+	return fmt.Sprintf(" (%.2f with %d origin slots)", c.AvgStretch, c.Capacity)
 }
