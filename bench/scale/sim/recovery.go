@@ -357,12 +357,13 @@ func (s *Sim) notify(g []tree.Notice, delayed bool) {
 }
 
 // sweep is the server's heartbeat tick: expectations, promises and
-// orphans past their grace (server.DefaultOrphanGrace) are expired.
+// orphans past their graces are expired.
 func (s *Sim) sweep() {
 	now := s.clock()
 	s.F.ExpireExpectations(now)
 	s.F.ExpirePromises(now)
-	s.applied(s.F.ExpireOrphans(now.Add(-server.DefaultOrphanGrace), now))
+	pending := max(server.DefaultPendingHeartbeats*server.DefaultHeartbeat, server.DefaultMinPendingGrace)
+	s.applied(s.F.ExpireOrphans(now.Add(-pending), now.Add(-server.DefaultOrphanGrace), now))
 	for i := 1; i < len(s.ids); i++ {
 		if s.rec.affected[i] && !s.dead[i] && !s.F.Attached(Stream, s.ids[i]) {
 			s.after(sweepMs, s.sweep)
