@@ -95,8 +95,13 @@ func writeMarkdown(w io.Writer, rep *report) {
 			"stretch%s. With a small origin capacity, the fix is a path-latency term: each relay answering its RTT "+
 			"along the tree in its probe replies (it knows its parent's and its own RTT to it) and reporting it, the "+
 			"relay scoring rtt + the candidate's path, and the server offering the requester's network's first relay "+
-			"candidates near the origin; or the adaptation that moves a relay under a much better parent later.\n",
-			d.Crossings, d.P50Stretch, d.AvgStretchAway, capNote(r.OriginCaps))
+			"candidates near the origin; or the adaptation that moves a relay under a much better parent later. "+
+			"Even then the average has a floor: the %.0f%% of relays in the origin's own region (average stretch "+
+			"%.1f here) are a few ms from the origin, and with %d origin slots most of them sit several hops deep, "+
+			"each hop costing about their whole direct RTT; the median and the figure outside the origin's region "+
+			"are the ones a viewer feels.\n",
+			d.Crossings, d.P50Stretch, d.AvgStretchAway, capNote(r.OriginCaps), 100*d.NearShare, d.AvgStretchNear,
+			d.OriginFan)
 	}
 	fmt.Fprintf(w, "\n- default: ocm-server offers its k best (lowest level, least loaded) plus `--near-candidates` "+
 		"relays sharing the longest address prefix with the requester (default %d); the relay scores them with its "+

@@ -23,6 +23,10 @@ type Quality struct {
 	// region: a relay a few ms from the origin has a stretch of about its
 	// depth whatever the tree.
 	AvgStretchAway float64 `json:"avg_stretch_outside_origin_region"`
+	// AvgStretchNear is the average over the relays in the origin's
+	// region, NearShare their share of the attached relays.
+	AvgStretchNear float64 `json:"avg_stretch_in_origin_region"`
+	NearShare      float64 `json:"origin_region_share"`
 	// CrossRegion is the share of parent-child edges (all of them, the
 	// origin's included) joining two regions.
 	CrossRegion float64 `json:"cross_region_edges"`
@@ -61,6 +65,8 @@ func (s *Sim) Measure() Quality {
 		if s.W.Hosts[i].Region != s.W.Hosts[0].Region {
 			q.AvgStretchAway += st
 			away++
+		} else {
+			q.AvgStretchNear += st
 		}
 		if s.W.Hosts[i].Region != s.W.Hosts[parent[i]].Region {
 			cross++
@@ -79,6 +85,10 @@ func (s *Sim) Measure() Quality {
 		q.AvgStretch /= a
 		if away > 0 {
 			q.AvgStretchAway /= float64(away)
+		}
+		if near := q.Attached - away; near > 0 {
+			q.AvgStretchNear /= float64(near)
+			q.NearShare = float64(near) / a
 		}
 		slices.Sort(stretch)
 		q.P50Stretch = stretch[len(stretch)/2]
