@@ -194,11 +194,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // report is the JSON output: the first batch's figures at the top level
 // (the keys bench/scale.json shares with the tree-quality simulator), every
 // batch's under runs, and the simulator's keys (absent when not run).
+// The load's are embedded through a pointer so that --sim-only leaves
+// them out; encoding/json decodes an embedded pointer only through an
+// exported name, hence Load.
 type report struct {
-	*result
+	*Load
 	Runs []result `json:"runs,omitempty"`
 	*sim.Report
 }
+
+// Load is result, under a name encoding/json can set.
+type Load = result
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	var rep report
@@ -280,7 +286,7 @@ func runLoad(ctx context.Context, o options, rep *report, stdout, stderr io.Writ
 		printTable(stderr, []result{r})
 		rep.Runs = append(rep.Runs, r)
 	}
-	rep.result = &rep.Runs[0]
+	rep.Load = &rep.Runs[0]
 	printTable(stdout, rep.Runs)
 	return nil
 }

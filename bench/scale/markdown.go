@@ -42,7 +42,7 @@ func writeMarkdown(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "Written by `go run ./bench/scale` (`make bench-scale`); the JSON is `bench/scale.json`, "+
 		"the plot `bench/scale.svg`. Every figure below is from that run; `go run ./bench/scale --help` says what each one is.\n\n")
 	fmt.Fprintf(w, "## Load: real TCP, one server\n\n")
-	if rep.result == nil {
+	if rep.Load == nil {
 		fmt.Fprintf(w, "Not run in this report (`--sim-only`): the load keys (`joins_per_s`, `decision_ms_p50`, "+
 			"`decision_ms_p99`, `bytes_per_node`, `steady_cpu_fraction`, `tree_api_ms`, `recovery_ms_1000_descendants`) "+
 			"are missing from `bench/scale.json`. Run `make bench-scale` for them (minutes).\n\n")
