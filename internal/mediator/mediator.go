@@ -445,7 +445,16 @@ func errorResponse(code base.StatusCode, reason string) *base.Response {
 	msg := base.StatusMessages[code]
 	if reason != "" {
 		reason = strings.NewReplacer("\r", " ", "\n", " ").Replace(reason)
+		if room := maxStatusMessage - len(msg) - len(" (...)"); len(reason) > room {
+			// Players read at most so much of a status line (gortsplib
+			// fails the whole answer beyond it); the log has the rest.
+			reason = strings.ToValidUTF8(reason[:max(room, 0)], "") + "..."
+		}
 		msg += " (" + reason + ")"
 	}
 	return &base.Response{StatusCode: code, StatusMessage: msg}
 }
+
+// maxStatusMessage is the longest status message gortsplib's client
+// reads (255 bytes with the line's CR).
+const maxStatusMessage = 254

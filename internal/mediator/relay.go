@@ -283,7 +283,11 @@ func (r *relay) feed() {
 	backoff := retry.Backoff{Min: retryMin, Max: retryMax, Immediate: true, Jitter: true}
 	_, p, err := r.connect(nil)
 	if err != nil {
-		r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
+		if errors.Is(err, ErrNoRoom) {
+			r.log.Warn("no parent with room: the first request fails", "err", err)
+		} else {
+			r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
+		}
 		r.failErr = err
 		close(r.ready)
 		return
