@@ -67,16 +67,17 @@ func writeMarkdown(w io.Writer, rep *report) {
 		"comes from a latency map: 8 regions (inter-region RTTs 20-250 ms from public measurements), hosts in a "+
 		"15 ms disc in their region plus a 0.5-3 ms access delay, addresses from 6 ISPs' /16s per region (5%% of hosts "+
 		"with an address of another region: VPNs, mobile exits). Capacities: 15%% passive, 75%% 2-4, 10%% 8-16; the "+
-		"origin in eu-west with ocm-server's origin capacity. Relays arrive %d a second in random order (a flash crowd). "+
+		"origin in eu-west with ocm-server's origin capacity. Relays arrive %d a second in random order (a flash crowd); "+
+		"a relay whose round found every parent full asks again without them, as ocm-relay does. "+
 		"The server's processing time is taken as zero.\n\n", sim.DefaultArrivalPerS)
 	fmt.Fprintf(w, "Targets for the default: average stretch under 2, average depth under log2 N = %.1f, "+
 		"cross-region edges under 10%%.\n\n", r.Default.Log2N)
-	fmt.Fprintf(w, "| selection | avg depth | max depth | avg stretch | p50 / p95 stretch | stretch outside the origin's region | cross-region edges | origin fan-out | load Jain | relays full | relays idle | refusals/join |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| selection | avg depth | max depth | avg stretch | p50 / p95 stretch | stretch outside the origin's region | cross-region edges | origin fan-out | load Jain | relays full | relays idle | refusals/join | requests failed |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, v := range variants(r) {
-		fmt.Fprintf(w, "| %s | %.2f | %d | %.2f | %.2f / %.2f | %.2f | %.1f%% | %d | %.2f | %.0f%% | %.0f%% | %.2f |\n", v.name,
+		fmt.Fprintf(w, "| %s | %.2f | %d | %.2f | %.2f / %.2f | %.2f | %.1f%% | %d | %.2f | %.0f%% | %.0f%% | %.2f | %d |\n", v.name,
 			v.AvgDepth, v.MaxDepth, v.AvgStretch, v.P50Stretch, v.P95Stretch, v.AvgStretchAway, 100*v.CrossRegion,
-			v.OriginFan, v.JainLoad, 100*v.FullShare, 100*v.IdleShare, v.RefusalsPerJoin)
+			v.OriginFan, v.JainLoad, 100*v.FullShare, 100*v.IdleShare, v.RefusalsPerJoin, v.NoRoom)
 	}
 	d := r.Default
 	fmt.Fprintf(w, "\nDefault against the targets: average depth %.2f against log2 N %.1f: %s; cross-region edges "+
@@ -108,6 +109,8 @@ func writeMarkdown(w io.Writer, rep *report) {
 		"probes' RTT.\n", 3)
 	fmt.Fprintf(w, "- random: the same server, but each relay takes a random one of the eligible candidates.\n")
 	fmt.Fprintf(w, "- default without near candidates: `--near-candidates 0`, the selection before they were added.\n")
+	fmt.Fprintf(w, "- Requests failed: resolves that found no parent with room within ocm-relay's --join-attempts "+
+		"rounds and --join-wait (the viewer's request fails; its player asks again a second later).\n")
 	fmt.Fprintf(w, "- Load balance is over the relays that relay: Jain index of children/capacity, the shares full and with no child.\n\n")
 
 	if len(r.OriginCaps) > 0 {

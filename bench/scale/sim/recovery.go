@@ -206,7 +206,7 @@ func (s *Sim) stall(i int) {
 		// for the server's reconnect, up to StallWait.
 		if p := s.parent[i]; p >= 0 && (p == 0 || s.F.Attached(Stream, s.ids[p])) {
 			s.stalled++
-			s.resolve(i, exclude, "", 0)
+			s.resolve(i, exclude, "")
 			return
 		}
 		lvl, _ := s.F.Level(Stream, s.ids[i])
@@ -217,13 +217,13 @@ func (s *Sim) stall(i int) {
 			if r.waiting[i] && !s.dead[i] {
 				r.waiting[i] = false
 				s.stalled++
-				s.resolve(i, exclude, "", 0)
+				s.resolve(i, exclude, "")
 			}
 		})
 		return
 	}
 	s.stalled++
-	s.resolve(i, exclude, "", 0)
+	s.resolve(i, exclude, "")
 }
 
 // reconnect is a relay obeying the server (internal/relay's onReconnect
@@ -252,7 +252,7 @@ func (s *Sim) reconnect(i int, m wireMsg) {
 			exclude = []string{s.ids[p]}
 		}
 	}
-	s.resolve(i, exclude, prefer, 0)
+	s.resolve(i, exclude, prefer)
 }
 
 // applied is internal/server's apply: the reconnects of a tree change,

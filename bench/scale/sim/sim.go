@@ -13,12 +13,15 @@ package sim
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/relay"
 	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -53,7 +56,6 @@ const DefaultArrivalPerS = 200
 const (
 	stallMs     = 1000 // mediator.DefaultStallTimeout: no RTP this long is a lost upstream
 	connectRTTs = 3    // RTSP DESCRIBE, SETUP, PLAY to a new parent before media flows
-	maxResolves = 50   // a relay asking this often without a parent counts as failed
 	sweepMs     = 2000 // server.DefaultHeartbeat: the server's periodic sweep
 )
 
@@ -89,8 +91,9 @@ type Counts struct {
 	Resolves int `json:"resolves"`        // get_candidates asked
 	Joins    int `json:"joins"`           // joins accepted
 	Refused  int `json:"join_refusals"`   // joins refused (full, mostly)
-	Retries  int `json:"resolve_retries"` // no candidate accepted: asked again
-	Failed   int `json:"failed"`          // gave up after maxResolves
+	Retries  int `json:"resolve_retries"` // candidate rounds in which no parent took the relay
+	NoRoom   int `json:"requests_failed"` // resolves that ended without a parent (the viewer's request failed)
+	Failed   int `json:"failed"`          // relays left without a parent (maxPlays requests failed)
 	Notices  int `json:"reconnects"`      // reconnects sent by the server
 }
 
@@ -156,7 +159,7 @@ func (s *Sim) Build() {
 			if _, err := s.F.Hello(info, nil, s.pol, s.clock()); err != nil {
 				panic(err) // ids are unique and not the origin's
 			}
-			s.resolve(i, nil, "", 0)
+			s.resolve(i, nil, "")
 		})
 	}
 	s.run(math.Inf(1))
@@ -168,24 +171,50 @@ func (s *Sim) clock() time.Time { return t0.Add(time.Duration(s.now * float64(ti
 // oneway is the delay between host i and the server (next to the origin).
 func (s *Sim) oneway(i int) float64 { return s.W.RTT(i, 0) / 2 }
 
-// resolve is a relay asking for candidates, probing them and joining the
-// first that accepts it, as internal/relay's resolveChoosing does.
-func (s *Sim) resolve(i int, exclude []string, prefer string, tries int) {
-	s.busy[i] = true
-	s.after(s.oneway(i), func() { s.serveCandidates(i, exclude, prefer, tries) })
+// resolving is one resolve of a relay: what it excludes and prefers, and
+// its candidate rounds (internal/relay's resolveChoosing).
+type resolving struct {
+	exclude []string // what the resolve was asked to exclude
+	prefer  string
+	full    []string // parents found full in earlier rounds
+	round   int      // rounds so far, the current one included
+	start   float64
+	backoff float64 // the next wait between rounds, ms
+	plays   int     // the viewer's requests so far (a failed one is asked again)
 }
+
+// resolve is a relay asking for candidates, probing them and joining the
+// first that accepts it; a round in which every parent was full is asked
+// again, without them, up to relay.DefaultJoinAttempts rounds within
+// relay.DefaultJoinWait (then the viewer's request fails: counted, and
+// the player asks again a second later).
+func (s *Sim) resolve(i int, exclude []string, prefer string) {
+	s.busy[i] = true
+	r := &resolving{exclude: exclude, prefer: prefer, start: s.now, round: 1, backoff: joinRetryMinMs, plays: 1}
+	s.after(s.oneway(i), func() { s.serveCandidates(i, r) })
+}
+
+// The relay's bounds on a resolve's rounds (internal/relay).
+const (
+	joinAttempts   = relay.DefaultJoinAttempts
+	joinWaitMs     = float64(relay.DefaultJoinWait / time.Millisecond)
+	joinRetryMinMs = 50  // relay's joinRetryMin
+	joinRetryMaxMs = 800 // relay's joinRetryMax
+	replayMs       = 1000
+	maxPlays       = 10 // a viewer asking this often without a parent counts as failed
+)
 
 // serveCandidates is the server's answer (internal/server's candidates:
 // Candidates with its k, then a promise of the likely pick), the relay's
 // probes and decision.
-func (s *Sim) serveCandidates(i int, exclude []string, prefer string, tries int) {
+func (s *Sim) serveCandidates(i int, r *resolving) {
 	if s.dead[i] {
 		return
 	}
 	s.st.Resolves++
 	id := s.ids[i]
 	s.F.ExpirePromises(s.clock())
-	cs := s.F.Candidates(Stream, id, exclude, s.cfg.MaxCandidates)
+	cs := s.F.Candidates(Stream, id, slices.Concat(r.exclude, r.full), s.cfg.MaxCandidates)
 	if pick, ok := server.LikelyPick(cs); ok {
 		s.F.Promise(Stream, id, pick, s.clock().Add(server.PromiseHold))
 	}
@@ -200,21 +229,24 @@ func (s *Sim) serveCandidates(i int, exclude []string, prefer string, tries int)
 		}
 		j := s.idx[c.ID]
 		rtt := s.W.RTT(i, j)
-		r := probe.Result{RTT: time.Duration(rtt * float64(time.Millisecond)), Info: probe.CandidateInfo(wc)}
+		res := probe.Result{RTT: time.Duration(rtt * float64(time.Millisecond)), Info: probe.CandidateInfo(wc)}
 		if j != 0 {
-			r.Info.CPU = s.W.Hosts[j].CPU // only the candidate knows it
+			res.Info.CPU = s.W.Hosts[j].CPU // only the candidate knows it
 		}
 		if rtt > timeout {
-			r = probe.Result{Err: probe.ErrNoAnswer}
+			res = probe.Result{Err: probe.ErrNoAnswer}
 		}
 		probeMs = max(probeMs, min(rtt, timeout))
-		choices = append(choices, probe.Evaluate(wc, r, s.weights))
+		choices = append(choices, probe.Evaluate(wc, res, s.weights))
 	}
-	sel := probe.Decide(choices, prefer)
-	var order []string
+	sel := probe.Decide(choices, r.prefer)
+	var order, full []string
 	for _, ch := range sel.Choices {
-		if ch.Eligible() {
+		switch {
+		case ch.Eligible():
 			order = append(order, ch.Candidate.Node)
+		case ch.Full():
+			full = append(full, ch.Candidate.Node)
 		}
 	}
 	if s.cfg.Random && len(order) > 1 {
@@ -225,23 +257,17 @@ func (s *Sim) serveCandidates(i int, exclude []string, prefer string, tries int)
 		rest := order[first:]
 		s.rng.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
 	}
-	s.after(s.oneway(i)+probeMs+s.oneway(i), func() { s.tryJoin(i, order, exclude, prefer, tries) })
+	s.after(s.oneway(i)+probeMs+s.oneway(i), func() { s.tryJoin(i, order, full, r) })
 }
 
 // tryJoin joins the first of order the server accepts, one round trip
-// per refusal; with none left the relay asks again.
-func (s *Sim) tryJoin(i int, order, exclude []string, prefer string, tries int) {
+// per refusal; with none left, the round has failed (see resolve).
+func (s *Sim) tryJoin(i int, order, full []string, r *resolving) {
 	if s.dead[i] {
 		return
 	}
 	if len(order) == 0 {
-		if tries+1 >= maxResolves {
-			s.st.Failed++
-			s.done(i)
-			return
-		}
-		s.st.Retries++
-		s.after(s.oneway(i), func() { s.serveCandidates(i, exclude, prefer, tries+1) })
+		s.roundFailed(i, full, r)
 		return
 	}
 	p := order[0]
@@ -251,7 +277,10 @@ func (s *Sim) tryJoin(i int, order, exclude []string, prefer string, tries int) 
 	res, err := s.F.Join(Stream, s.ids[i], p)
 	if err != nil {
 		s.st.Refused++
-		s.after(2*s.oneway(i), func() { s.tryJoin(i, order[1:], exclude, prefer, tries) })
+		if errors.Is(err, tree.ErrFull) {
+			full = append(full, order[0])
+		}
+		s.after(2*s.oneway(i), func() { s.tryJoin(i, order[1:], full, r) })
 		return
 	}
 	s.st.Joins++
@@ -262,6 +291,43 @@ func (s *Sim) tryJoin(i int, order, exclude []string, prefer string, tries int) 
 	s.mediaAt[i] = s.now + s.oneway(i) + connectRTTs*s.W.RTT(i, j)
 	s.applied(res)
 	s.after(s.oneway(i), func() { s.done(i) })
+}
+
+// roundFailed is the relay hearing that no parent took it: another round
+// without those found full, or the viewer's request fails.
+func (s *Sim) roundFailed(i int, full []string, r *resolving) {
+	s.st.Retries++
+	at := s.now + s.oneway(i) // the last answer reaches the relay
+	if len(full) == 0 {
+		r.full = nil // nothing offered: those found full may have room again
+	}
+	for _, n := range full {
+		if !slices.Contains(r.full, n) {
+			r.full = append(r.full, n)
+		}
+	}
+	if r.round >= joinAttempts || at-r.start >= joinWaitMs {
+		s.st.NoRoom++
+		if r.plays >= maxPlays {
+			s.st.Failed++
+			s.done(i)
+			return
+		}
+		// The viewer's request failed; its player asks again.
+		r.plays++
+		r.round, r.full, r.backoff = 1, nil, joinRetryMinMs
+		s.at(at+replayMs, func() { r.start = s.now; s.serveCandidatesAfter(i, r) })
+		return
+	}
+	d := min(r.backoff, joinWaitMs-(at-r.start))
+	r.backoff = min(2*r.backoff, joinRetryMaxMs)
+	r.round++
+	s.at(at+d, func() { s.serveCandidatesAfter(i, r) })
+}
+
+// serveCandidatesAfter is the relay's next request reaching the server.
+func (s *Sim) serveCandidatesAfter(i int, r *resolving) {
+	s.after(s.oneway(i), func() { s.serveCandidates(i, r) })
 }
 
 // done ends a relay's resolve and takes the reconnect that came meanwhile,
