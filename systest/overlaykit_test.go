@@ -52,11 +52,19 @@ func newOverlay(t *testing.T, serverArgs ...string) *overlay {
 // state.
 func (o *overlay) join(t *testing.T, name string, relayArgs ...string) *host {
 	t.Helper()
-	h := startHost(t, name, o.srv.OCM, relayArgs...)
-	h.player = startPlayer(t, name+"/player", enhanced(h.Med.Addr, "test", o.origin.Addr))
-	waitEvent(t, h.player, "its first packets", 0, progressAtLeast(10))
+	h := startViewer(t, name, o.srv.OCM, "test", o.origin.Addr, relayArgs...)
 	o.hosts = append(o.hosts, h)
 	o.byName[name] = h
+	return h
+}
+
+// startViewer starts a host on server and its player of MEDIA?ORIGIN on
+// the host's mediator, and waits for the player's first packets.
+func startViewer(t *testing.T, name, server, media, origin string, relayArgs ...string) *host {
+	t.Helper()
+	h := startHost(t, name, server, relayArgs...)
+	h.player = startPlayer(t, name+"/player", enhanced(h.Med.Addr, media, origin))
+	waitEvent(t, h.player, "its first packets", 0, progressAtLeast(10))
 	return h
 }
 
