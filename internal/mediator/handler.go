@@ -237,6 +237,9 @@ func (m *Mediator) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.
 	if name == "" {
 		return errorResponse(base.StatusBadRequest, "publish to a path, e.g. /live"), nil
 	}
+	if o, ok := m.Serve[name]; ok {
+		return errorResponse(base.StatusForbidden, fmt.Sprintf("/%s serves %s (--serve-relayed)", name, o.URL())), nil
+	}
 	sess, remote := ctx.Session, ctx.Conn.NetConn().RemoteAddr()
 	l, err := m.reg.add(name, func() (*local, error) {
 		l, err := newLocal(m.srv, name, "publish", ctx.Description, sess)
@@ -302,22 +305,31 @@ func (m *Mediator) admit(conn *gortsplib.ServerConn, req *base.Request, path, qu
 // find returns the stream a request names: a local one for a plain path,
 // a relay for an enhanced URL (creating it and waiting for its upstream).
 func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, served) {
-	u := req.URL
 	if query == "" {
 		name := strings.Trim(path, "/")
-		l := m.reg.local(name)
-		if l == nil {
-			return errorResponse(base.StatusNotFound, fmt.Sprintf(
-				"no stream /%s here; to relay one, open rtsp://HOST:PORT/MEDIA?MSHOST:MSPORT", name)), nil
+		if l := m.reg.local(name); l != nil {
+			return &base.Response{StatusCode: base.StatusOK}, l
 		}
-		return &base.Response{StatusCode: base.StatusOK}, l
+		if o, ok := m.Serve[name]; ok {
+			// The operator chose to relay this origin to whoever asks
+			// here (an island's relays): no passive refusal.
+			return m.relayed(req, o, true)
+		}
+		return errorResponse(base.StatusNotFound, fmt.Sprintf(
+			"no stream /%s here; to relay one, open rtsp://HOST:PORT/MEDIA?MSHOST:MSPORT", name)), nil
 	}
 
 	o, err := streamurl.ParseEnhanced(path, query)
 	if err != nil {
-		m.Log.Info("bad enhanced request", "url", u.String(), "err", err)
+		m.Log.Info("bad enhanced request", "url", req.URL.String(), "err", err)
 		return errorResponse(base.StatusBadRequest, err.Error()), nil
 	}
+	return m.relayed(req, o, false)
+}
+
+// relayed returns the relay of origin o for a request, creating it and
+// waiting for its upstream; named is a request for a path of Serve.
+func (m *Mediator) relayed(req *base.Request, o streamurl.Origin, named bool) (*base.Response, served) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.DescribeTimeout)
 	defer cancel()
 	if _, err := m.Allow.Check(ctx, o.Host); err != nil {
@@ -328,7 +340,7 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 		m.Log.Warn("origin lookup failed", "origin", o.Addr(), "err", err)
 		return errorResponse(base.StatusBadGateway, fmt.Sprintf("origin %s: %s", o.Addr(), publicCause(err))), nil
 	}
-	if ar, ok := m.Resolver.(interface{ AcceptsRelays() bool }); ok && !ar.AcceptsRelays() && isRelayRequest(req) {
+	if ar, ok := m.Resolver.(interface{ AcceptsRelays() bool }); ok && !ar.AcceptsRelays() && !named && isRelayRequest(req) {
 		return errorResponse(base.StatusForbidden, "this host is passive (ocm-relay --willing=false) and relays to no one"), nil
 	}
 	if rd, ok := m.Resolver.(interface{ RedirectOnly() bool }); ok && rd.RedirectOnly() {

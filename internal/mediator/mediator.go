@@ -68,8 +68,14 @@ type Mediator struct {
 	Publish bool
 	// TestSource, when set, serves the built-in test stream at /TestSource.
 	TestSource string
-	Resolver   Resolver
-	Allow      *allow.List // nil: allow.Default(Listen)
+	// Serve maps plain paths (names without slashes) to origins this
+	// mediator relays: a request for /NAME is answered as one for the
+	// enhanced URL NAME maps to, on the same upstream. A distribution
+	// island's root serves the upper tree's stream this way, as the
+	// island's origin. Publishing to NAME is refused.
+	Serve    map[string]streamurl.Origin
+	Resolver Resolver
+	Allow    *allow.List // nil: allow.Default(Listen)
 
 	StallTimeout time.Duration
 	// KeyframeWait: see DefaultKeyframeWait (0: the default; negative: a
@@ -151,6 +157,9 @@ func (m *Mediator) Start() error {
 	}
 	if m.Allow == nil {
 		m.Allow = allow.Default(m.Listen)
+	}
+	if err := m.checkServe(); err != nil {
+		return err
 	}
 	if m.MaxConns < 0 {
 		return fmt.Errorf("--max-conns %d is negative (0 picks the default)", m.MaxConns)
@@ -464,3 +473,19 @@ func errorResponse(code base.StatusCode, reason string) *base.Response {
 // maxStatusMessage is the longest status message gortsplib's client
 // reads (255 bytes with the line's CR).
 const maxStatusMessage = 254
+
+// checkServe validates Serve against the other sources of plain paths.
+func (m *Mediator) checkServe() error {
+	for name := range m.Serve {
+		switch {
+		case name == "" || strings.Contains(name, "/"):
+			return fmt.Errorf("served path %q: want a name without slashes, such as live", name)
+		case name == strings.Trim(m.TestSource, "/"):
+			return fmt.Errorf("served path /%s is also the test source's", name)
+		}
+	}
+	if rd, ok := m.Resolver.(interface{ RedirectOnly() bool }); ok && rd.RedirectOnly() && len(m.Serve) > 0 {
+		return fmt.Errorf("served paths need a resolver that relays: redirect sends players elsewhere")
+	}
+	return nil
+}

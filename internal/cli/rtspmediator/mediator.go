@@ -14,12 +14,14 @@ import (
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/mediator"
 	"github.com/ocm-overlay/ocm/internal/metrics"
+	"github.com/ocm-overlay/ocm/internal/streamurl"
 )
 
 type mediatorOptions struct {
 	listen, rtp, rtcp string
 	publish           bool
 	testSource        string
+	serveRelayed      []string
 	resolver          string
 	allowOrigin       string
 	stallTimeout      time.Duration
@@ -55,7 +57,10 @@ pulls it once for all its readers, and switches upstream without closing the
 readers' sessions when an upstream dies or stalls.
 
 It can also be the origin: --publish accepts publishers (ANNOUNCE/RECORD) and
---test-source serves a built-in looping H264 test stream.
+--test-source serves a built-in looping H264 test stream. --serve-relayed makes
+it the origin of a stream it relays: a plain path answered as an enhanced URL,
+e.g. an island's regional ocm-server and relays treat rtsp://ROOT:8554/live as
+their origin while the root relays live?ms.example.org from the upper tree.
 
 On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 {"event":"stats",...} line per stream per --stats-interval; logs go to stderr.`,
@@ -79,6 +84,11 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
   rtsp-mediator --test-source test --multicast-range 239.255.42.0/24
   ffplay -rtsp_transport udp_multicast rtsp://HOST:8554/test
 
+  # A distribution island's root: in the upper tree (ocm-relay --server UPPER),
+  # and the origin rtsp://ROOT:8554/live of the island's ocm-server and relays
+  rtsp-mediator --resolver ocm --serve-relayed live=live?ms.example.org:8554
+  ffplay 'rtsp://ISLAND-VIEWER:8554/live?ROOT:8554'
+
   # An origin that accepts ffmpeg publishing
   rtsp-mediator --publish &
   ffmpeg -re -i f.mp4 -c copy -f rtsp rtsp://127.0.0.1:8554/live`,
@@ -95,6 +105,8 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.StringVar(&o.rtcp, "rtcp", mediator.DefaultRTCPAddress, "UDP address for RTCP, the RTP port + 1 ('off' disables UDP)")
 	f.BoolVar(&o.publish, "publish", false, "accept publishers (ANNOUNCE/RECORD) on any plain path")
 	f.StringVar(&o.testSource, "test-source", "", "serve the built-in test stream at /NAME")
+	f.StringArrayVar(&o.serveRelayed, "serve-relayed", nil, "serve plain path /NAME as the stream this mediator relays for MEDIA?MSHOST[:MSPORT],\n"+
+		"given as NAME=MEDIA?MSHOST[:MSPORT] (repeatable); the origin must pass --allow-origin, and /NAME cannot be published")
 	f.StringVar(&o.resolver, "resolver", "direct", "where upstreams come from: direct | parent:HOST:PORT[,HOST:PORT...] |\nocm (ask the local ocm-relay) | redirect (answer players with a 302 to the relay ocm-relay picks)")
 	f.StringVar(&o.control, "control", "127.0.0.1:7071", "ocm-relay control address, for --resolver ocm and redirect")
 	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach, comma-separated: any, public (publicly routable unicast),\n"+
@@ -143,6 +155,10 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 			return err
 		}
 	}
+	serve, err := parseServeRelayed(o.serveRelayed)
+	if err != nil {
+		return err
+	}
 	rtp, rtcp := o.rtp, o.rtcp
 	if strings.EqualFold(rtp, "off") || strings.EqualFold(rtcp, "off") {
 		rtp, rtcp = "", ""
@@ -156,6 +172,7 @@ func runMediator(cmd *cobra.Command, o *mediatorOptions) error {
 		RTCPAddress:       rtcp,
 		Publish:           o.publish,
 		TestSource:        o.testSource,
+		Serve:             serve,
 		Resolver:          res,
 		Allow:             allowed,
 		StallTimeout:      o.stallTimeout,
@@ -243,4 +260,26 @@ func displayAddr(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// parseServeRelayed parses --serve-relayed values, NAME=MEDIA?MSHOST[:MSPORT].
+func parseServeRelayed(values []string) (map[string]streamurl.Origin, error) {
+	serve := map[string]streamurl.Origin{}
+	for _, v := range values {
+		name, enhanced, ok := strings.Cut(v, "=")
+		name = strings.Trim(name, "/")
+		media, query, hasQuery := strings.Cut(enhanced, "?")
+		if !ok || name == "" || !hasQuery {
+			return nil, fmt.Errorf("--serve-relayed %q: want NAME=MEDIA?MSHOST[:MSPORT], e.g. live=live?ms.example.org:8554", v)
+		}
+		o, err := streamurl.ParseEnhanced("/"+media, query)
+		if err != nil {
+			return nil, fmt.Errorf("--serve-relayed %q: %w", v, err)
+		}
+		if _, dup := serve[name]; dup {
+			return nil, fmt.Errorf("--serve-relayed %q: /%s is given twice", v, name)
+		}
+		serve[name] = o
+	}
+	return serve, nil
 }
