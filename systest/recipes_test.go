@@ -20,6 +20,8 @@ func TestRecipes(t *testing.T) {
 	}{
 		{"publish.sh", []string{"ffmpeg", "libx264"}, []string{`"event":"summary"`}},
 		{"fanout-fifo.sh", nil, []string{`"op":"add","ok":true`, `"op":"list","ok":true`}},
+		// U's tree holds the root, R's the island's viewer.
+		{"island.sh", nil, []string{`"event":"summary"`, "`-- root ", "`-- v1 "}},
 	} {
 		t.Run(tc.script, func(t *testing.T) {
 			require(t, tc.needs...)
@@ -36,7 +38,7 @@ func TestRecipes(t *testing.T) {
 					t.Errorf("%s printed no %s", tc.script, w)
 				}
 			}
-			if tc.script == "publish.sh" && strings.Contains(string(out), `"packets":0,`) {
+			if strings.Contains(string(out), `"packets":0,`) {
 				t.Error("the reader received nothing")
 			}
 		})
