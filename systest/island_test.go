@@ -18,7 +18,9 @@ import (
 // stream or one it was told to serve), one subtest each:
 //
 //   - serve-relayed: the root's mediator itself, with --serve-relayed
-//     live=live?ORIGIN; the island's origin is rtsp://ROOT/live.
+//     live=live?ORIGIN; the island's origin is rtsp://ROOT/live. The
+//     root's relay is passive (--willing=false): no upper-tree viewer is
+//     placed below it, and the island's relays are served all the same.
 //   - ffmpeg: a second mediator on the root with --publish, and ffmpeg
 //     reading the stream from the root's mediator (the enhanced URL,
 //     ?ORIGIN) and publishing it as is to the second under /live; the
@@ -77,7 +79,9 @@ func island(t *testing.T, viaFFmpeg bool) {
 		waitEvent(t, pub, "ffmpeg announced /live", 0, announced)
 		recipe = append(recipe, root.Relay, root.Med.Proc, pub, glue)
 	} else {
-		root = startHostWith(t, "root", srvU.OCM, []string{"--serve-relayed", "live=live?" + origin.Addr}, "--capacity", "2")
+		// Passive in the upper tree (its uplink is the island's), and
+		// still the origin of the island's relays.
+		root = startHostWith(t, "root", srvU.OCM, []string{"--serve-relayed", "live=live?" + origin.Addr}, "--willing=false")
 		islandAddr = root.Med.Addr
 		recipe = append(recipe, root.Relay, root.Med.Proc)
 	}

@@ -20,10 +20,12 @@ ready origin
 ready server-U
 
 # The island's root host: a relay of the upper tree (server U) whose mediator
-# serves /live as the stream of live?ORIGIN. Off loopback, the mediator needs
-# --allow-origin ORIGIN_HOST (it reaches the origin for the upper tree).
+# serves /live as the stream of live?ORIGIN. Passive in the upper tree
+# (--willing=false: its uplink is the island's), it still serves /live to the
+# island. Off loopback, the mediator needs --allow-origin ORIGIN_HOST (it
+# reaches the origin for the upper tree).
 bg root-relay ocm-relay --server 127.0.0.1:$((PORT + 1)) --rtsp $ROOT \
-	--control 127.0.0.1:$((PORT + 4)) --probe 127.0.0.1:$((PORT + 5)) --node-id root
+	--control 127.0.0.1:$((PORT + 4)) --probe 127.0.0.1:$((PORT + 5)) --node-id root --willing=false
 ready root-relay
 bg root-mediator rtsp-mediator --listen $ROOT --rtp off --rtcp off \
 	--resolver ocm --control 127.0.0.1:$((PORT + 4)) --serve-relayed "live=live?$ORIGIN"

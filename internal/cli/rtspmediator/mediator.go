@@ -106,7 +106,8 @@ On start it prints {"event":"ready","rtsp":"HOST:PORT",...} on stdout, then one
 	f.BoolVar(&o.publish, "publish", false, "accept publishers (ANNOUNCE/RECORD) on any plain path")
 	f.StringVar(&o.testSource, "test-source", "", "serve the built-in test stream at /NAME")
 	f.StringArrayVar(&o.serveRelayed, "serve-relayed", nil, "serve plain path /NAME as the stream this mediator relays for MEDIA?MSHOST[:MSPORT],\n"+
-		"given as NAME=MEDIA?MSHOST[:MSPORT] (repeatable); the origin must pass --allow-origin, and /NAME cannot be published")
+		"given as NAME=MEDIA?MSHOST[:MSPORT] (repeatable); the origin must pass --allow-origin, /NAME cannot be published,\n"+
+		"and other relays are served /NAME even when this host is passive (ocm-relay --willing=false)")
 	f.StringVar(&o.resolver, "resolver", "direct", "where upstreams come from: direct | parent:HOST:PORT[,HOST:PORT...] |\nocm (ask the local ocm-relay) | redirect (answer players with a 302 to the relay ocm-relay picks)")
 	f.StringVar(&o.control, "control", "127.0.0.1:7071", "ocm-relay control address, for --resolver ocm and redirect")
 	f.StringVar(&o.allowOrigin, "allow-origin", "", "origins enhanced requests may reach, comma-separated: any, public (publicly routable unicast),\n"+
