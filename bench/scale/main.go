@@ -35,6 +35,7 @@ type options struct {
 	kill        int
 	out         string
 	cpuProfile  string
+	memProfile  string
 	stream      string
 }
 
@@ -105,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair is the one with the fewest descendants, at least this many (0: skip)")
 	fs.StringVar(&o.out, "out", "", "write the JSON report here too (default: stdout only)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the server, written to FILE-bBATCH (OCM_CPUPROFILE)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "heap profile of the server at its end (steady state), written to FILE-bBATCH, with its memory statistics in FILE-bBATCH.txt (OCM_MEMPROFILE)")
 	fs.StringVar(&o.stream, "stream", "rtsp://127.0.0.1:8554/scale", "the stream every relay joins")
 	if err := fs.Parse(args); err != nil {
 		return o, err

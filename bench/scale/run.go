@@ -71,6 +71,9 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 		if o.cpuProfile != "" {
 			env = append(env, fmt.Sprintf("OCM_CPUPROFILE=%s-b%d", o.cpuProfile, batch))
 		}
+		if o.memProfile != "" {
+			env = append(env, fmt.Sprintf("OCM_MEMPROFILE=%s-b%d", o.memProfile, batch))
+		}
 		var err error
 		if srv, err = startServer(ctx, bin, o.serverArgs, env); err != nil {
 			return res, err

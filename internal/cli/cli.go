@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -21,6 +22,11 @@ import (
 //
 // OCM_CPUPROFILE=FILE writes a CPU profile of the whole run to FILE, for
 // looking at where a relay spends its time (go tool pprof FILE).
+// OCM_MEMPROFILE=FILE writes a heap profile when the tool is told to stop
+// (as of the last garbage collection, so before the shutdown frees
+// anything) to FILE, and the same with the runtime's memory statistics
+// (stacks, heap) and the goroutine count as text to FILE.txt: where the
+// bytes per connection of a loaded server go.
 //
 // Every tool gets --version (see Version), and its errors are printed here
 // once, never also by cobra.
@@ -36,6 +42,12 @@ func Main(cmd *cobra.Command) int {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if path := os.Getenv("OCM_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 512 // every small per-connection allocation shows
+		written := make(chan struct{})
+		go func() { defer close(written); <-ctx.Done(); writeMemProfile(path) }()
+		defer func() { stop(); <-written }()
+	}
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, ErrSilent) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.Name(), err)
@@ -43,6 +55,21 @@ func Main(cmd *cobra.Command) int {
 		return 1
 	}
 	return 0
+}
+
+// writeMemProfile writes the heap profile to path and its text form, with
+// the runtime's memory statistics and the goroutine count, to path.txt.
+func writeMemProfile(path string) {
+	n := runtime.NumGoroutine()
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	if f, err := os.Create(path + ".txt"); err == nil {
+		fmt.Fprintf(f, "# goroutines %d\n", n)
+		_ = pprof.Lookup("heap").WriteTo(f, 1)
+		f.Close()
+	}
 }
 
 // ErrSilent is returned by commands that already reported their error.
