@@ -180,6 +180,11 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	if res.Joined > 0 && srv.pid != 0 {
 		res.BytesPerNode = float64(res.RSSBytes-rss0) / float64(res.Joined)
 	}
+	if o.memProfile != "" && srv.cmd != nil {
+		if err := srv.memProfile(ctx, fmt.Sprintf("%s-b%d", o.memProfile, batch)); err != nil {
+			fmt.Fprintf(stderr, "scale: memory profile: %v\n", err)
+		}
+	}
 
 	// The tree API, three times: the median.
 	path := "/api/v1/tree?stream=" + url.QueryEscape(o.stream)

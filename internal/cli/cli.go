@@ -22,11 +22,11 @@ import (
 //
 // OCM_CPUPROFILE=FILE writes a CPU profile of the whole run to FILE, for
 // looking at where a relay spends its time (go tool pprof FILE).
-// OCM_MEMPROFILE=FILE writes a heap profile when the tool is told to stop
-// (as of the last garbage collection, so before the shutdown frees
-// anything) to FILE, and the same with the runtime's memory statistics
+// OCM_MEMPROFILE=FILE writes, each time the process gets SIGUSR1, a heap
+// profile to FILE, and the same with the runtime's memory statistics
 // (stacks, heap) and the goroutine count as text to FILE.txt: where the
-// bytes per connection of a loaded server go.
+// bytes per connection of a loaded server go (bench/scale --memprofile
+// signals at the end of its steady phase).
 //
 // Every tool gets --version (see Version), and its errors are printed here
 // once, never also by cobra.
@@ -44,9 +44,21 @@ func Main(cmd *cobra.Command) int {
 	}
 	if path := os.Getenv("OCM_MEMPROFILE"); path != "" {
 		runtime.MemProfileRate = 512 // every small per-connection allocation shows
-		written := make(chan struct{})
-		go func() { defer close(written); <-ctx.Done(); writeMemProfile(path) }()
-		defer func() { stop(); <-written }()
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		ended := make(chan struct{})
+		go func() {
+			defer close(ended)
+			for {
+				select {
+				case <-usr1:
+					writeMemProfile(path)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		defer func() { signal.Stop(usr1); stop(); <-ended }()
 	}
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, ErrSilent) {
@@ -65,10 +77,13 @@ func writeMemProfile(path string) {
 		_ = pprof.Lookup("heap").WriteTo(f, 0)
 		f.Close()
 	}
-	if f, err := os.Create(path + ".txt"); err == nil {
+	// The text form appears whole (renamed into place): a reader waits for it.
+	if f, err := os.Create(path + ".txt.tmp"); err == nil {
 		fmt.Fprintf(f, "# goroutines %d\n", n)
 		_ = pprof.Lookup("heap").WriteTo(f, 1)
-		f.Close()
+		if f.Close() == nil {
+			_ = os.Rename(path+".txt.tmp", path+".txt")
+		}
 	}
 }
 

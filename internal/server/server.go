@@ -179,10 +179,11 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	reqs     chan func(*state)
-	wg       sync.WaitGroup // accept loop, HTTP, state loop
-	conns    sync.WaitGroup // connection goroutines
-	nconns   atomic.Int64   // relay connections held (counted by the accept loop)
-	refusing atomic.Int64   // busy refusals being written
+	decodes  chan *decodeJob // to the decoders (session.go)
+	wg       sync.WaitGroup  // accept loop, HTTP, state loop, decoders
+	conns    sync.WaitGroup  // connection goroutines
+	nconns   atomic.Int64    // relay connections held (counted by the accept loop)
+	refusing atomic.Int64    // busy refusals being written
 	loopEnd  chan struct{}
 	hub      *hub    // the event stream (events.go)
 	sum      summary // report_summary (events.go), state goroutine only
@@ -334,6 +335,7 @@ func (s *Server) Start() error {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.reqs = make(chan func(*state))
+	s.decodes = make(chan *decodeJob)
 	s.loopEnd = make(chan struct{})
 	s.Log = s.Log.With("component", "ocm-server")
 	s.hub = newHub(s.EventRing, s.EventClientBuffer, idBase(time.Now()))
@@ -351,6 +353,10 @@ func (s *Server) Start() error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); st.run(s.ctx) }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
+	for range decoders() {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.decodeLoop() }()
+	}
 	if s.httpSrv != nil {
 		s.wg.Add(1)
 		go func() {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
@@ -14,14 +16,19 @@ import (
 )
 
 // session is one relay connection after its hello. Its reader goroutine
-// (serveConn) reads messages and hands them to the state goroutine; its
+// (serveConn) reads lines, has a decoder decode them and hands the
+// messages to the state goroutine (heartbeats it answers itself); its
 // writer goroutine drains out, so the state goroutine never blocks on a
-// slow relay. node is set before; lastSeen and since belong to the state
-// goroutine.
+// slow relay. node is set before; since belongs to the state goroutine;
+// lastSeen is written by the reader and read by the state goroutine.
+//
+// A server holds thousands of these, nearly all idle: a session keeps no
+// logger (log builds one), no queue while nothing waits to be sent, and
+// its reader goroutine's stack small.
 type session struct {
 	conn       *wire.Conn
 	remote     string
-	log        *slog.Logger
+	base       *slog.Logger // the server's: log adds the session's attributes
 	out        *sendQueue
 	done       chan struct{} // closed by close
 	readEnded  chan struct{} // closed when the read loop has ended: the connection is going
@@ -29,7 +36,7 @@ type session struct {
 	once       sync.Once
 
 	node     string
-	lastSeen time.Time
+	lastSeen atomic.Int64 // unix ns by the server's clock: the last message read
 	since    time.Time
 	drained  bool // an operator drained it: a left for a stream it is no longer in is acked
 }
@@ -46,9 +53,25 @@ type outMsg struct {
 const linger = 500 * time.Millisecond
 
 func newSession(c *wire.Conn, node string, log *slog.Logger) *session {
-	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), log: log.With("node", node),
+	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), base: log,
 		out: newSendQueue(), done: make(chan struct{}), readEnded: make(chan struct{}),
 		readerDone: make(chan struct{})}
+}
+
+// log returns the session's logger. It is built at each use, which costs
+// little next to writing a line, rather than kept by every idle session.
+func (ss *session) log() *slog.Logger { return ss.base.With("remote", ss.remote, "node", ss.node) }
+
+// debug reports whether debug lines are logged: the hot paths check it
+// before building the logger.
+func (ss *session) debug() bool { return ss.base.Enabled(context.Background(), slog.LevelDebug) }
+
+// seen records that a message was read at now.
+func (ss *session) seen(now time.Time) { ss.lastSeen.Store(now.UnixNano()) }
+
+// silentFor returns how long before now the last message was read.
+func (ss *session) silentFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, ss.lastSeen.Load()))
 }
 
 // alive reports whether the session's connection still reads: a session
@@ -72,7 +95,7 @@ func (ss *session) enqueue(o outMsg) {
 	ok, start := ss.out.put(o)
 	switch {
 	case !ok:
-		ss.log.Warn("send queue full: disconnecting", "queued", maxQueued)
+		ss.log().Warn("send queue full: disconnecting", "queued", maxQueued)
 		ss.close()
 	case start:
 		go ss.writeLoop()
@@ -199,7 +222,7 @@ func (ss *session) write(o outMsg) bool {
 	}
 	if err != nil && (errors.Is(err, wire.ErrInvalid) || errors.Is(err, wire.ErrLineTooLong)) {
 		// Our bug, not the relay's: drop the message, keep the relay.
-		ss.log.Error("unsendable message", "type", o.m.Body.Type(), "err", err)
+		ss.log().Error("unsendable message", "type", o.m.Body.Type(), "err", err)
 		err = nil
 	}
 	if err != nil {
@@ -221,7 +244,10 @@ func (ss *session) write(o outMsg) bool {
 	return true
 }
 
-// serveConn runs one connection: hello, then messages until it ends.
+// serveConn runs one connection: hello, then messages until it ends. Its
+// goroutine waits for the relay nearly all the time, one per relay: it
+// only reads lines and dispatches; decoding (deep, reflective) runs on a
+// decoder (decode), so its stack stays small (see session).
 func (s *Server) serveConn(nc net.Conn) {
 	c := wire.NewConn(nc)
 	c.SetMaxLine(s.MaxLine)
@@ -229,17 +255,16 @@ func (s *Server) serveConn(nc net.Conn) {
 	stop := context.AfterFunc(s.ctx, func() { c.Close() })
 	defer stop()
 	defer c.Close()
-	log := s.Log.With("remote", nc.RemoteAddr().String())
 
 	c.SetReadTimeout(s.HelloTimeout)
-	m, err := c.ReadMsg()
+	m, err := s.readMsg(c)
 	if err != nil {
-		s.rejectFirst(c, log, m, err)
+		s.rejectFirst(c, s.connLog(c), m, err)
 		return
 	}
 	h, ok := m.Body.(*wire.Hello)
 	if !ok {
-		s.refuse(c, log, m.ID, wire.CodeExpectedHello, "the first message must be a hello, got "+m.Type)
+		s.refuse(c, s.connLog(c), m.ID, wire.CodeExpectedHello, "the first message must be a hello, got "+m.Type)
 		return
 	}
 	if !wire.CheckToken(s.Token, h.Token) {
@@ -247,13 +272,13 @@ func (s *Server) serveConn(nc net.Conn) {
 		if h.Token == "" {
 			msg = "this server requires a token"
 		}
-		s.refuse(c, log.With("node", h.Node), m.ID, wire.CodeUnauthorized, msg)
+		s.refuse(c, s.connLog(c).With("node", h.Node), m.ID, wire.CodeUnauthorized, msg)
 		return
 	}
 
 	s.awaitDuplicate(h.Node)
 
-	ss := newSession(c, h.Node, log)
+	ss := newSession(c, h.Node, s.Log)
 	defer func() {
 		// Let the writer flush what is queued (a final error), draining
 		// the peer meanwhile, then close.
@@ -273,6 +298,62 @@ func (s *Server) serveConn(nc net.Conn) {
 	end := s.readLoop(ss)
 	close(ss.readEnded)
 	_ = s.call(s.ctx, func(st *state) { st.closed(ss, end) })
+}
+
+// connLog is the logger of a connection before its session.
+func (s *Server) connLog(c *wire.Conn) *slog.Logger {
+	return s.Log.With("remote", c.RemoteAddr().String())
+}
+
+// readMsg reads the next message of c, decoded by a decoder.
+func (s *Server) readMsg(c *wire.Conn) (wire.Msg, error) {
+	line, err := c.ReadLine()
+	if err != nil {
+		return wire.Msg{}, err
+	}
+	return s.decode(c, line)
+}
+
+// decodeJob is one line for a decoder; done is closed once m and err are
+// set.
+type decodeJob struct {
+	c    *wire.Conn
+	line []byte
+	m    wire.Msg
+	err  error
+	done chan struct{}
+}
+
+// decoders returns how many decoder goroutines run: decoding is CPU work,
+// and a decoded message waits for the state goroutine on its reader, not
+// on the decoder.
+func decoders() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+// decodeLoop decodes lines until the server stops. Its stack grows once to
+// what decoding needs; thousands of idle readers' do not.
+func (s *Server) decodeLoop() {
+	for {
+		select {
+		case j := <-s.decodes:
+			j.m, j.err = j.c.Decode(j.line)
+			close(j.done)
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// decode decodes line on a decoder and waits for the result; a server
+// stopping ends the connection (net.ErrClosed).
+func (s *Server) decode(c *wire.Conn, line []byte) (wire.Msg, error) {
+	j := &decodeJob{c: c, line: line, done: make(chan struct{})}
+	select {
+	case s.decodes <- j:
+	case <-s.ctx.Done():
+		return wire.Msg{}, net.ErrClosed
+	}
+	<-j.done // a decoder that took it finishes it: decoding never blocks
+	return j.m, j.err
 }
 
 // duplicateGrace bounds how long a hello waits for the connection that
@@ -308,35 +389,43 @@ type ending struct {
 }
 
 // readLoop reads messages until the connection ends and returns why.
+// Heartbeats are answered here: they change no state, so they do not wait
+// behind a flash crowd's joins in the state goroutine (their round trip is
+// what a relay judges the server's health by).
 func (s *Server) readLoop(ss *session) ending {
 	for {
-		m, err := ss.conn.ReadMsg()
+		m, err := s.readMsg(ss.conn)
 		if err != nil {
 			switch {
 			case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrInvalid):
-				s.badInput(ss.log, ss.remote, wire.CodeBadRequest, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeBadRequest, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
 				continue
 			case errors.Is(err, wire.ErrUnknownType):
-				s.badInput(ss.log, ss.remote, wire.CodeUnknownType, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeUnknownType, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeUnknownType, Message: err.Error()})
 				continue
 			}
 			cause, clean := readEnd(err)
 			switch cause {
 			case causeTruncated:
-				ss.log.Warn("connection lost mid-message", "err", err)
+				ss.log().Warn("connection lost mid-message", "err", err)
 			case causeLineTooLong:
-				s.badInput(ss.log, ss.remote, wire.CodeLineTooLong, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeLineTooLong, err)
 				ss.sendAndClose(&wire.Error{Code: wire.CodeLineTooLong, Message: err.Error()})
 			case causeVersion:
-				s.badInput(ss.log, ss.remote, wire.CodeVersion, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeVersion, err)
 				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
 			}
 			return ending{cause: cause, detail: err.Error(), clean: clean}
 		}
-		if _, ok := m.Body.(*wire.Hello); ok {
+		ss.seen(s.Now())
+		switch m.Body.(type) {
+		case *wire.Hello:
 			ss.reply(m.ID, &wire.Error{Code: wire.CodeUnexpected, Message: "hello already received"})
+			continue
+		case *wire.Heartbeat:
+			ss.reply(m.ID, &wire.Heartbeat{})
 			continue
 		}
 		if s.call(s.ctx, func(st *state) { st.handle(ss, m) }) != nil {

@@ -70,6 +70,18 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // a net.Error on timeout, or a Decode error (the connection is still
 // usable: the bad line has been consumed).
 func (c *Conn) ReadMsg() (Msg, error) {
+	line, err := c.ReadLine()
+	if err != nil {
+		return Msg{}, err
+	}
+	return c.Decode(line)
+}
+
+// ReadLine reads the next non-blank line, without "\r\n", for Decode; the
+// slice is valid until the next read. Its errors are ReadMsg's but
+// Decode's. A server decodes elsewhere than in the goroutine that waits
+// for the connection, whose stack then stays small while it waits.
+func (c *Conn) ReadLine() ([]byte, error) {
 	for {
 		if d := time.Duration(c.readTimeout.Load()); d > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(d))
@@ -78,14 +90,17 @@ func (c *Conn) ReadMsg() (Msg, error) {
 		}
 		line, err := c.readLine()
 		if err != nil {
-			return Msg{}, err
+			return nil, err
 		}
-		if len(line) == 0 {
-			continue // blank lines keep nothing alive but are harmless
+		if len(line) > 0 {
+			return line, nil
 		}
-		return c.link.Decode(line)
+		// Blank lines keep nothing alive but are harmless.
 	}
 }
+
+// Decode parses a line of the connection's link (see Link.Decode).
+func (c *Conn) Decode(line []byte) (Msg, error) { return c.link.Decode(line) }
 
 // readLine returns the next line without "\r\n"; the slice is valid until
 // the next call.
