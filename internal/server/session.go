@@ -428,7 +428,8 @@ func (s *Server) readLoop(ss *session) ending {
 			ss.reply(m.ID, &wire.Heartbeat{})
 			continue
 		}
-		if s.call(s.ctx, func(st *state) { st.handle(ss, m) }) != nil {
+		read := time.Now()
+		if s.call(s.ctx, func(st *state) { st.handleRead(ss, m, read) }) != nil {
 			return ending{cause: causeStopping}
 		}
 		select {

@@ -273,6 +273,15 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 	return true
 }
 
+// handleRead is handle for a message read at read (wall clock): a
+// get_candidates' wait for the state goroutine is measured.
+func (st *state) handleRead(ss *session, m wire.Msg, read time.Time) {
+	if _, ok := m.Body.(*wire.GetCandidates); ok {
+		st.m.candidateQueue.Observe(time.Since(read).Seconds())
+	}
+	st.handle(ss, m)
+}
+
 // handle answers one message of an established session.
 func (st *state) handle(ss *session, m wire.Msg) {
 	if st.sessions[ss.node] != ss {
@@ -294,6 +303,8 @@ func (st *state) handle(ss *session, m wire.Msg) {
 
 func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 	st.m.candidates.Inc()
+	t0 := time.Now()
+	defer func() { st.m.candidateDecision.Observe(time.Since(t0).Seconds()) }()
 	origin, err := streamurl.KeyAddr(g.Stream)
 	if err != nil {
 		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
