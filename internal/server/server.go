@@ -179,11 +179,11 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	reqs     chan func(*state)
-	decodes  chan *decodeJob // to the decoders (session.go)
-	wg       sync.WaitGroup  // accept loop, HTTP, state loop, decoders
-	conns    sync.WaitGroup  // connection goroutines
-	nconns   atomic.Int64    // relay connections held (counted by the accept loop)
-	refusing atomic.Int64    // busy refusals being written
+	parker   *parker        // idle connections (park_linux.go); nil: none parked
+	wg       sync.WaitGroup // accept loop, HTTP, state loop, parker
+	conns    sync.WaitGroup // connection goroutines
+	nconns   atomic.Int64   // relay connections held (counted by the accept loop)
+	refusing atomic.Int64   // busy refusals being written
 	loopEnd  chan struct{}
 	hub      *hub    // the event stream (events.go)
 	sum      summary // report_summary (events.go), state goroutine only
@@ -335,7 +335,6 @@ func (s *Server) Start() error {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.reqs = make(chan func(*state))
-	s.decodes = make(chan *decodeJob)
 	s.loopEnd = make(chan struct{})
 	s.Log = s.Log.With("component", "ocm-server")
 	s.hub = newHub(s.EventRing, s.EventClientBuffer, idBase(time.Now()))
@@ -353,9 +352,12 @@ func (s *Server) Start() error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); st.run(s.ctx) }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
-	for range decoders() {
+	if p, err := newParker(s); err != nil {
+		s.Log.Warn("every relay connection keeps a goroutine: no epoll set", "err", err)
+	} else if p != nil {
+		s.parker = p
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.decodeLoop() }()
+		go func() { defer s.wg.Done(); p.run(s.ctx) }()
 	}
 	if s.httpSrv != nil {
 		s.wg.Add(1)
@@ -462,11 +464,8 @@ func (s *Server) acceptLoop() {
 		}
 		s.nconns.Add(1)
 		s.conns.Add(1)
-		go func() {
-			defer s.conns.Done()
-			defer s.nconns.Add(-1)
-			s.serveConn(nc)
-		}()
+		go s.serveConn(nc) // connDone uncounts it
+
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,15 +15,15 @@ import (
 )
 
 // session is one relay connection after its hello. Its reader goroutine
-// (serveConn) reads lines, has a decoder decode them and hands the
-// messages to the state goroutine (heartbeats it answers itself); its
-// writer goroutine drains out, so the state goroutine never blocks on a
-// slow relay. node is set before; since belongs to the state goroutine;
-// lastSeen is written by the reader and read by the state goroutine.
+// (serve) reads messages and hands them to the state goroutine (heartbeats
+// it answers itself); its writer goroutine drains out, so the state
+// goroutine never blocks on a slow relay. node is set before; since
+// belongs to the state goroutine; lastSeen is written by the reader and
+// read by the state goroutine.
 //
 // A server holds thousands of these, nearly all idle: a session keeps no
 // logger (log builds one), no queue while nothing waits to be sent, and
-// its reader goroutine's stack small.
+// no goroutine nor read buffer while nothing waits to be read (parker).
 type session struct {
 	conn       *wire.Conn
 	remote     string
@@ -34,6 +33,10 @@ type session struct {
 	readEnded  chan struct{} // closed when the read loop has ended: the connection is going
 	readerDone chan struct{} // closed when serveConn stops reading (after draining)
 	once       sync.Once
+	stop       func() bool // ends the close on server stop (context.AfterFunc)
+	parker     *parker     // nil: the reader goroutine stays
+	parkKey    uint64      // the parker's, under its lock
+	watched    bool        // in the parker's epoll set (re-armed, not added)
 
 	node     string
 	lastSeen atomic.Int64 // unix ns by the server's clock: the last message read
@@ -55,7 +58,7 @@ const linger = 500 * time.Millisecond
 func newSession(c *wire.Conn, node string, log *slog.Logger) *session {
 	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), base: log,
 		out: newSendQueue(), done: make(chan struct{}), readEnded: make(chan struct{}),
-		readerDone: make(chan struct{})}
+		readerDone: make(chan struct{}), stop: func() bool { return false }}
 }
 
 // log returns the session's logger. It is built at each use, which costs
@@ -179,11 +182,12 @@ func (ss *session) replyAndClose(re uint64, e *wire.Error) {
 	ss.enqueue(outMsg{m: wire.Msg{Re: re, Body: e}, close: true})
 }
 
-// close ends the connection at once.
+// close ends the connection at once (a parked session is woken to end).
 func (ss *session) close() {
 	ss.once.Do(func() {
 		close(ss.done)
 		ss.conn.Close()
+		ss.parker.wake(ss)
 	})
 }
 
@@ -244,27 +248,27 @@ func (ss *session) write(o outMsg) bool {
 	return true
 }
 
-// serveConn runs one connection: hello, then messages until it ends. Its
-// goroutine waits for the relay nearly all the time, one per relay: it
-// only reads lines and dispatches; decoding (deep, reflective) runs on a
-// decoder (decode), so its stack stays small (see session).
+// serveConn runs one connection: hello, then its messages (serve) until
+// it ends. The accept loop counted it (nconns, conns); connDone uncounts
+// it when it ends, which after a hello may be on another goroutine.
 func (s *Server) serveConn(nc net.Conn) {
 	c := wire.NewConn(nc)
 	c.SetMaxLine(s.MaxLine)
 	c.SetWriteTimeout(s.WriteTimeout)
 	stop := context.AfterFunc(s.ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
+	ended := func() { stop(); c.Close(); s.connDone() }
 
 	c.SetReadTimeout(s.HelloTimeout)
-	m, err := s.readMsg(c)
+	m, err := c.ReadMsg()
 	if err != nil {
 		s.rejectFirst(c, s.connLog(c), m, err)
+		ended()
 		return
 	}
 	h, ok := m.Body.(*wire.Hello)
 	if !ok {
 		s.refuse(c, s.connLog(c), m.ID, wire.CodeExpectedHello, "the first message must be a hello, got "+m.Type)
+		ended()
 		return
 	}
 	if !wire.CheckToken(s.Token, h.Token) {
@@ -273,87 +277,59 @@ func (s *Server) serveConn(nc net.Conn) {
 			msg = "this server requires a token"
 		}
 		s.refuse(c, s.connLog(c).With("node", h.Node), m.ID, wire.CodeUnauthorized, msg)
+		ended()
 		return
 	}
 
 	s.awaitDuplicate(h.Node)
 
 	ss := newSession(c, h.Node, s.Log)
-	defer func() {
-		// Let the writer flush what is queued (a final error), draining
-		// the peer meanwhile, then close.
-		ss.enqueue(outMsg{close: true})
-		c.Discard(linger)
-		close(ss.readerDone)
-		ss.out.close()
-		ss.close()
-	}()
+	ss.parker, ss.stop = s.parker, stop
 	welcomed := false
 	if s.call(s.ctx, func(st *state) { welcomed = st.hello(ss, m.ID, h) }) != nil || !welcomed {
 		close(ss.readEnded)
+		s.endSession(ss)
 		return
 	}
 
 	c.SetReadTimeout((MissedHeartbeats + 1) * s.Heartbeat)
-	end := s.readLoop(ss)
+	s.serve(ss, false)
+}
+
+// serve reads ss's messages until its connection ends, then ends the
+// session; or until nothing is left to read, then parks it (resumed:
+// the parker saw input, so it reads before parking again).
+func (s *Server) serve(ss *session, resumed bool) {
+	end, parked := s.readLoop(ss, resumed)
+	if parked {
+		return
+	}
 	close(ss.readEnded)
 	_ = s.call(s.ctx, func(st *state) { st.closed(ss, end) })
+	s.endSession(ss)
+}
+
+// endSession lets the writer flush what is queued (a final error),
+// draining the peer meanwhile, then closes.
+func (s *Server) endSession(ss *session) {
+	ss.enqueue(outMsg{close: true})
+	ss.conn.Discard(linger)
+	close(ss.readerDone)
+	ss.out.close()
+	ss.close()
+	ss.stop()
+	s.connDone()
+}
+
+// connDone uncounts a connection that has ended.
+func (s *Server) connDone() {
+	s.nconns.Add(-1)
+	s.conns.Done()
 }
 
 // connLog is the logger of a connection before its session.
 func (s *Server) connLog(c *wire.Conn) *slog.Logger {
 	return s.Log.With("remote", c.RemoteAddr().String())
-}
-
-// readMsg reads the next message of c, decoded by a decoder.
-func (s *Server) readMsg(c *wire.Conn) (wire.Msg, error) {
-	line, err := c.ReadLine()
-	if err != nil {
-		return wire.Msg{}, err
-	}
-	return s.decode(c, line)
-}
-
-// decodeJob is one line for a decoder; done is closed once m and err are
-// set.
-type decodeJob struct {
-	c    *wire.Conn
-	line []byte
-	m    wire.Msg
-	err  error
-	done chan struct{}
-}
-
-// decoders returns how many decoder goroutines run: decoding is CPU work,
-// and a decoded message waits for the state goroutine on its reader, not
-// on the decoder.
-func decoders() int { return max(2, runtime.GOMAXPROCS(0)) }
-
-// decodeLoop decodes lines until the server stops. Its stack grows once to
-// what decoding needs; thousands of idle readers' do not.
-func (s *Server) decodeLoop() {
-	for {
-		select {
-		case j := <-s.decodes:
-			j.m, j.err = j.c.Decode(j.line)
-			close(j.done)
-		case <-s.ctx.Done():
-			return
-		}
-	}
-}
-
-// decode decodes line on a decoder and waits for the result; a server
-// stopping ends the connection (net.ErrClosed).
-func (s *Server) decode(c *wire.Conn, line []byte) (wire.Msg, error) {
-	j := &decodeJob{c: c, line: line, done: make(chan struct{})}
-	select {
-	case s.decodes <- j:
-	case <-s.ctx.Done():
-		return wire.Msg{}, net.ErrClosed
-	}
-	<-j.done // a decoder that took it finishes it: decoding never blocks
-	return j.m, j.err
 }
 
 // duplicateGrace bounds how long a hello waits for the connection that
@@ -388,13 +364,18 @@ type ending struct {
 	clean         bool
 }
 
-// readLoop reads messages until the connection ends and returns why.
-// Heartbeats are answered here: they change no state, so they do not wait
-// behind a flash crowd's joins in the state goroutine (their round trip is
-// what a relay judges the server's health by).
-func (s *Server) readLoop(ss *session) ending {
+// readLoop reads messages until the connection ends and returns why, or
+// until nothing is left to read and ss is parked (then ss is no longer
+// this goroutine's). Heartbeats are answered here: they change no state,
+// so they do not wait behind a flash crowd's joins in the state goroutine
+// (their round trip is what a relay judges the server's health by).
+func (s *Server) readLoop(ss *session, resumed bool) (end ending, parked bool) {
 	for {
-		m, err := s.readMsg(ss.conn)
+		if !resumed && ss.conn.Release() && s.parker.park(ss) {
+			return ending{}, true
+		}
+		resumed = false
+		m, err := ss.conn.ReadMsg()
 		if err != nil {
 			switch {
 			case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrInvalid):
@@ -417,7 +398,7 @@ func (s *Server) readLoop(ss *session) ending {
 				s.badInput(ss.log(), ss.remote, wire.CodeVersion, err)
 				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
 			}
-			return ending{cause: cause, detail: err.Error(), clean: clean}
+			return ending{cause: cause, detail: err.Error(), clean: clean}, false
 		}
 		ss.seen(s.Now())
 		switch m.Body.(type) {
@@ -430,11 +411,11 @@ func (s *Server) readLoop(ss *session) ending {
 		}
 		read := time.Now()
 		if s.call(s.ctx, func(st *state) { st.handleRead(ss, m, read) }) != nil {
-			return ending{cause: causeStopping}
+			return ending{cause: causeStopping}, false
 		}
 		select {
 		case <-ss.done:
-			return ending{cause: causeByServer}
+			return ending{cause: causeByServer}, false
 		default:
 		}
 	}

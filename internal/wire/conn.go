@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -70,18 +71,6 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // a net.Error on timeout, or a Decode error (the connection is still
 // usable: the bad line has been consumed).
 func (c *Conn) ReadMsg() (Msg, error) {
-	line, err := c.ReadLine()
-	if err != nil {
-		return Msg{}, err
-	}
-	return c.Decode(line)
-}
-
-// ReadLine reads the next non-blank line, without "\r\n", for Decode; the
-// slice is valid until the next read. Its errors are ReadMsg's but
-// Decode's. A server decodes elsewhere than in the goroutine that waits
-// for the connection, whose stack then stays small while it waits.
-func (c *Conn) ReadLine() ([]byte, error) {
 	for {
 		if d := time.Duration(c.readTimeout.Load()); d > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(d))
@@ -90,17 +79,31 @@ func (c *Conn) ReadLine() ([]byte, error) {
 		}
 		line, err := c.readLine()
 		if err != nil {
-			return nil, err
+			return Msg{}, err
 		}
-		if len(line) > 0 {
-			return line, nil
+		if len(line) == 0 {
+			continue // blank lines keep nothing alive but are harmless
 		}
-		// Blank lines keep nothing alive but are harmless.
+		return c.link.Decode(line)
 	}
 }
 
-// Decode parses a line of the connection's link (see Link.Decode).
-func (c *Conn) Decode(line []byte) (Msg, error) { return c.link.Decode(line) }
+// Release gives the read buffer back, if nothing unread is in it, and
+// reports whether it did: a server then waits for the connection's next
+// line without holding a buffer (or a goroutine) for it. The next read
+// takes a buffer again.
+func (c *Conn) Release() bool { return c.lines.release() }
+
+// SyscallConn returns the connection's raw descriptor access, if it has
+// one (TCP does), for a server that waits for many idle connections at
+// once.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
 
 // readLine returns the next line without "\r\n"; the slice is valid until
 // the next call.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // smallBuf is a connection's read buffer between long lines: every
@@ -23,7 +24,23 @@ type lineReader struct {
 	skip bool // discard up to the next "\n" before reading (after a lost or too long line)
 }
 
-func newLineReader(rd io.Reader) lineReader { return lineReader{rd: rd, buf: make([]byte, smallBuf)} }
+func newLineReader(rd io.Reader) lineReader { return lineReader{rd: rd} }
+
+// smallBufs are the small read buffers of connections that wait without
+// one (release).
+var smallBufs = sync.Pool{New: func() any { return new([smallBuf]byte) }}
+
+// release gives a small buffer with nothing unread back to smallBufs.
+func (l *lineReader) release() bool {
+	if l.r != l.w {
+		return false
+	}
+	if len(l.buf) == smallBuf {
+		smallBufs.Put((*[smallBuf]byte)(l.buf))
+	}
+	l.buf, l.r, l.w = nil, 0, 0
+	return true
+}
 
 // readLine returns the next line without "\r\n", at most max bytes; the
 // slice is valid until the next call. Errors: ErrLineTooLong (the rest of
@@ -31,6 +48,9 @@ func newLineReader(rd io.Reader) lineReader { return lineReader{rd: rd, buf: mak
 // of a line), io.EOF (clean end), or the reader's error (a partial line
 // is then lost).
 func (l *lineReader) readLine(max int) ([]byte, error) {
+	if l.buf == nil {
+		l.buf = smallBufs.Get().(*[smallBuf]byte)[:]
+	}
 	l.shrink()
 	if l.skip {
 		if err := l.skipLine(); err != nil {
@@ -120,7 +140,7 @@ func (l *lineReader) shrink() {
 	if len(l.buf) <= smallBuf || l.w-l.r > smallBuf {
 		return
 	}
-	small := make([]byte, smallBuf)
+	small := smallBufs.Get().(*[smallBuf]byte)[:]
 	l.w = copy(small, l.buf[l.r:l.w])
 	l.r = 0
 	l.buf = small

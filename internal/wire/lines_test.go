@@ -50,3 +50,28 @@ func TestConnLinesAcrossBufferSizes(t *testing.T) {
 		})
 	}
 }
+
+// TestConnRelease: the read buffer is given back only when nothing unread
+// is in it, and reading goes on after.
+func TestConnRelease(t *testing.T) {
+	c, peer := pair(t)
+	if _, err := io.WriteString(peer, lineOfLen(60)+"\n"+lineOfLen(61)+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []int{60, 61} {
+		if got, err := c.readLine(); err != nil || len(got) != n {
+			t.Fatalf("line %d: %d bytes, %v; want %d", i, len(got), err, n)
+		}
+		// Both lines came in one read here (they are written at once),
+		// so the second is still buffered after the first.
+		if released := c.Release(); released != (i == 1) {
+			t.Fatalf("after line %d: Release() = %v", i, released)
+		}
+	}
+	if _, err := io.WriteString(peer, lineOfLen(62)+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.readLine(); err != nil || len(got) != 62 {
+		t.Fatalf("after Release: %d bytes, %v", len(got), err)
+	}
+}
