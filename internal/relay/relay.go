@@ -53,7 +53,10 @@ const (
 
 // Relay is the agent. Fill the exported fields, then Start.
 type Relay struct {
-	Server   string // ocm-server address; empty: the origin's host, port 7070, on first use
+	// Server is the ocm-server address, or a comma-separated list of
+	// them (a standby after the active one: see ParseServers); empty: the
+	// origin's host, port 7070, on first use.
+	Server   string
 	Control  string // control socket for the mediator
 	Probe    string // UDP probe responder address
 	RTSP     string // this host's mediator as other hosts reach it; empty: what the mediator says
@@ -128,10 +131,9 @@ func (r *Relay) Start() error {
 	if r.ServerPort == "" {
 		r.ServerPort = DefaultServerPort
 	}
-	if r.Server != "" {
-		if _, _, err := net.SplitHostPort(r.Server); err != nil {
-			return fmt.Errorf("server address %q: %w", r.Server, err)
-		}
+	servers, err := ParseServers(r.Server)
+	if err != nil {
+		return err
 	}
 	if r.RTSP != "" {
 		if _, _, err := net.SplitHostPort(r.RTSP); err != nil {
@@ -144,7 +146,6 @@ func (r *Relay) Start() error {
 	r.reqs = make(chan func(*state))
 	r.loopEnd = make(chan struct{})
 
-	var err error
 	r.ctlLn, err = net.Listen("tcp", r.Control)
 	if err != nil {
 		r.cancel()
@@ -158,7 +159,7 @@ func (r *Relay) Start() error {
 		return fmt.Errorf("probe responder: %w", err)
 	}
 	r.wg.Add(4)
-	go r.run(newState(r.Server))
+	go r.run(newState(servers))
 	go r.acceptControl()
 	go r.keepServer()
 	go r.expirePending()

@@ -23,6 +23,9 @@ type session struct {
 	welcome wire.Welcome
 	done    chan struct{}
 	once    sync.Once
+	// why is what ended the session when the relay ended it (heartbeats
+	// unanswered); set before done is closed.
+	why error
 }
 
 // dialServer connects, says hello with the streams already relayed, and
@@ -112,9 +115,8 @@ func (s *session) run() {
 			go func() {
 				ctx, cancel := context.WithTimeout(s.r.ctx, 3*hb)
 				defer cancel()
-				if err := s.cl.Heartbeat(ctx); err != nil && s.r.ctx.Err() == nil {
+				if err := s.cl.Heartbeat(ctx); err != nil && s.r.ctx.Err() == nil && s.end(fmt.Errorf("heartbeat unanswered: %w", err)) {
 					s.r.Log.Warn("ocm-server does not answer heartbeats, reconnecting", "server", s.addr, "err", err)
-					s.close()
 				}
 			}()
 		case <-rt.C:
@@ -147,11 +149,31 @@ func (s *session) push(m wire.Msg) {
 	}
 }
 
-func (s *session) close() {
+func (s *session) close() { s.end(nil) }
+
+// end closes the session for why, and reports whether it was still open
+// (so the heartbeats in flight when one fails say so once).
+func (s *session) end(why error) bool {
+	ended := false
 	s.once.Do(func() {
+		s.why, ended = why, true
 		close(s.done)
 		s.cl.Close()
 	})
+	return ended
+}
+
+// err says why the session ended: the relay's reason, else the
+// connection's error.
+func (s *session) err() error {
+	select {
+	case <-s.done: // why is set, if at all
+		if s.why != nil {
+			return s.why
+		}
+	default:
+	}
+	return s.cl.Err()
 }
 
 // keepServer keeps one session to the server, reconnecting with backoff.
@@ -185,6 +207,10 @@ func (r *Relay) keepServer() {
 		backoff.Reset()
 		refused = false
 		<-sess.done
+		if r.ctx.Err() == nil {
+			// Before anyone dials again: the next server, at once.
+			r.failover(sess.addr, sess.err())
+		}
 	}
 }
 
@@ -240,6 +266,13 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 	}
 	sess, err := r.dialServer(ctx, addr)
 	if err != nil {
+		// A server refusing our node id is up and holds a connection of
+		// ours it has not noticed is gone: it takes us back once it does
+		// (or never, if the id is another relay's): not a reason to move.
+		var we *wire.Error
+		if ctx.Err() == nil && (!errors.As(err, &we) || we.Code != wire.CodeDuplicateNode) {
+			r.failover(addr, err)
+		}
 		return nil, err
 	}
 	closed := true
@@ -279,7 +312,20 @@ func (r *Relay) connect(ctx context.Context, addr string) (*session, error) {
 		})
 		if r.ctx.Err() == nil {
 			r.Events.Emit(event.ServerLink{State: "disconnected", Server: addr})
+			r.failover(addr, sess.err()) // for whoever dials next (keepServer may be in its backoff)
 		}
 	}()
 	return sess, nil
+}
+
+// failover moves on to the next server of the list after the one at addr
+// was lost or could not be reached (why); keepServer connects there,
+// with its backoff, and the hello declares the streams relayed, so the
+// next server rebuilds the trees as a restarted one does.
+func (r *Relay) failover(addr string, why error) {
+	_ = r.call(context.Background(), func(st *state) {
+		if to, moved := st.failover(addr); moved {
+			r.Log.Warn("ocm-server lost or unreachable: trying the next in --server", "from", addr, "to", to, "err", why)
+		}
+	})
 }

@@ -27,7 +27,11 @@ type state struct {
 	// medRTSP is the RTSP address the first mediator said it listens on:
 	// without --rtsp, the address the relay advertises, for good.
 	medRTSP string
-	server  string   // the server's address in use; "" until known
+	server  string // the server's address in use; "" until known
+	// servers is the list server comes from, in order (one entry with a
+	// single --server, or the origin's host): a lost session moves
+	// server on to the next, wrapping around (see failover).
+	servers []string
 	sess    *session // the current session, nil while there is none
 	// dialing is closed when the connection to the server under way is
 	// made or failed; nil when none is.
@@ -100,14 +104,18 @@ type turn struct {
 // MaxStreams.
 var errTooManyStreams = errors.New("stream limit reached")
 
-func newState(server string) *state {
-	return &state{
+func newState(servers []string) *state {
+	st := &state{
 		streams:   map[string]*streamState{},
 		turns:     map[string]*turn{},
 		mediators: map[*control.Conn]bool{},
 		waiting:   map[string][]chan *wire.Reconnect{},
-		server:    server,
+		servers:   servers,
 	}
+	if len(servers) > 0 {
+		st.server = servers[0]
+	}
+	return st
 }
 
 // run is the state goroutine: it applies requests in order until the

@@ -104,6 +104,21 @@ const (
 	maxQueued = 256
 )
 
+// DefaultPendingHeartbeats and DefaultMinPendingGrace set
+// Server.PendingGrace when it is zero: that many heartbeat intervals, and
+// no less than the minimum. A relay notices a closed connection at once
+// and an unanswering server within MissedHeartbeats+1 intervals, and
+// retries an unreachable one after at most 2 s (plus a 1 s dial timeout),
+// so after a failover or a restart a child's hello is followed by its
+// parent's within about that, unless the parent went elsewhere. Erring
+// long costs little: a pending relay still receives from its parent (the
+// server is not in the media path), and one whose parent died finds a new
+// one on its own when its stream stalls.
+const (
+	DefaultPendingHeartbeats = 5
+	DefaultMinPendingGrace   = 5 * time.Second
+)
+
 // HTTPOff as the HTTP address disables the HTTP server.
 const HTTPOff = "off"
 
@@ -144,6 +159,16 @@ type Server struct {
 	// descriptors (its HTTP API, among others, keeps working). Zero: the
 	// open-file limit less DefaultFDReserve.
 	MaxRelays int
+	// PendingGrace is how long a relay whose hello declares a parent the
+	// server does not have in the stream's tree (its hello has not come
+	// yet, e.g. during a failover or after a restart) is held detached,
+	// "pending under" that parent: attached when the parent's hello (or
+	// join) makes it a member, if that makes no cycle and the parent has
+	// room (else told to rejoin at once); told to rejoin through
+	// candidates (RECONNECT, parent_missing) when the bound passes first.
+	// Zero: DefaultPendingHeartbeats heartbeat intervals, at least
+	// DefaultMinPendingGrace.
+	PendingGrace time.Duration
 	// StallWindow, StallLimit, StallConfirm and QuarantineClean rule the
 	// quarantine of black holes (see stall.go and the Default*
 	// constants); a negative StallLimit disables it.
@@ -242,6 +267,12 @@ func (s *Server) fill() error {
 		if *d.p < time.Millisecond {
 			return fmt.Errorf("%s %v is below 1ms", d.n, *d.p)
 		}
+	}
+	if s.PendingGrace == 0 {
+		s.PendingGrace = max(DefaultPendingHeartbeats*s.Heartbeat, DefaultMinPendingGrace)
+	}
+	if s.PendingGrace < 0 {
+		return fmt.Errorf("pending grace %v is negative", s.PendingGrace)
 	}
 	if s.MaxCandidates == 0 {
 		s.MaxCandidates = DefaultMaxCandidates

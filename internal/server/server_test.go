@@ -376,9 +376,10 @@ func TestHeartbeatMissed(t *testing.T) {
 }
 
 // After a restart the orphans waiting for a parent that never comes back
-// are told once the grace is over.
+// are told once the grace is over (the pending grace: see
+// TestHelloUnknownParent).
 func TestOrphanGrace(t *testing.T) {
-	ts := startServer(t, func(s *Server) { s.OrphanGrace = time.Minute })
+	ts := startServer(t, func(s *Server) { s.PendingGrace = time.Minute })
 	b := newRelay(t, "b", 2)
 	b.parents[stream] = "gone"
 	b.dial(ts.Addr(), "")

@@ -154,7 +154,7 @@ func (st *state) sweep() {
 	for _, ss := range dead {
 		st.fail(ss, ending{cause: causeHeartbeat}, nil)
 	}
-	res := st.forest.ExpireOrphans(now.Add(-st.s.OrphanGrace), now)
+	res := st.forest.ExpireOrphans(now.Add(-st.s.PendingGrace), now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
 	st.forest.ExpireExpectations(now)
 	st.forest.ExpirePromises(time.Now()) // wall clock, as when they were made

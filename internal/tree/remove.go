@@ -154,12 +154,14 @@ func (f *Forest) remove(t *tree, stream string, ids []string, res *Result) {
 	}
 }
 
-// ExpireOrphans tells the orphans detached (or last told) before the
-// given time to rejoin again: those still waiting for a pending parent
-// that never said hello (ReasonParentMissing), and those that did not
-// rejoin after an earlier notice (ReasonOrphaned). Their clock restarts
-// at now.
-func (f *Forest) ExpireOrphans(before, now time.Time) Result {
+// ExpireOrphans tells orphans to rejoin: those waiting since before
+// pendingBefore for a pending parent that has not said hello (or has not
+// become a member of the stream) give up that edge (ReasonParentMissing:
+// the parent may never come, e.g. it went to another server, and the
+// relay finds one through candidates); those detached or last told before
+// orphanBefore that did not rejoin after an earlier notice are told again
+// (ReasonOrphaned). Their clock restarts at now.
+func (f *Forest) ExpireOrphans(pendingBefore, orphanBefore, now time.Time) Result {
 	var res Result
 	streams := make([]string, 0, len(f.streams))
 	for s := range f.streams {
@@ -170,6 +172,10 @@ func (f *Forest) ExpireOrphans(before, now time.Time) Result {
 		t := f.streams[s]
 		var ids []string
 		for id, m := range t.members {
+			before := orphanBefore
+			if m.pending != "" {
+				before = pendingBefore
+			}
 			if m.parent == "" && m.orphanSince.Before(before) {
 				ids = append(ids, id)
 			}

@@ -635,10 +635,10 @@ func TestExpireOrphans(t *testing.T) {
 	g := forest(t, 4, "x:2 y:2", "x<origin y<x")
 	_, _ = g.RemoveNode("x", Repair, t0.Add(time.Minute))
 
-	if res := f.ExpireOrphans(t0, t0.Add(time.Hour)); len(res.Groups) != 0 {
+	if res := f.ExpireOrphans(t0, t0, t0.Add(time.Hour)); len(res.Groups) != 0 {
 		t.Fatalf("expired too early: %v", groups(res.Groups))
 	}
-	res := f.ExpireOrphans(t0.Add(time.Second), t0.Add(time.Hour))
+	res := f.ExpireOrphans(t0.Add(time.Second), t0.Add(time.Second), t0.Add(time.Hour))
 	if got := groups(res.Groups); got != "b:parent_missing" {
 		t.Fatalf("groups %q", got)
 	}
@@ -649,10 +649,10 @@ func TestExpireOrphans(t *testing.T) {
 		t.Fatalf("shape %q", got)
 	}
 	// Told again only after another grace period.
-	if res := f.ExpireOrphans(t0.Add(time.Hour), t0.Add(2*time.Hour)); len(res.Groups) != 0 {
+	if res := f.ExpireOrphans(t0.Add(time.Hour), t0.Add(time.Hour), t0.Add(2*time.Hour)); len(res.Groups) != 0 {
 		t.Fatalf("told twice: %v", groups(res.Groups))
 	}
-	res = g.ExpireOrphans(t0.Add(2*time.Minute), t0.Add(time.Hour))
+	res = g.ExpireOrphans(t0.Add(2*time.Minute), t0.Add(2*time.Minute), t0.Add(time.Hour))
 	if got := groups(res.Groups); got != "y:orphaned" {
 		t.Fatalf("groups %q", got)
 	}

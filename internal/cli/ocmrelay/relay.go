@@ -2,6 +2,7 @@ package ocmrelay
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -47,12 +48,25 @@ Without --server, the server is port 7070 of the origin's host, but only for
 origins in --allow-origin (default: loopback, i.e. this host), since the relay's
 hello and token go there: a player naming another origin cannot choose where.
 
+Failover: --server may list several servers, A,B[,C], the active one first.
+A relay whose server connection is lost (closed, or heartbeats unanswered) or
+cannot be made connects to the next one in the list, wrapping around, with the
+usual backoff, and stays on the server it reached: it does not move back when
+A returns (a server refusing its node id is up, and is asked again). Its
+hello declares the streams it relays with their parents, so a standby needs
+nothing shared with A: it rebuilds the trees from the hellos as a restarted
+server does, and the media, which never passes through a server, keeps
+flowing. Give every relay the same list, in the same order.
+
 On SIGTERM or SIGINT it leaves gracefully: the server moves its children to
 new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 		Example: `  # A viewer host: the relay and its mediator
   ocm-relay --server ms.example.org:7070 --rtsp 192.0.2.10:8554 &
   rtsp-mediator --resolver ocm &
   ffplay 'rtsp://localhost:8554/live?ms.example.org:8554'
+
+  # Two servers: ms1 is active, ms2 the standby the relay moves to if ms1 fails
+  ocm-relay --server ms1.example.org:7070,ms2.example.org:7070 --rtsp 192.0.2.10:8554
 
   # A passive host: receives through the overlay, never relays
   ocm-relay --server ms.example.org:7070 --willing=false`,
@@ -64,7 +78,7 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.server, "server", "", "ocm-server address HOST:PORT (default: port 7070 of the first stream's origin host,\nif that origin is in --allow-origin; streams of other origins are pulled directly)")
+	f.StringVar(&o.server, "server", "", "ocm-server address HOST:PORT, or a list HOST:PORT,HOST:PORT... to fail over along (see above)\n(default: port 7070 of the first stream's origin host, if that origin is in --allow-origin;\nstreams of other origins are pulled directly)")
 	f.StringVar(&o.allowOrigin, "allow-origin", "loopback", "without --server: origins whose host may be taken as the ocm-server, which gets this relay's hello\nand token (same entries as rtsp-mediator's --allow-origin: any, public, loopback, private, CIDRs, IPs, names)")
 	f.StringVar(&o.control, "control", relay.DefaultControl, "control socket for the local mediator")
 	f.StringVar(&o.probe, "probe", relay.DefaultProbe, "UDP address answering other relays' probes")
@@ -91,6 +105,9 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	log := cli.NewLogger(cmd.ErrOrStderr(), o.debug)
 	events := event.NewWriter(cmd.OutOrStdout())
+	if _, err := relay.ParseServers(o.server); err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
 	allow, err := allow.Parse(o.allowOrigin)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ type serverOptions struct {
 	reconnectStep  time.Duration
 	handover       time.Duration
 	orphanGrace    time.Duration
+	pendingGrace   time.Duration
 	token          string
 	apiReadToken   string
 	eventRing      int
@@ -79,8 +80,19 @@ GET /api/v1/nodes says why. Candidates carry the server's level and load
 of each relay, which relays score with rather than what a relay says of
 itself. A hello with the node id of a live connection is refused.
 
-After a restart the trees are rebuilt from the relays' hellos without
-interrupting any stream. A JSON API and Prometheus metrics are served over
+After a restart, or on a standby taking over (ocm-relay --server A,B), the
+trees are rebuilt from the relays' hellos without interrupting any stream:
+each hello declares the streams the relay plays and their parents. A relay
+whose declared parent has not said hello yet is held pending under it,
+detached (not offered as a candidate, its own children kept below it); it is
+attached when that parent says hello with the stream (or joins it), unless the edge would
+make a cycle or the parent is full, in which case it is told at once to
+rejoin through candidates; if the parent has not come within --pending-grace,
+it is told to rejoin (reason parent_missing). No relay is ever attached under
+a parent this server has not seen, and none is offered as a candidate unless
+its whole chain up to the origin was declared here.
+
+A JSON API and Prometheus metrics are served over
 HTTP (/api/v1/nodes, /api/v1/streams, /api/v1/tree, /api/v1/reconnect,
 /api/v1/drain, /metrics). /metrics has per-stream tree gauges for at most
 100 streams (the largest trees; the rest are summed under stream="other"),
@@ -149,7 +161,12 @@ then node and tree events. Logs go to stderr.`,
 	f.DurationVar(&o.handover, "handover-timeout", server.DefaultHandoverTimeout,
 		"how long a leaving or drained relay waits for its children to switch to their new parents")
 	f.DurationVar(&o.orphanGrace, "orphan-grace", server.DefaultOrphanGrace,
-		"how long a relay may stay detached (e.g. its parent not back after a restart) before it is told to reconnect")
+		"how long a relay may stay detached (e.g. it did not rejoin after a reconnect) before it is told to reconnect again")
+	f.DurationVar(&o.pendingGrace, "pending-grace", 0,
+		fmt.Sprintf("how long a relay whose hello names a parent this server has not seen is held pending under it\n"+
+			"before it is told to rejoin through candidates (0: %d heartbeat intervals, at least %v; %v with the default --heartbeat)",
+			server.DefaultPendingHeartbeats, server.DefaultMinPendingGrace,
+			max(server.DefaultPendingHeartbeats*server.DefaultHeartbeat, server.DefaultMinPendingGrace)))
 	f.IntVar(&o.stallLimit, "stall-limit", server.DefaultStallLimit,
 		"quarantine a relay once this many of its children lost the stream under it within --stall-window while it stayed connected (0: never)")
 	f.DurationVar(&o.stallWindow, "stall-window", server.DefaultStallWindow, "window in which children's stalls count against their parent")
@@ -214,6 +231,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		ReconnectStep:      o.reconnectStep,
 		HandoverTimeout:    o.handover,
 		OrphanGrace:        o.orphanGrace,
+		PendingGrace:       o.pendingGrace,
 		Token:              o.token,
 		APIReadToken:       o.apiReadToken,
 		Version:            cli.Version(),
