@@ -87,7 +87,7 @@ func (p *parker) wake(ss *session) {
 	delete(p.parked, ss.parkKey)
 	p.mu.Unlock()
 	if ok {
-		go p.s.serve(ss, true)
+		p.s.resume(ss)
 	}
 }
 
@@ -133,7 +133,7 @@ func (p *parker) run(ctx context.Context) {
 	p.parked = nil
 	p.mu.Unlock()
 	for _, ss := range all {
-		go p.s.serve(ss, true)
+		go p.s.serve(ss, true) // the workers are ending too
 	}
 }
 
@@ -146,7 +146,7 @@ func (p *parker) resume(events []syscall.EpollEvent) {
 		delete(p.parked, key)
 		p.mu.Unlock()
 		if ss != nil {
-			go p.s.serve(ss, true)
+			p.s.resume(ss)
 		}
 	}
 }

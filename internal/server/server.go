@@ -205,6 +205,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	reqs     chan func(*state)
 	parker   *parker        // idle connections (park_linux.go); nil: none parked
+	workers  *workers       // run parked connections' messages and send queues (workers.go)
 	wg       sync.WaitGroup // accept loop, HTTP, state loop, parker
 	conns    sync.WaitGroup // connection goroutines
 	nconns   atomic.Int64   // relay connections held (counted by the accept loop)
@@ -383,6 +384,7 @@ func (s *Server) Start() error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); st.run(s.ctx) }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
+	s.workers = newWorkers(s.ctx)
 	if p, err := newParker(s); err != nil {
 		s.Log.Warn("every relay connection keeps a goroutine: no epoll set", "err", err)
 	} else if p != nil {
@@ -439,6 +441,7 @@ func (s *Server) Close() {
 func (s *Server) Wait() error {
 	s.wg.Wait()
 	s.conns.Wait()
+	s.workers.wait() // after conns: nothing starts a task any more
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
 	return s.err

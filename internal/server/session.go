@@ -31,10 +31,11 @@ type session struct {
 	out        *sendQueue
 	done       chan struct{} // closed by close
 	readEnded  chan struct{} // closed when the read loop has ended: the connection is going
-	readerDone chan struct{} // closed when serveConn stops reading (after draining)
+	readerDone chan struct{} // closed when the reader stops reading (after draining)
 	once       sync.Once
 	stop       func() bool // ends the close on server stop (context.AfterFunc)
 	parker     *parker     // nil: the reader goroutine stays
+	workers    *workers    // run the writer (nil: a goroutine of its own)
 	parkKey    uint64      // the parker's, under its lock
 	watched    bool        // in the parker's epoll set (re-armed, not added)
 
@@ -101,7 +102,7 @@ func (ss *session) enqueue(o outMsg) {
 		ss.log().Warn("send queue full: disconnecting", "queued", maxQueued)
 		ss.close()
 	case start:
-		go ss.writeLoop()
+		ss.workers.do(ss.writeLoop)
 	}
 }
 
@@ -284,7 +285,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	s.awaitDuplicate(h.Node)
 
 	ss := newSession(c, h.Node, s.Log)
-	ss.parker, ss.stop = s.parker, stop
+	ss.parker, ss.workers, ss.stop = s.parker, s.workers, stop
 	welcomed := false
 	if s.call(s.ctx, func(st *state) { welcomed = st.hello(ss, m.ID, h) }) != nil || !welcomed {
 		close(ss.readEnded)
@@ -308,6 +309,9 @@ func (s *Server) serve(ss *session, resumed bool) {
 	_ = s.call(s.ctx, func(st *state) { st.closed(ss, end) })
 	s.endSession(ss)
 }
+
+// resume serves a parked session that has input (or was closed) again.
+func (s *Server) resume(ss *session) { s.workers.do(func() { s.serve(ss, true) }) }
 
 // endSession lets the writer flush what is queued (a final error),
 // draining the peer meanwhile, then closes.

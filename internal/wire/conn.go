@@ -91,7 +91,7 @@ func (c *Conn) ReadMsg() (Msg, error) {
 // Release gives the read buffer back, if nothing unread is in it, and
 // reports whether it did: a server then waits for the connection's next
 // line without holding a buffer (or a goroutine) for it. The next read
-// takes a buffer again.
+// takes a buffer again; the last line read is no longer valid.
 func (c *Conn) Release() bool { return c.lines.release() }
 
 // SyscallConn returns the connection's raw descriptor access, if it has
