@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,15 +14,21 @@ import (
 // every JSON message it decodes or encodes; at thousands of messages a
 // second that copying was a fifth of the server's CPU.
 type workers struct {
-	ctx   context.Context
-	tasks chan func() // taken only by an idle worker
-	idle  time.Duration
-	wg    sync.WaitGroup
+	ctx     context.Context
+	tasks   chan func() // taken only by an idle worker
+	idle    time.Duration
+	waiting atomic.Int32 // idle workers
+	wg      sync.WaitGroup
 }
 
 // workerIdle is how long a worker waits for another task before it ends:
-// about a heartbeat interval, so that a steady load keeps its workers.
-const workerIdle = 2 * time.Second
+// about a heartbeat interval, so that a steady load keeps its workers;
+// maxIdleWorkers how many may wait at once (more end at once): after a
+// flash crowd's burst of tasks, its workers' stacks are not all kept.
+const (
+	workerIdle     = 2 * time.Second
+	maxIdleWorkers = 16
+)
 
 func newWorkers(ctx context.Context) *workers {
 	return &workers{ctx: ctx, tasks: make(chan func()), idle: workerIdle}
@@ -47,12 +54,19 @@ func (w *workers) work(fn func()) {
 	defer t.Stop()
 	for {
 		fn()
+		if w.waiting.Add(1) > maxIdleWorkers {
+			w.waiting.Add(-1)
+			return
+		}
 		t.Reset(w.idle)
 		select {
 		case fn = <-w.tasks:
+			w.waiting.Add(-1)
 		case <-t.C:
+			w.waiting.Add(-1)
 			return
 		case <-w.ctx.Done():
+			w.waiting.Add(-1)
 			return
 		}
 	}
