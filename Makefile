@@ -40,12 +40,19 @@ bench: build
 # One ocm-server loaded with SCALE_RELAYS relays of one stream over real TCP
 # (64, then 1,024 joining at a time): joins/s, candidate latency, memory
 # and CPU per relay, tree API time, repair of a relay with 1,000
-# descendants. Writes .bench/scale.json; see go run ./bench/scale --help.
+# descendants; then the tree-quality simulator (SCALE_SIM_RELAYS in process:
+# depth, stretch, cross-region edges, recovery per policy) and the islands
+# model (SCALE_ISLANDS regional servers of 10,000 relays each). Writes
+# bench/scale.json, bench/scale.md and bench/scale.svg; see
+# go run ./bench/scale --help (--sim-only: the simulator alone, seconds).
 SCALE_RELAYS ?= 10000
 SCALE_BATCH  ?= 64,1024
+SCALE_SIM_RELAYS ?= 10000
+SCALE_ISLANDS    ?= 100
 bench-scale: build
-	@mkdir -p .bench
-	$(GO) run ./bench/scale --bin $(BIN) --relays $(SCALE_RELAYS) --batch $(SCALE_BATCH) --out .bench/scale.json
+	$(GO) run ./bench/scale --bin $(BIN) --relays $(SCALE_RELAYS) --batch $(SCALE_BATCH) \
+		--sim-relays $(SCALE_SIM_RELAYS) --islands $(SCALE_ISLANDS) \
+		--out bench/scale.json --md bench/scale.md --svg bench/scale.svg
 
 # The paper's trial on the built-in test stream (scripts/demo.sh --help):
 # runs until Ctrl-C, or DEMO_SECONDS from a script; DEMO_BASE_PORT moves

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ocm-overlay/ocm/bench/scale/sim"
 )
 
 // options are the command's flags.
@@ -37,6 +40,14 @@ type options struct {
 	cpuProfile  string
 	memProfile  string
 	stream      string
+	// The tree-quality simulator (bench/scale/sim).
+	sim       bool
+	simOnly   bool
+	simRelays int
+	simSeed   uint64
+	simSweep  []int
+	md, svg   string
+	islands   sim.IslandOptions
 }
 
 const usage = `Usage: go run ./bench/scale [flags]
@@ -72,6 +83,28 @@ it starts a fresh ocm-server (built from this module unless --bin or
 
 as a table on stdout and JSON in --out. The process needs about one file
 descriptor per relay, and the server as many (see the README).
+
+Then (unless --sim=false) the tree-quality simulator runs --sim-relays
+relays in process through the real selection and tree code on a latency
+map (no sockets; deterministic for --sim-seed; --sim-only runs it alone:
+under a minute at 10,000, one more with --islands 100) and adds, for the selection as shipped (default), a relay
+taking a random eligible candidate (random) and the default without the
+server's near candidates:
+
+  avg_depth, max_depth   levels below the origin (target: avg < log2 N)
+  avg_stretch, p95       RTT along the tree over direct RTT to the origin
+  cross_region_edges     share of parent-child edges joining two regions
+  origin_fanout, load_jain, relays_full, relays_idle
+  recovery               5% of relays killed at once, per policy: time
+                         until every survivor is attached, edges kept,
+                         depth after
+  sweep                  depth and stretch for --sim-sweep sizes
+  islands                with --islands N: N regional servers whose origin
+                         is a relay of the origin's tree, end-to-end depth,
+                         stretch and recovery (a million viewers at
+                         --islands 100 --islands-relays 10000)
+
+and writes --md (tables) and --svg (depth and stretch against N).
 
 Flags:
 `
@@ -115,8 +148,37 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the server, written to FILE-bBATCH (OCM_CPUPROFILE)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "heap profile of the server at its end (steady state), written to FILE-bBATCH, with its memory statistics in FILE-bBATCH.txt (OCM_MEMPROFILE)")
 	fs.StringVar(&o.stream, "stream", "rtsp://127.0.0.1:8554/scale", "the stream every relay joins")
+	sweep := "100,300,1000,3000,10000"
+	fs.BoolVar(&o.sim, "sim", true, "run the tree-quality simulator after the load")
+	fs.BoolVar(&o.simOnly, "sim-only", false, "run only the simulator (no server, no sockets)")
+	fs.IntVar(&o.simRelays, "sim-relays", 10000, "relays in the simulator")
+	fs.Uint64Var(&o.simSeed, "sim-seed", 1, "the simulator's random seed (same seed, same figures)")
+	fs.StringVar(&sweep, "sim-sweep", sweep, "comma-separated relay counts for the depth and stretch plot (\"\": none)")
+	fs.IntVar(&o.islands.Islands, "islands", 0, "also model this many regional servers (islands) under the origin's, --islands-relays each (0: skip)")
+	fs.IntVar(&o.islands.PerIsland, "islands-relays", 10000, "relays per island")
+	fs.IntVar(&o.islands.Sample, "islands-sample", 0, "islands simulated, spread over them; the rest assumed alike (0: all)")
+	fs.StringVar(&o.md, "md", "", "write the report as Markdown tables here")
+	fs.StringVar(&o.svg, "svg", "", "write the plot of depth and stretch against relays here (SVG)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if strings.TrimSpace(sweep) != "" {
+		for _, b := range strings.Split(sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(b))
+			if err != nil || n < 10 {
+				return o, fmt.Errorf("--sim-sweep %q: want integers >= 10 separated by commas", sweep)
+			}
+			o.simSweep = append(o.simSweep, n)
+		}
+	}
+	if o.simRelays < 10 {
+		return o, fmt.Errorf("--sim-relays must be >= 10")
+	}
+	if o.islands.Islands < 0 || o.islands.Sample < 0 || o.islands.Islands > 0 && o.islands.PerIsland < 10 {
+		return o, fmt.Errorf("--islands and --islands-sample must be >= 0, --islands-relays >= 10")
+	}
+	if o.simOnly {
+		o.sim = true
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -140,13 +202,68 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // report is the JSON output: the first batch's figures at the top level
 // (the keys bench/scale.json shares with the tree-quality simulator), every
-// batch's under runs.
+// batch's under runs, and the simulator's keys (absent when not run).
+// The load's are embedded through a pointer so that --sim-only leaves
+// them out; encoding/json decodes an embedded pointer only through an
+// exported name, hence Load.
 type report struct {
-	result
-	Runs []result `json:"runs"`
+	*Load
+	Runs []result `json:"runs,omitempty"`
+	*sim.Report
 }
 
+// Load is result, under a name encoding/json can set.
+type Load = result
+
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	var rep report
+	if !o.simOnly {
+		if err := runLoad(ctx, o, &rep, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	if o.sim {
+		fmt.Fprintf(stderr, "scale: simulator, %d relays, seed %d\n", o.simRelays, o.simSeed)
+		start := time.Now()
+		so := sim.Options{Relays: o.simRelays, Seed: o.simSeed, Sweep: o.simSweep}
+		if o.islands.Islands > 0 {
+			so.Islands = &o.islands
+		}
+		rep.Report = sim.Run(so)
+		fmt.Fprintf(stderr, "scale: simulator done in %v\n", time.Since(start).Round(time.Millisecond))
+		printQuality(stdout, rep.Report)
+	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", js)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.md != "" {
+		var b bytes.Buffer
+		writeMarkdown(&b, &rep)
+		if err := os.WriteFile(o.md, b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.svg != "" && rep.Report != nil {
+		var b bytes.Buffer
+		if err := sim.WriteSVG(&b, rep.Sweep); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.svg, b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runLoad is the load part: one fresh server per batch size.
+func runLoad(ctx context.Context, o options, rep *report, stdout, stderr io.Writer) error {
 	bin := ""
 	if o.server == "" {
 		dir := o.bin
@@ -164,7 +281,6 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		bin = dir + "/ocm-server"
 	}
-	var rep report
 	for _, b := range o.batches {
 		fmt.Fprintf(stderr, "scale: %d relays, %d at a time\n", o.relays, b)
 		r, err := runOnce(ctx, o, bin, b, stderr)
@@ -179,16 +295,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		printTable(stderr, []result{r})
 		rep.Runs = append(rep.Runs, r)
 	}
-	rep.result = rep.Runs[0]
+	rep.Load = &rep.Runs[0]
 	printTable(stdout, rep.Runs)
-	js, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s\n", js)
-	if o.out != "" {
-		return os.WriteFile(o.out, append(js, '\n'), 0o644)
-	}
 	return nil
 }
 

@@ -25,7 +25,7 @@ func TestScaleSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := parseFlags([]string{"--relays", "300", "--batch", "64,128", "--bin", dir, "--steady", "1s",
-		"--kill", "30", "--join-timeout", "30s"}, io.Discard)
+		"--kill", "30", "--join-timeout", "30s", "--sim=false"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,10 @@ const (
 	CodeBusy       = "busy"        // over a bound (clients, streams, resolves); the message names the flag
 	CodeRefused    = "refused"     // a hello's address or an active the relay does not take
 	CodeNoUpstream = "no_upstream" // a resolve found no parent
+	// CodeNoRoom: a resolve found every parent offered without room (full
+	// by the time of the join, or none free) for ocm-relay's
+	// --join-attempts rounds or --join-wait; the message says which.
+	CodeNoRoom = "no_room"
 )
 
 // Conn is one control connection: a wire.Conn of Link.

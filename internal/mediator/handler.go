@@ -342,6 +342,9 @@ func (m *Mediator) find(req *base.Request, path, query string) (*base.Response, 
 		if errors.Is(err, context.DeadlineExceeded) {
 			return errorResponse(base.StatusGatewayTimeout, fmt.Sprintf("origin %s did not answer within %s", o.Addr(), m.DescribeTimeout)), nil
 		}
+		if errors.Is(err, ErrNoRoom) {
+			return errorResponse(base.StatusServiceUnavailable, strings.TrimPrefix(publicCause(err), errResolve.Error()+": ")), nil
+		}
 		if errors.Is(err, allow.ErrNotAllowed) { // the name resolved elsewhere by the time of the dial
 			return errorResponse(base.StatusForbidden, publicCause(err)), nil
 		}

@@ -349,7 +349,9 @@ func (m *Mediator) pullConfig() pullConfig {
 // with another linger to live.
 func (m *Mediator) relayFor(o streamurl.Origin) (*relay, error) {
 	for {
+		made := false
 		r, err := m.reg.relay(o, func(o streamurl.Origin) *relay {
+			made = true
 			r := newRelay(m, o)
 			go r.run()
 			return r
@@ -357,10 +359,14 @@ func (m *Mediator) relayFor(o streamurl.Origin) (*relay, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.touch() {
+		if r.touch() || made && r.failedFirst() {
+			// One made for this request that failed its first upstream
+			// before the request reached it answers with its failure:
+			// asking again would resolve twice for one request.
 			return r, nil
 		}
-		// It closed since: it is unregistered, so the next ask creates one.
+		// It lingered out since: it is unregistered, so the next ask
+		// creates one.
 	}
 }
 
@@ -445,7 +451,16 @@ func errorResponse(code base.StatusCode, reason string) *base.Response {
 	msg := base.StatusMessages[code]
 	if reason != "" {
 		reason = strings.NewReplacer("\r", " ", "\n", " ").Replace(reason)
+		if room := maxStatusMessage - len(msg) - len(" (...)"); len(reason) > room {
+			// Players read at most so much of a status line (gortsplib
+			// fails the whole answer beyond it); the log has the rest.
+			reason = strings.ToValidUTF8(reason[:max(room, 0)], "") + "..."
+		}
 		msg += " (" + reason + ")"
 	}
 	return &base.Response{StatusCode: code, StatusMessage: msg}
 }
+
+// maxStatusMessage is the longest status message gortsplib's client
+// reads (255 bytes with the line's CR).
+const maxStatusMessage = 254

@@ -83,6 +83,8 @@ func (o *OCM) Resolve(ctx context.Context, req ResolveRequest) (Upstream, error)
 	var refused *wire.Error
 	switch {
 	case err == nil:
+	case errors.As(err, &refused) && refused.Code == control.CodeNoRoom:
+		return Upstream{}, fmt.Errorf("%w: ocm-relay: %s", ErrNoRoom, refused.Message)
 	case errors.As(err, &refused):
 		return Upstream{}, fmt.Errorf("ocm-relay: %s", refused.Message)
 	case ctx.Err() != nil:
@@ -133,6 +135,12 @@ func (o *OCM) Inactive(stream streamurl.Origin) {
 }
 
 var errNoRelay = errors.New("no connection to ocm-relay")
+
+// ErrNoRoom is a resolve that found no parent with room in the overlay
+// within ocm-relay's bounds (--join-attempts, --join-wait): the stream
+// exists, but the overlay cannot take one more viewer now. Players get
+// 503, not an origin's failure.
+var ErrNoRoom = errors.New("no room in the overlay")
 
 func (o *OCM) current() *control.Client {
 	o.mu.Lock()

@@ -236,6 +236,17 @@ func (r *relay) waitReady(ctx context.Context) error {
 	}
 }
 
+// failedFirst reports whether the relay ended without ever serving: its
+// first upstream failed (failErr says why).
+func (r *relay) failedFirst() bool {
+	select {
+	case <-r.ready:
+		return r.failErr != nil
+	default:
+		return false
+	}
+}
+
 // isReady reports whether the stream is being served (r.ss and r.fwd set).
 func (r *relay) isReady() bool {
 	select {
@@ -283,7 +294,11 @@ func (r *relay) feed() {
 	backoff := retry.Backoff{Min: retryMin, Max: retryMax, Immediate: true, Jitter: true}
 	_, p, err := r.connect(nil)
 	if err != nil {
-		r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
+		if errors.Is(err, ErrNoRoom) {
+			r.log.Warn("no parent with room: the first request fails", "err", err)
+		} else {
+			r.log.Warn("origin unreachable", "origin", r.origin.Addr(), "err", err)
+		}
 		r.failErr = err
 		close(r.ready)
 		return

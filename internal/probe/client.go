@@ -159,13 +159,13 @@ func ProbeCandidate(ctx context.Context, c wire.Candidate, stream string, timeou
 		res.Err = err
 		return res
 	}
-	res.RTT, res.Info = rtt, candidateInfo(c)
+	res.RTT, res.Info = rtt, CandidateInfo(c)
 	return res
 }
 
-// candidateInfo is what a candidate probed over RTSP is taken to say:
+// CandidateInfo is what a candidate probed over RTSP is taken to say:
 // the server's view of it; the origin is at level 0 and its CPU unknown.
-func candidateInfo(c wire.Candidate) Info {
+func CandidateInfo(c wire.Candidate) Info {
 	in := Info{
 		Node:         c.Node,
 		Clients:      c.Clients,

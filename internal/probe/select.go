@@ -108,6 +108,12 @@ type Choice struct {
 // resort, had its CPU ceiling waived: see Decide).
 func (c Choice) Eligible() bool { return c.Rejected == "" }
 
+// Full reports whether the choice was rejected for want of a free slot
+// (and for nothing before it): a reason that may pass as the tree grows.
+func (c Choice) Full() bool {
+	return c.Rejected != "" && c.Willing && c.Level >= 0 && c.FreeCapacity <= 0
+}
+
 // LastResort returns, when no choice is eligible, those rejected only for
 // their CPU ceiling, best first: when every host is busy (a loaded lab
 // machine, a busy event), a busy parent is better than no video at all.

@@ -50,7 +50,7 @@ func TestEvaluate(t *testing.T) {
 		{
 			name:  "origin: candidate's load, level 0, no cpu",
 			cand:  origin,
-			res:   Result{Via: ViaRTSP, RTT: ms(2), Info: candidateInfo(origin)},
+			res:   Result{Via: ViaRTSP, RTT: ms(2), Info: CandidateInfo(origin)},
 			terms: Terms{RTT: 2, Load: 20 * 1.0 / 4},
 		},
 		{

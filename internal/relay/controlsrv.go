@@ -111,14 +111,20 @@ func (r *Relay) serveMediator(c *control.Conn) {
 			go func() {
 				defer r.wg.Done()
 				defer func() { <-r.resolveSlots }()
-				ctx, cancel := context.WithTimeout(r.ctx, 3*DefaultCallTimeout)
+				// Room for the candidate rounds of a flash crowd (JoinWait)
+				// and one last round's calls.
+				ctx, cancel := context.WithTimeout(r.ctx, max(3*DefaultCallTimeout, r.JoinWait+2*DefaultCallTimeout))
 				defer cancel()
 				start := time.Now()
 				up, err := r.resolveFor(ctx, c, b)
 				r.m.resolved(b.Mode, start, err)
 				if err != nil {
 					log.Warn("resolve failed", "stream", b.Stream, "err", err)
-					_ = c.Reply(m.ID, &wire.Error{Code: control.CodeNoUpstream, Message: err.Error()})
+					code := control.CodeNoUpstream
+					if errors.Is(err, ErrNoRoom) {
+						code = control.CodeNoRoom
+					}
+					_ = c.Reply(m.ID, &wire.Error{Code: code, Message: err.Error()})
 					return
 				}
 				_ = c.Reply(m.ID, &control.Resolved{Upstream: up})

@@ -39,9 +39,19 @@ func startOrigin(t *testing.T) *mediator.Mediator {
 // relay whose control socket is at control (rtsp-mediator --resolver ocm).
 func startViewer(t *testing.T, control string) *mediator.Mediator {
 	t.Helper()
+	return startViewerWith(t, control, nil)
+}
+
+// startViewerWith is startViewer with mod applied to the mediator before
+// it starts.
+func startViewerWith(t *testing.T, control string, mod func(*mediator.Mediator)) *mediator.Mediator {
+	t.Helper()
 	lb := newLogBuffer(t)
 	ocm := &mediator.OCM{Addr: control}
 	m := &mediator.Mediator{Listen: "127.0.0.1:0", Resolver: ocm, Log: lb.logger().With("test", "viewer")}
+	if mod != nil {
+		mod(m)
+	}
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,19 @@ func (b *logBuffer) has(subs ...string) bool {
 	return slices.ContainsFunc(b.lines, func(l string) bool { return containsAll(l, subs) })
 }
 
+// count is how many lines contain every one of subs.
+func (b *logBuffer) count(subs ...string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, l := range b.lines {
+		if containsAll(l, subs) {
+			n++
+		}
+	}
+	return n
+}
+
 // wait blocks until a line containing every one of subs was logged.
 func (b *logBuffer) wait(t *testing.T, subs ...string) string {
 	t.Helper()

@@ -49,6 +49,16 @@ const (
 	// may wait for the mediator's active (its upstream playing) before the
 	// relay leaves it: a resolve that never leads to media leaves nothing.
 	DefaultActiveTimeout = 20 * time.Second
+	// DefaultJoinAttempts and DefaultJoinWait bound how often, and how
+	// long, one resolve asks the server for candidates again when the
+	// parents offered had no room (full by the time of the join, or none
+	// free yet): a flash crowd is offered the same few parents, and the
+	// relays that just joined are parents a moment later. A few rounds
+	// of doubling waits reach the tree's next levels; the wait fits in
+	// the player's patience (rtsp-mediator --describe-timeout, 5 s, and
+	// --resolve-timeout, 8 s, with the pull still to open).
+	DefaultJoinAttempts = 10
+	DefaultJoinWait     = 3 * time.Second
 )
 
 // Relay is the agent. Fill the exported fields, then Start.
@@ -70,6 +80,11 @@ type Relay struct {
 	MaxControlClients int           // control connections at once; 0: DefaultMaxControlClients
 	MaxResolves       int           // resolves in progress at once; 0: DefaultMaxResolves
 	ActiveTimeout     time.Duration // resolved to active; 0: DefaultActiveTimeout
+	// JoinAttempts and JoinWait bound one resolve's candidate rounds
+	// when the parents offered have no room (0: DefaultJoinAttempts,
+	// DefaultJoinWait).
+	JoinAttempts int
+	JoinWait     time.Duration
 
 	// AllowOrigin says which origins' hosts may serve as the ocm-server
 	// when Server is empty (nil: loopback only): the relay sends its
@@ -176,6 +191,7 @@ func (r *Relay) fillLimits() error {
 		{"max streams", &r.MaxStreams, DefaultMaxStreams},
 		{"max control clients", &r.MaxControlClients, DefaultMaxControlClients},
 		{"max resolves", &r.MaxResolves, DefaultMaxResolves},
+		{"join attempts", &r.JoinAttempts, DefaultJoinAttempts},
 	} {
 		if *l.v < 0 {
 			return fmt.Errorf("%s %d is negative", l.name, *l.v)
@@ -192,6 +208,12 @@ func (r *Relay) fillLimits() error {
 	}
 	if r.ActiveTimeout == 0 {
 		r.ActiveTimeout = DefaultActiveTimeout
+	}
+	if r.JoinWait < 0 {
+		return fmt.Errorf("join wait %v is negative", r.JoinWait)
+	}
+	if r.JoinWait == 0 {
+		r.JoinWait = DefaultJoinWait
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/control"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/probe"
+	"github.com/ocm-overlay/ocm/internal/retry"
 	"github.com/ocm-overlay/ocm/internal/streamurl"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -144,6 +145,77 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		r.m.fellBack()
 		return originUpstream(o), nil
 	}
+	return r.joinSome(ctx, sess, o, excludeNodes, redirect, prefer)
+}
+
+// Waits between two candidate rounds of one resolve (joinSome): the
+// first about a join's round trip, so that relays that were just
+// accepted are offered next; jittered, so that a crowd refused together
+// does not ask together again.
+const (
+	joinRetryMin = 50 * time.Millisecond
+	joinRetryMax = 800 * time.Millisecond
+)
+
+// ErrNoRoom is why a resolve failed when every round found the parents
+// offered without room, up to JoinAttempts rounds or JoinWait.
+var ErrNoRoom = errors.New("no parent with room")
+
+// joinSome takes a parent for stream among the server's candidates. A
+// round in which no parent took us only for want of room (one filled
+// up between the candidate list and our join, the same few being
+// offered to a whole flash crowd; or none had a free slot yet) is not
+// the viewer's failure: the relays that just joined are parents a
+// moment later, so it asks again, without the parents found full, up
+// to JoinAttempts rounds within JoinWait. Anything else ends the
+// resolve at once.
+func (r *Relay) joinSome(ctx context.Context, sess *session, o streamurl.Origin, exclude []string, redirect bool, prefer string) (control.Upstream, error) {
+	stream := o.URL()
+	start := time.Now()
+	backoff := retry.Backoff{Min: joinRetryMin, Max: joinRetryMax, Jitter: true}
+	var full []string // found full in earlier rounds
+	for attempt := 1; ; attempt++ {
+		up, err := r.joinRound(ctx, sess, o, slices.Concat(exclude, full), redirect, prefer)
+		var nr *noRoomError
+		if !errors.As(err, &nr) {
+			return up, err
+		}
+		elapsed := time.Since(start)
+		if attempt >= r.JoinAttempts || elapsed >= r.JoinWait {
+			return control.Upstream{}, fmt.Errorf("%w for %s after %d candidate rounds in %v (ocm-relay --join-attempts %d, --join-wait %v): %w",
+				ErrNoRoom, stream, attempt, elapsed.Round(time.Millisecond), r.JoinAttempts, r.JoinWait, err)
+		}
+		if len(nr.full) == 0 {
+			// Nothing offered: those found full may have room again.
+			full = nil
+		}
+		for _, n := range nr.full {
+			if !slices.Contains(full, n) {
+				full = append(full, n)
+			}
+		}
+		d := min(backoff.Next(), r.JoinWait-elapsed)
+		r.Log.Debug("no parent with room: asking again", "stream", stream, "attempt", attempt, "retry_in", d, "full", full)
+		if !retry.Sleep(ctx, d) {
+			return control.Upstream{}, fmt.Errorf("%w for %s: gave up waiting: %w (last round: %w)", ErrNoRoom, stream, ctx.Err(), err)
+		}
+	}
+}
+
+// noRoomError is a candidate round in which no parent took the relay
+// and at least one refused only for want of room, or none was offered.
+// full lists the parents found full.
+type noRoomError struct {
+	full []string
+	msg  string
+}
+
+func (e *noRoomError) Error() string { return e.msg }
+
+// joinRound asks the server for candidates once, probes them, and joins
+// the best one that accepts.
+func (r *Relay) joinRound(ctx context.Context, sess *session, o streamurl.Origin, excludeNodes []string, redirect bool, prefer string) (control.Upstream, error) {
+	stream := o.URL()
 	cands, err := sess.cl.Candidates(ctx, stream, excludeNodes)
 	if err != nil {
 		var we *wire.Error
@@ -155,7 +227,7 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		return originUpstream(o), nil
 	}
 	if len(cands) == 0 {
-		return control.Upstream{}, fmt.Errorf("ocm-server offers no parent with free capacity for %s", stream)
+		return control.Upstream{}, &noRoomError{msg: "ocm-server offers no parent with free capacity for " + stream}
 	}
 	if !redirect {
 		_ = r.call(ctx, func(st *state) {
@@ -185,10 +257,13 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		r.Log.Warn("every candidate is over the CPU ceiling: taking the best of them", "stream", stream,
 			"max_cpu", r.Weights.MaxCPU, "best", choices[0].Candidate.Node)
 	}
-	var reasons []string
+	var reasons, full []string
 	for _, ch := range choices {
 		if ch.Rejected != "" {
 			reasons = append(reasons, ch.Candidate.Node+": "+ch.Rejected)
+			if ch.Full() {
+				full = append(full, ch.Candidate.Node)
+			}
 			continue
 		}
 		up := upstreamFor(o, ch.Candidate)
@@ -198,6 +273,10 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 		level, err := sess.cl.Join(ctx, stream, ch.Candidate.Node)
 		if err != nil {
 			reasons = append(reasons, ch.Candidate.Node+": "+err.Error())
+			var we *wire.Error
+			if errors.As(err, &we) && we.Code == wire.CodeFull {
+				full = append(full, ch.Candidate.Node)
+			}
 			r.Log.Info("parent refused", "stream", stream, "parent", ch.Candidate.Node, "err", err)
 			continue
 		}
@@ -213,7 +292,11 @@ func (r *Relay) resolveChoosing(ctx context.Context, stream string, exclude []st
 			Level: level, Score: ch.Score, Candidates: len(choices)})
 		return up, nil
 	}
-	return control.Upstream{}, fmt.Errorf("no usable parent for %s: %s", stream, strings.Join(reasons, "; "))
+	msg := fmt.Sprintf("no usable parent for %s: %s", stream, strings.Join(reasons, "; "))
+	if len(full) > 0 {
+		return control.Upstream{}, &noRoomError{full: full, msg: msg}
+	}
+	return control.Upstream{}, errors.New(msg)
 }
 
 // setParent records the parent the server accepted in sess. Call it in

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"net/netip"
 )
 
 // fillHost replaces an empty or unspecified host in addr (":8554",
@@ -21,4 +22,14 @@ func fillHost(addr, remote string) string {
 		return addr
 	}
 	return net.JoinHostPort(rhost, port)
+}
+
+// remoteAddr is the IP of a connection's remote address (the zero Addr if
+// it has none): the locality hint of tree.NodeInfo.Addr.
+func remoteAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }

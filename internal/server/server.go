@@ -62,6 +62,10 @@ const (
 	DefaultHeartbeat      = 2 * time.Second // a node silent for MissedHeartbeats intervals has failed
 	DefaultMaxCandidates  = 5
 	DefaultOriginCapacity = 4
+	// DefaultNearCandidates is how many relays near the requester (by the
+	// address it connects from: tree.Forest.SetNearby) are offered beside
+	// the MaxCandidates best; bench/scale's simulator measured why.
+	DefaultNearCandidates = 3
 	DefaultReconnectStep  = 500 * time.Millisecond
 	// DefaultHandoverTimeout bounds a graceful handover: how long a
 	// leaving relay's left waits for its children to switch.
@@ -135,6 +139,10 @@ type Server struct {
 	// means none (every relay must find a relay parent: only useful in
 	// tests), zero means the default.
 	OriginCapacity int
+	// NearCandidates is how many relays sharing the longest address
+	// prefix with the requester are offered besides MaxCandidates;
+	// negative means none, zero the default.
+	NearCandidates int
 	// Token is the shared secret relays present in their hello; when set,
 	// every state-changing API call (POST) must carry it too, as
 	// "Authorization: Bearer TOKEN". Empty: none.
@@ -286,6 +294,12 @@ func (s *Server) fill() error {
 	}
 	if s.OriginCapacity < 0 {
 		s.OriginCapacity = 0
+	}
+	if s.NearCandidates == 0 {
+		s.NearCandidates = DefaultNearCandidates
+	}
+	if s.NearCandidates < 0 {
+		s.NearCandidates = 0
 	}
 	if s.StallLimit == 0 {
 		s.StallLimit = DefaultStallLimit

@@ -67,9 +67,11 @@ type waiter struct {
 }
 
 func newState(s *Server) *state {
+	forest := tree.New(s.OriginCapacity)
+	forest.SetNearby(s.NearCandidates)
 	return &state{
 		s:         s,
-		forest:    tree.New(s.OriginCapacity),
+		forest:    forest,
 		policy:    s.Recovery,
 		sessions:  map[string]*session{},
 		handovers: map[tree.Member]*handover{},
@@ -247,7 +249,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 	}
 	st.sessions[h.Node] = ss
 	info := tree.NodeInfo{ID: h.Node, RTSP: fillHost(h.RTSP, ss.remote), Probe: fillHost(h.Probe, ss.remote),
-		Willing: h.Willing, Capacity: h.Capacity, Cores: h.Cores}
+		Willing: h.Willing, Capacity: h.Capacity, Cores: h.Cores, Addr: remoteAddr(ss.remote)}
 	edges := make([]tree.Edge, 0, len(h.Streams))
 	for _, r := range h.Streams {
 		edges = append(edges, tree.Edge{Stream: r.Stream, Node: h.Node, Parent: r.Parent})

@@ -26,7 +26,9 @@ type Candidate struct {
 // requester itself occupies or has reserved counts as free, so a relay
 // re-resolving may be offered its current parent (or the one a handover
 // promised it); slots reserved for others count as taken, a leaving
-// child's slot as free (Clients is that count).
+// child's slot as free (Clients is that count). With SetNearby(n), up to
+// n members near the requester by address are added after the k best
+// (nearby.go).
 func (f *Forest) Candidates(stream, requester string, exclude []string, k int) []Candidate {
 	t := f.streams[stream]
 	var self *member
@@ -121,6 +123,11 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 		} else {
 			relays = append(relays, *homeCand)
 		}
+	}
+	if f.nearby > 0 {
+		// Far parents ranked first are of little use to a relay that
+		// measures RTT: add some near it (nearby.go).
+		relays = append(relays, f.nearCandidates(t, stream, requester, self, own.parent, exclude, relays, home)...)
 	}
 	if passive && len(relays) > 0 {
 		return relays

@@ -72,7 +72,7 @@ func (f *Forest) Handover(stream, node string) ([]Move, error) {
 		if !ok {
 			continue
 		}
-		f.reserved[Member{stream, c}] = reservation{parent: id, by: node}
+		f.setReserved(Member{stream, c}, reservation{parent: id, by: node})
 		planned[c] = level + 1
 		mv := Move{Stream: stream, Node: c, Target: id, Level: level + 1}
 		if id != Origin {
@@ -160,7 +160,7 @@ func (t *tree) below(id, anc string) string {
 func (f *Forest) EndHandover(stream, node string) {
 	for k, r := range f.reserved {
 		if k.Stream == stream && r.by == node {
-			delete(f.reserved, k)
+			f.delReserved(k)
 		}
 	}
 }
@@ -214,23 +214,6 @@ func (f *Forest) occupied(stream, parent, joiner string) int {
 	return n + f.held(stream, parent, joiner) + f.promisedUnder(stream, parent, joiner)
 }
 
-// held counts the slots under parent reserved by handovers or kept by
-// gradual rebuilds for nodes other than joiner (the origin: on stream).
-func (f *Forest) held(stream, parent, joiner string) int {
-	n := 0
-	for k, r := range f.reserved {
-		if r.parent == parent && k.Node != joiner && (parent != Origin || k.Stream == stream) {
-			n++
-		}
-	}
-	for k, e := range f.expected {
-		if e.parent == parent && k.Node != joiner && (parent != Origin || k.Stream == stream) {
-			n++
-		}
-	}
-	return n
-}
-
 // leavingKids counts parent's leaving children over all streams, except
 // joiner.
 func (f *Forest) leavingKids(parent, except string) int {
@@ -255,7 +238,7 @@ func (f *Forest) leavingKids(parent, except string) int {
 func (f *Forest) dropReservations(stream, id string) {
 	for k, r := range f.reserved {
 		if k.Stream == stream && (k.Node == id || r.by == id || r.parent == id) {
-			delete(f.reserved, k)
+			f.delReserved(k)
 		}
 	}
 }
@@ -263,7 +246,7 @@ func (f *Forest) dropReservations(stream, id string) {
 // expect keeps a slot under parent for node while a gradual rebuild
 // reaches it.
 func (f *Forest) expect(stream, node, parent string, until time.Time) {
-	f.expected[Member{stream, node}] = expectation{parent: parent, until: until}
+	f.setExpected(Member{stream, node}, expectation{parent: parent, until: until})
 }
 
 // dropExpectations forgets the slots kept for and under node (it failed
@@ -271,7 +254,7 @@ func (f *Forest) expect(stream, node, parent string, until time.Time) {
 func (f *Forest) dropExpectations(node string) {
 	for k, e := range f.expected {
 		if k.Node == node || e.parent == node {
-			delete(f.expected, k)
+			f.delExpected(k)
 		}
 	}
 }
@@ -281,7 +264,7 @@ func (f *Forest) dropExpectations(node string) {
 func (f *Forest) ExpireExpectations(now time.Time) {
 	for k, e := range f.expected {
 		if !now.Before(e.until) {
-			delete(f.expected, k)
+			f.delExpected(k)
 		}
 	}
 }

@@ -84,8 +84,8 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	}
 	f.link(t, m, parent)
 	m.level = level
-	delete(f.reserved, Member{stream, node}) // a promised slot is taken or given up
-	delete(f.expected, Member{stream, node})
+	f.delReserved(Member{stream, node}) // a promised slot is taken or given up
+	f.delExpected(Member{stream, node})
 	f.unpromise(Member{stream, node})
 	res.Changes = append(res.Changes, Change{
 		Stream: stream, Node: node, Parent: parent, From: from, Level: level, Subtree: t.relevel(m),

@@ -42,6 +42,7 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -111,6 +112,10 @@ type NodeInfo struct {
 	Willing  bool
 	Capacity int // max children over all streams
 	Cores    int
+	// Addr is the address the node connects to the server from (its
+	// public address behind a NAT); the zero Addr if unknown. It is the
+	// locality hint of SetNearby.
+	Addr netip.Addr
 }
 
 // Node is a registered node.
@@ -225,17 +230,21 @@ type member struct {
 	idx         int       // its index in tree.list
 	stats       StreamStats
 	statsAt     time.Time
+	nearKey     [2]netip.Prefix // its buckets in tree.near (nearby.go); invalid: none
+	nearIdx     [2]int          // its indexes there
 }
 
 // tree is one stream's tree.
 type tree struct {
 	origin   map[string]struct{} // the origin's children
 	members  map[string]*member
-	list     []*member // the members again, for scans (a slice walks far faster than a map)
-	npending int       // members with a pending parent (setPending): lets joins skip a scan
-	top      []*member // the best offerable members, ranked (topcache.go)
-	topValid bool      // top is up to date
-	topAll   bool      // top holds every offerable member
+	list     []*member                  // the members again, for scans (a slice walks far faster than a map)
+	npending int                        // members with a pending parent (setPending): lets joins skip a scan
+	top      []*member                  // the best offerable members, ranked (topcache.go)
+	topValid bool                       // top is up to date
+	topAll   bool                       // top holds every offerable member
+	near     map[netip.Prefix][]*member // members by address prefix (nearby.go)
+	nearTurn uint64                     // where the next scan of a bucket starts
 }
 
 // Forest is every node and every stream's tree.
@@ -245,7 +254,9 @@ type Forest struct {
 	streams   map[string]*tree
 	reserved  map[Member]reservation // slots promised by handovers, by the child they are for
 	expected  map[Member]expectation // slots kept for the members of a gradual rebuild, by child
+	heldUnder map[heldKey]int        // reserved and expected, counted by parent (held.go)
 	promises                         // slots offered to requesters between candidates and join
+	nearby    int                    // near candidates added to the k best (SetNearby)
 
 	// Counts that let the hot paths (Candidates, Join) skip walks and
 	// scans when there is nothing to find, which is almost always.
@@ -266,7 +277,8 @@ type expectation struct {
 // children per stream.
 func New(originCapacity int) *Forest {
 	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{},
-		reserved: map[Member]reservation{}, expected: map[Member]expectation{}, promises: newPromises()}
+		reserved: map[Member]reservation{}, expected: map[Member]expectation{}, heldUnder: map[heldKey]int{},
+		promises: newPromises()}
 }
 
 // OriginCapacity returns the origin's capacity per stream.
@@ -292,12 +304,14 @@ func (t *tree) add(id string, n *Node) *member {
 	m := &member{id: id, children: map[string]struct{}{}, node: n, idx: len(t.list)}
 	t.members[id] = m
 	t.list = append(t.list, m)
+	t.nearIndex(m)
 	return m
 }
 
 // drop forgets member m.
 func (t *tree) drop(m *member) {
 	delete(t.members, m.id)
+	t.nearUnindex(m)
 	last := t.list[len(t.list)-1]
 	t.list[m.idx], last.idx = last, m.idx
 	t.list[len(t.list)-1] = nil

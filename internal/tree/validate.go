@@ -172,6 +172,16 @@ func (f *Forest) validateCounts(bad func(format string, a ...any)) {
 			bad("node %s has %d slots promised, counted %d", id, byNode[id], n.promised)
 		}
 	}
+	held := map[heldKey]int{}
+	for m, r := range f.reserved {
+		held[holdKey(m.Stream, r.parent)]++
+	}
+	for m, e := range f.expected {
+		held[holdKey(m.Stream, e.parent)]++
+	}
+	if !maps.Equal(held, f.heldUnder) {
+		bad("slots reserved and kept %v, counted %v", held, f.heldUnder)
+	}
 	for s, t := range f.streams {
 		f.validateTop(s, t, bad)
 		if len(t.list) != len(t.members) {

@@ -25,6 +25,8 @@ type relayOptions struct {
 	maxStreams, maxControl       int
 	maxResolves                  int
 	activeTimeout                time.Duration
+	joinAttempts                 int
+	joinWait                     time.Duration
 	weights                      probe.Weights
 	debug                        bool
 	metrics                      string
@@ -89,6 +91,8 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 	f.IntVar(&o.maxControl, "max-control-clients", relay.DefaultMaxControlClients, "maximum number of connections to the control socket")
 	f.IntVar(&o.maxResolves, "max-resolves", relay.DefaultMaxResolves, "maximum number of resolves in progress; more are answered with an error")
 	f.DurationVar(&o.activeTimeout, "active-timeout", relay.DefaultActiveTimeout, "leave a stream resolved for the mediator if it does not play within this")
+	f.IntVar(&o.joinAttempts, "join-attempts", relay.DefaultJoinAttempts, "candidate rounds one resolve may take while the parents offered have no room\n(full by the time of the join, as in a flash crowd); then the player's request fails")
+	f.DurationVar(&o.joinWait, "join-wait", relay.DefaultJoinWait, "how long one resolve keeps asking for parents with room (see --join-attempts);\nkeep it under rtsp-mediator's --describe-timeout")
 	f.StringVar(&o.nodeID, "node-id", "", "node id in the overlay (default: hostname-pid)")
 	f.StringVar(&o.token, "token", os.Getenv("OCM_TOKEN"), "shared token for ocm-server (default $OCM_TOKEN)")
 	f.Float64Var(&o.weights.Load, "w-load", o.weights.Load, "score weight of a candidate's load (clients/capacity)")
@@ -116,7 +120,7 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 		Server: o.server, AllowOrigin: allow, Control: o.control, Probe: o.probe, RTSP: o.rtsp,
 		NodeID: o.nodeID, Token: o.token, Willing: o.willing, Capacity: o.capacity,
 		MaxStreams: o.maxStreams, MaxControlClients: o.maxControl, MaxResolves: o.maxResolves,
-		ActiveTimeout: o.activeTimeout, Weights: o.weights, Events: events, Log: log,
+		ActiveTimeout: o.activeTimeout, JoinAttempts: o.joinAttempts, JoinWait: o.joinWait, Weights: o.weights, Events: events, Log: log,
 	}
 	if err := r.Start(); err != nil {
 		return err

@@ -22,6 +22,7 @@ type serverOptions struct {
 	heartbeat      time.Duration
 	maxCandidates  int
 	originCapacity int
+	nearCandidates int
 	reconnectStep  time.Duration
 	handover       time.Duration
 	orphanGrace    time.Duration
@@ -154,6 +155,8 @@ then node and tree events. Logs go to stderr.`,
 		fmt.Sprintf("heartbeat interval; a relay silent for %d intervals has failed", server.MissedHeartbeats))
 	f.IntVar(&o.maxCandidates, "max-candidates", server.DefaultMaxCandidates, "relays offered per request, besides the origin")
 	f.IntVar(&o.originCapacity, "origin-capacity", server.DefaultOriginCapacity, "relays allowed to pull each stream from the origin")
+	f.IntVar(&o.nearCandidates, "near-candidates", server.DefaultNearCandidates,
+		"relays near the requester (longest shared prefix of the addresses they connect from, at least /16 or /32 for IPv6) offered besides --max-candidates; 0: none")
 	f.DurationVar(&o.reconnectStep, "reconnect-step", server.DefaultReconnectStep,
 		"under --recovery gradual, the longest wait before telling the next level (sooner once a level has rejoined, or a relay's old parent is back)")
 	f.DurationVar(&o.reconnectStep, "gradual-step", server.DefaultReconnectStep, "old name of --reconnect-step")
@@ -197,8 +200,8 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if o.originCapacity < 0 || o.maxCandidates < 1 {
-		return fmt.Errorf("--origin-capacity must be >= 0 and --max-candidates >= 1")
+	if o.originCapacity < 0 || o.maxCandidates < 1 || o.nearCandidates < 0 {
+		return fmt.Errorf("--origin-capacity and --near-candidates must be >= 0 and --max-candidates >= 1")
 	}
 	if o.stallLimit < 0 {
 		return fmt.Errorf("--stall-limit must be >= 0 (0: never quarantine)")
@@ -220,6 +223,10 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	if originCap == 0 {
 		originCap = -1 // the server reads 0 as "default"; the flag's 0 means none
 	}
+	near := o.nearCandidates
+	if near == 0 {
+		near = -1 // as for originCap
+	}
 	s := &server.Server{
 		Listen:             o.listen,
 		HTTP:               o.http,
@@ -228,6 +235,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		Heartbeat:          o.heartbeat,
 		MaxCandidates:      o.maxCandidates,
 		OriginCapacity:     originCap,
+		NearCandidates:     near,
 		ReconnectStep:      o.reconnectStep,
 		HandoverTimeout:    o.handover,
 		OrphanGrace:        o.orphanGrace,

@@ -75,6 +75,7 @@ func TestServerCommandBadFlags(t *testing.T) {
 		{"--recovery", "magic"},
 		{"--max-candidates", "0"},
 		{"--origin-capacity", "-1"},
+		{"--near-candidates", "-1"},
 		{"--http-max-body", "0", "--http", "off"},
 		{"--http-max-header-bytes", "0", "--http", "off"},
 		{"--http-read-timeout", "-1s", "--http", "off"},
