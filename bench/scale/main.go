@@ -38,6 +38,7 @@ type options struct {
 	kill        int
 	out         string
 	cpuProfile  string
+	memProfile  string
 	stream      string
 	// The tree-quality simulator (bench/scale/sim).
 	sim       bool
@@ -60,7 +61,14 @@ it starts a fresh ocm-server (built from this module unless --bin or
 --server) and reports:
 
   joins_per_s          relays joined per second over the whole join phase
-  decision_ms_p50/p99  get_candidates round trip seen by the relays
+  decision_ms_p50/p99  get_candidates round trip seen by the relays (rtt):
+                       on one host it includes waiting for the cores this
+                       process shares with the server
+  server_decision_ms_p50/p99, server_queue_ms_p50/p99
+                       the server's share of it, from its histograms
+                       (ocm_candidate_decision_seconds: the decision in its
+                       state goroutine; ocm_candidate_queue_seconds: the wait
+                       for that goroutine); -1 with --server
   full_per_join        "full" refusals per successful join
   failed               relays that had no parent within --join-timeout
   bytes_per_node       server RSS growth per relay (VmRSS, steady state)
@@ -138,6 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair is the one with the fewest descendants, at least this many (0: skip)")
 	fs.StringVar(&o.out, "out", "", "write the JSON report here too (default: stdout only)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the server, written to FILE-bBATCH (OCM_CPUPROFILE)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "heap profile of the server at its end (steady state), written to FILE-bBATCH, with its memory statistics in FILE-bBATCH.txt (OCM_MEMPROFILE)")
 	fs.StringVar(&o.stream, "stream", "rtsp://127.0.0.1:8554/scale", "the stream every relay joins")
 	sweep := "100,300,1000,3000,10000"
 	fs.BoolVar(&o.sim, "sim", true, "run the tree-quality simulator after the load")
@@ -292,12 +301,13 @@ func runLoad(ctx context.Context, o options, rep *report, stdout, stderr io.Writ
 }
 
 func printTable(w io.Writer, rs []result) {
-	fmt.Fprintf(w, "%7s %6s %7s %8s %9s %9s %7s %9s %9s %11s %9s %10s %12s\n",
-		"relays", "batch", "failed", "joins/s", "dec p50", "dec p99", "full/j", "B/relay",
+	fmt.Fprintf(w, "%7s %6s %7s %8s %9s %9s %11s %11s %7s %9s %9s %11s %9s %10s %12s\n",
+		"relays", "batch", "failed", "joins/s", "rtt p50", "rtt p99", "srv dec p99", "srv q p99", "full/j", "B/relay",
 		"cpu join", "cpu steady", "tree ms", "tree KB", "repair ms")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%7d %6d %7d %8.0f %9.2f %9.2f %7.2f %9.0f %9.2f %11.3f %9.1f %10.0f %7.0f (%d)\n",
-			r.Relays, r.Batch, r.Failed, r.JoinsPerS, r.DecisionP50, r.DecisionP99, r.FullPerJoin, r.BytesPerNode,
+		fmt.Fprintf(w, "%7d %6d %7d %8.0f %9.2f %9.2f %11.3f %11.2f %7.2f %9.0f %9.2f %11.3f %9.1f %10.0f %7.0f (%d)\n",
+			r.Relays, r.Batch, r.Failed, r.JoinsPerS, r.DecisionP50, r.DecisionP99, r.ServerDecisionP99,
+			r.ServerQueueP99, r.FullPerJoin, r.BytesPerNode,
 			r.CPUJoining, r.SteadyCPU, r.TreeAPIMs, float64(r.TreeAPIBytes)/1024, r.RecoveryMs, r.RecoveryDescendants)
 	}
 }

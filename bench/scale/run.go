@@ -19,31 +19,41 @@ import (
 
 // result is one run's figures (one batch size, one fresh server).
 type result struct {
-	Relays       int     `json:"relays"`
-	Batch        int     `json:"batch"`
-	Joined       int     `json:"joined"`
-	Failed       int     `json:"failed"`   // no parent within --join-timeout
-	Attached     int     `json:"attached"` // in the tree after the steady phase
-	Error        string  `json:"error,omitempty"`
-	JoinsPerS    float64 `json:"joins_per_s"`
-	DecisionP50  float64 `json:"decision_ms_p50"`
-	DecisionP99  float64 `json:"decision_ms_p99"`
-	Decisions    int     `json:"decisions"`
-	FullPerJoin  float64 `json:"full_per_join"`
-	FirstAllFull int     `json:"first_try_all_full"` // relays whose first candidates were all full
-	Retries      int     `json:"candidate_retries"`  // get_candidates asked again after no parent accepted
-	OtherRefused int     `json:"other_refusals"`
-	RSSBytes     int64   `json:"server_rss_bytes"`
-	BytesPerNode float64 `json:"bytes_per_node"`
-	CPUJoining   float64 `json:"cpu_joining"`              // cores
-	LoadCPU      float64 `json:"load_process_cpu_joining"` // this process's cores while joining (it shares the host)
-	LoadAvg      float64 `json:"host_loadavg_1m"`          // after joining: context for every figure on a shared host
-	SteadyCPU    float64 `json:"steady_cpu_fraction"`      // cores
-	HeartbeatP99 float64 `json:"heartbeat_ms_p99_steady"`
-	HBFailures   int     `json:"heartbeat_failures"`
-	TreeAPIMs    float64 `json:"tree_api_ms"`
-	TreeAPIBytes int     `json:"tree_api_bytes"`
-	Depth        int     `json:"depth"`
+	Relays    int     `json:"relays"`
+	Batch     int     `json:"batch"`
+	Joined    int     `json:"joined"`
+	Failed    int     `json:"failed"`   // no parent within --join-timeout
+	Attached  int     `json:"attached"` // in the tree after the steady phase
+	Error     string  `json:"error,omitempty"`
+	JoinsPerS float64 `json:"joins_per_s"`
+	// The get_candidates round trip seen by the relays: on one host the
+	// load process shares the cores with the server, so this includes
+	// waiting for the load process's own goroutines to run.
+	DecisionP50 float64 `json:"decision_ms_p50"`
+	DecisionP99 float64 `json:"decision_ms_p99"`
+	// The server's share of it, from its histograms: the decision in the
+	// state goroutine, and the wait for that goroutine before it (-1: the
+	// server has no such histogram).
+	ServerDecisionP50 float64 `json:"server_decision_ms_p50"`
+	ServerDecisionP99 float64 `json:"server_decision_ms_p99"`
+	ServerQueueP50    float64 `json:"server_queue_ms_p50"`
+	ServerQueueP99    float64 `json:"server_queue_ms_p99"`
+	Decisions         int     `json:"decisions"`
+	FullPerJoin       float64 `json:"full_per_join"`
+	FirstAllFull      int     `json:"first_try_all_full"` // relays whose first candidates were all full
+	Retries           int     `json:"candidate_retries"`  // get_candidates asked again after no parent accepted
+	OtherRefused      int     `json:"other_refusals"`
+	RSSBytes          int64   `json:"server_rss_bytes"`
+	BytesPerNode      float64 `json:"bytes_per_node"`
+	CPUJoining        float64 `json:"cpu_joining"`              // cores
+	LoadCPU           float64 `json:"load_process_cpu_joining"` // this process's cores while joining (it shares the host)
+	LoadAvg           float64 `json:"host_loadavg_1m"`          // after joining: context for every figure on a shared host
+	SteadyCPU         float64 `json:"steady_cpu_fraction"`      // cores
+	HeartbeatP99      float64 `json:"heartbeat_ms_p99_steady"`
+	HBFailures        int     `json:"heartbeat_failures"`
+	TreeAPIMs         float64 `json:"tree_api_ms"`
+	TreeAPIBytes      int     `json:"tree_api_bytes"`
+	Depth             int     `json:"depth"`
 	// Repair of a relay with about --kill descendants.
 	RecoveryMs          float64 `json:"recovery_ms_1000_descendants"`
 	RecoveryTreeMs      float64 `json:"recovery_tree_ms"` // until the API shows no orphan
@@ -62,7 +72,8 @@ type rejoin struct {
 }
 
 func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Writer) (result, error) {
-	res := result{Relays: o.relays, Batch: batch}
+	res := result{Relays: o.relays, Batch: batch, ServerDecisionP50: -1, ServerDecisionP99: -1,
+		ServerQueueP50: -1, ServerQueueP99: -1}
 	var srv *serverProc
 	if o.server != "" {
 		srv = &serverProc{ocm: o.server, http: o.httpAddr, pid: o.serverPID}
@@ -70,6 +81,9 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 		var env []string
 		if o.cpuProfile != "" {
 			env = append(env, fmt.Sprintf("OCM_CPUPROFILE=%s-b%d", o.cpuProfile, batch))
+		}
+		if o.memProfile != "" {
+			env = append(env, fmt.Sprintf("OCM_MEMPROFILE=%s-b%d", o.memProfile, batch))
 		}
 		var err error
 		if srv, err = startServer(ctx, bin, o.serverArgs, env); err != nil {
@@ -157,6 +171,14 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	res.FirstAllFull, res.Retries, res.OtherRefused = st.firstAllFull, st.retries, st.others
 	st.mu.Unlock()
 	fmt.Fprintf(stderr, "scale: joined %d in %.1fs\n", res.Joined, lastJoin.Sub(t0).Seconds())
+	if o.server == "" { // a fresh server: its histograms hold this join phase only
+		t, err := srv.scrapeServerTimes(ctx)
+		if err != nil {
+			return res, fmt.Errorf("scrape the server's decision times: %w", err)
+		}
+		res.ServerDecisionP50, res.ServerDecisionP99 = t.decisionP50, t.decisionP99
+		res.ServerQueueP50, res.ServerQueueP99 = t.queueP50, t.queueP99
+	}
 
 	// Steady state: reports and heartbeats only.
 	if !retry.Sleep(ctx, 2*time.Second) {
@@ -176,6 +198,11 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	}
 	if res.Joined > 0 && srv.pid != 0 {
 		res.BytesPerNode = float64(res.RSSBytes-rss0) / float64(res.Joined)
+	}
+	if o.memProfile != "" && srv.cmd != nil {
+		if err := srv.memProfile(ctx, fmt.Sprintf("%s-b%d", o.memProfile, batch)); err != nil {
+			fmt.Fprintf(stderr, "scale: memory profile: %v\n", err)
+		}
 	}
 
 	// The tree API, three times: the median.

@@ -49,6 +49,12 @@ func TestScaleSmall(t *testing.T) {
 		if r.Decisions < r.Joined || r.TreeAPIBytes == 0 || r.BytesPerNode <= 0 {
 			t.Errorf("batch %d: %d decisions, tree %d bytes, %v bytes per node", r.Batch, r.Decisions, r.TreeAPIBytes, r.BytesPerNode)
 		}
+		// The server's share of the round trip is read from its
+		// histograms: present, and not more than the round trip.
+		if r.ServerDecisionP99 <= 0 || r.ServerQueueP99 < 0 || r.ServerDecisionP50 > r.DecisionP99 {
+			t.Errorf("batch %d: server decision p50/p99 %v/%v ms, queue p99 %v ms, round trip p99 %v ms",
+				r.Batch, r.ServerDecisionP50, r.ServerDecisionP99, r.ServerQueueP99, r.DecisionP99)
+		}
 		if r.RecoveryDescendants == 0 || r.RecoveryOrphans == 0 || r.RecoveryRejoined != r.RecoveryOrphans {
 			t.Errorf("batch %d: repair of a relay with %d descendants: %d of %d orphans rejoined",
 				r.Batch, r.RecoveryDescendants, r.RecoveryRejoined, r.RecoveryOrphans)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/lab"
+	"github.com/ocm-overlay/ocm/internal/retry"
 )
 
 // serverProc is the ocm-server under test: one this tool started, or one
@@ -126,6 +127,24 @@ func (p *serverProc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
+}
+
+// memProfile has a server started with OCM_MEMPROFILE=path write its
+// heap profile and memory statistics now (SIGUSR1), and waits for them.
+func (p *serverProc) memProfile(ctx context.Context, path string) error {
+	_ = os.Remove(path + ".txt")
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	for range 100 {
+		if st, err := os.Stat(path + ".txt"); err == nil && st.Size() > 0 {
+			return nil
+		}
+		if !retry.Sleep(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("no %s.txt within 10s", path)
 }
 
 // rss returns the server's resident set in bytes (VmRSS), 0 without a pid.

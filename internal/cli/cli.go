@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -21,6 +22,11 @@ import (
 //
 // OCM_CPUPROFILE=FILE writes a CPU profile of the whole run to FILE, for
 // looking at where a relay spends its time (go tool pprof FILE).
+// OCM_MEMPROFILE=FILE writes, each time the process gets SIGUSR1, a heap
+// profile to FILE, and the same with the runtime's memory statistics
+// (stacks, heap) and the goroutine count as text to FILE.txt: where the
+// bytes per connection of a loaded server go (bench/scale --memprofile
+// signals at the end of its steady phase).
 //
 // Every tool gets --version (see Version), and its errors are printed here
 // once, never also by cobra.
@@ -36,6 +42,24 @@ func Main(cmd *cobra.Command) int {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if path := os.Getenv("OCM_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 512 // every small per-connection allocation shows
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		ended := make(chan struct{})
+		go func() {
+			defer close(ended)
+			for {
+				select {
+				case <-usr1:
+					writeMemProfile(path)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		defer func() { signal.Stop(usr1); stop(); <-ended }()
+	}
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, ErrSilent) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.Name(), err)
@@ -43,6 +67,24 @@ func Main(cmd *cobra.Command) int {
 		return 1
 	}
 	return 0
+}
+
+// writeMemProfile writes the heap profile to path and its text form, with
+// the runtime's memory statistics and the goroutine count, to path.txt.
+func writeMemProfile(path string) {
+	n := runtime.NumGoroutine()
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	// The text form appears whole (renamed into place): a reader waits for it.
+	if f, err := os.Create(path + ".txt.tmp"); err == nil {
+		fmt.Fprintf(f, "# goroutines %d\n", n)
+		_ = pprof.Lookup("heap").WriteTo(f, 1)
+		if f.Close() == nil {
+			_ = os.Rename(path+".txt.tmp", path+".txt")
+		}
+	}
 }
 
 // ErrSilent is returned by commands that already reported their error.

@@ -86,7 +86,7 @@ func (st *state) startHandover(ss *session, stream string, w *waiter) []api.Targ
 	st.m.handovers.inc("started")
 	st.s.Events.Emit(event.HandoverStarted{Stream: stream, Node: ss.node, Children: planned,
 		TimeoutMs: st.s.HandoverTimeout.Milliseconds()})
-	ss.log.Info("handover started", "stream", stream, "children", len(moves))
+	ss.log().Info("handover started", "stream", stream, "children", len(moves))
 	st.progress()
 	return sent
 }

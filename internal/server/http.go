@@ -44,7 +44,7 @@ func (s *Server) handler() http.Handler {
 		out := make([]api.Node, 0, len(st.sessions))
 		for _, n := range st.forest.Nodes() {
 			if ss := st.sessions[n.ID]; ss != nil {
-				n.Remote, n.Connected, n.LastSeen = ss.remote, ss.since, ss.lastSeen
+				n.Remote, n.Connected, n.LastSeen = ss.remote, ss.since, time.Unix(0, ss.lastSeen.Load())
 			}
 			out = append(out, n)
 		}

@@ -161,3 +161,28 @@ func TestMetricsStreamCap(t *testing.T) {
 		t.Error("100 streams fit under a cap of 100")
 	}
 }
+
+// TestMetricsCandidateTimes: every get_candidates answered is observed
+// twice, its wait for the state goroutine and its decision there, so a
+// relay's round trip can be split into the server's share and the rest.
+func TestMetricsCandidateTimes(t *testing.T) {
+	ts := startServer(t, nil)
+	f := ts.scrape(t)
+	for _, name := range []string{"ocm_candidate_queue_seconds", "ocm_candidate_decision_seconds"} {
+		if got := f.Type(name); got != "histogram" {
+			t.Errorf("%s: type %q, want histogram", name, got)
+		}
+	}
+	r := newRelay(t, "a", 4).dial(ts.Addr(), "")
+	for range 3 {
+		r.candidates(stream)
+	}
+	r.sync()
+	f2 := ts.scrape(t)
+	for _, name := range []string{"ocm_candidate_queue_seconds", "ocm_candidate_decision_seconds"} {
+		if got := value(t, f2, name) - value(t, f, name); got != 3 {
+			t.Errorf("%s_count moved by %v, want 3 (one per get_candidates, none per heartbeat)", name, got)
+		}
+		t.Logf("%s: sum %.6f s", name, f2[name].GetMetric()[0].GetHistogram().GetSampleSum())
+	}
+}

@@ -212,7 +212,9 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	reqs     chan func(*state)
-	wg       sync.WaitGroup // accept loop, HTTP, state loop
+	parker   *parker        // idle connections (park_linux.go); nil: none parked
+	workers  *workers       // run parked connections' messages and send queues (workers.go)
+	wg       sync.WaitGroup // accept loop, HTTP, state loop, parker
 	conns    sync.WaitGroup // connection goroutines
 	nconns   atomic.Int64   // relay connections held (counted by the accept loop)
 	refusing atomic.Int64   // busy refusals being written
@@ -396,6 +398,14 @@ func (s *Server) Start() error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); st.run(s.ctx) }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
+	s.workers = newWorkers(s.ctx)
+	if p, err := newParker(s); err != nil {
+		s.Log.Warn("every relay connection keeps a goroutine: no epoll set", "err", err)
+	} else if p != nil {
+		s.parker = p
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); p.run(s.ctx) }()
+	}
 	if s.httpSrv != nil {
 		s.wg.Add(1)
 		go func() {
@@ -445,6 +455,7 @@ func (s *Server) Close() {
 func (s *Server) Wait() error {
 	s.wg.Wait()
 	s.conns.Wait()
+	s.workers.wait() // after conns: nothing starts a task any more
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
 	return s.err
@@ -501,11 +512,8 @@ func (s *Server) acceptLoop() {
 		}
 		s.nconns.Add(1)
 		s.conns.Add(1)
-		go func() {
-			defer s.conns.Done()
-			defer s.nconns.Add(-1)
-			s.serveConn(nc)
-		}()
+		go s.serveConn(nc) // connDone uncounts it
+
 	}
 }
 

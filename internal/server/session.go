@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/event"
@@ -14,22 +15,32 @@ import (
 )
 
 // session is one relay connection after its hello. Its reader goroutine
-// (serveConn) reads messages and hands them to the state goroutine; its
-// writer goroutine drains out, so the state goroutine never blocks on a
-// slow relay. node is set before; lastSeen and since belong to the state
-// goroutine.
+// (serve) reads messages and hands them to the state goroutine (heartbeats
+// it answers itself); its writer goroutine drains out, so the state
+// goroutine never blocks on a slow relay. node is set before; since
+// belongs to the state goroutine; lastSeen is written by the reader and
+// read by the state goroutine.
+//
+// A server holds thousands of these, nearly all idle: a session keeps no
+// logger (log builds one), no queue while nothing waits to be sent, and
+// no goroutine nor read buffer while nothing waits to be read (parker).
 type session struct {
 	conn       *wire.Conn
 	remote     string
-	log        *slog.Logger
+	base       *slog.Logger // the server's: log adds the session's attributes
 	out        *sendQueue
 	done       chan struct{} // closed by close
 	readEnded  chan struct{} // closed when the read loop has ended: the connection is going
-	readerDone chan struct{} // closed when serveConn stops reading (after draining)
+	readerDone chan struct{} // closed when the reader stops reading (after draining)
 	once       sync.Once
+	stop       func() bool // ends the close on server stop (context.AfterFunc)
+	parker     *parker     // nil: the reader goroutine stays
+	workers    *workers    // run the writer (nil: a goroutine of its own)
+	parkKey    uint64      // the parker's, under its lock
+	watched    bool        // in the parker's epoll set (re-armed, not added)
 
 	node     string
-	lastSeen time.Time
+	lastSeen atomic.Int64 // unix ns by the server's clock: the last message read
 	since    time.Time
 	drained  bool // an operator drained it: a left for a stream it is no longer in is acked
 }
@@ -46,9 +57,25 @@ type outMsg struct {
 const linger = 500 * time.Millisecond
 
 func newSession(c *wire.Conn, node string, log *slog.Logger) *session {
-	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), log: log.With("node", node),
+	return &session{conn: c, node: node, remote: c.RemoteAddr().String(), base: log,
 		out: newSendQueue(), done: make(chan struct{}), readEnded: make(chan struct{}),
-		readerDone: make(chan struct{})}
+		readerDone: make(chan struct{}), stop: func() bool { return false }}
+}
+
+// log returns the session's logger. It is built at each use, which costs
+// little next to writing a line, rather than kept by every idle session.
+func (ss *session) log() *slog.Logger { return ss.base.With("remote", ss.remote, "node", ss.node) }
+
+// debug reports whether debug lines are logged: the hot paths check it
+// before building the logger.
+func (ss *session) debug() bool { return ss.base.Enabled(context.Background(), slog.LevelDebug) }
+
+// seen records that a message was read at now.
+func (ss *session) seen(now time.Time) { ss.lastSeen.Store(now.UnixNano()) }
+
+// silentFor returns how long before now the last message was read.
+func (ss *session) silentFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, ss.lastSeen.Load()))
 }
 
 // alive reports whether the session's connection still reads: a session
@@ -72,10 +99,10 @@ func (ss *session) enqueue(o outMsg) {
 	ok, start := ss.out.put(o)
 	switch {
 	case !ok:
-		ss.log.Warn("send queue full: disconnecting", "queued", maxQueued)
+		ss.log().Warn("send queue full: disconnecting", "queued", maxQueued)
 		ss.close()
 	case start:
-		go ss.writeLoop()
+		ss.workers.do(ss.writeLoop)
 	}
 }
 
@@ -156,11 +183,12 @@ func (ss *session) replyAndClose(re uint64, e *wire.Error) {
 	ss.enqueue(outMsg{m: wire.Msg{Re: re, Body: e}, close: true})
 }
 
-// close ends the connection at once.
+// close ends the connection at once (a parked session is woken to end).
 func (ss *session) close() {
 	ss.once.Do(func() {
 		close(ss.done)
 		ss.conn.Close()
+		ss.parker.wake(ss)
 	})
 }
 
@@ -199,7 +227,7 @@ func (ss *session) write(o outMsg) bool {
 	}
 	if err != nil && (errors.Is(err, wire.ErrInvalid) || errors.Is(err, wire.ErrLineTooLong)) {
 		// Our bug, not the relay's: drop the message, keep the relay.
-		ss.log.Error("unsendable message", "type", o.m.Body.Type(), "err", err)
+		ss.log().Error("unsendable message", "type", o.m.Body.Type(), "err", err)
 		err = nil
 	}
 	if err != nil {
@@ -221,25 +249,27 @@ func (ss *session) write(o outMsg) bool {
 	return true
 }
 
-// serveConn runs one connection: hello, then messages until it ends.
+// serveConn runs one connection: hello, then its messages (serve) until
+// it ends. The accept loop counted it (nconns, conns); connDone uncounts
+// it when it ends, which after a hello may be on another goroutine.
 func (s *Server) serveConn(nc net.Conn) {
 	c := wire.NewConn(nc)
 	c.SetMaxLine(s.MaxLine)
 	c.SetWriteTimeout(s.WriteTimeout)
 	stop := context.AfterFunc(s.ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
-	log := s.Log.With("remote", nc.RemoteAddr().String())
+	ended := func() { stop(); c.Close(); s.connDone() }
 
 	c.SetReadTimeout(s.HelloTimeout)
 	m, err := c.ReadMsg()
 	if err != nil {
-		s.rejectFirst(c, log, m, err)
+		s.rejectFirst(c, s.connLog(c), m, err)
+		ended()
 		return
 	}
 	h, ok := m.Body.(*wire.Hello)
 	if !ok {
-		s.refuse(c, log, m.ID, wire.CodeExpectedHello, "the first message must be a hello, got "+m.Type)
+		s.refuse(c, s.connLog(c), m.ID, wire.CodeExpectedHello, "the first message must be a hello, got "+m.Type)
+		ended()
 		return
 	}
 	if !wire.CheckToken(s.Token, h.Token) {
@@ -247,32 +277,63 @@ func (s *Server) serveConn(nc net.Conn) {
 		if h.Token == "" {
 			msg = "this server requires a token"
 		}
-		s.refuse(c, log.With("node", h.Node), m.ID, wire.CodeUnauthorized, msg)
+		s.refuse(c, s.connLog(c).With("node", h.Node), m.ID, wire.CodeUnauthorized, msg)
+		ended()
 		return
 	}
 
 	s.awaitDuplicate(h.Node)
 
-	ss := newSession(c, h.Node, log)
-	defer func() {
-		// Let the writer flush what is queued (a final error), draining
-		// the peer meanwhile, then close.
-		ss.enqueue(outMsg{close: true})
-		c.Discard(linger)
-		close(ss.readerDone)
-		ss.out.close()
-		ss.close()
-	}()
+	ss := newSession(c, h.Node, s.Log)
+	ss.parker, ss.workers, ss.stop = s.parker, s.workers, stop
 	welcomed := false
 	if s.call(s.ctx, func(st *state) { welcomed = st.hello(ss, m.ID, h) }) != nil || !welcomed {
 		close(ss.readEnded)
+		s.endSession(ss)
 		return
 	}
 
 	c.SetReadTimeout((MissedHeartbeats + 1) * s.Heartbeat)
-	end := s.readLoop(ss)
+	s.serve(ss, false)
+}
+
+// serve reads ss's messages until its connection ends, then ends the
+// session; or until nothing is left to read, then parks it (resumed:
+// the parker saw input, so it reads before parking again).
+func (s *Server) serve(ss *session, resumed bool) {
+	end, parked := s.readLoop(ss, resumed)
+	if parked {
+		return
+	}
 	close(ss.readEnded)
 	_ = s.call(s.ctx, func(st *state) { st.closed(ss, end) })
+	s.endSession(ss)
+}
+
+// resume serves a parked session that has input (or was closed) again.
+func (s *Server) resume(ss *session) { s.workers.do(func() { s.serve(ss, true) }) }
+
+// endSession lets the writer flush what is queued (a final error),
+// draining the peer meanwhile, then closes.
+func (s *Server) endSession(ss *session) {
+	ss.enqueue(outMsg{close: true})
+	ss.conn.Discard(linger)
+	close(ss.readerDone)
+	ss.out.close()
+	ss.close()
+	ss.stop()
+	s.connDone()
+}
+
+// connDone uncounts a connection that has ended.
+func (s *Server) connDone() {
+	s.nconns.Add(-1)
+	s.conns.Done()
+}
+
+// connLog is the logger of a connection before its session.
+func (s *Server) connLog(c *wire.Conn) *slog.Logger {
+	return s.Log.With("remote", c.RemoteAddr().String())
 }
 
 // duplicateGrace bounds how long a hello waits for the connection that
@@ -307,44 +368,58 @@ type ending struct {
 	clean         bool
 }
 
-// readLoop reads messages until the connection ends and returns why.
-func (s *Server) readLoop(ss *session) ending {
+// readLoop reads messages until the connection ends and returns why, or
+// until nothing is left to read and ss is parked (then ss is no longer
+// this goroutine's). Heartbeats are answered here: they change no state,
+// so they do not wait behind a flash crowd's joins in the state goroutine
+// (their round trip is what a relay judges the server's health by).
+func (s *Server) readLoop(ss *session, resumed bool) (end ending, parked bool) {
 	for {
+		if !resumed && ss.conn.Release() && s.parker.park(ss) {
+			return ending{}, true
+		}
+		resumed = false
 		m, err := ss.conn.ReadMsg()
 		if err != nil {
 			switch {
 			case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrInvalid):
-				s.badInput(ss.log, ss.remote, wire.CodeBadRequest, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeBadRequest, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
 				continue
 			case errors.Is(err, wire.ErrUnknownType):
-				s.badInput(ss.log, ss.remote, wire.CodeUnknownType, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeUnknownType, err)
 				ss.reply(m.ID, &wire.Error{Code: wire.CodeUnknownType, Message: err.Error()})
 				continue
 			}
 			cause, clean := readEnd(err)
 			switch cause {
 			case causeTruncated:
-				ss.log.Warn("connection lost mid-message", "err", err)
+				ss.log().Warn("connection lost mid-message", "err", err)
 			case causeLineTooLong:
-				s.badInput(ss.log, ss.remote, wire.CodeLineTooLong, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeLineTooLong, err)
 				ss.sendAndClose(&wire.Error{Code: wire.CodeLineTooLong, Message: err.Error()})
 			case causeVersion:
-				s.badInput(ss.log, ss.remote, wire.CodeVersion, err)
+				s.badInput(ss.log(), ss.remote, wire.CodeVersion, err)
 				ss.sendAndClose(&wire.Error{Code: wire.CodeVersion, Message: err.Error()})
 			}
-			return ending{cause: cause, detail: err.Error(), clean: clean}
+			return ending{cause: cause, detail: err.Error(), clean: clean}, false
 		}
-		if _, ok := m.Body.(*wire.Hello); ok {
+		ss.seen(s.Now())
+		switch m.Body.(type) {
+		case *wire.Hello:
 			ss.reply(m.ID, &wire.Error{Code: wire.CodeUnexpected, Message: "hello already received"})
 			continue
+		case *wire.Heartbeat:
+			ss.reply(m.ID, &wire.Heartbeat{})
+			continue
 		}
-		if s.call(s.ctx, func(st *state) { st.handle(ss, m) }) != nil {
-			return ending{cause: causeStopping}
+		read := time.Now()
+		if s.call(s.ctx, func(st *state) { st.handleRead(ss, m, read) }) != nil {
+			return ending{cause: causeStopping}, false
 		}
 		select {
 		case <-ss.done:
-			return ending{cause: causeByServer}
+			return ending{cause: causeByServer}, false
 		default:
 		}
 	}

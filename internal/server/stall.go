@@ -91,7 +91,7 @@ func (st *state) lostUpstream(node string, g *wire.GetCandidates) {
 		return // the child asking again (it found nothing yet)
 	}
 	st.stalls[key] = &stallReport{parent: parent, sess: ps, at: now, due: time.Now().Add(st.s.StallConfirm)}
-	ps.log.Debug("child lost its stream under it", "stream", g.Stream, "child", node)
+	ps.log().Debug("child lost its stream under it", "stream", g.Stream, "child", node)
 }
 
 // confirmStalls judges the stalls due by now (wall clock).
@@ -125,7 +125,7 @@ func (st *state) confirmStalls(now time.Time) {
 		st.m.stalls.inc(verdict)
 		st.s.Events.Emit(event.ChildStalled{Stream: k.Stream, Node: r.parent, Child: k.Node,
 			Verdict: verdict, Why: why})
-		r.sess.log.Info("child stalled under it", "stream", k.Stream, "child", k.Node, "verdict", verdict, "why", why)
+		r.sess.log().Info("child stalled under it", "stream", k.Stream, "child", k.Node, "verdict", verdict, "why", why)
 		if verdict == stallCounted {
 			st.countStall(r.parent, k, r.at)
 		}
@@ -229,7 +229,7 @@ func (st *state) quarantineReport(ss *session, r *wire.Report) {
 	sp.quarantined, sp.cleanSince = time.Time{}, time.Time{}
 	clear(sp.victims)
 	st.s.Events.Emit(event.NodeReleased{Node: ss.node, CleanMs: need.Milliseconds(), Offences: sp.offences})
-	ss.log.Info("quarantine lifted: its reports are clean", "clean_for", need)
+	ss.log().Info("quarantine lifted: its reports are clean", "clean_for", need)
 }
 
 // reportClean reports whether a relay's report shows every stream it

@@ -148,7 +148,7 @@ func (st *state) sweep() {
 	limit := MissedHeartbeats * st.s.Heartbeat
 	var dead []*session
 	for _, ss := range st.sessions {
-		if now.Sub(ss.lastSeen) > limit {
+		if ss.silentFor(now) > limit {
 			dead = append(dead, ss)
 		}
 	}
@@ -210,12 +210,12 @@ func (st *state) removeNode(ss *session, end ending) {
 		Policy: string(st.policy)}
 	if end.clean && len(streams) == 0 {
 		st.s.Events.Emit(event.NodeLeft{NodeGone: gone})
-		ss.log.Info("node left", "cause", end.cause)
+		ss.log().Info("node left", "cause", end.cause)
 	} else {
 		st.s.Events.Emit(event.NodeFailed{NodeGone: gone})
 		st.m.failures.inc(end.cause)
 		st.startRecovery(ss.node, res)
-		ss.log.Warn("node failed", "cause", end.cause, "detail", end.detail, "streams", len(streams), "policy", st.policy,
+		ss.log().Warn("node failed", "cause", end.cause, "detail", end.detail, "streams", len(streams), "policy", st.policy,
 			"notified", len(res.Notices()))
 	}
 	st.apply(res, "node "+ss.node+" "+end.cause)
@@ -229,7 +229,8 @@ func (st *state) removeNode(ss *session, end ending) {
 // reports whether ss was welcomed.
 func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 	now := st.s.Now()
-	ss.lastSeen, ss.since = now, now
+	ss.since = now
+	ss.seen(now)
 	if old := st.sessions[h.Node]; old != nil && old.alive() {
 		// The live connection's address is for the operator, not the
 		// wire: the newcomer may be an impostor.
@@ -238,13 +239,13 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 		st.m.rejected.inc(wire.CodeDuplicateNode)
 		st.s.Events.Emit(event.Rejected{Remote: ss.remote, Code: wire.CodeDuplicateNode, Node: h.Node,
 			LiveRemote: old.remote, Message: msg})
-		ss.log.Warn("hello refused: node id in use", "live_remote", old.remote)
+		ss.log().Warn("hello refused: node id in use", "live_remote", old.remote)
 		return false
 	} else if old != nil {
 		ss.drained = old.drained // a drained relay reconnecting is still leaving
 		old.sendAndClose(&wire.Error{Code: wire.CodeReplaced, Message: "a newer connection said hello as " + h.Node})
 		st.s.Events.Emit(event.NodeReplaced{Node: h.Node, OldRemote: old.remote, Remote: ss.remote})
-		ss.log.Info("connection replaced", "old_remote", old.remote)
+		ss.log().Info("connection replaced", "old_remote", old.remote)
 	}
 	st.sessions[h.Node] = ss
 	info := tree.NodeInfo{ID: h.Node, RTSP: fillHost(h.RTSP, ss.remote), Probe: fillHost(h.Probe, ss.remote),
@@ -269,9 +270,18 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 		Node: h.Node, Remote: ss.remote, RTSP: info.RTSP, Probe: info.Probe, Willing: h.Willing,
 		Capacity: h.Capacity, Cores: h.Cores, Streams: len(h.Streams),
 	})
-	ss.log.Info("hello", "rtsp", info.RTSP, "willing", h.Willing, "capacity", h.Capacity, "streams", len(h.Streams))
+	ss.log().Info("hello", "rtsp", info.RTSP, "willing", h.Willing, "capacity", h.Capacity, "streams", len(h.Streams))
 	st.apply(res, "hello from "+h.Node)
 	return true
+}
+
+// handleRead is handle for a message read at read (wall clock): a
+// get_candidates' wait for the state goroutine is measured.
+func (st *state) handleRead(ss *session, m wire.Msg, read time.Time) {
+	if _, ok := m.Body.(*wire.GetCandidates); ok {
+		st.m.candidateQueue.Observe(time.Since(read).Seconds())
+	}
+	st.handle(ss, m)
 }
 
 // handle answers one message of an established session.
@@ -279,10 +289,7 @@ func (st *state) handle(ss *session, m wire.Msg) {
 	if st.sessions[ss.node] != ss {
 		return // replaced or failed meanwhile; its connection is closing
 	}
-	ss.lastSeen = st.s.Now()
 	switch b := m.Body.(type) {
-	case *wire.Heartbeat:
-		ss.reply(m.ID, &wire.Heartbeat{})
 	case *wire.GetCandidates:
 		st.candidates(ss, m.ID, b)
 	case *wire.Joined:
@@ -298,6 +305,8 @@ func (st *state) handle(ss *session, m wire.Msg) {
 
 func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 	st.m.candidates.Inc()
+	t0 := time.Now()
+	defer func() { st.m.candidateDecision.Observe(time.Since(t0).Seconds()) }()
 	origin, err := streamurl.KeyAddr(g.Stream)
 	if err != nil {
 		ss.reply(re, &wire.Error{Code: wire.CodeBadStream, Message: err.Error()})
@@ -325,7 +334,9 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 		out.Candidates = append(out.Candidates, wc)
 	}
 	ss.reply(re, out)
-	ss.log.Debug("candidates", "stream", g.Stream, "offered", len(out.Candidates))
+	if ss.debug() {
+		ss.log().Debug("candidates", "stream", g.Stream, "offered", len(out.Candidates))
+	}
 }
 
 func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
@@ -343,12 +354,14 @@ func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 		ss.reply(re, &wire.Error{Code: code, Message: err.Error()})
 		if code == wire.CodeFull && !st.fullNoted(time.Now()) {
 			// A flash crowd makes many; the metric counts every one.
-			ss.log.Debug("join refused", "stream", j.Stream, "parent", j.Parent, "err", err)
+			if ss.debug() {
+				ss.log().Debug("join refused", "stream", j.Stream, "parent", j.Parent, "err", err)
+			}
 			return
 		}
 		st.s.Events.Emit(event.JoinRejected{Stream: j.Stream, Node: ss.node, Parent: j.Parent,
 			Code: code, Message: err.Error()})
-		ss.log.Warn("join rejected", "stream", j.Stream, "parent", j.Parent, "err", err)
+		ss.log().Warn("join rejected", "stream", j.Stream, "parent", j.Parent, "err", err)
 		return
 	}
 	st.m.joins.Inc()
@@ -377,7 +390,7 @@ func (st *state) report(ss *session, r *wire.Report) {
 		tr.Streams = append(tr.Streams, tree.StreamStats{Stream: s.Stream, Parent: s.Parent, Level: s.Level,
 			Readers: s.Readers, Loss: s.Loss, Bitrate: s.Bitrate})
 		if lvl, ok := st.forest.Level(s.Stream, ss.node); ok && st.forest.Attached(s.Stream, ss.node) && lvl != s.Level {
-			ss.log.Debug("reported level differs", "stream", s.Stream, "reported", s.Level, "tree", lvl)
+			ss.log().Debug("reported level differs", "stream", s.Stream, "reported", s.Level, "tree", lvl)
 		}
 	}
 	_ = st.forest.Report(ss.node, tr, st.s.Now()) // the node is registered while its session is current
@@ -404,11 +417,11 @@ func (st *state) reconcile(ss *session, r *wire.Report) {
 		res, err := st.forest.Join(s.Stream, ss.node, s.Parent)
 		if err == nil {
 			st.m.joins.Inc()
-			ss.log.Info("re-attached from its report", "stream", s.Stream, "parent", s.Parent)
+			ss.log().Info("re-attached from its report", "stream", s.Stream, "parent", s.Parent)
 			st.apply(res, ss.node+" re-attached from its report")
 			continue
 		}
-		ss.log.Info("reported parent cannot take it back: reconnect", "stream", s.Stream, "parent", s.Parent, "err", err)
+		ss.log().Info("reported parent cannot take it back: reconnect", "stream", s.Stream, "parent", s.Parent, "err", err)
 		st.sendReconnect(ss, &wire.Reconnect{Stream: s.Stream, Reason: wire.ReasonOrphaned, Parent: s.Parent})
 	}
 }
@@ -544,7 +557,7 @@ func (st *state) sendReconnect(ss *session, r *wire.Reconnect) {
 	st.movedUpstream(tree.Member{Stream: r.Stream, Node: ss.node})
 	st.m.reconnects.inc(r.Reason)
 	st.s.Events.Emit(event.ReconnectSent{Stream: r.Stream, Node: ss.node, Reason: r.Reason, Target: r.Target})
-	ss.log.Info("reconnect sent", "stream", r.Stream, "reason", r.Reason, "target", r.Target)
+	ss.log().Info("reconnect sent", "stream", r.Stream, "reason", r.Reason, "target", r.Target)
 }
 
 // promiseHold is how long the slot a requester will most likely take

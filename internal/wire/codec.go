@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 )
 
@@ -51,9 +52,13 @@ func (l *Link) Decode(line []byte) (Msg, error) {
 		return m, fmt.Errorf("%w: %.64q (not a %s message)", ErrUnknownType, env.Type, l.Name)
 	}
 	// The envelope fields are in the same object; body types have no
-	// fields of those names, so they are simply ignored here.
-	if err := json.Unmarshal(line, body); err != nil {
-		return m, fmt.Errorf("%w: %s: %v", ErrMalformed, env.Type, err)
+	// fields of those names, so they are simply ignored here. A body
+	// without fields (a heartbeat, most of a server's input) has nothing
+	// to read: the line is valid JSON, the envelope's decoding said so.
+	if !noFields(body) {
+		if err := json.Unmarshal(line, body); err != nil {
+			return m, fmt.Errorf("%w: %s: %v", ErrMalformed, env.Type, err)
+		}
 	}
 	if err := body.Validate(); err != nil {
 		return m, fmt.Errorf("%s: %w", env.Type, err)
@@ -114,4 +119,10 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// noFields reports whether body is a pointer to a struct without fields.
+func noFields(body Body) bool {
+	t := reflect.TypeOf(body)
+	return t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct && t.Elem().NumField() == 0
 }

@@ -1,15 +1,14 @@
 package wire
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -19,9 +18,8 @@ import (
 type Conn struct {
 	link    *Link
 	nc      net.Conn
-	r       *bufio.Reader
+	lines   lineReader
 	maxLine int
-	skip    bool // discard up to the next "\n" before reading (after ErrLineTooLong)
 
 	readTimeout  atomic.Int64 // time.Duration; 0: no deadline
 	writeTimeout atomic.Int64
@@ -36,8 +34,6 @@ type Conn struct {
 // NewConn wraps nc for the Server link: lines up to MaxLineLen, no read
 // deadline, a 10 s write deadline.
 func NewConn(nc net.Conn) *Conn { return Server.NewConn(nc) }
-
-func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReaderSize(nc, 4096) }
 
 // Dial connects to an OCM server (the Server link).
 func Dial(network, addr string, timeout time.Duration) (*Conn, error) {
@@ -92,63 +88,26 @@ func (c *Conn) ReadMsg() (Msg, error) {
 	}
 }
 
-// readLine returns the next line without "\r\n"; the slice is valid until
-// the next call.
-func (c *Conn) readLine() ([]byte, error) {
-	if c.skip {
-		for {
-			_, err := c.r.ReadSlice('\n')
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, bufio.ErrBufferFull) {
-				return nil, err
-			}
-		}
-		c.skip = false
+// Release gives the read buffer back, if nothing unread is in it, and
+// reports whether it did: a server then waits for the connection's next
+// line without holding a buffer (or a goroutine) for it. The next read
+// takes a buffer again; the last line read is no longer valid.
+func (c *Conn) Release() bool { return c.lines.release() }
+
+// SyscallConn returns the connection's raw descriptor access, if it has
+// one (TCP does), for a server that waits for many idle connections at
+// once.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
 	}
-	var long []byte // only used when a line exceeds the reader's buffer
-	for {
-		frag, err := c.r.ReadSlice('\n')
-		if err == nil {
-			if long != nil {
-				long = append(long, frag...)
-				frag = long
-			}
-			frag = frag[:len(frag)-1]
-			if n := len(frag); n > 0 && frag[n-1] == '\r' {
-				frag = frag[:n-1]
-			}
-			if len(frag) > c.maxLine {
-				return nil, c.tooLong()
-			}
-			return frag, nil
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if len(long)+len(frag) > c.maxLine+1 { // +1: a "\r" may still come off
-				c.skip = true
-				return nil, c.tooLong()
-			}
-			long = append(long, frag...)
-			continue
-		}
-		if errors.Is(err, io.EOF) {
-			if len(long)+len(frag) > 0 {
-				return nil, fmt.Errorf("%w: %d bytes without newline", ErrTruncated, len(long)+len(frag))
-			}
-			return nil, io.EOF
-		}
-		if len(long)+len(frag) > 0 {
-			// A timeout or reset mid-line loses the partial line.
-			c.skip = true
-		}
-		return nil, err
-	}
+	return sc.SyscallConn()
 }
 
-func (c *Conn) tooLong() error {
-	return fmt.Errorf("%w: more than %d bytes", ErrLineTooLong, c.maxLine)
-}
+// readLine returns the next line without "\r\n"; the slice is valid until
+// the next call.
+func (c *Conn) readLine() ([]byte, error) { return c.lines.readLine(c.maxLine) }
 
 // WriteMsg encodes m and writes it as one line. Safe for concurrent use;
 // each message is written whole.

@@ -33,8 +33,7 @@ var Server = &Link{Name: "ocm", Version: Version, MaxLine: MaxLineLen, WriteTime
 // NewConn wraps nc with the link's limits: lines up to MaxLine, no read
 // deadline, WriteTimeout per write.
 func (l *Link) NewConn(nc net.Conn) *Conn {
-	c := &Conn{link: l, nc: nc, maxLine: l.MaxLine}
-	c.r = newReader(nc)
+	c := &Conn{link: l, nc: nc, maxLine: l.MaxLine, lines: newLineReader(nc)}
 	c.writeTimeout.Store(int64(l.WriteTimeout))
 	return c
 }
