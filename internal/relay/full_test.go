@@ -278,3 +278,24 @@ func TestRefusedNotForRoomFailsFast(t *testing.T) {
 		t.Errorf("server was asked for candidates %v, want once", fs.types())
 	}
 }
+
+// TestAfterLossNothingOfferedFailsFast: a resolve after a loss that
+// excludes the only way (the origin, restarting) and is offered nothing
+// fails at once, so the mediator asks again without the exclusion; it
+// did not wait for room through --join-attempts rounds (an island's
+// players waited --join-wait, 3 s, after its origin came back).
+func TestAfterLossNothingOfferedFailsFast(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate { return nil })
+	a := startRelay(t, "a", fs.Addr(), func(r *Relay) { r.JoinAttempts, r.JoinWait = 1000, time.Hour })
+	m := dialMediator(t, a.ControlAddr())
+	m.hello(startRTSP(t).Addr())
+	r := m.call(&control.Resolve{Stream: stream, Mode: control.ModeAfterLoss, Exclude: []string{origin.Addr()}})
+	if r.Error == "" {
+		t.Fatalf("resolve = %+v, want an error: nothing was offered", r)
+	}
+	if n := slices.Index(fs.types(), wire.TypeGetCandidates); n < 0 || slices.Contains(fs.types()[n+1:], wire.TypeGetCandidates) {
+		t.Errorf("server was asked for candidates %v, want once", fs.types())
+	}
+}

@@ -180,6 +180,14 @@ func (r *Relay) joinSome(ctx context.Context, sess *session, o streamurl.Origin,
 		if !errors.As(err, &nr) {
 			return up, err
 		}
+		if len(nr.full) == 0 && len(exclude) > 0 {
+			// After a loss, nothing is offered once what failed is left
+			// out: that may be the only way (the origin restarted, or a
+			// parent whose own upstream came back). The mediator asks
+			// again at once without it; waiting here for room would only
+			// hold its readers' gap open.
+			return control.Upstream{}, err
+		}
 		elapsed := time.Since(start)
 		if attempt >= r.JoinAttempts || elapsed >= r.JoinWait {
 			return control.Upstream{}, fmt.Errorf("%w for %s after %d candidate rounds in %v (ocm-relay --join-attempts %d, --join-wait %v): %w",
