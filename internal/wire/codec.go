@@ -32,8 +32,10 @@ func (l *Link) Decode(line []byte) (Msg, error) {
 	if len(line) == 0 || line[0] != '{' {
 		return Msg{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
-	var env envelope
-	if err := json.Unmarshal(line, &env); err != nil {
+	env, v, fast := scanEnvelope(line)
+	if fast {
+		env.V = &v
+	} else if err := json.Unmarshal(line, &env); err != nil {
 		return Msg{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	m := Msg{Type: env.Type, ID: env.ID, Re: env.Re}
@@ -83,9 +85,12 @@ func (l *Link) Encode(m Msg) ([]byte, error) {
 	if err := m.Body.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Body.Type(), err)
 	}
-	body, err := marshal(m.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", m.Body.Type(), err)
+	body := []byte("{}")
+	if !noFields(m.Body) {
+		var err error
+		if body, err = marshal(m.Body); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Body.Type(), err)
+		}
 	}
 	b := make([]byte, 0, len(body)+64)
 	b = append(b, `{"v":`...)
