@@ -256,3 +256,13 @@ func BenchmarkCandidates10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFlashCrowd10k is 10,000 relays arriving one after another
+// (hello, candidates, join), as the server's state goroutine takes a
+// flash crowd; ns/join is what each costs it.
+func BenchmarkFlashCrowd10k(b *testing.B) {
+	for range b.N {
+		bigForest(b, 10000, 1)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10000), "ns/join")
+}

@@ -62,18 +62,29 @@ func (f *Forest) invalidateAll() {
 	}
 }
 
-// rebuildTop fills t's cache from every member.
+// rebuildTop fills t's cache from every member. The walks up the tree
+// (attached, below a quarantined node) are made only for a member that
+// would enter the cache: in a tree of thousands most members have a free
+// slot (the leaves) and rank below the cache's last, and those walks were
+// most of a flash crowd's cost.
 func (f *Forest) rebuildTop(t *tree) {
 	t.invalidate()
-	n := 0
+	t.topAll = true // insertTop clears it when it leaves one out
 	for _, m := range t.list {
-		if !f.offerable(t, m) {
+		n := m.node
+		if !n.Willing || m.leaving || n.children+n.promised >= n.Capacity {
 			continue
 		}
-		n++
+		if len(t.top) == topSize && !rankLess(m, t.top[topSize-1]) {
+			t.topAll = false // perhaps offerable, and left out either way
+			continue
+		}
+		if !t.attached(m.id) || f.quarantinedAbove(t, m.id) != "" {
+			continue
+		}
 		t.insertTop(m)
 	}
-	t.topValid, t.topAll = true, n <= topSize
+	t.topValid = true
 }
 
 // insertTop puts m at its rank and keeps at most topSize.
