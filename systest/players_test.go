@@ -239,8 +239,15 @@ func gstLaunch(t *testing.T, url, protocols string, buffers int) decoded {
 		"rtspsrc", "location="+url, "protocols="+protocols,
 		"!", "rtph264depay", "!", "h264parse", "!", "avdec_h264",
 		"!", "fakesink", "name=sink", "silent=false", "num-buffers="+strconv.Itoa(buffers))
-	if err != nil {
+	// At EOS (the fakesink had its buffers) gst-launch stops rtspsrc,
+	// which sends PAUSE and TEARDOWN; one of them can meet the connection
+	// the server closed after the other, and gst-launch then exits 1
+	// though it played all it was asked to (TestChain, once in CI). The
+	// frames are checked below either way.
+	if err != nil && !strings.Contains(out, `Got EOS from element "pipeline0"`) {
 		t.Fatalf("gst-launch-1.0 %s: %v\n%s\n%s", url, err, tail(out, 20), tail(errOut, 20))
+	} else if err != nil {
+		t.Logf("gst-launch-1.0 %s reached EOS, then failed in its teardown: %v\n%s", url, err, tail(errOut, 8))
 	}
 	d := decoded{codec: "h264"}
 	if m := gstCaps.FindStringSubmatch(out); m != nil {
