@@ -23,7 +23,7 @@ func TestParseServers(t *testing.T) {
 	}{
 		{"", ""},
 		{"a:7070", "a:7070"},
-		{":7070", ":7070"},
+		{":0", ":0"}, // no host: the address the relay connects from
 		{"a:1,b:2,c:3", "a:1 b:2 c:3"},
 		{" a:1 , b:2 ", "a:1 b:2"},
 		{"a:1,,b:2", "!entry 2 is empty"},
