@@ -18,12 +18,16 @@ import (
 // Weights are the selection rule's parameters. The score of an eligible
 // candidate, lower is better, is
 //
-//	rtt_ms + Load*clients/capacity + Level*level + CPU*cpu_busy
+//	rtt_ms + Path*path_ms + Load*clients/capacity + Level*level + CPU*cpu_busy
 //
 // and a candidate is eligible if it answered within Timeout, is willing,
-// has free capacity, is less busy than MaxCPU and sits above MaxLevel.
-// clients/capacity is the used part of the capacity (relay children).
+// has free capacity (or may be displaced, see Displace), is less busy
+// than MaxCPU and sits above MaxLevel. clients/capacity is the used part
+// of the capacity (relay children); path_ms is the server's RTT along
+// the tree from the origin to the candidate, so rtt_ms + path_ms is
+// where the stream would come from.
 type Weights struct {
+	Path  float64 // per ms of the candidate's path from the origin
 	Load  float64 // per unit of load (clients/capacity, 0..1)
 	Level float64 // per level of depth below the origin
 	CPU   float64 // per unit of CPU busy (0..1)
@@ -35,12 +39,17 @@ type Weights struct {
 	MaxLevel int
 	// Timeout bounds each probe (0: DefaultTimeout).
 	Timeout time.Duration
+	// Displace: the relay relays (it can take a displaced child), so a
+	// full candidate offered for displacement (wire.Candidate.DisplaceMs)
+	// it is close enough to (wire.Displaces) is eligible.
+	Displace bool
 }
 
 // Default weights. An RTT millisecond is the unit: a full relay costs as
 // much as 20 ms more of RTT, one more level of depth 5 ms (each level adds
 // a hop of jitter and a point of failure), a fully busy CPU 30 ms.
 const (
+	DefaultWPath    = 1
 	DefaultWLoad    = 20
 	DefaultWLevel   = 5
 	DefaultWCPU     = 30
@@ -51,6 +60,7 @@ const (
 // DefaultWeights returns the default selection rule.
 func DefaultWeights() Weights {
 	return Weights{
+		Path:     DefaultWPath,
 		Load:     DefaultWLoad,
 		Level:    DefaultWLevel,
 		CPU:      DefaultWCPU,
@@ -70,13 +80,14 @@ func (w Weights) withDefaults() Weights {
 // Terms are the weighted parts of a score.
 type Terms struct {
 	RTT   float64 `json:"rtt_ms"`
+	Path  float64 `json:"path_ms"`
 	Load  float64 `json:"load"`
 	Level float64 `json:"level"`
 	CPU   float64 `json:"cpu"`
 }
 
 // Sum is the score.
-func (t Terms) Sum() float64 { return t.RTT + t.Load + t.Level + t.CPU }
+func (t Terms) Sum() float64 { return t.RTT + t.Path + t.Load + t.Level + t.CPU }
 
 // Choice is one candidate with its probe, the metrics the rule used, its
 // score and, if it cannot be chosen, why.
@@ -102,6 +113,15 @@ type Choice struct {
 	Waived string
 	// Preferred: taken first as the old parent, whatever its score.
 	Preferred bool
+	// Displace: full, but the relay may take its farthest child's slot
+	// (Weights.Displace); the join asks for it.
+	Displace bool
+}
+
+// Latency is where the stream would come from through the choice: the
+// measured RTT to it plus its path from the origin, in ms.
+func (c Choice) Latency() float64 {
+	return float64(c.Result.RTT)/float64(time.Millisecond) + c.Candidate.PathMs
 }
 
 // Eligible reports whether the choice passed every filter (or, as a last
@@ -294,6 +314,7 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 	}
 	ch.Terms = Terms{
 		RTT:   float64(r.RTT) / float64(time.Millisecond),
+		Path:  w.Path * c.PathMs,
 		Load:  w.Load * load,
 		Level: w.Level * float64(max(ch.Level, 0)),
 		CPU:   w.CPU * ch.CPU,
@@ -305,17 +326,29 @@ func Evaluate(c wire.Candidate, r Result, w Weights) Choice {
 		ch.Rejected = "not willing"
 	case ch.Level < 0:
 		ch.Rejected = "does not relay the stream"
+	case ch.FreeCapacity <= 0 && w.Displace && wire.Displaces(ch.Terms.RTT, c.DisplaceMs):
+		ch.Displace = true // and on to the other filters
+		ch.Rejected, ch.OverCPU = otherFilters(ch, w)
 	case ch.FreeCapacity <= 0:
 		ch.Rejected = fmt.Sprintf("no free capacity (%d clients of %d)", ch.Clients, ch.Capacity)
-	case ch.Level >= w.MaxLevel:
-		ch.Rejected = fmt.Sprintf("level %d, max %d", ch.Level, w.MaxLevel)
-	case ch.CPU >= w.MaxCPU:
-		// Last: OverCPU means the CPU is the only reason, which the last
-		// resort may waive (LastResort); it waives nothing else.
-		ch.Rejected = fmt.Sprintf("CPU %.0f%% busy, max %.0f%%", ch.CPU*100, w.MaxCPU*100)
-		ch.OverCPU = true
+	default:
+		ch.Rejected, ch.OverCPU = otherFilters(ch, w)
 	}
 	return ch
+}
+
+// otherFilters are the filters after willingness and capacity: the
+// level, then the CPU ceiling (last: OverCPU means the CPU is the only
+// reason, which the last resort may waive (LastResort); it waives
+// nothing else).
+func otherFilters(ch Choice, w Weights) (reason string, overCPU bool) {
+	switch {
+	case ch.Level >= w.MaxLevel:
+		return fmt.Sprintf("level %d, max %d", ch.Level, w.MaxLevel), false
+	case ch.CPU >= w.MaxCPU:
+		return fmt.Sprintf("CPU %.0f%% busy, max %.0f%%", ch.CPU*100, w.MaxCPU*100), true
+	}
+	return "", false
 }
 
 // FailureReason says in a few words why a probe failed: "no answer
@@ -332,4 +365,41 @@ func FailureReason(err error, timeout time.Duration) string {
 		return "not RTSP"
 	}
 	return "unreachable: " + err.Error()
+}
+
+// Moving to a better parent (a relay's improvement round): a relay that
+// receives a stream asks for candidates again now and then, its current
+// parent among them (the server offers it while it is attached), and
+// moves, make-before-break, when another parent brings the stream
+// sooner by at least ImproveMinGainMs and ImproveShare of the current
+// latency (Choice.Latency): small gains are not worth a switch, and the
+// margin keeps relays from trading places back and forth.
+const (
+	ImproveMinGainMs = 5
+	ImproveShare     = 0.2
+)
+
+// Improve returns the eligible choice of sel a relay receiving through
+// current (a node id, wire.OriginID for the origin) should move to, if
+// one is enough better (see ImproveMinGainMs). The current parent must be
+// among the choices and have answered its probe: without its latency
+// there is nothing to compare with.
+func Improve(sel Selection, current string) (Choice, bool) {
+	i := slices.IndexFunc(sel.Choices, func(c Choice) bool { return c.Candidate.Node == current })
+	if i < 0 || sel.Choices[i].Result.Err != nil {
+		return Choice{}, false
+	}
+	cur := sel.Choices[i].Latency()
+	need := max(ImproveMinGainMs, ImproveShare*cur)
+	var best Choice
+	found := false
+	for _, c := range sel.Choices {
+		if c.Candidate.Node == current || !c.Eligible() || c.Result.Err != nil {
+			continue
+		}
+		if l := c.Latency(); cur-l >= need && (!found || l < best.Latency()) {
+			best, found = c, true
+		}
+	}
+	return best, found
 }

@@ -59,6 +59,12 @@ const (
 	// --resolve-timeout, 8 s, with the pull still to open).
 	DefaultJoinAttempts = 10
 	DefaultJoinWait     = 3 * time.Second
+	// DefaultImproveEvery is how often a relay looks for a better parent
+	// for each stream it receives (improve.go); MaxImproveEvery is the
+	// longest its wait grows to while it finds none (it doubles after
+	// every round without a move).
+	DefaultImproveEvery = 30 * time.Second
+	MaxImproveEvery     = 5 * time.Minute
 )
 
 // Relay is the agent. Fill the exported fields, then Start.

@@ -15,6 +15,10 @@ type Candidate struct {
 	Capacity int
 	Cores    int
 	CPU      float64
+	Path     float64 // RTT along the tree from the origin, ms (displace.go)
+	// Worst is set on a full parent offered for displacement: the RTT of
+	// its farthest child to it, ms (displace.go).
+	Worst float64
 }
 
 // Candidates returns the possible parents for requester on stream: the
@@ -128,6 +132,10 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 		// Far parents ranked first are of little use to a relay that
 		// measures RTT: add some near it (nearby.go).
 		relays = append(relays, f.nearCandidates(t, stream, requester, self, own.parent, exclude, relays, home)...)
+	}
+	relays = append(relays, f.displaceCandidates(t, stream, requester, self, exclude, slices.Concat(out, relays))...)
+	for i := range relays {
+		relays[i].Path = t.path(relays[i].ID)
 	}
 	if passive && len(relays) > 0 {
 		return relays

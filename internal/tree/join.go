@@ -25,7 +25,7 @@ func (f *Forest) Join(stream, node, parent string) (Result, error) {
 		}
 		t = f.tree(stream)
 	}
-	err := f.attach(t, stream, node, parent, true, &res)
+	err := f.attach(t, stream, node, parent, true, 0, &res)
 	f.gc(stream)
 	return res, err
 }
@@ -33,7 +33,9 @@ func (f *Forest) Join(stream, node, parent string) (Result, error) {
 // attach links node under parent after the checks; strict is Join's rule
 // (the parent must be attached and willing), non-strict is the rebuild's
 // (any member will do: its own upstream may not have said hello yet).
-func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *Result) error {
+// extra is how many slots over its capacity the parent may go (a
+// displacement's one, while the displaced child moves).
+func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, extra int, res *Result) error {
 	if parent == node {
 		return fmt.Errorf("%w: %s cannot be its own parent", ErrCycle, node)
 	}
@@ -43,7 +45,7 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	}
 	level := 1
 	if parent == Origin {
-		if n := f.occupied(stream, Origin, node); n >= f.originCap {
+		if n := f.occupied(stream, Origin, node); n >= f.originCap+extra {
 			return fmt.Errorf("%w: the origin has %d of its %d slots taken", ErrFull, n, f.originCap)
 		}
 	} else {
@@ -70,7 +72,7 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 		if q := f.quarantinedAbove(t, parent); strict && q != "" {
 			return fmt.Errorf("%w: %s (%s)", ErrQuarantined, q, f.nodes[q].Quarantine)
 		}
-		if n := f.occupied(stream, parent, node); n >= pn.Capacity {
+		if n := f.occupied(stream, parent, node); n >= pn.Capacity+extra {
 			return fmt.Errorf("%w: %s has %d of its %d slots taken", ErrFull, parent, n, pn.Capacity)
 		}
 		level = pm.level + 1
@@ -84,7 +86,9 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, res *
 	}
 	f.link(t, m, parent)
 	m.level = level
+	m.rtt = 0 // a new edge: unknown until measured (JoinVia, Report)
 	f.delReserved(Member{stream, node}) // a promised slot is taken or given up
+	delete(f.displaced, Member{stream, node})
 	f.delExpected(Member{stream, node})
 	f.unpromise(Member{stream, node})
 	res.Changes = append(res.Changes, Change{
@@ -116,7 +120,7 @@ func (f *Forest) resolvePending(t *tree, stream, parent string, res *Result) {
 	}
 	sort.Strings(waiting)
 	for _, id := range waiting {
-		if err := f.attach(t, stream, id, parent, false, res); err != nil {
+		if err := f.attach(t, stream, id, parent, false, 0, res); err != nil {
 			t.setPending(t.members[id], "")
 			res.notify(0, Notice{Stream: stream, Node: id, Reason: ReasonRejected})
 		}
@@ -191,7 +195,7 @@ func (f *Forest) helloEdge(stream, node, parent string, now time.Time, res *Resu
 		return m
 	}
 	if parent == Origin || t.members[parent] != nil {
-		if err := f.attach(t, stream, node, parent, false, res); err != nil {
+		if err := f.attach(t, stream, node, parent, false, 0, res); err != nil {
 			orphan()
 			res.notify(0, Notice{Stream: stream, Node: node, Reason: ReasonRejected})
 		}
@@ -252,6 +256,9 @@ func (f *Forest) Report(node string, r Report, now time.Time) error {
 		if t := f.streams[s.Stream]; t != nil {
 			if m := t.members[node]; m != nil {
 				m.stats, m.statsAt = s, now
+				if s.RTT > 0 && s.Parent == m.parent {
+					m.rtt = s.RTT
+				}
 			}
 		}
 	}

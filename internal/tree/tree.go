@@ -89,6 +89,7 @@ const (
 	ReasonRejected       = "rejected"
 	ReasonCapacity       = "capacity"
 	ReasonOrphaned       = "orphaned"
+	ReasonDisplaced      = "displaced"
 )
 
 // Errors returned by the mutations; they change nothing when they fail.
@@ -148,6 +149,7 @@ type StreamStats struct {
 	Readers int
 	Loss    float64
 	Bitrate float64
+	RTT     float64 // ms to Parent, as last measured (0: unknown)
 }
 
 // Edge is one declared edge: Node receives Stream from Parent.
@@ -177,6 +179,9 @@ type Notice struct {
 	// has rejoined, rather than at its level's step, so it finds its slot
 	// there kept and its old parent already in the tree.
 	Home string
+	// Target, if set, is the parent to move under (make-before-break):
+	// the relay that displaced the node (ReasonDisplaced).
+	Target string
 }
 
 // Change is an edge created or moved.
@@ -198,6 +203,8 @@ type Result struct {
 	// Groups are the reconnects to send: Groups[0] now, Groups[i] one
 	// policy step after Groups[i-1] (only Gradual makes more than one).
 	Groups [][]Notice
+	// Displaced are the slots taken by displacement (JoinVia).
+	Displaced []Displacement
 }
 
 func (r *Result) notify(depth int, n Notice) {
@@ -230,6 +237,7 @@ type member struct {
 	idx         int       // its index in tree.list
 	stats       StreamStats
 	statsAt     time.Time
+	rtt         float64 // ms to its parent as the relay measured it (0: unknown)
 	nearKey     [2]netip.Prefix // its buckets in tree.near (nearby.go); invalid: none
 	nearIdx     [2]int          // its indexes there
 }
@@ -257,6 +265,8 @@ type Forest struct {
 	heldUnder map[heldKey]int        // reserved and expected, counted by parent (held.go)
 	promises                         // slots offered to requesters between candidates and join
 	nearby    int                    // near candidates added to the k best (SetNearby)
+	displace  int                    // full parents offered for displacement (SetDisplace)
+	displaced map[Member]displacement // children told to make room, by child (displace.go)
 
 	// Counts that let the hot paths (Candidates, Join) skip walks and
 	// scans when there is nothing to find, which is almost always.
@@ -278,7 +288,7 @@ type expectation struct {
 func New(originCapacity int) *Forest {
 	return &Forest{originCap: originCapacity, nodes: map[string]*Node{}, streams: map[string]*tree{},
 		reserved: map[Member]reservation{}, expected: map[Member]expectation{}, heldUnder: map[heldKey]int{},
-		promises: newPromises()}
+		promises: newPromises(), displaced: map[Member]displacement{}}
 }
 
 // OriginCapacity returns the origin's capacity per stream.

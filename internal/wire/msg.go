@@ -42,6 +42,7 @@ const (
 	ReasonCapacity       = "capacity"        // the parent lowered its capacity
 	ReasonOperator       = "operator"        // ocm-ctl reconnect
 	ReasonOrphaned       = "orphaned"        // still detached a grace period after an earlier reconnect
+	ReasonDisplaced      = "displaced"       // a much closer relay took the slot: move under Target, make-before-break
 )
 
 // Error codes carried by Error.
@@ -195,6 +196,15 @@ type Candidate struct {
 	Capacity int     `json:"capacity"`        // max children
 	Cores    int     `json:"cores,omitempty"`
 	CPU      float64 `json:"cpu,omitempty"` // last reported CPU busy, 0..1
+	// PathMs is the RTT along the tree from the origin to the candidate,
+	// the sum of the RTTs its chain reported to their parents (0 for the
+	// origin, and for a chain that has reported none yet).
+	PathMs float64 `json:"path_ms,omitempty"`
+	// DisplaceMs, on a full candidate, is the RTT of its farthest child
+	// to it: a requester that relays and is much closer (Displaces) may
+	// join it anyway, taking that child's slot; the child moves under
+	// the requester. 0: not offered for that.
+	DisplaceMs float64 `json:"displace_ms,omitempty"`
 }
 
 // Joined tells the server the relay takes Parent as its upstream.
@@ -202,6 +212,12 @@ type Joined struct {
 	Stream string `json:"stream"`
 	Parent string `json:"parent"`          // node id or OriginID
 	Level  int    `json:"level,omitempty"` // the level the relay expects; the server's is in Ack
+	// RTTMs is the RTT to the parent the relay measured (0: unknown),
+	// the server's measure of the path through it (Candidate.PathMs).
+	RTTMs float64 `json:"rtt_ms,omitempty"`
+	// Displace asks to take the slot of the parent's farthest child if
+	// the parent is full (Candidate.DisplaceMs).
+	Displace bool `json:"displace,omitempty"`
 }
 
 // Left tells the server the relay no longer receives Stream. When the
@@ -227,6 +243,7 @@ type StreamReport struct {
 	Readers int     `json:"readers"` // local players and child relays
 	Loss    float64 `json:"loss"`    // frame loss rate from RTP sequence gaps, 0..1
 	Bitrate float64 `json:"bitrate"` // bits per second received
+	RTTMs   float64 `json:"rtt_ms,omitempty"` // last measured RTT to the parent (0: unknown)
 }
 
 // Heartbeat keeps the connection alive; the server echoes it with re set.
@@ -372,6 +389,18 @@ func CheckFraction(field string, f float64) error {
 	return nil
 }
 
+// MaxMs bounds a duration in milliseconds carried as a number (an RTT,
+// a path's): an hour, far above any real one.
+const MaxMs = 3600e3
+
+// CheckMs validates a duration in milliseconds: 0 (unknown) to MaxMs.
+func CheckMs(field string, ms float64) error {
+	if !(ms >= 0 && ms <= MaxMs) {
+		return Invalid("%s %v is outside 0..%v", field, ms, MaxMs)
+	}
+	return nil
+}
+
 // CheckCount validates a non-negative count.
 func CheckCount(field string, n int) error {
 	if n < 0 {
@@ -504,7 +533,7 @@ func (c *Candidates) Validate() error {
 		for _, e := range []error{
 			CheckCount(f("level"), k.Level), CheckCount(f("clients"), k.Clients),
 			CheckCount(f("capacity"), k.Capacity), CheckCount(f("cores"), k.Cores),
-			CheckFraction(f("cpu"), k.CPU),
+			CheckFraction(f("cpu"), k.CPU), CheckMs(f("path_ms"), k.PathMs), CheckMs(f("displace_ms"), k.DisplaceMs),
 		} {
 			if e != nil {
 				return e
@@ -520,6 +549,9 @@ func (j *Joined) Validate() error {
 		return err
 	}
 	if err := CheckID("parent", j.Parent, true); err != nil {
+		return err
+	}
+	if err := CheckMs("rtt_ms", j.RTTMs); err != nil {
 		return err
 	}
 	return CheckCount("level", j.Level)
@@ -559,6 +591,9 @@ func (r *Report) Validate() error {
 		}
 		if !(s.Bitrate >= 0) {
 			return Invalid("%s %v is negative", f("bitrate"), s.Bitrate)
+		}
+		if err := CheckMs(f("rtt_ms"), s.RTTMs); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -243,6 +243,27 @@ func (s *Sim) reconnect(i int, m wireMsg) {
 	if m.parent != "" && s.parent[i] >= 0 && s.ids[s.parent[i]] != m.parent {
 		return // stale: it has moved already
 	}
+	if m.target != "" {
+		// Join the target first (its RTT probed on the way), resolve
+		// only if it refuses.
+		j := s.idx[m.target]
+		s.busy[i] = true
+		s.after(s.oneway(i)+s.W.RTT(i, j), func() {
+			if s.dead[i] {
+				return
+			}
+			_, res, err := s.join(i, try{node: m.target, rtt: s.W.RTT(i, j)})
+			if err == nil {
+				s.applied(res)
+				s.after(s.oneway(i), func() { s.done(i) })
+				return
+			}
+			s.st.Refused++
+			s.busy[i] = false
+			s.reconnect(i, wireMsg{reason: m.reason})
+		})
+		return
+	}
 	var exclude []string
 	prefer := ""
 	if p := s.parent[i]; p >= 0 {
@@ -259,6 +280,9 @@ func (s *Sim) reconnect(i int, m wireMsg) {
 // now and (gradual) in steps, then progress.
 func (s *Sim) applied(res tree.Result) {
 	if s.rec == nil {
+		if len(res.Groups) > 0 {
+			s.notify(res.Groups[0], false) // displacements
+		}
 		return
 	}
 	if len(res.Groups) > 0 {
@@ -351,7 +375,7 @@ func (s *Sim) notify(g []tree.Notice, delayed bool) {
 			continue
 		}
 		s.st.Notices++
-		m := wireMsg{reason: n.Reason, parent: n.Parent}
+		m := wireMsg{reason: n.Reason, parent: n.Parent, target: n.Target}
 		s.after(s.oneway(i), func() { s.reconnect(i, m) })
 	}
 }

@@ -46,6 +46,10 @@ type Config struct {
 	// Place, if set, says where the hosts are (islands); nil: the
 	// relays follow Regions' shares, the origin in OriginRegion.
 	Place *Place
+	// NoAdapt leaves out what the tree learns from latency: candidates'
+	// paths, displacement and the relays' improvement rounds (the
+	// selection before them).
+	NoAdapt bool
 }
 
 // DefaultArrivalPerS is a flash crowd: the audience arrives within a
@@ -84,6 +88,8 @@ type Sim struct {
 	pol     tree.Policy
 	rec     *recState
 	stalled int
+	// adapting: the relays' improvement rounds go on (Adapt).
+	adapting bool
 }
 
 // Counts are what the relays and the server did.
@@ -95,11 +101,16 @@ type Counts struct {
 	NoRoom   int `json:"requests_failed"` // resolves that ended without a parent (the viewer's request failed)
 	Failed   int `json:"failed"`          // relays left without a parent (maxPlays requests failed)
 	Notices  int `json:"reconnects"`      // reconnects sent by the server
+	// Displaced is slots taken by displacement; Moves the relays' moves
+	// after an improvement round (adapt.go).
+	Displaced int `json:"displaced"`
+	Moves     int `json:"improvement_moves"`
+	Improves  int `json:"improvement_rounds"`
 }
 
 // wireMsg is a reconnect as the relay gets it.
 type wireMsg struct {
-	reason, parent string
+	reason, parent, target string
 }
 
 // New places the relays and makes the server, nobody joined yet.
@@ -125,6 +136,10 @@ func New(cfg Config) *Sim {
 	s := &Sim{cfg: cfg, W: w, F: tree.New(cfg.OriginCapacity), rng: rng, weights: probe.DefaultWeights(),
 		idx: map[string]int{}, pol: tree.Repair}
 	s.F.SetNearby(max(cfg.Nearby, 0))
+	s.F.SetDisplace(2)
+	if cfg.NoAdapt {
+		s.F.SetDisplace(-1)
+	}
 	n := len(w.Hosts)
 	s.ids = make([]string, n)
 	s.ids[0] = tree.Origin
@@ -212,39 +227,19 @@ func (s *Sim) serveCandidates(i int, r *resolving) {
 		return
 	}
 	s.st.Resolves++
-	id := s.ids[i]
 	s.F.ExpirePromises(s.clock())
-	cs := s.F.Candidates(Stream, id, slices.Concat(r.exclude, r.full), s.cfg.MaxCandidates)
+	cs := s.F.Candidates(Stream, s.ids[i], slices.Concat(r.exclude, r.full), s.cfg.MaxCandidates)
 	if pick, ok := server.LikelyPick(cs); ok {
-		s.F.Promise(Stream, id, pick, s.clock().Add(server.PromiseHold))
+		s.F.Promise(Stream, s.ids[i], pick, s.clock().Add(server.PromiseHold))
 	}
-	timeout := float64(s.weights.Timeout / time.Millisecond)
-	probeMs := 0.0
-	choices := make([]probe.Choice, 0, len(cs))
-	for _, c := range cs {
-		wc := wire.Candidate{Node: c.ID, RTSP: c.RTSP, Probe: c.Probe, Level: c.Level, Clients: c.Clients,
-			Capacity: c.Capacity, Cores: c.Cores, CPU: min(max(c.CPU, 0), 1)}
-		if c.ID == tree.Origin {
-			wc.Node = wire.OriginID
-		}
-		j := s.idx[c.ID]
-		rtt := s.W.RTT(i, j)
-		res := probe.Result{RTT: time.Duration(rtt * float64(time.Millisecond)), Info: probe.CandidateInfo(wc)}
-		if j != 0 {
-			res.Info.CPU = s.W.Hosts[j].CPU // only the candidate knows it
-		}
-		if rtt > timeout {
-			res = probe.Result{Err: probe.ErrNoAnswer}
-		}
-		probeMs = max(probeMs, min(rtt, timeout))
-		choices = append(choices, probe.Evaluate(wc, res, s.weights))
-	}
-	sel := probe.Decide(choices, r.prefer)
-	var order, full []string
+	sel, probeMs := s.probe(i, cs)
+	sel = probe.Decide(sel.Choices, r.prefer)
+	var order []try
+	var full []string
 	for _, ch := range sel.Choices {
 		switch {
 		case ch.Eligible():
-			order = append(order, ch.Candidate.Node)
+			order = append(order, tryOf(ch))
 		case ch.Full():
 			full = append(full, ch.Candidate.Node)
 		}
@@ -260,9 +255,73 @@ func (s *Sim) serveCandidates(i int, r *resolving) {
 	s.after(s.oneway(i)+probeMs+s.oneway(i), func() { s.tryJoin(i, order, full, r) })
 }
 
+// probe is relay i probing the server's candidates cs (internal/probe's
+// Evaluate on the map's RTTs) and how long the round takes.
+func (s *Sim) probe(i int, cs []tree.Candidate) (probe.Selection, float64) {
+	w := s.weights
+	w.Displace = s.W.Hosts[i].Capacity > 0 && !s.cfg.NoAdapt // the relay relays
+	timeout := float64(w.Timeout / time.Millisecond)
+	probeMs := 0.0
+	choices := make([]probe.Choice, 0, len(cs))
+	for _, c := range cs {
+		wc := wire.Candidate{Node: c.ID, RTSP: c.RTSP, Probe: c.Probe, Level: c.Level, Clients: c.Clients,
+			Capacity: c.Capacity, Cores: c.Cores, CPU: min(max(c.CPU, 0), 1), PathMs: c.Path, DisplaceMs: c.Worst}
+		if c.ID == tree.Origin {
+			wc.Node = wire.OriginID
+		}
+		if s.cfg.NoAdapt {
+			wc.PathMs, wc.DisplaceMs = 0, 0
+		}
+		j := s.idx[c.ID]
+		rtt := s.W.RTT(i, j)
+		res := probe.Result{RTT: time.Duration(rtt * float64(time.Millisecond)), Info: probe.CandidateInfo(wc)}
+		if j != 0 {
+			res.Info.CPU = s.W.Hosts[j].CPU // only the candidate knows it
+		}
+		if rtt > timeout {
+			res = probe.Result{Err: probe.ErrNoAnswer}
+		}
+		probeMs = max(probeMs, min(rtt, timeout))
+		choices = append(choices, probe.Evaluate(wc, res, w))
+	}
+	return probe.Selection{Choices: choices}, probeMs
+}
+
+// try is a parent a relay asks to join, as its choice gave it.
+type try struct {
+	node     string
+	rtt      float64
+	displace bool
+}
+
+func tryOf(ch probe.Choice) try {
+	return try{ch.Candidate.Node, float64(ch.Result.RTT) / float64(time.Millisecond), ch.Displace}
+}
+
+// join is the server taking relay i's joined for t (internal/server's
+// joined: JoinVia with the relay's RTT and displacement ask).
+func (s *Sim) join(i int, t try) (int, tree.Result, error) {
+	p := t.node
+	if p == wire.OriginID {
+		p = tree.Origin
+	}
+	res, err := s.F.JoinVia(Stream, s.ids[i], p, tree.Via{RTT: t.rtt, Displace: t.displace}, s.clock())
+	if err != nil {
+		return 0, res, err
+	}
+	s.st.Joins++
+	s.st.Displaced += len(res.Displaced)
+	j := s.idx[p]
+	s.parent[i] = j
+	s.joinAt[i] = s.now
+	// The relay hears the ack, then its mediator connects to the parent.
+	s.mediaAt[i] = s.now + s.oneway(i) + connectRTTs*s.W.RTT(i, j)
+	return j, res, nil
+}
+
 // tryJoin joins the first of order the server accepts, one round trip
 // per refusal; with none left, the round has failed (see resolve).
-func (s *Sim) tryJoin(i int, order, full []string, r *resolving) {
+func (s *Sim) tryJoin(i int, order []try, full []string, r *resolving) {
 	if s.dead[i] {
 		return
 	}
@@ -270,25 +329,15 @@ func (s *Sim) tryJoin(i int, order, full []string, r *resolving) {
 		s.roundFailed(i, full, r)
 		return
 	}
-	p := order[0]
-	if p == wire.OriginID {
-		p = tree.Origin
-	}
-	res, err := s.F.Join(Stream, s.ids[i], p)
+	_, res, err := s.join(i, order[0])
 	if err != nil {
 		s.st.Refused++
 		if errors.Is(err, tree.ErrFull) {
-			full = append(full, order[0])
+			full = append(full, order[0].node)
 		}
 		s.after(2*s.oneway(i), func() { s.tryJoin(i, order[1:], full, r) })
 		return
 	}
-	s.st.Joins++
-	j := s.idx[p]
-	s.parent[i] = j
-	s.joinAt[i] = s.now
-	// The relay hears the ack, then its mediator connects to the parent.
-	s.mediaAt[i] = s.now + s.oneway(i) + connectRTTs*s.W.RTT(i, j)
 	s.applied(res)
 	s.after(s.oneway(i), func() { s.done(i) })
 }
