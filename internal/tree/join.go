@@ -86,7 +86,7 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, extra
 	}
 	f.link(t, m, parent)
 	m.level = level
-	m.rtt = 0 // a new edge: unknown until measured (JoinVia, Report)
+	m.rtt = 0                           // a new edge: unknown until measured (JoinVia, Report)
 	f.delReserved(Member{stream, node}) // a promised slot is taken or given up
 	delete(f.displaced, Member{stream, node})
 	f.delExpected(Member{stream, node})

@@ -237,7 +237,7 @@ type member struct {
 	idx         int       // its index in tree.list
 	stats       StreamStats
 	statsAt     time.Time
-	rtt         float64 // ms to its parent as the relay measured it (0: unknown)
+	rtt         float64         // ms to its parent as the relay measured it (0: unknown)
 	nearKey     [2]netip.Prefix // its buckets in tree.near (nearby.go); invalid: none
 	nearIdx     [2]int          // its indexes there
 }
@@ -260,12 +260,12 @@ type Forest struct {
 	originCap int
 	nodes     map[string]*Node
 	streams   map[string]*tree
-	reserved  map[Member]reservation // slots promised by handovers, by the child they are for
-	expected  map[Member]expectation // slots kept for the members of a gradual rebuild, by child
-	heldUnder map[heldKey]int        // reserved and expected, counted by parent (held.go)
-	promises                         // slots offered to requesters between candidates and join
-	nearby    int                    // near candidates added to the k best (SetNearby)
-	displace  int                    // full parents offered for displacement (SetDisplace)
+	reserved  map[Member]reservation  // slots promised by handovers, by the child they are for
+	expected  map[Member]expectation  // slots kept for the members of a gradual rebuild, by child
+	heldUnder map[heldKey]int         // reserved and expected, counted by parent (held.go)
+	promises                          // slots offered to requesters between candidates and join
+	nearby    int                     // near candidates added to the k best (SetNearby)
+	displace  int                     // full parents offered for displacement (SetDisplace)
 	displaced map[Member]displacement // children told to make room, by child (displace.go)
 
 	// Counts that let the hot paths (Candidates, Join) skip walks and

@@ -240,9 +240,9 @@ type StreamReport struct {
 	Stream  string  `json:"stream"`
 	Parent  string  `json:"parent"`
 	Level   int     `json:"level"`
-	Readers int     `json:"readers"` // local players and child relays
-	Loss    float64 `json:"loss"`    // frame loss rate from RTP sequence gaps, 0..1
-	Bitrate float64 `json:"bitrate"` // bits per second received
+	Readers int     `json:"readers"`          // local players and child relays
+	Loss    float64 `json:"loss"`             // frame loss rate from RTP sequence gaps, 0..1
+	Bitrate float64 `json:"bitrate"`          // bits per second received
 	RTTMs   float64 `json:"rtt_ms,omitempty"` // last measured RTT to the parent (0: unknown)
 }
 
