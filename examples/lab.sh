@@ -10,6 +10,7 @@
 #
 #   ocmlab-core    origin (rtsp-mediator --test-source test) rtsp://10.77.0.2:8554/test
 #                  and ocm-server (OCM :7070, HTTP :7080), origin capacity 2
+#                  (LAB_ORIGIN_CAPACITY)
 #   ocmlab-rtr     the router: site A is bridge br-a (10.77.1.0/24), site B
 #                  bridge br-b (10.77.2.0/24), the core on 10.77.0.0/24
 #   ocmlab-h1..hN  viewer hosts, alternately on site A and site B (LAB_HOSTS,
@@ -24,6 +25,8 @@
 # Options (environment):
 #   LAB_HOSTS=N        viewer hosts (default 8)
 #   LAB_UPLINK=2mbit   each host's uplink limited with tc tbf
+#   LAB_CAPACITY=N     each relay's --capacity (default: ocm-relay's)
+#   LAB_ORIGIN_CAPACITY=N  the server's --origin-capacity (default 2)
 #   LAB_DELAY=40ms     delay added between the sites, each way (a site A to
 #                      site B ping takes 2x it more). With tc netem when the
 #                      kernel has it: a netem qdisc on the router's two site
@@ -212,7 +215,7 @@ up() {
 		echo "lab: LAB_MULTICAST needs LAB_HOSTS >= 3" >&2
 		false
 	fi
-	run $P-core server "$BIN/ocm-server" --listen :7070 --http :7080 --origin-capacity 2 --heartbeat 500ms
+	run $P-core server "$BIN/ocm-server" --listen :7070 --http :7080 --origin-capacity "${LAB_ORIGIN_CAPACITY:-2}" --heartbeat 500ms
 	ready server
 	for i in $(seq "$N"); do
 		local ip; ip=$(hostip "$i")
@@ -222,7 +225,11 @@ up() {
 			# answers the player with a 302 to the chosen relay.
 			resolver=redirect willing=false
 		fi
-		run "$P-h$i" "relay-h$i" "$BIN/ocm-relay" --server 10.77.0.2:7070 --rtsp "$ip:8554" --node-id "h$i" --willing="$willing"
+		local cap=()
+		if [ -n "${LAB_CAPACITY:-}" ]; then
+			cap=(--capacity "$LAB_CAPACITY")
+		fi
+		run "$P-h$i" "relay-h$i" "$BIN/ocm-relay" --server 10.77.0.2:7070 --rtsp "$ip:8554" --node-id "h$i" --willing="$willing" "${cap[@]}"
 		ready "relay-h$i"
 		local udp=(--rtp off --rtcp off)
 		if [ "${LAB_MULTICAST:-}" = 1 ] && [ "$i" = 1 ]; then

@@ -3,6 +3,7 @@ package systest
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -266,5 +267,55 @@ func labUp(t *testing.T, n int, env ...string) (dir, status string) {
 			t.Fatalf("not every reader receives:\n%s", out)
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+var labLost = regexp.MustCompile(`(?m)^(h[0-9]+)\s+site ([ab]).*reader: packets [0-9]+, lost ([0-9]+)`)
+
+// TestLabDisplace: the tree follows latency. Sites A and B are 100 ms
+// apart (LAB_DELAY 50 ms each way), the origin feeds one relay and every
+// relay one child. h1 (site A) takes the origin's slot, h2 (site B) the
+// only one left, under h1, 100 ms away. h3 (site A), next to h1, displaces
+// h2 there: it joins h1, and h2 moves under h3, make-before-break. The
+// tree ends origin -> h1 -> h3 -> h2 (without displacement it stays
+// origin -> h1 -> h2 -> h3, and h3's stream crosses the sites twice),
+// every reader keeps receiving and none loses a packet.
+func TestLabDisplace(t *testing.T) {
+	systemTest(t)
+	netnstest.Need(t)
+	dir, status := labUp(t, 3, "LAB_DELAY=50ms", "LAB_ORIGIN_CAPACITY=1", "LAB_CAPACITY=1")
+	t.Logf("up:\n%s", status)
+	want := map[string]int{"h1": 1, "h3": 2, "h2": 3}
+	deadline := time.Now().Add(30 * time.Second)
+	for !maps.Equal(labTree(status), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tree is not origin -> h1 -> h3 -> h2 within 30 s:\n%s", status)
+		}
+		time.Sleep(time.Second)
+		var err error
+		if status, err = labSh(t, dir, nil, "status"); err != nil {
+			t.Fatalf("status: %v\n%s", err, status)
+		}
+	}
+	before := readerPackets(status)
+	time.Sleep(3 * time.Second)
+	out, err := labSh(t, dir, nil, "status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	t.Logf("after the displacement:\n%s", out)
+	after, lost := readerPackets(out), matchCounts(labLost, out, 1, 3)
+	for h := range want {
+		if after[h] <= before[h] {
+			t.Errorf("reader of %s stopped: %d packets, then %d", h, before[h], after[h])
+		}
+		if lost[h] != 0 {
+			t.Errorf("reader of %s lost %d packets", h, lost[h])
+		}
+	}
+	// The server's log says who displaced whom.
+	b, _ := os.ReadFile(filepath.Join(dir, "server.err"))
+	if !strings.Contains(string(b), "displace") {
+		t.Errorf("the server's log has no displacement:\n%s", b)
 	}
 }
