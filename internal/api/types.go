@@ -76,14 +76,17 @@ type Stream struct {
 
 // Policy is GET (and POST) /api/v1/policy.
 type Policy struct {
-	Recovery        string `json:"recovery"`
-	HeartbeatMs     int64  `json:"heartbeat_ms"`
-	ReportMs        int64  `json:"report_ms"`
-	MaxCandidates   int    `json:"max_candidates"`
-	OriginCapacity  int    `json:"origin_capacity"`
-	ReconnectStepMs int64  `json:"reconnect_step_ms"`
-	HandoverMs      int64  `json:"handover_ms"`
-	OrphanGraceMs   int64  `json:"orphan_grace_ms"`
+	Recovery       string `json:"recovery"`
+	HeartbeatMs    int64  `json:"heartbeat_ms"`
+	ReportMs       int64  `json:"report_ms"`
+	MaxCandidates  int    `json:"max_candidates"`
+	OriginCapacity int    `json:"origin_capacity"`
+	// Displace is how many full relays are offered for displacement
+	// besides the origin (ocm-server --displace); -1: displacement off.
+	Displace        int   `json:"displace"`
+	ReconnectStepMs int64 `json:"reconnect_step_ms"`
+	HandoverMs      int64 `json:"handover_ms"`
+	OrphanGraceMs   int64 `json:"orphan_grace_ms"`
 }
 
 // Sent answers the actions (reconnect, kick, drain): the messages sent.
