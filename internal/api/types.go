@@ -33,6 +33,10 @@ type Member struct {
 	PendingParent string   `json:"pending_parent,omitempty"`
 	Leaving       bool     `json:"leaving,omitempty"`         // handing its children over
 	Reserved      string   `json:"reserved_parent,omitempty"` // parent a handover promised it
+	// PathMs is the RTT along the tree from the origin to it: the sum of
+	// the RTTs its chain's relays measured to their parents (joined, then
+	// reports), to 0.1 ms; 0 while unknown or detached.
+	PathMs float64 `json:"path_ms,omitempty"`
 	// From the node's last report, zero before one.
 	Readers int     `json:"readers"`
 	Loss    float64 `json:"loss"`

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/testutil"
 	"github.com/ocm-overlay/ocm/internal/tree"
@@ -110,6 +112,15 @@ func TestDisplacementOverSockets(t *testing.T) {
 	a.sync()
 	if pa := candidate(t, c.candidates(stream), "a").PathMs; pa != 45 {
 		t.Fatalf("a's path after its report of 40 ms to b: %v, want 45", pa)
+	}
+	var snap api.Tree
+	ts.getJSON(t, "/api/v1/tree?stream="+stream, &snap)
+	paths := map[string]float64{}
+	for _, m := range snap.Nodes {
+		paths[m.Node] = m.PathMs
+	}
+	if want := map[string]float64{"a": 45, "b": 5}; !reflect.DeepEqual(paths, want) {
+		t.Fatalf("tree API paths %v, want %v", paths, want)
 	}
 }
 

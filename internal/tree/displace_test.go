@@ -219,11 +219,29 @@ func TestPath(t *testing.T) {
 	if got := f.Path(S, "c"); got != 10 {
 		t.Fatalf("c's path after a move without a measure: %v, want 10", got)
 	}
+	// The tree API carries them (to 0.1 ms), detached members none.
+	if err := f.Report("a", Report{Streams: []StreamStats{{Stream: S, Parent: Origin, Level: 1, RTT: 10.04}}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Leave(S, "b", Repair, t0); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := f.Tree(S)
+	api := map[string]float64{}
+	for _, m := range snap.Nodes {
+		api[m.Node] = m.PathMs
+	}
+	if want := map[string]float64{"a": 10, "c": 10, "d": 10}; !reflect.DeepEqual(api, want) {
+		t.Fatalf("tree API paths %v, want %v", api, want)
+	}
+	if _, err := f.Join(S, "b", "a"); err != nil {
+		t.Fatal(err)
+	}
 	paths := map[string]float64{}
 	for _, c := range f.Candidates(S, "e", nil, 0) {
 		paths[c.ID] = c.Path
 	}
-	want := map[string]float64{Origin: 0, "b": 30, "c": 10, "d": 10} // a is full
+	want := map[string]float64{Origin: 0, "b": 10.04, "c": 10.04, "d": 10.04} // a is full
 	if !reflect.DeepEqual(paths, want) {
 		t.Fatalf("candidates' paths %v, want %v", paths, want)
 	}
