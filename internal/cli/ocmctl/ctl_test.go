@@ -904,3 +904,12 @@ func ctlStrictLines[T any](t *testing.T, out string) []T {
 	}
 	return vs
 }
+
+// ocm-ctl policy says what --displace is set to in words.
+func TestDisplaceText(t *testing.T) {
+	for n, want := range map[int]string{-1: "off", 0: "the origin only", 2: "origin and 2 full relays"} {
+		if got := displaceText(n); got != want {
+			t.Errorf("displaceText(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -80,8 +80,11 @@ func printPolicy(w io.Writer, p api.Policy) error {
 
 // displaceText says what ocm-server --displace is set to.
 func displaceText(n int) string {
-	if n < 0 {
+	switch {
+	case n < 0:
 		return "off"
+	case n == 0:
+		return "the origin only"
 	}
 	return fmt.Sprintf("origin and %d full relays", n)
 }
