@@ -46,6 +46,7 @@ type options struct {
 	simRelays int
 	simSeed   uint64
 	simSweep  []int
+	simAdapt  float64
 	md, svg   string
 	islands   sim.IslandOptions
 }
@@ -87,9 +88,12 @@ descriptor per relay, and the server as many (see the README).
 Then (unless --sim=false) the tree-quality simulator runs --sim-relays
 relays in process through the real selection and tree code on a latency
 map (no sockets; deterministic for --sim-seed; --sim-only runs it alone:
-under a minute at 10,000, one more with --islands 100) and adds, for the selection as shipped (default), a relay
-taking a random eligible candidate (random) and the default without the
-server's near candidates:
+a few minutes at 10,000, one more with --islands 100) and adds, for the
+selection as shipped after --sim-adapt minutes of the relays' improvement
+rounds (default; default_at_join is the same tree before any round), a
+relay taking a random eligible candidate (random), the selection without
+adaptation (no paths, displacement nor improvement rounds) and that one
+without the server's near candidates:
 
   avg_depth, max_depth   levels below the origin (target: avg < log2 N)
   avg_stretch, p95       RTT along the tree over direct RTT to the origin
@@ -153,6 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.simOnly, "sim-only", false, "run only the simulator (no server, no sockets)")
 	fs.IntVar(&o.simRelays, "sim-relays", 10000, "relays in the simulator")
 	fs.Uint64Var(&o.simSeed, "sim-seed", 1, "the simulator's random seed (same seed, same figures)")
+	fs.Float64Var(&o.simAdapt, "sim-adapt", sim.DefaultAdaptMinutes, "minutes of the relays' improvement rounds (simulated time) before the default tree is measured")
 	fs.StringVar(&sweep, "sim-sweep", sweep, "comma-separated relay counts for the depth and stretch plot (\"\": none)")
 	fs.IntVar(&o.islands.Islands, "islands", 0, "also model this many regional servers (islands) under the origin's, --islands-relays each (0: skip)")
 	fs.IntVar(&o.islands.PerIsland, "islands-relays", 10000, "relays per island")
@@ -170,6 +175,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 			o.simSweep = append(o.simSweep, n)
 		}
+	}
+	if !(o.simAdapt > 0 && o.simAdapt <= 24*60) {
+		return o, fmt.Errorf("--sim-adapt %v: want minutes above 0, at most a day", o.simAdapt)
 	}
 	if o.simRelays < 10 {
 		return o, fmt.Errorf("--sim-relays must be >= 10")
@@ -225,7 +233,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.sim {
 		fmt.Fprintf(stderr, "scale: simulator, %d relays, seed %d\n", o.simRelays, o.simSeed)
 		start := time.Now()
-		so := sim.Options{Relays: o.simRelays, Seed: o.simSeed, Sweep: o.simSweep}
+		so := sim.Options{Relays: o.simRelays, Seed: o.simSeed, Sweep: o.simSweep, AdaptMinutes: o.simAdapt}
 		if o.islands.Islands > 0 {
 			so.Islands = &o.islands
 		}

@@ -67,7 +67,7 @@ const (
 	// DefaultNearCandidates is how many relays near the requester (by the
 	// address it connects from: tree.Forest.SetNearby) are offered beside
 	// the MaxCandidates best; bench/scale's simulator measured why.
-	DefaultNearCandidates = 3
+	DefaultNearCandidates = 5
 	// DefaultDisplace is how many full relays, besides the origin, are
 	// offered for displacement (tree.Forest.SetDisplace): a relay much
 	// closer to one of them than its farthest child may take that

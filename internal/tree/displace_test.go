@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -18,6 +19,30 @@ func joinVia(t *testing.T, f *Forest, node, parent string, via Via) Result {
 	}
 	mustValid(t, f)
 	return res
+}
+
+// wantShape fails the test unless stream S's tree is want.
+func wantShape(t *testing.T, f *Forest, when, want string) {
+	t.Helper()
+	if got := shape(f, S); got != want {
+		t.Fatalf("%s: %s, want %s", when, got, want)
+	}
+}
+
+// wantNotices fails the test unless res sends want.
+func wantNotices(t *testing.T, res Result, want [][]Notice) {
+	t.Helper()
+	if !reflect.DeepEqual(res.Groups, want) {
+		t.Fatalf("notices %+v, want %+v", res.Groups, want)
+	}
+}
+
+// wantNoExpiry fails the test if ExpireDisplaced at at does anything.
+func wantNoExpiry(t *testing.T, f *Forest, at time.Time, when string) {
+	t.Helper()
+	if res := f.ExpireDisplaced(at); len(res.Orphaned)+len(res.Groups) != 0 {
+		t.Fatalf("%s: ExpireDisplaced did %+v", when, res)
+	}
 }
 
 // farOrigin is the case: the origin takes one relay, a far one
@@ -41,13 +66,8 @@ func TestJoinViaDisplaces(t *testing.T) {
 	if !reflect.DeepEqual(res.Displaced, wantD) {
 		t.Fatalf("displaced %+v, want %+v", res.Displaced, wantD)
 	}
-	wantN := [][]Notice{{{Stream: S, Node: "a", Reason: ReasonDisplaced, Parent: Origin, Target: "b"}}}
-	if !reflect.DeepEqual(res.Groups, wantN) {
-		t.Fatalf("notices %+v, want %+v", res.Groups, wantN)
-	}
-	if got := shape(f, S); got != "a<origin@1 b<origin@1" {
-		t.Fatalf("while a moves: %s", got)
-	}
+	wantNotices(t, res, [][]Notice{{{Stream: S, Node: "a", Reason: ReasonDisplaced, Parent: Origin, Target: "b"}}})
+	wantShape(t, f, "while a moves", "a<origin@1 b<origin@1")
 	if p, ok := f.Reserved(S, "a"); !ok || p != "b" {
 		t.Fatalf("a's reserved parent %q %v, want b", p, ok)
 	}
@@ -63,9 +83,7 @@ func TestJoinViaDisplaces(t *testing.T) {
 		}
 	}
 	joinVia(t, f, "a", "b", Via{RTT: 3})
-	if got := shape(f, S); got != "a<b@2 b<origin@1" {
-		t.Fatalf("after a moved: %s", got)
-	}
+	wantShape(t, f, "after a moved", "a<b@2 b<origin@1")
 	if _, ok := f.Reserved(S, "a"); ok {
 		t.Fatal("a's slot still reserved after it moved")
 	}
@@ -75,13 +93,11 @@ func TestJoinViaDisplaces(t *testing.T) {
 	if p := f.Path(S, "a"); p != 8 {
 		t.Fatalf("a's path %v, want 5+3", p)
 	}
-	if res := f.ExpireDisplaced(t0.Add(DisplaceHold)); len(res.Orphaned)+len(res.Groups) != 0 {
-		t.Fatalf("a moved, yet the hold's end did %+v", res)
-	}
+	wantNoExpiry(t, f, t0.Add(DisplaceHold), "after a moved")
 }
 
 // Displacement is refused, changing nothing, unless the requester asks,
-// is close enough (wire.Displaces), relays and has a slot for the child,
+// is close enough (wire.Displaces), relays (willing, capacity above 0),
 // and no other child of that parent is moving away already.
 func TestJoinViaDisplaceRefused(t *testing.T) {
 	for _, tc := range []struct {
@@ -97,8 +113,8 @@ func TestJoinViaDisplaceRefused(t *testing.T) {
 		{"not close enough", "a:2 b:2", 1, "", "b", Via{RTT: 100, Displace: true}, "not close enough"},
 		{"gain too small", "a:2 b:2", 1, "", "b", Via{RTT: 145, Displace: true}, "not close enough"},
 		{"rtt unknown", "a:2 b:2", 1, "", "b", Via{Displace: true}, "not close enough"},
-		{"passive requester", "a:2 b:2-", 1, "", "b", Via{RTT: 5, Displace: true}, "no free slot"},
-		{"requester full", "a:2 b:1 c:2", 1, "b<a c<b", "b", Via{RTT: 5, Displace: true}, "no free slot"},
+		{"passive requester", "a:2 b:2-", 1, "", "b", Via{RTT: 5, Displace: true}, "does not relay"},
+		{"requester of capacity 0", "a:2 b:0", 1, "", "b", Via{RTT: 5, Displace: true}, "does not relay"},
 		{"another under way", "a:2 x:2 b:2 c:2", 2, "x<origin b<origin!", "c", Via{RTT: 5, Displace: true}, "already moving"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,26 +146,41 @@ func TestJoinViaDisplaceRefused(t *testing.T) {
 	}
 }
 
+// A requester without a free slot may displace too: the child is told
+// to move without a target (it resolves, leaving out the parent it
+// leaves), nothing is reserved for it, and the parent is one over its
+// capacity until it has found a place.
+func TestDisplaceWithoutRoom(t *testing.T) {
+	f := farOrigin(t, "a:2 b:1 c:2 d:2")
+	joinVia(t, f, "b", "a", Via{RTT: 140})
+	joinVia(t, f, "c", "b", Via{RTT: 2})
+	res := joinVia(t, f, "b", Origin, Via{RTT: 5, Displace: true})
+	wantNotices(t, res, [][]Notice{{{Stream: S, Node: "a", Reason: ReasonDisplaced, Parent: Origin}}})
+	wantShape(t, f, "while a moves", "a<origin@1 b<origin@1 c<b@2")
+	if _, ok := f.Reserved(S, "a"); ok {
+		t.Fatal("a slot reserved for a under b, which has none free")
+	}
+	if _, err := f.Join(S, "d", Origin); !errors.Is(err, ErrFull) {
+		t.Fatalf("d joins the origin while a moves: %v, want full", err)
+	}
+	joinVia(t, f, "a", "c", Via{RTT: 30})
+	wantShape(t, f, "after a found a place", "a<c@3 b<origin@1 c<b@2")
+	wantNoExpiry(t, f, t0.Add(DisplaceHold), "after a moved")
+}
+
 // A displaced child that has not moved when DisplaceHold is over is
 // detached and told to rejoin; the slot kept for it is given up and its
 // old parent is within its capacity again.
 func TestExpireDisplaced(t *testing.T) {
 	f := farOrigin(t, "a:2 b:1 c:2")
 	joinVia(t, f, "b", Origin, Via{RTT: 5, Displace: true})
-	if res := f.ExpireDisplaced(t0.Add(DisplaceHold - 1)); len(res.Orphaned)+len(res.Groups) != 0 {
-		t.Fatalf("before the hold's end: %+v", res)
-	}
+	wantNoExpiry(t, f, t0.Add(DisplaceHold-1), "before the hold's end")
 	res := f.ExpireDisplaced(t0.Add(DisplaceHold))
 	if !reflect.DeepEqual(res.Orphaned, []Member{{S, "a"}}) {
 		t.Fatalf("orphaned %+v, want a", res.Orphaned)
 	}
-	wantN := [][]Notice{{{Stream: S, Node: "a", Reason: ReasonCapacity, Parent: Origin}}}
-	if !reflect.DeepEqual(res.Groups, wantN) {
-		t.Fatalf("notices %+v, want %+v", res.Groups, wantN)
-	}
-	if got := shape(f, S); got != "a<-@1 b<origin@1" {
-		t.Fatalf("after the hold: %s", got)
-	}
+	wantNotices(t, res, [][]Notice{{{Stream: S, Node: "a", Reason: ReasonCapacity, Parent: Origin}}})
+	wantShape(t, f, "after the hold", "a<-@1 b<origin@1")
 	if _, ok := f.Reserved(S, "a"); ok {
 		t.Fatal("a's slot under b still reserved")
 	}
@@ -157,9 +188,7 @@ func TestExpireDisplaced(t *testing.T) {
 	if _, err := f.Join(S, "c", "b"); err != nil {
 		t.Fatalf("b's slot is free again, yet: %v", err)
 	}
-	if res := f.ExpireDisplaced(t0.Add(2 * DisplaceHold)); len(res.Orphaned)+len(res.Groups) != 0 {
-		t.Fatalf("expired twice: %+v", res)
-	}
+	wantNoExpiry(t, f, t0.Add(2*DisplaceHold), "expired twice")
 }
 
 // A requester below the far child (its grandchild here) displaces it:
@@ -173,13 +202,9 @@ func TestDisplaceOwnAncestor(t *testing.T) {
 	if len(res.Displaced) != 1 || res.Displaced[0].Node != "a" || res.Displaced[0].By != "b" {
 		t.Fatalf("displaced %+v, want a by b", res.Displaced)
 	}
-	if got := shape(f, S); got != "a<origin@1 b<origin@1 c<a@2" {
-		t.Fatalf("while a moves: %s", got)
-	}
+	wantShape(t, f, "while a moves", "a<origin@1 b<origin@1 c<a@2")
 	joinVia(t, f, "a", "b", Via{RTT: 3})
-	if got := shape(f, S); got != "a<b@2 b<origin@1 c<a@3" {
-		t.Fatalf("after a moved: %s", got)
-	}
+	wantShape(t, f, "after a moved", "a<b@2 b<origin@1 c<a@3")
 	if p := f.Path(S, "c"); p != 5+3+2 {
 		t.Fatalf("c's path %v, want 10", p)
 	}
@@ -248,8 +273,8 @@ func TestPath(t *testing.T) {
 }
 
 // The full origin is offered for displacement, with its farthest child's
-// RTT, only to a requester that relays and has room, never to one of
-// its own children, and not at all with SetDisplace(-1); a full relay
+// RTT, only to a requester that relays, never to one of its own
+// children, and not at all with SetDisplace(-1); a full relay
 // near the top is offered as well.
 func TestCandidatesOfferDisplaceable(t *testing.T) {
 	// worst returns the RTT id is offered to requester for displacement
@@ -266,7 +291,7 @@ func TestCandidatesOfferDisplaceable(t *testing.T) {
 	if w := worst(f, "b", Origin); w != 150 {
 		t.Fatalf("origin offered to b for displacement at %v, want 150", w)
 	}
-	for _, r := range []string{"p", "z", "a"} { // passive, no room, its own child
+	for _, r := range []string{"p", "z", "a"} { // passive, capacity 0, its own child
 		if w := worst(f, r, Origin); w != 0 {
 			t.Errorf("full origin offered to %s for displacement (worst %v)", r, w)
 		}
