@@ -210,3 +210,37 @@ func TestLikelyPickSkipsDisplaceable(t *testing.T) {
 		})
 	}
 }
+
+// A full relay with a far child is offered for displacement by default;
+// Displace < 0 (--displace 0) offers the origin only.
+func TestDisplaceFullRelay(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		displace int
+		want     float64 // a's displace_ms
+	}{{"default", 0, 40}, {"origin only", -1, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts, _, b := displaceSetup(t, func(s *Server) { s.Displace = tc.displace })
+			c := newRelay(t, "c", 2).dial(ts.Addr(), "")
+			for r, rtt := range map[*relay]float64{b: 40, c: 30} { // a full, with far children
+				if code := r.joinVia(stream, "a", rtt, false); code != "" {
+					t.Fatalf("%s joins a: %s", r.id, code)
+				}
+			}
+			d := newRelay(t, "d", 2).dial(ts.Addr(), "")
+			cs := d.candidates(stream)
+			if o := candidate(t, cs, wire.OriginID); o.DisplaceMs != 150 {
+				t.Fatalf("origin offered as %+v, want displace_ms 150", o)
+			}
+			got := 0.0
+			for _, k := range cs {
+				if k.Node == "a" {
+					got = k.DisplaceMs
+				}
+			}
+			if got != tc.want {
+				t.Fatalf("a offered for displacement at %v ms, want %v; candidates %+v", got, tc.want, cs)
+			}
+		})
+	}
+}
