@@ -75,7 +75,9 @@ it starts a fresh ocm-server (built from this module unless --bin or
   bytes_per_node       server RSS growth per relay (VmRSS, steady state)
   cpu_joining          server cores used while joining (and this process's:
                        on one host, both share the cores)
-  steady_cpu_fraction  server cores used in steady state (--steady window)
+  steady_cpu_fraction  server cores used in steady state (--steady window:
+                       reports, heartbeats and the relays' first improvement
+                       rounds, counted in improve_rounds_steady)
   tree_api_ms          GET /api/v1/tree?stream=S (and its size in bytes)
   recovery_ms_1000_descendants
                        the relay with the fewest descendants, at least
@@ -145,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.httpAddr, "http", "", "HTTP API address of the --server")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the --server, to read its memory and CPU from /proc")
 	fs.StringVar(&serverArgs, "server-args", "", "extra ocm-server flags, space-separated (e.g. \"--heartbeat 1s\")")
-	fs.DurationVar(&o.steady, "steady", 20*time.Second, "steady-state window measured after every relay joined (at least one report interval)")
+	fs.DurationVar(&o.steady, "steady", 40*time.Second, "steady-state window measured after every relay joined (at least one report interval; 40 s holds every relay's first improvement round)")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "a relay with no parent after this has failed to join")
 	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair is the one with the fewest descendants, at least this many (0: skip)")
 	fs.StringVar(&o.out, "out", "", "write the JSON report here too (default: stdout only)")
