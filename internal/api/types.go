@@ -33,6 +33,10 @@ type Member struct {
 	PendingParent string   `json:"pending_parent,omitempty"`
 	Leaving       bool     `json:"leaving,omitempty"`         // handing its children over
 	Reserved      string   `json:"reserved_parent,omitempty"` // parent a handover promised it
+	// PathMs is the RTT along the tree from the origin to it: the sum of
+	// the RTTs its chain's relays measured to their parents (joined, then
+	// reports), to 0.1 ms; 0 while unknown or detached.
+	PathMs float64 `json:"path_ms,omitempty"`
 	// From the node's last report, zero before one.
 	Readers int     `json:"readers"`
 	Loss    float64 `json:"loss"`
@@ -76,14 +80,17 @@ type Stream struct {
 
 // Policy is GET (and POST) /api/v1/policy.
 type Policy struct {
-	Recovery        string `json:"recovery"`
-	HeartbeatMs     int64  `json:"heartbeat_ms"`
-	ReportMs        int64  `json:"report_ms"`
-	MaxCandidates   int    `json:"max_candidates"`
-	OriginCapacity  int    `json:"origin_capacity"`
-	ReconnectStepMs int64  `json:"reconnect_step_ms"`
-	HandoverMs      int64  `json:"handover_ms"`
-	OrphanGraceMs   int64  `json:"orphan_grace_ms"`
+	Recovery       string `json:"recovery"`
+	HeartbeatMs    int64  `json:"heartbeat_ms"`
+	ReportMs       int64  `json:"report_ms"`
+	MaxCandidates  int    `json:"max_candidates"`
+	OriginCapacity int    `json:"origin_capacity"`
+	// Displace is how many full relays are offered for displacement
+	// besides the origin (ocm-server --displace); -1: displacement off.
+	Displace        int   `json:"displace"`
+	ReconnectStepMs int64 `json:"reconnect_step_ms"`
+	HandoverMs      int64 `json:"handover_ms"`
+	OrphanGraceMs   int64 `json:"orphan_grace_ms"`
 }
 
 // Sent answers the actions (reconnect, kick, drain): the messages sent.

@@ -9,9 +9,9 @@
 //
 //	ocm-server    ready (ServerReady), node_joined, node_left, node_failed,
 //	              node_replaced, rejected, join_rejected, tree_joined,
-//	              tree_pending, tree_orphaned, tree_removed, tree_left,
-//	              reconnect_sent, handover_started, handover_done,
-//	              drain_sent, policy_changed, child_stalled,
+//	              tree_pending, tree_orphaned, tree_removed, tree_displaced,
+//	              tree_left, reconnect_sent, handover_started,
+//	              handover_done, drain_sent, policy_changed, child_stalled,
 //	              node_quarantined, node_released, report_summary
 //	ocm-relay     ready (RelayReady), server, joined, fallback, reconnect,
 //	              drain, left (Left, or LeftOverlay when leaving for good)

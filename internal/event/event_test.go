@@ -26,6 +26,7 @@ var samples = []Event{
 	TreePending{Stream: "s", Node: "a", Parent: "p"},
 	TreeOrphaned{Stream: "s", Node: "a", Cause: "c"},
 	TreeRemoved{Stream: "s", Node: "a", Cause: "c"},
+	TreeDisplaced{Stream: "s", Node: "a", From: "p", By: "b", RTTMs: 5, WorstMs: 150},
 	TreeLeft{Stream: "s", Node: "a"},
 	ReconnectSent{Stream: "s", Node: "a", Reason: "parent_left", Target: "b"},
 	HandoverStarted{Stream: "s", Node: "a", Children: []HandoverMove{{Node: "b", Target: "c", Level: 1}}, TimeoutMs: 5000},

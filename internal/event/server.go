@@ -14,6 +14,7 @@ func init() {
 	register[TreePending]("")
 	register[TreeOrphaned]("")
 	register[TreeRemoved]("")
+	register[TreeDisplaced]("")
 	register[TreeLeft]("")
 	register[ReconnectSent]("")
 	register[HandoverStarted]("")
@@ -114,6 +115,18 @@ type TreeOrphaned struct {
 	Stream string `json:"stream"`
 	Node   string `json:"node"`
 	Cause  string `json:"cause"` // the mutation that orphaned it
+}
+
+// TreeDisplaced: a relay much closer to a full parent than that parent's
+// farthest child took the child's slot (wire.Displaces); the child is
+// told to move under it (reconnect, reason displaced, target By).
+type TreeDisplaced struct {
+	Stream  string  `json:"stream"`
+	Node    string  `json:"node"`     // the child told to move
+	From    string  `json:"from"`     // the parent it leaves
+	By      string  `json:"by"`       // the relay that took its slot, its new parent
+	RTTMs   float64 `json:"rtt_ms"`   // By's RTT to From
+	WorstMs float64 `json:"worst_ms"` // Node's RTT to From
 }
 
 // TreeRemoved: a member was taken out of a stream's tree.
@@ -225,6 +238,7 @@ func (TreeJoined) EventName() string      { return "tree_joined" }
 func (TreePending) EventName() string     { return "tree_pending" }
 func (TreeOrphaned) EventName() string    { return "tree_orphaned" }
 func (TreeRemoved) EventName() string     { return "tree_removed" }
+func (TreeDisplaced) EventName() string   { return "tree_displaced" }
 func (TreeLeft) EventName() string        { return "tree_left" }
 func (ReconnectSent) EventName() string   { return "reconnect_sent" }
 func (HandoverStarted) EventName() string { return "handover_started" }

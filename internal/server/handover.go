@@ -6,7 +6,6 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/event"
-	"github.com/ocm-overlay/ocm/internal/streamurl"
 
 	"github.com/ocm-overlay/ocm/internal/tree"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -68,15 +67,7 @@ func (st *state) startHandover(ss *session, stream string, w *waiter) []api.Targ
 	sent := []api.Target{}
 	for _, mv := range moves {
 		rc := &wire.Reconnect{Stream: stream, Reason: wire.ReasonParentLeft, Parent: ss.node}
-		if mv.Target != "" {
-			addr := mv.RTSP
-			if mv.Target == tree.Origin {
-				addr, _ = streamurl.KeyAddr(stream)
-			}
-			if addr != "" {
-				rc.Target, rc.TargetRTSP = mv.Target, addr
-			}
-		}
+		st.setTarget(rc, mv.Target, mv.RTSP)
 		planned = append(planned, event.HandoverMove{Node: mv.Node, Target: rc.Target, Level: mv.Level})
 		if cs := st.sessions[mv.Node]; cs != nil {
 			st.sendReconnect(cs, rc)

@@ -303,16 +303,7 @@ func (r *relay) candidates(s string, exclude ...string) []wire.Candidate {
 // join reports joined and returns the error code ("" if accepted).
 func (r *relay) join(s, parent string) string {
 	r.t.Helper()
-	m := r.request(&wire.Joined{Stream: s, Parent: parent})
-	switch b := m.Body.(type) {
-	case *wire.Ack:
-		r.parents[s] = parent
-		return ""
-	case *wire.Error:
-		return b.Code
-	}
-	r.t.Fatalf("%s: joined answered by %s", r.id, m.Type)
-	return ""
+	return r.joinVia(s, parent, 0, false)
 }
 
 func (r *relay) mustJoin(s, parent string) {

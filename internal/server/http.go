@@ -232,7 +232,7 @@ func (st *state) policyView() api.Policy {
 	s := st.s
 	return api.Policy{
 		Recovery: string(st.policy), HeartbeatMs: s.Heartbeat.Milliseconds(), ReportMs: s.ReportInterval.Milliseconds(),
-		MaxCandidates: s.MaxCandidates, OriginCapacity: s.OriginCapacity,
+		MaxCandidates: s.MaxCandidates, OriginCapacity: s.OriginCapacity, Displace: s.displaceSetting(),
 		ReconnectStepMs: s.ReconnectStep.Milliseconds(), HandoverMs: s.HandoverTimeout.Milliseconds(),
 		OrphanGraceMs: s.OrphanGrace.Milliseconds(),
 	}

@@ -19,6 +19,7 @@ type counters struct {
 	rejected, handovers                labelled
 	stalls                             labelled // children's stalls, by verdict
 	quarantines                        prometheus.Counter
+	displacements                      prometheus.Counter // slots taken by displacement (tree.Forest.JoinVia)
 
 	// A get_candidates' wait for the state goroutine, and its decision
 	// there: what a relay's round trip is made of, server side.
@@ -77,6 +78,8 @@ func newCounters(reg prometheus.Registerer) counters {
 			"Relays that lost their stream under a connected parent, by verdict (counted against the parent, or excused).",
 			"verdict", stallCounted, stallExcused),
 		quarantines: counter("ocm_quarantines_total", "Relays quarantined because their children stalled under them."),
+		displacements: counter("ocm_displacements_total",
+			"Slots taken by displacement: a relay much closer to a full parent than its farthest child joined it, the child moving under that relay."),
 		recoveries: vec("ocm_recoveries_total",
 			"Failures of a node with children (recoveries started), by the policy in force.", "policy", policies...),
 		unfinished: vec("ocm_recoveries_unfinished_total",

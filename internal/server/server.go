@@ -10,10 +10,12 @@
 // addresses), node_joined, node_left, node_failed, node_replaced,
 // child_stalled, node_quarantined, node_released (see stall.go),
 // tree_joined, tree_left, tree_pending, tree_orphaned, tree_removed,
-// join_rejected, reconnect_sent, drain_sent, handover_started,
-// handover_done, policy_changed and rejected (bad input from a
-// connection, or a hello with the node id of a live connection: refused
-// with duplicate_node, the live one untouched).
+// tree_displaced (a relay took the slot of a far child, which moves
+// under it: tree.Forest.JoinVia), join_rejected, reconnect_sent,
+// drain_sent, handover_started, handover_done, policy_changed and
+// rejected (bad input from a connection, or a hello with the node id of
+// a live connection: refused with duplicate_node, the live one
+// untouched).
 //
 // HTTP API (JSON; errors are {"error":"..."} with a 4xx status):
 //
@@ -66,7 +68,13 @@ const (
 	// address it connects from: tree.Forest.SetNearby) are offered beside
 	// the MaxCandidates best; bench/scale's simulator measured why.
 	DefaultNearCandidates = 5
-	DefaultReconnectStep  = 500 * time.Millisecond
+	// DefaultDisplace is how many full relays, besides the origin, are
+	// offered for displacement (tree.Forest.SetDisplace): a relay much
+	// closer to one of them than its farthest child may take that
+	// child's slot (wire.Displaces), so the relays nearest the origin end
+	// up at the top of the tree (bench/scale's simulator models it).
+	DefaultDisplace      = 2
+	DefaultReconnectStep = 500 * time.Millisecond
 	// DefaultHandoverTimeout bounds a graceful handover: how long a
 	// leaving relay's left waits for its children to switch.
 	DefaultHandoverTimeout = 2 * time.Second
@@ -143,6 +151,13 @@ type Server struct {
 	// prefix with the requester are offered besides MaxCandidates;
 	// negative means none, zero the default.
 	NearCandidates int
+	// Displace is how many full relays (the shallowest whose farthest
+	// child is far) are offered for displacement besides the origin;
+	// negative means none but the origin, zero the default. NoDisplace
+	// turns displacement off entirely: nothing is offered for it and a
+	// joined asking for it is treated as a plain one.
+	Displace   int
+	NoDisplace bool
 	// Token is the shared secret relays present in their hello; when set,
 	// every state-changing API call (POST) must carry it too, as
 	// "Authorization: Bearer TOKEN". Empty: none.
@@ -301,6 +316,12 @@ func (s *Server) fill() error {
 	if s.NearCandidates < 0 {
 		s.NearCandidates = 0
 	}
+	if s.Displace == 0 {
+		s.Displace = DefaultDisplace
+	}
+	if s.Displace < 0 {
+		s.Displace = 0
+	}
 	if s.StallLimit == 0 {
 		s.StallLimit = DefaultStallLimit
 	}
@@ -344,6 +365,15 @@ func (s *Server) fill() error {
 		s.ListenFunc = net.Listen
 	}
 	return nil
+}
+
+// displaceSetting is what --displace says of the filled Displace and
+// NoDisplace: -1 off, else the full relays offered besides the origin.
+func (s *Server) displaceSetting() int {
+	if s.NoDisplace {
+		return -1
+	}
+	return s.Displace
 }
 
 // Start fills the defaults, opens the listeners, emits the ready event

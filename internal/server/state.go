@@ -69,6 +69,7 @@ type waiter struct {
 func newState(s *Server) *state {
 	forest := tree.New(s.OriginCapacity)
 	forest.SetNearby(s.NearCandidates)
+	forest.SetDisplace(s.displaceSetting())
 	return &state{
 		s:         s,
 		forest:    forest,
@@ -158,6 +159,7 @@ func (st *state) sweep() {
 	}
 	res := st.forest.ExpireOrphans(now.Add(-st.s.PendingGrace), now.Add(-st.s.OrphanGrace), now)
 	st.apply(res, "orphan grace expired")
+	st.apply(st.forest.ExpireDisplaced(now), "displaced child did not move")
 	st.forest.ExpireExpectations(now)
 	st.forest.ExpirePromises(time.Now()) // wall clock, as when they were made
 	st.pruneLosses(now)
@@ -327,7 +329,9 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 	out := &wire.Candidates{Stream: g.Stream, Candidates: make([]wire.Candidate, 0, len(cs))}
 	for _, c := range cs {
 		wc := wire.Candidate{Node: c.ID, RTSP: c.RTSP, Probe: c.Probe, Level: c.Level,
-			Clients: c.Clients, Capacity: c.Capacity, Cores: c.Cores, CPU: min(max(c.CPU, 0), 1)}
+			Clients: c.Clients, Capacity: c.Capacity, Cores: c.Cores, CPU: min(max(c.CPU, 0), 1),
+			// Each RTT is at most wire.MaxMs, a sum of them need not be.
+			PathMs: min(c.Path, wire.MaxMs), DisplaceMs: c.Worst}
 		if c.ID == tree.Origin {
 			wc.Node, wc.RTSP = wire.OriginID, origin
 		}
@@ -347,7 +351,8 @@ func (st *state) joined(ss *session, re uint64, j *wire.Joined) {
 		}
 	}
 	st.forest.ExpirePromises(time.Now())
-	res, err := st.forest.Join(j.Stream, ss.node, j.Parent)
+	via := tree.Via{RTT: j.RTTMs, Displace: j.Displace && !st.s.NoDisplace}
+	res, err := st.forest.JoinVia(j.Stream, ss.node, j.Parent, via, st.s.Now())
 	if err != nil {
 		code := errorCode(err)
 		st.m.joinErrors.inc(code)
@@ -388,7 +393,7 @@ func (st *state) report(ss *session, r *wire.Report) {
 	tr := tree.Report{CPU: r.CPU, Willing: r.Willing, Clients: r.Clients}
 	for _, s := range r.Streams {
 		tr.Streams = append(tr.Streams, tree.StreamStats{Stream: s.Stream, Parent: s.Parent, Level: s.Level,
-			Readers: s.Readers, Loss: s.Loss, Bitrate: s.Bitrate})
+			Readers: s.Readers, Loss: s.Loss, Bitrate: s.Bitrate, RTT: s.RTTMs})
 		if lvl, ok := st.forest.Level(s.Stream, ss.node); ok && st.forest.Attached(s.Stream, ss.node) && lvl != s.Level {
 			ss.log().Debug("reported level differs", "stream", s.Stream, "reported", s.Level, "tree", lvl)
 		}
@@ -442,6 +447,13 @@ func (st *state) apply(res tree.Result, cause string) {
 	}
 	for _, m := range res.Removed {
 		st.s.Events.Emit(event.TreeRemoved{Stream: m.Stream, Node: m.Node, Cause: cause})
+	}
+	for _, d := range res.Displaced {
+		st.m.displacements.Inc()
+		st.s.Events.Emit(event.TreeDisplaced{Stream: d.Stream, Node: d.Node, From: d.From, By: d.By,
+			RTTMs: d.RTT, WorstMs: d.Worst})
+		st.s.Log.Info("displaced", "stream", d.Stream, "node", d.Node, "from", d.From, "by", d.By,
+			"rtt_ms", d.RTT, "worst_ms", d.Worst)
 	}
 	if len(res.Groups) > 0 {
 		st.notify(res.Groups[0], false)
@@ -548,7 +560,30 @@ func (st *state) notify(g []tree.Notice, delayed bool) {
 		if ss == nil {
 			continue
 		}
-		st.sendReconnect(ss, &wire.Reconnect{Stream: n.Stream, Reason: n.Reason, Parent: n.Parent})
+		rc := &wire.Reconnect{Stream: n.Stream, Reason: n.Reason, Parent: n.Parent}
+		st.setTarget(rc, n.Target, "")
+		st.sendReconnect(ss, rc)
+	}
+}
+
+// setTarget names target (a relay, or tree.Origin) as rc's new parent,
+// with its RTSP address (rtsp, or looked up when empty): a relay told
+// where to go switches make-before-break. Without an address to give, rc
+// is left to resolve through candidates.
+func (st *state) setTarget(rc *wire.Reconnect, target, rtsp string) {
+	if target == "" {
+		return
+	}
+	switch {
+	case target == tree.Origin:
+		rtsp, _ = streamurl.KeyAddr(rc.Stream)
+	case rtsp == "":
+		if n, ok := st.forest.Node(target); ok {
+			rtsp = n.RTSP
+		}
+	}
+	if rtsp != "" {
+		rc.Target, rc.TargetRTSP = target, rtsp
 	}
 }
 
@@ -566,11 +601,14 @@ func (st *state) sendReconnect(ss *session, r *wire.Reconnect) {
 const promiseHold = 2 * time.Second
 
 // likelyPick returns the candidate a relay with the default weights picks
-// when every RTT is alike: the lowest score of the load, level and CPU
+// when every RTT is alike, among those with a free slot: the lowest score of the load, level and CPU
 // terms (probe.Weights), the server's order breaking ties.
 func likelyPick(cs []tree.Candidate) (string, bool) {
 	best, bestScore := "", 0.0
 	for _, c := range cs {
+		if c.Worst > 0 {
+			continue // full, offered for displacement: no slot to promise under it
+		}
 		load := 1.0
 		if c.Capacity > 0 {
 			load = float64(c.Clients) / float64(c.Capacity)

@@ -315,7 +315,8 @@ func (f *Forest) displaceCandidates(t *tree, stream, requester string, self *mem
 	for id := range t.origin {
 		level = append(level, t.members[id])
 	}
-	for seen := 0; len(level) > 0 && seen < displaceScan; level, next = next, level[:0] {
+	// (SetDisplace(0): the origin only; nothing to compare with below.)
+	for seen := 0; f.displace > 0 && len(level) > 0 && seen < displaceScan; level, next = next, level[:0] {
 		for _, m := range level {
 			seen++
 			for c := range m.children {

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"math"
 	"sort"
 
 	"github.com/ocm-overlay/ocm/internal/api"
@@ -23,6 +24,7 @@ func (f *Forest) Tree(stream string) (api.Tree, bool) {
 			Attached: t.attached(id), PendingParent: m.pending, Leaving: m.leaving,
 			Reserved: f.reserved[Member{stream, id}].parent,
 			Readers:  m.stats.Readers, Loss: m.stats.Loss, Bitrate: m.stats.Bitrate,
+			PathMs: m.rtt, // its own RTT until the paths are summed below
 		}
 		if n != nil {
 			ms.Clients, ms.Capacity = n.children, n.Capacity
@@ -42,6 +44,20 @@ func (f *Forest) Tree(stream string) (api.Tree, bool) {
 		}
 		return a.Node < b.Node
 	})
+	// Paths: a parent comes before its attached children (a lower
+	// level), so one pass adds each member's RTT to its parent's path
+	// (not a walk up per member).
+	paths := make(map[string]float64, len(s.Nodes))
+	for i := range s.Nodes {
+		m := &s.Nodes[i]
+		if !m.Attached {
+			m.PathMs = 0
+			continue
+		}
+		path := m.PathMs + paths[m.Parent] // the origin's is 0
+		paths[m.Node] = path
+		m.PathMs = roundMs(path)
+	}
 	return s, true
 }
 
@@ -162,3 +178,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// roundMs rounds a latency to 0.1 ms for the API: finer is noise.
+func roundMs(ms float64) float64 { return math.Round(ms*10) / 10 }

@@ -13,17 +13,20 @@ import (
 // level is its parent's plus one (1 under the origin) and a detached
 // subtree keeps the same relative levels; a pending parent is not a
 // member; children counts match and respect capacities (a leaving child
-// not counted); reservations name members and a leaving one. It returns all
-// violations joined, nil if there are none. Tests call it after every step.
+// not counted, nor one a displacement told to make room); reservations
+// name members and a leaving one (or, for a displaced child, the parent
+// it leaves). It returns all violations joined, nil if there are none.
+// Tests call it after every step.
 func (f *Forest) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	counts := map[string]int{}
+	moving, movingOrigin := f.displacedKids()
 	for s, t := range f.streams {
 		if len(t.members) == 0 {
 			bad("%s: empty tree kept", s)
 		}
-		if n := len(t.origin) - f.leavingKidsOf(t, Origin); n > f.originCap {
+		if n := len(t.origin) - f.leavingKidsOf(t, Origin) - movingOrigin[s]; n > f.originCap {
 			bad("%s: origin has %d children not leaving, capacity %d", s, n, f.originCap)
 		}
 		for c := range t.origin {
@@ -93,7 +96,7 @@ func (f *Forest) Validate() error {
 		if n.children != counts[id] {
 			bad("node %s counts %d children, trees hold %d", id, n.children, counts[id])
 		}
-		if c := counts[id] - f.leavingKids(id, ""); c > n.Capacity {
+		if c := counts[id] - f.leavingKids(id, "") - moving[id]; c > n.Capacity {
 			bad("node %s has %d children not leaving, capacity %d", id, c, n.Capacity)
 		}
 	}
@@ -102,8 +105,8 @@ func (f *Forest) Validate() error {
 		switch {
 		case t == nil || t.members[k.Node] == nil:
 			bad("%s: slot reserved for %s, not a member", k.Stream, k.Node)
-		case t.members[r.by] == nil || !t.members[r.by].leaving:
-			bad("%s: slot reserved for %s by %s, not a leaving member", k.Stream, k.Node, r.by)
+		case (t.members[r.by] == nil || !t.members[r.by].leaving) && !f.displacedTo(k, r):
+			bad("%s: slot reserved for %s by %s, neither a leaving member nor the parent it is displaced from", k.Stream, k.Node, r.by)
 		case r.parent != Origin && t.members[r.parent] == nil:
 			bad("%s: slot reserved for %s under %s, not a member", k.Stream, k.Node, r.parent)
 		case r.parent != Origin && t.descends(r.parent, k.Node):
@@ -117,6 +120,41 @@ func (f *Forest) Validate() error {
 	}
 	f.validateCounts(bad)
 	return errors.Join(errs...)
+}
+
+// displacedKids counts the children still under the parent a
+// displacement told them to leave (the parent may be one over its
+// capacity while they move): by node id, and under the origin by stream.
+func (f *Forest) displacedKids() (byNode, byOrigin map[string]int) {
+	byNode, byOrigin = map[string]int{}, map[string]int{}
+	for k, d := range f.displaced {
+		t := f.streams[k.Stream]
+		if t == nil || t.parent(k.Node) != d.from || t.members[k.Node].leaving {
+			continue // gone, moved, or counted as leaving already
+		}
+		if d.from == Origin {
+			byOrigin[k.Stream]++
+		} else {
+			byNode[d.from]++
+		}
+	}
+	return byNode, byOrigin
+}
+
+// displacedTo reports whether r is the slot kept for the displaced child
+// k under the relay that took its own (JoinVia).
+func (f *Forest) displacedTo(k Member, r reservation) bool {
+	d, ok := f.displaced[k]
+	t := f.streams[k.Stream]
+	return ok && t != nil && d.by == r.parent && d.from == r.by && t.parent(k.Node) == r.by
+}
+
+// parent returns id's parent in t, "" if it is not a member or detached.
+func (t *tree) parent(id string) string {
+	if m := t.members[id]; m != nil {
+		return m.parent
+	}
+	return ""
 }
 
 // leavingKidsOf counts the leaving members whose parent is parent in t.

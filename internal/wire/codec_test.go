@@ -20,13 +20,14 @@ var allBodies = []Body{
 		ReconnectStepMs: 500, Server: "ocm-server"},
 	&GetCandidates{Stream: "rtsp://ms:554/live", Exclude: []string{"n2", OriginID}, Max: 3},
 	&Candidates{Stream: "rtsp://ms:554/live", Candidates: []Candidate{
-		{Node: OriginID, RTSP: "ms:554", Level: 0, Clients: 1, Capacity: 4},
-		{Node: "n2", RTSP: "10.0.0.2:8554", Probe: "10.0.0.2:7072", Level: 1, Clients: 0, Capacity: 3, Cores: 4, CPU: 0.25},
+		{Node: OriginID, RTSP: "ms:554", Level: 0, Clients: 4, Capacity: 4, DisplaceMs: 150},
+		{Node: "n2", RTSP: "10.0.0.2:8554", Probe: "10.0.0.2:7072", Level: 1, Clients: 0, Capacity: 3, Cores: 4, CPU: 0.25,
+			PathMs: 12.5},
 	}},
-	&Joined{Stream: "rtsp://ms:554/live", Parent: "n2", Level: 2},
+	&Joined{Stream: "rtsp://ms:554/live", Parent: "n2", Level: 2, RTTMs: 4.25, Displace: true},
 	&Left{Stream: "rtsp://ms:554/live"},
 	&Report{CPU: 0.5, Willing: boolp(false), Clients: 3, Streams: []StreamReport{
-		{Stream: "rtsp://ms:554/live", Parent: "n2", Level: 2, Readers: 3, Loss: 0.01, Bitrate: 4e6}}},
+		{Stream: "rtsp://ms:554/live", Parent: "n2", Level: 2, Readers: 3, Loss: 0.01, Bitrate: 4e6, RTTMs: 4.5}}},
 	&Heartbeat{},
 	&Reconnect{Stream: "rtsp://ms:554/live", Reason: ReasonParentFailed, Target: "n3", TargetRTSP: "10.0.0.3:8554"},
 	&Drain{Reason: "operator"},

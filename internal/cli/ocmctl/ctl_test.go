@@ -120,7 +120,7 @@ type fakeAPI struct {
 func startFakeAPI(t *testing.T) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{policy: api.Policy{Recovery: "repair", HeartbeatMs: 2000, ReportMs: 10000, MaxCandidates: 5,
-		OriginCapacity: 4, ReconnectStepMs: 500, HandoverMs: 2000, OrphanGraceMs: 30000}}
+		OriginCapacity: 4, Displace: 2, ReconnectStepMs: 500, HandoverMs: 2000, OrphanGraceMs: 30000}}
 	nodes := map[string]bool{"a": true, "b": true, "c": true, "d": true, "e": true, "f": true}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -347,6 +347,7 @@ heartbeat          2s
 report interval    10s
 max candidates     5
 origin capacity    4
+displace           origin and 2 full relays
 reconnect step     500ms
 handover timeout   2s
 orphan grace       30s
@@ -902,4 +903,13 @@ func ctlStrictLines[T any](t *testing.T, out string) []T {
 		vs = append(vs, v)
 	}
 	return vs
+}
+
+// ocm-ctl policy says what --displace is set to in words.
+func TestDisplaceText(t *testing.T) {
+	for n, want := range map[int]string{-1: "off", 0: "the origin only", 2: "origin and 2 full relays"} {
+		if got := displaceText(n); got != want {
+			t.Errorf("displaceText(%d) = %q, want %q", n, got, want)
+		}
+	}
 }

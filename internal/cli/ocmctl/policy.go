@@ -71,8 +71,20 @@ func printPolicy(w io.Writer, p api.Policy) error {
 		{"report interval", ms(p.ReportMs)},
 		{"max candidates", strconv.Itoa(p.MaxCandidates)},
 		{"origin capacity", strconv.Itoa(p.OriginCapacity)},
+		{"displace", displaceText(p.Displace)},
 		{"reconnect step", ms(p.ReconnectStepMs)},
 		{"handover timeout", ms(p.HandoverMs)},
 		{"orphan grace", ms(p.OrphanGraceMs)},
 	})
+}
+
+// displaceText says what ocm-server --displace is set to.
+func displaceText(n int) string {
+	switch {
+	case n < 0:
+		return "off"
+	case n == 0:
+		return "the origin only"
+	}
+	return fmt.Sprintf("origin and %d full relays", n)
 }

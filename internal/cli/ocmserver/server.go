@@ -23,6 +23,7 @@ type serverOptions struct {
 	maxCandidates  int
 	originCapacity int
 	nearCandidates int
+	displace       int
 	reconnectStep  time.Duration
 	handover       time.Duration
 	orphanGrace    time.Duration
@@ -79,7 +80,12 @@ quarantined after --stall-limit children within --stall-window: no longer
 offered as a parent until its own reports are clean for --quarantine-clean;
 GET /api/v1/nodes says why. Candidates carry the server's level and load
 of each relay, which relays score with rather than what a relay says of
-itself. A hello with the node id of a live connection is refused.
+itself, and its path: the RTT along the tree from the origin, summed from
+the RTTs relays measure to their parents. A full parent near the top (the
+origin, and --displace relays) is offered with the RTT of its farthest
+child: a relay much closer to it may take that child's slot, the child
+moving under that relay make-before-break (within ` + tree.DisplaceHold.String() + `, else it
+is detached and told to rejoin). A hello with the node id of a live connection is refused.
 
 After a restart, or on a standby taking over (ocm-relay --server A,B), the
 trees are rebuilt from the relays' hellos without interrupting any stream:
@@ -157,6 +163,10 @@ then node and tree events. Logs go to stderr.`,
 	f.IntVar(&o.originCapacity, "origin-capacity", server.DefaultOriginCapacity, "relays allowed to pull each stream from the origin")
 	f.IntVar(&o.nearCandidates, "near-candidates", server.DefaultNearCandidates,
 		"relays near the requester (longest shared prefix of the addresses they connect from, at least /16 or /32 for IPv6) offered besides --max-candidates; 0: none")
+	f.IntVar(&o.displace, "displace", server.DefaultDisplace,
+		"full relays offered for displacement besides the origin: a relay that relays and is much closer to a full parent\n"+
+			"than that parent's farthest child takes the child's slot, the child moving under it, so the relays nearest the\n"+
+			"origin end up at the top of the tree (0: the origin only; -1: displacement off)")
 	f.DurationVar(&o.reconnectStep, "reconnect-step", server.DefaultReconnectStep,
 		"under --recovery gradual, the longest wait before telling the next level (sooner once a level has rejoined, or a relay's old parent is back)")
 	f.DurationVar(&o.reconnectStep, "gradual-step", server.DefaultReconnectStep, "old name of --reconnect-step")
@@ -203,6 +213,9 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	if o.originCapacity < 0 || o.maxCandidates < 1 || o.nearCandidates < 0 {
 		return fmt.Errorf("--origin-capacity and --near-candidates must be >= 0 and --max-candidates >= 1")
 	}
+	if o.displace < -1 {
+		return fmt.Errorf("--displace %d: must be >= -1 (-1: off, 0: the origin only)", o.displace)
+	}
 	if o.stallLimit < 0 {
 		return fmt.Errorf("--stall-limit must be >= 0 (0: never quarantine)")
 	}
@@ -227,6 +240,10 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	if near == 0 {
 		near = -1 // as for originCap
 	}
+	displace := o.displace
+	if displace == 0 {
+		displace = -1 // as for originCap; -1 is NoDisplace
+	}
 	s := &server.Server{
 		Listen:             o.listen,
 		HTTP:               o.http,
@@ -236,6 +253,8 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		MaxCandidates:      o.maxCandidates,
 		OriginCapacity:     originCap,
 		NearCandidates:     near,
+		Displace:           displace,
+		NoDisplace:         o.displace < 0,
 		ReconnectStep:      o.reconnectStep,
 		HandoverTimeout:    o.handover,
 		OrphanGrace:        o.orphanGrace,

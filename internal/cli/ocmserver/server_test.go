@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -76,6 +77,7 @@ func TestServerCommandBadFlags(t *testing.T) {
 		{"--max-candidates", "0"},
 		{"--origin-capacity", "-1"},
 		{"--near-candidates", "-1"},
+		{"--displace", "-2", "--http", "off"},
 		{"--http-max-body", "0", "--http", "off"},
 		{"--http-max-header-bytes", "0", "--http", "off"},
 		{"--http-read-timeout", "-1s", "--http", "off"},
@@ -115,6 +117,47 @@ func TestServerCommandStepFlags(t *testing.T) {
 		}
 		if !cmd.Flags().Lookup("gradual-step").Hidden {
 			t.Error("--gradual-step is not hidden")
+		}
+	}
+}
+
+// --displace reaches the server: its policy endpoint says what is in
+// force (-1 off, else the full relays offered besides the origin).
+func TestServerCommandDisplace(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{{nil, 2}, {[]string{"--displace", "5"}, 5}, {[]string{"--displace", "0"}, 0}, {[]string{"--displace", "-1"}, -1}} {
+		pr, pw := io.Pipe()
+		cmd := NewCommand()
+		cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"}, tc.args...))
+		cmd.SetOut(pw)
+		cmd.SetErr(io.Discard)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- cmd.ExecuteContext(ctx); pw.Close() }()
+		lines := bufio.NewScanner(pr)
+		if !lines.Scan() {
+			cancel()
+			t.Fatalf("%v: no ready line: %v", tc.args, <-done)
+		}
+		e, _ := event.Decode(lines.Bytes())
+		ready, _ := e.(event.ServerReady)
+		go func() { // keep stdout flowing
+			for lines.Scan() {
+			}
+		}()
+		c, err := api.New(ready.HTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := c.Policy(ctx)
+		cancel()
+		if derr := <-done; derr != nil {
+			t.Errorf("%v: command returned %v", tc.args, derr)
+		}
+		if err != nil || p.Displace != tc.want {
+			t.Errorf("%v: policy displace %d (%v), want %d", tc.args, p.Displace, err, tc.want)
 		}
 	}
 }
