@@ -333,7 +333,7 @@ func (st *state) report(r *Relay) *wire.Report {
 		ss.reported = cur
 		rep.Clients += cur.Readers
 		rep.Streams = append(rep.Streams, wire.StreamReport{Stream: s, Parent: ss.parent, Level: ss.level,
-			Readers: cur.Readers, Loss: min(loss, 1), Bitrate: cur.BitrateBPS})
+			Readers: cur.Readers, Loss: min(loss, 1), Bitrate: cur.BitrateBPS, RTTMs: ss.rttMs})
 	}
 	slices.SortFunc(rep.Streams, func(a, b wire.StreamReport) int { return strings.Compare(a.Stream, b.Stream) })
 	all := rep.Streams
