@@ -164,3 +164,28 @@ func TestImproveRealServerStays(t *testing.T) {
 		t.Errorf("tree %s, want %s", got, want)
 	}
 }
+
+// TestJoinedRTTRealServer: a relay that joins the origin by probing
+// tells a real ocm-server its RTT in the joined (no report comes within
+// the test: the interval is an hour), so the server offers it to others
+// with that RTT as its path.
+func TestJoinedRTTRealServer(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	srv := startServer(t, tree.Repair, func(s *server.Server) { s.ReportInterval = time.Hour })
+	_, up := join(t, "a", srv.Addr(), stream, nil)
+	if up.Node != wire.OriginID {
+		t.Fatalf("a's upstream %+v, want the origin", up)
+	}
+	asker := startWireRelay(t, srv.Addr(), "asker", false)
+	var path float64
+	for _, c := range asker.candidatesFor(stream) {
+		if c.Node == "a" {
+			path = c.PathMs
+		}
+	}
+	t.Logf("a's path as ocm-server offers it: %.3f ms", path)
+	if !(path > 0) {
+		t.Errorf("a offered with path_ms %v: its joined carried no RTT", path)
+	}
+}
