@@ -267,3 +267,32 @@ func TestImproveEveryNegative(t *testing.T) {
 		t.Errorf("error %q does not name the improve interval", err)
 	}
 }
+
+// TestReportedRTTFollowsParent: when the mediator says it plays from
+// another parent than the one the relay measured, the relay tells the
+// server without an RTT and its reports stop carrying the old parent's.
+func TestReportedRTTFollowsParent(t *testing.T) {
+	origin := startRTSP(t)
+	stream := streamOn(origin.Addr())
+	p1, p2 := startParent(t, "p1"), startParent(t, "p2")
+	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate { return []wire.Candidate{p1} })
+	fs.reportMs = 20
+	a, _ := join(t, "a", fs.Addr(), stream, nil)
+	if j := lastJoined(t, fs, "p1"); !(j.RTTMs > 0) {
+		t.Fatalf("joined %+v: want the probe's RTT", *j)
+	}
+	a.med.send(&control.Active{Stream: stream, Upstream: relayUpOf(p2, origin.Addr())})
+	if j := lastJoined(t, fs, "p2"); j.RTTMs != 0 {
+		t.Errorf("joined %+v: p2 was never probed, want rtt_ms 0", *j)
+	}
+	waitReceived(t, fs, "a report under p2", func(rs []*wire.Report) bool {
+		if len(rs) == 0 || len(rs[len(rs)-1].Streams) != 1 {
+			return false
+		}
+		s := rs[len(rs)-1].Streams[0]
+		if s.Parent == "p2" && s.RTTMs != 0 {
+			t.Errorf("report %+v: p1's RTT reported for p2", s)
+		}
+		return s.Parent == "p2"
+	})
+}
