@@ -42,7 +42,7 @@ func NewCommand() *cobra.Command {
 		Long: `ocm-relay runs on every viewer host beside rtsp-mediator (--resolver ocm).
 When the mediator needs a stream it asks the relay, which asks ocm-server for
 candidate parents, probes them all in parallel, scores them
-(rtt_ms + path_ms + w_load*clients/capacity + w_level*level + w_cpu*cpu_busy,
+(rtt_ms + w_path*path_ms + w_load*clients/capacity + w_level*level + w_cpu*cpu_busy,
 lower wins; path_ms is the server's RTT along the tree from the origin to the
 candidate), tells the server its choice with the RTT it measured, and hands
 the mediator the upstream. It keeps a
@@ -112,6 +112,7 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 		relay.MaxImproveEvery.String()+" while none is found, see above); 0: never")
 	f.StringVar(&o.nodeID, "node-id", "", "node id in the overlay (default: hostname-pid)")
 	f.StringVar(&o.token, "token", os.Getenv("OCM_TOKEN"), "shared token for ocm-server (default $OCM_TOKEN)")
+	f.Float64Var(&o.weights.Path, "w-path", o.weights.Path, "score weight of a candidate's path from the origin (path_ms, from ocm-server)")
 	f.Float64Var(&o.weights.Load, "w-load", o.weights.Load, "score weight of a candidate's load (clients/capacity)")
 	f.Float64Var(&o.weights.Level, "w-level", o.weights.Level, "score weight of a candidate's depth in the tree")
 	f.Float64Var(&o.weights.CPU, "w-cpu", o.weights.CPU, "score weight of a candidate's CPU busy fraction")
