@@ -45,9 +45,9 @@ candidate parents, probes them all in parallel, scores them
 (rtt_ms + w_path*path_ms + w_load*clients/capacity + w_level*level + w_cpu*cpu_busy,
 lower wins; path_ms is the server's RTT along the tree from the origin to the
 candidate), tells the server its choice with the RTT it measured, and hands
-the mediator the upstream. It keeps a
-permanent connection to the server, reports every interval, answers other
-relays' probes, and makes the mediator switch when the server repairs the tree.
+the mediator the upstream. It keeps a permanent connection to the server,
+reports every interval (with the RTT to each parent), answers other relays'
+probes, and makes the mediator switch when the server repairs the tree.
 If the server cannot be reached, the mediator pulls from the origin directly.
 Without --server, the server is port 7070 of the origin's host, but only for
 origins in --allow-origin (default: loopback, i.e. this host), since the relay's
