@@ -46,6 +46,7 @@ type options struct {
 	simRelays int
 	simSeed   uint64
 	simSweep  []int
+	simAdapt  float64
 	md, svg   string
 	islands   sim.IslandOptions
 }
@@ -74,7 +75,9 @@ it starts a fresh ocm-server (built from this module unless --bin or
   bytes_per_node       server RSS growth per relay (VmRSS, steady state)
   cpu_joining          server cores used while joining (and this process's:
                        on one host, both share the cores)
-  steady_cpu_fraction  server cores used in steady state (--steady window)
+  steady_cpu_fraction  server cores used in steady state (--steady window:
+                       reports, heartbeats and the relays' first improvement
+                       rounds, counted in improve_rounds_steady)
   tree_api_ms          GET /api/v1/tree?stream=S (and its size in bytes)
   recovery_ms_1000_descendants
                        the relay with the fewest descendants, at least
@@ -87,9 +90,12 @@ descriptor per relay, and the server as many (see the README).
 Then (unless --sim=false) the tree-quality simulator runs --sim-relays
 relays in process through the real selection and tree code on a latency
 map (no sockets; deterministic for --sim-seed; --sim-only runs it alone:
-under a minute at 10,000, one more with --islands 100) and adds, for the selection as shipped (default), a relay
-taking a random eligible candidate (random) and the default without the
-server's near candidates:
+a few minutes at 10,000, one more with --islands 100) and adds, for the
+selection as shipped after --sim-adapt minutes of the relays' improvement
+rounds (default; default_at_join is the same tree before any round), a
+relay taking a random eligible candidate (random), the selection without
+adaptation (no paths, displacement nor improvement rounds) and that one
+without the server's near candidates:
 
   avg_depth, max_depth   levels below the origin (target: avg < log2 N)
   avg_stretch, p95       RTT along the tree over direct RTT to the origin
@@ -141,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.httpAddr, "http", "", "HTTP API address of the --server")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the --server, to read its memory and CPU from /proc")
 	fs.StringVar(&serverArgs, "server-args", "", "extra ocm-server flags, space-separated (e.g. \"--heartbeat 1s\")")
-	fs.DurationVar(&o.steady, "steady", 20*time.Second, "steady-state window measured after every relay joined (at least one report interval)")
+	fs.DurationVar(&o.steady, "steady", 40*time.Second, "steady-state window measured after every relay joined (at least one report interval; 40 s holds every relay's first improvement round)")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "a relay with no parent after this has failed to join")
 	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair is the one with the fewest descendants, at least this many (0: skip)")
 	fs.StringVar(&o.out, "out", "", "write the JSON report here too (default: stdout only)")
@@ -153,6 +159,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.simOnly, "sim-only", false, "run only the simulator (no server, no sockets)")
 	fs.IntVar(&o.simRelays, "sim-relays", 10000, "relays in the simulator")
 	fs.Uint64Var(&o.simSeed, "sim-seed", 1, "the simulator's random seed (same seed, same figures)")
+	fs.Float64Var(&o.simAdapt, "sim-adapt", sim.DefaultAdaptMinutes, "minutes of the relays' improvement rounds (simulated time) before the default tree is measured")
 	fs.StringVar(&sweep, "sim-sweep", sweep, "comma-separated relay counts for the depth and stretch plot (\"\": none)")
 	fs.IntVar(&o.islands.Islands, "islands", 0, "also model this many regional servers (islands) under the origin's, --islands-relays each (0: skip)")
 	fs.IntVar(&o.islands.PerIsland, "islands-relays", 10000, "relays per island")
@@ -170,6 +177,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 			o.simSweep = append(o.simSweep, n)
 		}
+	}
+	if !(o.simAdapt > 0 && o.simAdapt <= 24*60) {
+		return o, fmt.Errorf("--sim-adapt %v: want minutes above 0, at most a day", o.simAdapt)
 	}
 	if o.simRelays < 10 {
 		return o, fmt.Errorf("--sim-relays must be >= 10")
@@ -225,7 +235,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.sim {
 		fmt.Fprintf(stderr, "scale: simulator, %d relays, seed %d\n", o.simRelays, o.simSeed)
 		start := time.Now()
-		so := sim.Options{Relays: o.simRelays, Seed: o.simSeed, Sweep: o.simSweep}
+		so := sim.Options{Relays: o.simRelays, Seed: o.simSeed, Sweep: o.simSweep, AdaptMinutes: o.simAdapt}
 		if o.islands.Islands > 0 {
 			so.Islands = &o.islands
 		}

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/ocm-overlay/ocm/bench/scale/sim"
+	ocmrelay "github.com/ocm-overlay/ocm/internal/relay"
+	"github.com/ocm-overlay/ocm/internal/server"
 )
 
 // printQuality is the simulator's summary on stdout.
@@ -31,8 +33,9 @@ type namedVariant struct {
 }
 
 func variants(r *sim.Report) []namedVariant {
-	return []namedVariant{{"default", r.Default}, {"random", r.Random},
-		{"default without near candidates", r.NoNear}}
+	return []namedVariant{{fmt.Sprintf("default, after %g min", r.AdaptMinutes), r.Default},
+		{"default, at the join", r.DefaultAtJoin}, {"random", r.Random},
+		{"without adaptation", r.NoAdapt}, {"without adaptation nor near candidates", r.NoNear}}
 }
 
 // writeMarkdown writes bench/scale.md: the load tables when the load part
@@ -47,12 +50,12 @@ func writeMarkdown(w io.Writer, rep *report) {
 			"`decision_ms_p99`, `bytes_per_node`, `steady_cpu_fraction`, `tree_api_ms`, `recovery_ms_1000_descendants`) "+
 			"are missing from `bench/scale.json`. Run `make bench-scale` for them (minutes).\n\n")
 	} else {
-		fmt.Fprintf(w, "| relays | batch | failed | joins/s | decision p50 ms | p99 ms | full/join | bytes/relay | CPU joining | CPU steady | tree API ms | repair ms (descendants) |\n")
+		fmt.Fprintf(w, "| relays | batch | failed | joins/s | decision p50 ms | p99 ms | full/join | bytes/relay | CPU joining | CPU steady (improvement rounds in it) | tree API ms | repair ms (descendants) |\n")
 		fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range rep.Runs {
-			fmt.Fprintf(w, "| %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f | %.3f | %.1f | %.0f (%d) |\n",
+			fmt.Fprintf(w, "| %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f | %.3f (%d) | %.1f | %.0f (%d) |\n",
 				r.Relays, r.Batch, r.Failed, r.JoinsPerS, r.DecisionP50, r.DecisionP99, r.FullPerJoin, r.BytesPerNode,
-				r.CPUJoining, r.SteadyCPU, r.TreeAPIMs, r.RecoveryMs, r.RecoveryDescendants)
+				r.CPUJoining, r.SteadyCPU, r.ImproveRounds, r.TreeAPIMs, r.RecoveryMs, r.RecoveryDescendants)
 		}
 		fmt.Fprintln(w)
 	}
@@ -83,32 +86,33 @@ func writeMarkdown(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "\nDefault against the targets: average depth %.2f against log2 N %.1f: %s; cross-region edges "+
 		"%.1f%% against 10%%: %s; average stretch %.2f against 2: %s.\n", d.AvgDepth, d.Log2N, verdict(d.AvgDepth < d.Log2N),
 		100*d.CrossRegion, verdict(d.CrossRegion < 0.1), d.AvgStretch, verdict(d.AvgStretch < 2))
-	if d.AvgStretch >= 2 {
-		fmt.Fprintf(w, "\nWhy the stretch is missed: few edges cross regions, but they sit at the top of the tree. "+
-			"The first relays to arrive, from any region, take the origin's few slots and the levels below them, and "+
-			"the first relay of each network joins one of the shallowest relays of the moment, wherever it is; the "+
-			"rest of its network then joins below it (near candidates). So a path from the origin crosses regions "+
-			"%.1f times on average, and a relay a few ms from the origin may reach it through other continents "+
-			"(median stretch %.2f; %.2f on average outside the origin's region). "+
-			"Neither the server (it ranks by level and load) nor the relay (it scores its own RTT to the candidate, "+
-			"not the candidate's latency from the origin) knows a candidate's path latency. The origin-capacity table "+
-			"shows the cause: the more networks' first relays can hang right under the origin, the lower the "+
-			"stretch%s. With a small origin capacity, the fix is a path-latency term: each relay answering its RTT "+
-			"along the tree in its probe replies (it knows its parent's and its own RTT to it) and reporting it, the "+
-			"relay scoring rtt + the candidate's path, and the server offering the requester's network's first relay "+
-			"candidates near the origin; or the adaptation that moves a relay under a much better parent later. "+
-			"Even then the average has a floor: the %.0f%% of relays in the origin's own region (average stretch "+
-			"%.1f here) are a few ms from the origin, and with %d origin slots most of them sit several hops deep, "+
-			"each hop costing about their whole direct RTT; the median and the figure outside the origin's region "+
-			"are the ones a viewer feels.\n",
-			d.Crossings, d.P50Stretch, d.AvgStretchAway, capNote(r.OriginCaps), 100*d.NearShare, d.AvgStretchNear,
-			d.OriginFan)
+	fmt.Fprintf(w, "\nThe tree learns latency (docs/DESIGN.md, Adaptation): each relay reports its RTT to its parent, so "+
+		"ocm-server knows every relay's path (the RTT along the tree from the origin) and sends it with each candidate. "+
+		"A full parent whose farthest child is far (the origin, and the shallowest such relays, `ocm-server --displace`) "+
+		"is offered too: a relay much closer to it takes that child's slot and the child moves, make-before-break, "+
+		"under the newcomer or wherever it finds room (displacement). Every relay asks again now and then "+
+		"(`ocm-relay --improve-every`, %s, doubling while it finds nothing) and moves, make-before-break, when "+
+		"another parent brings the stream sooner by 20%% and 5 ms. Without it the first relays to arrive, from any "+
+		"region, keep the origin's few slots and the levels below, and the relays next to the origin reach it through "+
+		"other continents.\n\n", ocmrelay.DefaultImproveEvery)
+	if len(d.Timeline) > 0 {
+		fmt.Fprintf(w, "The default tree while it adapts (minutes after the crowd arrived):\n\n")
+		fmt.Fprintf(w, "| minutes | avg stretch | avg depth | cross-region edges |\n|---|---|---|---|\n")
+		for _, p := range d.Timeline {
+			fmt.Fprintf(w, "| %g | %.2f | %.2f | %.1f%% |\n", p.Minutes, p.AvgStretch, p.AvgDepth, 100*p.CrossRegion)
+		}
+		fmt.Fprintf(w, "\nIt took %d improvement rounds (%d moves) and %d displacements. ", d.Improves, d.Moves, d.Displaced)
 	}
-	fmt.Fprintf(w, "\n- default: ocm-server offers its k best (lowest level, least loaded) plus `--near-candidates` "+
-		"relays sharing the longest address prefix with the requester (default %d); the relay scores them with its "+
-		"probes' RTT.\n", 3)
-	fmt.Fprintf(w, "- random: the same server, but each relay takes a random one of the eligible candidates.\n")
-	fmt.Fprintf(w, "- default without near candidates: `--near-candidates 0`, the selection before they were added.\n")
+	fmt.Fprintf(w, "What remains is mostly the origin's own region: its %.0f%% of the relays are a few ms from the origin "+
+		"(average stretch %.1f), each hop of the tree costing about their whole direct RTT; outside it the average "+
+		"stretch is %.2f.\n", 100*d.NearShare, d.AvgStretchNear, d.AvgStretchAway)
+	fmt.Fprintf(w, "\n- default: ocm-server offers its k best (lowest level, least loaded), `--near-candidates` "+
+		"relays sharing the longest address prefix with the requester (default %d) and full parents to displace "+
+		"a far child of; the relay scores them with its probes' RTT and runs its improvement rounds.\n",
+		server.DefaultNearCandidates)
+	fmt.Fprintf(w, "- random: the same server, but each relay takes a random one of the eligible candidates, and nothing adapts.\n")
+	fmt.Fprintf(w, "- without adaptation: no paths, no displacement, no improvement rounds (the selection before them); "+
+		"without near candidates as well: `--near-candidates 0`.\n")
 	fmt.Fprintf(w, "- Requests failed: resolves that found no parent with room within ocm-relay's --join-attempts "+
 		"rounds and --join-wait (the viewer's request fails; its player asks again a second later).\n")
 	fmt.Fprintf(w, "- Load balance is over the relays that relay: Jain index of children/capacity, the shares full and with no child.\n\n")

@@ -18,7 +18,7 @@ func TestScaleSimOnly(t *testing.T) {
 	dir := t.TempDir()
 	js, md, svg := filepath.Join(dir, "s.json"), filepath.Join(dir, "s.md"), filepath.Join(dir, "s.svg")
 	o, err := parseFlags([]string{"--sim-only", "--sim-relays", "200", "--sim-sweep", "50,200",
-		"--islands", "6", "--islands-relays", "100", "--islands-sample", "3", "--out", js, "--md", md, "--svg", svg}, io.Discard)
+		"--islands", "6", "--islands-relays", "100", "--islands-sample", "3", "--sim-adapt", "2", "--out", js, "--md", md, "--svg", svg}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestScaleSimOnly(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"default", "random", "recovery", "sweep", "sim_relays", "islands"} {
+	for _, k := range []string{"default", "default_at_join", "default_without_adaptation", "random", "recovery", "sweep", "sim_relays", "islands"} {
 		if _, ok := rep[k]; !ok {
 			t.Errorf("no %q in the report", k)
 		}
@@ -53,7 +53,7 @@ func TestScaleSimOnly(t *testing.T) {
 		t.Errorf("default: %+v %v", def, err)
 	}
 	m, _ := os.ReadFile(md)
-	for _, want := range []string{"Not run in this report", "| default |", "| repair |", "| gradual |", "scale.svg",
+	for _, want := range []string{"Not run in this report", "| default, after 2 min |", "| minutes | avg stretch |", "| repair |", "| gradual |", "scale.svg",
 		"Islands: 6 regional servers", "3 of the 6 islands are simulated", "| end to end |"} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("markdown has no %q:\n%s", want, m)
@@ -67,7 +67,7 @@ func TestScaleSimOnly(t *testing.T) {
 
 func TestScaleSimFlags(t *testing.T) {
 	for _, args := range [][]string{{"--sim-sweep", "100,x"}, {"--sim-relays", "0"}, {"--sim-sweep", "5"},
-		{"--islands", "-1"}, {"--islands", "3", "--islands-relays", "2"}} {
+		{"--islands", "-1"}, {"--islands", "3", "--islands-relays", "2"}, {"--sim-adapt", "0"}, {"--sim-adapt", "NaN"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	ocmrelay "github.com/ocm-overlay/ocm/internal/relay"
 	"github.com/ocm-overlay/ocm/internal/retry"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
@@ -16,7 +17,10 @@ import (
 // relay is one simulated ocm-relay: a real TCP connection speaking the
 // protocol as ocm-relay does (hello, get_candidates, joined, heartbeats
 // on the welcome's interval, reports on the welcome's interval, a rejoin
-// on reconnect). It has no mediator and answers no probes: it scores the
+// on reconnect, and its improvement rounds: candidates asked again after
+// ocm-relay's --improve-every, jittered, the wait doubling up to
+// relay.MaxImproveEvery; with every RTT alike there is never a better
+// parent, so it never moves). It has no mediator and answers no probes: it scores the
 // candidates with the server's view (level and load, by the default
 // weights; every RTT is the same on one host), which is the order a real
 // relay on a LAN picks in.
@@ -130,6 +134,10 @@ func (r *relay) run(ctx context.Context, joinTimeout time.Duration) {
 	defer hb.Stop()
 	rep := time.NewTicker(r.welcome.Report())
 	defer rep.Stop()
+	wait := ocmrelay.DefaultImproveEvery
+	jitter := func(d time.Duration) time.Duration { return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64())) }
+	improve := time.NewTimer(jitter(wait))
+	defer improve.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -147,6 +155,16 @@ func (r *relay) run(ctx context.Context, joinTimeout time.Duration) {
 					r.stats.heartbeatFailed()
 				}
 			}()
+		case <-improve.C:
+			go func() {
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if _, err := r.cl.Candidates(cctx, r.stream, nil); err == nil {
+					r.stats.improveRound()
+				}
+			}()
+			wait = min(2*wait, ocmrelay.MaxImproveEvery)
+			improve.Reset(jitter(wait))
 		case <-rep.C:
 			r.mu.Lock()
 			sr := wire.StreamReport{Stream: r.stream, Parent: r.parent, Level: r.level, Bitrate: 1e6}
@@ -189,6 +207,7 @@ type stats struct {
 	heartbeatFails  int
 	rejoinFailures  int
 	maxFullsPerJoin int
+	improveRounds   int
 }
 
 func (s *stats) decision(d time.Duration) {
@@ -204,6 +223,7 @@ func (s *stats) heartbeat(d time.Duration) {
 }
 
 func (s *stats) full()            { s.mu.Lock(); s.fulls++; s.mu.Unlock() }
+func (s *stats) improveRound()    { s.mu.Lock(); s.improveRounds++; s.mu.Unlock() }
 func (s *stats) otherRefusal()    { s.mu.Lock(); s.others++; s.mu.Unlock() }
 func (s *stats) retry()           { s.mu.Lock(); s.retries++; s.mu.Unlock() }
 func (s *stats) allFullFirst()    { s.mu.Lock(); s.firstAllFull++; s.mu.Unlock() }

@@ -51,9 +51,12 @@ type result struct {
 	SteadyCPU         float64 `json:"steady_cpu_fraction"`      // cores
 	HeartbeatP99      float64 `json:"heartbeat_ms_p99_steady"`
 	HBFailures        int     `json:"heartbeat_failures"`
-	TreeAPIMs         float64 `json:"tree_api_ms"`
-	TreeAPIBytes      int     `json:"tree_api_bytes"`
-	Depth             int     `json:"depth"`
+	// ImproveRounds are the relays' improvement rounds (a get_candidates
+	// each) in the steady window.
+	ImproveRounds int     `json:"improve_rounds_steady"`
+	TreeAPIMs     float64 `json:"tree_api_ms"`
+	TreeAPIBytes  int     `json:"tree_api_bytes"`
+	Depth         int     `json:"depth"`
 	// Repair of a relay with about --kill descendants.
 	RecoveryMs          float64 `json:"recovery_ms_1000_descendants"`
 	RecoveryTreeMs      float64 `json:"recovery_tree_ms"` // until the API shows no orphan
@@ -180,11 +183,15 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 		res.ServerQueueP50, res.ServerQueueP99 = t.queueP50, t.queueP99
 	}
 
-	// Steady state: reports and heartbeats only.
+	// Steady state: reports, heartbeats and the relays' first
+	// improvement rounds.
 	if !retry.Sleep(ctx, 2*time.Second) {
 		return res, ctx.Err()
 	}
 	st.resetHeartbeats()
+	st.mu.Lock()
+	rounds0 := st.improveRounds
+	st.mu.Unlock()
 	cpu = srv.cpuStart()
 	if !retry.Sleep(ctx, o.steady) {
 		return res, ctx.Err()
@@ -192,6 +199,7 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	res.SteadyCPU = cpu.done()
 	st.mu.Lock()
 	res.HeartbeatP99, res.HBFailures = percentile(st.heartbeats, 0.99), st.heartbeatFails
+	res.ImproveRounds = st.improveRounds - rounds0
 	st.mu.Unlock()
 	if res.RSSBytes, err = srv.rss(); err != nil {
 		return res, err

@@ -49,7 +49,7 @@ type Weights struct {
 // much as 20 ms more of RTT, one more level of depth 5 ms (each level adds
 // a hop of jitter and a point of failure), a fully busy CPU 30 ms.
 const (
-	DefaultWPath    = 1
+	DefaultWPath    = 0
 	DefaultWLoad    = 20
 	DefaultWLevel   = 5
 	DefaultWCPU     = 30
@@ -397,9 +397,20 @@ func Improve(sel Selection, current string) (Choice, bool) {
 		if c.Candidate.Node == current || !c.Eligible() || c.Result.Err != nil {
 			continue
 		}
-		if l := c.Latency(); cur-l >= need && (!found || l < best.Latency()) {
+		if l := c.Latency(); cur-l >= need && (!found || improveCost(c) < improveCost(best)) {
 			best, found = c, true
 		}
 	}
 	return best, found
+}
+
+// ImproveRTTWeight is the weight of the RTT to a parent against its path
+// when a relay ranks the parents it could move to: the nearer parent
+// wins over one whose path is shorter by as much, so the relays of one
+// area gather under a few that cross to the next (one copy crossing,
+// not one per relay).
+const ImproveRTTWeight = 2
+
+func improveCost(c Choice) float64 {
+	return ImproveRTTWeight*float64(c.Result.RTT)/float64(time.Millisecond) + c.Candidate.PathMs
 }

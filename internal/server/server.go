@@ -65,7 +65,7 @@ const (
 	// DefaultNearCandidates is how many relays near the requester (by the
 	// address it connects from: tree.Forest.SetNearby) are offered beside
 	// the MaxCandidates best; bench/scale's simulator measured why.
-	DefaultNearCandidates = 3
+	DefaultNearCandidates = 5
 	DefaultReconnectStep  = 500 * time.Millisecond
 	// DefaultHandoverTimeout bounds a graceful handover: how long a
 	// leaving relay's left waits for its children to switch.

@@ -1,9 +1,11 @@
 package tree
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ocm-overlay/ocm/internal/wire"
@@ -21,9 +23,13 @@ import (
 // it) go to relays on other continents, and the relays next to the
 // origin reach it through them. Displacement (wire.Displaces) lets a
 // relay that is much closer to a full parent than the parent's farthest
-// child take that child's slot: the child is told to move under the
-// newcomer (ReasonDisplaced, with the newcomer as its target, a slot
-// there reserved for it) and does so make-before-break; until it has,
+// child take that child's slot: the child is told to move
+// (ReasonDisplaced) under the newcomer when it has a free slot (the
+// notice's target, the slot reserved for it), else wherever it finds one
+// (it resolves, leaving out the parent it leaves), and does so
+// make-before-break. Only a relay (willing, capacity above 0) may
+// displace: a passive host near the top would take a slot from the
+// relays below it for its own sake. Until the child has moved,
 // the parent serves one copy more than its capacity, for at most
 // DisplaceHold, after which a child that has not moved is detached and
 // told to rejoin. A parent takes one displacement at a time.
@@ -64,7 +70,7 @@ func (f *Forest) SetDisplace(n int) { f.displace = n }
 // via.Displace asks for it and the rule allows it (wire.Displaces, the
 // node relays and has a free slot for the child, the parent has no other
 // displacement under way). The displaced child is in Result.Displaced
-// and told to move (a Notice with Target).
+// and told to move (a Notice with the node as Target if it has room).
 func (f *Forest) JoinVia(stream, node, parent string, via Via, now time.Time) (Result, error) {
 	res, err := f.Join(stream, node, parent)
 	if err == nil {
@@ -82,9 +88,10 @@ func (f *Forest) JoinVia(stream, node, parent string, via Via, now time.Time) (R
 	case !wire.Displaces(via.RTT, worst):
 		return res, fmt.Errorf("%w (its farthest child is %.1f ms from it, %.1f ms is not close enough to displace it)",
 			err, worst, via.RTT)
-	case !f.hasRoom(stream, node):
-		return res, fmt.Errorf("%w (%s has no free slot for the child it would displace)", err, node)
+	case !f.relays(node):
+		return res, fmt.Errorf("%w (%s does not relay: only a relay may displace a child)", err, node)
 	}
+	room := f.hasRoom(stream, node)
 	f.expireDisplaced(t, stream, now, &res)
 	if f.displacing(t, stream, parent) {
 		return res, fmt.Errorf("%w (another child is already moving away to make room)", err)
@@ -95,19 +102,54 @@ func (f *Forest) JoinVia(stream, node, parent string, via Via, now time.Time) (R
 	f.setRTT(stream, node, parent, via.RTT)
 	wm := Member{stream, w}
 	f.displaced[wm] = displacement{from: parent, by: node, until: now.Add(DisplaceHold)}
-	f.setReserved(wm, reservation{parent: node, by: parent})
+	target := ""
+	if room {
+		target = node
+		f.setReserved(wm, reservation{parent: node, by: parent})
+	}
 	res.Displaced = append(res.Displaced, Displacement{Stream: stream, Node: w, From: parent, By: node,
 		RTT: via.RTT, Worst: worst})
-	res.notify(0, Notice{Stream: stream, Node: w, Reason: ReasonDisplaced, Parent: parent, Target: node})
+	res.notify(0, Notice{Stream: stream, Node: w, Reason: ReasonDisplaced, Parent: parent, Target: target})
 	return res, nil
+}
+
+// relays reports whether node relays to others (willing, capacity above
+// 0): whether it may displace.
+func (f *Forest) relays(node string) bool {
+	n := f.nodes[node]
+	return n != nil && n.Willing && n.Capacity > 0
 }
 
 // setRTT records node's measured RTT to parent, if that is its parent.
 func (f *Forest) setRTT(stream, node, parent string, rtt float64) {
 	if t := f.streams[stream]; t != nil {
 		if m := t.members[node]; m != nil && m.parent == parent && rtt > 0 {
-			m.rtt = rtt
+			t.setRTT(m, rtt)
 		}
+	}
+}
+
+// setRTT sets m's RTT to its parent, keeping the parent's count of far
+// children and the index of members that have one (t.far).
+func (t *tree) setRTT(m *member, rtt float64) {
+	old := m.rtt
+	m.rtt = rtt
+	if (old >= displaceFar) == (rtt >= displaceFar) {
+		return
+	}
+	pm := t.members[m.parent]
+	if pm == nil {
+		return // the origin's child, or an orphan
+	}
+	if rtt >= displaceFar {
+		if pm.farKids++; pm.farKids == 1 {
+			if t.far == nil {
+				t.far = map[*member]struct{}{}
+			}
+			t.far[pm] = struct{}{}
+		}
+	} else if pm.farKids--; pm.farKids == 0 {
+		delete(t.far, pm)
 	}
 }
 
@@ -173,18 +215,23 @@ func (f *Forest) ExpireDisplaced(now time.Time) Result {
 }
 
 func (f *Forest) expireDisplaced(t *tree, stream string, now time.Time, res *Result) {
+	if len(f.displaced) == 0 {
+		return
+	}
+	var due []Member
 	for k, d := range f.displaced {
 		if k.Stream != stream {
 			continue
 		}
-		m := t.members[k.Node]
-		if m == nil || m.parent != d.from {
+		if m := t.members[k.Node]; m == nil || m.parent != d.from {
 			delete(f.displaced, k) // gone, or moved some other way
-			continue
+		} else if !now.Before(d.until) {
+			due = append(due, k)
 		}
-		if now.Before(d.until) {
-			continue
-		}
+	}
+	slices.SortFunc(due, func(a, b Member) int { return strings.Compare(a.Node, b.Node) })
+	for _, k := range due {
+		d, m := f.displaced[k], t.members[k.Node]
 		delete(f.displaced, k)
 		f.delReserved(k)
 		f.unlink(t, m)
@@ -217,21 +264,27 @@ func (f *Forest) Path(stream, node string) float64 {
 	return 0
 }
 
-// displaceScan bounds the members displaceCandidates looks at per
-// request.
-const displaceScan = 256
+// displaceScan is about how many members from the top of the tree
+// displaceCandidates looks at per request (whole levels).
+const displaceScan = 64
+
+// displaceFar is the farthest child's RTT from which a relay is offered
+// for displacement (the origin: any above wire.DisplaceMinGainMs): a
+// relay of the parent's own area, a few ms from it, can displace such a
+// child.
+const displaceFar = wire.DisplaceMinGainMs
 
 // displaceCandidates returns the full parents requester may displace a
 // child of: the shallowest full members (the origin first) whose
 // farthest child is far enough for some requester to displace it, found
 // level by level from the origin, at most f.displace of them besides the
 // origin and displaceScan members looked at. Each carries Worst, its
-// farthest child's RTT. Requester must relay and have a free slot. The
+// farthest child's RTT. Requester must relay (relays). The
 // top of the tree is where a far child costs most: every relay below it
 // pays for its RTT.
 func (f *Forest) displaceCandidates(t *tree, stream, requester string, self *member, exclude []string,
 	have []Candidate) []Candidate {
-	if f.displace < 0 || t == nil || !f.hasRoom(stream, requester) {
+	if f.displace < 0 || t == nil || !f.relays(requester) {
 		return nil
 	}
 	var out []Candidate
@@ -247,36 +300,50 @@ func (f *Forest) displaceCandidates(t *tree, stream, requester string, self *mem
 		out = append(out, Candidate{ID: Origin, Clients: f.occupied(stream, Origin, requester),
 			Capacity: f.originCap, Worst: worst})
 	}
-	level := sortedKeys(t.origin)
-	seen := 0
-	for found := 0; len(level) > 0 && found < f.displace && seen < displaceScan; {
-		var next []string
-		for _, id := range level {
-			if seen++; seen > displaceScan || found >= f.displace {
-				break
+	// The members near the top of the tree (whole levels from the
+	// origin's children, until displaceScan have been looked at): of the
+	// full ones with a far child, those with the farthest child are
+	// offered (any relay of the parent's own area may displace it), the
+	// shallower first among equals. The walks up the tree are made only
+	// for those that would be offered. The order is total, so which are
+	// offered does not depend on the maps' order.
+	var full []Candidate
+	rank := func(a, b *Candidate) int {
+		return cmp.Or(cmp.Compare(b.Worst, a.Worst), cmp.Compare(a.Level, b.Level), cmp.Compare(a.ID, b.ID))
+	}
+	level, next := make([]*member, 0, 16), make([]*member, 0, 64)
+	for id := range t.origin {
+		level = append(level, t.members[id])
+	}
+	for seen := 0; len(level) > 0 && seen < displaceScan; level, next = next, level[:0] {
+		for _, m := range level {
+			seen++
+			for c := range m.children {
+				next = append(next, t.members[c])
 			}
-			m := t.members[id]
-			if m == nil || m.id == requester {
-				continue // its subtree is the requester's own
-			}
-			next = append(next, sortedKeys(m.children)...)
 			n := m.node
-			if !n.Willing || m.leaving {
+			if m.farKids == 0 || m.id == requester || !n.Willing || m.leaving {
 				continue
 			}
 			c := f.taken(stream, m, requester, "")
 			if c < n.Capacity {
 				continue // not full: an ordinary candidate
 			}
-			worst, ok := worthIt(m.id)
-			if !ok || f.quarantinedAbove(t, m.id) != "" {
+			_, worst := f.farthestChild(t, stream, m.id, requester)
+			cand := Candidate{ID: m.id, Level: m.level, Clients: c, Capacity: n.Capacity, Worst: worst}
+			if worst < displaceFar || len(full) >= f.displace && rank(&cand, &full[len(full)-1]) >= 0 {
 				continue
 			}
-			out = append(out, Candidate{ID: m.id, Level: m.level, Clients: c, Capacity: n.Capacity,
-				RTSP: n.RTSP, Probe: n.Probe, Cores: n.Cores, CPU: n.CPU, Worst: worst})
-			found++
+			if _, ok := worthIt(m.id); !ok || self != nil && t.descends(m.id, requester) ||
+				f.quarantinedAbove(t, m.id) != "" {
+				continue
+			}
+			cand.RTSP, cand.Probe, cand.Cores, cand.CPU = n.RTSP, n.Probe, n.Cores, n.CPU
+			i, _ := slices.BinarySearchFunc(full, &cand, func(a Candidate, b *Candidate) int { return rank(&a, b) })
+			full = slices.Insert(full, i, cand)
+			full = full[:min(len(full), f.displace)]
 		}
-		level = next
 	}
+	out = append(out, full...)
 	return out
 }

@@ -86,7 +86,6 @@ func (f *Forest) attach(t *tree, stream, node, parent string, strict bool, extra
 	}
 	f.link(t, m, parent)
 	m.level = level
-	m.rtt = 0                           // a new edge: unknown until measured (JoinVia, Report)
 	f.delReserved(Member{stream, node}) // a promised slot is taken or given up
 	delete(f.displaced, Member{stream, node})
 	f.delExpected(Member{stream, node})
@@ -257,7 +256,7 @@ func (f *Forest) Report(node string, r Report, now time.Time) error {
 			if m := t.members[node]; m != nil {
 				m.stats, m.statsAt = s, now
 				if s.RTT > 0 && s.Parent == m.parent {
-					m.rtt = s.RTT
+					t.setRTT(m, s.RTT)
 				}
 			}
 		}

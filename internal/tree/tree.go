@@ -237,7 +237,8 @@ type member struct {
 	idx         int       // its index in tree.list
 	stats       StreamStats
 	statsAt     time.Time
-	rtt         float64         // ms to its parent as the relay measured it (0: unknown)
+	rtt         float64         // ms to its parent as the relay measured it (0: unknown); set by tree.setRTT
+	farKids     int             // children at displaceFar or more (displace.go)
 	nearKey     [2]netip.Prefix // its buckets in tree.near (nearby.go); invalid: none
 	nearIdx     [2]int          // its indexes there
 }
@@ -253,6 +254,7 @@ type tree struct {
 	topAll   bool                       // top holds every offerable member
 	near     map[netip.Prefix][]*member // members by address prefix (nearby.go)
 	nearTurn uint64                     // where the next scan of a bucket starts
+	far      map[*member]struct{}       // members with a child at displaceFar or more (displace.go)
 }
 
 // Forest is every node and every stream's tree.
@@ -321,6 +323,7 @@ func (t *tree) add(id string, n *Node) *member {
 // drop forgets member m.
 func (t *tree) drop(m *member) {
 	delete(t.members, m.id)
+	delete(t.far, m)
 	t.nearUnindex(m)
 	last := t.list[len(t.list)-1]
 	t.list[m.idx], last.idx = last, m.idx
@@ -377,6 +380,7 @@ func (f *Forest) unlink(t *tree, m *member) {
 			defer f.refreshNode(pn)
 		}
 	}
+	t.setRTT(m, 0) // the edge's measure goes with it
 	t.invalidate() // m's subtree is detached
 	m.parent = ""
 }

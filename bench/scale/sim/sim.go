@@ -136,7 +136,7 @@ func New(cfg Config) *Sim {
 	s := &Sim{cfg: cfg, W: w, F: tree.New(cfg.OriginCapacity), rng: rng, weights: probe.DefaultWeights(),
 		idx: map[string]int{}, pol: tree.Repair}
 	s.F.SetNearby(max(cfg.Nearby, 0))
-	s.F.SetDisplace(2)
+	s.F.SetDisplace(4)
 	if cfg.NoAdapt {
 		s.F.SetDisplace(-1)
 	}
@@ -229,7 +229,8 @@ func (s *Sim) serveCandidates(i int, r *resolving) {
 	s.st.Resolves++
 	s.F.ExpirePromises(s.clock())
 	cs := s.F.Candidates(Stream, s.ids[i], slices.Concat(r.exclude, r.full), s.cfg.MaxCandidates)
-	if pick, ok := server.LikelyPick(cs); ok {
+	free := slices.DeleteFunc(slices.Clone(cs), func(c tree.Candidate) bool { return c.Worst > 0 })
+	if pick, ok := server.LikelyPick(free); ok {
 		s.F.Promise(Stream, s.ids[i], pick, s.clock().Add(server.PromiseHold))
 	}
 	sel, probeMs := s.probe(i, cs)

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -18,7 +19,8 @@ func TestSimSmall(t *testing.T) {
 	rep := Run(Options{Relays: 300, Seed: 7, Sweep: []int{50, 150}})
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("%s", js)
-	for name, v := range map[string]Variant{"default": rep.Default, "random": rep.Random, "no near": rep.NoNear} {
+	for name, v := range map[string]Variant{"default": rep.Default, "at join": rep.DefaultAtJoin, "random": rep.Random,
+		"no adaptation": rep.NoAdapt, "no near": rep.NoNear} {
 		if v.Attached != 300 || v.Failed != 0 {
 			t.Errorf("%s: %d of 300 attached, %d failed", name, v.Attached, v.Failed)
 		}
@@ -61,9 +63,40 @@ func TestSimSmall(t *testing.T) {
 		t.Errorf("svg: %v\n%s", err, svg.String())
 	}
 	// Same seed, same figures.
-	if again := Run(Options{Relays: 300, Seed: 7, Sweep: []int{50, 150}}); again.Default != rep.Default ||
+	if again := Run(Options{Relays: 300, Seed: 7, Sweep: []int{50, 150}}); !reflect.DeepEqual(again.Default, rep.Default) ||
 		again.Recovery[0] != rep.Recovery[0] {
 		t.Errorf("not deterministic: %+v\nthen %+v", rep.Default, again.Default)
+	}
+}
+
+// The tree learns latency: after the crowd arrived, the relays'
+// improvement rounds and displacements bring the average stretch well
+// below that of the same crowd without them, and leave a valid forest in
+// which no parent is over its capacity once the moves are done.
+func TestAdaptLowersStretch(t *testing.T) {
+	_, before := Build(Config{Relays: 1000, Seed: 2, NoAdapt: true})
+	s, after := Adapted(Config{Relays: 1000, Seed: 2}, 5)
+	t.Logf("without adaptation: stretch %.2f depth %.2f cross %.3f", before.AvgStretch, before.AvgDepth, before.CrossRegion)
+	for _, p := range after.Timeline {
+		t.Logf("after %g min: stretch %.2f depth %.2f cross %.3f", p.Minutes, p.AvgStretch, p.AvgDepth, p.CrossRegion)
+	}
+	t.Logf("counts %+v", after.Counts)
+	if after.Attached != 1000 || after.Failed != 0 {
+		t.Errorf("%d of 1000 attached, %d failed", after.Attached, after.Failed)
+	}
+	if after.Moves == 0 || after.Displaced == 0 {
+		t.Errorf("%d moves and %d displacements: nothing adapted", after.Moves, after.Displaced)
+	}
+	if after.AvgStretch > 0.8*before.AvgStretch {
+		t.Errorf("average stretch %.2f after adapting, %.2f without: not lowered by a fifth", after.AvgStretch, before.AvgStretch)
+	}
+	if err := s.F.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(s.ids); i++ {
+		if c := s.W.Hosts[i].Capacity; len(s.F.Children(Stream, s.ids[i])) > c {
+			t.Errorf("%s has %d children, capacity %d", s.ids[i], len(s.F.Children(Stream, s.ids[i])), c)
+		}
 	}
 }
 
