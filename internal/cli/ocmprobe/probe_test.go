@@ -3,6 +3,7 @@ package ocmprobe
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net"
 	"strings"
@@ -213,7 +214,7 @@ func TestProbeCommandExplain(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, s := range []string{"score = rtt_ms + 1*path_ms + 20*clients/capacity + 1000*level + 30*cpu_busy", "CPU >= 90%", "level >= 16"} {
+	for _, s := range []string{fmt.Sprintf("score = rtt_ms + %g*path_ms + 20*clients/capacity + 1000*level + 30*cpu_busy", float64(probe.DefaultWPath)), "CPU >= 90%", "level >= 16"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("no %q in the header", s)
 		}
@@ -423,15 +424,16 @@ func TestProbeBytes(t *testing.T) {
 
 // TestProbeCommandExplainPath: a candidate's path from the origin, as
 // ocm-server offers it (path_ms on a stdin line), is a score term shown
-// next to the RTT: a shallower relay whose stream comes from far away
-// loses to a deeper one on a short path. A negative path is refused.
+// next to the RTT: weighed (--w-path 1), a shallower relay whose stream
+// comes from far away loses to a deeper one on a short path. A negative
+// path is refused.
 func TestProbeCommandExplainPath(t *testing.T) {
 	shallow, _ := startProbeResponder(t, probe.Info{Node: "shallow", Level: 1, Willing: true, FreeCapacity: 4})
 	deep, _ := startProbeResponder(t, probe.Info{Node: "deep", Level: 2, Willing: true, FreeCapacity: 4})
 	stdin := `{"node":"shallow","probe":"` + shallow.Addr() + `","level":1,"capacity":4,"path_ms":100}` + "\n" +
 		`{"node":"deep","probe":"` + deep.Addr() + `","level":2,"capacity":4}` + "\n" +
 		`{"node":"bad","probe":"` + deep.Addr() + `","path_ms":-1}` + "\n"
-	code, out, errOut := runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "-")
+	code, out, errOut := runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "--w-path", "1", "-")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -449,7 +451,7 @@ func TestProbeCommandExplainPath(t *testing.T) {
 		t.Errorf("negative path_ms not refused on stderr:\n%s", errOut)
 	}
 
-	code, out, _ = runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "-o", "json", "-")
+	code, out, _ = runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "--w-path", "1", "-o", "json", "-")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
