@@ -14,7 +14,8 @@
 //	              handover_done, drain_sent, policy_changed, child_stalled,
 //	              node_quarantined, node_released, report_summary
 //	ocm-relay     ready (RelayReady), server, joined, fallback, reconnect,
-//	              drain, left (Left, or LeftOverlay when leaving for good)
+//	              improved, drain, left (Left, or LeftOverlay when leaving
+//	              for good)
 //	rtsp-mediator ready (MediatorReady), publisher, redirect, upstream,
 //	              stats (StreamStats), conns
 //	rtp-fanout    ready (FanoutReady), sdp, stats (FanoutStats), reply

@@ -43,6 +43,7 @@ var samples = []Event{
 	Joined{Stream: "s", Parent: "p", Upstream: "rtsp://h/s", Level: 1, Score: 1.5, Candidates: 3, Handover: true},
 	Fallback{Stream: "s", Reason: "r"},
 	Reconnect{Stream: "s", Reason: "r", Target: "t", Parent: "p"},
+	Improved{Stream: "s", From: "a", To: "b", FromMs: 80.5, ToMs: 12.25, Level: 2, Displace: true},
 	Drain{Reason: "operator"},
 	Left{Stream: "s", Reason: "idle"},
 	LeftOverlay{Streams: []string{"s", "t"}},

@@ -8,6 +8,7 @@ func init() {
 	register[Joined]("")
 	register[Fallback]("")
 	register[Reconnect]("")
+	register[Improved]("")
 	register[Drain]("")
 	register[Left]("stream")
 	register[LeftOverlay]("streams")
@@ -62,6 +63,18 @@ type Reconnect struct {
 	Parent string `json:"parent"` // the parent being left
 }
 
+// Improved: an improvement round moved a stream to a parent that brings
+// it sooner (make-before-break, like a handover).
+type Improved struct {
+	Stream   string  `json:"stream"`
+	From     string  `json:"from"`     // the parent left
+	To       string  `json:"to"`       // the new parent
+	FromMs   float64 `json:"from_ms"`  // latency through From: the RTT to it plus its path from the origin
+	ToMs     float64 `json:"to_ms"`    // the same through To
+	Level    int     `json:"level"`    // the relay's level under To
+	Displace bool    `json:"displace"` // To was full: the relay took its farthest child's slot
+}
+
 // Drain: ocm-server asked the relay to leave the overlay.
 type Drain struct {
 	Reason string `json:"reason"`
@@ -84,6 +97,7 @@ func (ServerLink) EventName() string  { return "server" }
 func (Joined) EventName() string      { return "joined" }
 func (Fallback) EventName() string    { return "fallback" }
 func (Reconnect) EventName() string   { return "reconnect" }
+func (Improved) EventName() string    { return "improved" }
 func (Drain) EventName() string       { return "drain" }
 func (Left) EventName() string        { return "left" }
 func (LeftOverlay) EventName() string { return "left" }

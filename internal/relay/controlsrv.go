@@ -210,6 +210,9 @@ func (r *Relay) onActive(c *control.Conn, m *control.Active) error {
 		}
 		ss.playing, ss.answered, ss.upstream = true, time.Time{}, up
 		if !known && node != "" && sess == nil {
+			if ss.parent != node {
+				ss.rttMs = 0 // not measured
+			}
 			ss.parent, ss.parentRTSP, ss.joinedIn = node, up.Addr, nil // said in the next hello
 		}
 		ss.settle()
@@ -225,18 +228,27 @@ func (r *Relay) onActive(c *control.Conn, m *control.Active) error {
 }
 
 // tellJoined tells the server of sess that the relay receives stream from
-// node (at addr) and records the answer. The caller holds the stream's
-// turn.
+// node (at addr), with the RTT to it if the relay measured it, and
+// records the answer. The caller holds the stream's turn.
 func (r *Relay) tellJoined(sess *session, stream, node, addr string) {
+	var rtt float64
+	_ = r.call(r.ctx, func(st *state) {
+		if ss := st.streams[stream]; ss != nil && ss.parent == node {
+			rtt = ss.rttMs
+		}
+	})
 	ctx, cancel := context.WithTimeout(r.ctx, DefaultCallTimeout)
 	defer cancel()
-	level, err := sess.cl.Join(ctx, stream, node)
+	level, err := sess.cl.JoinWith(ctx, &wire.Joined{Stream: stream, Parent: node, RTTMs: rtt})
 	if err != nil {
 		r.Log.Warn("server refused the upstream in use", "stream", stream, "parent", node, "err", err)
 		return
 	}
 	_ = r.call(r.ctx, func(st *state) {
 		if ss := st.streams[stream]; ss != nil {
+			if ss.parent != node {
+				ss.rttMs = 0 // not measured
+			}
 			ss.parent, ss.parentRTSP, ss.joinedIn = node, addr, sess
 			if level > 0 {
 				ss.level = level
@@ -333,7 +345,7 @@ func (st *state) report(r *Relay) *wire.Report {
 		ss.reported = cur
 		rep.Clients += cur.Readers
 		rep.Streams = append(rep.Streams, wire.StreamReport{Stream: s, Parent: ss.parent, Level: ss.level,
-			Readers: cur.Readers, Loss: min(loss, 1), Bitrate: cur.BitrateBPS})
+			Readers: cur.Readers, Loss: min(loss, 1), Bitrate: cur.BitrateBPS, RTTMs: ss.rttMs})
 	}
 	slices.SortFunc(rep.Streams, func(a, b wire.StreamReport) int { return strings.Compare(a.Stream, b.Stream) })
 	all := rep.Streams

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -455,6 +456,11 @@ type fakeServer struct {
 	// beforeWelcome, if set, runs before a hello is answered (set it
 	// before the relay connects).
 	beforeWelcome func(h *wire.Hello)
+	// reportMs is the report interval the welcome asks for (0: an hour).
+	reportMs int64
+	// refuse, if set, is asked before each joined is answered: an error
+	// refuses it.
+	refuse func(j *wire.Joined) *wire.Error
 
 	mu       sync.Mutex
 	conn     *wire.Conn
@@ -487,7 +493,7 @@ func (fs *fakeServer) serve(c *wire.Conn) {
 	if fs.beforeWelcome != nil {
 		fs.beforeWelcome(h)
 	}
-	if err := c.Reply(m.ID, &wire.Welcome{Node: h.Node, Recovery: fs.recovery, ReportMs: 3600_000,
+	if err := c.Reply(m.ID, &wire.Welcome{Node: h.Node, Recovery: fs.recovery, ReportMs: cmp.Or(fs.reportMs, 3600_000),
 		HeartbeatMs: 3600_000, HandoverMs: 2000, Server: "fake"}); err != nil {
 		return
 	}
@@ -516,6 +522,12 @@ func (fs *fakeServer) serve(c *wire.Conn) {
 			}
 			_ = c.Reply(m.ID, &wire.Candidates{Stream: b.Stream, Candidates: fs.candidates(b)})
 		case *wire.Joined:
+			if fs.refuse != nil {
+				if e := fs.refuse(b); e != nil {
+					_ = c.Reply(m.ID, e)
+					continue
+				}
+			}
 			level := 1
 			if b.Parent != wire.OriginID {
 				level = 2
@@ -550,6 +562,35 @@ func (fs *fakeServer) types() []string {
 		out = append(out, m.Type)
 	}
 	return out
+}
+
+// received returns the requests of type T received so far, in order.
+func received[T wire.Body](fs *fakeServer) []T {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var out []T
+	for _, m := range fs.requests {
+		if b, ok := m.Body.(T); ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// waitReceived waits until the requests of type T received satisfy ok,
+// and returns them.
+func waitReceived[T wire.Body](t *testing.T, fs *fakeServer, what string, ok func([]T) bool) []T {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		if got := received[T](fs); ok(got) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fake server: no %s within %v (requests %v)", what, guard, fs.types())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // startProbeResponder answers probes as a relay with info would.

@@ -26,7 +26,16 @@ type relayMetrics struct {
 	resolves       *prometheus.CounterVec   // mode, result
 	resolveSeconds *prometheus.HistogramVec // mode
 	fallbacks      prometheus.Counter
+	improvements   *prometheus.CounterVec // result
 }
+
+// Improvement round results as labelled (improve.go).
+const (
+	improveMoved   = "moved"   // joined a better parent and switched
+	improveStayed  = "stayed"  // no parent enough better
+	improveRefused = "refused" // the better parent refused the join
+	improveFailed  = "failed"  // no candidates (the server did not answer)
+)
 
 func newRelayMetrics() *relayMetrics {
 	m := &relayMetrics{
@@ -40,6 +49,12 @@ func newRelayMetrics() *relayMetrics {
 			Buckets: ResolveBuckets}, []string{"mode"}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "ocm_relay_fallbacks_total",
 			Help: "Resolves answered with the origin itself because ocm-server was unreachable or did not answer."}),
+		improvements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ocm_relay_improvements_total",
+			Help: "Improvement rounds (a better parent looked for), by result (moved, stayed, refused, failed)."},
+			[]string{"result"}),
+	}
+	for _, r := range []string{improveMoved, improveStayed, improveRefused, improveFailed} {
+		m.improvements.WithLabelValues(r)
 	}
 	for _, r := range []string{"answered", "unanswered"} {
 		m.probes.WithLabelValues(r)
@@ -82,6 +97,13 @@ func (m *relayMetrics) resolved(mode string, start time.Time, err error) {
 	m.resolveSeconds.WithLabelValues(mode).Observe(time.Since(start).Seconds())
 }
 
+// improved counts an improvement round's result.
+func (m *relayMetrics) improved(result string) {
+	if m != nil {
+		m.improvements.WithLabelValues(result).Inc()
+	}
+}
+
 // fellBack counts a resolve answered with the origin because ocm-server
 // was unreachable or did not answer.
 func (m *relayMetrics) fellBack() {
@@ -118,6 +140,7 @@ func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.r.m.resolves.Describe(ch)
 	c.r.m.resolveSeconds.Describe(ch)
 	c.r.m.fallbacks.Describe(ch)
+	c.r.m.improvements.Describe(ch)
 	for _, d := range []*prometheus.Desc{c.streams, c.playing, c.session, c.served, c.mediators} {
 		ch <- d
 	}
@@ -128,6 +151,7 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	c.r.m.resolves.Collect(ch)
 	c.r.m.resolveSeconds.Collect(ch)
 	c.r.m.fallbacks.Collect(ch)
+	c.r.m.improvements.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(c.served, prometheus.CounterValue, float64(c.r.resp.Stats().Answered))
 	phases := map[string]int{}
 	for _, n := range phaseNames {

@@ -91,6 +91,11 @@ type Relay struct {
 	// DefaultJoinWait).
 	JoinAttempts int
 	JoinWait     time.Duration
+	// ImproveEvery is the base wait between two improvement rounds of a
+	// stream (improve.go; 0: DefaultImproveEvery); NoImprove turns them
+	// off (ocm-relay --improve-every 0).
+	ImproveEvery time.Duration
+	NoImprove    bool
 
 	// AllowOrigin says which origins' hosts may serve as the ocm-server
 	// when Server is empty (nil: loopback only): the relay sends its
@@ -140,6 +145,9 @@ func (r *Relay) Start() error {
 	if r.Weights == (probe.Weights{}) {
 		r.Weights = probe.DefaultWeights()
 	}
+	// A relay that relays can take a displaced child: it may ask for
+	// the slot of a full parent's farthest child (wire.Displaces).
+	r.Weights.Displace = r.Willing && r.Capacity > 0
 	if r.Log == nil {
 		r.Log = slog.New(slog.DiscardHandler)
 	}
@@ -184,6 +192,10 @@ func (r *Relay) Start() error {
 	go r.acceptControl()
 	go r.keepServer()
 	go r.expirePending()
+	if !r.NoImprove {
+		r.wg.Add(1)
+		go r.improveLoop()
+	}
 	return nil
 }
 
@@ -220,6 +232,12 @@ func (r *Relay) fillLimits() error {
 	}
 	if r.JoinWait == 0 {
 		r.JoinWait = DefaultJoinWait
+	}
+	if r.ImproveEvery < 0 {
+		return fmt.Errorf("improve interval %v is negative (0 is the default, %v; NoImprove turns the rounds off)", r.ImproveEvery, DefaultImproveEvery)
+	}
+	if r.ImproveEvery == 0 {
+		r.ImproveEvery = DefaultImproveEvery
 	}
 	return nil
 }

@@ -252,7 +252,11 @@ func (r *Relay) joinRound(ctx context.Context, sess *session, o streamurl.Origin
 	// candidate; Select scores with them, not with what a candidate's
 	// probe answer says about itself (see probe.Evaluate). It is the
 	// ranking ocm-probe --explain prints.
-	sel := probe.Select(ctx, cands, stream, r.Weights, prefer)
+	w := r.Weights
+	if redirect {
+		w.Displace = false // nothing joins: no slot to take
+	}
+	sel := probe.Select(ctx, cands, stream, w, prefer)
 	choices := sel.Choices
 	r.m.probed(choices)
 	for _, ch := range choices {
@@ -278,7 +282,7 @@ func (r *Relay) joinRound(ctx context.Context, sess *session, o streamurl.Origin
 		if redirect {
 			return up, nil
 		}
-		level, err := sess.cl.Join(ctx, stream, ch.Candidate.Node)
+		level, err := joinChoice(ctx, sess, stream, ch)
 		if err != nil {
 			reasons = append(reasons, ch.Candidate.Node+": "+err.Error())
 			var we *wire.Error
@@ -288,14 +292,12 @@ func (r *Relay) joinRound(ctx context.Context, sess *session, o streamurl.Origin
 			r.Log.Info("parent refused", "stream", stream, "parent", ch.Candidate.Node, "err", err)
 			continue
 		}
-		if level <= 0 {
-			level = ch.Candidate.Level + 1
-		}
-		if !r.setParent(stream, ch.Candidate, up, level, sess) {
+		if !r.setParent(stream, ch.Candidate, up, level, sess, rttMs(ch.Result)) {
 			return control.Upstream{}, errLeftMeanwhile(stream)
 		}
 		r.Log.Info("joined", "stream", stream, "parent", ch.Candidate.Node, "level", level,
-			"score", fmt.Sprintf("%.1f", ch.Score), "rtt_ms", fmt.Sprintf("%.2f", float64(ch.Result.RTT.Microseconds())/1000))
+			"score", fmt.Sprintf("%.1f", ch.Score), "rtt_ms", fmt.Sprintf("%.2f", rttMs(ch.Result)),
+			"path_ms", fmt.Sprintf("%.2f", ch.Candidate.PathMs), "displace", ch.Displace)
 		r.Events.Emit(event.Joined{Stream: stream, Parent: ch.Candidate.Node, Upstream: up.URL,
 			Level: level, Score: ch.Score, Candidates: len(choices)})
 		return up, nil
@@ -307,15 +309,38 @@ func (r *Relay) joinRound(ctx context.Context, sess *session, o streamurl.Origin
 	return control.Upstream{}, errors.New(msg)
 }
 
-// setParent records the parent the server accepted in sess. Call it in
-// the stream's turn. It reports false, having told the server we leave,
-// when the relay no longer receives the stream.
-func (r *Relay) setParent(stream string, c wire.Candidate, up control.Upstream, level int, sess *session) bool {
+// joinChoice tells the server the relay takes ch as its parent for
+// stream, with the RTT its probe measured and, for a full candidate the
+// relay may take a slot of (Choice.Displace), the ask to displace; it
+// returns the relay's level.
+func joinChoice(ctx context.Context, sess *session, stream string, ch probe.Choice) (int, error) {
+	level, err := sess.cl.JoinWith(ctx, &wire.Joined{Stream: stream, Parent: ch.Candidate.Node,
+		RTTMs: rttMs(ch.Result), Displace: ch.Displace})
+	if err == nil && level <= 0 {
+		level = ch.Candidate.Level + 1
+	}
+	return level, err
+}
+
+// rttMs is a probe's RTT in ms as the wire carries it (0: no answer).
+func rttMs(res probe.Result) float64 {
+	if res.Err != nil || res.RTT <= 0 {
+		return 0
+	}
+	return min(float64(res.RTT)/float64(time.Millisecond), wire.MaxMs)
+}
+
+// setParent records the parent the server accepted in sess, and the RTT
+// to it the relay measured (ms, 0: unknown). Call it in the stream's
+// turn. It reports false, having told the server we leave, when the
+// relay no longer receives the stream.
+func (r *Relay) setParent(stream string, c wire.Candidate, up control.Upstream, level int, sess *session, rtt float64) bool {
 	found := false
 	_ = r.call(context.Background(), func(st *state) {
 		if ss := st.streams[stream]; ss != nil {
 			found = true
 			ss.parent, ss.parentRTSP, ss.level, ss.upstream, ss.joinedIn = c.Node, c.RTSP, level, up, sess
+			ss.rttMs = rtt
 			ss.reconnectedFrom = ""
 		}
 	})
@@ -460,9 +485,17 @@ func (r *Relay) reconnectUpstream(ctx context.Context, b *wire.Reconnect) (strea
 		var sess *session
 		_ = r.call(ctx, func(st *state) { sess = st.sess })
 		if sess != nil {
-			level, err := sess.cl.Join(ctx, stream, b.Target)
+			// The joined carries the RTT to the target: probed once here
+			// (its path below the origin counts it); a target that does
+			// not answer is joined anyway, its RTT unknown.
+			ch := probe.Choice{Candidate: c, Result: probe.ProbeCandidate(ctx, c, stream, r.Weights.Timeout)}
+			if ch.Result.Err != nil {
+				r.Log.Info("handover target did not answer its probe: joining it anyway", "stream", stream,
+					"target", b.Target, "err", ch.Result.Err)
+			}
+			level, err := joinChoice(ctx, sess, stream, ch)
 			if err == nil {
-				if !r.setParent(stream, c, up, level, sess) {
+				if !r.setParent(stream, c, up, level, sess, rttMs(ch.Result)) {
 					return streamUpstream{}, errLeftMeanwhile(stream)
 				}
 				r.Events.Emit(event.Joined{Stream: stream, Parent: b.Target, Upstream: up.URL, Level: level, Handover: true})

@@ -78,7 +78,11 @@ type streamState struct {
 	parent     string        // node id, or wire.OriginID
 	parentRTSP string
 	level      int
-	upstream   control.Upstream
+	// rttMs is the last RTT to parent the relay measured, in ms (0:
+	// unknown): at the join, then at every improvement round (improve.go).
+	// Every report carries it: the server's paths are sums of these.
+	rttMs    float64
+	upstream control.Upstream
 	// joinedIn is the server session that accepted parent; in another
 	// session (the server restarted or we reconnected) the server may not
 	// know it.
@@ -93,6 +97,10 @@ type streamState struct {
 	reconnectedFrom string
 	stats           control.StreamStats
 	reported        control.StreamStats // at the last report, for rates
+	// improveWait is the wait between two improvement rounds, improveAt
+	// when the next is due (zero: not scheduled yet); see improve.go.
+	improveWait time.Duration
+	improveAt   time.Time
 }
 
 // turn is an operation acting on a stream and the ones on hold behind it.

@@ -236,7 +236,14 @@ func (cl *Client) Candidates(ctx context.Context, stream string, exclude []strin
 // Join reports the parent taken for a stream and returns the level the
 // server computed. On error (a *Error with a Code*), pick another parent.
 func (cl *Client) Join(ctx context.Context, stream, parent string) (int, error) {
-	a, err := Expect[*Ack](ctx, cl, &Joined{Stream: stream, Parent: parent})
+	return cl.JoinWith(ctx, &Joined{Stream: stream, Parent: parent})
+}
+
+// JoinWith is Join with the whole joined: the RTT to the parent the
+// relay measured and whether it asks to displace the parent's farthest
+// child (Joined.RTTMs, Joined.Displace).
+func (cl *Client) JoinWith(ctx context.Context, j *Joined) (int, error) {
+	a, err := Expect[*Ack](ctx, cl, j)
 	if err != nil {
 		return 0, err
 	}

@@ -60,7 +60,11 @@ answer, even 404, means alive.
 --explain ranks the peers as ocm-relay does when it picks a parent. Score,
 lower is better:
 
-  rtt_ms + W_load*clients/capacity + W_level*level + W_cpu*cpu_busy
+  rtt_ms + W_path*path_ms + W_load*clients/capacity + W_level*level + W_cpu*cpu_busy
+
+path_ms is a candidate's RTT along the tree from the origin, as ocm-server
+offers it ("path_ms" in a stdin candidate; 0 otherwise, and for the origin):
+rtt_ms + path_ms is where the stream would come from.
 
 Rejected: no answer within --timeout, not willing, no free capacity, CPU at
 or above --max-cpu, level at or above --max-level. When every candidate is
@@ -106,6 +110,7 @@ line number and skipped.`,
 	f.StringVar(&o.prefer, "prefer", "", "with --explain: rank as a relay going back under its old parent NODE (first whenever eligible)")
 	f.StringVar(&o.origin, "origin", "", "add the origin at HOST:PORT as a candidate (probed by RTSP OPTIONS)")
 	f.IntVar(&o.originCapacity, "origin-capacity", probeOriginCapacity, "relays the origin accepts, for --origin and stdin origins without a capacity")
+	f.Float64Var(&o.w.Path, "w-path", def.Path, "score weight of a candidate's path from the origin (path_ms)")
 	f.Float64Var(&o.w.Load, "w-load", def.Load, "score weight of the load (clients/capacity)")
 	f.Float64Var(&o.w.Level, "w-level", def.Level, "score weight of the level")
 	f.Float64Var(&o.w.CPU, "w-cpu", def.CPU, "score weight of CPU busy (0..1)")
@@ -189,8 +194,8 @@ func (o *probeOptions) validate() error {
 		return errors.New("--explain needs --stream: a candidate's level is per stream")
 	case o.prefer != "" && !o.explain:
 		return errors.New("--prefer only changes the ranking of --explain")
-	case o.w.Load < 0 || o.w.Level < 0 || o.w.CPU < 0:
-		return errors.New("--w-load, --w-level and --w-cpu must not be negative")
+	case o.w.Path < 0 || o.w.Load < 0 || o.w.Level < 0 || o.w.CPU < 0:
+		return errors.New("--w-path, --w-load, --w-level and --w-cpu must not be negative")
 	case o.w.MaxCPU <= 0:
 		return errors.New("--max-cpu must be positive")
 	case o.w.MaxLevel < 1:
@@ -270,6 +275,9 @@ func (o *probeOptions) parsePeer(line []byte) (wire.Candidate, error) {
 	}
 	if c.Probe == "" && c.RTSP == "" {
 		return c, errors.New(`no address: want "addr", "probe" or "rtsp"`)
+	}
+	if err := wire.CheckMs("path_ms", c.PathMs); err != nil {
+		return c, err
 	}
 	for _, a := range []string{c.Probe, c.RTSP} {
 		if a != "" {
@@ -380,8 +388,8 @@ func (o *probeOptions) printExplain(w io.Writer, sel probe.Selection, wt probe.W
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "stream %s\nscore = rtt_ms + %g*clients/capacity + %g*level + %g*cpu_busy, lower is better\n",
-		o.stream, wt.Load, wt.Level, wt.CPU)
+	fmt.Fprintf(w, "stream %s\nscore = rtt_ms + %g*path_ms + %g*clients/capacity + %g*level + %g*cpu_busy, lower is better\n",
+		o.stream, wt.Path, wt.Load, wt.Level, wt.CPU)
 	fmt.Fprintf(w, "rejected: no answer within %v, not willing, no free capacity, CPU >= %.0f%%, level >= %d\n",
 		wt.Timeout, wt.MaxCPU*100, wt.MaxLevel)
 	fmt.Fprintln(w, "a relay tries the eligible ones in rank order; if none is, those over the CPU ceiling only, best first")
@@ -390,7 +398,7 @@ func (o *probeOptions) printExplain(w io.Writer, sel probe.Selection, wt probe.W
 	}
 	fmt.Fprintln(w)
 	t := cli.NewTable(w)
-	t.Header("RANK", "NODE", "PEER", "VIA", "RTT MS", "LOAD", "LEVEL", "CPU", "SCORE", "VERDICT")
+	t.Header("RANK", "NODE", "PEER", "VIA", "RTT MS", "PATH", "LOAD", "LEVEL", "CPU", "SCORE", "VERDICT")
 	for i, c := range cs {
 		rank, verdict := "-", "rejected: "+c.Rejected
 		if c.Eligible() {
@@ -405,13 +413,14 @@ func (o *probeOptions) printExplain(w io.Writer, sel probe.Selection, wt probe.W
 				verdict += " (old parent)"
 			}
 		}
-		row := []string{rank, probeChoiceNode(c), c.Result.Addr, c.Result.Via, "-", "-", "-", "-", "-", verdict}
+		row := []string{rank, probeChoiceNode(c), c.Result.Addr, c.Result.Via, "-", "-", "-", "-", "-", "-", verdict}
 		if c.Result.Err == nil {
 			row[4] = fmt.Sprintf("%.3f", c.Terms.RTT)
-			row[5] = fmt.Sprintf("%.2f (%d/%d)", c.Terms.Load, c.Clients, c.Capacity)
-			row[6] = fmt.Sprintf("%.2f (%s)", c.Terms.Level, cli.Level(c.Level))
-			row[7] = fmt.Sprintf("%.2f (%s)", c.Terms.CPU, cli.Pct(c.CPU))
-			row[8] = fmt.Sprintf("%.2f", c.Score)
+			row[5] = fmt.Sprintf("%.2f (%.1f ms)", c.Terms.Path, c.Candidate.PathMs)
+			row[6] = fmt.Sprintf("%.2f (%d/%d)", c.Terms.Load, c.Clients, c.Capacity)
+			row[7] = fmt.Sprintf("%.2f (%s)", c.Terms.Level, cli.Level(c.Level))
+			row[8] = fmt.Sprintf("%.2f (%s)", c.Terms.CPU, cli.Pct(c.CPU))
+			row[9] = fmt.Sprintf("%.2f", c.Score)
 		}
 		if err := t.Append(row); err != nil {
 			return err

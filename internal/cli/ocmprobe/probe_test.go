@@ -3,6 +3,7 @@ package ocmprobe
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net"
 	"strings"
@@ -213,7 +214,7 @@ func TestProbeCommandExplain(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, s := range []string{"score = rtt_ms + 20*clients/capacity + 1000*level + 30*cpu_busy", "CPU >= 90%", "level >= 16"} {
+	for _, s := range []string{fmt.Sprintf("score = rtt_ms + %g*path_ms + 20*clients/capacity + 1000*level + 30*cpu_busy", float64(probe.DefaultWPath)), "CPU >= 90%", "level >= 16"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("no %q in the header", s)
 		}
@@ -418,5 +419,50 @@ func TestProbeBytes(t *testing.T) {
 		if got := cli.Bytes(n); got != want {
 			t.Errorf("cli.Bytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestProbeCommandExplainPath: a candidate's path from the origin, as
+// ocm-server offers it (path_ms on a stdin line), is a score term shown
+// next to the RTT: weighed (--w-path 1), a shallower relay whose stream
+// comes from far away loses to a deeper one on a short path. A negative
+// path is refused.
+func TestProbeCommandExplainPath(t *testing.T) {
+	shallow, _ := startProbeResponder(t, probe.Info{Node: "shallow", Level: 1, Willing: true, FreeCapacity: 4})
+	deep, _ := startProbeResponder(t, probe.Info{Node: "deep", Level: 2, Willing: true, FreeCapacity: 4})
+	stdin := `{"node":"shallow","probe":"` + shallow.Addr() + `","level":1,"capacity":4,"path_ms":100}` + "\n" +
+		`{"node":"deep","probe":"` + deep.Addr() + `","level":2,"capacity":4}` + "\n" +
+		`{"node":"bad","probe":"` + deep.Addr() + `","path_ms":-1}` + "\n"
+	code, out, errOut := runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "--w-path", "1", "-")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	t.Log(out)
+	if !strings.Contains(out, "score = rtt_ms + 1*path_ms + ") || !strings.Contains(out, "PATH") {
+		t.Errorf("no path term in the header:\n%s", out)
+	}
+	if row := tableRow(t, out, "WINNER"); row[1] != "deep" {
+		t.Errorf("winner row %q, want deep (shallow's path is 100 ms)", row)
+	}
+	if row := strings.Join(tableRow(t, out, shallow.Addr()), " "); !strings.Contains(row, "100.00 (100.0 ms)") {
+		t.Errorf("shallow row %q lacks its path term", row)
+	}
+	if !strings.Contains(errOut, "stdin line 3: ") || !strings.Contains(errOut, "path_ms -1 is outside") {
+		t.Errorf("negative path_ms not refused on stderr:\n%s", errOut)
+	}
+
+	code, out, _ = runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "--w-path", "1", "-o", "json", "-")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var first struct {
+		Node  string
+		Terms probe.Terms
+	}
+	if err := json.Unmarshal([]byte(strings.Split(out, "\n")[1]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Node != "shallow" || first.Terms.Path != 100 {
+		t.Errorf("second line %+v, want shallow with its path term 100", first)
 	}
 }

@@ -27,6 +27,7 @@ type relayOptions struct {
 	activeTimeout                time.Duration
 	joinAttempts                 int
 	joinWait                     time.Duration
+	improveEvery                 time.Duration
 	weights                      probe.Weights
 	debug                        bool
 	metrics                      string
@@ -41,10 +42,12 @@ func NewCommand() *cobra.Command {
 		Long: `ocm-relay runs on every viewer host beside rtsp-mediator (--resolver ocm).
 When the mediator needs a stream it asks the relay, which asks ocm-server for
 candidate parents, probes them all in parallel, scores them
-(rtt_ms + w_load*clients/capacity + w_level*level + w_cpu*cpu_busy, lower wins),
-tells the server its choice and hands the mediator the upstream. It keeps a
-permanent connection to the server, reports every interval, answers other
-relays' probes, and makes the mediator switch when the server repairs the tree.
+(rtt_ms + w_path*path_ms + w_load*clients/capacity + w_level*level + w_cpu*cpu_busy,
+lower wins; path_ms is the server's RTT along the tree from the origin to the
+candidate), tells the server its choice with the RTT it measured, and hands
+the mediator the upstream. It keeps a permanent connection to the server,
+reports every interval (with the RTT to each parent), answers other relays'
+probes, and makes the mediator switch when the server repairs the tree.
 If the server cannot be reached, the mediator pulls from the origin directly.
 Without --server, the server is port 7070 of the origin's host, but only for
 origins in --allow-origin (default: loopback, i.e. this host), since the relay's
@@ -60,6 +63,15 @@ nothing shared with A: it rebuilds the trees from the hellos as a restarted
 server does, and the media, which never passes through a server, keeps
 flowing. Give every relay the same list, in the same order.
 
+Improvement: for each stream it receives, every --improve-every (give or take
+a quarter, at random) the relay asks for candidates again and probes them, its
+parent among them; when another parent brings the stream at least 5 ms and 20%
+sooner (rtt_ms + path_ms), it joins that one and makes the mediator switch,
+make-before-break: the players see nothing. A round that finds nothing better
+doubles the wait, up to 5m; a move starts it over. A relay that relays may take
+the slot of a full parent's farthest child when it is much closer to that
+parent; the child is moved under it.
+
 On SIGTERM or SIGINT it leaves gracefully: the server moves its children to
 new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 		Example: `  # A viewer host: the relay and its mediator
@@ -71,7 +83,10 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
   ocm-relay --server ms1.example.org:7070,ms2.example.org:7070 --rtsp 192.0.2.10:8554
 
   # A passive host: receives through the overlay, never relays
-  ocm-relay --server ms.example.org:7070 --willing=false`,
+  ocm-relay --server ms.example.org:7070 --willing=false
+
+  # Look for a better parent every 10 s (at most every 5m once settled); 0: never
+  ocm-relay --server ms.example.org:7070 --rtsp 192.0.2.10:8554 --improve-every 10s`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -93,8 +108,11 @@ new parents before it stops. It prints {"event":"ready",...} on stdout first.`,
 	f.DurationVar(&o.activeTimeout, "active-timeout", relay.DefaultActiveTimeout, "leave a stream resolved for the mediator if it does not play within this")
 	f.IntVar(&o.joinAttempts, "join-attempts", relay.DefaultJoinAttempts, "candidate rounds one resolve may take while the parents offered have no room\n(full by the time of the join, as in a flash crowd); then the player's request fails")
 	f.DurationVar(&o.joinWait, "join-wait", relay.DefaultJoinWait, "how long one resolve keeps asking for parents with room (see --join-attempts);\nkeep it under rtsp-mediator's --describe-timeout")
+	f.DurationVar(&o.improveEvery, "improve-every", relay.DefaultImproveEvery, "look for a better parent for each stream this often (jittered by a quarter; doubles up to\n"+
+		relay.MaxImproveEvery.String()+" while none is found, see above); 0: never")
 	f.StringVar(&o.nodeID, "node-id", "", "node id in the overlay (default: hostname-pid)")
 	f.StringVar(&o.token, "token", os.Getenv("OCM_TOKEN"), "shared token for ocm-server (default $OCM_TOKEN)")
+	f.Float64Var(&o.weights.Path, "w-path", o.weights.Path, "score weight of a candidate's path from the origin (path_ms, from ocm-server)")
 	f.Float64Var(&o.weights.Load, "w-load", o.weights.Load, "score weight of a candidate's load (clients/capacity)")
 	f.Float64Var(&o.weights.Level, "w-level", o.weights.Level, "score weight of a candidate's depth in the tree")
 	f.Float64Var(&o.weights.CPU, "w-cpu", o.weights.CPU, "score weight of a candidate's CPU busy fraction")
@@ -112,6 +130,9 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 	if _, err := relay.ParseServers(o.server); err != nil {
 		return fmt.Errorf("--server: %w", err)
 	}
+	if o.improveEvery < 0 {
+		return fmt.Errorf("--improve-every %v is negative: give a duration such as 30s, or 0 to never look for a better parent", o.improveEvery)
+	}
 	allow, err := allow.Parse(o.allowOrigin)
 	if err != nil {
 		return err
@@ -121,6 +142,7 @@ func runRelay(cmd *cobra.Command, o *relayOptions) error {
 		NodeID: o.nodeID, Token: o.token, Willing: o.willing, Capacity: o.capacity,
 		MaxStreams: o.maxStreams, MaxControlClients: o.maxControl, MaxResolves: o.maxResolves,
 		ActiveTimeout: o.activeTimeout, JoinAttempts: o.joinAttempts, JoinWait: o.joinWait, Weights: o.weights, Events: events, Log: log,
+		ImproveEvery: o.improveEvery, NoImprove: o.improveEvery == 0,
 	}
 	if err := r.Start(); err != nil {
 		return err

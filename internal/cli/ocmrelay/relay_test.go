@@ -39,3 +39,16 @@ func TestHelpShowsServerList(t *testing.T) {
 		t.Errorf("--help: exit %d, output lacks the failover text or example:\n%s", code, out)
 	}
 }
+
+// A negative --improve-every is refused before anything starts, saying
+// what to give instead; --help shows the flag with an example.
+func TestImproveEveryFlag(t *testing.T) {
+	code, out, stderr := run("--improve-every", "-1s", "--control", "127.0.0.1:0", "--probe", "127.0.0.1:0")
+	if code != 1 || out != "" || !strings.Contains(stderr, "--improve-every -1s is negative") || !strings.Contains(stderr, "0 to never") {
+		t.Errorf("--improve-every -1s: exit %d, stdout %q, stderr %q; want exit 1 naming the flag", code, out, stderr)
+	}
+	code, out, _ = run("--help")
+	if code != 0 || !strings.Contains(out, "--improve-every duration") || !strings.Contains(out, "--improve-every 10s") || !strings.Contains(out, "0: never") {
+		t.Errorf("--help: exit %d, output lacks --improve-every or its example:\n%s", code, out)
+	}
+}
