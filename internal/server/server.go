@@ -73,7 +73,7 @@ const (
 	// closer to one of them than its farthest child may take that
 	// child's slot (wire.Displaces), so the relays nearest the origin end
 	// up at the top of the tree (bench/scale's simulator models it).
-	DefaultDisplace      = 2
+	DefaultDisplace      = 4
 	DefaultReconnectStep = 500 * time.Millisecond
 	// DefaultHandoverTimeout bounds a graceful handover: how long a
 	// leaving relay's left waits for its children to switch.

@@ -136,7 +136,7 @@ func New(cfg Config) *Sim {
 	s := &Sim{cfg: cfg, W: w, F: tree.New(cfg.OriginCapacity), rng: rng, weights: probe.DefaultWeights(),
 		idx: map[string]int{}, pol: tree.Repair}
 	s.F.SetNearby(max(cfg.Nearby, 0))
-	s.F.SetDisplace(4)
+	s.F.SetDisplace(server.DefaultDisplace)
 	if cfg.NoAdapt {
 		s.F.SetDisplace(-1)
 	}
