@@ -244,3 +244,31 @@ func TestDisplaceFullRelay(t *testing.T) {
 		})
 	}
 }
+
+// An attached relay's improvement round (candidates asked without
+// excluding anything) is promised no slot: before, the origin's last
+// free slot was promised to the relay already under the origin, and the
+// origin looked full to the next relay for promiseHold.
+func TestImprovementRoundPromisesNothing(t *testing.T) {
+	ts := startServer(t, func(s *Server) { s.OriginCapacity = 2 })
+	a := newRelay(t, "a", 2).dial(ts.Addr(), "")
+	if code := a.joinVia(stream, wire.OriginID, 5, false); code != "" {
+		t.Fatalf("a joins the origin: %s", code)
+	}
+	candidate(t, a.candidates(stream), wire.OriginID) // a's improvement round
+	b := newRelay(t, "b", 2).dial(ts.Addr(), "")
+	if o := candidate(t, b.candidates(stream), wire.OriginID); o.Clients != 1 {
+		t.Errorf("after a's round the origin is offered to b with %d of its 2 slots taken, want 1", o.Clients)
+	}
+	// A relay that lost its parent still gets its promise.
+	c := newRelay(t, "c", 2).dial(ts.Addr(), "")
+	if code := c.joinVia(stream, "a", 5, false); code != "" {
+		t.Fatalf("c joins a: %s", code)
+	}
+	c.candidates(stream, "a")
+	for _, o := range newRelay(t, "d", 2).dial(ts.Addr(), "").candidates(stream) {
+		if o.Node == wire.OriginID {
+			t.Errorf("after c's resolve without a, the origin is offered to d as %+v, want it full (a, and c's promise)", o)
+		}
+	}
+}

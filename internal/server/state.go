@@ -321,7 +321,13 @@ func (st *state) candidates(ss *session, re uint64, g *wire.GetCandidates) {
 	}
 	st.forest.ExpirePromises(time.Now())
 	cs := st.forest.Candidates(g.Stream, ss.node, g.Exclude, k)
-	if pick, ok := likelyPick(cs); ok {
+	// An attached relay asking without excluding anything is looking for
+	// a better parent (its improvement round) or checking its parent is
+	// still there: it seldom moves, so it is promised nothing; a slot
+	// promised every round would keep one of the best parents' slots
+	// from the relays that do join.
+	improving := len(g.Exclude) == 0 && st.forest.Attached(g.Stream, ss.node)
+	if pick, ok := likelyPick(cs); ok && !improving {
 		// Until it joins, the slot it will most likely take is not
 		// offered to the relays asking at the same moment (tree.Promise).
 		st.forest.Promise(g.Stream, ss.node, pick, time.Now().Add(promiseHold))

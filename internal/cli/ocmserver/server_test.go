@@ -11,6 +11,7 @@ import (
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/cli"
 	"github.com/ocm-overlay/ocm/internal/event"
+	"github.com/ocm-overlay/ocm/internal/server"
 	"github.com/ocm-overlay/ocm/internal/wire"
 )
 
@@ -127,7 +128,7 @@ func TestServerCommandDisplace(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want int
-	}{{nil, 2}, {[]string{"--displace", "5"}, 5}, {[]string{"--displace", "0"}, 0}, {[]string{"--displace", "-1"}, -1}} {
+	}{{nil, server.DefaultDisplace}, {[]string{"--displace", "5"}, 5}, {[]string{"--displace", "0"}, 0}, {[]string{"--displace", "-1"}, -1}} {
 		pr, pw := io.Pipe()
 		cmd := NewCommand()
 		cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"}, tc.args...))
