@@ -191,7 +191,8 @@
   }
   function logEvent(ev, d) {
     const li = document.createElement('li');
-    li.textContent = ev.name + ' ' + (d.node || '') + (d.parent ? ' → ' + d.parent : '');
+    li.textContent = ev.name + ' ' + (d.node || '') + (d.parent ? ' → ' + d.parent : '') +
+      (d.by ? ' (by ' + d.by + ', ' + d.rtt_ms + ' ms against ' + d.worst_ms + ' ms)' : '');
     const ol = $('events');
     ol.insertBefore(li, ol.firstChild);
     while (ol.childNodes.length > 100) ol.removeChild(ol.lastChild);
