@@ -21,25 +21,29 @@ import (
 	"time"
 
 	"github.com/ocm-overlay/ocm/bench/scale/sim"
+	ocmrelay "github.com/ocm-overlay/ocm/internal/relay"
 )
 
 // options are the command's flags.
 type options struct {
-	relays      int
-	batches     []int
-	capacity    int
-	bin         string
-	server      string
-	httpAddr    string
-	serverPID   int
-	serverArgs  []string
-	steady      time.Duration
-	joinTimeout time.Duration
-	kill        int
-	out         string
-	cpuProfile  string
-	memProfile  string
-	stream      string
+	relays     int
+	batches    []int
+	capacity   int
+	bin        string
+	server     string
+	httpAddr   string
+	serverPID  int
+	serverArgs []string
+	steady     time.Duration
+	// improveWindow follows steady: the relays' first improvement round.
+	improveWindow time.Duration
+	improveEvery  time.Duration
+	joinTimeout   time.Duration
+	kill          int
+	out           string
+	cpuProfile    string
+	memProfile    string
+	stream        string
 	// The tree-quality simulator (bench/scale/sim).
 	sim       bool
 	simOnly   bool
@@ -76,8 +80,16 @@ it starts a fresh ocm-server (built from this module unless --bin or
   cpu_joining          server cores used while joining (and this process's:
                        on one host, both share the cores)
   steady_cpu_fraction  server cores used in steady state (--steady window:
-                       reports, heartbeats and the relays' first improvement
-                       rounds, counted in improve_rounds_steady)
+                       reports and heartbeats; the relays' improvement rounds
+                       in it are counted in improve_rounds_steady)
+  improve_first_round_cpu_fraction, improve_first_round_rounds
+                       server cores in the --improve-window after it, which
+                       holds the relays' first improvement round (their
+                       busiest: the wait doubles after it), and the rounds
+  improve_round_cpu_ms, steady_cpu_fraction_settled
+                       one round's server CPU time from the two windows,
+                       and the steady state once every relay asks once per
+                       5 min (ocm-relay's longest wait)
   tree_api_ms          GET /api/v1/tree?stream=S (and its size in bytes)
   recovery_ms_1000_descendants
                        the relay with the fewest descendants, at least
@@ -147,7 +159,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.httpAddr, "http", "", "HTTP API address of the --server")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the --server, to read its memory and CPU from /proc")
 	fs.StringVar(&serverArgs, "server-args", "", "extra ocm-server flags, space-separated (e.g. \"--heartbeat 1s\")")
-	fs.DurationVar(&o.steady, "steady", 40*time.Second, "steady-state window measured after every relay joined (at least one report interval; 40 s holds every relay's first improvement round)")
+	fs.DurationVar(&o.steady, "steady", 20*time.Second, "steady-state window measured after every relay joined (at least one report interval, and it should end before the relays' first improvement round, ocm-relay's --improve-every after their join, less a quarter)")
+	fs.DurationVar(&o.improveEvery, "improve-every", ocmrelay.DefaultImproveEvery, "the relays' improvement rounds, as ocm-relay's --improve-every (0: none)")
+	fs.DurationVar(&o.improveWindow, "improve-window", 20*time.Second, "window measured after --steady, in which the relays' first improvement rounds fall (0: none)")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "a relay with no parent after this has failed to join")
 	fs.IntVar(&o.kill, "kill", 1000, "the relay disconnected for the repair is the one with the fewest descendants, at least this many (0: skip)")
 	fs.StringVar(&o.out, "out", "", "write the JSON report here too (default: stdout only)")

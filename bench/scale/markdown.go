@@ -50,12 +50,13 @@ func writeMarkdown(w io.Writer, rep *report) {
 			"`decision_ms_p99`, `bytes_per_node`, `steady_cpu_fraction`, `tree_api_ms`, `recovery_ms_1000_descendants`) "+
 			"are missing from `bench/scale.json`. Run `make bench-scale` for them (minutes).\n\n")
 	} else {
-		fmt.Fprintf(w, "| relays | batch | failed | joins/s | decision p50 ms | p99 ms | full/join | bytes/relay | CPU joining | CPU steady (improvement rounds in it) | tree API ms | repair ms (descendants) |\n")
-		fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| relays | batch | failed | joins/s | decision p50 ms | p99 ms | full/join | bytes/relay | CPU joining | CPU steady | CPU in the first improvement round (rounds) | CPU steady, rounds settled | tree API ms | repair ms (descendants) |\n")
+		fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range rep.Runs {
-			fmt.Fprintf(w, "| %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f | %.3f (%d) | %.1f | %.0f (%d) |\n",
+			fmt.Fprintf(w, "| %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f | %.3f | %.3f (%d) | %.3f | %.1f | %.0f (%d) |\n",
 				r.Relays, r.Batch, r.Failed, r.JoinsPerS, r.DecisionP50, r.DecisionP99, r.FullPerJoin, r.BytesPerNode,
-				r.CPUJoining, r.SteadyCPU, r.ImproveRounds, r.TreeAPIMs, r.RecoveryMs, r.RecoveryDescendants)
+				r.CPUJoining, r.SteadyCPU, r.ImproveCPU, r.ImproveRounds, r.LongRunCPU, r.TreeAPIMs, r.RecoveryMs,
+				r.RecoveryDescendants)
 		}
 		fmt.Fprintln(w)
 	}

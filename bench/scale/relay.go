@@ -29,6 +29,8 @@ type relay struct {
 	stream string
 	cap    int
 	stats  *stats
+	// improveEvery is ocm-relay's --improve-every (0: no rounds).
+	improveEvery time.Duration
 	// onJoin is called after every accepted join (first or rejoin).
 	onJoin func(r *relay, at time.Time, rejoin bool)
 
@@ -134,10 +136,13 @@ func (r *relay) run(ctx context.Context, joinTimeout time.Duration) {
 	defer hb.Stop()
 	rep := time.NewTicker(r.welcome.Report())
 	defer rep.Stop()
-	wait := ocmrelay.DefaultImproveEvery
+	wait := r.improveEvery
 	jitter := func(d time.Duration) time.Duration { return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64())) }
 	improve := time.NewTimer(jitter(wait))
 	defer improve.Stop()
+	if wait <= 0 {
+		improve.Stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -163,7 +168,7 @@ func (r *relay) run(ctx context.Context, joinTimeout time.Duration) {
 					r.stats.improveRound()
 				}
 			}()
-			wait = min(2*wait, ocmrelay.MaxImproveEvery)
+			wait = min(2*wait, max(ocmrelay.MaxImproveEvery, r.improveEvery))
 			improve.Reset(jitter(wait))
 		case <-rep.C:
 			r.mu.Lock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ocm-overlay/ocm/internal/api"
 	"github.com/ocm-overlay/ocm/internal/lab"
+	ocmrelay "github.com/ocm-overlay/ocm/internal/relay"
 	"github.com/ocm-overlay/ocm/internal/retry"
 )
 
@@ -51,9 +52,16 @@ type result struct {
 	SteadyCPU         float64 `json:"steady_cpu_fraction"`      // cores
 	HeartbeatP99      float64 `json:"heartbeat_ms_p99_steady"`
 	HBFailures        int     `json:"heartbeat_failures"`
-	// ImproveRounds are the relays' improvement rounds (a get_candidates
-	// each) in the steady window.
-	ImproveRounds int     `json:"improve_rounds_steady"`
+	// The relays' improvement rounds (a get_candidates each): those in
+	// the steady window (few: it ends before the first is due), the
+	// server's cores in the window of their first round and the rounds
+	// in it, one round's server CPU time, and the steady state once the
+	// rounds have settled at one per relay per relay.MaxImproveEvery.
+	SteadyRounds  int     `json:"improve_rounds_steady"`
+	ImproveCPU    float64 `json:"improve_first_round_cpu_fraction"`
+	ImproveRounds int     `json:"improve_first_round_rounds"`
+	RoundCPUMs    float64 `json:"improve_round_cpu_ms"`
+	LongRunCPU    float64 `json:"steady_cpu_fraction_settled"`
 	TreeAPIMs     float64 `json:"tree_api_ms"`
 	TreeAPIBytes  int     `json:"tree_api_bytes"`
 	Depth         int     `json:"depth"`
@@ -126,7 +134,8 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	for start := 0; start < o.relays; start += batch {
 		var wg sync.WaitGroup
 		for i := start; i < min(start+batch, o.relays); i++ {
-			r := &relay{id: fmt.Sprintf("r%05d", i), stream: o.stream, cap: o.capacity, stats: st, onJoin: onJoin}
+			r := &relay{id: fmt.Sprintf("r%05d", i), stream: o.stream, cap: o.capacity, stats: st, onJoin: onJoin,
+				improveEvery: o.improveEvery}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -183,15 +192,16 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 		res.ServerQueueP50, res.ServerQueueP99 = t.queueP50, t.queueP99
 	}
 
-	// Steady state: reports, heartbeats and the relays' first
-	// improvement rounds.
+	// Steady state: reports and heartbeats, before the relays' first
+	// improvement round (ocm-relay's --improve-every after its join,
+	// give or take a quarter); then the window of that first round, the
+	// busiest of the rounds (they double their wait from there on).
 	if !retry.Sleep(ctx, 2*time.Second) {
 		return res, ctx.Err()
 	}
+	rounds := func() int { st.mu.Lock(); defer st.mu.Unlock(); return st.improveRounds }
 	st.resetHeartbeats()
-	st.mu.Lock()
-	rounds0 := st.improveRounds
-	st.mu.Unlock()
+	r0 := rounds()
 	cpu = srv.cpuStart()
 	if !retry.Sleep(ctx, o.steady) {
 		return res, ctx.Err()
@@ -199,8 +209,25 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 	res.SteadyCPU = cpu.done()
 	st.mu.Lock()
 	res.HeartbeatP99, res.HBFailures = percentile(st.heartbeats, 0.99), st.heartbeatFails
-	res.ImproveRounds = st.improveRounds - rounds0
 	st.mu.Unlock()
+	res.SteadyRounds = rounds() - r0
+	if o.improveWindow > 0 {
+		r1 := rounds()
+		cpu = srv.cpuStart()
+		if !retry.Sleep(ctx, o.improveWindow) {
+			return res, ctx.Err()
+		}
+		res.ImproveCPU = cpu.done()
+		res.ImproveRounds = rounds() - r1
+		res.LongRunCPU = res.SteadyCPU
+		if res.ImproveRounds > res.SteadyRounds {
+			// Each round's cost, from the two windows; settled, every
+			// relay asks once per relay.MaxImproveEvery.
+			perRound := (res.ImproveCPU - res.SteadyCPU) * o.improveWindow.Seconds() / float64(res.ImproveRounds-res.SteadyRounds)
+			res.RoundCPUMs = 1000 * max(perRound, 0) // below zero: within the noise
+			res.LongRunCPU = res.SteadyCPU + max(perRound, 0)*float64(res.Joined)/ocmrelay.MaxImproveEvery.Seconds()
+		}
+	}
 	if res.RSSBytes, err = srv.rss(); err != nil {
 		return res, err
 	}

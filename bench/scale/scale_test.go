@@ -25,7 +25,7 @@ func TestScaleSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := parseFlags([]string{"--relays", "300", "--batch", "64,128", "--bin", dir, "--steady", "1s",
-		"--kill", "30", "--join-timeout", "30s", "--sim=false"}, io.Discard)
+		"--improve-every", "2s", "--improve-window", "3s", "--kill", "30", "--join-timeout", "30s", "--sim=false"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,9 @@ func TestScaleSmall(t *testing.T) {
 		if r.ServerDecisionP99 <= 0 || r.ServerQueueP99 < 0 || r.ServerDecisionP50 > r.DecisionP99 {
 			t.Errorf("batch %d: server decision p50/p99 %v/%v ms, queue p99 %v ms, round trip p99 %v ms",
 				r.Batch, r.ServerDecisionP50, r.ServerDecisionP99, r.ServerQueueP99, r.DecisionP99)
+		}
+		if r.ImproveRounds == 0 {
+			t.Errorf("batch %d: no improvement round in the window after the steady one", r.Batch)
 		}
 		if r.RecoveryDescendants == 0 || r.RecoveryOrphans == 0 || r.RecoveryRejoined != r.RecoveryOrphans {
 			t.Errorf("batch %d: repair of a relay with %d descendants: %d of %d orphans rejoined",
