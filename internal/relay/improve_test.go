@@ -38,6 +38,8 @@ func TestJoinedCarriesRTT(t *testing.T) {
 	p1 := startParent(t, "p1")
 	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate { return []wire.Candidate{p1} })
 	fs.reportMs = 20
+	hellos := make(chan *wire.Hello, 4)
+	fs.beforeWelcome = func(h *wire.Hello) { hellos <- h }
 	join(t, "a", fs.Addr(), stream, nil)
 	j := lastJoined(t, fs, "p1")
 	t.Logf("joined %+v", *j)
@@ -49,6 +51,19 @@ func TestJoinedCarriesRTT(t *testing.T) {
 	})
 	if s := reps[len(reps)-1].Streams[0]; s.Stream != stream || s.Parent != "p1" || s.RTTMs != j.RTTMs {
 		t.Errorf("report %+v: want parent p1 with rtt_ms %v, the joined's", s, j.RTTMs)
+	}
+	// The server restarts: the hello that rebuilds the tree carries it too.
+	<-hellos
+	fs.mu.Lock()
+	fs.conn.Close()
+	fs.mu.Unlock()
+	select {
+	case h := <-hellos:
+		if len(h.Streams) != 1 || h.Streams[0].Parent != "p1" || h.Streams[0].RTTMs != j.RTTMs {
+			t.Errorf("hello after the server's restart %+v: want p1 with rtt_ms %v", h.Streams, j.RTTMs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no hello after the server closed the connection")
 	}
 }
 

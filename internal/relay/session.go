@@ -47,7 +47,8 @@ func (r *Relay) dialServer(ctx context.Context, addr string) (*session, error) {
 			// media is joined again, if at all, when the mediator says it
 			// plays; one being left is gone.
 			if ss.parent != "" && ss.playing && ss.phase != phaseLeaving {
-				hello.Streams = append(hello.Streams, wire.Relayed{Stream: s, Parent: ss.parent, ParentRTSP: ss.parentRTSP, Level: ss.level})
+				hello.Streams = append(hello.Streams, wire.Relayed{Stream: s, Parent: ss.parent, ParentRTSP: ss.parentRTSP,
+					Level: ss.level, RTTMs: ss.rttMs})
 			}
 		}
 	}); err != nil {

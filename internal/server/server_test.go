@@ -854,7 +854,7 @@ func TestReportReattachesDropped(t *testing.T) {
 	b.mustJoin(stream, "origin") // b noticed its stall and rejoined
 	// c never stalled: it reports b as its parent and is taken back.
 	c.request(&wire.Heartbeat{})
-	if _, err := c.c.Send(&wire.Report{Streams: []wire.StreamReport{{Stream: stream, Parent: "b", Level: 2}}}); err != nil {
+	if _, err := c.c.Send(&wire.Report{Streams: []wire.StreamReport{{Stream: stream, Parent: "b", Level: 2, RTTMs: 25}}}); err != nil {
 		t.Fatal(err)
 	}
 	// d reports a parent that is gone: it is told to reconnect.
@@ -870,6 +870,11 @@ func TestReportReattachesDropped(t *testing.T) {
 		t.Fatalf("tree %q, want c back under b", got)
 	}
 	ts.validate(t)
+	// The report's RTT goes with it: c's path is b's plus 25 ms.
+	e := newRelay(t, "e", 2).dial(ts.Addr(), "")
+	if p := candidate(t, e.candidates(stream), "c").PathMs; p != 25 {
+		t.Errorf("c offered with path %v ms after re-attaching from a report with rtt_ms 25, want 25", p)
+	}
 }
 
 // TestFailureCausesFixed: connections that end in errors carrying

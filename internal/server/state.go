@@ -254,7 +254,7 @@ func (st *state) hello(ss *session, re uint64, h *wire.Hello) bool {
 		Willing: h.Willing, Capacity: h.Capacity, Cores: h.Cores, Addr: remoteAddr(ss.remote)}
 	edges := make([]tree.Edge, 0, len(h.Streams))
 	for _, r := range h.Streams {
-		edges = append(edges, tree.Edge{Stream: r.Stream, Node: h.Node, Parent: r.Parent})
+		edges = append(edges, tree.Edge{Stream: r.Stream, Node: h.Node, Parent: r.Parent, RTT: r.RTTMs})
 	}
 	res, err := st.forest.Hello(info, edges, st.policy, now)
 	if err != nil { // wire validation makes this unreachable
@@ -425,7 +425,7 @@ func (st *state) reconcile(ss *session, r *wire.Report) {
 		if _, reserved := st.forest.Reserved(s.Stream, ss.node); reserved {
 			continue // a handover is moving it
 		}
-		res, err := st.forest.Join(s.Stream, ss.node, s.Parent)
+		res, err := st.forest.JoinVia(s.Stream, ss.node, s.Parent, tree.Via{RTT: s.RTTMs}, time.Now())
 		if err == nil {
 			st.m.joins.Inc()
 			ss.log().Info("re-attached from its report", "stream", s.Stream, "parent", s.Parent)

@@ -328,3 +328,28 @@ func TestCandidatesOfferDisplaceable(t *testing.T) {
 		t.Fatal("the rule these cases are built on changed")
 	}
 }
+
+// A hello's edges carry their RTT, so a restarted or standby server
+// knows the paths at once, not a report interval later; an edge whose
+// parent has not said hello yet learns it from the next report.
+func TestHelloEdgeRTT(t *testing.T) {
+	f := New(4)
+	hello := func(id string, edges ...Edge) {
+		t.Helper()
+		if _, err := f.Hello(NodeInfo{ID: id, Willing: true, Capacity: 2}, edges, Repair, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hello("a", Edge{Stream: S, Parent: Origin, RTT: 12})
+	hello("b", Edge{Stream: S, Parent: "a", RTT: 30})
+	hello("c", Edge{Stream: S, Parent: "d", RTT: 7}) // d comes later
+	hello("d", Edge{Stream: S, Parent: "b", RTT: 5})
+	for id, want := range map[string]float64{"a": 12, "b": 42, "d": 47, "c": 47} {
+		if got := f.Path(S, id); got != want {
+			t.Errorf("path of %s after the hellos: %v, want %v", id, got, want)
+		}
+	}
+	if _, worst := f.farthestChild(f.streams[S], S, "a", ""); worst != 30 {
+		t.Errorf("a's farthest child at %v ms, want 30 (b's hello)", worst)
+	}
+}

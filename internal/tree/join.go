@@ -151,8 +151,10 @@ func (f *Forest) Hello(info NodeInfo, edges []Edge, pol Policy, now time.Time) (
 	}
 
 	declared := make(map[string]string, len(edges))
+	rtts := make(map[string]float64, len(edges))
 	for _, e := range edges {
 		declared[e.Stream] = e.Parent
+		rtts[e.Stream] = e.RTT
 	}
 	for _, s := range f.streamsOf(info.ID) {
 		if _, ok := declared[s]; !ok {
@@ -168,6 +170,7 @@ func (f *Forest) Hello(info NodeInfo, edges []Edge, pol Policy, now time.Time) (
 	sort.Strings(streams)
 	for _, s := range streams {
 		f.helloEdge(s, info.ID, declared[s], now, &res)
+		f.setRTT(s, info.ID, declared[s], rtts[s]) // if the edge is made (a pending one: from the next report)
 	}
 	return res, nil
 }

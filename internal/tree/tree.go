@@ -157,6 +157,7 @@ type Edge struct {
 	Stream string
 	Node   string
 	Parent string
+	RTT    float64 // ms from Node to Parent as Node measured it (0: unknown)
 }
 
 // Member names a node in one stream's tree.

@@ -27,6 +27,9 @@ func TestMsFieldsValidated(t *testing.T) {
 		{"streams[0].rtt_ms", func(ms float64) Body {
 			return &Report{Streams: []StreamReport{{Stream: s, Parent: OriginID, Level: 1, RTTMs: ms}}}
 		}},
+		{"streams[0].rtt_ms", func(ms float64) Body {
+			return &Hello{Node: "n1", Streams: []Relayed{{Stream: s, Parent: OriginID, Level: 1, RTTMs: ms}}}
+		}},
 	} {
 		for _, ms := range []float64{0, 0.25, 150, MaxMs} {
 			if err := tc.body(ms).Validate(); err != nil {

@@ -110,6 +110,9 @@ type Relayed struct {
 	Parent     string `json:"parent"`                // parent node id, or OriginID
 	ParentRTSP string `json:"parent_rtsp,omitempty"` // the parent's RTSP address as the relay uses it
 	Level      int    `json:"level,omitempty"`       // the relay's level as it knows it (1 under the origin)
+	// RTTMs is the last RTT to the parent the relay measured (0:
+	// unknown), so a restarted or standby server knows the paths at once.
+	RTTMs float64 `json:"rtt_ms,omitempty"`
 }
 
 // Welcome accepts a Hello.
@@ -469,6 +472,9 @@ func (h *Hello) Validate() error {
 			return err
 		}
 		if err := CheckCount(fmt.Sprintf("streams[%d].level", i), r.Level); err != nil {
+			return err
+		}
+		if err := CheckMs(fmt.Sprintf("streams[%d].rtt_ms", i), r.RTTMs); err != nil {
 			return err
 		}
 	}
