@@ -115,6 +115,7 @@ line number and skipped.`,
 	f.Float64Var(&o.w.Level, "w-level", def.Level, "score weight of the level")
 	f.Float64Var(&o.w.CPU, "w-cpu", def.CPU, "score weight of CPU busy (0..1)")
 	f.Float64Var(&o.w.MaxCPU, "max-cpu", def.MaxCPU, "reject candidates at least this busy (0..1; above 1: no ceiling)")
+	f.BoolVar(&o.w.Displace, "displace", true, "rank as a relay that relays: a full candidate offered for displacement (displace_ms) that this host is close enough to is eligible, as ocm-relay --willing does")
 	f.IntVar(&o.w.MaxLevel, "max-level", def.MaxLevel, "reject candidates at this level or deeper")
 	return cmd
 }

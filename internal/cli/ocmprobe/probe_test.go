@@ -466,3 +466,24 @@ func TestProbeCommandExplainPath(t *testing.T) {
 		t.Errorf("second line %+v, want shallow with its path term 100", first)
 	}
 }
+
+// A full candidate offered for displacement (displace_ms) that this host
+// is close enough to is ranked eligible, as ocm-relay (willing) ranks
+// it; with --displace=false, as a passive relay, it is full.
+func TestProbeCommandExplainDisplace(t *testing.T) {
+	full, _ := startProbeResponder(t, probe.Info{Node: "full", Level: 1, Willing: true, FreeCapacity: 0})
+	stdin := `{"node":"full","probe":"` + full.Addr() + `","level":1,"clients":4,"capacity":4,"displace_ms":1000}` + "\n"
+	code, out, _ := runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "-")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	t.Log(out)
+	if row := tableRow(t, out, "WINNER"); row[1] != "full" {
+		t.Errorf("winner row %q, want full (this host may displace its farthest child)", row)
+	}
+	code, out, _ = runProbeCmd(t, stdin, "--explain", "--stream", probeTestStream, "--timeout", "1s", "--displace=false", "-")
+	t.Log(out)
+	if !strings.Contains(out, "no free capacity") {
+		t.Errorf("with --displace=false the full candidate is not refused for its capacity (exit %d):\n%s", code, out)
+	}
+}
