@@ -82,6 +82,19 @@ func (b *logBuffer) has(subs ...string) bool {
 }
 
 // count is how many lines contain every one of subs.
+// waitCount waits until n lines have every one of subs, failing the
+// test after the improvement tests' guard.
+func (b *logBuffer) waitCount(t *testing.T, n int, subs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for b.count(subs...) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d log lines with %q within %v", n, subs, guard)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (b *logBuffer) count(subs ...string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

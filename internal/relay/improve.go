@@ -36,27 +36,20 @@ import (
 // improveLoop starts the improvement rounds that are due, until the
 // relay closes.
 func (r *Relay) improveLoop() {
-	defer r.wg.Done()
-	t := time.NewTicker(min(max(r.ImproveEvery/4, 10*time.Millisecond), time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case now := <-t.C:
-			var due []string
-			if r.call(r.ctx, func(st *state) { due = st.dueImprovements(now, r.ImproveEvery) }) != nil {
-				return
-			}
-			for _, s := range due {
-				r.wg.Add(1)
-				go func() {
-					defer r.wg.Done()
-					r.improve(s)
-				}()
-			}
+	r.every(r.ImproveEvery, func(now time.Time) bool {
+		var due []string
+		if r.call(r.ctx, func(st *state) { due = st.dueImprovements(now, r.ImproveEvery) }) != nil {
+			return false
 		}
-	}
+		for _, s := range due {
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				r.improve(s)
+			}()
+		}
+		return true
+	})
 }
 
 // improvable reports whether a round may look at ss: it plays under a

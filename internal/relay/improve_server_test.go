@@ -152,13 +152,7 @@ func TestImproveRealServerStays(t *testing.T) {
 	a := sc.a
 	yes := true
 	sc.near.report(sc.stream, wire.OriginID, 170, &yes)
-	deadline := time.Now().Add(guard)
-	for a.log.count("improvement round: staying", "parent=far") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 3 improvement rounds within %v", guard)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	a.log.waitCount(t, 3, "improvement round: staying", "parent=far")
 	a.med.noSwitch()
 	if got, want := shape(sc.srv.tree(t, sc.stream)), "a<far@2 far<origin@1 near<origin@1"; got != want {
 		t.Errorf("tree %s, want %s", got, want)

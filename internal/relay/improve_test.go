@@ -216,13 +216,7 @@ func TestImproveRefusedStays(t *testing.T) {
 	}
 	a, _ := join(t, "a", fs.Addr(), stream, improvingEvery(improveFast))
 	nearUp.Store(true)
-	deadline := time.Now().Add(guard)
-	for a.log.count("the better parent refused, staying", "better=near") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 2 refused rounds within %v", guard)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	a.log.waitCount(t, 2, "the better parent refused, staying", "better=near")
 	a.med.noSwitch()
 	if a.log.has("moved to a better parent") {
 		t.Error("moved although the join was refused")

@@ -74,17 +74,29 @@ func (r *Relay) dropIf(why string, cond func(*streamState) bool) {
 // and never said it plays: a resolve that does not lead to media leaves
 // nothing behind, in the relay or at the server.
 func (r *Relay) expirePending() {
+	r.every(r.ActiveTimeout, func(now time.Time) bool {
+		r.dropIf("no active from the mediator within "+r.ActiveTimeout.String(), func(ss *streamState) bool {
+			return !ss.playing && !ss.answered.IsZero() && now.Sub(ss.answered) >= r.ActiveTimeout
+		})
+		return true
+	})
+}
+
+// every calls fn on a ticker of a quarter of d (10 ms to 1 s), until the
+// relay closes or fn returns false; it is one of the relay's goroutines
+// (r.wg).
+func (r *Relay) every(d time.Duration, fn func(now time.Time) bool) {
 	defer r.wg.Done()
-	t := time.NewTicker(min(max(r.ActiveTimeout/4, 10*time.Millisecond), time.Second))
+	t := time.NewTicker(min(max(d/4, 10*time.Millisecond), time.Second))
 	defer t.Stop()
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case now := <-t.C:
-			r.dropIf("no active from the mediator within "+r.ActiveTimeout.String(), func(ss *streamState) bool {
-				return !ss.playing && !ss.answered.IsZero() && now.Sub(ss.answered) >= r.ActiveTimeout
-			})
+			if !fn(now) {
+				return
+			}
 		}
 	}
 }
