@@ -57,7 +57,7 @@ func displaceSetup(t *testing.T, mod func(*Server)) (ts *testServer, a, b *relay
 		t.Fatalf("a joins the origin: %s", code)
 	}
 	b = newRelay(t, "b", 2)
-	b.rtsp = "127.0.0.1:6554"
+	b.rtsp = testutil.ClosedTCP(t) // an address of its own, nobody dials it
 	b.dial(ts.Addr(), "")
 	return ts, a, b
 }
