@@ -215,7 +215,7 @@ func TestReadmeLANMulticast(t *testing.T) {
 			t.Errorf("no packet of the %s group reached host d", name)
 		}
 		if g.BadTTL.Load() != 0 {
-			t.Errorf("%d packets of the %s group arrived with a TTL other than 1 (last %d)", g.BadTTL.Load(), name, g.TTL.Load())
+			t.Errorf("%d packets of the %s group arrived with a TTL above 1 (the last of them %d)", g.BadTTL.Load(), name, g.WorstTTL.Load())
 		}
 	}
 	t.Logf("host c received %d unicast packets", unicast.Load())

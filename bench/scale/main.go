@@ -34,6 +34,9 @@ type options struct {
 	httpAddr   string
 	serverPID  int
 	serverArgs []string
+	// serverCPUs and loadCPUs pin the server and the load process (CPU
+	// lists; "": not pinned).
+	serverCPUs, loadCPUs string
 	steady     time.Duration
 	// improveWindow follows steady: the relays' first improvement round.
 	improveWindow time.Duration
@@ -158,6 +161,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.server, "server", "", "OCM address of a running ocm-server to load instead (then --http, and --server-pid for memory and CPU)")
 	fs.StringVar(&o.httpAddr, "http", "", "HTTP API address of the --server")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the --server, to read its memory and CPU from /proc")
+	fs.StringVar(&o.serverCPUs, "server-cpus", "", "run the server on these CPUs only (a list such as 0 or 0-1; \"\": any), so that the load process does not take its cores")
+	fs.StringVar(&o.loadCPUs, "load-cpus", "", "run this load process on these CPUs only (\"\": any): with --server-cpus, the relays' round trip is the server's and the network's, not this process's wait for a core")
 	fs.StringVar(&serverArgs, "server-args", "", "extra ocm-server flags, space-separated (e.g. \"--heartbeat 1s\")")
 	fs.DurationVar(&o.steady, "steady", 20*time.Second, "steady-state window measured after every relay joined (at least one report interval, and it should end before the relays' first improvement round, ocm-relay's --improve-every after their join, less a quarter)")
 	fs.DurationVar(&o.improveEvery, "improve-every", ocmrelay.DefaultImproveEvery, "the relays' improvement rounds, as ocm-relay's --improve-every (0: none)")
@@ -190,6 +195,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 				return o, fmt.Errorf("--sim-sweep %q: want integers >= 10 separated by commas", sweep)
 			}
 			o.simSweep = append(o.simSweep, n)
+		}
+	}
+	for _, l := range []string{o.serverCPUs, o.loadCPUs} {
+		if _, err := parseCPUs(l); err != nil {
+			return o, err
 		}
 	}
 	if !(o.simAdapt > 0 && o.simAdapt <= 24*60) {
@@ -241,6 +251,11 @@ type Load = result
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	var rep report
+	if set, _ := parseCPUs(o.loadCPUs); set != nil {
+		if err := pinSelf(set); err != nil {
+			return fmt.Errorf("--load-cpus %s: %w", o.loadCPUs, err)
+		}
+	}
 	if !o.simOnly {
 		if err := runLoad(ctx, o, &rep, stdout, stderr); err != nil {
 			return err

@@ -97,7 +97,7 @@ func runOnce(ctx context.Context, o options, bin string, batch int, stderr io.Wr
 			env = append(env, fmt.Sprintf("OCM_MEMPROFILE=%s-b%d", o.memProfile, batch))
 		}
 		var err error
-		if srv, err = startServer(ctx, bin, o.serverArgs, env); err != nil {
+		if srv, err = startServer(ctx, bin, o.serverArgs, env, o.serverCPUs); err != nil {
 			return res, err
 		}
 		defer srv.stop()

@@ -24,8 +24,10 @@ func TestScaleSmall(t *testing.T) {
 	if _, err := buildServer(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
-	o, err := parseFlags([]string{"--relays", "300", "--batch", "64,128", "--bin", dir, "--steady", "1s",
-		"--improve-every", "2s", "--improve-window", "3s", "--kill", "30", "--join-timeout", "30s", "--sim=false"}, io.Discard)
+	args := []string{"--relays", "300", "--batch", "64,128", "--bin", dir, "--steady", "1s",
+		"--improve-every", "2s", "--improve-window", "3s", "--kill", "30", "--join-timeout", "30s", "--sim=false"}
+	args = append(args, "--server-cpus", "0") // taskset runs it (the test process is not pinned: other tests follow)
+	o, err := parseFlags(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +74,13 @@ func TestScaleFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"--help"}, &help); err == nil || !strings.Contains(help.String(), "joins_per_s") {
 		t.Fatalf("--help: %v\n%s", err, help.String())
 	}
-	for _, args := range [][]string{{"--batch", "64,x"}, {"--relays", "0"}, {"--server", "127.0.0.1:1"}, {"extra"}} {
+	for _, args := range [][]string{{"--batch", "64,x"}, {"--relays", "0"}, {"--server", "127.0.0.1:1"}, {"extra"},
+		{"--server-cpus", "x"}, {"--load-cpus", "2-1"}, {"--load-cpus", "-1"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
 		}
+	}
+	if set, err := parseCPUs("0,2-3"); err != nil || set.Count() != 3 || !set.IsSet(2) || set.IsSet(1) {
+		t.Errorf("CPU list 0,2-3: %v %v", set, err)
 	}
 }

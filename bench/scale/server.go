@@ -45,12 +45,17 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 	return out, nil
 }
 
-// startServer runs bin with args on free loopback ports and waits for its
-// ready line.
-func startServer(ctx context.Context, bin string, args, env []string) (*serverProc, error) {
+// startServer runs bin with args on free loopback ports (on cpus only, a
+// CPU list, unless empty) and waits for its ready line.
+func startServer(ctx context.Context, bin string, args, env []string, cpus string) (*serverProc, error) {
 	p := &serverProc{exited: make(chan struct{})}
 	all := append([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"}, args...)
 	p.cmd = exec.Command(bin, all...)
+	if cpus != "" {
+		// taskset execs the server: the same process, every thread of
+		// it on cpus from its start.
+		p.cmd = exec.Command("taskset", append([]string{"--cpu-list", cpus, bin}, all...)...)
+	}
 	p.cmd.Env = append(os.Environ(), env...)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -157,14 +157,14 @@ func InNetns(t testing.TB, ns string, fn func()) {
 // GroupReceiver counts the packets of a multicast group received in a
 // namespace and the TTL they arrived with.
 type GroupReceiver struct {
-	Packets atomic.Int64
-	BadTTL  atomic.Int64 // packets whose TTL was not the one expected
-	TTL     atomic.Int64 // the last TTL seen
+	Packets  atomic.Int64
+	BadTTL   atomic.Int64 // packets whose TTL was above the one expected
+	WorstTTL atomic.Int64 // the last of those TTLs
+	TTL      atomic.Int64 // the last TTL seen
 }
 
 // JoinGroup joins group on h's interface inside h's namespace and counts
-// what arrives; packets with a TTL other than wantTTL are counted in
-// BadTTL.
+// what arrives; packets with a TTL above wantTTL are counted in BadTTL.
 func JoinGroup(t testing.TB, h Host, group netip.AddrPort, wantTTL int) *GroupReceiver {
 	t.Helper()
 	var c *net.UDPConn
@@ -196,8 +196,12 @@ func JoinGroup(t testing.TB, h Host, group netip.AddrPort, wantTTL int) *GroupRe
 			r.Packets.Add(1)
 			if cm != nil {
 				r.TTL.Store(int64(cm.TTL))
-				if cm.TTL != wantTTL {
+				// Above wantTTL it could cross more routers than
+				// wanted; below it (0: a copy that never left its
+				// host), it crosses fewer.
+				if cm.TTL > wantTTL {
 					r.BadTTL.Add(1)
+					r.WorstTTL.Store(int64(cm.TTL))
 				}
 			}
 		}
