@@ -37,7 +37,7 @@ type options struct {
 	// serverCPUs and loadCPUs pin the server and the load process (CPU
 	// lists; "": not pinned).
 	serverCPUs, loadCPUs string
-	steady     time.Duration
+	steady               time.Duration
 	// improveWindow follows steady: the relays' first improvement round.
 	improveWindow time.Duration
 	improveEvery  time.Duration
