@@ -162,10 +162,7 @@ func (r *Relay) improveRound(stream string) (string, control.Upstream) {
 		}
 		if better {
 			ss.phase = phaseSwitching
-			ss.nodes = make(map[string]string, len(cands))
-			for _, c := range cands {
-				ss.nodes[c.RTSP] = c.Node
-			}
+			ss.knowNodes(cands)
 		}
 	})
 	if !stillThere {

@@ -134,11 +134,8 @@ func TestHandoverTargetProbed(t *testing.T) {
 // much sooner: it joins it with the RTT it probed, pushes a switch to
 // the mediator, says so (event, log, metric), and stays there.
 func TestImproveMoves(t *testing.T) {
-	origin := startRTSP(t)
-	stream := streamOn(origin.Addr())
-	far, near := startParent(t, "far"), startParent(t, "near")
-	far.PathMs = 500
-	fs, nearUp := farNearServer(t, far, near)
+	sc := newFarNear(t, 500, 0)
+	stream, near, fs, nearUp := sc.stream, sc.near, sc.fs, sc.nearUp
 	fs.reportMs = 20
 	a, up := join(t, "a", fs.Addr(), stream, improvingEvery(improveFast))
 	if up.Node != "far" {
@@ -147,7 +144,7 @@ func TestImproveMoves(t *testing.T) {
 	a.log.wait(t, "improvement round: staying", "parent=far")
 	nearUp.Store(true)
 	sw := a.med.waitSwitch()
-	if want := relayUpOf(near, origin.Addr()); *sw.Upstream != want {
+	if want := relayUpOf(near, sc.origin); *sw.Upstream != want {
 		t.Fatalf("switch to %+v, want %+v", *sw.Upstream, want)
 	}
 	j := lastJoined(t, fs, "near")
@@ -181,17 +178,28 @@ func TestImproveMoves(t *testing.T) {
 	}
 }
 
-// farNearServer is a fake server offering far, and near too once
-// nearUp is set.
-func farNearServer(t *testing.T, far, near wire.Candidate) (*fakeServer, *atomic.Bool) {
-	nearUp := new(atomic.Bool)
-	fs := startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate {
-		if nearUp.Load() {
-			return []wire.Candidate{far, near}
+// farNear is a stream from a real origin and two parents, far and near
+// (with their paths from the origin, ms), offered by a fake server: far
+// alone until nearUp, then both.
+type farNear struct {
+	origin, stream string
+	far, near      wire.Candidate
+	fs             *fakeServer
+	nearUp         *atomic.Bool
+}
+
+func newFarNear(t *testing.T, farPath, nearPath float64) *farNear {
+	sc := &farNear{origin: startRTSP(t).Addr(), far: startParent(t, "far"), near: startParent(t, "near"),
+		nearUp: new(atomic.Bool)}
+	sc.stream = streamOn(sc.origin)
+	sc.far.PathMs, sc.near.PathMs = farPath, nearPath
+	sc.fs = startFakeServer(t, func(*wire.GetCandidates) []wire.Candidate {
+		if sc.nearUp.Load() {
+			return []wire.Candidate{sc.far, sc.near}
 		}
-		return []wire.Candidate{far}
+		return []wire.Candidate{sc.far}
 	})
-	return fs, nearUp
+	return sc
 }
 
 // relayUpOf is the upstream of the stream pulled from candidate c.
@@ -203,11 +211,8 @@ func relayUpOf(c wire.Candidate, originAddr string) control.Upstream {
 // changes nothing: no switch, the parent kept, and later rounds try
 // again.
 func TestImproveRefusedStays(t *testing.T) {
-	origin := startRTSP(t)
-	stream := streamOn(origin.Addr())
-	far, near := startParent(t, "far"), startParent(t, "near")
-	far.PathMs = 500
-	fs, nearUp := farNearServer(t, far, near)
+	sc := newFarNear(t, 500, 0)
+	stream, fs, nearUp := sc.stream, sc.fs, sc.nearUp
 	fs.refuse = func(j *wire.Joined) *wire.Error {
 		if j.Parent == "near" {
 			return &wire.Error{Code: wire.CodeFull, Message: "near is full"}
@@ -227,13 +232,10 @@ func TestImproveRefusedStays(t *testing.T) {
 // little sooner (less than probe.ImproveShare of the latency) is not
 // worth a switch: rounds run and nothing moves.
 func TestImproveStaysUnderThreshold(t *testing.T) {
-	origin := startRTSP(t)
-	stream := streamOn(origin.Addr())
-	far, near := startParent(t, "far"), startParent(t, "near")
 	// 30 ms sooner of 200: under the 20% (40 ms) a move needs, by more
 	// than loopback RTTs vary.
-	far.PathMs, near.PathMs = 200, 170
-	fs, nearUp := farNearServer(t, far, near)
+	sc := newFarNear(t, 200, 170)
+	stream, fs, nearUp := sc.stream, sc.fs, sc.nearUp
 	a, up := join(t, "a", fs.Addr(), stream, improvingEvery(improveFast))
 	if up.Node != "far" {
 		t.Fatalf("first upstream %+v, want far", up)

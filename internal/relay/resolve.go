@@ -240,10 +240,7 @@ func (r *Relay) joinRound(ctx context.Context, sess *session, o streamurl.Origin
 	if !redirect {
 		_ = r.call(ctx, func(st *state) {
 			if ss := st.streams[stream]; ss != nil {
-				ss.nodes = make(map[string]string, len(cands))
-				for _, c := range cands {
-					ss.nodes[c.RTSP] = c.Node
-				}
+				ss.knowNodes(cands)
 			}
 		})
 	}

@@ -254,3 +254,12 @@ func (st *state) session() *session {
 		return st.sess
 	}
 }
+
+// knowNodes records the node ids of cands by RTSP address, so an active
+// from the mediator naming one of these upstreams says which node it is.
+func (ss *streamState) knowNodes(cands []wire.Candidate) {
+	ss.nodes = make(map[string]string, len(cands))
+	for _, c := range cands {
+		ss.nodes[c.RTSP] = c.Node
+	}
+}

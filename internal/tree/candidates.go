@@ -133,7 +133,7 @@ func (f *Forest) Candidates(stream, requester string, exclude []string, k int) [
 		// measures RTT: add some near it (nearby.go).
 		relays = append(relays, f.nearCandidates(t, stream, requester, self, own.parent, exclude, relays, home)...)
 	}
-	relays = append(relays, f.displaceCandidates(t, stream, requester, self, exclude, slices.Concat(out, relays))...)
+	relays = append(relays, f.displaceCandidates(t, stream, requester, self, exclude, out, relays)...)
 	for i := range relays {
 		relays[i].Path = t.path(relays[i].ID)
 	}

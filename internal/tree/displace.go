@@ -59,18 +59,18 @@ type displacement struct {
 	until    time.Time
 }
 
-// SetDisplace sets how many full near members Candidates offers for
-// displacement besides the origin (negative: no displacement offered at
-// all, the origin's included).
+// SetDisplace sets how many full members Candidates offers for
+// displacement besides the origin (displaceCandidates; 0: the origin
+// only; negative: no displacement offered at all).
 func (f *Forest) SetDisplace(n int) { f.displace = n }
 
 // JoinVia is Join with the relay's measure of the edge: its RTT is kept
 // (the path of the members below counts it), and a join refused because
 // the parent is full takes the slot of the parent's farthest child when
 // via.Displace asks for it and the rule allows it (wire.Displaces, the
-// node relays and has a free slot for the child, the parent has no other
-// displacement under way). The displaced child is in Result.Displaced
-// and told to move (a Notice with the node as Target if it has room).
+// node relays, the parent has no other displacement under way). The
+// displaced child is in Result.Displaced and told to move (a Notice with
+// the node as Target if it has a free slot, reserved for the child).
 func (f *Forest) JoinVia(stream, node, parent string, via Via, now time.Time) (Result, error) {
 	res, err := f.Join(stream, node, parent)
 	if err == nil {
@@ -130,26 +130,21 @@ func (f *Forest) setRTT(stream, node, parent string, rtt float64) {
 }
 
 // setRTT sets m's RTT to its parent, keeping the parent's count of far
-// children and the index of members that have one (t.far).
+// children.
 func (t *tree) setRTT(m *member, rtt float64) {
 	old := m.rtt
 	m.rtt = rtt
-	if (old >= displaceFar) == (rtt >= displaceFar) {
+	if far(old) == far(rtt) {
 		return
 	}
 	pm := t.members[m.parent]
 	if pm == nil {
 		return // the origin's child, or an orphan
 	}
-	if rtt >= displaceFar {
-		if pm.farKids++; pm.farKids == 1 {
-			if t.far == nil {
-				t.far = map[*member]struct{}{}
-			}
-			t.far[pm] = struct{}{}
-		}
-	} else if pm.farKids--; pm.farKids == 0 {
-		delete(t.far, pm)
+	if far(rtt) {
+		pm.farKids++
+	} else {
+		pm.farKids--
 	}
 }
 
@@ -268,37 +263,38 @@ func (f *Forest) Path(stream, node string) float64 {
 // displaceCandidates looks at per request (whole levels).
 const displaceScan = 64
 
-// displaceFar is the farthest child's RTT from which a relay is offered
-// for displacement (the origin: any above wire.DisplaceMinGainMs): a
-// relay of the parent's own area, a few ms from it, can displace such a
-// child.
-const displaceFar = wire.DisplaceMinGainMs
+// far reports whether a child at rtt ms from its parent is far enough for
+// some relay to displace it (wire.Displaces needs a gain of
+// wire.DisplaceMinGainMs): a relay of the parent's own area, a few ms
+// from it, can displace such a child.
+func far(rtt float64) bool { return rtt > wire.DisplaceMinGainMs }
 
 // displaceCandidates returns the full parents requester may displace a
 // child of: the shallowest full members (the origin first) whose
 // farthest child is far enough for some requester to displace it, found
 // level by level from the origin, at most f.displace of them besides the
-// origin and displaceScan members looked at. Each carries Worst, its
+// origin and displaceScan members looked at, none already in have or
+// haveToo (the candidates offered before them). Each carries Worst, its
 // farthest child's RTT. Requester must relay (relays). The
 // top of the tree is where a far child costs most: every relay below it
 // pays for its RTT.
 func (f *Forest) displaceCandidates(t *tree, stream, requester string, self *member, exclude []string,
-	have []Candidate) []Candidate {
+	have, haveToo []Candidate) []Candidate {
 	if f.displace < 0 || t == nil || !f.relays(requester) {
 		return nil
 	}
 	var out []Candidate
-	worthIt := func(parent string) (float64, bool) {
-		if self != nil && self.parent == parent || haveID(have, parent) || slices.Contains(exclude, parent) ||
-			f.displacing(t, stream, parent) {
-			return 0, false
-		}
-		_, worst := f.farthestChild(t, stream, parent, requester)
-		return worst, worst > wire.DisplaceMinGainMs
+	// left out: the requester's own parent, one already offered or
+	// excluded, one whose displaced child is still on its way.
+	leftOut := func(parent string) bool {
+		return self != nil && self.parent == parent || haveID(have, parent) || haveID(haveToo, parent) ||
+			slices.Contains(exclude, parent) || f.displacing(t, stream, parent)
 	}
-	if worst, ok := worthIt(Origin); ok {
-		out = append(out, Candidate{ID: Origin, Clients: f.occupied(stream, Origin, requester),
-			Capacity: f.originCap, Worst: worst})
+	if !leftOut(Origin) {
+		if _, worst := f.farthestChild(t, stream, Origin, requester); far(worst) {
+			out = append(out, Candidate{ID: Origin, Clients: f.occupied(stream, Origin, requester),
+				Capacity: f.originCap, Worst: worst})
+		}
 	}
 	// The members near the top of the tree (whole levels from the
 	// origin's children, until displaceScan have been looked at): of the
@@ -332,11 +328,10 @@ func (f *Forest) displaceCandidates(t *tree, stream, requester string, self *mem
 			}
 			_, worst := f.farthestChild(t, stream, m.id, requester)
 			cand := Candidate{ID: m.id, Level: m.level, Clients: c, Capacity: n.Capacity, Worst: worst}
-			if worst < displaceFar || len(full) >= f.displace && rank(&cand, &full[len(full)-1]) >= 0 {
+			if !far(worst) || len(full) >= f.displace && rank(&cand, &full[len(full)-1]) >= 0 {
 				continue
 			}
-			if _, ok := worthIt(m.id); !ok || self != nil && t.descends(m.id, requester) ||
-				f.quarantinedAbove(t, m.id) != "" {
+			if leftOut(m.id) || self != nil && t.descends(m.id, requester) || f.quarantinedAbove(t, m.id) != "" {
 				continue
 			}
 			cand.RTSP, cand.Probe, cand.Cores, cand.CPU = n.RTSP, n.Probe, n.Cores, n.CPU

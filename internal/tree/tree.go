@@ -239,7 +239,7 @@ type member struct {
 	stats       StreamStats
 	statsAt     time.Time
 	rtt         float64         // ms to its parent as the relay measured it (0: unknown); set by tree.setRTT
-	farKids     int             // children at displaceFar or more (displace.go)
+	farKids     int             // children far from it (displace.go's far)
 	nearKey     [2]netip.Prefix // its buckets in tree.near (nearby.go); invalid: none
 	nearIdx     [2]int          // its indexes there
 }
@@ -255,7 +255,6 @@ type tree struct {
 	topAll   bool                       // top holds every offerable member
 	near     map[netip.Prefix][]*member // members by address prefix (nearby.go)
 	nearTurn uint64                     // where the next scan of a bucket starts
-	far      map[*member]struct{}       // members with a child at displaceFar or more (displace.go)
 }
 
 // Forest is every node and every stream's tree.
@@ -324,7 +323,6 @@ func (t *tree) add(id string, n *Node) *member {
 // drop forgets member m.
 func (t *tree) drop(m *member) {
 	delete(t.members, m.id)
-	delete(t.far, m)
 	t.nearUnindex(m)
 	last := t.list[len(t.list)-1]
 	t.list[m.idx], last.idx = last, m.idx

@@ -229,8 +229,7 @@ func (s *Sim) serveCandidates(i int, r *resolving) {
 	s.st.Resolves++
 	s.F.ExpirePromises(s.clock())
 	cs := s.F.Candidates(Stream, s.ids[i], slices.Concat(r.exclude, r.full), s.cfg.MaxCandidates)
-	free := slices.DeleteFunc(slices.Clone(cs), func(c tree.Candidate) bool { return c.Worst > 0 })
-	if pick, ok := server.LikelyPick(free); ok {
+	if pick, ok := server.LikelyPick(cs); ok {
 		s.F.Promise(Stream, s.ids[i], pick, s.clock().Add(server.PromiseHold))
 	}
 	sel, probeMs := s.probe(i, cs)
