@@ -18,22 +18,11 @@ import (
 // A parked session is only in parked; whoever takes it out (its input,
 // its close, the server stopping) starts the one goroutine that serves
 // it next.
-//
-// A connection is added to the epoll set once, edge-triggered: every
-// arrival of input is an event, and parking costs no system call (a
-// one-shot registration is re-armed with one per message, and a relay's
-// messages are mostly heartbeats: a third more system calls in a server's
-// steady state). An event for a session that is not parked (its
-// goroutine is still serving it, or about to park it) is remembered in
-// early, and the next park of that session is refused: its goroutine
-// reads on, so no input is left unseen between its last read and its
-// parking.
 type parker struct {
 	s       *Server
 	epfd    int
 	mu      sync.Mutex
 	parked  map[uint64]*session // by parkKey
-	early   map[uint64]bool     // input seen while not parked, by parkKey
 	next    uint64
 	stopped bool // no more parking: the server is stopping
 }
@@ -49,7 +38,7 @@ func newParker(s *Server) (*parker, error) {
 		syscall.Close(fd)
 		return nil, err
 	}
-	return &parker{s: s, epfd: fd, parked: map[uint64]*session{}, early: map[uint64]bool{}}, nil
+	return &parker{s: s, epfd: fd, parked: map[uint64]*session{}}, nil
 }
 
 // park hands ss to the parker if its connection can be watched, and
@@ -72,36 +61,20 @@ func (p *parker) park(ss *session) bool {
 		p.next++
 		ss.parkKey = p.next
 	}
-	if p.early[ss.parkKey] {
-		delete(p.early, ss.parkKey)
-		return false // input came since the last read: read on
-	}
+	op := syscall.EPOLL_CTL_MOD // re-arm (one-shot)
 	if !ss.watched {
-		// Input already there when it is added is an event too.
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET,
-			Fd: int32(ss.parkKey), Pad: int32(ss.parkKey >> 32)}
-		var cerr error
-		if err := rc.Control(func(fd uintptr) { cerr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil || cerr != nil {
-			return false // the goroutine keeps reading
-		}
-		ss.watched = true
+		op = syscall.EPOLL_CTL_ADD
 	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd: int32(ss.parkKey), Pad: int32(ss.parkKey >> 32)}
+	var cerr error
+	if err := rc.Control(func(fd uintptr) { cerr = syscall.EpollCtl(p.epfd, op, int(fd), &ev) }); err != nil || cerr != nil {
+		return false // the goroutine keeps reading
+	}
+	ss.watched = true
 	p.parked[ss.parkKey] = ss
 	return true
 }
-
-// forget drops what the parker remembers of ss, whose connection ended.
-func (p *parker) forget(ss *session) {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	delete(p.early, ss.parkKey)
-	p.mu.Unlock()
-}
-
-// epollET is EPOLLET as the event mask's type (syscall's is negative).
-const epollET = 1 << 31
 
 // wake takes ss out if it is parked and serves it: its connection was
 // closed (a parked connection closed by us gives no epoll event).
@@ -112,7 +85,6 @@ func (p *parker) wake(ss *session) {
 	p.mu.Lock()
 	_, ok := p.parked[ss.parkKey]
 	delete(p.parked, ss.parkKey)
-	delete(p.early, ss.parkKey)
 	p.mu.Unlock()
 	if ok {
 		p.s.resume(ss)
@@ -171,9 +143,6 @@ func (p *parker) resume(events []syscall.EpollEvent) {
 		key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 		p.mu.Lock()
 		ss := p.parked[key]
-		if ss == nil {
-			p.early[key] = true
-		}
 		delete(p.parked, key)
 		p.mu.Unlock()
 		if ss != nil {

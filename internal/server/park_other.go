@@ -10,5 +10,4 @@ type parker struct{}
 func newParker(*Server) (*parker, error)  { return nil, nil }
 func (p *parker) park(*session) bool      { return false }
 func (p *parker) wake(*session)           {}
-func (p *parker) forget(*session)         {}
 func (p *parker) run(ctx context.Context) { <-ctx.Done() }

@@ -305,7 +305,6 @@ func (s *Server) serve(ss *session, resumed bool) {
 	if parked {
 		return
 	}
-	s.parker.forget(ss)
 	close(ss.readEnded)
 	_ = s.call(s.ctx, func(st *state) { st.closed(ss, end) })
 	s.endSession(ss)
